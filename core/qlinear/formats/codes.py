@@ -1,0 +1,81 @@
+"""Element codes of the small float formats: E2M1 (FP4), E4M3 (FP8), E8M0 (scale exponents).
+
+Decoding is exact (table lookup / bit construction, never ``exp2`` of a float). Encoding rounds to
+nearest, ties to even, and saturates to the format's largest finite value (OCP MX behaviour).
+"""
+
+from __future__ import annotations
+
+import torch
+
+FP8 = torch.float8_e4m3fn
+FP8_MAX = 448.0
+FP4_MAX = 6.0
+E2M1_VALUES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0)
+# decision points between neighbouring magnitudes, and whether a tie goes up (lower code odd)
+_E2M1_EDGES = ((0.25, False), (0.75, True), (1.25, False), (1.75, True), (2.5, False), (3.5, True), (5.0, False))
+
+
+def e2m1_decode(codes: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """4-bit codes (uint8 0..15, sign in bit 3) -> values."""
+    table = torch.tensor(E2M1_VALUES, dtype=dtype, device=codes.device)
+    return table[codes.long() & 0xF]
+
+
+def e2m1_encode(x: torch.Tensor) -> torch.Tensor:
+    """Values -> 4-bit codes, round to nearest even, saturating at ±6. NaN is an error upstream."""
+    a = x.abs().float()
+    code = torch.zeros_like(a, dtype=torch.uint8)
+    for edge, tie_up in _E2M1_EDGES:
+        code += (a >= edge if tie_up else a > edge).to(torch.uint8)
+    return code | (torch.signbit(x).to(torch.uint8) << 3)
+
+
+def pack_fp4(codes: torch.Tensor) -> torch.Tensor:
+    """[..., K] codes -> [..., K/2] bytes; element 2i in the low nibble, 2i+1 in the high nibble."""
+    if codes.shape[-1] % 2:
+        raise ValueError(f"codes.shape: last dimension must be even to pack FP4 pairs, got {tuple(codes.shape)}")
+    c = codes.to(torch.uint8)
+    return (c[..., 0::2] & 0xF) | ((c[..., 1::2] & 0xF) << 4)
+
+
+def unpack_fp4(packed: torch.Tensor) -> torch.Tensor:
+    """[..., K/2] bytes -> [..., K] codes (inverse of ``pack_fp4``)."""
+    p = packed.to(torch.uint8)
+    return torch.stack((p & 0xF, p >> 4), dim=-1).reshape(*p.shape[:-1], p.shape[-1] * 2)
+
+
+def e8m0_decode(codes: torch.Tensor) -> torch.Tensor:
+    """E8M0 codes (uint8) -> float32 2**(code-127), exactly; code 255 is NaN."""
+    c = codes.to(torch.int32)
+    bits = torch.where(c == 0, torch.full_like(c, 1 << 22), c << 23)  # code 0 is 2^-127, an fp32 subnormal
+    out = bits.view(torch.float32)
+    return torch.where(c == 255, torch.full_like(out, float("nan")), out)
+
+
+def e8m0_from_exponent(e: torch.Tensor) -> torch.Tensor:
+    """Unbiased integer exponents -> E8M0 codes, clamped to the finite range [-127, 127]."""
+    return (e.clamp(-127, 127) + 127).to(torch.uint8)
+
+
+def floor_log2(x: torch.Tensor) -> torch.Tensor:
+    """floor(log2(x)) for x > 0 exactly (read off the fp32 exponent bits); 0 maps to -127."""
+    xf = x.float()
+    bits = xf.view(torch.int32)
+    e = ((bits >> 23) & 0xFF) - 127
+    # subnormals: their exponent field is 0; use frexp there (rare, scale-of-zero blocks)
+    m, ex = torch.frexp(xf)
+    e = torch.where((bits >> 23) & 0xFF == 0, ex.to(torch.int32) - 1, e)
+    return torch.where(xf == 0, torch.full_like(e, -127), e)
+
+
+def e4m3_decode(t: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """FP8 E4M3 (torch dtype or raw uint8 codes) -> values, exactly."""
+    if t.dtype == torch.uint8:
+        t = t.view(FP8)
+    return t.to(dtype)
+
+
+def to_e4m3(x: torch.Tensor) -> torch.Tensor:
+    """Values -> FP8 E4M3, saturating at ±448 (the plain cast would give NaN above 464)."""
+    return x.float().clamp(-FP8_MAX, FP8_MAX).to(FP8)

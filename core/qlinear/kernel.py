@@ -1,0 +1,255 @@
+"""Kernel ABCs: one generic ``LinearKernel`` and the seven family ABCs with vLLM's names.
+
+A kernel class answers two questions without touching tensors — ``is_supported(platform)`` (can it
+run on this machine: library present, device, capability) and ``can_implement(config)`` (can it do
+this layer) — each as ``(ok, reason)``. An instance then re-lays the loaded weights once
+(``process_weights_after_loading``) and runs the GEMM (``apply_weights``). Heavy libraries are
+imported in ``is_supported`` / at first use, never at module import, so discovery stays cheap.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, TypeVar
+
+import torch
+
+from .config import (
+    FP8ScaledMMLinearLayerConfig,
+    Int8ScaledMMLinearLayerConfig,
+    LayerConfig,
+    MPLinearLayerConfig,
+    MxFp4LinearLayerConfig,
+    Mxfp8LinearLayerConfig,
+    NvFp4LinearLayerConfig,
+)
+
+if TYPE_CHECKING:
+    from .platform import Platform
+
+ConfigT = TypeVar("ConfigT", bound=LayerConfig)
+Verdict = tuple[bool, "str | None"]
+
+
+class LinearKernel(ABC, Generic[ConfigT]):
+    family: ClassVar[str] = ""
+    provider: ClassVar[str] = "local"  # set from the entry point name when a provider registers it
+    priority: ClassVar[int] = 0  # higher is tried first; emulation is 0
+    backend: ClassVar[str] = ""  # the ``linear_backend`` word that selects it
+    batch_invariant: ClassVar[bool] = False  # a row's result never depends on the batch around it
+    quantizes_activation: ClassVar[bool] = True  # False: weight-only (W4A16-style) emulation of the format
+    min_capability: ClassVar[int | None] = None  # CUDA cc (major*10+minor) where that gates it
+
+    def __init__(self, config: ConfigT) -> None:
+        self.config = config
+
+    # ---- names ---------------------------------------------------------------------------
+    @classmethod
+    def kernel_name(cls) -> str:
+        return cls.__name__
+
+    @classmethod
+    def full_name(cls) -> str:
+        return f"{cls.provider}.{cls.__name__}"
+
+    # ---- gates -------------------------------------------------------------------------------
+    @classmethod
+    def get_min_capability(cls) -> int | None:
+        return cls.min_capability
+
+    @classmethod
+    def is_supported(cls, platform: "Platform | int | None" = None) -> Verdict:
+        """Can this kernel run here? Subclasses check device kind, libraries, capability."""
+        return True, None
+
+    @classmethod
+    @abstractmethod
+    def can_implement(cls, c: ConfigT) -> Verdict:
+        """Can this kernel implement layer ``c``? Never touches tensors."""
+
+    @classmethod
+    def create(cls, config: ConfigT) -> "LinearKernel":
+        """Build an instance with the default layer parameter names (see each family ABC)."""
+        return cls(config)
+
+    # ---- work ----------------------------------------------------------------------------
+    @abstractmethod
+    def process_weights_after_loading(self, layer: torch.nn.Module) -> None:
+        """Re-lay the loaded parameters for this kernel, once, in place."""
+
+    @abstractmethod
+    def apply_weights(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """x [..., K] -> [..., N]."""
+
+    def apply(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """``apply_weights`` behind input checks that name the wrong field (shape, dtype, device)."""
+        check_input(self.config, x, bias, device=_layer_device(layer))
+        return self.apply_weights(layer, x, bias)
+
+    # ---- helpers shared by kernels --------------------------------------------------------
+    @staticmethod
+    def replace_parameter(layer: torch.nn.Module, name: str, new: torch.Tensor) -> None:
+        """Swap ``layer.<name>`` for ``new`` (a frozen Parameter), keeping the param metadata."""
+        old = getattr(layer, name, None)
+        p = torch.nn.Parameter(new.detach() if isinstance(new, torch.Tensor) else new, requires_grad=False)
+        for attr in ("input_dim", "output_dim", "packed_dim", "packed_factor"):
+            if old is not None and hasattr(old, attr):
+                setattr(p, attr, getattr(old, attr))
+        if name in layer._parameters:
+            del layer._parameters[name]
+        elif hasattr(layer, name):
+            delattr(layer, name)
+        layer.register_parameter(name, p)
+
+    def __repr__(self) -> str:
+        return f"{self.full_name()}({self.config.describe()})"
+
+
+def _layer_device(layer: torch.nn.Module) -> torch.device | None:
+    for p in layer.parameters():
+        return p.device
+    for b in layer.buffers():
+        return b.device
+    return None
+
+
+def expected_act_dtype(c: LayerConfig) -> torch.dtype:
+    return getattr(c, "act_type", None) or getattr(c, "input_dtype", None) or getattr(c, "act_dtype")
+
+
+def check_input(c: LayerConfig, x: Any, bias: Any = None, device: torch.device | None = None) -> None:
+    """Raise a ValueError that names the field for an activation / bias the layer can't take."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+    nk = c.shape_nk
+    if nk is not None:
+        n, k = nk
+        if x.dim() < 1 or x.shape[-1] != k:
+            raise ValueError(f"x.shape: last dimension must be K={k}, got {tuple(x.shape)}")
+    dt = expected_act_dtype(c)
+    # an already-quantized FP8 activation is allowed for FP8 kernels (they skip their quantization)
+    if x.dtype != dt and not (x.dtype == torch.float8_e4m3fn and c.family in ("fp8", "fp8_block")):
+        raise ValueError(f"x.dtype: layer expects {dt}, got {x.dtype}")
+    if device is not None and x.device != device:
+        raise ValueError(f"x.device: layer weights are on {device}, x is on {x.device}")
+    if bias is not None:
+        if not isinstance(bias, torch.Tensor):
+            raise TypeError(f"bias: expected a torch.Tensor or None, got {type(bias).__name__}")
+        if nk is not None and tuple(bias.shape) != (nk[0],):
+            raise ValueError(f"bias.shape: expected ({nk[0]},), got {tuple(bias.shape)}")
+        if device is not None and bias.device != device:
+            raise ValueError(f"bias.device: layer weights are on {device}, bias is on {bias.device}")
+
+
+# ============================================================================================
+# Family ABCs (vLLM names and constructor signatures)
+# ============================================================================================
+class MPLinearKernel(LinearKernel[MPLinearLayerConfig]):
+    """Mixed-precision (wNa16). Default parameter names are compressed-tensors':
+    ``weight_packed`` int32 [N, K/pack] packed along K, ``weight_scale`` [N, K/G],
+    ``weight_zero_point`` int32 [N/pack, K/G] packed along N, ``weight_g_idx`` int32 [K]."""
+
+    family = "mp"
+
+    def __init__(self, c: MPLinearLayerConfig, w_q_param_name: str, w_s_param_name: str,
+                 w_zp_param_name: str | None = None, w_gidx_param_name: str | None = None) -> None:
+        super().__init__(c)
+        ok, why = self.can_implement(c)
+        if not ok:
+            raise ValueError(f"{type(self).__name__} cannot implement {c.describe()}: {why}")
+        self.w_q_name = w_q_param_name
+        self.w_s_name = w_s_param_name
+        if c.zero_points and w_zp_param_name is None:
+            raise ValueError("w_zp_param_name: config has zero points but no parameter name was given")
+        if c.has_g_idx and w_gidx_param_name is None:
+            raise ValueError("w_gidx_param_name: config has g_idx but no parameter name was given")
+        self.w_zp_name = w_zp_param_name
+        self.w_gidx_name = w_gidx_param_name
+
+    @classmethod
+    def create(cls, config: MPLinearLayerConfig) -> "MPLinearKernel":
+        return cls(config, "weight_packed", "weight_scale",
+                   "weight_zero_point" if config.zero_points else None,
+                   "weight_g_idx" if config.has_g_idx else None)
+
+    def _transform_param(self, layer: torch.nn.Module, name: str | None, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        if name is None or getattr(layer, name, None) is None:
+            return
+        self.replace_parameter(layer, name, fn(getattr(layer, name).data))
+
+    def _get_weight_params(self, layer: torch.nn.Module):
+        return (
+            getattr(layer, self.w_q_name),
+            getattr(layer, self.w_s_name),
+            getattr(layer, self.w_zp_name) if self.w_zp_name else None,
+            getattr(layer, self.w_gidx_name) if self.w_gidx_name else None,
+        )
+
+
+class _ScaledMMKernel(LinearKernel[ConfigT]):
+    DEFAULT_PARAM_NAMES: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, c: ConfigT, layer_param_names: tuple[str, ...] | list[str] | None = None) -> None:
+        super().__init__(c)
+        self.layer_param_names = tuple(layer_param_names or self.DEFAULT_PARAM_NAMES)
+
+    @classmethod
+    def create(cls, config):  # type: ignore[override]
+        return cls(config, cls.DEFAULT_PARAM_NAMES)
+
+    def _get_layer_params(self, layer: torch.nn.Module) -> tuple[torch.Tensor | None, ...]:
+        return tuple(getattr(layer, n, None) for n in self.layer_param_names)
+
+
+class FP8ScaledMMLinearKernel(_ScaledMMKernel[FP8ScaledMMLinearLayerConfig]):
+    """FP8 W8A8. Params: ``weight`` fp8 [K, N] (a transposed view of [N, K]), ``weight_scale``
+    (scalar or [N, 1]), optional ``input_scale`` (static), ``input_scale_ub``."""
+
+    family = "fp8"
+    DEFAULT_PARAM_NAMES = ("weight", "weight_scale", "input_scale", "input_scale_ub")
+
+
+class Int8ScaledMMLinearKernel(_ScaledMMKernel[Int8ScaledMMLinearLayerConfig]):
+    """INT8 W8A8. Params: ``weight`` int8 [K, N], ``weight_scale`` ([1] or [N, 1]), optional
+    ``input_scale``, ``input_zero_point`` (static asymmetric), ``azp_adj`` (column sums of W)."""
+
+    family = "int8"
+    DEFAULT_PARAM_NAMES = ("weight", "weight_scale", "input_scale", "input_zero_point", "azp_adj")
+
+
+class Fp8BlockScaledMMLinearKernel(LinearKernel[FP8ScaledMMLinearLayerConfig]):
+    """Block FP8. Params: ``weight`` fp8 [N, K], ``weight_scale_inv`` fp32 [ceil(N/bn), ceil(K/bk)].
+    ``apply_input_quant`` False means the kernel takes the 16-bit activation and quantizes inside."""
+
+    family = "fp8_block"
+    apply_input_quant: ClassVar[bool] = True
+
+
+class NvFp4LinearKernel(LinearKernel[NvFp4LinearLayerConfig]):
+    """NVFP4. Params: ``weight`` uint8 [N, K/2], ``weight_scale`` e4m3 [N, K/16],
+    ``weight_global_scale``, ``input_global_scale`` (and ``input_global_scale_inv``), ``alpha``."""
+
+    family = "nvfp4"
+
+
+class MxFp4LinearKernel(LinearKernel[MxFp4LinearLayerConfig]):
+    """MXFP4. Params: ``weight`` uint8 [N, K/2], ``weight_scale`` uint8 (E8M0) [N, K/32]."""
+
+    family = "mxfp4"
+
+
+class Mxfp8LinearKernel(LinearKernel[Mxfp8LinearLayerConfig]):
+    """MXFP8. Params: ``weight`` fp8-e4m3 [N, K], ``weight_scale`` uint8 (E8M0) [N, K/32]."""
+
+    family = "mxfp8"
+
+
+FAMILY_ABCS: dict[str, type[LinearKernel]] = {
+    "mp": MPLinearKernel,
+    "int8": Int8ScaledMMLinearKernel,
+    "fp8": FP8ScaledMMLinearKernel,
+    "fp8_block": Fp8BlockScaledMMLinearKernel,
+    "nvfp4": NvFp4LinearKernel,
+    "mxfp4": MxFp4LinearKernel,
+    "mxfp8": Mxfp8LinearKernel,
+}

@@ -1,0 +1,101 @@
+"""Make a layer's parameters in the as-loaded layout (vLLM's), from a float weight.
+
+``quantize_layer_params(config, w)`` returns a dict of tensors named as ARCHITECTURE.md's table
+says; ``make_layer(config, params)`` wraps them as frozen Parameters on an ``nn.Module`` with the
+compressed-tensors metadata (``input_dim`` / ``output_dim`` / ``packed_dim``) kernels rely on.
+Static activation scales (INT8 static, FP8 static, NVFP4's input global scale) are calibrated
+from ``calib_x``, which those schemes therefore require.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import formats as F
+from .config import (
+    FP8ScaledMMLinearLayerConfig,
+    Int8ScaledMMLinearLayerConfig,
+    LayerConfig,
+    MPLinearLayerConfig,
+)
+
+_META = {  # compressed-tensors parameter metadata for MP layers
+    "weight_packed": dict(input_dim=1, output_dim=0, packed_dim=1),
+    "weight_scale": dict(input_dim=1, output_dim=0),
+    "weight_zero_point": dict(input_dim=1, output_dim=0, packed_dim=0),
+    "weight_g_idx": dict(input_dim=0),
+}
+
+
+def _need_calib(calib_x, why: str) -> torch.Tensor:
+    if calib_x is None:
+        raise ValueError(f"calib_x: {why} needs sample activations to calibrate its static scale")
+    return calib_x.reshape(-1, calib_x.shape[-1])
+
+
+def quantize_layer_params(c: LayerConfig, w: torch.Tensor, *, calib_x: torch.Tensor | None = None,
+                          g_idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Float weight [N, K] -> the layer's quantized parameters for config ``c``."""
+    nk = c.shape_nk
+    if w.dim() != 2 or (nk is not None and tuple(w.shape) != tuple(nk)):
+        raise ValueError(f"w.shape: expected {nk} (N, K), got {tuple(w.shape)}")
+    fam = c.family
+    if fam == "mp":
+        assert isinstance(c, MPLinearLayerConfig)
+        if c.has_g_idx and g_idx is None:
+            g_idx = F.act_order_g_idx(c.K, c.group_size).to(w.device)
+        return F.quantize_wna16(w, c.weight_type, c.group_size, c.zero_points, g_idx if c.has_g_idx else None,
+                                scale_dtype=c.act_type)
+    if fam == "int8":
+        assert isinstance(c, Int8ScaledMMLinearLayerConfig)
+        q, s = F.quantize_int8_weight(w, c.is_channelwise)
+        p = {"weight": q.t(), "weight_scale": s}
+        if c.is_static_input_scheme:
+            xs, zp = F.int8_static_scale(_need_calib(calib_x, "a static INT8 scheme"), c.input_symmetric)
+            p["input_scale"] = xs
+            if zp is not None:
+                p["input_zero_point"] = zp
+        if not c.input_symmetric:
+            p["azp_adj"] = F.azp_adj(q.t())
+        return p
+    if fam == "fp8":
+        assert isinstance(c, FP8ScaledMMLinearLayerConfig)
+        gran = "channel" if c.weight_quant_key.scale.group_shape.is_per_channel() else "tensor"
+        q, s = F.quantize_fp8_weight(w, gran)
+        p = {"weight": q.t(), "weight_scale": s}
+        if c.activation_quant_key.scale.static:
+            x = _need_calib(calib_x, "a static FP8 activation scale")
+            p["input_scale"] = (x.float().abs().amax() / F.FP8_MAX).clamp(min=1e-12).reshape(1)
+        return p
+    if fam == "fp8_block":
+        assert isinstance(c, FP8ScaledMMLinearLayerConfig)
+        q, s = F.quantize_fp8_weight(w, "block", c.weight_block)
+        return {"weight": q, "weight_scale_inv": s}
+    if fam == "nvfp4":
+        x = _need_calib(calib_x, "NVFP4's input global scale")
+        q, s, gs = F.quantize_nvfp4(w)
+        igs = F.nvfp4_global_scale(x.float().abs().amax())
+        return {"weight": q, "weight_scale": s, "weight_global_scale": gs, "input_global_scale": igs,
+                "input_global_scale_inv": 1.0 / igs, "alpha": 1.0 / (igs * gs)}
+    if fam == "mxfp4":
+        q, s = F.quantize_mxfp4(w)
+        return {"weight": q, "weight_scale": s}
+    if fam == "mxfp8":
+        q, s = F.quantize_mxfp8(w)
+        return {"weight": q, "weight_scale": s}
+    raise ValueError(f"config.family: unknown family {fam!r}")
+
+
+def make_layer(c: LayerConfig, params: dict[str, torch.Tensor], module: torch.nn.Module | None = None) -> torch.nn.Module:
+    """Register ``params`` as frozen Parameters (with MP metadata) on ``module`` (a new one by default)."""
+    layer = module if module is not None else torch.nn.Module()
+    for name, t in params.items():
+        p = torch.nn.Parameter(t, requires_grad=False)
+        if c.family == "mp":
+            for k, v in _META.get(name, {}).items():
+                setattr(p, k, v)
+            if "packed_dim" in _META.get(name, {}):
+                p.packed_factor = 32 // c.weight_type.size_bits  # type: ignore[attr-defined]
+        layer.register_parameter(name, p)
+    layer.qlinear_config = c
+    return layer

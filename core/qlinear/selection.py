@@ -1,0 +1,218 @@
+"""ONE selector for every family: ``select(config) -> Selection``.
+
+Candidates are the registered kernels of the config's family. Disabled ones (names or globs) drop
+out, then the backend filter applies (a filter that leaves nothing warns and falls back to all,
+unless strict), batch-invariant mode keeps only kernels that declare it, and the rest are ordered
+by priority (higher first), then name. Forced kernels go first but pass the same gates. The first
+kernel that ``is_supported`` here and ``can_implement`` the config wins; every other kernel gets a
+line saying why not. The vLLM-named functions below are thin wrappers over it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+
+from .config import (
+    FP8ScaledMMLinearLayerConfig,
+    Int8ScaledMMLinearLayerConfig,
+    LayerConfig,
+    MPLinearLayerConfig,
+    MxFp4LinearLayerConfig,
+    Mxfp8LinearLayerConfig,
+    NvFp4LinearLayerConfig,
+)
+from .kernel import LinearKernel
+from .platform import Platform, resolve_platform
+from .settings import Settings, get_settings
+
+
+class NoKernelError(RuntimeError):
+    """No registered kernel can implement the layer here; the message lists every kernel's reason."""
+
+    def __init__(self, selection: "Selection") -> None:
+        self.selection = selection
+        super().__init__(selection.explain())
+
+
+@dataclass
+class Selection:
+    config: LayerConfig
+    platform: Platform
+    kernel: type[LinearKernel] | None = None
+    reasons: dict[str, str] = field(default_factory=dict)  # full kernel name -> why not (or "available")
+    order: list[type[LinearKernel]] = field(default_factory=list)  # kernels in the order tried
+    viable: list[type[LinearKernel]] = field(default_factory=list)  # all that passed (with evaluate_all)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> list[tuple[str, str]]:
+        return [(n, r) for n, r in self.reasons.items() if self.kernel is None or n != self.kernel.full_name()]
+
+    def explain(self) -> str:
+        lines = [f"{self.config.describe()} on {self.platform.describe()}:"]
+        lines += [f"  warning: {w}" for w in self.warnings]
+        if not self.reasons:
+            lines.append(f"  no {self.config.family} kernel is registered (is a provider installed? try `qlinear doctor`)")
+        for k in self.order:
+            n = k.full_name()
+            mark = "selected" if k is self.kernel else self.reasons.get(n, "")
+            lines.append(f"  {n:<55} prio {k.priority:>4}  {mark}")
+        for n, r in self.reasons.items():
+            if not any(k.full_name() == n for k in self.order):
+                lines.append(f"  {n:<55} {'':>9}  {r}")
+        return "\n".join(lines)
+
+
+def _matches(cls: type[LinearKernel], patterns) -> str | None:
+    for p in patterns:
+        if fnmatch.fnmatchcase(cls.__name__, p) or fnmatch.fnmatchcase(cls.full_name(), p):
+            return p
+    return None
+
+
+def select(
+    config: LayerConfig,
+    platform: Platform | int | None = None,
+    settings: Settings | None = None,
+    kernels: list[type[LinearKernel]] | None = None,
+    force: list[type[LinearKernel] | str] | None = None,
+    raise_on_failure: bool = True,
+    evaluate_all: bool = False,
+) -> Selection:
+    """Pick the kernel for ``config``. ``kernels`` limits the candidates (default: the registry's);
+    ``force`` (classes or names) adds to ``settings.force_kernels``; ``evaluate_all`` also gates
+    the kernels after the winner (for ``doctor``/autotune)."""
+    from .registry import get_registry
+
+    plat = resolve_platform(platform)
+    st = settings or get_settings()
+    fam = config.family
+    cands = list(kernels) if kernels is not None else get_registry().kernels(fam, plat.kind)
+    cands = [k for k in cands if k.family == fam]
+    sel = Selection(config, plat)
+
+    def reject(k, why):
+        sel.reasons[k.full_name()] = why
+
+    # 1. disabled kernels
+    live = []
+    for k in cands:
+        p = _matches(k, st.disabled_kernels)
+        reject(k, f"disabled (QLINEAR_DISABLED_KERNELS matches {p!r})") if p else live.append(k)
+    # 2. backend filter, falling back with a warning when it leaves nothing
+    backend = st.backend_for(fam)
+    if backend != "auto":
+        keep = [k for k in live if backend in (k.backend, k.provider)]
+        if keep:
+            for k in live:
+                if k not in keep:
+                    reject(k, f"backend is {k.backend!r}, linear_backend asks for {backend!r}")
+            live = keep
+        elif st.strict_backend:
+            for k in live:
+                reject(k, f"backend is {k.backend!r}, linear_backend asks for {backend!r} (strict)")
+            live = []
+            sel.warnings.append(f"linear_backend {backend!r} matches no {fam} kernel (QLINEAR_STRICT_BACKEND=1)")
+        else:
+            msg = f"linear_backend {backend!r} matches no {fam} kernel; falling back to automatic selection"
+            sel.warnings.append(msg)
+            warnings.warn(msg, stacklevel=2)
+    # 3. batch-invariant mode
+    if st.batch_invariant:
+        for k in live:
+            if not k.batch_invariant:
+                reject(k, "not batch-invariant (QLINEAR_BATCH_INVARIANT=1)")
+        live = [k for k in live if k.batch_invariant]
+    # 4. order: forced first, then priority, then name
+    forced_names = list(st.force_kernels) + [f if isinstance(f, str) else f.__name__ for f in (force or ())]
+    live.sort(key=lambda k: (_matches(k, forced_names) is None, -k.priority, k.__name__))
+    sel.order = live
+    # 5. gates
+    for k in live:
+        if sel.kernel is not None and not evaluate_all:
+            reject(k, f"not tried ({sel.kernel.__name__} chosen first)")
+            continue
+        why = _gate(k, config, plat)
+        if why is None:
+            if sel.kernel is None:
+                sel.kernel = k
+            else:
+                reject(k, "available (lower priority)")
+            sel.viable.append(k)
+        else:
+            if _matches(k, forced_names):
+                why = f"forced, but {why}"
+            reject(k, why)
+    if sel.kernel is None and raise_on_failure:
+        raise NoKernelError(sel)
+    return sel
+
+
+def _gate(k: type[LinearKernel], config: LayerConfig, plat: Platform) -> str | None:
+    """None if ``k`` can run ``config`` here, else why not. A kernel that raises is rejected, not fatal."""
+    for step, call in (("is_supported", lambda: k.is_supported(plat)), ("can_implement", lambda: k.can_implement(config))):
+        try:
+            res = call()
+        except Exception as e:  # noqa: BLE001
+            return f"{step} raised {type(e).__name__}: {e}"
+        ok, why = res if isinstance(res, tuple) else (bool(res), None)
+        if not ok:
+            return why or f"{step} said no"
+    return None
+
+
+# ============================================================================================
+# vLLM-named wrappers
+# ============================================================================================
+def _kernel_class(config, compute_capability=None, possible_kernels=None, force_kernel=None) -> type[LinearKernel]:
+    return select(config, compute_capability, kernels=possible_kernels,
+                  force=[force_kernel] if force_kernel else None).kernel  # type: ignore[return-value]
+
+
+def choose_mp_linear_kernel(config: MPLinearLayerConfig, compute_capability: int | None = None) -> type[LinearKernel]:
+    return _kernel_class(config, compute_capability)
+
+
+def choose_scaled_mm_linear_kernel(config, possible_kernels=None, compute_capability: int | None = None) -> type[LinearKernel]:
+    if isinstance(possible_kernels, dict):  # vLLM passes {platform: [kernels]}
+        possible_kernels = [k for ks in possible_kernels.values() for k in ks]
+    return _kernel_class(config, compute_capability, possible_kernels)
+
+
+def init_fp8_linear_kernel(activation_quant_key, weight_quant_key, out_dtype=None, force_kernel=None, module_name=None,
+                           *, weight_shape=None, input_dtype=torch.bfloat16) -> LinearKernel:
+    if weight_shape is None:
+        raise ValueError("weight_shape: (N, K) is required to choose an FP8 kernel")
+    c = FP8ScaledMMLinearLayerConfig(weight_quant_key, activation_quant_key, tuple(weight_shape), input_dtype, out_dtype)
+    return _kernel_class(c, force_kernel=force_kernel).create(c)
+
+
+def init_int8_linear_kernel(is_channelwise: bool, is_static_input_scheme: bool, input_symmetric: bool,
+                            module_name=None, *, weight_shape=None, input_dtype=torch.bfloat16, out_dtype=None,
+                            force_kernel=None) -> LinearKernel:
+    c = Int8ScaledMMLinearLayerConfig(is_static_input_scheme, is_channelwise, input_symmetric,
+                                      tuple(weight_shape) if weight_shape else None, input_dtype, out_dtype)
+    return _kernel_class(c, force_kernel=force_kernel).create(c)
+
+
+def _init_micro(cls, weight_shape, act_dtype, out_dtype, force_kernel) -> LinearKernel:
+    if weight_shape is None:
+        raise ValueError("weight_shape: (N, K) is required")
+    c = cls(tuple(weight_shape), act_dtype, out_dtype)
+    return _kernel_class(c, force_kernel=force_kernel).create(c)
+
+
+def init_nvfp4_linear_kernel(weight_shape=None, act_dtype=torch.bfloat16, out_dtype=None, force_kernel=None) -> LinearKernel:
+    return _init_micro(NvFp4LinearLayerConfig, weight_shape, act_dtype, out_dtype, force_kernel)
+
+
+def init_mxfp4_linear_kernel(weight_shape=None, act_dtype=torch.bfloat16, out_dtype=None, force_kernel=None) -> LinearKernel:
+    return _init_micro(MxFp4LinearLayerConfig, weight_shape, act_dtype, out_dtype, force_kernel)
+
+
+def init_mxfp8_linear_kernel(weight_shape=None, act_dtype=torch.bfloat16, out_dtype=None, force_kernel=None) -> LinearKernel:
+    return _init_micro(Mxfp8LinearLayerConfig, weight_shape, act_dtype, out_dtype, force_kernel)

@@ -1,0 +1,248 @@
+"""The conformance kit: check any kernel class against the emulation reference on fresh random layers.
+
+Providers (ours and third parties') reuse it from pytest::
+
+    from qlinear import testing
+
+    @pytest.mark.parametrize("case", testing.cases_for(MyKernel), ids=str)
+    def test_conformance(case):
+        testing.run_case(MyKernel, case, device="cuda")
+
+    def test_covers_something():
+        testing.check_kernel(MyKernel, device="cuda")   # fails if no case could run at all
+
+Each case builds a random float weight, quantizes it with ``qlinear.layers`` (the as-loaded layout),
+lets the kernel re-lay it, runs ``kernel.apply`` on random activations, and compares with the
+float64 reference (``qlinear.formats.reference_linear``: dequantize-then-matmul, with the
+activation quantized exactly as the format says). Error is the relative Frobenius norm
+``||out - ref|| / ||ref||``; tolerances per family are in ``TOLERANCE``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+
+import torch
+
+from . import quant_key as qk
+from .config import (
+    FP8ScaledMMLinearLayerConfig,
+    Int8ScaledMMLinearLayerConfig,
+    LayerConfig,
+    MPLinearLayerConfig,
+    MxFp4LinearLayerConfig,
+    Mxfp8LinearLayerConfig,
+    NvFp4LinearLayerConfig,
+)
+from .formats import reference_linear
+from .kernel import LinearKernel
+from .layers import make_layer, quantize_layer_params
+from .scalar_type import scalar_types
+
+# Relative Frobenius error allowed against the float64 reference. The kernel and the reference see
+# the same quantized weight; what differs is 16-bit output rounding, accumulation order, and for
+# W8A8/FP4 formats the activation quantization's rounding of values at a code boundary.
+TOLERANCE = {"mp": 1e-2, "int8": 2e-2, "fp8": 3e-2, "fp8_block": 3e-2, "nvfp4": 5e-2, "mxfp4": 5e-2, "mxfp8": 3e-2}
+
+
+@dataclass(frozen=True)
+class Case:
+    config: LayerConfig
+    m: int
+    with_bias: bool = True
+
+    def __str__(self) -> str:
+        c = self.config
+        n, k = c.shape_nk or ("?", "?")
+        extra = ""
+        if isinstance(c, MPLinearLayerConfig):
+            extra = f"-{c.weight_type.name}-g{c.group_size}" + ("-gidx" if c.has_g_idx else "") + (
+                "" if c.is_k_full else "-kpart")
+        elif isinstance(c, Int8ScaledMMLinearLayerConfig):
+            extra = f"-{'static' if c.is_static_input_scheme else 'dyn'}-{'ch' if c.is_channelwise else 'tensor'}-{'sym' if c.input_symmetric else 'asym'}"
+        elif isinstance(c, FP8ScaledMMLinearLayerConfig):
+            extra = f"-w{c.weight_quant_key.scale.group_shape}-a{'static' if c.activation_quant_key.scale.static else 'dyn'}{c.activation_quant_key.scale.group_shape}"
+        dt = str(_act_dtype(c)).removeprefix("torch.")
+        return f"{c.family}{extra}-{dt}-N{n}K{k}-M{self.m}"
+
+
+def _act_dtype(c: LayerConfig) -> torch.dtype:
+    return getattr(c, "act_type", None) or getattr(c, "input_dtype", None) or getattr(c, "act_dtype")
+
+
+# ---- the default cases --------------------------------------------------------------------------
+_MS = (1, 7, 33)
+
+
+def default_configs(family: str) -> list[LayerConfig]:
+    """A spread of layers per family: dtypes, groupings, and unaligned shapes where the format allows."""
+    out: list[LayerConfig] = []
+    if family == "mp":
+        for (wt, zp), g, dt in itertools.product(
+            [(scalar_types.uint4b8, False), (scalar_types.uint8b128, False), (scalar_types.uint4, True), (scalar_types.uint8, True)],
+            (-1, 32, 64, 128), (torch.bfloat16, torch.float16),
+        ):
+            out.append(MPLinearLayerConfig((512, 256), (512, 256), wt, dt, g, zp, False))
+        out.append(MPLinearLayerConfig((1024, 128), (1024, 128), scalar_types.uint4b8, torch.bfloat16, 128, False, False))
+        out.append(MPLinearLayerConfig((512, 256), (512, 256), scalar_types.uint4b8, torch.float16, 128, False, True))
+        out.append(MPLinearLayerConfig((512, 256), (512, 256), scalar_types.uint4, torch.bfloat16, 64, True, True))
+        out.append(MPLinearLayerConfig((1024, 256), (512, 256), scalar_types.uint4b8, torch.bfloat16, 128, False, True))  # row-parallel slice
+    elif family == "int8":
+        for st, ch, sym in itertools.product((False, True), (False, True), (True, False)):
+            for nk in ((256, 512), (255, 513)):
+                out.append(Int8ScaledMMLinearLayerConfig(st, ch, sym, nk, torch.bfloat16))
+        out.append(Int8ScaledMMLinearLayerConfig(False, True, True, (256, 512), torch.float16))
+    elif family == "fp8":
+        acts = (qk.kFp8StaticTensorSym, qk.kFp8DynamicTensorSym, qk.kFp8DynamicTokenSym)
+        for w, a, nk in itertools.product((qk.kFp8StaticTensorSym, qk.kFp8StaticChannelSym), acts, ((256, 512), (255, 513))):
+            out.append(FP8ScaledMMLinearLayerConfig(w, a, nk, torch.bfloat16))
+        out.append(FP8ScaledMMLinearLayerConfig(qk.kFp8StaticChannelSym, qk.kFp8DynamicTokenSym, (256, 512), torch.float16))
+    elif family == "fp8_block":
+        for nk, dt in (((256, 512), torch.bfloat16), ((384, 1024), torch.bfloat16), ((256, 512), torch.float16), ((300, 520), torch.bfloat16)):
+            out.append(FP8ScaledMMLinearLayerConfig(qk.kFp8Static128BlockSym, qk.kFp8Dynamic128Sym, nk, dt))
+    elif family in ("nvfp4", "mxfp4", "mxfp8"):
+        cls = {"nvfp4": NvFp4LinearLayerConfig, "mxfp4": MxFp4LinearLayerConfig, "mxfp8": Mxfp8LinearLayerConfig}[family]
+        for nk, dt in (((256, 512), torch.bfloat16), ((128, 1024), torch.bfloat16), ((256, 512), torch.float16)):
+            out.append(cls(nk, dt))
+    else:
+        raise ValueError(f"family: unknown {family!r}")
+    return out
+
+
+def cases_for(kernel_cls: type[LinearKernel], ms=_MS, configs: list[LayerConfig] | None = None) -> list[Case]:
+    """Every (config, M) of the kernel's family (the kernel may reject some: ``run_case`` skips those)."""
+    return [Case(c, m, with_bias=(i % 2 == 0)) for i, (c, m) in
+            enumerate(itertools.product(configs or default_configs(kernel_cls.family), ms))]
+
+
+# ---- running one case ----------------------------------------------------------------------------
+@dataclass
+class CaseResult:
+    case: Case
+    ran: bool
+    error: float | None = None
+    tolerance: float | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.ran or (self.error is not None and self.error <= self.tolerance)
+
+
+class Skip(Exception):
+    """The kernel declined the case (``can_implement`` / ``is_supported`` said no)."""
+
+
+def make_case_layer(case: Case, device, seed: int = 0):
+    """(layer params dict, x, bias, calib) for a case: fresh random data from ``seed``."""
+    c = case.config
+    n, k = c.shape_nk
+    g = torch.Generator().manual_seed(seed)
+    dt = _act_dtype(c)
+    w = torch.randn(n, k, generator=g) * 0.05
+    x = torch.randn(case.m, k, generator=g)
+    x[:, :: max(1, k // 7)] *= 4  # a few outlier channels, as real activations have
+    calib = torch.cat([x, torch.randn(8, k, generator=g)])
+    bias = torch.randn(n, generator=g) * 0.1 if case.with_bias else None
+    params = quantize_layer_params(c, w, calib_x=calib)
+    to = lambda t: None if t is None else t.to(device)  # noqa: E731
+    x, bias = to(x.to(dt)), to(bias.to(dt) if bias is not None else None)
+    return {name: t.to(device) for name, t in params.items()}, x, bias
+
+
+def run_case(kernel_cls: type[LinearKernel], case: Case, device="cpu", seed: int = 0, tolerance: float | None = None,
+             skip=None) -> CaseResult:
+    """Run one case; raise AssertionError (with the numbers) when the error is over tolerance.
+    When the kernel declines the case, call ``skip(reason)`` (default: ``pytest.skip`` if pytest is
+    running, else return a not-ran result)."""
+    c = case.config
+    for step, (ok, why) in (("is_supported", _verdict(kernel_cls.is_supported)), ("can_implement", _verdict(lambda: kernel_cls.can_implement(c)))):
+        if not ok:
+            reason = f"{kernel_cls.__name__}.{step}: {why}"
+            if skip is None:
+                skip = _pytest_skip()
+            if skip is not None:
+                skip(reason)
+            return CaseResult(case, False, reason=reason)
+    params, x, bias = make_case_layer(case, device, seed)
+    ref = reference_linear(c, {k: v.cpu() for k, v in params.items()}, x.cpu(), None if bias is None else bias.cpu(),
+                           quantize_activation=kernel_cls.quantizes_activation, dtype=torch.float64)
+    layer = make_layer(c, params)
+    kernel = kernel_cls.create(c)
+    kernel.process_weights_after_loading(layer)
+    out = kernel.apply(layer, x, bias)
+    tol = tolerance if tolerance is not None else TOLERANCE[c.family] * (1.0 if kernel_cls.quantizes_activation else 1.0)
+    expect_dtype = getattr(c, "out_type", None) or getattr(c, "out_dtype", None) or x.dtype
+    assert out.shape == (case.m, c.shape_nk[0]), f"{case}: output shape {tuple(out.shape)}, expected {(case.m, c.shape_nk[0])}"
+    assert out.dtype == expect_dtype, f"{case}: output dtype {out.dtype}, expected {expect_dtype}"
+    o = out.detach().cpu().double()
+    assert torch.isfinite(o).all(), f"{case}: {kernel_cls.__name__} returned NaN/Inf"
+    err = float((o - ref).norm() / ref.norm().clamp(min=1e-30))
+    res = CaseResult(case, True, err, tol)
+    assert err <= tol, f"{case}: {kernel_cls.__name__} relative error {err:.3e} > tolerance {tol:.1e}"
+    return res
+
+
+def _verdict(fn):
+    try:
+        r = fn()
+    except Exception as e:  # noqa: BLE001
+        return False, f"raised {type(e).__name__}: {e}"
+    return r if isinstance(r, tuple) else (bool(r), None)
+
+
+def _pytest_skip():
+    import sys
+
+    if "pytest" in sys.modules:
+        import pytest
+
+        return pytest.skip
+    return None
+
+
+def check_kernel(kernel_cls: type[LinearKernel], device="cpu", cases: list[Case] | None = None, seed: int = 0,
+                 min_ran: int = 1) -> list[CaseResult]:
+    """Run every case; fail listing each bad one, and fail if fewer than ``min_ran`` cases could run
+    (a kit run that skips everything proves nothing)."""
+    results, failures = [], []
+    for case in cases or cases_for(kernel_cls):
+        try:
+            results.append(run_case(kernel_cls, case, device, seed, skip=lambda r: None))
+        except AssertionError as e:
+            failures.append(str(e))
+    ran = sum(r.ran for r in results) + len(failures)
+    if failures:
+        raise AssertionError(f"{kernel_cls.__name__}: {len(failures)} of {ran} cases failed:\n  " + "\n  ".join(failures))
+    if ran < min_ran:
+        reasons = sorted({r.reason for r in results if not r.ran})
+        raise AssertionError(f"{kernel_cls.__name__}: only {ran} cases ran (need {min_ran}); skipped because: {reasons}")
+    return results
+
+
+def check_bad_inputs(kernel_cls: type[LinearKernel], device="cpu") -> None:
+    """Wrong K, wrong dtype, wrong device and a bad bias must raise errors naming the field."""
+    import pytest
+
+    case = next(c for c in cases_for(kernel_cls, ms=(3,)) if _verdict(lambda: kernel_cls.can_implement(c.config))[0])
+    params, x, bias = make_case_layer(case, device)
+    layer = make_layer(case.config, params)
+    kern = kernel_cls.create(case.config)
+    kern.process_weights_after_loading(layer)
+    with pytest.raises(ValueError, match="x.shape"):
+        kern.apply(layer, x[:, :-1])
+    other = torch.float16 if x.dtype != torch.float16 else torch.bfloat16
+    with pytest.raises(ValueError, match="x.dtype"):
+        kern.apply(layer, x.to(other))
+    with pytest.raises(ValueError, match="bias.shape"):
+        kern.apply(layer, x, torch.zeros(case.config.shape_nk[0] + 1, dtype=x.dtype, device=x.device))
+    if torch.device(device).type != "cpu":
+        with pytest.raises(ValueError, match="x.device"):
+            kern.apply(layer, x.cpu())
+
+
+__all__ = ["Case", "CaseResult", "TOLERANCE", "cases_for", "check_bad_inputs", "check_kernel", "default_configs",
+           "make_case_layer", "run_case"]
+_ = dataclasses

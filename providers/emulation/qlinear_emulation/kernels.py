@@ -1,0 +1,79 @@
+"""One emulation kernel class per family, sharing one implementation (``_Emulation``)."""
+
+from __future__ import annotations
+
+import torch
+
+from qlinear import kernel as K
+from qlinear.formats import reference_linear
+from qlinear.formats.reference import dequantize_weight
+
+
+class _Emulation:
+    """Mixin: dequantize the weight once after loading; each call quantizes-dequantizes x and
+    multiplies in float32. Every family's config is accepted as-is (the formats check shapes)."""
+
+    provider = "emulation"
+    backend = "emulation"
+    priority = 0
+    batch_invariant = False  # BLAS may block a matmul differently per batch size: not guaranteed
+
+    @classmethod
+    def can_implement(cls, c):
+        return True, None
+
+    def process_weights_after_loading(self, layer: torch.nn.Module) -> None:
+        # Cached in float32: exact for every format here (fp8/fp4 codes x power-of-two or fp32 scales,
+        # int codes x 16-bit scales all fit), so the cache changes no result.
+        layer.qlinear_emulation_weight = dequantize_weight(self.config, layer, torch.float32)
+
+    def apply_weights(self, layer, x, bias=None):
+        w = getattr(layer, "qlinear_emulation_weight", None)
+        out = reference_linear(self.config, layer, x, bias, self.quantizes_activation, torch.float32, weight=w)
+        return out.to(_out_dtype(self.config, x))
+
+
+def _out_dtype(c, x) -> torch.dtype:
+    out = getattr(c, "out_type", None) or getattr(c, "out_dtype", None)
+    if out is not None:
+        return out
+    return x.dtype if x.dtype != torch.float8_e4m3fn else torch.bfloat16
+
+
+class EmulationMPLinearKernel(_Emulation, K.MPLinearKernel):
+    pass
+
+
+class EmulationInt8ScaledMMLinearKernel(_Emulation, K.Int8ScaledMMLinearKernel):
+    pass
+
+
+class EmulationFP8ScaledMMLinearKernel(_Emulation, K.FP8ScaledMMLinearKernel):
+    pass
+
+
+class EmulationFp8BlockScaledMMLinearKernel(_Emulation, K.Fp8BlockScaledMMLinearKernel):
+    pass
+
+
+class EmulationNvFp4LinearKernel(_Emulation, K.NvFp4LinearKernel):
+    pass
+
+
+class EmulationMxFp4LinearKernel(_Emulation, K.MxFp4LinearKernel):
+    pass
+
+
+class EmulationMxfp8LinearKernel(_Emulation, K.Mxfp8LinearKernel):
+    quantizes_activation = False  # vLLM's MXFP8 emulation keeps the activation in 16 bits
+
+
+KERNELS = [
+    EmulationMPLinearKernel,
+    EmulationInt8ScaledMMLinearKernel,
+    EmulationFP8ScaledMMLinearKernel,
+    EmulationFp8BlockScaledMMLinearKernel,
+    EmulationNvFp4LinearKernel,
+    EmulationMxFp4LinearKernel,
+    EmulationMxfp8LinearKernel,
+]

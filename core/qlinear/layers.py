@@ -86,8 +86,81 @@ def quantize_layer_params(c: LayerConfig, w: torch.Tensor, *, calib_x: torch.Ten
     raise ValueError(f"config.family: unknown family {fam!r}")
 
 
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def expected_params(c: LayerConfig) -> dict[str, tuple[tuple[int, ...] | None, tuple[torch.dtype, ...], bool]]:
+    """name -> (shape or None for "any scalar-like", allowed dtypes, required) in the as-loaded layout."""
+    f32 = (torch.float32,)
+    fp8 = (torch.float8_e4m3fn,)
+    one = None  # [1] or a 0-dim scalar
+    n, k = c.shape_nk if c.shape_nk else (None, None)
+    fam = c.family
+    if fam == "mp":
+        assert isinstance(c, MPLinearLayerConfig)
+        pf, g = c.pack_factor, k // c.effective_group_size
+        return {
+            "weight_packed": ((n, k // pf), (torch.int32,), True),
+            "weight_scale": ((n, g), (c.act_type, torch.float16, torch.bfloat16, torch.float32), True),
+            "weight_zero_point": ((n // pf, g), (torch.int32,), c.zero_points),
+            "weight_g_idx": ((k,), (torch.int32, torch.int64), c.has_g_idx),
+        }
+    if fam in ("int8", "fp8"):
+        ch = c.is_channelwise if isinstance(c, Int8ScaledMMLinearLayerConfig) else c.weight_quant_key.scale.group_shape.is_per_channel()
+        static = c.is_static_input_scheme if isinstance(c, Int8ScaledMMLinearLayerConfig) else c.activation_quant_key.scale.static
+        wdt = (torch.int8,) if fam == "int8" else fp8
+        spec = {
+            "weight": ((k, n) if n else None, wdt, True),
+            "weight_scale": ((n, 1) if ch and n else one, f32, True),
+            "input_scale": (one, f32, static),
+        }
+        if fam == "int8":
+            asym = not c.input_symmetric
+            spec["input_zero_point"] = (one, (torch.int32,), static and asym)
+            spec["azp_adj"] = ((n,) if n else None, (torch.int32,), asym)
+        else:
+            spec["input_scale_ub"] = (one, f32, False)
+        return spec
+    if fam == "fp8_block":
+        bn, bk = c.weight_block
+        return {"weight": ((n, k), fp8, True), "weight_scale_inv": ((_cdiv(n, bn), _cdiv(k, bk)), f32, True)}
+    if fam == "nvfp4":
+        return {"weight": ((n, k // 2), (torch.uint8,), True), "weight_scale": ((n, k // 16), fp8, True),
+                "weight_global_scale": (one, f32, True), "input_global_scale": (one, f32, True),
+                "input_global_scale_inv": (one, f32, False), "alpha": (one, f32, False)}
+    if fam in ("mxfp4", "mxfp8"):
+        wshape, wdt = ((n, k // 2), (torch.uint8,)) if fam == "mxfp4" else ((n, k), fp8)
+        return {"weight": (wshape, wdt, True), "weight_scale": ((n, k // 32), (torch.uint8,), True)}
+    raise ValueError(f"config.family: unknown family {fam!r}")
+
+
+def validate_params(c: LayerConfig, params) -> None:
+    """Raise ValueError naming the parameter whose shape/dtype doesn't fit config ``c``
+    (a wrong scale shape would otherwise give NaN or garbage in some libraries, silently)."""
+    get = params.get if isinstance(params, dict) else (lambda name: getattr(params, name, None))
+    for name, (shape, dtypes, required) in expected_params(c).items():
+        t = get(name)
+        if t is None:
+            if required:
+                raise ValueError(f"{name}: missing (required by {c.describe()})")
+            continue
+        if t.dtype not in dtypes:
+            raise ValueError(f"{name}.dtype: expected one of {[str(d) for d in dtypes]}, got {t.dtype}")
+        if shape is None:
+            if t.numel() != 1 and name not in ("weight", "azp_adj"):
+                raise ValueError(f"{name}.shape: expected a single value ([1] or a scalar), got {tuple(t.shape)}")
+        elif tuple(t.shape) != tuple(shape):
+            raise ValueError(f"{name}.shape: expected {tuple(shape)}, got {tuple(t.shape)}")
+
+
 def make_layer(c: LayerConfig, params: dict[str, torch.Tensor], module: torch.nn.Module | None = None) -> torch.nn.Module:
-    """Register ``params`` as frozen Parameters (with MP metadata) on ``module`` (a new one by default)."""
+    """Register ``params`` as frozen Parameters (with MP metadata) on ``module`` (a new one by default),
+    after checking every parameter's shape and dtype against ``c`` (``validate_params``)."""
+    validate_params(c, params)
+    devices = {t.device for t in params.values()}
+    if len(devices) > 1:
+        raise ValueError(f"params: all parameters must be on one device, got {sorted(map(str, devices))}")
     layer = module if module is not None else torch.nn.Module()
     for name, t in params.items():
         p = torch.nn.Parameter(t, requires_grad=False)

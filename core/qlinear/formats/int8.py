@@ -49,4 +49,4 @@ def quantize_int8_activation(x: torch.Tensor, symmetric: bool, scale: torch.Tens
 
 def azp_adj(w_q_kn: torch.Tensor) -> torch.Tensor:
     """Column sums of the int8 weight [K, N] -> int32 [N]: x@W = (q - zp)@W = q@W - zp * azp_adj."""
-    return w_q_kn.to(torch.int32).sum(0)
+    return w_q_kn.to(torch.int32).sum(0, dtype=torch.int32)

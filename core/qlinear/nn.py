@@ -1,0 +1,108 @@
+"""``QuantLinear``: an ``nn.Module`` that owns a quantized layer's parameters, picks its kernel and runs it.
+
+    layer = QuantLinear.from_linear(torch.nn.Linear(4096, 4096).bfloat16(), "w4a16-g128")
+    y = layer(x)                      # the selected kernel's GEMM
+    print(layer.selection.explain())  # why that kernel
+
+Schemes (``SCHEMES`` lists them; ``scheme_config`` turns one into a layer config):
+``w4a16[-gG|-ch][-actorder]`` GPTQ uint4b8, ``w8a16[-gG|-ch]`` GPTQ uint8b128, ``awq[-gG]`` uint4 + zero points,
+``int8-dynamic[-asym]``, ``int8-static[-asym]`` (per-channel int8 weights), ``fp8-tensor`` (per-tensor
+weight, static per-tensor activation), ``fp8-dynamic`` (per-channel weight, dynamic per-token
+activation), ``fp8-block`` (128x128 weight blocks, 1x128 activation groups), ``nvfp4``, ``mxfp4``, ``mxfp8``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from . import quant_key as qk
+from .config import (
+    FP8ScaledMMLinearLayerConfig,
+    Int8ScaledMMLinearLayerConfig,
+    LayerConfig,
+    MPLinearLayerConfig,
+    MxFp4LinearLayerConfig,
+    Mxfp8LinearLayerConfig,
+    NvFp4LinearLayerConfig,
+)
+from .kernel import LinearKernel
+from .layers import make_layer, quantize_layer_params
+from .scalar_type import scalar_types
+from .selection import Selection, select
+
+SCHEMES = (
+    "w4a16", "w4a16-g32", "w4a16-g64", "w4a16-g128", "w4a16-ch", "w4a16-g128-actorder",
+    "w8a16", "w8a16-g128", "w8a16-ch", "awq", "awq-g64", "awq-g128",
+    "int8-dynamic", "int8-dynamic-asym", "int8-static", "int8-static-asym",
+    "fp8-tensor", "fp8-dynamic", "fp8-block", "nvfp4", "mxfp4", "mxfp8",
+)
+_MP = re.compile(r"^(w4a16|w8a16|awq)(?:-(g(\d+)|ch))?(-actorder)?$")
+
+
+def scheme_config(scheme: str, n: int, k: int, dtype: torch.dtype = torch.bfloat16) -> LayerConfig:
+    """A scheme name (see ``SCHEMES``; ``w4a16-gG`` takes any group size G) -> the layer config for [N, K]."""
+    s = scheme.strip().lower()
+    m = _MP.match(s)
+    if m:
+        kind, grp, g, actorder = m.groups()
+        group = -1 if grp == "ch" else int(g) if g else 128
+        wt = {"w4a16": scalar_types.uint4b8, "w8a16": scalar_types.uint8b128, "awq": scalar_types.uint4}[kind]
+        return MPLinearLayerConfig((k, n), (k, n), wt, dtype, group, kind == "awq", bool(actorder))
+    if s.startswith("int8-"):
+        parts = s.split("-")[1:]
+        if parts[0] not in ("dynamic", "static") or parts[1:] not in ([], ["asym"]):
+            raise ValueError(f"scheme: {scheme!r} is not int8-dynamic[-asym] or int8-static[-asym]")
+        return Int8ScaledMMLinearLayerConfig(parts[0] == "static", True, parts[1:] != ["asym"], (n, k), dtype)
+    fp8 = {
+        "fp8-tensor": (qk.kFp8StaticTensorSym, qk.kFp8StaticTensorSym),
+        "fp8-dynamic": (qk.kFp8StaticChannelSym, qk.kFp8DynamicTokenSym),
+        "fp8-block": (qk.kFp8Static128BlockSym, qk.kFp8Dynamic128Sym),
+    }
+    if s in fp8:
+        return FP8ScaledMMLinearLayerConfig(*fp8[s], (n, k), dtype)
+    micro = {"nvfp4": NvFp4LinearLayerConfig, "mxfp4": MxFp4LinearLayerConfig, "mxfp8": Mxfp8LinearLayerConfig}
+    if s in micro:
+        return micro[s]((n, k), dtype)
+    raise ValueError(f"scheme: unknown {scheme!r}; known: {', '.join(SCHEMES)} (w4a16/w8a16/awq take -gG for any G)")
+
+
+class QuantLinear(torch.nn.Module):
+    """A quantized linear layer: parameters in the engine (vLLM) layout + the kernel chosen for them."""
+
+    def __init__(self, config: LayerConfig, params: dict[str, torch.Tensor], bias: torch.Tensor | None = None,
+                 kernel: type[LinearKernel] | str | None = None) -> None:
+        super().__init__()
+        self.config = config
+        make_layer(config, params, module=self)
+        self.bias = torch.nn.Parameter(bias.detach(), requires_grad=False) if bias is not None else None
+        force = [kernel] if kernel is not None else None
+        self.selection: Selection = select(config, force=force)
+        chosen = self.selection.kernel
+        if kernel is not None and chosen.__name__ != (kernel if isinstance(kernel, str) else kernel.__name__):
+            raise ValueError(f"kernel: {kernel} cannot run this layer here:\n{self.selection.explain()}")
+        self.kernel = chosen.create(config)
+        self.kernel.process_weights_after_loading(self)
+
+    @classmethod
+    def from_linear(cls, linear: torch.nn.Linear, scheme: str, *, calib_x: torch.Tensor | None = None,
+                    kernel: type[LinearKernel] | str | None = None, dtype: torch.dtype | None = None) -> "QuantLinear":
+        """Quantize a float ``nn.Linear`` with ``scheme``. Static-scale schemes (int8-static*,
+        fp8-tensor, nvfp4) calibrate their activation scale from ``calib_x``."""
+        if not isinstance(linear, torch.nn.Linear):
+            raise TypeError(f"linear: expected torch.nn.Linear, got {type(linear).__name__}")
+        w = linear.weight.detach()
+        act = dtype or (w.dtype if w.dtype in (torch.float16, torch.bfloat16) else torch.bfloat16)
+        config = scheme_config(scheme, w.shape[0], w.shape[1], act)
+        params = quantize_layer_params(config, w.float(), calib_x=calib_x)
+        params = {k: v.to(w.device) for k, v in params.items()}
+        bias = linear.bias.detach().to(act) if linear.bias is not None else None
+        return cls(config, params, bias, kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.kernel.apply(self, x, self.bias)
+
+    def extra_repr(self) -> str:
+        n, k = self.config.shape_nk
+        return f"in_features={k}, out_features={n}, kernel={self.kernel.full_name()}, config={self.config.describe()}"

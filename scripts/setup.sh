@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Set up a virtual environment (.venv) with the qlinear core and the providers that make sense on
+# this machine. Idempotent: a second run only re-checks. Used by the README's two commands and CI.
+#
+#   QLINEAR_VENV   where the environment lives (default: .venv in the repo)
+#   QLINEAR_TORCH  the torch requirement (default: torch==2.13.0, the CPU build zentorch 2.13.0.2 pairs with)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${QLINEAR_VENV:-.venv}
+TORCH=${QLINEAR_TORCH:-torch==2.13.0}
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+PY="$VENV/bin/python"
+pip() { "$PY" -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
+
+# torch first, pinned, so nothing later pulls a different (CUDA) build.
+"$PY" -c "import torch" 2>/dev/null || pip install "$TORCH"
+"$PY" -c "import torch" || { echo "setup: torch did not install ($TORCH)" >&2; exit 1; }
+
+# The core and every provider, editable. Providers whose library can't run here (fbgemm, flashinfer,
+# marlin need CUDA) are installed without their heavy dependency: discovery and gating are still
+# tested, and `qlinear doctor` says why they are not usable.
+CPU_PROVIDERS=(emulation torch zentorch)
+GPU_PROVIDERS=()
+for p in triton marlin fbgemm flashinfer; do [ -f "providers/$p/pyproject.toml" ] && GPU_PROVIDERS+=("$p"); done
+args=(-e ".[test]")
+for p in "${CPU_PROVIDERS[@]}"; do [ -f "providers/$p/pyproject.toml" ] && args+=(-e "providers/$p"); done
+pip install "${args[@]}"
+for p in "${GPU_PROVIDERS[@]}"; do pip install --no-deps -e "providers/$p"; done
+"$PY" -c "import qlinear, pluggy" || { echo "setup: qlinear did not install" >&2; exit 1; }
+echo "setup: ready ($("$PY" -c 'import torch; print("torch", torch.__version__)'))"

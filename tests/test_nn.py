@@ -108,3 +108,33 @@ def test_missing_parameter_names_it():
 def test_forcing_a_kernel_that_cannot_run_is_an_error(linear):
     with pytest.raises((ValueError, qlinear.NoKernelError), match="NoSuchKernel|cannot run"):
         QuantLinear.from_linear(linear, "w4a16-g128", kernel="NoSuchKernel")
+
+
+def test_autotune_dispatches_per_m_bucket_and_caches(tmp_path, monkeypatch, linear, fresh_registry):
+    """With two usable kernels, autotune times both per M bucket, dispatches to a winner, and the
+    second layer of the same shape reads the JSON cache instead of timing again."""
+    from qlinear import autotune
+    from qlinear.settings import override_settings
+
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent / "fixtures" / "provider" / "qlinear_fixture" / "__init__.py"
+    spec = importlib.util.spec_from_file_location("qlinear_fixture_for_autotune", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    FixtureMPLinearKernel = mod.FixtureMPLinearKernel
+
+    monkeypatch.setenv("QLINEAR_CACHE_DIR", str(tmp_path))
+    qlinear.register_linear_kernel(FixtureMPLinearKernel, None, "mp", priority=5)
+    with override_settings(autotune=True):
+        q = QuantLinear.from_linear(linear, "w4a16-g128")
+        assert q.dispatch is not None and set(q.autotune_winners) == {str(hi) for hi, _ in autotune.BUCKETS}
+        assert autotune.cache_path().exists()
+        x = torch.randn(3, 512, dtype=torch.bfloat16)
+        ref = reference_linear(q.config, {k: v for k, v in q.named_parameters()}, x, q.bias)
+        assert float((q(x).double() - ref).norm() / ref.norm()) < 1e-2
+        calls = []
+        monkeypatch.setattr("qlinear.bench.time_calls", lambda *a, **k: calls.append(1))
+        q2 = QuantLinear.from_linear(linear, "w4a16-g128")
+        assert calls == [] and q2.autotune_winners == q.autotune_winners

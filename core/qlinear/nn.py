@@ -31,6 +31,7 @@ from .kernel import LinearKernel
 from .layers import make_layer, quantize_layer_params
 from .scalar_type import scalar_types
 from .selection import Selection, select
+from .settings import get_settings
 
 SCHEMES = (
     "w4a16", "w4a16-g32", "w4a16-g64", "w4a16-g128", "w4a16-ch", "w4a16-g128-actorder",
@@ -82,8 +83,17 @@ class QuantLinear(torch.nn.Module):
         chosen = self.selection.kernel
         if kernel is not None and chosen.__name__ != (kernel if isinstance(kernel, str) else kernel.__name__):
             raise ValueError(f"kernel: {kernel} cannot run this layer here:\n{self.selection.explain()}")
-        self.kernel = chosen.create(config)
-        self.kernel.process_weights_after_loading(self)
+        self.dispatch = None
+        viable = select(config, force=force, evaluate_all=True).viable if get_settings().autotune and kernel is None else []
+        if len(viable) > 1:  # QLINEAR_AUTOTUNE=1: time the usable kernels per M bucket, keep the winners
+            from .autotune import tune
+
+            self.dispatch, self.autotune_winners = tune(config, params, viable)
+            self._layers = torch.nn.ModuleList(layer for _, layer in self.dispatch.entries)
+            self.kernel = self.dispatch.entries[0][0]
+        else:
+            self.kernel = chosen.create(config)
+            self.kernel.process_weights_after_loading(self)
 
     @classmethod
     def from_linear(cls, linear: torch.nn.Linear, scheme: str, *, calib_x: torch.Tensor | None = None,
@@ -101,6 +111,9 @@ class QuantLinear(torch.nn.Module):
         return cls(config, params, bias, kernel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dispatch is not None:
+            kern, layer = self.dispatch.pick(x.numel() // max(1, x.shape[-1]))
+            return kern.apply(layer, x, self.bias)
         return self.kernel.apply(self, x, self.bias)
 
     def extra_repr(self) -> str:

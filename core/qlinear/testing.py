@@ -243,6 +243,26 @@ def check_bad_inputs(kernel_cls: type[LinearKernel], device="cpu") -> None:
             kern.apply(layer, x.cpu())
 
 
-__all__ = ["Case", "CaseResult", "TOLERANCE", "cases_for", "check_bad_inputs", "check_kernel", "default_configs",
+def check_batch_invariance(kernel_cls: type[LinearKernel], device="cpu", batches=(1, 2, 3, 8, 17, 64, 129, 257),
+                           case: Case | None = None) -> None:
+    """The reference's "needle" test: one row placed first and last in batches of many sizes must give
+    bit-for-bit its single-row result. Kernels that declare ``batch_invariant`` must pass it."""
+    case = case or next(c for c in cases_for(kernel_cls, ms=(1,)) if _verdict(lambda: kernel_cls.can_implement(c.config))[0])
+    params, x, bias = make_case_layer(case, device)
+    layer = make_layer(case.config, params)
+    kern = kernel_cls.create(case.config)
+    kern.process_weights_after_loading(layer)
+    g = torch.Generator().manual_seed(1)
+    alone = kern.apply(layer, x, bias)
+    for b in batches:
+        hay = torch.randn(b, x.shape[1], generator=g).to(x.dtype).to(x.device)
+        for pos in (0, b - 1):
+            batch = hay.clone()
+            batch[pos] = x[0]
+            out = kern.apply(layer, batch, bias)[pos : pos + 1]
+            assert torch.equal(out, alone), f"{kernel_cls.__name__}: row at {pos} of a batch of {b} differs from its single-row result"
+
+
+__all__ = ["Case", "check_batch_invariance", "CaseResult", "TOLERANCE", "cases_for", "check_bad_inputs", "check_kernel", "default_configs",
            "make_case_layer", "run_case"]
 _ = dataclasses

@@ -24,7 +24,7 @@ def e2m1_decode(codes: torch.Tensor, dtype: torch.dtype = torch.float32) -> torc
 
 def e2m1_encode(x: torch.Tensor) -> torch.Tensor:
     """Values -> 4-bit codes, round to nearest even, saturating at ±6. NaN is an error upstream."""
-    a = x.abs().float()
+    a = x.abs() if x.dtype == torch.float64 else x.abs().float()  # float64 stays: no double rounding
     code = torch.zeros_like(a, dtype=torch.uint8)
     for edge, tie_up in _E2M1_EDGES:
         code += (a >= edge if tie_up else a > edge).to(torch.uint8)
@@ -60,6 +60,9 @@ def e8m0_from_exponent(e: torch.Tensor) -> torch.Tensor:
 
 def floor_log2(x: torch.Tensor) -> torch.Tensor:
     """floor(log2(x)) for x > 0 exactly (read off the fp32 exponent bits); 0 maps to -127."""
+    if x.dtype == torch.float64:  # a cast to fp32 could round up to the next power of two
+        _, ex = torch.frexp(x)
+        return torch.where(x == 0, torch.full_like(ex, -127), ex - 1).to(torch.int32)
     xf = x.float()
     bits = xf.view(torch.int32)
     e = ((bits >> 23) & 0xFF) - 127

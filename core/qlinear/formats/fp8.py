@@ -72,5 +72,8 @@ def dequantize_fp8(q: torch.Tensor, s: torch.Tensor, block: tuple[int, int] | No
     """fp8 [R, C] with a broadcastable scale, or with block scales when ``block`` is given."""
     v = q.to(dtype)
     if block is not None:
+        want = (_cdiv(q.shape[0], block[0]), _cdiv(q.shape[1], block[1]))
+        if tuple(s.shape) != want:
+            raise ValueError(f"s.shape: block scales for {tuple(q.shape)} in {block} blocks are {want}, got {tuple(s.shape)}")
         return v * expand_blocks(s.to(dtype), block, q.shape)
     return v * s.to(dtype)

@@ -31,6 +31,8 @@ def quantize_int8_activation(x: torch.Tensor, symmetric: bool, scale: torch.Tens
     With ``scale`` given the scheme is static (per tensor), else dynamic per token."""
     xf = x.float()
     if scale is not None:
+        if not symmetric and zero_point is None:
+            raise ValueError("zero_point: a static asymmetric scheme needs the input zero point")
         s = scale.float().reshape(1)
         zp = None if symmetric else zero_point.to(torch.int32).reshape(1)
     elif symmetric:

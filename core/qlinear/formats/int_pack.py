@@ -12,8 +12,14 @@ import torch
 from ..scalar_type import ScalarType
 
 
+def _check_bits(bits: int) -> None:
+    if not isinstance(bits, int) or bits <= 0 or 32 % bits:
+        raise ValueError(f"bits: {bits!r} does not divide 32 (codes pack whole into int32 words)")
+
+
 def pack_along(codes: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
     """Unsigned codes (< 2**bits) -> int32 words, ``32 // bits`` codes per word along ``dim``."""
+    _check_bits(bits)
     pf = 32 // bits
     c = codes.movedim(dim, -1).to(torch.int64)
     if c.shape[-1] % pf:
@@ -29,6 +35,7 @@ def pack_along(codes: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
 
 def unpack_along(words: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
     """Inverse of ``pack_along``: int32 words -> unsigned codes (int32) along ``dim``."""
+    _check_bits(bits)
     pf = 32 // bits
     w = words.movedim(dim, -1).to(torch.int64) & 0xFFFFFFFF
     shifts = torch.arange(pf, device=w.device, dtype=torch.int64) * bits
@@ -75,14 +82,17 @@ def quantize_wna16(w: torch.Tensor, weight_type: ScalarType, group_size: int, ze
     grouped = wf[:, perm].reshape(n, ngroups, g)
     wmax, wmin = grouped.amax(-1), grouped.amin(-1)  # [N, G]
     qmax = (1 << bits) - 1
+    # smallest scale that survives the cast to scale_dtype (1e-8 is 0 in fp16: an all-zero group
+    # would then give 0/0 codes)
+    min_scale = max(1e-8, torch.finfo(scale_dtype).tiny * torch.finfo(scale_dtype).eps)
     if zero_points:
         wmax, wmin = wmax.clamp(min=0), wmin.clamp(max=0)
-        scale = ((wmax - wmin) / qmax).clamp(min=1e-8).to(scale_dtype)
+        scale = ((wmax - wmin) / qmax).clamp(min=min_scale).to(scale_dtype)
         zp = torch.round(-wmin / scale.double()).clamp(0, qmax)
         codes = torch.round(wf / scale.double()[:, gi]) + zp[:, gi]
     else:
         pos = (1 << (bits - 1)) - 1  # 7 for 4-bit: codes -8..7
-        scale = (torch.maximum(wmax.abs(), wmin.abs()) / pos).clamp(min=1e-8).to(scale_dtype)
+        scale = (torch.maximum(wmax.abs(), wmin.abs()) / pos).clamp(min=min_scale).to(scale_dtype)
         zp = None
         codes = torch.round(wf / scale.double()[:, gi]) + weight_type.bias
     codes = codes.clamp(0, qmax).to(torch.int32)
@@ -103,6 +113,8 @@ def dequantize_wna16(weight_type: ScalarType, weight_packed: torch.Tensor, weigh
     n, k = codes.shape
     ngroups = weight_scale.shape[1]
     if weight_g_idx is not None:
+        if tuple(weight_g_idx.shape) != (k,):
+            raise ValueError(f"weight_g_idx.shape: expected [K={k}], got {tuple(weight_g_idx.shape)}")
         gi = weight_g_idx.long()
     else:
         gi = torch.arange(k, device=codes.device) // (k if group_size == -1 else group_size)

@@ -17,6 +17,12 @@ MX_BLOCK = 32
 _EMAX = {"fp4": 2, "fp8": 8}  # largest exponent of E2M1 (6 = 1.5 * 2^2) and E4M3 (448 = 1.75 * 2^8)
 
 
+def _check_scale(scale: torch.Tensor, v: torch.Tensor) -> None:
+    """One scale per block: a broadcastable but wrong shape would silently give wrong numbers."""
+    if tuple(scale.shape) != tuple(v.shape[:-1]):
+        raise ValueError(f"scale.shape: expected {tuple(v.shape[:-1])} (one per {v.shape[-1]}-element block), got {tuple(scale.shape)}")
+
+
 def _blocks(x: torch.Tensor, block: int) -> torch.Tensor:
     if x.shape[-1] % block:
         raise ValueError(f"shape: last dimension {x.shape[-1]} must be a multiple of the {block}-element block")
@@ -44,6 +50,7 @@ def quantize_nvfp4(x: torch.Tensor, global_scale: torch.Tensor | None = None):
 def dequantize_nvfp4(packed: torch.Tensor, scale: torch.Tensor, global_scale: torch.Tensor,
                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
     v = _blocks(e2m1_decode(unpack_fp4(packed), dtype), NVFP4_BLOCK)
+    _check_scale(scale, v)
     s = e4m3_decode(scale, dtype) / global_scale.to(dtype)
     return (v * s[..., None]).reshape(*packed.shape[:-1], packed.shape[-1] * 2)
 
@@ -64,6 +71,7 @@ def quantize_mxfp4(x: torch.Tensor):
 
 def dequantize_mxfp4(packed: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     v = _blocks(e2m1_decode(unpack_fp4(packed), dtype), MX_BLOCK)
+    _check_scale(scale, v)
     return (v * e8m0_decode(scale).to(dtype)[..., None]).reshape(*packed.shape[:-1], packed.shape[-1] * 2)
 
 
@@ -77,6 +85,7 @@ def quantize_mxfp8(x: torch.Tensor):
 
 def dequantize_mxfp8(q: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     v = _blocks(e4m3_decode(q, dtype), MX_BLOCK)
+    _check_scale(scale, v)
     return (v * e8m0_decode(scale).to(dtype)[..., None]).reshape(q.shape)
 
 

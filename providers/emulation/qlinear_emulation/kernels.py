@@ -23,8 +23,8 @@ class _Emulation:
         return True, None
 
     def process_weights_after_loading(self, layer: torch.nn.Module) -> None:
-        # Cached in float32: exact for every format here (fp8/fp4 codes x power-of-two or fp32 scales,
-        # int codes x 16-bit scales all fit), so the cache changes no result.
+        # Cached in float32: the same float32 dequantization a call would do, so the cache changes
+        # no result (it is exact for MP and MX formats; INT8/FP8/NVFP4 round once, as they would per call).
         layer.qlinear_emulation_weight = dequantize_weight(self.config, layer, torch.float32)
 
     def apply_weights(self, layer, x, bias=None):

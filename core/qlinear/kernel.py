@@ -39,6 +39,7 @@ class LinearKernel(ABC, Generic[ConfigT]):
     batch_invariant: ClassVar[bool] = False  # a row's result never depends on the batch around it
     quantizes_activation: ClassVar[bool] = True  # False: weight-only (W4A16-style) emulation of the format
     min_capability: ClassVar[int | None] = None  # CUDA cc (major*10+minor) where that gates it
+    notes: ClassVar[str | None] = None  # a caveat doctor shows when usable ("JIT-compiles on first use")
 
     def __init__(self, config: ConfigT) -> None:
         self.config = config

@@ -44,6 +44,7 @@ class Selection:
     platform: Platform
     kernel: type[LinearKernel] | None = None
     reasons: dict[str, str] = field(default_factory=dict)  # full kernel name -> why not (or "available")
+    notes: dict[str, str] = field(default_factory=dict)  # full kernel name -> a usable kernel's caveat (slow, JIT...)
     order: list[type[LinearKernel]] = field(default_factory=list)  # kernels in the order tried
     viable: list[type[LinearKernel]] = field(default_factory=list)  # all that passed (with evaluate_all)
     warnings: list[str] = field(default_factory=list)
@@ -60,6 +61,8 @@ class Selection:
         for k in self.order:
             n = k.full_name()
             mark = "selected" if k is self.kernel else self.reasons.get(n, "")
+            if n in self.notes and (k is self.kernel or mark.startswith("available")):
+                mark += f" ({self.notes[n]})"
             lines.append(f"  {n:<55} prio {k.priority:>4}  {mark}")
         for n, r in self.reasons.items():
             if not any(k.full_name() == n for k in self.order):
@@ -136,7 +139,9 @@ def select(
         if sel.kernel is not None and not evaluate_all:
             reject(k, f"not tried ({sel.kernel.__name__} chosen first)")
             continue
-        why = _gate(k, config, plat)
+        why, note = _gate(k, config, plat)
+        if note:
+            sel.notes[k.full_name()] = note
         if why is None:
             if sel.kernel is None:
                 sel.kernel = k
@@ -152,17 +157,21 @@ def select(
     return sel
 
 
-def _gate(k: type[LinearKernel], config: LayerConfig, plat: Platform) -> str | None:
-    """None if ``k`` can run ``config`` here, else why not. A kernel that raises is rejected, not fatal."""
+def _gate(k: type[LinearKernel], config: LayerConfig, plat: Platform) -> tuple[str | None, str | None]:
+    """(None, note) if ``k`` can run ``config`` here, else (why not, None). A kernel that raises is
+    rejected, not fatal. A gate that says yes *with* a reason ("available but slow") gives the note,
+    as does a kernel class's ``notes`` attribute ("JIT-compiles on first use")."""
+    notes = [getattr(k, "notes", None)]
     for step, call in (("is_supported", lambda: k.is_supported(plat)), ("can_implement", lambda: k.can_implement(config))):
         try:
             res = call()
         except Exception as e:  # noqa: BLE001
-            return f"{step} raised {type(e).__name__}: {e}"
+            return f"{step} raised {type(e).__name__}: {e}", None
         ok, why = res if isinstance(res, tuple) else (bool(res), None)
         if not ok:
-            return why or f"{step} said no"
-    return None
+            return why or f"{step} said no", None
+        notes.append(why)
+    return None, "; ".join(n for n in notes if n) or None
 
 
 # ============================================================================================

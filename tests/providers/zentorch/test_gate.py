@@ -110,19 +110,27 @@ def test_kernels_say_no_with_a_reason():
     assert ZentorchInt8ScaledMMLinearKernel.can_implement(I8) == (True, None)
 
 
-def test_registered_with_priority_30():
+def test_registered_with_priorities():
+    """W8A8 outranks torch's CPU int8 (20); W4A16 ranks below torch's int4pack (20), faster at decode."""
     reg = qlinear.get_registry()
     info = reg.providers["zentorch"]
     assert info.ok, info.error
     assert set(info.kernels) == set(KERNELS)
-    for k in KERNELS:
-        assert k.provider == "zentorch" and k.backend == "zentorch" and k.priority == 30
+    prio = {k.family: k.priority for k in KERNELS}
+    assert all(k.provider == "zentorch" and k.backend == "zentorch" for k in KERNELS)
+    assert prio == {"int8": 30, "mp": 15}
 
 
 @needs_zentorch
 def test_selected_on_zen_and_falls_back_per_layer():
     with simulate_platform("zen5"):
-        assert qlinear.select(W4).kernel is ZentorchWNA16LinearKernel
+        # W4A16: torch's int4pack (priority 20) first where installed, zentorch next
+        sel = qlinear.select(W4, evaluate_all=True)
+        assert ZentorchWNA16LinearKernel in sel.viable
+        assert sel.kernel is ZentorchWNA16LinearKernel or sel.kernel.priority > ZentorchWNA16LinearKernel.priority
+        # an act-order layer int4pack can't take goes to zentorch
+        act = MPLinearLayerConfig((512, 256), (512, 256), st.uint4b8, torch.bfloat16, 128, False, True)
+        assert qlinear.select(act).kernel is ZentorchWNA16LinearKernel
         assert qlinear.select(I8).kernel is ZentorchInt8ScaledMMLinearKernel
         # a layer zentorch can't take goes to the next kernel (torch provider or emulation)
         w8 = MPLinearLayerConfig((512, 256), (512, 256), st.uint8b128, torch.bfloat16, 128, False, False)
@@ -133,7 +141,7 @@ def test_selected_on_zen_and_falls_back_per_layer():
 
 def test_not_selected_on_intel_without_override():
     with qlinear.override_settings(zentorch_any_cpu=False), simulate_platform("cpu"):
-        sel = qlinear.select(W4)
+        sel = qlinear.select(W4, evaluate_all=True)
     assert sel.kernel is not ZentorchWNA16LinearKernel
     assert "not an AMD Zen CPU" in sel.reasons["zentorch.ZentorchWNA16LinearKernel"]
 

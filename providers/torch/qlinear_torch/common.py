@@ -1,0 +1,86 @@
+"""Gates and small helpers shared by the torch kernels."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from qlinear.platform import Platform, resolve_platform
+
+# Priorities (emulation is 0). CPU: the native int kernels beat emulation severalfold, so they
+# rank above it; CPU FP8 ``_scaled_mm`` is an unfused reference loop (~0.4 s at M=1, 4096x4096
+# measured here, emulation is ~ms) so it ranks BELOW emulation. CUDA: general cuBLAS paths with
+# the activation quantization outside the GEMM rank just below the fused fbgemm kernels (25/26)
+# and above triton (20); tinygemm W4A16 is fast at M=1 but ~6x slower than fbgemm at M>=128 on
+# the H100 (shared/gpu/BASELINES.md), so it ranks below both. Not yet tuned on GPU timings.
+PRIO_CPU = 20
+PRIO_CPU_SLOW = -10
+PRIO_CUDA = 24
+PRIO_CUDA_FALLBACK = 21
+PRIO_CUDA_TINYGEMM = 18
+
+
+def has_aten_op(name: str) -> bool:
+    return hasattr(torch.ops.aten, name)
+
+
+def gate_cpu(p: "Platform | int | None", *ops: str):
+    """(ok, reason) for a CPU kernel needing ``ops``."""
+    plat = resolve_platform(p)
+    if not plat.is_cpu():
+        return False, f"CPU kernel; platform is {plat.kind}"
+    for op in ops:
+        if not has_aten_op(op):
+            return False, f"torch {torch.__version__} has no torch.ops.aten.{op}"
+    return True, None
+
+
+def gate_cuda(p: "Platform | int | None", min_cc: int, *ops: str, exact_cc: int | None = None):
+    """(ok, reason) for a CUDA kernel needing compute capability ``min_cc`` and ``ops``. On a real
+    (not simulated) platform the installed torch must also be a CUDA build that sees a device."""
+    plat = resolve_platform(p)
+    if not plat.is_cuda():
+        return False, f"CUDA kernel; platform is {plat.kind}" + (" (ROCm is not verified for it)" if plat.is_rocm() else "")
+    cc = plat.capability
+    if cc is None or cc < min_cc:
+        return False, f"needs CUDA cc>={min_cc}, have {cc}"
+    if exact_cc is not None and cc // 10 != exact_cc // 10:
+        return False, f"needs CUDA cc {exact_cc // 10}.x (SM{exact_cc}), have {cc}"
+    for op in ops:
+        if not has_aten_op(op):
+            return False, f"torch {torch.__version__} has no torch.ops.aten.{op}"
+    if not plat.simulated and not _cuda_usable():
+        return False, f"torch {torch.__version__} sees no CUDA device"
+    return True, None
+
+
+@functools.lru_cache(maxsize=1)
+def _cuda_usable() -> bool:
+    return torch.version.cuda is not None and torch.cuda.is_available()
+
+
+def out_dtype(c, x: torch.Tensor) -> torch.dtype:
+    """The config's out_type/out_dtype, else x's dtype (bf16 for an already-fp8 x)."""
+    dt = getattr(c, "out_type", None) or getattr(c, "out_dtype", None)
+    if dt is not None:
+        return dt
+    return torch.bfloat16 if x.dtype == torch.float8_e4m3fn else x.dtype
+
+
+def as_2d(x: torch.Tensor) -> torch.Tensor:
+    x2 = x.reshape(-1, x.shape[-1])
+    return x2 if x2.is_contiguous() else x2.contiguous()
+
+
+def round_up(a: int, b: int) -> int:
+    return -(-a // b) * b
+
+
+def param(layer, name: str | None):
+    """``layer.<name>`` as a plain tensor (or None). Compiled functions must get plain tensors:
+    dynamo specializes Parameters' shapes, which would recompile per layer shape."""
+    if name is None:
+        return None
+    t = getattr(layer, name, None)
+    return t.data if isinstance(t, torch.nn.Parameter) else t

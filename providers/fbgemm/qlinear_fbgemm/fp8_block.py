@@ -52,8 +52,12 @@ class FbgemmFp8GroupwiseLinearKernel(Fp8BlockScaledMMLinearKernel):
         x2 = x.reshape(-1, x.shape[-1])
         if x2.dtype == torch.float8_e4m3fn:
             raise ValueError("x.dtype: fbgemm groupwise quantizes 16-bit activations itself; pass bf16/fp16")
+        m = x2.shape[0]
+        pad = -m % 4  # x_scale is [K/128, M] read by TMA: its rows need 16-byte (4-float) strides
+        if pad:
+            x2 = torch.nn.functional.pad(x2, (0, 0, 0, pad))
         xq, xs = A.fp8_groups(x2)
-        out = op("f8f8bf16_groupwise")(xq, layer.weight, xs.t().contiguous(), getattr(layer, self.scale_name))
+        out = op("f8f8bf16_groupwise")(xq, layer.weight, xs.t().contiguous(), getattr(layer, self.scale_name))[:m]
         out = out.to(c.out_dtype or x.dtype)
         if bias is not None:
             out = out + bias.to(out.dtype)

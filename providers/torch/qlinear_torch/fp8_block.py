@@ -55,6 +55,11 @@ class TorchCudaFp8BlockScaledMMLinearKernel(Fp8BlockScaledMMLinearKernel):
             return False, f"weight blocks must be 128x128, got {c.weight_block}"
         if c.activation_quant_key.scale.group_shape.col != 128:
             return False, f"activation groups must be 1x128, got {c.activation_quant_key.scale.group_shape}"
+        k = c.weight_shape[1]
+        if k % 512:
+            # seen on the H100 (torch 2.11): K=520 -> "scale_b must have shape 8 x 3", i.e. the K/128
+            # scale rows are padded to a multiple of 4; whole 4-block rows avoid guessing that padding
+            return False, f"K={k} must be a multiple of 512 (torch's blockwise scaled_mm pads K/128 scale rows to 4)"
         return True, None
 
     def process_weights_after_loading(self, layer):

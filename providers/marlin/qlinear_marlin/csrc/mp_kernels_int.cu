@@ -1,0 +1,19 @@
+// GEMM instantiations for integer codes (fp16/bf16 x 4/8-bit x 1/2/4 m16 tiles x zero points or not)
+// and every dequantizer. No torch headers: compiles fast and checks alone:
+//   nvcc -std=c++17 -arch=sm_90a -c mp_kernels_int.cu
+#include "marlin_mp.cuh"
+#include "mp_dequant.cuh"
+
+namespace qlinear_marlin {
+
+cudaError_t launch_mp_int(const Params& p, int dtype, int bits, int mt, bool has_zp, cudaStream_t stream) {
+  if (bits == 4) return dtype == 0 ? launch_int<__half, 4>(p, mt, has_zp, stream) : launch_int<__nv_bfloat16, 4>(p, mt, has_zp, stream);
+  if (bits == 8) return dtype == 0 ? launch_int<__half, 8>(p, mt, has_zp, stream) : launch_int<__nv_bfloat16, 8>(p, mt, has_zp, stream);
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t launch_mp_dequant(const Params& p, int dtype, int bits, bool has_zp, int fmt, cudaStream_t stream) {
+  return launch_dequant(p, dtype, bits, has_zp, fmt == kFloatCodes, stream);
+}
+
+}  // namespace qlinear_marlin

@@ -1,0 +1,35 @@
+// Launch parameters of the mixed-precision kernels: plain C++, shared with the torch binding (g++).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+namespace qlinear_marlin {
+
+struct Params {
+  const void* x;          // [M][Kp]
+  const void* w;          // [N/64][Kp/16][32][BITS] int32
+  const void* s;          // [G][N/64][8][8]
+  const void* zm;         // [G][N/64][8][8] or null
+  const int* tile_group;  // [Kp/16] group of each k tile (act-order) or null
+  const void* bias;       // [N] or null
+  const float* col_scale; // [N] fp32 applied to the fp32 sums before the bias, or null
+  void* out;              // [M][N] (GEMM) or [N][Kp] (dequant)
+  float* ws;              // [M][N] fp32, zero between calls; null: no split-K
+  int* counters;          // [m_blocks][N/64], zero between calls; null: no split-K
+  int M, N, Kp;
+  int group_k;      // group size along K (Kp for per-channel); a multiple of 16 unless tile_group is set
+  int splits;       // K slices (set by the launcher)
+  int slice_tiles;  // k tiles per slice (set by the launcher)
+};
+
+// Code formats: integer (uint4/uint8, optional zero points) or float (E2M1 / E4M3 by bits).
+enum CodeFormat : int { kIntCodes = 0, kFloatCodes = 1 };
+
+// Defined in mp_kernels_int.cu / mp_kernels_fp.cu. dtype 0 = fp16, 1 = bf16; bits 4 or 8;
+// mt = m16 tiles per block (1, 2, 4).
+cudaError_t launch_mp_int(const Params& p, int dtype, int bits, int mt, bool has_zp, cudaStream_t stream);
+cudaError_t launch_mp_fp(const Params& p, int dtype, int bits, int mt, cudaStream_t stream);
+// Dense dequantized weight [N][Kp] of the dtype into p.out (p.x, p.bias, p.ws, p.counters unused).
+cudaError_t launch_mp_dequant(const Params& p, int dtype, int bits, bool has_zp, int fmt, cudaStream_t stream);
+
+}  // namespace qlinear_marlin

@@ -1,0 +1,45 @@
+"""Can the Marlin-class CUDA kernels run here? A CUDA device of cc>=80, a CUDA torch and nvcc (they
+are JIT-compiled on first use). Each "no" says why, in words ``qlinear doctor`` can print."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import torch
+
+from qlinear.platform import Platform, resolve_platform
+
+MIN_CAPABILITY = 80  # mma.sync m16n8k16 with bf16 and cp.async need Ampere
+
+
+def find_nvcc() -> str | None:
+    """nvcc on PATH, else under CUDA_HOME / CUDA_PATH."""
+    found = shutil.which("nvcc")
+    if found:
+        return found
+    for var in ("CUDA_HOME", "CUDA_PATH"):
+        root = os.environ.get(var)
+        if root:
+            cand = os.path.join(root, "bin", "nvcc")
+            if os.path.isfile(cand) and os.access(cand, os.X_OK):
+                return cand
+    return None
+
+
+def cuda_verdict(platform: "Platform | int | None") -> tuple[bool, str | None]:
+    """A simulated platform (``qlinear explain --platform sm90``) is judged on the device alone: the
+    question is what that machine would pick. A real one must also have the toolchain here."""
+    p = resolve_platform(platform)
+    if not p.is_cuda():
+        return False, f"needs an NVIDIA CUDA GPU, platform is {p.kind}"
+    if p.capability is None or p.capability < MIN_CAPABILITY:
+        have = "unknown" if p.capability is None else str(p.capability)
+        return False, f"needs CUDA cc>={MIN_CAPABILITY}, have {have}"
+    if p.simulated:
+        return True, None
+    if getattr(torch.version, "cuda", None) is None:
+        return False, "torch is a CPU build (torch.version.cuda is None)"
+    if find_nvcc() is None:
+        return False, "nvcc not found (not on PATH, nor under CUDA_HOME/CUDA_PATH): the kernels are JIT-compiled"
+    return True, None

@@ -1,0 +1,63 @@
+"""Run time shared by every marlin kernel class: activation gather, path choice, one extension call."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import torch
+import torch.nn.functional as F
+
+from .repack import TILE_N
+
+INT_CODES, FLOAT_CODES = 0, 1  # the binding's ``fmt``
+# From this many rows on, dequantize the tiles to a dense 16-bit weight (our kernel) and run a dense
+# GEMM (cuBLAS): the tile kernel re-reads and re-dequantizes the weight for every 64 rows.
+DEQUANT_MIN_M = int(os.environ.get("QLINEAR_MARLIN_DEQUANT_MIN_M", "256"))
+
+_ws_lock = threading.Lock()
+_workspaces: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def workspace(device: torch.device, floats: int, counters: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-device zeroed fp32 split-K workspace and tile counters; the kernel leaves both zeroed.
+    Grows (never shrinks) as larger M*N come. Shared by all layers on a device: calls must be
+    stream-ordered (one stream per device), as they are in inference."""
+    ws = _workspaces.get(device)
+    if ws is None or ws[0].numel() < floats or ws[1].numel() < counters:
+        with _ws_lock:
+            ws = _workspaces.get(device)
+            if ws is None or ws[0].numel() < floats or ws[1].numel() < counters:
+                old_f, old_c = (ws[0].numel(), ws[1].numel()) if ws is not None else (0, 0)
+                ws = (torch.zeros(max(floats, old_f, 1 << 20), dtype=torch.float32, device=device),
+                      torch.zeros(max(counters, old_c, 4096), dtype=torch.int32, device=device))
+                _workspaces[device] = ws
+    return ws
+
+
+def run(x: torch.Tensor, n: int, w: torch.Tensor, s: torch.Tensor, *, zm=None, tile_group=None, kidx=None,
+        col_scale=None, group_k: int, fmt: int, bias=None, dequant_min_m: int = DEQUANT_MIN_M,
+        out_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """x [..., K] (16-bit) -> [..., N] through the tile-layout weight."""
+    from .build import load_extension
+
+    ext = load_extension()
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, x.shape[-1])
+    if kidx is not None:
+        x2 = x2.index_select(1, kidx)
+    x2 = x2.contiguous()
+    if x2.data_ptr() % 16:  # the kernel copies activations 16 bytes at a time
+        x2 = x2.clone(memory_format=torch.contiguous_format)
+    m = x2.shape[0]
+    if bias is not None and bias.dtype != x2.dtype:
+        bias = bias.to(x2.dtype)
+    if m >= dequant_min_m:
+        dense = ext.mp_dequant(w, s, zm, tile_group, col_scale, group_k, fmt)
+        out = F.linear(x2, dense, bias)
+    else:
+        wsp, cnt = workspace(x2.device, m * n, ((m + 15) // 16) * (n // TILE_N))
+        out = ext.mp_gemm(x2, w, s, zm, tile_group, bias, col_scale, wsp, cnt, group_k, fmt)
+    if out_dtype is not None and out_dtype != out.dtype:
+        out = out.to(out_dtype)
+    return out.reshape(*lead, n)

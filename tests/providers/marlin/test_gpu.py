@@ -1,0 +1,96 @@
+"""GPU tests: the conformance kit over every group size, both dtypes, act-order (full and row-parallel
+slices), plus larger split-K shapes, repeated calls (the workspace must stay zeroed) and bad inputs."""
+
+import pytest
+import torch
+
+from qlinear import testing
+from qlinear.config import MPLinearLayerConfig
+from qlinear.scalar_type import scalar_types
+from qlinear_marlin.mp import MarlinMPLinearKernel as K
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+EXTRA = [
+    MPLinearLayerConfig((4096, 4096), (4096, 4096), scalar_types.uint4b8, torch.bfloat16, 128, False, False),
+    MPLinearLayerConfig((4096, 1024), (4096, 1024), scalar_types.uint4, torch.float16, 64, True, False),
+    MPLinearLayerConfig((2048, 512), (2048, 512), scalar_types.uint4b8, torch.float16, -1, False, False),
+    MPLinearLayerConfig((2048, 512), (2048, 512), scalar_types.uint4b8, torch.bfloat16, 32, False, True),
+    MPLinearLayerConfig((1024, 192), (1024, 192), scalar_types.uint4, torch.bfloat16, 128, True, True),
+    MPLinearLayerConfig((2048, 256), (1024, 256), scalar_types.uint4, torch.float16, 32, True, True),  # k-partition
+]
+
+
+@pytest.mark.parametrize("case", testing.cases_for(K), ids=str)
+def test_conformance(case):
+    testing.run_case(K, case, device="cuda")
+
+
+@pytest.mark.parametrize("case", testing.cases_for(K, ms=(1, 16, 17, 50, 64, 65, 200), configs=EXTRA), ids=str)
+def test_conformance_split_k_shapes(case):
+    testing.run_case(K, case, device="cuda")
+
+
+class DenseMarlin(K):
+    """The large-M path (our dequantizer + a dense GEMM) taken at every M."""
+
+    dequant_min_m = 1
+
+
+@pytest.mark.parametrize("case", testing.cases_for(DenseMarlin, ms=(1, 33)) + testing.cases_for(DenseMarlin, ms=(300,), configs=EXTRA), ids=str)
+def test_conformance_dense_path(case):
+    testing.run_case(DenseMarlin, case, device="cuda")
+
+
+def test_large_m_default_path():
+    case = testing.Case(EXTRA[3], K.dequant_min_m + 5)  # act-order, bf16, above the threshold
+    testing.run_case(K, case, device="cuda")
+
+
+def test_kit():
+    results = testing.check_kernel(K, device="cuda")
+    assert sum(r.ran for r in results) >= 40
+
+
+def test_bad_inputs():
+    testing.check_bad_inputs(K, device="cuda")
+
+
+def test_repeated_calls_identical_and_leading_dims():
+    c = EXTRA[0]
+    case = testing.Case(c, 3)
+    params, x, bias = testing.make_case_layer(case, "cuda")
+    from qlinear.layers import make_layer
+
+    layer = make_layer(c, params)
+    k = K.create(c)
+    k.process_weights_after_loading(layer)
+    first = k.apply(layer, x, bias)
+    for _ in range(5):  # split-K leaves its workspace zeroed: later calls must not accumulate
+        torch.testing.assert_close(k.apply(layer, x, bias), first, rtol=2e-2, atol=2e-2)
+    x3 = x.reshape(1, 3, -1)
+    assert k.apply(layer, x3, bias).shape == (1, 3, c.N)
+    assert k.apply(layer, x[:0]).shape == (0, c.N)
+
+
+# ---- weight-only float formats (FP8, FP8 block, NVFP4, MXFP4, MXFP8) --------------------------------
+from qlinear_marlin.fp import KERNELS as FLOAT_KERNELS  # noqa: E402
+
+FLOAT_CASES = [(kc, case) for kc in FLOAT_KERNELS for case in testing.cases_for(kc, ms=(1, 7, 33, 300))]
+
+
+@pytest.mark.parametrize("kc,case", FLOAT_CASES, ids=lambda v: v.__name__ if isinstance(v, type) else str(v))
+def test_float_conformance(kc, case):
+    testing.run_case(kc, case, device="cuda")
+
+
+@pytest.mark.parametrize("kc", FLOAT_KERNELS, ids=lambda k: k.__name__)
+def test_float_kit_and_bad_inputs(kc):
+    testing.check_kernel(kc, device="cuda")
+    testing.check_bad_inputs(kc, device="cuda")
+
+
+@pytest.mark.parametrize("kc", FLOAT_KERNELS, ids=lambda k: k.__name__)
+def test_float_dense_path(kc):
+    dense = type("Dense" + kc.__name__, (kc,), {"dequant_min_m": 1})
+    testing.check_kernel(dense, device="cuda", cases=testing.cases_for(dense, ms=(5,)))

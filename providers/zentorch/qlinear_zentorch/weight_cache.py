@@ -9,8 +9,8 @@ the weight (2-3x slower here), so instead we make sure a buffer we hand to zento
 an address an earlier, now-dead buffer of ours used: such a buffer is parked (kept allocated for the
 life of the process, which zentorch's stale cache entry already is) and the data moved elsewhere.
 
-Prepacked int8 weights (``zentorch_weight_prepack_for_dynamic_qlinear`` + ``is_weight_prepacked``)
-bypass the cache; the W8A8 kernel uses that path and needs no guard.
+Both kernels (W4A16 and W8A8, whose prepacked path is wrong for K > 2048) hand zentorch plain
+weights, so both go through this guard.
 """
 
 from __future__ import annotations

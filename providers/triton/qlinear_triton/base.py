@@ -1,0 +1,45 @@
+"""What every triton kernel class shares: its names, priority and the platform gate."""
+
+from __future__ import annotations
+
+import torch
+
+from qlinear.platform import resolve_platform
+
+from .runtime import triton_import_error
+
+PRIORITY = 20  # below library kernels tuned per GPU (marlin, cutlass, fbgemm); above torch / emulation
+
+
+class TritonKernelMixin:
+    provider = "triton"
+    backend = "triton"
+    priority = PRIORITY
+    batch_invariant = False  # tile shapes are chosen per M bucket, so a row's sum order depends on M
+    needs_fp8 = False  # FP8 tensor-core dots need cc >= 89 on CUDA
+
+    @classmethod
+    def is_supported(cls, platform=None):
+        p = resolve_platform(platform)
+        if not p.is_cuda_alike():
+            return False, f"needs a CUDA or ROCm GPU, platform is {p.kind}"
+        if cls.needs_fp8:
+            if p.is_rocm():
+                # MI300 uses fp8 e4m3fnuz, a different encoding from the e4m3fn these layers store
+                return False, "FP8 on ROCm (e4m3fnuz) is not implemented by the triton provider"
+            if not p.has_capability(89):
+                return False, f"needs CUDA cc>=89 for FP8, have {p.capability}"
+        elif p.is_cuda() and not p.has_capability(80):
+            # bf16 tensor-core dots (and Triton's tested paths) start at Ampere
+            return False, f"needs CUDA cc>=80, have {p.capability}"
+        err = triton_import_error()
+        if err is not None:
+            return False, f"triton not importable: {err}"
+        return True, None
+
+
+def out_dtype_of(config, x: torch.Tensor) -> torch.dtype:
+    dt = getattr(config, "out_type", None) or getattr(config, "out_dtype", None)
+    if dt is not None:
+        return dt
+    return x.dtype if x.dtype != torch.float8_e4m3fn else torch.bfloat16

@@ -1,0 +1,81 @@
+"""TritonFp8BlockScaledMMLinearKernel: block-scaled FP8 (1 x 128 activation groups quantized by a
+fused Triton kernel, 128 x 128 weight blocks), DeepSeek-V3 style."""
+
+from __future__ import annotations
+
+import torch
+
+from qlinear.kernel import Fp8BlockScaledMMLinearKernel
+
+from .base import TritonKernelMixin, out_dtype_of
+from .configs import block_fp8_tile
+from .scaled_mm import TileCache, as_2d
+
+_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+
+class TritonFp8BlockScaledMMLinearKernel(TritonKernelMixin, Fp8BlockScaledMMLinearKernel):
+    needs_fp8 = True
+    min_capability = 89
+    apply_input_quant = True
+
+    @classmethod
+    def can_implement(cls, c):
+        if not c.is_block:
+            return False, "not a block-scaled FP8 layer"
+        if c.weight_block != (128, 128):
+            return False, f"weight block {c.weight_block} is not 128x128"
+        g = c.activation_quant_key.scale.group_shape
+        if (g.row, g.col) != (1, 128):
+            return False, f"activation group {g} is not 1x128"
+        if c.input_dtype not in _DTYPES:
+            return False, f"input dtype {c.input_dtype} is not float16/bfloat16/float32"
+        if c.out_dtype is not None and c.out_dtype not in _DTYPES:
+            return False, f"out_dtype {c.out_dtype} is not float16/bfloat16/float32"
+        return True, None
+
+    def process_weights_after_loading(self, layer):
+        from . import mm_kernels, quant
+
+        n, k = self.config.weight_shape
+        w = layer.weight
+        if w.dtype != torch.float8_e4m3fn or tuple(w.shape) != (n, k):
+            raise ValueError(f"weight: expected float8_e4m3fn [{n}, {k}], got {w.dtype} {tuple(w.shape)}")
+        name = "weight_scale_inv" if getattr(layer, "weight_scale_inv", None) is not None else "weight_scale"
+        s = getattr(layer, name, None)
+        shape = (-(-n // 128), -(-k // 128))
+        if s is None or tuple(s.shape) != shape:
+            raise ValueError(f"{name}.shape: expected {shape}, got {None if s is None else tuple(s.shape)}")
+        if not w.is_contiguous():
+            self.replace_parameter(layer, "weight", w.data.contiguous())
+        self.replace_parameter(layer, name, s.data.to(torch.float32).contiguous())
+        self._s_name = name
+        self._kernel = mm_kernels.block_fp8_mm_kernel
+        self._quant = quant.quant_fp8_per_group
+        self._tiles = TileCache(block_fp8_tile, n, k, w.device)
+        self._nk = (n, k)
+
+    def apply_weights(self, layer, x, bias=None):
+        n, k = self._nk
+        x2 = as_2d(x, k)
+        m = x2.shape[0]
+        out = torch.empty((m, n), dtype=out_dtype_of(self.config, x), device=x.device)
+        if m == 0:
+            return out.reshape(*x.shape[:-1], n)
+        if x2.dtype == torch.float8_e4m3fn:  # quantized upstream with one per-tensor input_scale
+            s = getattr(layer, "input_scale", None)
+            if s is None:
+                raise ValueError("x.dtype: an FP8 input needs the layer's input_scale")
+            q, s_m, s_g = x2, 0, 0
+        else:
+            q, s = self._quant(x2, 128)
+            s_m, s_g = s.stride(0), s.stride(1)
+        ws = getattr(layer, self._s_name)
+        t = self._tiles(m)
+        grid = (-(-m // t.bm) * -(-n // t.bn),)
+        self._kernel[grid](q, layer.weight, out, s, ws, bias if bias is not None else ws, m, n, k,
+                           q.stride(0), layer.weight.stride(0), out.stride(0), out.stride(1), s_m, s_g,
+                           ws.stride(0), ws.stride(1), HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn, BK=128,
+                           GROUP_N=128, GROUP_M=t.group_m, EVEN_K=k % 128 == 0, num_warps=t.num_warps,
+                           num_stages=t.num_stages)
+        return out.reshape(*x.shape[:-1], n)

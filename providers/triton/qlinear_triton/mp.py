@@ -1,0 +1,164 @@
+"""TritonW4A16LinearKernel: 4-bit GPTQ / AWQ-style weights x fp16/bf16 activations.
+
+Accepts uint4b8 (symmetric GPTQ) and uint4 + zero points; group sizes -1, 32, 64, 128, 256 or K;
+act-order (g_idx), by sorting the weight's K rows by group at load time and gathering x's columns
+in the kernel. The compressed-tensors parameters are re-laid once (``repack_*``, pure torch, tested
+exactly on CPU).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from qlinear.formats.int_pack import unpack_along
+from qlinear.kernel import MPLinearKernel
+from qlinear.scalar_type import scalar_types
+
+from .base import TritonKernelMixin, out_dtype_of
+from .configs import interpreter_tile, is_rocm, rocm_tile, sm_count, split_k, w4a16_tile
+from .runtime import interpreting
+
+GROUPS = (-1, 32, 64, 128, 256)
+
+
+def repack_w4(weight_packed: torch.Tensor) -> torch.Tensor:
+    """compressed-tensors int32 [N, K/8] (packed along K) -> int32 [K/8, N], the kernel's layout:
+    the same words, transposed, so that a K-slab of every column is contiguous along N."""
+    if weight_packed.dtype != torch.int32 or weight_packed.dim() != 2:
+        raise ValueError(f"weight_packed: expected int32 [N, K/8], got {weight_packed.dtype} {tuple(weight_packed.shape)}")
+    return weight_packed.t().contiguous()
+
+
+def permute_k(weight_packed: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """Reorder the K rows of a K-packed int32 [N, K/8] weight by ``perm`` (row i <- row perm[i])."""
+    codes = unpack_along(weight_packed, 4, 1)[:, perm.long()]
+    from qlinear.formats.int_pack import pack_along
+
+    return pack_along(codes, 4, 1)
+
+
+def repack_scales(weight_scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """[N, G] -> [G, N] contiguous (one row per group, N contiguous)."""
+    return weight_scale.to(dtype).t().contiguous()
+
+
+def repack_zero_points(weight_zero_point: torch.Tensor, n: int) -> torch.Tensor:
+    """compressed-tensors int32 [N/8, G] (packed along N) -> uint8 [G, N] (one code per byte)."""
+    return unpack_along(weight_zero_point, 4, 0)[:n].t().contiguous().to(torch.uint8)
+
+
+def act_order(g_idx: torch.Tensor, k: int, group: int):
+    """g_idx [K] -> (perm, sorted g_idx or None). None means the sorted groups are the contiguous
+    k // group blocks (GPTQ act-order always gives that), so the kernel needs no group lookup."""
+    gi = g_idx.to(torch.int64)
+    perm = torch.argsort(gi, stable=True)
+    sorted_g = gi[perm]
+    natural = torch.equal(sorted_g, torch.arange(k, device=gi.device) // group)
+    return perm.to(torch.int32), (None if natural else sorted_g.to(torch.int32))
+
+
+class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
+    allow_split_k = True  # decode on narrow layers: split K (configs.split_k)
+    @classmethod
+    def can_implement(cls, c):
+        if c.weight_type not in (scalar_types.uint4b8, scalar_types.uint4):
+            return False, f"weight type {c.weight_type.name} is not uint4b8 or uint4 (4-bit only)"
+        if c.act_type not in (torch.float16, torch.bfloat16):
+            return False, f"activation dtype {c.act_type} is not float16/bfloat16"
+        if c.out_type is not None and c.out_type not in (torch.float16, torch.bfloat16, torch.float32):
+            return False, f"out_type {c.out_type} is not supported"
+        if c.group_size not in GROUPS and c.group_size != c.K:
+            return False, f"group_size {c.group_size} is not one of {GROUPS} or K={c.K}"
+        if c.N % 8:
+            return False, f"N={c.N} is not a multiple of 8"
+        if c.K % 8:
+            return False, f"K={c.K} is not a multiple of 8"
+        return True, None
+
+    def process_weights_after_loading(self, layer):
+        from . import mm_kernels, w4a16_kernels  # first use: imports triton (kernels compile at first call)
+        from .scaled_mm import reduce_splits
+
+        c = self.config
+        w_q, w_s, w_zp, w_gidx = self._get_weight_params(layer)
+        k, n = c.K, c.N
+        group = c.effective_group_size
+        packed = w_q.data
+        perm = gsorted = None
+        if w_gidx is not None:
+            perm, gsorted = act_order(w_gidx.data, k, group)
+            packed = permute_k(packed, perm)
+        self.replace_parameter(layer, self.w_q_name, repack_w4(packed))
+        self.replace_parameter(layer, self.w_s_name, repack_scales(w_s.data, c.act_type))
+        if w_zp is not None:
+            self.replace_parameter(layer, self.w_zp_name, repack_zero_points(w_zp.data, n))
+        if w_gidx is not None:
+            # the g_idx parameter now holds the K permutation x is gathered through; a g_idx whose
+            # sorted groups are not the contiguous k // group blocks also keeps them, sorted
+            self.replace_parameter(layer, self.w_gidx_name, perm)
+            if gsorted is not None:
+                layer.register_buffer("weight_g_idx_sorted", gsorted, persistent=False)
+        self._has_perm = w_gidx is not None
+        self._has_gsorted = gsorted is not None
+        dev = packed.device
+        self._kernel = w4a16_kernels.w4a16_kernel
+        self._reduce_kernel = mm_kernels.splitk_reduce_kernel
+        self._reduce = reduce_splits
+        self._scale_mode = w4a16_kernels.scale_mode
+        self._group = group
+        self._zp_const = c.weight_type.bias if w_zp is None else 0
+        self._sms = sm_count(dev)
+        self._interp = interpreting()
+        self._tiles: dict[int, object] = {}
+        self._modes: dict[object, tuple[int, int]] = {}
+
+    def _tile(self, m: int):
+        b = 1 << max(0, (m - 1).bit_length()) if m <= 256 else 1024  # a few M buckets
+        t = self._tiles.get(b)
+        if t is None:
+            c = self.config
+            t = w4a16_tile(b, c.N, c.K, self._group, self._sms)
+            if self._interp:
+                t = interpreter_tile(t)
+            elif is_rocm():
+                t = rocm_tile(t)
+            self._tiles[b] = t
+        return t
+
+    def _launch_params(self, t):
+        """(SCALE_MODE, NG) for a tile, computed once per tile."""
+        p = self._modes.get(t)
+        if p is None:
+            p = self._modes[t] = (self._scale_mode(self._group, t.bk, self.config.K, self._has_gsorted),
+                                  max(1, t.bk // self._group))
+        return p
+
+    def apply_weights(self, layer, x, bias=None):
+        c = self.config
+        n, k = c.N, c.K
+        x2 = x.reshape(-1, k)
+        if x2.stride(-1) != 1:
+            x2 = x2.contiguous()
+        m = x2.shape[0]
+        out = torch.empty((m, n), dtype=out_dtype_of(c, x), device=x.device)
+        if m == 0:
+            return out.reshape(*x.shape[:-1], n)
+        t = self._tile(m)
+        mode, ng = self._launch_params(t)
+        qw = getattr(layer, self.w_q_name)
+        s = getattr(layer, self.w_s_name)
+        zp = getattr(layer, self.w_zp_name) if self.w_zp_name else None
+        perm = getattr(layer, self.w_gidx_name) if self._has_perm else qw
+        gsorted = layer.weight_g_idx_sorted if self._has_gsorted else perm
+        tiles = -(-m // t.bm) * -(-n // t.bn)
+        splits, k_split = split_k(m, tiles, k, t.bk, self._sms) if self.allow_split_k else (1, k)
+        c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=out.device)
+        self._kernel[(tiles, splits)](
+            x2, qw, s, zp if zp is not None else s, perm, gsorted,
+            bias if bias is not None else s, c, m, n, k, x2.stride(0), c.stride(-2), k_split,
+            c.stride(0) if splits > 1 else 0, SPLIT_K=splits, GROUP=self._group, HAS_ZP=zp is not None, ZP_CONST=self._zp_const, X_PERM=self._has_perm,
+            SCALE_MODE=mode, NG=ng, HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn, BK=t.bk,
+            GROUP_M=t.group_m, EVEN_K=k % t.bk == 0, num_warps=t.num_warps, num_stages=t.num_stages)
+        if splits > 1:
+            self._reduce(self._reduce_kernel, c, out)
+        return out.reshape(*x.shape[:-1], n)

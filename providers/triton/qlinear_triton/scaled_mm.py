@@ -1,0 +1,108 @@
+"""Shared launch code for the W8A8 kernels (INT8 and FP8): load-time re-lay and the GEMM launch."""
+
+from __future__ import annotations
+
+import torch
+
+from .configs import interpreter_tile, is_rocm, rocm_tile, sm_count, split_k, w8a8_tile
+from .runtime import interpreting
+
+
+def weight_nk(weight: torch.Tensor) -> torch.Tensor:
+    """The layer's weight [K, N] -> its [N, K] storage with K contiguous (no copy when, as loaded,
+    it is the transposed view of a contiguous [N, K])."""
+    w = weight.t()
+    return w if w.stride(1) == 1 and w.stride(0) == w.shape[1] else w.contiguous()
+
+
+def flat_scale(s: torch.Tensor | None, n: int, name: str, logical_widths=None) -> tuple[torch.Tensor, bool]:
+    """A weight scale [1] / [N, 1] / [N] -> (fp32 contiguous [1] or [N], per_column). A fused module
+    (``logical_widths``, e.g. QKV) may carry one per-tensor scale per part: expanded per column."""
+    if s is None:
+        raise ValueError(f"{name}: the layer has no weight scale")
+    f = s.detach().reshape(-1).to(torch.float32).contiguous()
+    if f.numel() == 1:
+        return f, False
+    if f.numel() == n:
+        return f, True
+    if logical_widths and f.numel() == len(logical_widths) and sum(logical_widths) == n:
+        widths = torch.tensor(list(logical_widths), device=f.device)
+        return torch.repeat_interleave(f, widths).contiguous(), True
+    raise ValueError(f"{name}.shape: expected [1] or [{n}, 1], got {tuple(s.shape)}")
+
+
+class TileCache:
+    """Tile per power-of-two M bucket, computed once per bucket."""
+
+    def __init__(self, fn, n: int, k: int, device, allow_split: bool = True) -> None:
+        self.fn, self.n, self.k = fn, n, k
+        self.allow_split = allow_split  # split-K for decode on narrow layers (configs.split_k)
+        self.sms = sm_count(device)
+        self.interp = interpreting()
+        self.rocm = is_rocm()
+        self.cache: dict[int, object] = {}
+
+    def __call__(self, m: int):
+        b = 1 << max(0, (m - 1).bit_length()) if m <= 256 else 1024
+        t = self.cache.get(b)
+        if t is None:
+            t = self.fn(b, self.n, self.k, self.sms)
+            if self.interp:
+                t = interpreter_tile(t)
+            elif self.rocm:
+                t = rocm_tile(t)
+            self.cache[b] = t
+        return t
+
+
+class FixedTile:
+    """One tile for every M (benchmark sweeps, tests); no split-K."""
+
+    allow_split = False
+    sms = 0
+
+    def __init__(self, tile) -> None:
+        self.tile = tile
+
+    def __call__(self, m: int):
+        return self.tile
+
+
+def default_tiles(n: int, k: int, device) -> TileCache:
+    return TileCache(w8a8_tile, n, k, device)
+
+
+def launch_scaled_mm(kernel, tile, a, w_nk, out, a_scale, w_scale, bias, azp, azp_adj, *, is_int8: bool,
+                     a_mode: int, a_per_row: bool, b_per_col: bool, azp_mode: int, ub=None) -> None:
+    """One GEMM launch (two with split-K). a_mode 0: ``a`` is quantized, ``a_scale`` per tensor or
+    per row; 2: ``a`` is 16-bit, quantized inside per row (``ub``: FP8 amax upper bound). Unused
+    pointers get a harmless stand-in."""
+    from . import mm_kernels
+
+    m, k = a.shape
+    n = w_nk.shape[0]
+    t = tile(m)
+    tiles = -(-m // t.bm) * -(-n // t.bn)
+    splits, k_split = split_k(m, tiles, k, t.bk, tile.sms) if tile.allow_split else (1, k)
+    c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=out.device)
+    kernel[(tiles, splits)](
+        a, w_nk, c, a_scale, w_scale, bias if bias is not None else w_scale,
+        azp if azp is not None else w_scale, azp_adj if azp_adj is not None else w_scale,
+        ub if ub is not None else w_scale, m, n, k, a.stride(0), a.stride(1), w_nk.stride(0), w_nk.stride(1),
+        c.stride(-2), c.stride(-1), k_split, c.stride(0) if splits > 1 else 0, SPLIT_K=splits,
+        IS_INT8=is_int8, A_MODE=a_mode, A_PER_ROW=a_per_row, B_PER_COL=b_per_col, AZP=azp_mode,
+        HAS_BIAS=bias is not None, HAS_UB=ub is not None, BM=t.bm, BN=t.bn, BK=t.bk, GROUP_M=t.group_m,
+        EVEN_K=k % t.bk == 0 and k_split % t.bk == 0, num_warps=t.num_warps, num_stages=t.num_stages)
+    if splits > 1:
+        reduce_splits(mm_kernels.splitk_reduce_kernel, c, out)
+
+
+def reduce_splits(kernel, ws: torch.Tensor, out: torch.Tensor) -> None:
+    s, m, n = ws.shape
+    block = 1024
+    kernel[(-(-(m * n) // block),)](ws, out, m, n, out.stride(0), S=s, BLOCK=block, num_warps=4)
+
+
+def as_2d(x: torch.Tensor, k: int) -> torch.Tensor:
+    x2 = x.reshape(-1, k)
+    return x2 if x2.stride(-1) == 1 else x2.contiguous()

@@ -1,0 +1,118 @@
+"""The triton kernels compiled on a CUDA GPU: the conformance kit for every kernel (the kit's
+default cases include unaligned M=33, N=255, K=513 and asymmetric INT8), decode/prefill-sized
+layers, bad inputs, and CUDA-graph capture (apply must not sync or allocate outside the pool)."""
+
+import pytest
+import torch
+
+from qlinear import quant_key as qk
+from qlinear import testing
+from qlinear.config import FP8ScaledMMLinearLayerConfig, Int8ScaledMMLinearLayerConfig, MPLinearLayerConfig
+from qlinear.scalar_type import scalar_types
+from qlinear_triton import qlinear_kernels
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+KERNELS = qlinear_kernels()
+IDS = [k.__name__ for k in KERNELS]
+
+
+def _usable(k):
+    ok, why = k.is_supported()
+    if not ok:
+        pytest.skip(why)
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=IDS)
+def test_kit(kernel):
+    _usable(kernel)
+    results = testing.check_kernel(kernel, device="cuda", cases=testing.cases_for(kernel, ms=(1, 33)))
+    assert sum(r.ran for r in results) >= 4
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=IDS)
+def test_bad_inputs(kernel):
+    _usable(kernel)
+    testing.check_bad_inputs(kernel, device="cuda")
+
+
+def _big_configs(family):
+    n, k = 1024, 4096  # real K, modest N keeps the float64 reference quick
+    if family == "mp":
+        return [MPLinearLayerConfig((k, n), (k, n), scalar_types.uint4b8, torch.bfloat16, 128, False, False),
+                MPLinearLayerConfig((k, n), (k, n), scalar_types.uint4, torch.float16, 32, True, False),
+                MPLinearLayerConfig((k, n), (k, n), scalar_types.uint4b8, torch.bfloat16, 128, False, True),
+                MPLinearLayerConfig((k, n), (k, n), scalar_types.uint4b8, torch.bfloat16, -1, False, False)]
+    if family == "int8":
+        return [Int8ScaledMMLinearLayerConfig(False, True, True, (n, k)),
+                Int8ScaledMMLinearLayerConfig(False, True, False, (n, k)),
+                Int8ScaledMMLinearLayerConfig(True, False, False, (255, k))]
+    if family == "fp8":
+        return [FP8ScaledMMLinearLayerConfig(qk.kFp8StaticChannelSym, qk.kFp8DynamicTokenSym, (n, k)),
+                FP8ScaledMMLinearLayerConfig(qk.kFp8StaticTensorSym, qk.kFp8StaticTensorSym, (n, k)),
+                FP8ScaledMMLinearLayerConfig(qk.kFp8StaticChannelSym, qk.kFp8DynamicTensorSym, (255, k))]
+    return [FP8ScaledMMLinearLayerConfig(qk.kFp8Static128BlockSym, qk.kFp8Dynamic128Sym, (n, k)),
+            FP8ScaledMMLinearLayerConfig(qk.kFp8Static128BlockSym, qk.kFp8Dynamic128Sym, (255, 4160))]
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=IDS)
+def test_real_sizes(kernel):
+    """Every M bucket (decode, mid, prefill) on K=4096 layers; N=1024 is narrow enough that decode
+    splits K (configs.split_k) for the W4A16 / INT8 / FP8 kernels."""
+    _usable(kernel)
+    cases = testing.cases_for(kernel, ms=(1, 64, 1025), configs=_big_configs(kernel.family))
+    results = testing.check_kernel(kernel, device="cuda", cases=cases)
+    assert sum(r.ran for r in results) == len(cases)
+
+
+def _wide_config(family, n=4096, k=4096):
+    if family == "mp":
+        return MPLinearLayerConfig((k, n), (k, n), scalar_types.uint4b8, torch.bfloat16, 128, False, False)
+    if family == "int8":
+        return Int8ScaledMMLinearLayerConfig(False, True, False, (n, k))
+    if family == "fp8":
+        return FP8ScaledMMLinearLayerConfig(qk.kFp8StaticChannelSym, qk.kFp8DynamicTokenSym, (n, k))
+    return FP8ScaledMMLinearLayerConfig(qk.kFp8Static128BlockSym, qk.kFp8Dynamic128Sym, (n, k))
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=IDS)
+def test_decode_wide_layer(kernel):
+    """Decode on a 4096-wide layer: the no-split small-M tiles (the narrow layers above split K)."""
+    _usable(kernel)
+    cases = testing.cases_for(kernel, ms=(1, 16), configs=[_wide_config(kernel.family)])
+    assert len(testing.check_kernel(kernel, device="cuda", cases=cases)) == 2
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=IDS)
+def test_cuda_graph_capture(kernel):
+    _usable(kernel)
+    from qlinear.layers import make_layer
+
+    case = next(c for c in testing.cases_for(kernel, ms=(4,)) if kernel.can_implement(c.config)[0])
+    params, x, bias = testing.make_case_layer(case, "cuda")
+    layer = make_layer(case.config, params)
+    kern = kernel.create(case.config)
+    kern.process_weights_after_loading(layer)
+    eager = kern.apply_weights(layer, x, bias)  # compiles outside the capture
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        kern.apply_weights(layer, x, bias)
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        out = kern.apply_weights(layer, x, bias)
+    g.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(out, eager)
+
+
+@pytest.mark.parametrize("kernel", [k for k in KERNELS if k.family in ("int8", "fp8")], ids=lambda k: k.__name__)
+def test_quant_in_gemm(kernel):
+    """The opt-in small-M path that quantizes x inside the GEMM (fused_quant_max_m), compiled."""
+    _usable(kernel)
+    fused = type(kernel.__name__, (kernel,), {"fused_quant_max_m": 1 << 30})
+    cases = [c for c in testing.cases_for(kernel, ms=(1, 16)) if kernel.can_implement(c.config)[0]
+             and ((not c.config.is_static_input_scheme) if kernel.family == "int8"
+                  else c.config.activation_quant_key.scale.group_shape.is_per_token())]
+    assert len(testing.check_kernel(fused, device="cuda", cases=cases)) == len(cases)

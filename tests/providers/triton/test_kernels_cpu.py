@@ -1,0 +1,238 @@
+"""The conformance kit for every triton kernel, on CPU through Triton's interpreter (tiny shapes).
+
+The kernels' platform gate refuses a CPU; ``runnable_here`` lifts it for these runs only. The same
+kernels are checked compiled on CUDA in test_gpu.py.
+"""
+
+import pytest
+
+from qlinear import testing
+from qlinear_triton import qlinear_kernels
+
+from .conftest import interpreter_only, runnable_here
+
+pytestmark = interpreter_only
+MS = (1, 33)  # a decode row, and a ragged M that spans tiles
+
+
+def _cases():
+    out = []
+    for k in qlinear_kernels():
+        for case in testing.cases_for(k, ms=MS):
+            if k.can_implement(case.config)[0]:
+                out.append(pytest.param(k, case, id=f"{k.__name__}-{case}"))
+    return out
+
+
+@pytest.mark.parametrize("kernel,case", _cases())
+def test_conformance_interpreted(kernel, case):
+    res = testing.run_case(runnable_here(kernel), case, device="cpu")
+    assert res.ran
+
+
+@pytest.mark.parametrize("kernel", qlinear_kernels(), ids=lambda k: k.__name__)
+def test_bad_inputs_interpreted(kernel):
+    testing.check_bad_inputs(runnable_here(kernel), device="cpu")
+
+
+def test_leading_dims_and_fp8_input():
+    """x [B, T, K] keeps its leading dims; an FP8 x is taken with the layer's input_scale."""
+    import torch
+
+    from qlinear import quant_key as qk
+    from qlinear.config import FP8ScaledMMLinearLayerConfig
+    from qlinear.formats import reference_linear
+    from qlinear.layers import make_layer, quantize_layer_params
+    from qlinear_triton.fp8 import TritonFP8ScaledMMLinearKernel
+
+    c = FP8ScaledMMLinearLayerConfig(qk.kFp8StaticChannelSym, qk.kFp8StaticTensorSym, (64, 128))
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(64, 128, generator=g) * 0.05
+    x = torch.randn(2, 3, 128, generator=g).bfloat16()
+    params = quantize_layer_params(c, w, calib_x=x.reshape(-1, 128).float())
+    layer = make_layer(c, params)
+    K = runnable_here(TritonFP8ScaledMMLinearKernel)
+    kern = K.create(c)
+    kern.process_weights_after_loading(layer)
+    out = kern.apply(layer, x)
+    ref = reference_linear(c, params, x)
+    assert out.shape == (2, 3, 64)
+    assert float((out.double() - ref).norm() / ref.norm()) < 3e-2
+    xq = (x.float() / params["input_scale"]).clamp(-448, 448).to(torch.float8_e4m3fn)
+    out8 = kern.apply(layer, xq)
+    ref8 = reference_linear(c, params, xq)
+    assert out8.dtype == torch.bfloat16 and float((out8.double() - ref8).norm() / ref8.norm()) < 3e-2
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["separate-quant", "quant-in-gemm"])
+@pytest.mark.parametrize("m", [1, 9])
+def test_fp8_per_token_scale_ub(m, fused):
+    import torch
+
+    from qlinear import quant_key as qk
+    from qlinear.config import FP8ScaledMMLinearLayerConfig
+    from qlinear.formats import reference_linear
+    from qlinear.layers import make_layer, quantize_layer_params
+    from qlinear_triton.fp8 import TritonFP8ScaledMMLinearKernel
+
+    c = FP8ScaledMMLinearLayerConfig(qk.kFp8StaticChannelSym, qk.kFp8DynamicTokenSym, (64, 160))
+    g = torch.Generator().manual_seed(1)
+    params = quantize_layer_params(c, torch.randn(64, 160, generator=g) * 0.05)
+    params["input_scale_ub"] = torch.tensor([1.0])  # well below the rows' amax: saturates outliers
+    x = (torch.randn(m, 160, generator=g) * 2).bfloat16()
+    layer = make_layer(c, params)
+    kern = runnable_here(TritonFP8ScaledMMLinearKernel).create(c)
+    kern.fused_quant_max_m = 64 if fused else 0
+    kern.process_weights_after_loading(layer)
+    out = kern.apply(layer, x)
+    ref = reference_linear(c, params, x)
+    assert float((out.double() - ref).norm() / ref.norm()) < 1e-2
+    no_ub = reference_linear(c, {k: v for k, v in params.items() if k != "input_scale_ub"}, x)
+    assert float((no_ub - ref).norm() / ref.norm()) > 0.05  # the bound really changed the result
+
+
+def _w4_layer(n, k, group, g_idx=None, zp=False, seed=0):
+    """A hand-made W4A16 layer (codes, scales, optional irregular g_idx) and its float weight."""
+    import torch
+
+    from qlinear.config import MPLinearLayerConfig
+    from qlinear.formats.int_pack import dequantize_wna16, pack_along
+    from qlinear.layers import make_layer
+    from qlinear.scalar_type import scalar_types
+
+    gen = torch.Generator().manual_seed(seed)
+    ng = (k // group) if group != -1 else 1
+    if g_idx is not None:
+        ng = int(g_idx.max()) + 1
+    codes = torch.randint(0, 16, (n, k), generator=gen, dtype=torch.int32)
+    scales = (torch.rand(n, ng, generator=gen) * 0.02 + 0.005).bfloat16()
+    wt = scalar_types.uint4 if zp else scalar_types.uint4b8
+    params = {"weight_packed": pack_along(codes, 4, 1), "weight_scale": scales}
+    if zp:
+        params["weight_zero_point"] = pack_along(torch.randint(0, 16, (n, ng), generator=gen, dtype=torch.int32), 4, 0)
+    if g_idx is not None:
+        params["weight_g_idx"] = g_idx
+    c = MPLinearLayerConfig((k, n), (k, n), wt, torch.bfloat16, group, zp, g_idx is not None)
+    w = dequantize_wna16(wt, params["weight_packed"], scales, params.get("weight_zero_point"), g_idx, group)
+    return c, make_layer(c, dict(params)), w
+
+
+@pytest.mark.parametrize("group,bk,mode", [(-1, 64, 0), (32, 128, 2), (64, 32, 1), (32, 32, 1)])
+def test_w4a16_scale_paths(group, bk, mode):
+    """Each scale-loading path of the W4A16 kernel, forced through the tile choice."""
+    import torch
+
+    from qlinear_triton.configs import Tile
+    from qlinear_triton.mp import TritonW4A16LinearKernel
+    from qlinear_triton.w4a16_kernels import scale_mode
+
+    k = 96 if group == -1 else 256
+    c, layer, w = _w4_layer(48, k, group, zp=group == 32)
+    kern = runnable_here(TritonW4A16LinearKernel).create(c)
+    kern.process_weights_after_loading(layer)
+    assert scale_mode(c.effective_group_size, bk, k, False) == mode
+    kern._tile = lambda m: Tile(16, 32, bk, 1, 4, 1)
+    x = torch.randn(5, k, generator=torch.Generator().manual_seed(1)).bfloat16()
+    out = kern.apply(layer, x)
+    ref = x.double() @ w.double().t()
+    assert float((out.double() - ref).norm() / ref.norm()) < 1e-2
+
+
+def test_w4a16_irregular_g_idx():
+    """Groups of unequal size (not k // group blocks after sorting): the kernel looks groups up."""
+    import torch
+
+    from qlinear_triton.mp import TritonW4A16LinearKernel
+
+    k, group = 128, 32
+    g_idx = torch.tensor([0] * 20 + [1] * 44 + [2] * 32 + [3] * 32, dtype=torch.int32)
+    g_idx = g_idx[torch.randperm(k, generator=torch.Generator().manual_seed(3))]
+    c, layer, w = _w4_layer(32, k, group, g_idx=g_idx)
+    kern = runnable_here(TritonW4A16LinearKernel).create(c)
+    kern.process_weights_after_loading(layer)
+    assert kern._has_gsorted
+    x = torch.randn(3, k, generator=torch.Generator().manual_seed(4)).bfloat16()
+    out = kern.apply(layer, x)
+    ref = x.double() @ w.double().t()
+    assert float((out.double() - ref).norm() / ref.norm()) < 1e-2
+
+
+def _fused_cases():
+    from qlinear_triton.fp8 import TritonFP8ScaledMMLinearKernel
+    from qlinear_triton.int8 import TritonInt8ScaledMMLinearKernel
+
+    out = []
+    for k in (TritonInt8ScaledMMLinearKernel, TritonFP8ScaledMMLinearKernel):
+        fused = type(k.__name__, (k,), {"fused_quant_max_m": 64})
+        for case in testing.cases_for(k, ms=(3,)):
+            c = case.config
+            dynamic_token = (not c.is_static_input_scheme) if k.family == "int8" else \
+                c.activation_quant_key.scale.group_shape.is_per_token()
+            if dynamic_token:
+                out.append(pytest.param(fused, case, id=f"{k.__name__}-{case}"))
+    return out
+
+
+@pytest.mark.parametrize("kernel,case", _fused_cases())
+def test_quant_in_gemm_path(kernel, case):
+    """The opt-in path that quantizes x per row inside the GEMM (A_MODE 2), through the kit."""
+    assert testing.run_case(runnable_here(kernel), case, device="cpu").ran
+
+
+def _split_cases():
+    from qlinear_triton.fp8 import TritonFP8ScaledMMLinearKernel
+    from qlinear_triton.int8 import TritonInt8ScaledMMLinearKernel
+
+    out = []
+    for k, picks in ((TritonInt8ScaledMMLinearKernel, ("dyn-ch-asym", "static-tensor-asym", "dyn-tensor-sym")),
+                     (TritonFP8ScaledMMLinearKernel, ("wper-channel-adynper-token", "astaticper-tensor"))):
+        for case in testing.cases_for(k, ms=(1, 33)):
+            if any(p in str(case) for p in picks) and "N255" in str(case):
+                for fused in ((0, 64) if case.m == 1 and "dyn" in str(case) else (0,)):
+                    out.append(pytest.param(k, case, fused, id=f"{k.__name__}-fused{fused}-{case}"))
+    return out
+
+
+@pytest.mark.parametrize("kernel,case,fused", _split_cases())
+def test_split_k(kernel, case, fused, monkeypatch):
+    """Decode on a narrow layer splits K across programs and sums the fp32 partials in a second
+    kernel; forced here with a small BK so the tiny test layers qualify."""
+    from qlinear_triton import scaled_mm
+    from qlinear_triton.configs import Tile
+
+    splits = []
+    real = scaled_mm.split_k
+    monkeypatch.setattr(scaled_mm, "split_k", lambda *a, **kw: (splits.append(real(*a, **kw)), splits[-1])[1])
+
+    class Forced(runnable_here(kernel)):
+        fused_quant_max_m = fused
+
+        def process_weights_after_loading(self, layer):
+            super().process_weights_after_loading(layer)
+            self._tiles.fn = lambda m, n, k, sms: Tile(16, 64, 64, 1, 4, 1)
+
+    Forced.__name__ = kernel.__name__
+    assert testing.run_case(Forced, case, device="cpu").ran
+    assert splits and splits[-1][0] > 1  # the split path really ran
+
+
+@pytest.mark.parametrize("group,zp,gidx", [(128, False, False), (32, True, False), (64, False, True), (-1, False, False)])
+def test_w4a16_split_k(group, zp, gidx, monkeypatch):
+    """W4A16 decode split over K (forced: small BK), bias added once, partials summed in order."""
+    import torch
+
+    from qlinear.config import MPLinearLayerConfig
+    from qlinear.scalar_type import scalar_types
+    from qlinear_triton import mp
+    from qlinear_triton.configs import Tile
+    from qlinear_triton.mp import TritonW4A16LinearKernel
+
+    splits = []
+    real = mp.split_k
+    monkeypatch.setattr(mp, "split_k", lambda *a, **kw: (splits.append(real(*a, **kw)), splits[-1])[1])
+    c = MPLinearLayerConfig((512, 128), (512, 128), scalar_types.uint4 if zp else scalar_types.uint4b8,
+                            torch.bfloat16, group, zp, gidx)
+    K = runnable_here(TritonW4A16LinearKernel)
+    forced = type("TritonW4A16LinearKernel", (K,), {"_tile": lambda self, m: Tile(16, 64, 64, 1, 4, 1)})
+    assert testing.run_case(forced, testing.Case(c, 3, with_bias=True), device="cpu").ran
+    assert splits and splits[-1][0] > 1

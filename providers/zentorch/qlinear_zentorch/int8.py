@@ -9,7 +9,8 @@ Facts about zentorch 2.13.0.2 this relies on (checked by tests/providers/zentorc
 - float16 input silently yields garbage; float16 activations are widened to float32 (exact) and
   the output narrowed back. bfloat16 and float32 run natively.
 - the prepacked weight (``zentorch_weight_prepack_for_dynamic_qlinear`` + ``is_weight_prepacked``)
-  gives WRONG results for bf16 activations with K > 2048 (relative error 3 at K=2304, 5 at K=4096; Intel Xeon
+  gave WRONG results for bf16 activations with K > 2048 in a process that had used other weights
+  (relative error 3 at K=2304, 5 at K=4096; Intel Xeon
   with QLINEAR_ZENTORCH_ANY_CPU=1) while the plain int8 [N, K] weight is right at every K and no
   slower, so the plain weight is used, behind the address-cache guard of ``weight_cache.py``.
 """

@@ -87,8 +87,8 @@ def test_int8_is_batch_invariant():
 
 @pytest.mark.parametrize("kernel", [ZentorchInt8ScaledMMLinearKernel, ZentorchWNA16LinearKernel], ids=lambda k: k.__name__)
 def test_long_k(kernel):
-    """K > 2048: zentorch's prepacked int8 weight is wrong there (see test_prepacked_int8_wrong_past_k_2048);
-    the kernels must be right at real model widths."""
+    """Real model widths. With zentorch's prepacked int8 weight the W8A8 kernel was wrong here
+    (relative error 5-11 at K=4096 with bf16 activations, state-dependent), caught by `qlinear verify`."""
     from qlinear.config import Int8ScaledMMLinearLayerConfig, MPLinearLayerConfig
     from qlinear.scalar_type import scalar_types as st
 
@@ -97,22 +97,3 @@ def test_long_k(kernel):
     for m in (1, 5):
         testing.run_case(kernel, testing.Case(c, m))
 
-
-def test_prepacked_int8_wrong_past_k_2048():
-    """Why the W8A8 kernel does not prepack: with bf16 activations the library's prepacked path is
-    wrong for K > 2048 here.
-    If this starts failing, zentorch fixed it and the prepacked path may be reconsidered."""
-    from qlinear_zentorch import gate
-
-    g = torch.Generator().manual_seed(0)
-    errs = {}
-    for k in (2048, 4096):
-        w = torch.randint(-127, 128, (64, k), generator=g, dtype=torch.int8)
-        s = torch.rand(64, generator=g) * 1e-2 + 1e-3
-        x = torch.randn(4, k, generator=g).bfloat16()  # bf16 activations: fp32 ones are right at every K
-        xs = x.float().abs().amax(1, keepdim=True) / 127
-        ref = (torch.round(x.float() / xs).double() @ w.double().t()) * xs.double() * s.double()
-        wp = gate.op("zentorch_weight_prepack_for_dynamic_qlinear")(w, False)
-        out = gate.op("zentorch_dynamic_qlinear")(x, wp, s, None, is_weight_prepacked=True).double()
-        errs[k] = float((out - ref).norm() / ref.norm())
-    assert errs[2048] < 2e-2 and errs[4096] > 0.5, errs

@@ -56,7 +56,7 @@ class Selection:
     def explain(self) -> str:
         lines = [f"{self.config.describe()} on {self.platform.describe()}:"]
         lines += [f"  warning: {w}" for w in self.warnings]
-        if not self.reasons:
+        if not self.reasons and not self.order:
             lines.append(f"  no {self.config.family} kernel is registered (is a provider installed? try `qlinear doctor`)")
         for k in self.order:
             n = k.full_name()

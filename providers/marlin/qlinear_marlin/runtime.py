@@ -13,7 +13,9 @@ from .repack import TILE_N
 INT_CODES, FLOAT_CODES = 0, 1  # the binding's ``fmt``
 # From this many rows on, dequantize the tiles to a dense 16-bit weight (our kernel) and run a dense
 # GEMM (cuBLAS): the tile kernel re-reads and re-dequantizes the weight for every 64 rows.
-DEQUANT_MIN_M = int(os.environ.get("QLINEAR_MARLIN_DEQUANT_MIN_M", "256"))
+# From M = 16 on, dequantize + cuBLAS beats the tile kernel on the H100 (4096x4096: 32 vs 86 us at
+# M=64, 34 vs 95 at M=128; tile 35.5 us at M=16 vs bf16 F.linear 18.5): see docs/gpu-results.md.
+DEQUANT_MIN_M = int(os.environ.get("QLINEAR_MARLIN_DEQUANT_MIN_M", "16"))
 
 _ws_lock = threading.Lock()
 _workspaces: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}

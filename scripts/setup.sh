@@ -10,18 +10,22 @@ VENV=${QLINEAR_VENV:-.venv}
 TORCH=${QLINEAR_TORCH:-torch==2.13.0}
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 PY="$VENV/bin/python"
-pip() { "$PY" -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
+# pip's exit status is kept; only this machine's noise about missing local index folders is dropped
+pip() { "$PY" -m pip --disable-pip-version-check -q "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
 
 # torch first, pinned, so nothing later pulls a different (CUDA) build.
 "$PY" -c "import torch" 2>/dev/null || pip install "$TORCH"
 "$PY" -c "import torch" || { echo "setup: torch did not install ($TORCH)" >&2; exit 1; }
 
-# The core and every provider, editable. Providers whose library can't run here (fbgemm, flashinfer,
-# marlin need CUDA) are installed without their heavy dependency: discovery and gating are still
-# tested, and `qlinear doctor` says why they are not usable.
-CPU_PROVIDERS=(emulation torch zentorch)
+# The core and every provider, editable. Providers whose library can't run on a CPU (fbgemm,
+# flashinfer, marlin need CUDA) are installed without their heavy dependency: discovery and gating
+# are still tested, and `qlinear doctor` says why they are not usable.
+# triton runs here through its CPU interpreter (the triton provider's CPU tests use it); pinned to
+# the version the H100 machine has, whose interpreter quirks qlinear_triton/runtime.py knows.
+CPU_PROVIDERS=(emulation torch zentorch triton)
+"$PY" -c "import triton" 2>/dev/null || pip install "${QLINEAR_TRITON:-triton==3.6.0}"
 GPU_PROVIDERS=()
-for p in triton marlin fbgemm flashinfer; do [ -f "providers/$p/pyproject.toml" ] && GPU_PROVIDERS+=("$p"); done
+for p in marlin fbgemm flashinfer; do [ -f "providers/$p/pyproject.toml" ] && GPU_PROVIDERS+=("$p"); done
 args=(-e ".[test]")
 for p in "${CPU_PROVIDERS[@]}"; do [ -f "providers/$p/pyproject.toml" ] && args+=(-e "providers/$p"); done
 pip install "${args[@]}"

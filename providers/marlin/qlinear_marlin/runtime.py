@@ -13,9 +13,11 @@ from .repack import TILE_N
 INT_CODES, FLOAT_CODES = 0, 1  # the binding's ``fmt``
 # From this many rows on, dequantize the tiles to a dense 16-bit weight (our kernel) and run a dense
 # GEMM (cuBLAS): the tile kernel re-reads and re-dequantizes the weight for every 64 rows.
-# From M = 16 on, dequantize + cuBLAS beats the tile kernel on the H100 (4096x4096: 32 vs 86 us at
-# M=64, 34 vs 95 at M=128; tile 35.5 us at M=16 vs bf16 F.linear 18.5): see docs/gpu-results.md.
-DEQUANT_MIN_M = int(os.environ.get("QLINEAR_MARLIN_DEQUANT_MIN_M", "16"))
+# Measured on the H100 (docs/gpu-results.md), CUDA graphs, tile kernel vs dequant + cuBLAS:
+#   4096x4096:  M=16 35.5 vs 32.2, M=32 49.1 vs ~32, M=64 85.6 vs 32.2, M=128 92.7 vs 34.2
+#   14336x4096: M=16 47.1 vs 112, M=32 74.7 vs 114, M=64 182.9 vs 113.9, M=128 364.9 vs 115.0
+# so the dense path pays from M=64 on at both widths (below that it loses badly on wide layers).
+DEQUANT_MIN_M = int(os.environ.get("QLINEAR_MARLIN_DEQUANT_MIN_M", "64"))
 
 _ws_lock = threading.Lock()
 _workspaces: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}

@@ -1,5 +1,23 @@
+import importlib.util
+import pathlib
+import sys
+
 import pytest
 import torch
+
+
+def _load_formats_spec() -> None:
+    """The independent decoders of test_formats_spec.py, importable as ``qlinear_tests_formats_spec``
+    by the other format tests (loaded by path, so it works whatever pytest's import mode)."""
+    name = "qlinear_tests_formats_spec"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name("test_formats_spec.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+
+
+_load_formats_spec()
 
 
 def pytest_collection_modifyitems(config, items):

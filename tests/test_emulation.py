@@ -15,9 +15,6 @@ code where a value sits within an fp32 rounding of a code boundary (rare, one st
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import sys
 
 import numpy as np
 import pytest
@@ -27,17 +24,7 @@ from qlinear import testing
 from qlinear_emulation import kernels as E
 
 
-def _spec():
-    name = "qlinear_tests_formats_spec"
-    if name not in sys.modules:
-        s = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name("test_formats_spec.py"))
-        m = importlib.util.module_from_spec(s)
-        sys.modules[name] = m
-        s.loader.exec_module(m)
-    return sys.modules[name]
-
-
-S = _spec()
+import qlinear_tests_formats_spec as S  # noqa: E402 - the independent decoders (tests/conftest.py)
 TOL = 5e-3
 MS = (1, 33)
 

@@ -6,10 +6,7 @@ bit-level decoders of ``test_formats_spec.py``. Decoding must be exact over all 
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import pathlib
-import sys
 
 import ml_dtypes
 import numpy as np
@@ -19,18 +16,7 @@ import torch
 from qlinear import formats as F
 
 
-def _spec():
-    """The independent decoders (loaded by path so this works whatever pytest's import mode)."""
-    name = "qlinear_tests_formats_spec"
-    if name not in sys.modules:
-        s = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name("test_formats_spec.py"))
-        m = importlib.util.module_from_spec(s)
-        sys.modules[name] = m
-        s.loader.exec_module(m)
-    return sys.modules[name]
-
-
-S = _spec()
+import qlinear_tests_formats_spec as S  # noqa: E402 - the independent decoders (tests/conftest.py)
 ALL8 = torch.arange(256, dtype=torch.uint8)
 ALL4 = torch.arange(16, dtype=torch.uint8)
 

@@ -8,10 +8,7 @@ for normal values, plus a 1e-6 relative allowance for the fp32 rounding of w / s
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import pathlib
-import sys
 
 import numpy as np
 import pytest
@@ -21,17 +18,7 @@ from qlinear import formats as F
 from qlinear.formats.fp8 import MIN_SCALE
 
 
-def _spec():
-    name = "qlinear_tests_formats_spec"
-    if name not in sys.modules:
-        s = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name("test_formats_spec.py"))
-        m = importlib.util.module_from_spec(s)
-        sys.modules[name] = m
-        s.loader.exec_module(m)
-    return sys.modules[name]
-
-
-S = _spec()
+import qlinear_tests_formats_spec as S  # noqa: E402 - the independent decoders (tests/conftest.py)
 
 
 def _data(n, k, seed):

@@ -6,9 +6,6 @@ decoders of ``test_formats_spec.py``.
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import sys
 
 import numpy as np
 import pytest
@@ -18,17 +15,7 @@ from qlinear import formats as F
 from qlinear.scalar_type import scalar_types
 
 
-def _spec():
-    name = "qlinear_tests_formats_spec"
-    if name not in sys.modules:
-        s = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name("test_formats_spec.py"))
-        m = importlib.util.module_from_spec(s)
-        sys.modules[name] = m
-        s.loader.exec_module(m)
-    return sys.modules[name]
-
-
-S = _spec()
+import qlinear_tests_formats_spec as S  # noqa: E402 - the independent decoders (tests/conftest.py)
 
 
 def _gen(seed):

@@ -10,9 +10,6 @@ output within 2**-51.
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import sys
 
 import numpy as np
 import pytest
@@ -21,17 +18,7 @@ import torch
 from qlinear import formats as F
 
 
-def _spec():
-    name = "qlinear_tests_formats_spec"
-    if name not in sys.modules:
-        s = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name("test_formats_spec.py"))
-        m = importlib.util.module_from_spec(s)
-        sys.modules[name] = m
-        s.loader.exec_module(m)
-    return sys.modules[name]
-
-
-S = _spec()
+import qlinear_tests_formats_spec as S  # noqa: E402 - the independent decoders (tests/conftest.py)
 
 
 def _data(shape, seed, block=32, spread=(-30, 30)) -> torch.Tensor:

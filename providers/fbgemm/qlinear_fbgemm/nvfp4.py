@@ -4,7 +4,7 @@
 fbgemm 1.6.0's own bench (``NVFP4Gemm``) does; older releases had a ``use_mx`` flag instead.
 
 Weights keep their packed layout ([N, K/2], element 2i in the low nibble); the E4M3 block scales are
-swizzled once into the 128x4 layout (``scale_layout``), passed as 2-D uint8 like the bench's
+swizzled once into the 128x4 layout (``qlinear.formats.swizzle``), passed as 2-D uint8 like the bench's
 ``triton_scale_nvfp4_quant`` output. Each call quantizes the
 activation with ``qlinear.formats.quantize_nvfp4`` (same numerics as the reference), swizzles its
 scales the same way, and passes ``alpha = 1 / (input_global_scale * weight_global_scale)``.
@@ -20,7 +20,7 @@ from qlinear.formats.micro import quantize_nvfp4
 from qlinear.kernel import NvFp4LinearKernel
 
 from .library import cuda_gate, op
-from .scale_layout import swizzle_128x4
+from qlinear.formats.swizzle import swizzle_128x4
 
 
 class FbgemmNvFp4LinearKernel(NvFp4LinearKernel):

@@ -12,32 +12,8 @@ from __future__ import annotations
 
 import torch
 
-
-def round_up(x: int, m: int) -> int:
-    return (x + m - 1) // m * m
-
-
-# ---- 128x4 block-scale swizzle (CUTLASS / TRT-LLM "128x4" SF layout) -----------------------------
-def swizzle_128x4(scale: torch.Tensor) -> torch.Tensor:
-    """[R, C] scales -> [round_up(R, 128), round_up(C, 4)], zero-padded, in 128x4 tiles.
-
-    Tile (r // 128, c // 4) is tile number (r // 128) * (C_pad / 4) + c // 4 (512 bytes each); inside
-    it, (r, c) sits at (r % 32) * 16 + ((r % 128) // 32) * 4 + c % 4."""
-    r, c = scale.shape
-    rp, cp = round_up(r, 128), round_up(c, 4)
-    raw = scale.view(torch.uint8) if scale.element_size() == 1 else scale
-    pad = torch.zeros(rp, cp, dtype=raw.dtype, device=scale.device)
-    pad[:r, :c] = raw
-    out = pad.reshape(rp // 128, 4, 32, cp // 4, 4).permute(0, 3, 2, 1, 4).contiguous().reshape(rp, cp)
-    return out.view(scale.dtype) if scale.element_size() == 1 else out
-
-
-def unswizzle_128x4(sw: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
-    """Inverse of ``swizzle_128x4``."""
-    rp, cp = sw.shape
-    raw = sw.view(torch.uint8) if sw.element_size() == 1 else sw
-    out = raw.reshape(rp // 128, cp // 4, 32, 4, 4).permute(0, 3, 2, 1, 4).reshape(rp, cp)[:rows, :cols].contiguous()
-    return out.view(sw.dtype) if sw.element_size() == 1 else out
+# the 128x4 block-scale swizzle (CUTLASS / TRT-LLM "128x4" SF layout) is shared with other providers
+from qlinear.formats.swizzle import round_up, swizzle_128x4, unswizzle_128x4  # noqa: F401
 
 
 def swizzle_mx_scale_flat(scale: torch.Tensor) -> torch.Tensor:

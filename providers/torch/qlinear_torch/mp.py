@@ -112,12 +112,7 @@ class _TorchW4A16(MPLinearKernel):
         lead = x.shape[:-1]
         x2 = as_2d(x)
         out = self._mm(x2, getattr(layer, self.w_q_name), getattr(layer, self.w_s_name))
-        if bias is not None:
-            out = out + bias
-        dt = out_dtype(c, x)
-        if out.dtype != dt:
-            out = out.to(dt)
-        return out.reshape(*lead, c.N)
+        return _epilogue(out, bias, c, x, lead)
 
 
 class TorchCpuW4A16LinearKernel(_TorchW4A16):
@@ -223,12 +218,7 @@ class _TorchW8A16(MPLinearKernel):
         lead = x.shape[:-1]
         x2 = as_2d(x)
         out = torch.ops.aten._weight_int8pack_mm(x2, getattr(layer, self.w_q_name), getattr(layer, self.w_s_name))
-        if bias is not None:
-            out = out + bias
-        dt = out_dtype(c, x)
-        if out.dtype != dt:
-            out = out.to(dt)
-        return out.reshape(*lead, c.N)
+        return _epilogue(out, bias, c, x, lead)
 
 
 class TorchCpuW8A16LinearKernel(_TorchW8A16):
@@ -276,3 +266,11 @@ def _cuda_int8pack_works() -> bool:
     return _INT8PACK_CUDA[0]
 
 
+def _epilogue(out, bias, c, x, lead):
+    """Bias, the layer's output dtype, and the caller's leading dimensions."""
+    if bias is not None:
+        out = out + bias
+    dt = out_dtype(c, x)
+    if out.dtype != dt:
+        out = out.to(dt)
+    return out.reshape(*lead, c.N)

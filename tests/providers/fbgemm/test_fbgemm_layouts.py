@@ -9,7 +9,7 @@ from qlinear.scalar_type import scalar_types as st
 
 from qlinear_fbgemm.int4_layout import (dequantize_fbgemm_int4, pack_int4_signed, to_fbgemm_int4,
                                         unpack_int4_signed)
-from qlinear_fbgemm.scale_layout import swizzle_128x4, unswizzle_128x4
+from qlinear.formats.swizzle import swizzle_128x4, unswizzle_128x4
 
 
 def test_pack_int4_signed_hand_built():

@@ -117,7 +117,7 @@ def test_nvfp4_plumbing(monkeypatch):
     operands, 2-D uint8 scales in the 128x4 layout, global_scale = alpha."""
     import qlinear_fbgemm.nvfp4 as nv
     from qlinear.formats.codes import e2m1_decode, e4m3_decode, unpack_fp4
-    from qlinear_fbgemm.scale_layout import unswizzle_128x4
+    from qlinear.formats.swizzle import unswizzle_128x4
 
     def f4f4bf16(xq, wq, x_scale, w_scale, output=None, global_scale=None):
         assert output is None and global_scale is not None and x_scale.dtype == w_scale.dtype == torch.uint8

@@ -25,7 +25,7 @@ from .library import cuda_gate, op
 class FbgemmInt8LinearKernel(Int8ScaledMMLinearKernel):
     provider = "fbgemm"
     backend = "fbgemm"
-    priority = 22
+    priority = 17  # slower than triton (20) and torch (19) on the H100: 54.6 vs 18.3 us graph at 4096^2 M=1 (docs/gpu-results.md)
     min_capability = 80
 
     @classmethod

@@ -8,16 +8,16 @@ import torch
 
 from qlinear.platform import Platform, resolve_platform
 
-# Priorities (emulation is 0). CPU: the native int kernels beat emulation severalfold, so they
-# rank above it; CPU FP8 ``_scaled_mm`` is an unfused reference loop (~0.4 s at M=1, 4096x4096
-# measured here, emulation is ~ms) so it ranks BELOW emulation. CUDA: general cuBLAS paths with
-# the activation quantization outside the GEMM rank just below the fused fbgemm kernels (25/26)
-# and above triton (20); tinygemm W4A16 is fast at M=1 but ~6x slower than fbgemm at M>=128 on
-# the H100 (shared/gpu/BASELINES.md), so it ranks below both. Not yet tuned on GPU timings.
+# Priorities (emulation is 0). CPU: the ATen int kernels rank above emulation; CPU `_scaled_mm` FP8
+# is emulated by torch (0.46 s at M=1, 4096^2) and ranks below it. CUDA, from the H100 run in
+# docs/gpu-results.md: the triton provider's FP8 / INT8 / block-FP8 kernels beat these under CUDA
+# graphs at every M measured (e.g. FP8 per-token 4096^2 M=16: 13.7 vs 18.5 us) and by far eager
+# (two launches vs a chain of torch ops), so these rank just below triton (20); tinygemm W4A16 is the
+# fastest W4A16 at M=1 (7.4 us) but 10x slower than triton at M=1024, so it ranks below triton too.
 PRIO_CPU = 20
 PRIO_CPU_SLOW = -10
-PRIO_CUDA = 24
-PRIO_CUDA_FALLBACK = 21
+PRIO_CUDA = 19
+PRIO_CUDA_FALLBACK = 17
 PRIO_CUDA_TINYGEMM = 18
 
 

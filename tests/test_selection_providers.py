@@ -1,0 +1,96 @@
+"""What the real, installed providers pick on simulated machines (SM80, SM90, SM100, MI300, XPU,
+Zen 5, another x86 CPU). The library-backed providers (fbgemm, flashinfer) are installed without
+their libraries in CI, so they must be rejected with "not importable" and never break selection."""
+
+import importlib.util
+
+import pytest
+import torch
+
+import qlinear
+from qlinear.nn import scheme_config
+from qlinear.platform import simulate_platform
+from qlinear.settings import override_settings
+
+HAS = {m: importlib.util.find_spec(m) is not None for m in ("triton", "zentorch", "fbgemm_gpu", "flashinfer")}
+
+
+@pytest.fixture(scope="module")
+def providers():
+    qlinear.reset_registry()
+    reg = qlinear.get_registry()
+    return {name for name, info in reg.providers.items() if info.ok}
+
+
+def pick(preset, scheme, **settings):
+    with simulate_platform(preset), override_settings(zentorch_any_cpu=False, **settings):
+        sel = qlinear.select(scheme_config(scheme, 4096, 4096))
+    return sel.kernel.full_name(), sel
+
+
+def need(providers, *names, libs=()):
+    missing = [n for n in names if n not in providers] + [l for l in libs if not HAS[l]]
+    if missing:
+        pytest.skip(f"needs {missing}")
+
+
+@pytest.mark.parametrize("preset", ["sm80", "sm90", "sm100", "sm120", "mi300", "xpu", "zen5", "cpu"])
+@pytest.mark.parametrize("scheme", ["w4a16-g128", "awq-g128", "int8-dynamic", "fp8-dynamic", "fp8-block", "nvfp4", "mxfp4", "mxfp8"])
+def test_every_family_gets_a_kernel_with_reasons_everywhere(providers, preset, scheme):
+    """Emulation is always there, so every layer gets a kernel on every machine, and every other
+    kernel of the family says why it was not chosen."""
+    need(providers, "emulation")
+    name, sel = pick(preset, scheme)
+    assert all(r for _, r in sel.rejected), sel.explain()
+    if preset == "xpu":
+        assert name.startswith("emulation."), sel.explain()  # no xpu provider yet
+
+
+def test_sm90(providers):
+    need(providers, "marlin", "triton", "torch", libs=("triton",))
+    assert pick("sm90", "w4a16-g128")[0] == "marlin.MarlinMPLinearKernel"
+    name, sel = pick("sm90", "fp8-dynamic")
+    if not HAS["fbgemm_gpu"]:
+        assert name == "triton.TritonFP8ScaledMMLinearKernel"
+        assert "fbgemm-gpu-genai not importable" in sel.reasons["fbgemm.FbgemmFp8RowwiseLinearKernel"]
+    if not HAS["flashinfer"]:
+        assert pick("sm90", "fp8-block")[0] == "triton.TritonFp8BlockScaledMMLinearKernel"
+    assert pick("sm90", "int8-dynamic")[0] == "triton.TritonInt8ScaledMMLinearKernel"
+    # the backend filter reaches any provider's kernels
+    assert pick("sm90", "fp8-dynamic", linear_backend="torch")[0].startswith("torch.TorchCuda")
+
+
+def test_sm80_has_no_fp8_tensor_cores(providers):
+    need(providers, "marlin")
+    name, sel = pick("sm80", "fp8-dynamic")
+    assert name == "marlin.MarlinFP8ScaledMMLinearKernel"  # weight-only FP8, as vLLM does on Ampere
+    for k in ("triton.TritonFP8ScaledMMLinearKernel", "torch.TorchCudaRowWiseFP8ScaledMMLinearKernel"):
+        if k in sel.reasons:
+            assert "89" in sel.reasons[k] or "90" in sel.reasons[k], sel.reasons[k]
+
+
+def test_sm100_fp4(providers):
+    need(providers, "marlin", "flashinfer")
+    name, sel = pick("sm100", "nvfp4")
+    if not HAS["flashinfer"]:
+        assert name == "marlin.MarlinNvFp4LinearKernel"
+        assert "flashinfer not importable" in sel.reasons["flashinfer.FlashInferCutlassNvFp4LinearKernel"]
+
+
+def test_rocm(providers):
+    need(providers, "triton", "marlin", libs=("triton",))
+    name, sel = pick("mi300", "w4a16-g128")
+    assert name == "triton.TritonW4A16LinearKernel"
+    assert "NVIDIA" in sel.reasons["marlin.MarlinMPLinearKernel"]
+
+
+def test_cpus(providers):
+    need(providers, "torch", "zentorch", libs=("zentorch",))
+    assert pick("zen5", "int8-dynamic")[0] == "zentorch.ZentorchInt8ScaledMMLinearKernel"
+    assert pick("zen5", "w4a16-g128")[0] == "torch.TorchCpuW4A16LinearKernel"
+    assert pick("zen5", "w4a16-g128-actorder")[0] == "zentorch.ZentorchWNA16LinearKernel"
+    name, sel = pick("cpu", "int8-dynamic")
+    assert name == "torch.TorchCpuInt8ScaledMMLinearKernel"
+    assert "not an AMD Zen CPU" in sel.reasons["zentorch.ZentorchInt8ScaledMMLinearKernel"]
+    assert pick("cpu", "fp8-dynamic")[0] == "emulation.EmulationFP8ScaledMMLinearKernel"  # CPU _scaled_mm is slower
+    _ = torch

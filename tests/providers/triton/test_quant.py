@@ -4,8 +4,22 @@ On CPU they run through Triton's interpreter; on a GPU, compiled (the same asser
 import pytest
 import torch
 
-from qlinear.formats.fp8 import quantize_fp8_activation
-from qlinear.formats.int8 import quantize_int8_activation
+from qlinear.formats import fp8 as _fp8
+from qlinear.formats import int8 as _int8
+
+
+def _cpu(t):
+    return t.cpu() if isinstance(t, torch.Tensor) else t
+
+
+def quantize_fp8_activation(x, *a, **kw):
+    """The reference, always computed on the CPU: torch's CUDA division by a scalar multiplies by
+    the reciprocal (1 ulp off IEEE), which the kernels' div_rn does not copy."""
+    return _fp8.quantize_fp8_activation(_cpu(x), *a, **{k: _cpu(v) for k, v in kw.items()})
+
+
+def quantize_int8_activation(x, symmetric, *a):
+    return _int8.quantize_int8_activation(_cpu(x), symmetric, *map(_cpu, a))
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 # (M, K): one-pass rows, a ragged K, and a row longer than the one-pass limit (two-pass loop)

@@ -26,9 +26,22 @@ CPU_PROVIDERS=(emulation torch zentorch triton)
 "$PY" -c "import triton" 2>/dev/null || pip install "${QLINEAR_TRITON:-triton==3.6.0}"
 GPU_PROVIDERS=()
 for p in marlin fbgemm flashinfer; do [ -f "providers/$p/pyproject.toml" ] && GPU_PROVIDERS+=("$p"); done
+# Already set up from these same project files? Then there is nothing to do (and pip's resolver
+# would only repeat that fbgemm/flashinfer were installed without their CUDA libraries).
+stamp="$VENV/.qlinear-setup"
+want=$(cat pyproject.toml providers/*/pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$PY" -c "import qlinear, pluggy" 2>/dev/null; then
+    echo "setup: ready, unchanged ($("$PY" -c 'import torch; print("torch", torch.__version__)'))"
+    exit 0
+fi
 args=(-e ".[test]")
 for p in "${CPU_PROVIDERS[@]}"; do [ -f "providers/$p/pyproject.toml" ] && args+=(-e "providers/$p"); done
 pip install "${args[@]}"
-for p in "${GPU_PROVIDERS[@]}"; do pip install --no-deps -e "providers/$p"; done
+if [ ${#GPU_PROVIDERS[@]} -gt 0 ]; then
+    echo "setup: ${GPU_PROVIDERS[*]} providers installed without their CUDA libraries (pip's resolver may say so; that is expected)"
+    gargs=(); for p in "${GPU_PROVIDERS[@]}"; do gargs+=(-e "providers/$p"); done
+    pip install --no-deps "${gargs[@]}"
+fi
 "$PY" -c "import qlinear, pluggy" || { echo "setup: qlinear did not install" >&2; exit 1; }
+echo "$want" > "$stamp"
 echo "setup: ready ($("$PY" -c 'import torch; print("torch", torch.__version__)'))"

@@ -12,7 +12,7 @@ import torch
 from qlinear.kernel import FP8ScaledMMLinearKernel
 
 from .base import TritonKernelMixin, out_dtype_of
-from .scaled_mm import as_2d, default_tiles, flat_scale, launch_scaled_mm, weight_nk
+from .scaled_mm import as_2d, default_tiles, launch_scaled_mm, load_static_input_scale, load_weight_and_scale
 
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -39,21 +39,13 @@ class TritonFP8ScaledMMLinearKernel(TritonKernelMixin, FP8ScaledMMLinearKernel):
 
         w_name, s_name, is_name, ub_name = self.layer_param_names
         c = self.config
-        w = getattr(layer, w_name)
-        if w.dtype != torch.float8_e4m3fn:
-            raise ValueError(f"{w_name}.dtype: expected float8_e4m3fn, got {w.dtype}")
-        w_nk = weight_nk(w.data)
+        w_nk, self._b_per_col = load_weight_and_scale(self, layer, w_name, s_name, torch.float8_e4m3fn)
         n, k = w_nk.shape
-        self.replace_parameter(layer, w_name, w_nk.t())
-        ws, self._b_per_col = flat_scale(getattr(layer, s_name, None), n, s_name,
-                                             getattr(layer, "logical_widths", None))
-        self.replace_parameter(layer, s_name, ws)
         key = c.activation_quant_key.scale
-        xs = getattr(layer, is_name, None)
-        if key.static and xs is None:
-            raise ValueError(f"{is_name}: a static FP8 activation scheme needs an input scale")
-        if xs is not None:
-            self.replace_parameter(layer, is_name, xs.data.reshape(-1).to(torch.float32).max().reshape(1))
+        if key.static:
+            load_static_input_scale(self, layer, is_name, "a static FP8 activation scheme")
+        elif getattr(layer, is_name, None) is not None:  # kept for already-FP8 inputs
+            load_static_input_scale(self, layer, is_name, "")
         ub = getattr(layer, ub_name, None) if ub_name else None
         if ub is not None:
             self.replace_parameter(layer, ub_name, ub.data.reshape(-1)[:1].to(torch.float32).contiguous())

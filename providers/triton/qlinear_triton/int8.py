@@ -12,7 +12,7 @@ import torch
 from qlinear.kernel import Int8ScaledMMLinearKernel
 
 from .base import TritonKernelMixin, out_dtype_of
-from .scaled_mm import as_2d, default_tiles, flat_scale, launch_scaled_mm, weight_nk
+from .scaled_mm import as_2d, default_tiles, launch_scaled_mm, load_static_input_scale, load_weight_and_scale
 
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -34,20 +34,10 @@ class TritonInt8ScaledMMLinearKernel(TritonKernelMixin, Int8ScaledMMLinearKernel
 
         w_name, s_name, is_name, izp_name, adj_name = self.layer_param_names
         c = self.config
-        w = getattr(layer, w_name)
-        if w.dtype != torch.int8:
-            raise ValueError(f"{w_name}.dtype: expected int8, got {w.dtype}")
-        w_nk = weight_nk(w.data)
+        w_nk, self._b_per_col = load_weight_and_scale(self, layer, w_name, s_name, torch.int8)
         n, k = w_nk.shape
-        self.replace_parameter(layer, w_name, w_nk.t())
-        ws, self._b_per_col = flat_scale(getattr(layer, s_name, None), n, s_name,
-                                             getattr(layer, "logical_widths", None))
-        self.replace_parameter(layer, s_name, ws)
         if c.is_static_input_scheme:
-            xs = getattr(layer, is_name, None)
-            if xs is None:
-                raise ValueError(f"{is_name}: a static INT8 scheme needs an input scale")
-            self.replace_parameter(layer, is_name, xs.data.reshape(-1).to(torch.float32).max().reshape(1))
+            load_static_input_scale(self, layer, is_name, "a static INT8 scheme")
             if not c.input_symmetric:
                 zp = getattr(layer, izp_name, None)
                 if zp is None:

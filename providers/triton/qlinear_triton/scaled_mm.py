@@ -31,6 +31,27 @@ def flat_scale(s: torch.Tensor | None, n: int, name: str, logical_widths=None) -
     raise ValueError(f"{name}.shape: expected [1] or [{n}, 1], got {tuple(s.shape)}")
 
 
+def load_weight_and_scale(kernel, layer, w_name: str, s_name: str, dtype: torch.dtype) -> tuple[torch.Tensor, bool]:
+    """Re-lay the W8A8 weight (as loaded [K, N]) to [N, K] storage and flatten its scale, in place on
+    the layer; returns (weight [N, K], scale is per column)."""
+    w = getattr(layer, w_name)
+    if w.dtype != dtype:
+        raise ValueError(f"{w_name}.dtype: expected {str(dtype).removeprefix('torch.')}, got {w.dtype}")
+    w_nk = weight_nk(w.data)
+    kernel.replace_parameter(layer, w_name, w_nk.t())
+    ws, per_col = flat_scale(getattr(layer, s_name, None), w_nk.shape[0], s_name, getattr(layer, "logical_widths", None))
+    kernel.replace_parameter(layer, s_name, ws)
+    return w_nk, per_col
+
+
+def load_static_input_scale(kernel, layer, name: str, what: str) -> None:
+    """A static activation scale -> one fp32 [1] (the max over a fused module's parts, as vLLM does)."""
+    xs = getattr(layer, name, None)
+    if xs is None:
+        raise ValueError(f"{name}: {what} needs an input scale")
+    kernel.replace_parameter(layer, name, xs.data.reshape(-1).to(torch.float32).max().reshape(1))
+
+
 class TileCache:
     """Tile per power-of-two M bucket, computed once per bucket."""
 

@@ -42,10 +42,8 @@ class TritonFP8ScaledMMLinearKernel(TritonKernelMixin, FP8ScaledMMLinearKernel):
         w_nk, self._b_per_col = load_weight_and_scale(self, layer, w_name, s_name, torch.float8_e4m3fn)
         n, k = w_nk.shape
         key = c.activation_quant_key.scale
-        if key.static:
+        if key.static or getattr(layer, is_name, None) is not None:  # dynamic: kept for already-FP8 inputs
             load_static_input_scale(self, layer, is_name, "a static FP8 activation scheme")
-        elif getattr(layer, is_name, None) is not None:  # kept for already-FP8 inputs
-            load_static_input_scale(self, layer, is_name, "")
         ub = getattr(layer, ub_name, None) if ub_name else None
         if ub is not None:
             self.replace_parameter(layer, ub_name, ub.data.reshape(-1)[:1].to(torch.float32).contiguous())

@@ -216,7 +216,7 @@ def doctor_report(registry=None, platform: Platform | None = None, settings=None
             dist, version = _distribution_of(info.module)
         report["providers"].append({
             "name": name, "module": info.module, "distribution": dist, "version": version,
-            "status": "ok" if info.ok else "skipped", "error": info.error,
+            "status": "ok" if info.ok else "skipped", "error": info.error, "traceback": info.traceback,
             "kernels": [k.full_name() for k in info.kernels],
         })
     with _on_platform(plat):
@@ -256,6 +256,8 @@ def render_doctor(report: dict, verbose: bool = False) -> str:
                 out += [f"      {k}" for k in p["kernels"]]
         else:
             out.append(f"  {p['name']:<12} {dist:<32} SKIPPED (failed to load): {p['error']}")
+            if verbose and p.get("traceback"):
+                out += [f"      {line}" for line in p["traceback"].rstrip().splitlines()]
     st = report["settings"]
     out += ["", "settings (QLINEAR_* environment):"]
     vals = st["values"]
@@ -465,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "representative layer (4096x4096 bf16): selected, available, or why not.")
     _platform_arg(d)
     d.add_argument("--json", action="store_true", help="print the report as JSON")
-    d.add_argument("-v", "--verbose", action="store_true", help="also list each provider's kernels")
+    d.add_argument("-v", "--verbose", action="store_true", help="also list each provider's kernels, and the traceback of one that failed to load")
     d.add_argument("--strict", action="store_true", help="exit 1 if any provider failed to load")
 
     e = sub.add_parser("explain", formatter_class=_Fmt, help="one layer -> which kernel is chosen, and why each other one is not",

@@ -38,6 +38,7 @@ class ProviderInfo:
     version: str | None = None
     kernels: list[type[LinearKernel]] = field(default_factory=list)
     error: str | None = None  # set when the provider was skipped
+    traceback: str | None = None  # the full traceback behind ``error`` (doctor -v)
 
     @property
     def ok(self) -> bool:
@@ -72,7 +73,7 @@ class Registry:
                 self.add_provider(module, ep.name, info)
             except Exception as e:  # noqa: BLE001 - a broken plugin must never be fatal
                 info.error = f"{type(e).__name__}: {e}"
-                info.traceback = traceback.format_exc()  # type: ignore[attr-defined]
+                info.traceback = traceback.format_exc()
 
     def add_provider(self, module, name: str, info: ProviderInfo | None = None) -> ProviderInfo:
         """Register a provider module (or object) implementing ``qlinear_kernels``."""

@@ -66,18 +66,36 @@ def rel_err(out, ref):
     return float((out.double() - ref.double()).norm() / ref.double().norm().clamp(min=1e-30))
 
 
-# Alternative tiles (bm, bn, bk, group_m, warps, stages) timed per M bucket, GEMM only, under graph
-# replay (kernel time without launch gaps); the shipped choice is listed first as "current".
+# Alternative tiles timed per M bucket, GEMM only, under graph replay (kernel time without launch
+# gaps); the shipped choice is listed first as "current". Tensor-core tiles: (bm, bn, bk, group_m,
+# warps, stages); GEMV tiles (M <= 4): ("gemv", bm, bn, bk, programs per SM, warps, stages).
 SWEEP_FP8 = {
-    "small": [(16, 32, 256, 1, 4, 4), (16, 64, 256, 1, 4, 4), (16, 32, 512, 1, 4, 3), (16, 32, 128, 1, 4, 8),
-              (16, 64, 128, 1, 4, 6), (16, 128, 256, 1, 8, 3)],
-    "large": [(128, 128, 128, 8, 8, 4), (128, 256, 128, 8, 8, 3), (128, 128, 64, 8, 4, 5)],
+    "gemv": [("gemv", 1, 16, 512, 4, 4, 1), ("gemv", 1, 32, 256, 2, 4, 1), ("gemv", 1, 16, 512, 8, 4, 1),
+             ("gemv", 1, 8, 1024, 4, 4, 1), ("gemv", 1, 8, 512, 4, 4, 1), ("gemv", 1, 16, 512, 0, 4, 1),
+             ("gemv", 1, 8, 1024, 0, 4, 1), ("gemv", 1, 16, 1024, 4, 8, 1)],
+    "small": [(16, 32, 256, 1, 4, 4), (16, 32, 128, 1, 4, 8), (16, 64, 128, 1, 4, 6), (16, 32, 128, 1, 4, 6),
+              (16, 64, 256, 1, 4, 4)],
+    "large": [(128, 128, 128, 8, 8, 4), (128, 256, 128, 8, 8, 3)],
 }
 SWEEP_W4 = {
-    "small": [(16, 32, 512, 1, 4, 4), (16, 32, 512, 1, 8, 4), (16, 64, 512, 1, 8, 3), (16, 32, 256, 1, 4, 4),
-              (16, 32, 128, 1, 4, 8), (16, 64, 256, 1, 4, 6), (16, 128, 128, 1, 4, 6)],
-    "large": [(128, 128, 64, 8, 8, 3), (128, 128, 128, 8, 8, 3), (128, 256, 64, 8, 8, 3), (64, 128, 64, 8, 4, 4)],
+    "gemv": [("gemv", 1, 64, 128, 8, 4, 1), ("gemv", 1, 64, 128, 4, 4, 1), ("gemv", 1, 32, 128, 8, 4, 1),
+             ("gemv", 1, 32, 128, 16, 4, 1), ("gemv", 1, 64, 128, 16, 4, 1), ("gemv", 1, 32, 128, 0, 4, 1),
+             ("gemv", 1, 64, 128, 0, 4, 1), ("gemv", 1, 32, 128, 8, 2, 1), ("gemv", 1, 64, 128, 8, 2, 1)],
+    "small": [(16, 64, 128, 1, 4, 4), (16, 32, 128, 1, 4, 4), (16, 64, 128, 1, 4, 6), (16, 64, 128, 1, 4, 3)],
+    "large": [(128, 256, 128, 8, 8, 3), (64, 128, 128, 8, 4, 3), "dense"],
 }
+
+
+def as_tile(t):
+    from qlinear_triton.configs import GemvTile, Tile
+
+    return GemvTile(*t[1:]) if t[0] == "gemv" else Tile(*t)
+
+
+def tile_key(t):
+    from qlinear_triton.configs import GemvTile
+
+    return ("gemv", *vars(t).values()) if isinstance(t, GemvTile) else tuple(vars(t).values())
 
 
 def sweep(n, k, ms, dev, L8, K8, L4, K4, cp8, cp4, Q, launch_scaled_mm):
@@ -86,22 +104,26 @@ def sweep(n, k, ms, dev, L8, K8, L4, K4, cp8, cp4, Q, launch_scaled_mm):
 
     out = []
     for m in ms:
-        if m not in (1, 16, 1024):
+        if m not in (1, 2, 16, 64, 1024):
             continue
-        bucket = "small" if m <= 16 else "large"
+        bucket = "gemv" if m <= 2 else ("small" if m <= 16 else "large")
         x = torch.randn(m, k, device=dev).bfloat16()
         xq, xs = Q.quant_fp8_per_token(x)
         o = torch.empty(m, n, device=dev, dtype=torch.bfloat16)
         cur8, cur4 = K8[0]._tiles(m), K4[0]._tile(m)
-        cands = [("fp8", t, False) for t in [tuple(vars(cur8).values())] + SWEEP_FP8[bucket]]
-        cands += [("w4a16", t, False) for t in [tuple(vars(cur4).values())] + SWEEP_W4[bucket]]
+        bm = 1 << max(0, (m - 1).bit_length())
+        fit = (lambda t: (t[0], bm, max(8, t[2] // bm), *t[3:])) if bucket == "gemv" else (lambda t: t)  # noqa: E731
+        cands = [("fp8", t, False) for t in [tile_key(cur8)] + [fit(t) for t in SWEEP_FP8[bucket]]]
+        cur4 = "dense" if m >= K4[0].dense_min_m else tile_key(cur4)
+        cands += [("w4a16", t, False) for t in [cur4] + [(t[0], bm, *t[2:]) if bucket == "gemv" else t
+                                                         for t in SWEEP_W4[bucket]]]
         seen = set()
         for kind, t, _ in cands:
             if (kind, t) in seen:
                 continue
             first = not any(kk == kind for kk, _ in seen)
             seen.add((kind, t))
-            tile = Tile(*t)
+            tile = None if t == "dense" else as_tile(t)
             if kind == "fp8":
                 fn = lambda i, tile=FixedTile(tile): launch_scaled_mm(  # noqa: E731
                     K8[i]._kernel, tile, xq, L8[i].weight.t(), o, xs, L8[i].weight_scale, None, None,
@@ -109,8 +131,9 @@ def sweep(n, k, ms, dev, L8, K8, L4, K4, cp8, cp4, Q, launch_scaled_mm):
                 cp = cp8
             else:
                 kerns = [copy.copy(kk) for kk in K4]
-                for kk in kerns:
+                for kk in kerns:  # "dense": dequantize + cuBLAS (mp.TritonW4A16LinearKernel.dense_min_m)
                     kk._tile = lambda _m, tile=tile: tile
+                    kk.dense_min_m = 0 if tile is None else 1 << 30
                 fn = lambda i, kerns=kerns: kerns[i].apply_weights(L4[i], x)  # noqa: E731
                 cp = cp4
             try:
@@ -160,7 +183,7 @@ def main(argv=None):
     else:
         dev = torch.device("cuda")
         name = torch.cuda.get_device_name()
-        ms = (1, 16, 1024) if args.quick else (1, 16, 128, 1024, 4096)
+        ms = (1, 16, 1024) if args.quick else (1, 2, 16, 64, 128, 1024, 4096)
         shapes = ((4096, 4096), (14336, 4096))
     rows, sweep_rows = [], []
     torch.manual_seed(0)

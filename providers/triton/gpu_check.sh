@@ -43,6 +43,6 @@ wait $warm; echo "== warm-up compile: rc=$? $(tail -n 1 "$OUT/warm.log")" | tee 
 echo "tests + compile: $(( $(date +%s) - t0 )) s" | tee -a "$LOG"
 
 t1=$(date +%s)
-timeout 150 python3 providers/triton/bench_triton.py --out "$OUT" ${BENCH_ARGS:-} 2>&1 | tee -a "$LOG"
+timeout 330 python3 providers/triton/bench_triton.py --out "$OUT" ${BENCH_ARGS:-} 2>&1 | tee -a "$LOG"
 echo "bench: rc=$? in $(( $(date +%s) - t1 )) s" | tee -a "$LOG"
 exit $rc

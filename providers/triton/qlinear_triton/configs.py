@@ -25,6 +25,34 @@ class Tile:
     num_stages: int
 
 
+@dataclass(frozen=True)
+class GemvTile:
+    """Decode tiles of the GEMV kernels: all BM (<= 4) rows, BN columns, BK of K per step;
+    K is split so that about ``per_sm`` programs run per SM (``gemv_split``)."""
+
+    bm: int
+    bn: int
+    bk: int
+    per_sm: int
+    num_warps: int
+    num_stages: int
+
+
+# Up to this many rows the GEMV kernels run (no tensor cores; their cost grows with M), measured
+# on the H100 with bench_triton.py's sweep (graph replay, us at 4096x4096 / 14336x4096):
+#   W4A16 M=2: GEMV 12.5 / 27.9 vs 16-row tiles 15.2 / 33.5; at M=4 tiles won (15 vs 17 at 4096).
+#   FP8   M=2: GEMV 12.6 / 32.2 vs tiles 13.7 / 25.7 (mixed); M=1: GEMV 11.6 / 26.0 vs 11.8+ / 29.
+W4A16_GEMV_MAX_M = 2
+W8A8_GEMV_MAX_M = 1
+
+
+def gemv_split(tiles: int, k: int, bk: int, sms: int, per_sm: int) -> tuple[int, int]:
+    """(splits, K per split, a multiple of BK) giving ~per_sm programs per SM, >= 2 steps each."""
+    want = max(1, min(k // (2 * bk), -(-per_sm * sms // max(tiles, 1))))
+    per = -(-(-(-k // want)) // bk) * bk
+    return -(-k // per), per
+
+
 def sm_count(device) -> int:
     if isinstance(device, torch.device) and device.type == "cuda" and torch.cuda.is_available():
         return torch.cuda.get_device_properties(device).multi_processor_count
@@ -40,14 +68,18 @@ def _narrow_bn(n: int, sms: int, choices=(128, 64, 32)) -> int:
 
 
 def w8a8_tile(m: int, n: int, k: int, sms: int = SM_COUNT_DEFAULT) -> Tile:
-    """INT8 / FP8 scaled mm (1-byte operands)."""
+    """INT8 / FP8 scaled mm (1-byte operands). Decode (M <= W8A8_GEMV_MAX_M): the GEMV kernel, whose
+    [BM, BN, BK] accumulator lives in registers (BM * BN * BK <= 8192 for 4 warps)."""
+    if m <= W8A8_GEMV_MAX_M:
+        bm = 1 << max(0, (m - 1).bit_length())
+        return GemvTile(bm, 8, 512, 4, 4, 1)
     if m <= 16:
         return Tile(16, _narrow_bn(n, sms), 256 if k >= 256 else 128, 1, 4, 4)
     if m <= 64:
         return Tile(64, _narrow_bn(n, sms, (128, 64)), 128, 1, 4, 4)
     if m <= 256:
         return Tile(64, 128, 128, 8, 4, 4)
-    return Tile(128, 128, 128, 8, 8, 4)
+    return Tile(128, 256, 128, 8, 8, 3)  # H100 M=1024: 27.6 vs 31.2 us (128x128) at 4096x4096
 
 
 def block_fp8_tile(m: int, n: int, k: int, sms: int = SM_COUNT_DEFAULT) -> Tile:
@@ -61,26 +93,25 @@ def block_fp8_tile(m: int, n: int, k: int, sms: int = SM_COUNT_DEFAULT) -> Tile:
     return Tile(128, 128, 128, 8, 8, 4)
 
 
-def w4a16_tile(m: int, n: int, k: int, group: int, sms: int = SM_COUNT_DEFAULT) -> Tile:
-    """W4A16. Decode: the bytes in flight per SM are N * stages * BK / 2 / SMs whatever BN is (HBM3
-    latency x bandwidth wants ~20-30 KB per SM), so the pipeline is deep (BK 256 x 6 stages: ~24 KB at
-    N=4096); BK stays at 256 because the dequantized [BK, BN] tile lives in registers. BK spans whole
-    groups (or lies inside one) so scales load one row per group."""
+def w4a16_tile(m: int, n: int, k: int, group: int, sms: int = SM_COUNT_DEFAULT):
+    """W4A16 (BK is the layout's 128-row block). M <= W4A16_GEMV_MAX_M: the GEMV kernel, N in 64-wide
+    tiles, K split so about ``per_sm`` programs per SM keep two blocks each in flight (HBM3 latency x
+    bandwidth wants ~20-30 KB per SM). Otherwise tensor-core tiles."""
+    if m <= W4A16_GEMV_MAX_M:
+        return GemvTile(1 << max(0, (m - 1).bit_length()), 64, 128, 8, 4, 1)
     if m <= 16:
-        bk = 256
-        while bk > 64 and (k % bk or not (bk % group == 0 or group % bk == 0)):
-            bk //= 2
-        return Tile(16, _narrow_bn(n, sms), bk, 1, 4, 6)
-    bk = 64 if (group % 64 == 0 or 64 % group == 0) else 32
+        return Tile(16, 64, 128, 1, 4, 4)
     if m <= 64:
-        return Tile(64, _narrow_bn(n, sms, (128, 64)), bk, 1, 4, 4)
+        return Tile(64, _narrow_bn(n, sms, (128, 64)), 128, 1, 4, 3)
     if m <= 256:
-        return Tile(64, 128, bk, 8, 4, 4)
-    return Tile(128, 128, bk, 8, 8, 3)
+        return Tile(64, 128, 128, 8, 4, 3)
+    return Tile(128, 128, 128, 8, 8, 3)
 
 
-def rocm_tile(t: Tile) -> Tile:
+def rocm_tile(t):
     """AMD GPUs (unverified here): 64 KB of LDS and a 2-stage pipeliner; keep tiles inside that."""
+    if isinstance(t, GemvTile):
+        return t
     return Tile(t.bm, t.bn, min(t.bk, 128), t.group_m, t.num_warps, min(t.num_stages, 2))
 
 
@@ -88,8 +119,10 @@ def is_rocm() -> bool:
     return getattr(torch.version, "hip", None) is not None
 
 
-def interpreter_tile(t: Tile) -> Tile:
+def interpreter_tile(t):
     """Under TRITON_INTERPRET each program is NumPy work: fewer, larger tiles run faster on CPU."""
+    if isinstance(t, GemvTile):
+        return GemvTile(t.bm, max(t.bn, 64), t.bk, 1, t.num_warps, 1)
     return Tile(max(16, min(t.bm, 64)), max(t.bn, 64), t.bk, t.group_m, t.num_warps, 1)
 
 

@@ -29,8 +29,90 @@ def _tile_ids(M, N, BM: tl.constexpr, BN: tl.constexpr, GROUP_M: tl.constexpr):
     return pid_m, pid_n
 
 
+@triton.jit
+def _row_quant_params(a_ptrs, stride_ak, rk, K, ub_ptr, BM: tl.constexpr, BK: tl.constexpr,
+                      IS_INT8: tl.constexpr, AZP: tl.constexpr, HAS_UB: tl.constexpr):
+    """A_MODE 2 prologue: read the [BM, K] rows of A (16-bit) for their amax (min/max for asymmetric
+    INT8) -> per-row (scale, zero point as an fp32 code; 0 when symmetric)."""
+    hi = tl.zeros((BM,), dtype=tl.float32)
+    lo = tl.zeros((BM,), dtype=tl.float32)
+    for k0 in range(0, K, BK):
+        xa = tl.load(a_ptrs + k0 * stride_ak, mask=rk[None, :] < K - k0, other=0.0).to(tl.float32)
+        if AZP == 2:
+            hi = tl.maximum(hi, tl.max(xa, axis=1))
+            lo = tl.minimum(lo, tl.min(xa, axis=1))
+        else:
+            hi = tl.maximum(hi, tl.max(tl.abs(xa), axis=1))
+    a_zp = hi * 0.0
+    if IS_INT8:
+        if AZP == 2:
+            a_s, a_zp = int8_asym_params(lo, hi)
+        else:
+            a_s = int8_sym_scale(hi)
+    else:
+        if HAS_UB:
+            hi = tl.minimum(hi, tl.load(ub_ptr).to(tl.float32))
+        a_s = fp8_scale(hi)
+    return a_s, a_zp
+
+
+@triton.jit
+def _quant_a(a, a_s, a_zp, kmask, IS_INT8: tl.constexpr, AZP: tl.constexpr, EVEN_K: tl.constexpr):
+    """A_MODE 2: a 16-bit slab of A -> its int8 / e4m3 codes; the row scale and zero point come
+    broadcastable against it."""
+    af = a.to(tl.float32)
+    if IS_INT8:
+        if AZP == 2:
+            q = to_int8(af, a_s, a_zp, True)
+        else:
+            q = to_int8(af, a_s, 0.0, False)
+        if not EVEN_K:  # padded columns must contribute 0, not the zero point
+            q = tl.where(kmask, q, 0.0)
+        q = q.to(tl.int8)
+    else:
+        q = to_fp8(af, a_s)
+    return q
+
+
+@triton.jit
+def _scaled_epilogue(acc, a_s, a_zp, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, rm, rn, ram, rbn,
+                     M, N, stride_cm, stride_cn, stride_cs, pid_s, SPLIT_K: tl.constexpr, A_MODE: tl.constexpr,
+                     A_PER_ROW: tl.constexpr, B_PER_COL: tl.constexpr, AZP: tl.constexpr, HAS_BIAS: tl.constexpr):
+    """Zero-point correction, activation x weight scales, bias, store (fp32 partials with split-K)."""
+    if AZP != 0:
+        adj = tl.load(azp_adj_ptr + rbn)
+        if SPLIT_K > 1:
+            adj = tl.where(pid_s == 0, adj, 0)  # the correction is applied once, by split 0
+        if AZP == 1:
+            zp = tl.load(azp_ptr)
+            acc = acc - zp * adj[None, :]
+        elif A_MODE == 2:
+            acc = acc - a_zp.to(tl.int32)[:, None] * adj[None, :]
+        else:
+            zp = tl.load(azp_ptr + ram)
+            acc = acc - zp[:, None] * adj[None, :]
+    out = acc.to(tl.float32)
+    if A_MODE == 2:
+        out = out * a_s[:, None]
+    elif A_PER_ROW:
+        out = out * tl.load(as_ptr + ram)[:, None]
+    else:
+        out = out * tl.load(as_ptr)
+    if B_PER_COL:
+        out = out * tl.load(bs_ptr + rbn)[None, :]
+    else:
+        out = out * tl.load(bs_ptr)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + rbn).to(tl.float32)
+        if SPLIT_K > 1:
+            bias = tl.where(pid_s == 0, bias, 0.0)
+        out = out + bias[None, :]
+    c_ptrs = c_ptr + pid_s.to(tl.int64) * stride_cs + rm[:, None].to(tl.int64) * stride_cm + rn[None, :] * stride_cn
+    tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+
 # A_MODE 0: A is already quantized (int8 / e4m3), its scale per tensor (as_ptr[0]) or per row.
-# A_MODE 2 (opt-in, decode sizes): A is 16-bit and is quantized here per row (FP8 per token with the
+# A_MODE 2 (decode sizes): A is 16-bit and is quantized here per row (FP8 per token with the
 # optional upper bound ub_ptr[0], or INT8 symmetric / asymmetric when AZP == 2): a prologue reads each
 # row for its amax (min/max), so quantization and GEMM are one launch. Every program re-quantizes
 # its [BM, K] slab of A (IEEE divisions included), so this only pays while BM * K is small next to
@@ -63,26 +145,10 @@ def scaled_mm_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp
     if SPLIT_K > 1:
         k_lo = pid_s * k_split
         k_hi = tl.minimum(K, k_lo + k_split)
+    a_s = tl.zeros((BM,), dtype=tl.float32)
+    a_zp = a_s
     if A_MODE == 2:
-        hi = tl.zeros((BM,), dtype=tl.float32)  # amax, or max for asymmetric INT8
-        lo = tl.zeros((BM,), dtype=tl.float32)
-        for k0 in range(0, K, BK):
-            xa = tl.load(a_ptrs + k0 * stride_ak, mask=rk[None, :] < K - k0, other=0.0).to(tl.float32)
-            if AZP == 2:
-                hi = tl.maximum(hi, tl.max(xa, axis=1))
-                lo = tl.minimum(lo, tl.min(xa, axis=1))
-            else:
-                hi = tl.maximum(hi, tl.max(tl.abs(xa), axis=1))
-        a_zp = 0.0
-        if IS_INT8:
-            if AZP == 2:
-                a_s, a_zp = int8_asym_params(lo, hi)
-            else:
-                a_s = int8_sym_scale(hi)
-        else:
-            if HAS_UB:
-                hi = tl.minimum(hi, tl.load(ub_ptr).to(tl.float32))
-            a_s = fp8_scale(hi)
+        a_s, a_zp = _row_quant_params(a_ptrs, stride_ak, rk, K, ub_ptr, BM, BK, IS_INT8, AZP, HAS_UB)
     if IS_INT8:
         acc = tl.zeros((BM, BN), dtype=tl.int32)
     else:
@@ -101,53 +167,123 @@ def scaled_mm_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp
                 a = tl.load(a_ptrs, mask=rk[None, :] < K - k0, other=0.0)
                 b = tl.load(b_ptrs, mask=rk[:, None] < K - k0, other=0.0)
         if A_MODE == 2:
-            af = a.to(tl.float32)
-            if IS_INT8:
-                if AZP == 2:
-                    a = to_int8(af, a_s[:, None], a_zp[:, None], True)
-                else:
-                    a = to_int8(af, a_s[:, None], 0.0, False)
-                if not EVEN_K:  # padded columns must contribute 0, not the zero point
-                    a = tl.where(rk[None, :] < K - k0, a, 0.0)
-                a = a.to(tl.int8)
-            else:
-                a = to_fp8(af, a_s[:, None])
+            a = _quant_a(a, a_s[:, None], a_zp[:, None], rk[None, :] < K - k0, IS_INT8, AZP, EVEN_K)
         if IS_INT8:
             acc = tl.dot(a, b, acc, out_dtype=tl.int32)
         else:
             acc = tl.dot(a, b, acc)
         a_ptrs += BK * stride_ak
         b_ptrs += BK * stride_bk
-    if AZP != 0:
-        adj = tl.load(azp_adj_ptr + rbn)
-        if SPLIT_K > 1:
-            adj = tl.where(pid_s == 0, adj, 0)  # the correction is applied once, by split 0
-        if AZP == 1:
-            zp = tl.load(azp_ptr)
-            acc = acc - zp * adj[None, :]
-        elif A_MODE == 2:
-            acc = acc - a_zp.to(tl.int32)[:, None] * adj[None, :]
-        else:
-            zp = tl.load(azp_ptr + ram)
-            acc = acc - zp[:, None] * adj[None, :]
-    out = acc.to(tl.float32)
+    _scaled_epilogue(acc, a_s, a_zp, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, rm, rn, ram, rbn,
+                     M, N, stride_cm, stride_cn, stride_cs, pid_s, SPLIT_K, A_MODE, A_PER_ROW, B_PER_COL, AZP, HAS_BIAS)
+
+
+@triton.jit
+def _gemv_a_row(a_ptr, row, stride_am, stride_ak, k0, rk, K, a_s, a_zp, zero, A_MODE: tl.constexpr,
+                IS_INT8: tl.constexpr, AZP: tl.constexpr, EVEN_K: tl.constexpr):
+    """One row's [BK] slab of A as [1, BK] (fp32, or int32 for INT8), quantized here in A_MODE 2.
+    Loaded 1-D and expanded, so it lands in the layout of the [BN, BK] product with no shuffle."""
+    kmask = rk < K - k0
+    a = tl.load(a_ptr + row * stride_am + (k0 + rk) * stride_ak, mask=kmask, other=zero)
     if A_MODE == 2:
-        out = out * a_s[:, None]
-    elif A_PER_ROW:
-        out = out * tl.load(as_ptr + ram)[:, None]
+        a = _quant_a(a, a_s, a_zp, kmask, IS_INT8, AZP, EVEN_K)
+    if IS_INT8:
+        a = a.to(tl.int32)
     else:
-        out = out * tl.load(as_ptr)
-    if B_PER_COL:
-        out = out * tl.load(bs_ptr + rbn)[None, :]
+        a = a.to(tl.float32)
+    return a[None, :]
+
+
+@triton.jit
+def _gemv_row_params(a_ptr, row, stride_am, stride_ak, rk, K, ub_ptr, BK: tl.constexpr, IS_INT8: tl.constexpr,
+                     AZP: tl.constexpr, HAS_UB: tl.constexpr, A_MODE: tl.constexpr):
+    """A_MODE 2: one row's (scale, zero point), each shaped [1]; zeros otherwise."""
+    if A_MODE == 2:
+        a_s, a_zp = _row_quant_params(a_ptr + row * stride_am + rk[None, :] * stride_ak, stride_ak, rk, K, ub_ptr,
+                                      1, BK, IS_INT8, AZP, HAS_UB)
     else:
-        out = out * tl.load(bs_ptr)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + rbn).to(tl.float32)
-        if SPLIT_K > 1:
-            bias = tl.where(pid_s == 0, bias, 0.0)
-        out = out + bias[None, :]
-    c_ptrs = c_ptr + pid_s.to(tl.int64) * stride_cs + rm[:, None].to(tl.int64) * stride_cm + rn[None, :] * stride_cn
-    tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=(rm[:, None] < M) & (rn[None, :] < N))
+        a_s = tl.zeros((1,), dtype=tl.float32)
+        a_zp = a_s
+    return a_s, a_zp
+
+
+@triton.jit
+def _gemv_row_out(acc, row, a_s, a_zp, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, rn, rbn, M, N,
+                  stride_cm, stride_cn, stride_cs, pid_s, SPLIT_K: tl.constexpr, A_MODE: tl.constexpr,
+                  A_PER_ROW: tl.constexpr, B_PER_COL: tl.constexpr, AZP: tl.constexpr, HAS_BIAS: tl.constexpr):
+    rm = tl.arange(0, 1) + row
+    _scaled_epilogue(tl.sum(acc, axis=1)[None, :], a_s, a_zp, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr,
+                     rm, rn, tl.minimum(rm, M - 1), rbn, M, N, stride_cm, stride_cn, stride_cs, pid_s, SPLIT_K,
+                     A_MODE, A_PER_ROW, B_PER_COL, AZP, HAS_BIAS)
+
+
+# Decode (M <= configs.W8A8_GEMV_MAX_M): the same operation without tensor cores. Each program takes a
+# [BN, BK] slab of B per step and every row (BM <= 4) multiplies it element-wise into its own
+# [BN, BK] accumulator (int32 for INT8: exact; fp32 for FP8), reduced over K once at the end. The
+# next slab of B is loaded before the current one is used (the loop feeds no tl.dot, so Triton's
+# pipeliner may not). Rows past M repeat row M - 1 and are not stored.
+@triton.jit(do_not_specialize=["M"])
+def scaled_gemv_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, ub_ptr,
+                       M, N, K, stride_am, stride_ak, stride_bn, stride_bk, stride_cm, stride_cn,
+                       k_split, stride_cs, SPLIT_K: tl.constexpr, IS_INT8: tl.constexpr, A_MODE: tl.constexpr,
+                       A_PER_ROW: tl.constexpr, B_PER_COL: tl.constexpr, AZP: tl.constexpr, HAS_BIAS: tl.constexpr,
+                       HAS_UB: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+                       EVEN_K: tl.constexpr):
+    pid_n = tl.program_id(0)
+    pid_s = tl.program_id(1)
+    rn = pid_n * BN + tl.arange(0, BN)
+    rk = tl.arange(0, BK)
+    rbn = tl.where(rn < N, rn, 0)
+    row1 = tl.minimum(1, M - 1)
+    row2 = tl.minimum(2, M - 1)
+    row3 = tl.minimum(3, M - 1)
+    b_ptrs = b_ptr + rbn[:, None].to(tl.int64) * stride_bn + rk[None, :] * stride_bk
+    k_lo = 0
+    k_hi = K
+    if SPLIT_K > 1:
+        k_lo = pid_s * k_split
+        k_hi = tl.minimum(K, k_lo + k_split)
+    zero = 0 if IS_INT8 else 0.0  # `other` must be an int for int8 and a float for fp8 operands
+    b_next = tl.load(b_ptrs + k_lo * stride_bk, mask=rk[None, :] < K - k_lo, other=zero)
+    # A_MODE 2: the rows' quantization parameters, read after the first B slab is on its way
+    s0, z0 = _gemv_row_params(a_ptr, 0, stride_am, stride_ak, rk, K, ub_ptr, BK, IS_INT8, AZP, HAS_UB, A_MODE)
+    s1, z1 = s0, z0
+    s2, z2 = s0, z0
+    s3, z3 = s0, z0
+    if BM > 1:
+        s1, z1 = _gemv_row_params(a_ptr, row1, stride_am, stride_ak, rk, K, ub_ptr, BK, IS_INT8, AZP, HAS_UB, A_MODE)
+    if BM > 2:
+        s2, z2 = _gemv_row_params(a_ptr, row2, stride_am, stride_ak, rk, K, ub_ptr, BK, IS_INT8, AZP, HAS_UB, A_MODE)
+        s3, z3 = _gemv_row_params(a_ptr, row3, stride_am, stride_ak, rk, K, ub_ptr, BK, IS_INT8, AZP, HAS_UB, A_MODE)
+    acc_t = tl.int32 if IS_INT8 else tl.float32
+    acc0 = tl.zeros((BN, BK), dtype=acc_t)
+    acc1 = acc0
+    acc2 = acc0
+    acc3 = acc0
+    for k0 in range(k_lo, k_hi, BK):
+        b = b_next
+        nxt = k0 + BK
+        b_next = tl.load(b_ptrs + nxt * stride_bk, mask=(rk[None, :] < K - nxt) & (nxt < k_hi), other=zero)
+        bf = b.to(acc_t)
+        acc0 += _gemv_a_row(a_ptr, 0, stride_am, stride_ak, k0, rk, K, s0, z0, zero, A_MODE, IS_INT8, AZP, EVEN_K) * bf
+        if BM > 1:
+            acc1 += _gemv_a_row(a_ptr, row1, stride_am, stride_ak, k0, rk, K, s1, z1, zero, A_MODE, IS_INT8, AZP,
+                                EVEN_K) * bf
+        if BM > 2:
+            acc2 += _gemv_a_row(a_ptr, row2, stride_am, stride_ak, k0, rk, K, s2, z2, zero, A_MODE, IS_INT8, AZP,
+                                EVEN_K) * bf
+            acc3 += _gemv_a_row(a_ptr, row3, stride_am, stride_ak, k0, rk, K, s3, z3, zero, A_MODE, IS_INT8, AZP,
+                                EVEN_K) * bf
+    _gemv_row_out(acc0, 0, s0, z0, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, rn, rbn, M, N, stride_cm,
+                  stride_cn, stride_cs, pid_s, SPLIT_K, A_MODE, A_PER_ROW, B_PER_COL, AZP, HAS_BIAS)
+    if BM > 1:
+        _gemv_row_out(acc1, 1, s1, z1, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, rn, rbn, M, N,
+                      stride_cm, stride_cn, stride_cs, pid_s, SPLIT_K, A_MODE, A_PER_ROW, B_PER_COL, AZP, HAS_BIAS)
+    if BM > 2:
+        _gemv_row_out(acc2, 2, s2, z2, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, rn, rbn, M, N,
+                      stride_cm, stride_cn, stride_cs, pid_s, SPLIT_K, A_MODE, A_PER_ROW, B_PER_COL, AZP, HAS_BIAS)
+        _gemv_row_out(acc3, 3, s3, z3, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, rn, rbn, M, N,
+                      stride_cm, stride_cn, stride_cs, pid_s, SPLIT_K, A_MODE, A_PER_ROW, B_PER_COL, AZP, HAS_BIAS)
 
 
 @triton.jit(do_not_specialize=["M"])

@@ -8,6 +8,8 @@ exactly on CPU).
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from qlinear.formats.int_pack import unpack_along
@@ -15,18 +17,27 @@ from qlinear.kernel import MPLinearKernel
 from qlinear.scalar_type import scalar_types
 
 from .base import TritonKernelMixin, out_dtype_of
-from .configs import interpreter_tile, is_rocm, rocm_tile, sm_count, split_k, w4a16_tile
+from .configs import GemvTile, gemv_split, interpreter_tile, is_rocm, rocm_tile, sm_count, split_k, w4a16_tile
 from .runtime import interpreting
 
 GROUPS = (-1, 32, 64, 128, 256)
 
 
-def repack_w4(weight_packed: torch.Tensor) -> torch.Tensor:
-    """compressed-tensors int32 [N, K/8] (packed along K) -> int32 [K/8, N], the kernel's layout:
-    the same words, transposed, so that a K-slab of every column is contiguous along N."""
+def repack_w4(weight_packed: torch.Tensor, k: int) -> torch.Tensor:
+    """compressed-tensors int32 [N, K/8] (packed along K) -> int32 [Kp/8, N], Kp = K rounded up to
+    128, the kernels' layout (w4a16_kernels): in each 128-row block b, nibble j of word row r holds
+    row 128 b + 16 j + r; padded rows hold code 0."""
     if weight_packed.dtype != torch.int32 or weight_packed.dim() != 2:
         raise ValueError(f"weight_packed: expected int32 [N, K/8], got {weight_packed.dtype} {tuple(weight_packed.shape)}")
-    return weight_packed.t().contiguous()
+    n = weight_packed.shape[0]
+    kp = -(-k // 128) * 128
+    codes = unpack_along(weight_packed, 4, 1)[:, :k].to(torch.int32)
+    codes = torch.nn.functional.pad(codes, (0, kp - k))
+    blocks = codes.reshape(n, kp // 128, 8, 16)  # [n, b, j, r]
+    words = torch.zeros((kp // 128, 16, n), dtype=torch.int32, device=codes.device)
+    for j in range(8):
+        words |= blocks[:, :, j, :].permute(1, 2, 0) << (4 * j)  # int32 shifts wrap like the packed word
+    return words.reshape(kp // 8, n).contiguous()
 
 
 def permute_k(weight_packed: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
@@ -58,7 +69,16 @@ def act_order(g_idx: torch.Tensor, k: int, group: int):
 
 
 class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
+    # Above marlin (50): on the H100 this kernel was the faster of the two at every M measured
+    # (docs/gpu-results.md: GEMV at M <= 2, 16-row tiles to 64, dequantize + cuBLAS from 128).
+    priority = 55
     allow_split_k = True  # decode on narrow layers: split K (configs.split_k)
+    # From this many rows on: dequantize the weight to a 16-bit [K, N] buffer (one Triton launch)
+    # and run cuBLAS, instead of dequantizing every weight tile once per BM rows. H100, graph us,
+    # 64-row tiles vs dense: M=64 27.1 vs 23.0 (4096x4096), 83.4 vs 97.0 (14336x4096); M=1024
+    # 148 vs 60 and 567 vs 239. The dense path writes the whole 16-bit weight (4x the int4 bytes),
+    # so it pays once the GEMM's own cost dominates.
+    dense_min_m = int(os.environ.get("QLINEAR_TRITON_W4A16_DENSE_MIN_M", "128"))
     @classmethod
     def can_implement(cls, c):
         if c.weight_type not in (scalar_types.uint4b8, scalar_types.uint4):
@@ -88,7 +108,7 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         if w_gidx is not None:
             perm, gsorted = act_order(w_gidx.data, k, group)
             packed = permute_k(packed, perm)
-        self.replace_parameter(layer, self.w_q_name, repack_w4(packed))
+        self.replace_parameter(layer, self.w_q_name, repack_w4(packed, k))
         self.replace_parameter(layer, self.w_s_name, repack_scales(w_s.data, c.act_type))
         if w_zp is not None:
             self.replace_parameter(layer, self.w_zp_name, repack_zero_points(w_zp.data, n))
@@ -102,15 +122,16 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         self._has_gsorted = gsorted is not None
         dev = packed.device
         self._kernel = w4a16_kernels.w4a16_kernel
+        self._gemv = w4a16_kernels.w4a16_gemv_kernel
+        self._dequant = w4a16_kernels.w4a16_dequant_kernel
         self._reduce_kernel = mm_kernels.splitk_reduce_kernel
         self._reduce = reduce_splits
-        self._scale_mode = w4a16_kernels.scale_mode
         self._group = group
         self._zp_const = c.weight_type.bias if w_zp is None else 0
         self._sms = sm_count(dev)
         self._interp = interpreting()
+        self._ng = w_s.shape[-1]  # scale rows (groups)
         self._tiles: dict[int, object] = {}
-        self._modes: dict[object, tuple[int, int]] = {}
 
     def _tile(self, m: int):
         b = 1 << max(0, (m - 1).bit_length()) if m <= 256 else 1024  # a few M buckets
@@ -125,14 +146,6 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
             self._tiles[b] = t
         return t
 
-    def _launch_params(self, t):
-        """(SCALE_MODE, NG) for a tile, computed once per tile."""
-        p = self._modes.get(t)
-        if p is None:
-            p = self._modes[t] = (self._scale_mode(self._group, t.bk, self.config.K, self._has_gsorted),
-                                  max(1, t.bk // self._group))
-        return p
-
     def apply_weights(self, layer, x, bias=None):
         c = self.config
         n, k = c.N, c.K
@@ -143,22 +156,41 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         out = torch.empty((m, n), dtype=out_dtype_of(c, x), device=x.device)
         if m == 0:
             return out.reshape(*x.shape[:-1], n)
-        t = self._tile(m)
-        mode, ng = self._launch_params(t)
         qw = getattr(layer, self.w_q_name)
         s = getattr(layer, self.w_s_name)
         zp = getattr(layer, self.w_zp_name) if self.w_zp_name else None
         perm = getattr(layer, self.w_gidx_name) if self._has_perm else qw
         gsorted = layer.weight_g_idx_sorted if self._has_gsorted else perm
-        tiles = -(-m // t.bm) * -(-n // t.bn)
-        splits, k_split = split_k(m, tiles, k, t.bk, self._sms) if self.allow_split_k else (1, k)
+        group = self._group
+        if m >= self.dense_min_m:
+            w = torch.empty((k, n), dtype=x2.dtype, device=x2.device)
+            bn = 128 if not self._interp else 64
+            self._dequant[(-(-k // 128), -(-n // bn))](
+                qw, s, zp if zp is not None else s, perm, gsorted, w, n, k, self._ng, GROUP=group,
+                HAS_ZP=zp is not None, ZP_CONST=self._zp_const, X_PERM=self._has_perm, IRREG=self._has_gsorted,
+                BN=bn, num_warps=4)
+            res = torch.mm(x2, w) if bias is None else torch.addmm(bias.to(x2.dtype), x2, w)
+            return res.to(out.dtype).reshape(*x.shape[:-1], n)
+        t = self._tile(m)
+        gemv = isinstance(t, GemvTile)
+        if gemv:
+            tiles = -(-n // t.bn)
+            splits, k_split = gemv_split(tiles, k, 128, self._sms, t.per_sm)
+            grid = (tiles, splits)
+        else:
+            tiles = -(-m // t.bm) * -(-n // t.bn)
+            splits, k_split = split_k(m, tiles, k, 128, self._sms) if self.allow_split_k else (1, k)
         c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=out.device)
-        self._kernel[(tiles, splits)](
-            x2, qw, s, zp if zp is not None else s, perm, gsorted,
-            bias if bias is not None else s, c, m, n, k, x2.stride(0), c.stride(-2), k_split,
-            c.stride(0) if splits > 1 else 0, SPLIT_K=splits, GROUP=self._group, HAS_ZP=zp is not None, ZP_CONST=self._zp_const, X_PERM=self._has_perm,
-            SCALE_MODE=mode, NG=ng, HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn, BK=t.bk,
-            GROUP_M=t.group_m, EVEN_K=k % t.bk == 0, num_warps=t.num_warps, num_stages=t.num_stages)
+        args = (x2, qw, s, zp if zp is not None else s, perm, gsorted, bias if bias is not None else s, c,
+                m, n, k, self._ng, x2.stride(0), c.stride(-2), -(-k_split // 128), c.stride(0) if splits > 1 else 0)
+        common = dict(SPLIT_K=splits, GROUP=group, HAS_ZP=zp is not None, ZP_CONST=self._zp_const,
+                      X_PERM=self._has_perm, IRREG=self._has_gsorted, HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn,
+                      num_warps=t.num_warps, num_stages=t.num_stages)
+        if gemv:
+            one_scale = not self._has_gsorted and (group % 128 == 0 or group >= k)
+            self._gemv[grid](*args, ONE_SCALE=one_scale, **common)
+        else:
+            self._kernel[(tiles, splits)](*args, GROUP_M=t.group_m, **common)
         if splits > 1:
             self._reduce(self._reduce_kernel, c, out)
         return out.reshape(*x.shape[:-1], n)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .configs import interpreter_tile, is_rocm, rocm_tile, sm_count, split_k, w8a8_tile
+from .configs import SM_COUNT_DEFAULT, GemvTile, gemv_split, interpreter_tile, is_rocm, rocm_tile, sm_count, split_k, w8a8_tile
 from .runtime import interpreting
 
 
@@ -103,8 +103,15 @@ def launch_scaled_mm(kernel, tile, a, w_nk, out, a_scale, w_scale, bias, azp, az
     m, k = a.shape
     n = w_nk.shape[0]
     t = tile(m)
-    tiles = -(-m // t.bm) * -(-n // t.bn)
-    splits, k_split = split_k(m, tiles, k, t.bk, tile.sms) if tile.allow_split else (1, k)
+    if isinstance(t, GemvTile):  # decode: the GEMV kernel, split K per the tile's programs-per-SM
+        kernel = mm_kernels.scaled_gemv_kernel
+        tiles = -(-n // t.bn)
+        splits, k_split = gemv_split(tiles, k, t.bk, tile.sms or SM_COUNT_DEFAULT, t.per_sm)
+        extra = {}
+    else:
+        tiles = -(-m // t.bm) * -(-n // t.bn)
+        splits, k_split = split_k(m, tiles, k, t.bk, tile.sms) if tile.allow_split else (1, k)
+        extra = dict(GROUP_M=t.group_m)
     c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=out.device)
     kernel[(tiles, splits)](
         a, w_nk, c, a_scale, w_scale, bias if bias is not None else w_scale,
@@ -112,8 +119,8 @@ def launch_scaled_mm(kernel, tile, a, w_nk, out, a_scale, w_scale, bias, azp, az
         ub if ub is not None else w_scale, m, n, k, a.stride(0), a.stride(1), w_nk.stride(0), w_nk.stride(1),
         c.stride(-2), c.stride(-1), k_split, c.stride(0) if splits > 1 else 0, SPLIT_K=splits,
         IS_INT8=is_int8, A_MODE=a_mode, A_PER_ROW=a_per_row, B_PER_COL=b_per_col, AZP=azp_mode,
-        HAS_BIAS=bias is not None, HAS_UB=ub is not None, BM=t.bm, BN=t.bn, BK=t.bk, GROUP_M=t.group_m,
-        EVEN_K=k % t.bk == 0 and k_split % t.bk == 0, num_warps=t.num_warps, num_stages=t.num_stages)
+        HAS_BIAS=bias is not None, HAS_UB=ub is not None, BM=t.bm, BN=t.bn, BK=t.bk,
+        EVEN_K=k % t.bk == 0 and k_split % t.bk == 0, num_warps=t.num_warps, num_stages=t.num_stages, **extra)
     if splits > 1:
         reduce_splits(mm_kernels.splitk_reduce_kernel, c, out)
 

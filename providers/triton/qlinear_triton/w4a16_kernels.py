@@ -1,11 +1,22 @@
-"""@triton.jit W4A16 GEMM: 16-bit activations x 4-bit weights with group scales (GPTQ uint4b8, or
+"""@triton.jit W4A16 kernels: 16-bit activations x 4-bit weights with group scales (GPTQ uint4b8, or
 uint4 with zero points), optional act-order (g_idx) handled by a K permutation.
 
-Weight layout (made once by ``mp.repack_w4``): int32 [K/8, N], word (kw, n) holds the codes of
-rows k = 8kw .. 8kw+7 of column n, code k at bits 4*(k % 8). That is the compressed-tensors word
-transposed: a tile [BK/8, BN] is BN contiguous words per row (coalesced for any BN), and it unpacks
-straight into the [BK, BN] B operand. Scales are [G, N] (N contiguous); zero points uint8 [G, N].
-Imported lazily.
+Weight layout (made once by ``mp.repack_w4``): int32 [Kp/8, N], Kp = K rounded up to 128. K runs in
+blocks of 128 rows stored as 16 word rows; nibble j (bits 4j..4j+3) of word row r of block b holds
+row k = 128 b + 16 j + r. So one coalesced [16, BN] word load gives, per nibble j, a contiguous
+[16, BN] slab of the weight (rows 128 b + 16 j ..): no reshape or interleave in registers (the
+previous [K/8, N] layout needed a [BK/8, 8, BN] -> [BK, BN] reshape, a shared-memory round trip that
+made the kernel dequant-bound), and every slab lies in one quantization group (groups are multiples
+of 16, or one group). Padded rows hold code 0 and meet x = 0 (masked loads).
+Scales are [G, N] (N contiguous); zero points uint8 [G, N]. Imported lazily.
+
+Two kernels share the dequantization (``_slab``):
+- ``w4a16_kernel``: tensor-core tiles (one tl.dot per 16-row slab), M >= a few rows;
+- ``w4a16_gemv_kernel``: decode (M <= 4), no tensor cores: products accumulate element-wise in fp32
+  registers and are reduced over K once at the end; the next block's words and scales are loaded
+  before the current block is used, so every program keeps two blocks in flight.
+Both split K over program_id(1) for decode on narrow layers (fp32 partials, summed in order by
+mm_kernels.splitk_reduce_kernel: deterministic, no atomics).
 """
 
 from __future__ import annotations
@@ -16,96 +27,204 @@ from .quant_kernels import load, tl
 triton = load()
 
 
-# X_PERM: load x's columns through perm (act-order layers, whose weight rows were sorted by group
-# at load time). SCALE_MODE (chosen by ``scale_mode``): 0 per-row gather of group k // GROUP;
-# 1 the tile lies inside one group (one scale row); 2 the tile spans BK / GROUP whole groups (one
-# row each, broadcast); 3 per-row gather of the group stored in gidx (irregular act-order groups).
-# SPLIT_K > 1: as in mm_kernels.scaled_mm_kernel (fp32 partials per K range, bias in split 0 only,
-# summed by splitk_reduce_kernel).
-@triton.jit(do_not_specialize=["M"])  # M changes every call: one compile serves all
-def w4a16_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr, c_ptr, M, N, K,
-                 stride_xm, stride_cm, k_split, stride_cs, SPLIT_K: tl.constexpr,
-                 GROUP: tl.constexpr, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, X_PERM: tl.constexpr,
-                 SCALE_MODE: tl.constexpr, NG: tl.constexpr, HAS_BIAS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
-                 BK: tl.constexpr, GROUP_M: tl.constexpr, EVEN_K: tl.constexpr):
-    pid_m, pid_n = _tile_ids(M, N, BM, BN, GROUP_M)
-    rm = pid_m * BM + tl.arange(0, BM)
-    rn = pid_n * BN + tl.arange(0, BN)
-    rk = tl.arange(0, BK)
-    rkw = tl.arange(0, BK // 8)
-    ram = tl.where(rm < M, rm, 0)
-    rbn = tl.where(rn < N, rn, 0)
-    x_rows = x_ptr + ram[:, None].to(tl.int64) * stride_xm
-    shifts = tl.arange(0, 8) * 4
-    acc = tl.zeros((BM, BN), dtype=tl.float32)
-    pid_s = tl.program_id(1)
-    k_lo = 0
-    k_hi = K
-    if SPLIT_K > 1:
-        k_lo = pid_s * k_split
-        k_hi = tl.minimum(K, k_lo + k_split)
-    for k0 in range(k_lo, k_hi, BK):
-        kk = k0 + rk
-        kmask = kk < K
-        if X_PERM:
-            cols = tl.load(perm_ptr + kk, mask=kmask, other=0)
-        else:
-            cols = kk
-        if EVEN_K:
-            x = tl.load(x_rows + cols[None, :])
-            w = tl.load(qw_ptr + (k0 // 8 + rkw)[:, None].to(tl.int64) * N + rbn[None, :])
-        else:
-            x = tl.load(x_rows + cols[None, :], mask=kmask[None, :], other=0.0)
-            w = tl.load(qw_ptr + (k0 // 8 + rkw)[:, None].to(tl.int64) * N + rbn[None, :],
-                        mask=(k0 // 8 + rkw)[:, None] < K // 8, other=0)
-        # codes -> fp32 without an int->float conversion (a quarter-rate instruction, and dequant is
-        # the decode bottleneck next to HBM): OR the code into the mantissa of 2^23, giving the
-        # float 2^23 + q exactly; the offset is removed together with the zero point below.
-        q3 = (((w[:, None, :] >> shifts[None, :, None]) & 0xF) | 0x4B000000).to(tl.float32, bitcast=True)
-        q = tl.reshape(q3, (BK, BN))  # [BK/8, 8, BN] -> [BK, BN]: row k = 8 * word + nibble
-        if SCALE_MODE == 3:
-            g = tl.load(gidx_ptr + kk, mask=kmask, other=0)
-            s = tl.load(s_ptr + g[:, None] * N + rbn[None, :]).to(tl.float32)
-            if HAS_ZP:
-                z = tl.load(zp_ptr + g[:, None] * N + rbn[None, :]).to(tl.float32) + 8388608.0
-        elif SCALE_MODE == 1:  # the whole tile is in one group: one scale row
-            g = k0 // GROUP
-            s = tl.load(s_ptr + g * N + rbn).to(tl.float32)[None, :]
-            if HAS_ZP:
-                z = tl.load(zp_ptr + g * N + rbn).to(tl.float32)[None, :] + 8388608.0
-        elif SCALE_MODE == 2:  # NG = BK / GROUP whole groups: one scale row each, broadcast over the group
-            g2 = k0 // GROUP + tl.arange(0, NG)
-            s = tl.load(s_ptr + g2[:, None] * N + rbn[None, :]).to(tl.float32)[:, None, :]
-            if HAS_ZP:
-                z = tl.load(zp_ptr + g2[:, None] * N + rbn[None, :]).to(tl.float32)[:, None, :] + 8388608.0
-            q = tl.reshape(q3, (NG, GROUP, BN))
-        else:
-            g = tl.where(kmask, kk // GROUP, 0)
-            s = tl.load(s_ptr + g[:, None] * N + rbn[None, :]).to(tl.float32)
-            if HAS_ZP:
-                z = tl.load(zp_ptr + g[:, None] * N + rbn[None, :]).to(tl.float32) + 8388608.0
+@triton.jit
+def _group_rows(gidx_ptr, kk, kmask, k_first, GROUP: tl.constexpr, NG, IRREG: tl.constexpr):
+    """Scale-row index of each row kk of a slab (IRREG: looked up, sorted act-order groups of
+    irregular size) or of the whole slab starting at k_first (scalar)."""
+    if IRREG:
+        g = tl.load(gidx_ptr + kk, mask=kmask, other=0)
+    else:
+        g = tl.minimum(k_first // GROUP, NG - 1)
+    return g
+
+
+@triton.jit
+def _load_scales(s_ptr, zp_ptr, g, rbn, N, HAS_ZP: tl.constexpr, IRREG: tl.constexpr):
+    """(scale, zero offset) as fp32, broadcastable over a [16, BN] slab. The zero offset includes
+    2^23 (see _slab); without zero points it is returned as 0 and the constant is applied there."""
+    if IRREG:
+        s = tl.load(s_ptr + g[:, None] * N + rbn[None, :]).to(tl.float32)
+        z = s * 0.0
         if HAS_ZP:
-            wf = (q - z) * s  # (2^23 + q) - (2^23 + zp): exact
-        else:
-            wf = (q - (8388608.0 + ZP_CONST)) * s
-        if SCALE_MODE == 2:
-            wf = tl.reshape(wf, (BK, BN))
-        acc = tl.dot(x, wf.to(x.dtype), acc)
+            z = tl.load(zp_ptr + g[:, None] * N + rbn[None, :]).to(tl.float32) + 8388608.0
+    else:
+        s = tl.load(s_ptr + g * N + rbn).to(tl.float32)[None, :]
+        z = s * 0.0
+        if HAS_ZP:
+            z = tl.load(zp_ptr + g * N + rbn).to(tl.float32)[None, :] + 8388608.0
+    return s, z
+
+
+@triton.jit
+def _slab(w, j: tl.constexpr, s, z, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr):
+    """Nibble j of the [16, BN] words -> dequantized fp32 [16, BN]. No int->float conversion (a
+    quarter-rate instruction): OR the code into the mantissa of 2^23, which reads as the float
+    2^23 + q exactly; subtracting 2^23 + zero point gives the exact q - zp."""
+    q = (((w >> (4 * j)) & 0xF) | 0x4B000000).to(tl.float32, bitcast=True)
+    if HAS_ZP:
+        q = q - z
+    else:
+        q = q - (8388608.0 + ZP_CONST)
+    return q * s
+
+
+@triton.jit
+def _x_slab(x_rows, perm_ptr, kk, kmask, X_PERM: tl.constexpr):
+    if X_PERM:
+        cols = tl.load(perm_ptr + kk, mask=kmask, other=0)
+    else:
+        cols = kk
+    return tl.load(x_rows + cols[None, :], mask=kmask[None, :], other=0.0)
+
+
+@triton.jit
+def _epilogue(acc, bias_ptr, c_ptr, rm, rn, rbn, M, N, stride_cm, stride_cs, pid_s,
+              SPLIT_K: tl.constexpr, HAS_BIAS: tl.constexpr):
     if HAS_BIAS:
         bias = tl.load(bias_ptr + rbn).to(tl.float32)
         if SPLIT_K > 1:
-            bias = tl.where(pid_s == 0, bias, 0.0)
+            bias = tl.where(pid_s == 0, bias, 0.0)  # added once, by split 0
         acc = acc + bias[None, :]
     c_ptrs = c_ptr + pid_s.to(tl.int64) * stride_cs + rm[:, None].to(tl.int64) * stride_cm + rn[None, :]
     tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=(rm[:, None] < M) & (rn[None, :] < N))
 
 
-def scale_mode(group: int, bk: int, k: int, has_gidx: bool) -> int:
-    """Which scale-loading path fits this tile (see w4a16_kernel)."""
-    if has_gidx:
-        return 3
-    if group % bk == 0:
-        return 1
-    if bk % group == 0 and k % bk == 0:
-        return 2
-    return 0
+# GROUP: rows per group (the whole K for one group); NG scale rows. IRREG: act-order groups of
+# irregular size, looked up per row in gidx. X_PERM: x's columns are gathered through perm (act-order
+# layers, whose weight rows were sorted by group at load time). BLOCK_SPLIT: 128-row blocks per split.
+@triton.jit(do_not_specialize=["M"])  # M changes every call: one compile serves all
+def w4a16_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr, c_ptr, M, N, K, NG,
+                 stride_xm, stride_cm, block_split, stride_cs, SPLIT_K: tl.constexpr,
+                 GROUP: tl.constexpr, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, X_PERM: tl.constexpr,
+                 IRREG: tl.constexpr, HAS_BIAS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+                 GROUP_M: tl.constexpr):
+    pid_m, pid_n = _tile_ids(M, N, BM, BN, GROUP_M)
+    pid_s = tl.program_id(1)
+    rm = pid_m * BM + tl.arange(0, BM)
+    rn = pid_n * BN + tl.arange(0, BN)
+    r16 = tl.arange(0, 16)
+    ram = tl.where(rm < M, rm, 0)
+    rbn = rn % N  # (not a clamp: keeps the contiguity along N that coalesced loads need)
+    x_rows = x_ptr + ram[:, None].to(tl.int64) * stride_xm
+    acc = tl.zeros((BM, BN), dtype=tl.float32)
+    b_lo = pid_s * block_split
+    b_hi = tl.minimum(tl.cdiv(K, 128), b_lo + block_split)
+    for b in range(b_lo, b_hi):
+        w = tl.load(qw_ptr + (b * 16 + r16)[:, None].to(tl.int64) * N + rbn[None, :])
+        for j in tl.static_range(8):
+            kk = b * 128 + 16 * j + r16
+            kmask = kk < K
+            g = _group_rows(gidx_ptr, kk, kmask, b * 128 + 16 * j, GROUP, NG, IRREG)
+            s, z = _load_scales(s_ptr, zp_ptr, g, rbn, N, HAS_ZP, IRREG)
+            x = _x_slab(x_rows, perm_ptr, kk, kmask, X_PERM)
+            acc = tl.dot(x, _slab(w, j, s, z, HAS_ZP, ZP_CONST).to(x.dtype), acc)
+    _epilogue(acc, bias_ptr, c_ptr, rm, rn, rbn, M, N, stride_cm, stride_cs, pid_s, SPLIT_K, HAS_BIAS)
+
+
+@triton.jit
+def _x_col(x_ptr, row, stride_xm, perm_ptr, kk, kmask, X_PERM: tl.constexpr):
+    """One row's 16 activations of a slab as a [16, 1] fp32 column. Loaded as a 1-D vector and
+    expanded, so Triton loads it straight into the layout the [16, BN] product needs (a 2-D or
+    3-D formulation made it convert every product through shared memory)."""
+    if X_PERM:
+        cols = tl.load(perm_ptr + kk, mask=kmask, other=0)
+    else:
+        cols = kk
+    return tl.load(x_ptr + row * stride_xm + cols, mask=kmask, other=0.0).to(tl.float32)[:, None]
+
+
+@triton.jit
+def _gemv_row_out(acc, row, bias_ptr, c_ptr, rn, rbn, M, N, stride_cm, stride_cs, pid_s,
+                  SPLIT_K: tl.constexpr, HAS_BIAS: tl.constexpr):
+    _epilogue(tl.sum(acc, axis=0)[None, :], bias_ptr, c_ptr, tl.arange(0, 1) + row, rn, rbn, M, N, stride_cm,
+              stride_cs, pid_s, SPLIT_K, HAS_BIAS)
+
+
+# Decode: BM (1..4) rows, each with its own [16, BN] fp32 accumulator (products accumulate
+# element-wise; one reduction over the 16 rows at the end); grid (N / BN, splits). ONE_SCALE: every
+# 128-row block lies in one group (GROUP % 128 == 0, or one group, and no irregular groups), so a
+# block's scales are one row, prefetched with its words.
+@triton.jit(do_not_specialize=["M"])
+def w4a16_gemv_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr, c_ptr, M, N, K, NG,
+                      stride_xm, stride_cm, block_split, stride_cs, SPLIT_K: tl.constexpr,
+                      GROUP: tl.constexpr, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, X_PERM: tl.constexpr,
+                      IRREG: tl.constexpr, HAS_BIAS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+                      ONE_SCALE: tl.constexpr):
+    pid_n = tl.program_id(0)
+    pid_s = tl.program_id(1)
+    rn = pid_n * BN + tl.arange(0, BN)
+    r16 = tl.arange(0, 16)
+    rbn = rn % N  # (not a clamp: keeps the contiguity along N that coalesced loads need)
+    # rows past M repeat row M - 1 (computed, never stored)
+    row1 = tl.minimum(1, M - 1)
+    row2 = tl.minimum(2, M - 1)
+    row3 = tl.minimum(3, M - 1)
+    w_cols = qw_ptr + r16[:, None].to(tl.int64) * N + rbn[None, :]
+    acc0 = tl.zeros((16, BN), dtype=tl.float32)
+    acc1 = acc0
+    acc2 = acc0
+    acc3 = acc0
+    b_lo = pid_s * block_split
+    b_hi = tl.minimum(tl.cdiv(K, 128), b_lo + block_split)
+    # software prefetch (the loop's loads feed no tl.dot, so Triton's pipeliner may leave them alone)
+    w_next = tl.load(w_cols + b_lo * 16 * N)
+    if ONE_SCALE:
+        g_next = tl.minimum((b_lo * 128) // GROUP, NG - 1)
+        s_next, z_next = _load_scales(s_ptr, zp_ptr, g_next, rbn, N, HAS_ZP, False)
+    for b in range(b_lo, b_hi):
+        w = w_next
+        more = b + 1 < b_hi
+        w_next = tl.load(w_cols + (b + 1) * 16 * N, mask=more, other=0)
+        if ONE_SCALE:
+            s1, z1 = s_next, z_next
+            g_next = tl.minimum(((b + 1) * 128) // GROUP, NG - 1)
+            g_next = tl.where(more, g_next, 0)
+            s_next, z_next = _load_scales(s_ptr, zp_ptr, g_next, rbn, N, HAS_ZP, False)
+        for j in tl.static_range(8):
+            kk = b * 128 + 16 * j + r16
+            kmask = kk < K
+            if ONE_SCALE:
+                s, z = s1, z1
+            else:
+                g = _group_rows(gidx_ptr, kk, kmask, b * 128 + 16 * j, GROUP, NG, IRREG)
+                s, z = _load_scales(s_ptr, zp_ptr, g, rbn, N, HAS_ZP, IRREG)
+            wf = _slab(w, j, s, z, HAS_ZP, ZP_CONST)
+            acc0 += _x_col(x_ptr, 0, stride_xm, perm_ptr, kk, kmask, X_PERM) * wf
+            if BM > 1:
+                acc1 += _x_col(x_ptr, row1, stride_xm, perm_ptr, kk, kmask, X_PERM) * wf
+            if BM > 2:
+                acc2 += _x_col(x_ptr, row2, stride_xm, perm_ptr, kk, kmask, X_PERM) * wf
+                acc3 += _x_col(x_ptr, row3, stride_xm, perm_ptr, kk, kmask, X_PERM) * wf
+    _gemv_row_out(acc0, 0, bias_ptr, c_ptr, rn, rbn, M, N, stride_cm, stride_cs, pid_s, SPLIT_K, HAS_BIAS)
+    if BM > 1:
+        _gemv_row_out(acc1, 1, bias_ptr, c_ptr, rn, rbn, M, N, stride_cm, stride_cs, pid_s, SPLIT_K, HAS_BIAS)
+    if BM > 2:
+        _gemv_row_out(acc2, 2, bias_ptr, c_ptr, rn, rbn, M, N, stride_cm, stride_cs, pid_s, SPLIT_K, HAS_BIAS)
+        _gemv_row_out(acc3, 3, bias_ptr, c_ptr, rn, rbn, M, N, stride_cm, stride_cs, pid_s, SPLIT_K, HAS_BIAS)
+
+
+# Prefill: dequantize the whole weight once into a 16-bit [K, N] buffer (rows in the layer's
+# original K order: act-order rows are scattered back through perm, so x needs no gather) for a
+# cuBLAS GEMM. From a few dozen rows on this beats re-dequantizing every tile for every BM rows.
+# Grid: (128-row blocks, N / BN).
+@triton.jit
+def w4a16_dequant_kernel(qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, w_ptr, N, K, NG, GROUP: tl.constexpr,
+                         HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, X_PERM: tl.constexpr, IRREG: tl.constexpr,
+                         BN: tl.constexpr):
+    b = tl.program_id(0)
+    rn = tl.program_id(1) * BN + tl.arange(0, BN)
+    rbn = rn % N
+    r16 = tl.arange(0, 16)
+    w = tl.load(qw_ptr + (b * 16 + r16)[:, None].to(tl.int64) * N + rbn[None, :])
+    for j in tl.static_range(8):
+        kk = b * 128 + 16 * j + r16
+        kmask = kk < K
+        g = _group_rows(gidx_ptr, kk, kmask, b * 128 + 16 * j, GROUP, NG, IRREG)
+        s, z = _load_scales(s_ptr, zp_ptr, g, rbn, N, HAS_ZP, IRREG)
+        wf = _slab(w, j, s, z, HAS_ZP, ZP_CONST)
+        if X_PERM:
+            rows = tl.load(perm_ptr + kk, mask=kmask, other=0)
+        else:
+            rows = kk
+        tl.store(w_ptr + rows[:, None].to(tl.int64) * N + rn[None, :], wf.to(w_ptr.dtype.element_ty),
+                 mask=kmask[:, None] & (rn[None, :] < N))

@@ -30,6 +30,20 @@ def test_conformance_interpreted(kernel, case):
     assert res.ran
 
 
+def _dense_w4_cases():
+    from qlinear_triton.mp import TritonW4A16LinearKernel
+
+    dense = type("TritonW4A16LinearKernel", (TritonW4A16LinearKernel,), {"dense_min_m": 1})
+    return [pytest.param(dense, c, id=str(c)) for c in testing.cases_for(dense, ms=(2,))
+            if dense.can_implement(c.config)[0]]
+
+
+@pytest.mark.parametrize("kernel,case", _dense_w4_cases())
+def test_w4a16_dense_path_conformance(kernel, case):
+    """The W4A16 prefill path (dequantize + cuBLAS), forced for every kit case."""
+    assert testing.run_case(runnable_here(kernel), case, device="cpu").ran
+
+
 @pytest.mark.parametrize("kernel", qlinear_kernels(), ids=lambda k: k.__name__)
 def test_bad_inputs_interpreted(kernel):
     testing.check_bad_inputs(runnable_here(kernel), device="cpu")
@@ -117,29 +131,33 @@ def _w4_layer(n, k, group, g_idx=None, zp=False, seed=0):
     return c, make_layer(c, dict(params)), w
 
 
-@pytest.mark.parametrize("group,bk,mode", [(-1, 64, 0), (32, 128, 2), (64, 32, 1), (32, 32, 1)])
-def test_w4a16_scale_paths(group, bk, mode):
-    """Each scale-loading path of the W4A16 kernel, forced through the tile choice."""
+@pytest.mark.parametrize("path", ["gemv", "gemv-rows", "tiles", "dense"])
+@pytest.mark.parametrize("group,k", [(-1, 96), (-1, 200), (32, 256), (64, 384), (128, 384), (256, 512)])
+def test_w4a16_paths(group, k, path):
+    """Every W4A16 path (GEMV at M=1, the GEMV's multi-row form, tensor-core tiles, dequantize +
+    cuBLAS) over every group size, K not a multiple of the 128-row block included."""
     import torch
 
-    from qlinear_triton.configs import Tile
+    from qlinear_triton.configs import GemvTile
     from qlinear_triton.mp import TritonW4A16LinearKernel
-    from qlinear_triton.w4a16_kernels import scale_mode
 
-    k = 96 if group == -1 else 256
     c, layer, w = _w4_layer(48, k, group, zp=group == 32)
     kern = runnable_here(TritonW4A16LinearKernel).create(c)
     kern.process_weights_after_loading(layer)
-    assert scale_mode(c.effective_group_size, bk, k, False) == mode
-    kern._tile = lambda m: Tile(16, 32, bk, 1, 4, 1)
-    x = torch.randn(5, k, generator=torch.Generator().manual_seed(1)).bfloat16()
+    m = {"gemv": 1, "gemv-rows": 3, "tiles": 5, "dense": 5}[path]
+    if path == "gemv-rows":
+        kern._tile = lambda m: GemvTile(4, 64, 128, 1, 4, 1)
+    kern.dense_min_m = 0 if path == "dense" else 1 << 30
+    assert isinstance(kern._tile(m), GemvTile) == path.startswith("gemv")
+    x = torch.randn(m, k, generator=torch.Generator().manual_seed(1)).bfloat16()
     out = kern.apply(layer, x)
     ref = x.double() @ w.double().t()
     assert float((out.double() - ref).norm() / ref.norm()) < 1e-2
 
 
-def test_w4a16_irregular_g_idx():
-    """Groups of unequal size (not k // group blocks after sorting): the kernel looks groups up."""
+@pytest.mark.parametrize("m,dense", [(1, False), (3, False), (3, True)])
+def test_w4a16_irregular_g_idx(m, dense):
+    """Groups of unequal size (not k // group blocks after sorting): the kernels look groups up."""
     import torch
 
     from qlinear_triton.mp import TritonW4A16LinearKernel
@@ -150,8 +168,9 @@ def test_w4a16_irregular_g_idx():
     c, layer, w = _w4_layer(32, k, group, g_idx=g_idx)
     kern = runnable_here(TritonW4A16LinearKernel).create(c)
     kern.process_weights_after_loading(layer)
+    kern.dense_min_m = 0 if dense else 1 << 30
     assert kern._has_gsorted
-    x = torch.randn(3, k, generator=torch.Generator().manual_seed(4)).bfloat16()
+    x = torch.randn(m, k, generator=torch.Generator().manual_seed(4)).bfloat16()
     out = kern.apply(layer, x)
     ref = x.double() @ w.double().t()
     assert float((out.double() - ref).norm() / ref.norm()) < 1e-2
@@ -196,43 +215,49 @@ def _split_cases():
 @pytest.mark.parametrize("kernel,case,fused", _split_cases())
 def test_split_k(kernel, case, fused, monkeypatch):
     """Decode on a narrow layer splits K across programs and sums the fp32 partials in a second
-    kernel; forced here with a small BK so the tiny test layers qualify."""
+    kernel; forced here with a small BK so the tiny test layers qualify. M=1 runs the GEMV kernel."""
     from qlinear_triton import scaled_mm
-    from qlinear_triton.configs import Tile
+    from qlinear_triton.configs import GemvTile, Tile
 
+    gemv = case.m == 1
+    name = "gemv_split" if gemv else "split_k"
     splits = []
-    real = scaled_mm.split_k
-    monkeypatch.setattr(scaled_mm, "split_k", lambda *a, **kw: (splits.append(real(*a, **kw)), splits[-1])[1])
+    real = getattr(scaled_mm, name)
+    monkeypatch.setattr(scaled_mm, name, lambda *a, **kw: (splits.append(real(*a, **kw)), splits[-1])[1])
+    tile = GemvTile(1, 64, 64, 8, 4, 1) if gemv else Tile(16, 64, 64, 1, 4, 1)
 
     class Forced(runnable_here(kernel)):
         fused_quant_max_m = fused
 
         def process_weights_after_loading(self, layer):
             super().process_weights_after_loading(layer)
-            self._tiles.fn = lambda m, n, k, sms: Tile(16, 64, 64, 1, 4, 1)
+            self._tiles.fn = lambda m, n, k, sms: tile
 
     Forced.__name__ = kernel.__name__
     assert testing.run_case(Forced, case, device="cpu").ran
     assert splits and splits[-1][0] > 1  # the split path really ran
 
 
+@pytest.mark.parametrize("m", [1, 3])  # the GEMV kernel, the tensor-core kernel
 @pytest.mark.parametrize("group,zp,gidx", [(128, False, False), (32, True, False), (64, False, True), (-1, False, False)])
-def test_w4a16_split_k(group, zp, gidx, monkeypatch):
-    """W4A16 decode split over K (forced: small BK), bias added once, partials summed in order."""
+def test_w4a16_split_k(group, zp, gidx, m, monkeypatch):
+    """W4A16 decode split over K, bias added once, partials summed in order."""
     import torch
 
     from qlinear.config import MPLinearLayerConfig
     from qlinear.scalar_type import scalar_types
     from qlinear_triton import mp
-    from qlinear_triton.configs import Tile
+    from qlinear_triton.configs import GemvTile, Tile
     from qlinear_triton.mp import TritonW4A16LinearKernel
 
     splits = []
-    real = mp.split_k
-    monkeypatch.setattr(mp, "split_k", lambda *a, **kw: (splits.append(real(*a, **kw)), splits[-1])[1])
+    name = "gemv_split" if m == 1 else "split_k"
+    real = getattr(mp, name)
+    monkeypatch.setattr(mp, name, lambda *a, **kw: (splits.append(real(*a, **kw)), splits[-1])[1])
     c = MPLinearLayerConfig((512, 128), (512, 128), scalar_types.uint4 if zp else scalar_types.uint4b8,
                             torch.bfloat16, group, zp, gidx)
+    tile = GemvTile(1, 64, 128, 4, 4, 1) if m == 1 else Tile(16, 64, 128, 1, 4, 1)
     K = runnable_here(TritonW4A16LinearKernel)
-    forced = type("TritonW4A16LinearKernel", (K,), {"_tile": lambda self, m: Tile(16, 64, 64, 1, 4, 1)})
-    assert testing.run_case(forced, testing.Case(c, 3, with_bias=True), device="cpu").ran
+    forced = type("TritonW4A16LinearKernel", (K,), {"_tile": lambda self, m: tile})
+    assert testing.run_case(forced, testing.Case(c, m, with_bias=True), device="cpu").ran
     assert splits and splits[-1][0] > 1

@@ -12,21 +12,25 @@ def _codes(n, k, seed=0):
     return torch.randint(0, 16, (n, k), generator=torch.Generator().manual_seed(seed), dtype=torch.int32)
 
 
-def test_repack_w4_exact_layout():
-    n, k = 24, 64
+@pytest.mark.parametrize("k", [256, 200])
+def test_repack_w4_exact_layout(k):
+    n = 24
     codes = _codes(n, k)
     packed = pack_along(codes, 4, 1)  # compressed-tensors [N, K/8]
-    out = repack_w4(packed)
-    assert out.shape == (k // 8, n) and out.dtype == torch.int32 and out.is_contiguous()
-    # expected word (kw, n): codes[n, 8kw + j] at bits 4j, built element by element
-    for kw in range(k // 8):
+    out = repack_w4(packed, k)
+    kp = -(-k // 128) * 128
+    assert out.shape == (kp // 8, n) and out.dtype == torch.int32 and out.is_contiguous()
+    # expected word (16 b + r, n): code of row 128 b + 16 j + r at bits 4j (0 past K), element by element
+    for wr in range(kp // 8):
+        b, r = divmod(wr, 16)
         for col in range(n):
             word = 0
             for j in range(8):
-                word |= int(codes[col, 8 * kw + j]) << (4 * j)
+                row = 128 * b + 16 * j + r
+                word |= (int(codes[col, row]) if row < k else 0) << (4 * j)
             if word >= 1 << 31:
                 word -= 1 << 32
-            assert int(out[kw, col]) == word, (kw, col)
+            assert int(out[wr, col]) == word, (wr, col)
 
 
 def test_repack_zero_points_exact():

@@ -27,7 +27,7 @@ class Tile:
 
 @dataclass(frozen=True)
 class GemvTile:
-    """Decode tiles of the GEMV kernels: all BM (<= 4) rows, BN columns, BK of K per step;
+    """Decode tiles of the GEMV kernels: all BM rows (W4A16: <= 2, W8A8: <= 4), BN columns, BK of K per step;
     K is split so that about ``per_sm`` programs run per SM (``gemv_split``)."""
 
     bm: int
@@ -72,7 +72,7 @@ def w8a8_tile(m: int, n: int, k: int, sms: int = SM_COUNT_DEFAULT) -> Tile:
     [BM, BN, BK] accumulator lives in registers (BM * BN * BK <= 8192 for 4 warps)."""
     if m <= W8A8_GEMV_MAX_M:
         bm = 1 << max(0, (m - 1).bit_length())
-        return GemvTile(bm, 8, 512, 4, 4, 1)
+        return GemvTile(bm, 8, 512, 2, 4, 1)
     if m <= 16:
         return Tile(16, _narrow_bn(n, sms), 256 if k >= 256 else 128, 1, 4, 4)
     if m <= 64:
@@ -94,11 +94,11 @@ def block_fp8_tile(m: int, n: int, k: int, sms: int = SM_COUNT_DEFAULT) -> Tile:
 
 
 def w4a16_tile(m: int, n: int, k: int, group: int, sms: int = SM_COUNT_DEFAULT):
-    """W4A16 (BK is the layout's 128-row block). M <= W4A16_GEMV_MAX_M: the GEMV kernel, N in 64-wide
+    """W4A16 (BK is the layout's 128-row block). M <= W4A16_GEMV_MAX_M: the GEMV kernel, N in 128 (M=1) or 64-wide
     tiles, K split so about ``per_sm`` programs per SM keep two blocks each in flight (HBM3 latency x
     bandwidth wants ~20-30 KB per SM). Otherwise tensor-core tiles."""
     if m <= W4A16_GEMV_MAX_M:
-        return GemvTile(1 << max(0, (m - 1).bit_length()), 64, 128, 8, 4, 1)
+        return GemvTile(1 << max(0, (m - 1).bit_length()), 128 if m == 1 else 64, 128, 8, 4, 1)
     if m <= 16:
         return Tile(16, 64, 128, 1, 4, 4)
     if m <= 64:

@@ -179,111 +179,121 @@ def scaled_mm_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp
 
 
 @triton.jit
-def _gemv_a_row(a_ptr, row, stride_am, stride_ak, k0, rk, K, a_s, a_zp, zero, A_MODE: tl.constexpr,
-                IS_INT8: tl.constexpr, AZP: tl.constexpr, EVEN_K: tl.constexpr):
-    """One row's [BK] slab of A as [1, BK] (fp32, or int32 for INT8), quantized here in A_MODE 2.
-    Loaded 1-D and expanded, so it lands in the layout of the [BN, BK] product with no shuffle."""
-    kmask = rk < K - k0
-    a = tl.load(a_ptr + row * stride_am + (k0 + rk) * stride_ak, mask=kmask, other=zero)
+def _byte(w, j: tl.constexpr, IS_INT8: tl.constexpr):
+    """Byte j of each word: INT8 -> its int32 value; E4M3 -> an fp32 holding value * 2^-120,
+    exactly (subnormals included), by moving sign, exponent and mantissa bits into place: two
+    shifts and one and-or per weight, where Triton's conversion took ~8 instructions."""
+    t = w << (24 - 8 * j)  # the byte at the top of the word
+    if IS_INT8:
+        v = t >> 24  # arithmetic shift: sign-extended
+    else:
+        v = (((t >> 4) & 0x07F00000) | (t & -2147483648)).to(tl.float32, bitcast=True)  # sign: bit 31
+    return v
+
+
+@triton.jit
+def _gemv_a(a_ptr, cols, K, a_s, a_zp, zero, A_MODE: tl.constexpr, IS_INT8: tl.constexpr, AZP: tl.constexpr,
+            EVEN_K: tl.constexpr):
+    """A's values at columns ``cols`` as fp32 (int32 for INT8), quantized here in A_MODE 2."""
+    kmask = cols < K
+    a = tl.load(a_ptr + cols, mask=kmask, other=zero)
     if A_MODE == 2:
         a = _quant_a(a, a_s, a_zp, kmask, IS_INT8, AZP, EVEN_K)
     if IS_INT8:
         a = a.to(tl.int32)
     else:
         a = a.to(tl.float32)
-    return a[None, :]
+    return a
 
 
-@triton.jit
-def _gemv_row_params(a_ptr, row, stride_am, stride_ak, rk, K, ub_ptr, BK: tl.constexpr, IS_INT8: tl.constexpr,
-                     AZP: tl.constexpr, HAS_UB: tl.constexpr, A_MODE: tl.constexpr):
-    """A_MODE 2: one row's (scale, zero point), each shaped [1]; zeros otherwise."""
-    if A_MODE == 2:
-        a_s, a_zp = _row_quant_params(a_ptr + row * stride_am + rk[None, :] * stride_ak, stride_ak, rk, K, ub_ptr,
-                                      1, BK, IS_INT8, AZP, HAS_UB)
-    else:
-        a_s = tl.zeros((1,), dtype=tl.float32)
-        a_zp = a_s
-    return a_s, a_zp
-
-
-@triton.jit
-def _gemv_row_out(acc, row, a_s, a_zp, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, rn, rbn, M, N,
-                  stride_cm, stride_cn, stride_cs, pid_s, SPLIT_K: tl.constexpr, A_MODE: tl.constexpr,
-                  A_PER_ROW: tl.constexpr, B_PER_COL: tl.constexpr, AZP: tl.constexpr, HAS_BIAS: tl.constexpr):
-    rm = tl.arange(0, 1) + row
-    _scaled_epilogue(tl.sum(acc, axis=1)[None, :], a_s, a_zp, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr,
-                     rm, rn, tl.minimum(rm, M - 1), rbn, M, N, stride_cm, stride_cn, stride_cs, pid_s, SPLIT_K,
-                     A_MODE, A_PER_ROW, B_PER_COL, AZP, HAS_BIAS)
-
-
-# Decode (M <= configs.W8A8_GEMV_MAX_M): the same operation without tensor cores. Each program takes a
-# [BN, BK] slab of B per step and every row (BM <= 4) multiplies it element-wise into its own
-# [BN, BK] accumulator (int32 for INT8: exact; fp32 for FP8), reduced over K once at the end. The
-# next slab of B is loaded before the current one is used (the loop feeds no tl.dot, so Triton's
-# pipeliner may not). Rows past M repeat row M - 1 and are not stored.
+# Decode, one row (M = 1): the same operation without tensor cores. B (K % 4 == 0, K contiguous) is
+# read as int32 words, a [BN, BK / 4] slab per step, prefetched one step ahead (the loop feeds no
+# tl.dot, so Triton's pipeliner may not); each byte is decoded in registers (_byte) and multiplied
+# into a [BN, BK / 4] accumulator (int32 for INT8: exact; fp32 for FP8, which carries the 2^-120 of
+# _byte until the epilogue), reduced over K once at the end. With SPLIT_K > 1, c_ptr is the fp32
+# partials workspace and finish_splits writes out_ptr.
 @triton.jit(do_not_specialize=["M"])
 def scaled_gemv_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, ub_ptr,
-                       M, N, K, stride_am, stride_ak, stride_bn, stride_bk, stride_cm, stride_cn,
-                       k_split, stride_cs, SPLIT_K: tl.constexpr, IS_INT8: tl.constexpr, A_MODE: tl.constexpr,
+                       out_ptr, cnt_ptr, M, N, K, stride_am, stride_ak, stride_bn, stride_bk, stride_cm, stride_cn,
+                       k_split, stride_cs, stride_om, FENCE: tl.constexpr, SPLIT_K: tl.constexpr, IS_INT8: tl.constexpr, A_MODE: tl.constexpr,
                        A_PER_ROW: tl.constexpr, B_PER_COL: tl.constexpr, AZP: tl.constexpr, HAS_BIAS: tl.constexpr,
                        HAS_UB: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-                       EVEN_K: tl.constexpr):
+                       EVEN_K: tl.constexpr, QBK: tl.constexpr):
     pid_n = tl.program_id(0)
     pid_s = tl.program_id(1)
     rn = pid_n * BN + tl.arange(0, BN)
-    rk = tl.arange(0, BK)
     rbn = tl.where(rn < N, rn, 0)
-    row1 = tl.minimum(1, M - 1)
-    row2 = tl.minimum(2, M - 1)
-    row3 = tl.minimum(3, M - 1)
-    b_ptrs = b_ptr + rbn[:, None].to(tl.int64) * stride_bn + rk[None, :] * stride_bk
+    rkw = tl.arange(0, BK // 4)
+    w_ptrs = b_ptr.to(tl.pointer_type(tl.int32)) + rbn[:, None].to(tl.int64) * (stride_bn // 4) + rkw[None, :]
     k_lo = 0
     k_hi = K
     if SPLIT_K > 1:
         k_lo = pid_s * k_split
         k_hi = tl.minimum(K, k_lo + k_split)
-    zero = 0 if IS_INT8 else 0.0  # `other` must be an int for int8 and a float for fp8 operands
-    b_next = tl.load(b_ptrs + k_lo * stride_bk, mask=rk[None, :] < K - k_lo, other=zero)
-    # A_MODE 2: the rows' quantization parameters, read after the first B slab is on its way
-    s0, z0 = _gemv_row_params(a_ptr, 0, stride_am, stride_ak, rk, K, ub_ptr, BK, IS_INT8, AZP, HAS_UB, A_MODE)
-    s1, z1 = s0, z0
-    s2, z2 = s0, z0
-    s3, z3 = s0, z0
-    if BM > 1:
-        s1, z1 = _gemv_row_params(a_ptr, row1, stride_am, stride_ak, rk, K, ub_ptr, BK, IS_INT8, AZP, HAS_UB, A_MODE)
-    if BM > 2:
-        s2, z2 = _gemv_row_params(a_ptr, row2, stride_am, stride_ak, rk, K, ub_ptr, BK, IS_INT8, AZP, HAS_UB, A_MODE)
-        s3, z3 = _gemv_row_params(a_ptr, row3, stride_am, stride_ak, rk, K, ub_ptr, BK, IS_INT8, AZP, HAS_UB, A_MODE)
+    w_next = tl.load(w_ptrs + k_lo // 4, mask=rkw[None, :] < (K - k_lo) // 4, other=0)
+    # A_MODE 2: the row's quantization parameters, read after the first B slab is on its way, QBK
+    # columns per load (the whole row up to 8192: one memory round trip before the main loop)
+    a_s = tl.zeros((1,), dtype=tl.float32)
+    a_zp = a_s
+    if A_MODE == 2:
+        rq = tl.arange(0, QBK)
+        a_s, a_zp = _row_quant_params(a_ptr + rq[None, :], 1, rq, K, ub_ptr, 1, QBK, IS_INT8, AZP, HAS_UB)
+    zero = 0 if IS_INT8 else 0.0
     acc_t = tl.int32 if IS_INT8 else tl.float32
-    acc0 = tl.zeros((BN, BK), dtype=acc_t)
-    acc1 = acc0
-    acc2 = acc0
-    acc3 = acc0
+    acc = tl.zeros((BN, BK // 4), dtype=acc_t)
     for k0 in range(k_lo, k_hi, BK):
-        b = b_next
+        w = w_next
         nxt = k0 + BK
-        b_next = tl.load(b_ptrs + nxt * stride_bk, mask=(rk[None, :] < K - nxt) & (nxt < k_hi), other=zero)
-        bf = b.to(acc_t)
-        acc0 += _gemv_a_row(a_ptr, 0, stride_am, stride_ak, k0, rk, K, s0, z0, zero, A_MODE, IS_INT8, AZP, EVEN_K) * bf
-        if BM > 1:
-            acc1 += _gemv_a_row(a_ptr, row1, stride_am, stride_ak, k0, rk, K, s1, z1, zero, A_MODE, IS_INT8, AZP,
-                                EVEN_K) * bf
-        if BM > 2:
-            acc2 += _gemv_a_row(a_ptr, row2, stride_am, stride_ak, k0, rk, K, s2, z2, zero, A_MODE, IS_INT8, AZP,
-                                EVEN_K) * bf
-            acc3 += _gemv_a_row(a_ptr, row3, stride_am, stride_ak, k0, rk, K, s3, z3, zero, A_MODE, IS_INT8, AZP,
-                                EVEN_K) * bf
-    _gemv_row_out(acc0, 0, s0, z0, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, rn, rbn, M, N, stride_cm,
-                  stride_cn, stride_cs, pid_s, SPLIT_K, A_MODE, A_PER_ROW, B_PER_COL, AZP, HAS_BIAS)
-    if BM > 1:
-        _gemv_row_out(acc1, 1, s1, z1, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, rn, rbn, M, N,
-                      stride_cm, stride_cn, stride_cs, pid_s, SPLIT_K, A_MODE, A_PER_ROW, B_PER_COL, AZP, HAS_BIAS)
-    if BM > 2:
-        _gemv_row_out(acc2, 2, s2, z2, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, rn, rbn, M, N,
-                      stride_cm, stride_cn, stride_cs, pid_s, SPLIT_K, A_MODE, A_PER_ROW, B_PER_COL, AZP, HAS_BIAS)
-        _gemv_row_out(acc3, 3, s3, z3, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, rn, rbn, M, N,
-                      stride_cm, stride_cn, stride_cs, pid_s, SPLIT_K, A_MODE, A_PER_ROW, B_PER_COL, AZP, HAS_BIAS)
+        w_next = tl.load(w_ptrs + nxt // 4, mask=(rkw[None, :] < (K - nxt) // 4) & (nxt < k_hi), other=0)
+        # byte j of word i is column k0 + 4 i + j: A's slab is read as [BK / 4, 4] (each thread's
+        # 16 contiguous columns) and split into its four columns in registers
+        a = _gemv_a(a_ptr, k0 + 4 * rkw[:, None] + tl.arange(0, 4)[None, :], K, a_s, a_zp, zero, A_MODE, IS_INT8,
+                    AZP, EVEN_K)
+        a02, a13 = tl.split(tl.reshape(a, (BK // 4, 2, 2)))
+        a0, a2 = tl.split(a02)
+        a1, a3 = tl.split(a13)
+        acc += a0[None, :] * _byte(w, 0, IS_INT8)
+        acc += a1[None, :] * _byte(w, 1, IS_INT8)
+        acc += a2[None, :] * _byte(w, 2, IS_INT8)
+        acc += a3[None, :] * _byte(w, 3, IS_INT8)
+    out = tl.sum(acc, axis=1)[None, :]
+    if not IS_INT8:
+        out = out * 1.329227995784916e36  # 2^120, undoing _byte's exponent offset
+    rm = tl.arange(0, 1)
+    _scaled_epilogue(out, a_s, a_zp, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, rm, rn, rm, rbn, M, N,
+                     stride_cm, stride_cn, stride_cs, pid_s, SPLIT_K, A_MODE, A_PER_ROW, B_PER_COL, AZP, HAS_BIAS)
+    if SPLIT_K > 1:
+        finish_splits(c_ptr, out_ptr, cnt_ptr, pid_n, rn, M, N, stride_cs, stride_cm, stride_om, 1, SPLIT_K, FENCE)
+
+
+@triton.jit
+def _fence_gpu(x):
+    """fence.acq_rel.gpu in every thread (x: any int32 tensor, returned unchanged)."""
+    return tl.inline_asm_elementwise("fence.acq_rel.gpu;\n\tmov.b32 $0, $1;", "=r,r", [x], dtype=tl.int32,
+                                     is_pure=False, pack=1)
+
+
+@triton.jit
+def finish_splits(ws_ptr, out_ptr, cnt_ptr, pid_n, rn, M, N, stride_cs, stride_cm, stride_om,
+                  BM: tl.constexpr, SPLIT_K: tl.constexpr, FENCE: tl.constexpr):
+    """Split-K without a second launch. Each program has stored its fp32 partial rows (scales and,
+    in split 0, bias applied) at ws + pid_s * stride_cs; it then counts itself in on its column
+    tile (cnt_ptr[pid_n], zero between calls). The last to arrive sums the splits in split order
+    (deterministic), writes the output and re-zeroes the counter for the next call. FENCE (always,
+    except in Triton's interpreter, which runs programs one by one and has no inline PTX): every
+    thread's partial stores are made visible GPU-wide before the count."""
+    if FENCE:
+        _fence_gpu(rn)
+    tl.debug_barrier()
+    arrived = tl.atomic_add(cnt_ptr + pid_n, 1, sem="acq_rel", scope="gpu")
+    if arrived == SPLIT_K - 1:
+        for r in tl.static_range(BM):
+            tot = rn.to(tl.float32) * 0.0
+            for s in tl.static_range(SPLIT_K):
+                tot += tl.load(ws_ptr + s * stride_cs + r * stride_cm + rn, mask=rn < N, other=0.0,
+                               cache_modifier=".cg")  # L2: the other programs' partials
+            tl.store(out_ptr + r * stride_om + rn, tot.to(out_ptr.dtype.element_ty), mask=(rn < N) & (r < M))
+        tl.atomic_xchg(cnt_ptr + pid_n, 0)
 
 
 @triton.jit(do_not_specialize=["M"])

@@ -131,6 +131,7 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         self._sms = sm_count(dev)
         self._interp = interpreting()
         self._ng = w_s.shape[-1]  # scale rows (groups)
+        self._counters = torch.zeros(-(-n // 8), dtype=torch.int32, device=dev)  # split-K arrivals per N tile
         self._tiles: dict[int, object] = {}
 
     def _tile(self, m: int):
@@ -186,11 +187,12 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         common = dict(SPLIT_K=splits, GROUP=group, HAS_ZP=zp is not None, ZP_CONST=self._zp_const,
                       X_PERM=self._has_perm, IRREG=self._has_gsorted, HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn,
                       num_warps=t.num_warps, num_stages=t.num_stages)
-        if gemv:
+        if gemv:  # split K finishes in-kernel (mm_kernels.finish_splits): one launch
             one_scale = not self._has_gsorted and (group % 128 == 0 or group >= k)
-            self._gemv[grid](*args, ONE_SCALE=one_scale, **common)
+            self._gemv[grid](*args, out, self._counters, out.stride(0), FENCE=not self._interp, ONE_SCALE=one_scale,
+                             SPG=8 if one_scale else group // 16, **common)
         else:
             self._kernel[(tiles, splits)](*args, GROUP_M=t.group_m, **common)
-        if splits > 1:
-            self._reduce(self._reduce_kernel, c, out)
+            if splits > 1:
+                self._reduce(self._reduce_kernel, c, out)
         return out.reshape(*x.shape[:-1], n)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .configs import SM_COUNT_DEFAULT, GemvTile, gemv_split, interpreter_tile, is_rocm, rocm_tile, sm_count, split_k, w8a8_tile
+from .configs import SM_COUNT_DEFAULT, GemvTile, Tile, gemv_split, interpreter_tile, is_rocm, rocm_tile, sm_count, split_k, w8a8_tile
 from .runtime import interpreting
 
 
@@ -81,6 +81,7 @@ class FixedTile:
 
     allow_split = False
     sms = 0
+    interp = interpreting()
 
     def __init__(self, tile) -> None:
         self.tile = tile
@@ -95,7 +96,7 @@ def default_tiles(n: int, k: int, device) -> TileCache:
 
 def launch_scaled_mm(kernel, tile, a, w_nk, out, a_scale, w_scale, bias, azp, azp_adj, *, is_int8: bool,
                      a_mode: int, a_per_row: bool, b_per_col: bool, azp_mode: int, ub=None) -> None:
-    """One GEMM launch (two with split-K). a_mode 0: ``a`` is quantized, ``a_scale`` per tensor or
+    """One GEMM launch (two with split-K on 16+-row tiles). a_mode 0: ``a`` is quantized, ``a_scale`` per tensor or
     per row; 2: ``a`` is 16-bit, quantized inside per row (``ub``: FP8 amax upper bound). Unused
     pointers get a harmless stand-in."""
     from . import mm_kernels
@@ -103,26 +104,42 @@ def launch_scaled_mm(kernel, tile, a, w_nk, out, a_scale, w_scale, bias, azp, az
     m, k = a.shape
     n = w_nk.shape[0]
     t = tile(m)
-    if isinstance(t, GemvTile):  # decode: the GEMV kernel, split K per the tile's programs-per-SM
+    if isinstance(t, GemvTile) and (m != 1 or k % 4 or w_nk.stride(1) != 1 or a.stride(1) != 1):
+        t = Tile(16, 64, 128, 1, 4, 4)  # the GEMV reads one row and B as 4-byte words of K
+    gemv = isinstance(t, GemvTile)
+    if gemv:  # decode: the GEMV kernel, split K per the tile's programs-per-SM
         kernel = mm_kernels.scaled_gemv_kernel
         tiles = -(-n // t.bn)
         splits, k_split = gemv_split(tiles, k, t.bk, tile.sms or SM_COUNT_DEFAULT, t.per_sm)
-        extra = {}
     else:
         tiles = -(-m // t.bm) * -(-n // t.bn)
         splits, k_split = split_k(m, tiles, k, t.bk, tile.sms) if tile.allow_split else (1, k)
         extra = dict(GROUP_M=t.group_m)
     c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=out.device)
+    if gemv:  # its split K finishes in-kernel (mm_kernels.finish_splits): one launch
+        extra = dict(out_ptr=out, cnt_ptr=counters(tile, n, out.device), stride_om=out.stride(0),
+                     FENCE=not tile.interp, QBK=min(8192, 1 << max(4, (k - 1).bit_length())))
+    args = [a, w_nk, c, a_scale, w_scale, bias if bias is not None else w_scale,
+            azp if azp is not None else w_scale, azp_adj if azp_adj is not None else w_scale,
+            ub if ub is not None else w_scale]
     kernel[(tiles, splits)](
-        a, w_nk, c, a_scale, w_scale, bias if bias is not None else w_scale,
-        azp if azp is not None else w_scale, azp_adj if azp_adj is not None else w_scale,
-        ub if ub is not None else w_scale, m, n, k, a.stride(0), a.stride(1), w_nk.stride(0), w_nk.stride(1),
-        c.stride(-2), c.stride(-1), k_split, c.stride(0) if splits > 1 else 0, SPLIT_K=splits,
-        IS_INT8=is_int8, A_MODE=a_mode, A_PER_ROW=a_per_row, B_PER_COL=b_per_col, AZP=azp_mode,
-        HAS_BIAS=bias is not None, HAS_UB=ub is not None, BM=t.bm, BN=t.bn, BK=t.bk,
-        EVEN_K=k % t.bk == 0 and k_split % t.bk == 0, num_warps=t.num_warps, num_stages=t.num_stages, **extra)
-    if splits > 1:
+        *args, M=m, N=n, K=k, stride_am=a.stride(0), stride_ak=a.stride(1), stride_bn=w_nk.stride(0),
+        stride_bk=w_nk.stride(1), stride_cm=c.stride(-2), stride_cn=c.stride(-1), k_split=k_split,
+        stride_cs=c.stride(0) if splits > 1 else 0, SPLIT_K=splits, IS_INT8=is_int8, A_MODE=a_mode,
+        A_PER_ROW=a_per_row, B_PER_COL=b_per_col, AZP=azp_mode, HAS_BIAS=bias is not None, HAS_UB=ub is not None,
+        BM=t.bm, BN=t.bn, BK=t.bk, EVEN_K=k % t.bk == 0 and k_split % t.bk == 0, num_warps=t.num_warps,
+        num_stages=t.num_stages, **extra)
+    if splits > 1 and not gemv:
         reduce_splits(mm_kernels.splitk_reduce_kernel, c, out)
+
+
+def counters(tile, n: int, device) -> torch.Tensor:
+    """The zeroed per-layer split-K arrival counters of finish_splits (one per N tile), kept on
+    the layer's tile cache; the kernel leaves them zeroed."""
+    cnt = getattr(tile, "counters", None)
+    if cnt is None or cnt.numel() < -(-n // 8) or cnt.device != device:
+        cnt = tile.counters = torch.zeros(-(-n // 8), dtype=torch.int32, device=device)
+    return cnt
 
 
 def reduce_splits(kernel, ws: torch.Tensor, out: torch.Tensor) -> None:

@@ -21,7 +21,7 @@ mm_kernels.splitk_reduce_kernel: deterministic, no atomics).
 
 from __future__ import annotations
 
-from .mm_kernels import _tile_ids
+from .mm_kernels import _tile_ids, finish_splits
 from .quant_kernels import load, tl
 
 triton = load()
@@ -134,73 +134,111 @@ def _x_col(x_ptr, row, stride_xm, perm_ptr, kk, kmask, X_PERM: tl.constexpr):
 
 
 @triton.jit
+def _nib(w, j: tl.constexpr):
+    """Nibble j of each word as the float 1 + q / 16, exactly: the code is moved into the top four
+    mantissa bits of 1.0 (a shift and one and-or per weight; no int->float conversion, no
+    subtraction: x * (1 + q/16) accumulates directly, see w4a16_gemv_kernel)."""
+    if 4 * j <= 19:
+        t = w << (19 - 4 * j)
+    else:
+        t = w >> (4 * j - 19)
+    return ((t & 0x780000) | 0x3F800000).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _group_factors(s_ptr, zp_ptr, g, rbn, N, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr):
+    """(16 s, (16 + zero) s) of scale row g, each [1, BN] fp32: they turn a group's sums
+    A = sum x (1 + q/16) and X = sum x into sum x (q - zero) s = 16 s A - (16 + zero) s X."""
+    s = tl.load(s_ptr + g * N + rbn).to(tl.float32)[None, :]
+    if HAS_ZP:
+        zp = tl.load(zp_ptr + g * N + rbn).to(tl.float32)[None, :]
+    else:
+        zp = ZP_CONST
+    return 16.0 * s, (16.0 + zp) * s
+
+
+@triton.jit
 def _gemv_row_out(acc, row, bias_ptr, c_ptr, rn, rbn, M, N, stride_cm, stride_cs, pid_s,
                   SPLIT_K: tl.constexpr, HAS_BIAS: tl.constexpr):
     _epilogue(tl.sum(acc, axis=0)[None, :], bias_ptr, c_ptr, tl.arange(0, 1) + row, rn, rbn, M, N, stride_cm,
               stride_cs, pid_s, SPLIT_K, HAS_BIAS)
 
 
-# Decode: BM (1..4) rows, each with its own [16, BN] fp32 accumulator (products accumulate
-# element-wise; one reduction over the 16 rows at the end); grid (N / BN, splits). ONE_SCALE: every
-# 128-row block lies in one group (GROUP % 128 == 0, or one group, and no irregular groups), so a
-# block's scales are one row, prefetched with its words.
+# Decode: BM (1 or 2) rows, each with its own [16, BN] fp32 accumulator (one reduction over the 16
+# rows at the end); grid (N / BN, splits). Per weight: a shift, an and-or (_nib) and one FMA into the
+# group's sum A = sum x (1 + q/16); at the group's last slab A and X = sum x are scaled into the
+# accumulator (_group_factors). SPG: 16-row slabs per group inside a 128-row block (GROUP / 16, at
+# most 8). ONE_SCALE (GROUP % 128 == 0 or one group): a block's factors are one row, prefetched with
+# its words. IRREG (act-order groups of irregular size): per-row scale lookup, dequantized per slab.
 @triton.jit(do_not_specialize=["M"])
 def w4a16_gemv_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr, c_ptr, M, N, K, NG,
-                      stride_xm, stride_cm, block_split, stride_cs, SPLIT_K: tl.constexpr,
+                      stride_xm, stride_cm, block_split, stride_cs, out_ptr, cnt_ptr, stride_om,
+                      FENCE: tl.constexpr, SPLIT_K: tl.constexpr,
                       GROUP: tl.constexpr, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, X_PERM: tl.constexpr,
                       IRREG: tl.constexpr, HAS_BIAS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
-                      ONE_SCALE: tl.constexpr):
+                      ONE_SCALE: tl.constexpr, SPG: tl.constexpr):
     pid_n = tl.program_id(0)
     pid_s = tl.program_id(1)
     rn = pid_n * BN + tl.arange(0, BN)
     r16 = tl.arange(0, 16)
     rbn = rn % N  # (not a clamp: keeps the contiguity along N that coalesced loads need)
-    # rows past M repeat row M - 1 (computed, never stored)
-    row1 = tl.minimum(1, M - 1)
-    row2 = tl.minimum(2, M - 1)
-    row3 = tl.minimum(3, M - 1)
+    row1 = tl.minimum(1, M - 1)  # a second row past M repeats row 0 (computed, never stored)
     w_cols = qw_ptr + r16[:, None].to(tl.int64) * N + rbn[None, :]
     acc0 = tl.zeros((16, BN), dtype=tl.float32)
     acc1 = acc0
-    acc2 = acc0
-    acc3 = acc0
     b_lo = pid_s * block_split
     b_hi = tl.minimum(tl.cdiv(K, 128), b_lo + block_split)
     # software prefetch (the loop's loads feed no tl.dot, so Triton's pipeliner may leave them alone)
     w_next = tl.load(w_cols + b_lo * 16 * N)
     if ONE_SCALE:
-        g_next = tl.minimum((b_lo * 128) // GROUP, NG - 1)
-        s_next, z_next = _load_scales(s_ptr, zp_ptr, g_next, rbn, N, HAS_ZP, False)
+        f16_next, fz_next = _group_factors(s_ptr, zp_ptr, tl.minimum((b_lo * 128) // GROUP, NG - 1), rbn, N,
+                                           HAS_ZP, ZP_CONST)
     for b in range(b_lo, b_hi):
         w = w_next
         more = b + 1 < b_hi
         w_next = tl.load(w_cols + (b + 1) * 16 * N, mask=more, other=0)
         if ONE_SCALE:
-            s1, z1 = s_next, z_next
-            g_next = tl.minimum(((b + 1) * 128) // GROUP, NG - 1)
-            g_next = tl.where(more, g_next, 0)
-            s_next, z_next = _load_scales(s_ptr, zp_ptr, g_next, rbn, N, HAS_ZP, False)
+            f16, fz = f16_next, fz_next
+            g_next = tl.where(more, tl.minimum(((b + 1) * 128) // GROUP, NG - 1), 0)
+            f16_next, fz_next = _group_factors(s_ptr, zp_ptr, g_next, rbn, N, HAS_ZP, ZP_CONST)
         for j in tl.static_range(8):
             kk = b * 128 + 16 * j + r16
             kmask = kk < K
-            if ONE_SCALE:
-                s, z = s1, z1
-            else:
-                g = _group_rows(gidx_ptr, kk, kmask, b * 128 + 16 * j, GROUP, NG, IRREG)
-                s, z = _load_scales(s_ptr, zp_ptr, g, rbn, N, HAS_ZP, IRREG)
-            wf = _slab(w, j, s, z, HAS_ZP, ZP_CONST)
-            acc0 += _x_col(x_ptr, 0, stride_xm, perm_ptr, kk, kmask, X_PERM) * wf
+            x0 = _x_col(x_ptr, 0, stride_xm, perm_ptr, kk, kmask, X_PERM)
             if BM > 1:
-                acc1 += _x_col(x_ptr, row1, stride_xm, perm_ptr, kk, kmask, X_PERM) * wf
-            if BM > 2:
-                acc2 += _x_col(x_ptr, row2, stride_xm, perm_ptr, kk, kmask, X_PERM) * wf
-                acc3 += _x_col(x_ptr, row3, stride_xm, perm_ptr, kk, kmask, X_PERM) * wf
+                x1 = _x_col(x_ptr, row1, stride_xm, perm_ptr, kk, kmask, X_PERM)
+            if IRREG:
+                s, z = _load_scales(s_ptr, zp_ptr, tl.load(gidx_ptr + kk, mask=kmask, other=0), rbn, N, HAS_ZP, True)
+                wf = _slab(w, j, s, z, HAS_ZP, ZP_CONST)
+                acc0 += x0 * wf
+                if BM > 1:
+                    acc1 += x1 * wf
+            else:
+                v = _nib(w, j)
+                if j % SPG == 0:  # a group starts: fresh sums (and, if not prefetched, its factors)
+                    if not ONE_SCALE:
+                        f16, fz = _group_factors(s_ptr, zp_ptr, tl.minimum((b * 128 + 16 * j) // GROUP, NG - 1),
+                                                 rbn, N, HAS_ZP, ZP_CONST)
+                    ga0 = x0 * v
+                    gx0 = x0
+                    if BM > 1:
+                        ga1 = x1 * v
+                        gx1 = x1
+                else:
+                    ga0 += x0 * v
+                    gx0 += x0
+                    if BM > 1:
+                        ga1 += x1 * v
+                        gx1 += x1
+                if j % SPG == SPG - 1:  # the group ends: scale its sums into the accumulators
+                    acc0 += ga0 * f16 - gx0 * fz
+                    if BM > 1:
+                        acc1 += ga1 * f16 - gx1 * fz
     _gemv_row_out(acc0, 0, bias_ptr, c_ptr, rn, rbn, M, N, stride_cm, stride_cs, pid_s, SPLIT_K, HAS_BIAS)
     if BM > 1:
         _gemv_row_out(acc1, 1, bias_ptr, c_ptr, rn, rbn, M, N, stride_cm, stride_cs, pid_s, SPLIT_K, HAS_BIAS)
-    if BM > 2:
-        _gemv_row_out(acc2, 2, bias_ptr, c_ptr, rn, rbn, M, N, stride_cm, stride_cs, pid_s, SPLIT_K, HAS_BIAS)
-        _gemv_row_out(acc3, 3, bias_ptr, c_ptr, rn, rbn, M, N, stride_cm, stride_cs, pid_s, SPLIT_K, HAS_BIAS)
+    if SPLIT_K > 1:  # c_ptr held fp32 partials: the last program of this column tile writes out_ptr
+        finish_splits(c_ptr, out_ptr, cnt_ptr, pid_n, rn, M, N, stride_cs, stride_cm, stride_om, BM, SPLIT_K, FENCE)
 
 
 # Prefill: dequantize the whole weight once into a 16-bit [K, N] buffer (rows in the layer's

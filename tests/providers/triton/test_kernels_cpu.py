@@ -4,6 +4,8 @@ The kernels' platform gate refuses a CPU; ``runnable_here`` lifts it for these r
 kernels are checked compiled on CUDA in test_gpu.py.
 """
 
+import dataclasses
+
 import pytest
 
 from qlinear import testing
@@ -144,9 +146,9 @@ def test_w4a16_paths(group, k, path):
     c, layer, w = _w4_layer(48, k, group, zp=group == 32)
     kern = runnable_here(TritonW4A16LinearKernel).create(c)
     kern.process_weights_after_loading(layer)
-    m = {"gemv": 1, "gemv-rows": 3, "tiles": 5, "dense": 5}[path]
+    m = {"gemv": 1, "gemv-rows": 2, "tiles": 5, "dense": 5}[path]
     if path == "gemv-rows":
-        kern._tile = lambda m: GemvTile(4, 64, 128, 1, 4, 1)
+        kern._tile = lambda m: GemvTile(2, 64, 128, 1, 4, 1)
     kern.dense_min_m = 0 if path == "dense" else 1 << 30
     assert isinstance(kern._tile(m), GemvTile) == path.startswith("gemv")
     x = torch.randn(m, k, generator=torch.Generator().manual_seed(1)).bfloat16()
@@ -207,8 +209,12 @@ def _split_cases():
                      (TritonFP8ScaledMMLinearKernel, ("wper-channel-adynper-token", "astaticper-tensor"))):
         for case in testing.cases_for(k, ms=(1, 33)):
             if any(p in str(case) for p in picks) and "N255" in str(case):
-                for fused in ((0, 64) if case.m == 1 and "dyn" in str(case) else (0,)):
-                    out.append(pytest.param(k, case, fused, id=f"{k.__name__}-fused{fused}-{case}"))
+                cases = [case]
+                if case.m == 1:  # K % 4 == 0 too: the GEMV (K 513 hands M=1 to the 16-row tiles)
+                    cases.append(dataclasses.replace(case, config=dataclasses.replace(case.config, weight_shape=(255, 516))))
+                for c in cases:
+                    for fused in ((0, 64) if c.m == 1 and "dyn" in str(c) else (0,)):
+                        out.append(pytest.param(k, c, fused, id=f"{k.__name__}-fused{fused}-{c}"))
     return out
 
 
@@ -219,12 +225,12 @@ def test_split_k(kernel, case, fused, monkeypatch):
     from qlinear_triton import scaled_mm
     from qlinear_triton.configs import GemvTile, Tile
 
-    gemv = case.m == 1
+    gemv = case.m == 1 and case.config.shape_nk[1] % 4 == 0  # else the GEMV hands over to 16-row tiles
     name = "gemv_split" if gemv else "split_k"
     splits = []
     real = getattr(scaled_mm, name)
     monkeypatch.setattr(scaled_mm, name, lambda *a, **kw: (splits.append(real(*a, **kw)), splits[-1])[1])
-    tile = GemvTile(1, 64, 64, 8, 4, 1) if gemv else Tile(16, 64, 64, 1, 4, 1)
+    tile = GemvTile(1, 64, 64, 8, 4, 1) if case.m == 1 else Tile(16, 64, 64, 1, 4, 1)
 
     class Forced(runnable_here(kernel)):
         fused_quant_max_m = fused
@@ -234,8 +240,13 @@ def test_split_k(kernel, case, fused, monkeypatch):
             self._tiles.fn = lambda m, n, k, sms: tile
 
     Forced.__name__ = kernel.__name__
+    made = []
+    real_create = Forced.create.__func__
+    Forced.create = classmethod(lambda cls, c: (made.append(real_create(cls, c)), made[-1])[1])
     assert testing.run_case(Forced, case, device="cpu").ran
     assert splits and splits[-1][0] > 1  # the split path really ran
+    if gemv:  # the in-kernel finish left its arrival counters zeroed for the next call
+        assert int(made[-1]._tiles.counters.abs().sum()) == 0
 
 
 @pytest.mark.parametrize("m", [1, 3])  # the GEMV kernel, the tensor-core kernel
@@ -259,5 +270,9 @@ def test_w4a16_split_k(group, zp, gidx, m, monkeypatch):
     tile = GemvTile(1, 64, 128, 4, 4, 1) if m == 1 else Tile(16, 64, 128, 1, 4, 1)
     K = runnable_here(TritonW4A16LinearKernel)
     forced = type("TritonW4A16LinearKernel", (K,), {"_tile": lambda self, m: tile})
+    made = []
+    real_create = forced.create.__func__
+    forced.create = classmethod(lambda cls, c: (made.append(real_create(cls, c)), made[-1])[1])
     assert testing.run_case(forced, testing.Case(c, m, with_bias=True), device="cpu").ran
     assert splits and splits[-1][0] > 1
+    assert int(made[-1]._counters.abs().sum()) == 0  # left zeroed for the next call

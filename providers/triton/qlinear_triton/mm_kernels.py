@@ -30,14 +30,14 @@ def _tile_ids(M, N, BM: tl.constexpr, BN: tl.constexpr, GROUP_M: tl.constexpr):
 
 
 @triton.jit
-def _row_quant_params(a_ptrs, stride_ak, rk, K, ub_ptr, BM: tl.constexpr, BK: tl.constexpr,
+def _row_quant_params(a_ptrs, stride_ak, rk, K, ub_ptr, rmask, BM: tl.constexpr, BK: tl.constexpr,
                       IS_INT8: tl.constexpr, AZP: tl.constexpr, HAS_UB: tl.constexpr):
     """A_MODE 2 prologue: read the [BM, K] rows of A (16-bit) for their amax (min/max for asymmetric
     INT8) -> per-row (scale, zero point as an fp32 code; 0 when symmetric)."""
     hi = tl.zeros((BM,), dtype=tl.float32)
     lo = tl.zeros((BM,), dtype=tl.float32)
     for k0 in range(0, K, BK):
-        xa = tl.load(a_ptrs + k0 * stride_ak, mask=rk[None, :] < K - k0, other=0.0).to(tl.float32)
+        xa = tl.load(a_ptrs + k0 * stride_ak, mask=rmask & (rk[None, :] < K - k0), other=0.0).to(tl.float32)
         if AZP == 2:
             hi = tl.maximum(hi, tl.max(xa, axis=1))
             lo = tl.minimum(lo, tl.min(xa, axis=1))
@@ -134,8 +134,11 @@ def scaled_mm_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp
     rm = pid_m * BM + tl.arange(0, BM)
     rn = pid_n * BN + tl.arange(0, BN)
     rk = tl.arange(0, BK)
-    # clamp row/col indices instead of masking loads: out-of-range rows/cols are computed and dropped
+    # out-of-range columns are clamped (computed and dropped); out-of-range rows are masked off in the
+    # A loads: clamped onto row 0, every program's padding rows hit the same few L2 lines at once,
+    # which cost 2x at M=32 with 64-row tiles (and more for one row in 16-row tiles) on the H100
     ram = tl.where(rm < M, rm, 0)
+    amask = (rm < M)[:, None]
     rbn = tl.where(rn < N, rn, 0)
     a_ptrs = a_ptr + ram[:, None].to(tl.int64) * stride_am + rk[None, :] * stride_ak
     b_ptrs = b_ptr + rbn[None, :].to(tl.int64) * stride_bn + rk[:, None] * stride_bk
@@ -148,7 +151,7 @@ def scaled_mm_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp
     a_s = tl.zeros((BM,), dtype=tl.float32)
     a_zp = a_s
     if A_MODE == 2:
-        a_s, a_zp = _row_quant_params(a_ptrs, stride_ak, rk, K, ub_ptr, BM, BK, IS_INT8, AZP, HAS_UB)
+        a_s, a_zp = _row_quant_params(a_ptrs, stride_ak, rk, K, ub_ptr, amask, BM, BK, IS_INT8, AZP, HAS_UB)
     if IS_INT8:
         acc = tl.zeros((BM, BN), dtype=tl.int32)
     else:
@@ -156,16 +159,13 @@ def scaled_mm_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp
     a_ptrs += k_lo * stride_ak
     b_ptrs += k_lo * stride_bk
     for k0 in range(k_lo, k_hi, BK):
+        zero = 0 if IS_INT8 and A_MODE != 2 else 0.0  # `other`: an int for int8, a float for fp8/16-bit
         if EVEN_K:
-            a = tl.load(a_ptrs)
+            a = tl.load(a_ptrs, mask=amask, other=zero)
             b = tl.load(b_ptrs)
         else:
-            if IS_INT8:  # `other` must be an int for int8 and a float for fp8 operands
-                a = tl.load(a_ptrs, mask=rk[None, :] < K - k0, other=0)
-                b = tl.load(b_ptrs, mask=rk[:, None] < K - k0, other=0)
-            else:
-                a = tl.load(a_ptrs, mask=rk[None, :] < K - k0, other=0.0)
-                b = tl.load(b_ptrs, mask=rk[:, None] < K - k0, other=0.0)
+            a = tl.load(a_ptrs, mask=amask & (rk[None, :] < K - k0), other=zero)
+            b = tl.load(b_ptrs, mask=rk[:, None] < K - k0, other=0 if IS_INT8 else 0.0)
         if A_MODE == 2:
             a = _quant_a(a, a_s[:, None], a_zp[:, None], rk[None, :] < K - k0, IS_INT8, AZP, EVEN_K)
         if IS_INT8:
@@ -237,7 +237,8 @@ def scaled_gemv_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, a
     a_zp = a_s
     if A_MODE == 2:
         rq = tl.arange(0, QBK)
-        a_s, a_zp = _row_quant_params(a_ptr + rq[None, :], 1, rq, K, ub_ptr, 1, QBK, IS_INT8, AZP, HAS_UB)
+        a_s, a_zp = _row_quant_params(a_ptr + rq[None, :], 1, rq, K, ub_ptr, (tl.arange(0, 1) < 1)[:, None], 1, QBK,
+                                      IS_INT8, AZP, HAS_UB)
     zero = 0 if IS_INT8 else 0.0
     acc_t = tl.int32 if IS_INT8 else tl.float32
     acc = tl.zeros((BN, BK // 4), dtype=acc_t)
@@ -327,17 +328,18 @@ def block_fp8_mm_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, M, N, K,
     a_ptrs = a_ptr + ram[:, None].to(tl.int64) * stride_am + rk[None, :]
     b_ptrs = b_ptr + rbn[None, :].to(tl.int64) * stride_bn + rk[:, None]
     as_ptrs = as_ptr + ram * stride_asm
+    amask = (rm < M)[:, None]  # padding rows: masked, not clamped onto row 0 (see scaled_mm_kernel)
     bs_ptrs = bs_ptr + (rbn // GROUP_N) * stride_bsn
     acc = tl.zeros((BM, BN), dtype=tl.float32)
     for kb in range(0, tl.cdiv(K, BK)):
         k0 = kb * BK
         if EVEN_K:
-            a = tl.load(a_ptrs)
+            a = tl.load(a_ptrs, mask=amask, other=0.0)
             b = tl.load(b_ptrs)
         else:
-            a = tl.load(a_ptrs, mask=rk[None, :] < K - k0, other=0.0)
+            a = tl.load(a_ptrs, mask=amask & (rk[None, :] < K - k0), other=0.0)
             b = tl.load(b_ptrs, mask=rk[:, None] < K - k0, other=0.0)
-        a_s = tl.load(as_ptrs + kb * stride_asg)
+        a_s = tl.load(as_ptrs + kb * stride_asg, mask=rm < M, other=0.0)
         b_s = tl.load(bs_ptrs + kb * stride_bsg)
         acc += tl.dot(a, b) * a_s[:, None] * b_s[None, :]
         a_ptrs += BK

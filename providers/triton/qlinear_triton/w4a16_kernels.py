@@ -69,12 +69,14 @@ def _slab(w, j: tl.constexpr, s, z, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr
 
 
 @triton.jit
-def _x_slab(x_rows, perm_ptr, kk, kmask, X_PERM: tl.constexpr):
+def _x_slab(x_rows, rmask, perm_ptr, kk, kmask, X_PERM: tl.constexpr):
+    """x[rows, kk] as [BM, 16]; padding rows (rmask false) are masked off, not read (see
+    mm_kernels.scaled_mm_kernel)."""
     if X_PERM:
         cols = tl.load(perm_ptr + kk, mask=kmask, other=0)
     else:
         cols = kk
-    return tl.load(x_rows + cols[None, :], mask=kmask[None, :], other=0.0)
+    return tl.load(x_rows + cols[None, :], mask=rmask & kmask[None, :], other=0.0)
 
 
 @triton.jit
@@ -116,7 +118,7 @@ def w4a16_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr, c_p
             kmask = kk < K
             g = _group_rows(gidx_ptr, kk, kmask, b * 128 + 16 * j, GROUP, NG, IRREG)
             s, z = _load_scales(s_ptr, zp_ptr, g, rbn, N, HAS_ZP, IRREG)
-            x = _x_slab(x_rows, perm_ptr, kk, kmask, X_PERM)
+            x = _x_slab(x_rows, (rm < M)[:, None], perm_ptr, kk, kmask, X_PERM)
             acc = tl.dot(x, _slab(w, j, s, z, HAS_ZP, ZP_CONST).to(x.dtype), acc)
     _epilogue(acc, bias_ptr, c_ptr, rm, rn, rbn, M, N, stride_cm, stride_cs, pid_s, SPLIT_K, HAS_BIAS)
 

@@ -69,6 +69,18 @@ def _slab(w, j: tl.constexpr, s, z, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr
 
 
 @triton.jit
+def _block_slab(w, b, j: tl.constexpr, r16, K, s_ptr, zp_ptr, gidx_ptr, rbn, N, NG, GROUP: tl.constexpr,
+                HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, IRREG: tl.constexpr):
+    """Slab j of block b's [16, BN] words (rows 128 b + 16 j + r), dequantized to fp32, with its
+    row indices and their mask (rows past K)."""
+    kk = b * 128 + 16 * j + r16
+    kmask = kk < K
+    g = _group_rows(gidx_ptr, kk, kmask, b * 128 + 16 * j, GROUP, NG, IRREG)
+    s, z = _load_scales(s_ptr, zp_ptr, g, rbn, N, HAS_ZP, IRREG)
+    return _slab(w, j, s, z, HAS_ZP, ZP_CONST), kk, kmask
+
+
+@triton.jit
 def _x_slab(x_rows, rmask, perm_ptr, kk, kmask, X_PERM: tl.constexpr):
     """x[rows, kk] as [BM, 16]; padding rows (rmask false) are masked off, not read (see
     mm_kernels.scaled_mm_kernel)."""
@@ -114,12 +126,10 @@ def w4a16_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr, c_p
     for b in range(b_lo, b_hi):
         w = tl.load(qw_ptr + (b * 16 + r16)[:, None].to(tl.int64) * N + rbn[None, :])
         for j in tl.static_range(8):
-            kk = b * 128 + 16 * j + r16
-            kmask = kk < K
-            g = _group_rows(gidx_ptr, kk, kmask, b * 128 + 16 * j, GROUP, NG, IRREG)
-            s, z = _load_scales(s_ptr, zp_ptr, g, rbn, N, HAS_ZP, IRREG)
+            wf, kk, kmask = _block_slab(w, b, j, r16, K, s_ptr, zp_ptr, gidx_ptr, rbn, N, NG, GROUP, HAS_ZP, ZP_CONST,
+                                        IRREG)
             x = _x_slab(x_rows, (rm < M)[:, None], perm_ptr, kk, kmask, X_PERM)
-            acc = tl.dot(x, _slab(w, j, s, z, HAS_ZP, ZP_CONST).to(x.dtype), acc)
+            acc = tl.dot(x, wf.to(x.dtype), acc)
     _epilogue(acc, bias_ptr, c_ptr, rm, rn, rbn, M, N, stride_cm, stride_cs, pid_s, SPLIT_K, HAS_BIAS)
 
 
@@ -257,11 +267,7 @@ def w4a16_dequant_kernel(qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, w_ptr, N, K,
     r16 = tl.arange(0, 16)
     w = tl.load(qw_ptr + (b * 16 + r16)[:, None].to(tl.int64) * N + rbn[None, :])
     for j in tl.static_range(8):
-        kk = b * 128 + 16 * j + r16
-        kmask = kk < K
-        g = _group_rows(gidx_ptr, kk, kmask, b * 128 + 16 * j, GROUP, NG, IRREG)
-        s, z = _load_scales(s_ptr, zp_ptr, g, rbn, N, HAS_ZP, IRREG)
-        wf = _slab(w, j, s, z, HAS_ZP, ZP_CONST)
+        wf, kk, kmask = _block_slab(w, b, j, r16, K, s_ptr, zp_ptr, gidx_ptr, rbn, N, NG, GROUP, HAS_ZP, ZP_CONST, IRREG)
         if X_PERM:
             rows = tl.load(perm_ptr + kk, mask=kmask, other=0)
         else:

@@ -131,7 +131,9 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         self._sms = sm_count(dev)
         self._interp = interpreting()
         self._ng = w_s.shape[-1]  # scale rows (groups)
-        self._counters = torch.zeros(-(-n // 8), dtype=torch.int32, device=dev)  # split-K arrivals per N tile
+        # split-K arrivals per N tile (finish_splits); per layer, so a layer's calls must be stream-ordered,
+        # as they are in inference
+        self._counters = torch.zeros(-(-n // 8), dtype=torch.int32, device=dev)
         self._tiles: dict[int, object] = {}
 
     def _tile(self, m: int):
@@ -154,9 +156,9 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         if x2.stride(-1) != 1:
             x2 = x2.contiguous()
         m = x2.shape[0]
-        out = torch.empty((m, n), dtype=out_dtype_of(c, x), device=x.device)
+        out_dtype = out_dtype_of(c, x)
         if m == 0:
-            return out.reshape(*x.shape[:-1], n)
+            return torch.empty((*x.shape[:-1], n), dtype=out_dtype, device=x.device)
         qw = getattr(layer, self.w_q_name)
         s = getattr(layer, self.w_s_name)
         zp = getattr(layer, self.w_zp_name) if self.w_zp_name else None
@@ -171,7 +173,8 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
                 HAS_ZP=zp is not None, ZP_CONST=self._zp_const, X_PERM=self._has_perm, IRREG=self._has_gsorted,
                 BN=bn, num_warps=4)
             res = torch.mm(x2, w) if bias is None else torch.addmm(bias.to(x2.dtype), x2, w)
-            return res.to(out.dtype).reshape(*x.shape[:-1], n)
+            return res.to(out_dtype).reshape(*x.shape[:-1], n)
+        out = torch.empty((m, n), dtype=out_dtype, device=x.device)
         t = self._tile(m)
         gemv = isinstance(t, GemvTile)
         if gemv:

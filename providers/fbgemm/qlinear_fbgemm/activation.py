@@ -6,19 +6,17 @@ from __future__ import annotations
 import torch
 
 from qlinear.formats.codes import FP8, FP8_MAX
-from qlinear.formats.fp8 import MIN_SCALE
+from qlinear.formats.fp8 import MIN_SCALE, quantize_fp8_activation
 
 
 def fp8_static(x2: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """x [M, K] with a static per-tensor scale -> fp8 (x ≈ q * scale)."""
-    return (x2.float() / scale.float().reshape(1, 1)).clamp_(-FP8_MAX, FP8_MAX).to(FP8)
+    """x [M, K] with a static per-tensor scale -> fp8 (x ≈ q * scale): the reference's quantizer."""
+    return quantize_fp8_activation(x2, "tensor", scale=scale)[0]
 
 
 def fp8_dynamic_tensor(x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """x [M, K] -> (fp8, scale [1]) with one dynamic scale for the whole tensor (no host sync)."""
-    xf = x2.float()
-    s = (xf.abs().amax() / FP8_MAX).clamp(min=MIN_SCALE).reshape(1)
-    return (xf / s).clamp_(-FP8_MAX, FP8_MAX).to(FP8), s
+    return quantize_fp8_activation(x2, "tensor")
 
 
 def fp8_groups(x2: torch.Tensor, group: int = 128) -> tuple[torch.Tensor, torch.Tensor]:

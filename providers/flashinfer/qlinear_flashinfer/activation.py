@@ -7,21 +7,18 @@ from __future__ import annotations
 
 import torch
 
-from qlinear.formats.codes import FP8, FP8_MAX
-from qlinear.formats.fp8 import MIN_SCALE
+from qlinear.formats.fp8 import quantize_fp8_activation
 from qlinear.formats.micro import quantize_mxfp4, quantize_mxfp8, quantize_nvfp4
 
 from .layouts import pad_cols, swizzle_128x4, swizzle_mx_scale_flat
 
 
 def fp8_static(x2: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return (x2.float() / scale.float().reshape(1, 1)).clamp_(-FP8_MAX, FP8_MAX).to(FP8)
+    return quantize_fp8_activation(x2, "tensor", scale=scale)[0]
 
 
 def fp8_dynamic_tensor(x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    xf = x2.float()
-    s = (xf.abs().amax() / FP8_MAX).clamp(min=MIN_SCALE).reshape(1)
-    return (xf / s).clamp_(-FP8_MAX, FP8_MAX).to(FP8), s
+    return quantize_fp8_activation(x2, "tensor")
 
 
 def nvfp4(x2: torch.Tensor, global_scale: torch.Tensor, k_padded: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -38,6 +38,18 @@ class TritonKernelMixin:
         return True, None
 
 
+IO_DTYPES = (torch.float16, torch.bfloat16, torch.float32)  # the W8A8 kernels' input / output dtypes
+
+
+def io_dtype_reason(c) -> str | None:
+    """Why a W8A8 config's input or output dtype is not one the triton kernels take (None: fine)."""
+    if c.input_dtype not in IO_DTYPES:
+        return f"input dtype {c.input_dtype} is not float16/bfloat16/float32"
+    if c.out_dtype is not None and c.out_dtype not in IO_DTYPES:
+        return f"out_dtype {c.out_dtype} is not float16/bfloat16/float32"
+    return None
+
+
 def out_dtype_of(config, x: torch.Tensor) -> torch.dtype:
     dt = getattr(config, "out_type", None) or getattr(config, "out_dtype", None)
     if dt is not None:

@@ -11,10 +11,9 @@ import torch
 
 from qlinear.kernel import FP8ScaledMMLinearKernel
 
-from .base import TritonKernelMixin, out_dtype_of
+from .base import TritonKernelMixin, io_dtype_reason, out_dtype_of
 from .scaled_mm import as_2d, default_tiles, launch_scaled_mm, load_static_input_scale, load_weight_and_scale
 
-_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
 class TritonFP8ScaledMMLinearKernel(TritonKernelMixin, FP8ScaledMMLinearKernel):
@@ -29,11 +28,8 @@ class TritonFP8ScaledMMLinearKernel(TritonKernelMixin, FP8ScaledMMLinearKernel):
     def can_implement(cls, c):
         if c.is_block:
             return False, "block-scaled FP8 is TritonFp8BlockScaledMMLinearKernel's"
-        if c.input_dtype not in _DTYPES:
-            return False, f"input dtype {c.input_dtype} is not float16/bfloat16/float32"
-        if c.out_dtype is not None and c.out_dtype not in _DTYPES:
-            return False, f"out_dtype {c.out_dtype} is not float16/bfloat16/float32"
-        return True, None
+        why = io_dtype_reason(c)
+        return why is None, why
 
     def process_weights_after_loading(self, layer):
         from . import mm_kernels, quant

@@ -7,11 +7,10 @@ import torch
 
 from qlinear.kernel import Fp8BlockScaledMMLinearKernel
 
-from .base import TritonKernelMixin, out_dtype_of
+from .base import TritonKernelMixin, io_dtype_reason, out_dtype_of
 from .configs import block_fp8_tile
 from .scaled_mm import TileCache, as_2d
 
-_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
 class TritonFp8BlockScaledMMLinearKernel(TritonKernelMixin, Fp8BlockScaledMMLinearKernel):
@@ -28,11 +27,8 @@ class TritonFp8BlockScaledMMLinearKernel(TritonKernelMixin, Fp8BlockScaledMMLine
         g = c.activation_quant_key.scale.group_shape
         if (g.row, g.col) != (1, 128):
             return False, f"activation group {g} is not 1x128"
-        if c.input_dtype not in _DTYPES:
-            return False, f"input dtype {c.input_dtype} is not float16/bfloat16/float32"
-        if c.out_dtype is not None and c.out_dtype not in _DTYPES:
-            return False, f"out_dtype {c.out_dtype} is not float16/bfloat16/float32"
-        return True, None
+        why = io_dtype_reason(c)
+        return why is None, why
 
     def process_weights_after_loading(self, layer):
         from . import mm_kernels, quant

@@ -11,10 +11,9 @@ import torch
 
 from qlinear.kernel import Int8ScaledMMLinearKernel
 
-from .base import TritonKernelMixin, out_dtype_of
+from .base import TritonKernelMixin, io_dtype_reason, out_dtype_of
 from .scaled_mm import as_2d, default_tiles, launch_scaled_mm, load_static_input_scale, load_weight_and_scale
 
-_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
 class TritonInt8ScaledMMLinearKernel(TritonKernelMixin, Int8ScaledMMLinearKernel):
@@ -22,13 +21,11 @@ class TritonInt8ScaledMMLinearKernel(TritonKernelMixin, Int8ScaledMMLinearKernel
     # M=1 the GEMV does (H100, graph: FP8 9.6 vs 11.6 us at 4096x4096, 24.9 vs 26.6 at 14336x4096);
     # from 16-row tiles on every program re-quantizing its slab of x lost (31.8 vs 12.7 at M=16).
     fused_quant_max_m = 1
+
     @classmethod
     def can_implement(cls, c):
-        if c.input_dtype not in _DTYPES:
-            return False, f"input dtype {c.input_dtype} is not float16/bfloat16/float32"
-        if c.out_dtype is not None and c.out_dtype not in _DTYPES:
-            return False, f"out_dtype {c.out_dtype} is not float16/bfloat16/float32"
-        return True, None
+        why = io_dtype_reason(c)
+        return why is None, why
 
     def process_weights_after_loading(self, layer):
         from . import mm_kernels, quant

@@ -20,7 +20,8 @@ for p in ${QLINEAR_FI_OTHERS:-}; do [ -f "providers/$p/pyproject.toml" ] && pyth
   timeout 330 python3 -m pytest -q -m gpu tests/providers/flashinfer/test_flashinfer_gpu.py -rs -s \
       --junitxml="$OUT/flashinfer_junit.xml" -p no:cacheprovider
   echo "pytest rc=$?"
-  timeout 60 python3 providers/flashinfer/bench_gpu.py
+  timeout 120 python3 -m qlinear.cli bench --device cuda --kernels 'flashinfer.*' --m 1,16,128,1024 \
+      --schemes fp8-tensor,fp8-block --no-progress --out "$OUT"
   timeout 200 python3 -m pytest -q -m gpu tests/providers/flashinfer/test_flashinfer_gpu_layouts.py -rs -p no:cacheprovider
   echo "layout cross-check rc=$?"
 } 2>&1 | tee "$OUT/flashinfer_log.txt"

@@ -77,6 +77,30 @@ def round_up(a: int, b: int) -> int:
     return -(-a // b) * b
 
 
+def relay_w8(kernel, layer, w_name: str, s_name: str, dtype: torch.dtype, n: int, k: int) -> torch.Tensor:
+    """The W8A8 kernels' load-time re-lay, on the layer: the as-loaded weight [K, N] (checked) becomes
+    the transposed view of a row-major [N, K] zero-padded to ``kernel.ALIGN`` (the column-major mat2
+    _scaled_mm needs; _int_mm's fast B layout); sets ``kernel.n_pad`` / ``kernel.k_pad``. Returns the
+    weight scale flattened to fp32 [1] or [N + n_pad] (padded columns get scale 1)."""
+    import torch.nn.functional as F
+
+    w = getattr(layer, w_name)
+    if tuple(w.shape) != (k, n) or w.dtype != dtype:
+        raise ValueError(f"{w_name}: expected {str(dtype).removeprefix('torch.')} [K={k}, N={n}], "
+                         f"got {w.dtype} {tuple(w.shape)}")
+    w_nk = w.t().contiguous()
+    kernel.n_pad, kernel.k_pad = round_up(n, kernel.ALIGN) - n, round_up(k, kernel.ALIGN) - k
+    if kernel.n_pad or kernel.k_pad:  # through uint8: F.pad has no float8 kernel
+        w_nk = F.pad(w_nk.view(torch.uint8), (0, kernel.k_pad, 0, kernel.n_pad)).view(dtype)
+    kernel.replace_parameter(layer, w_name, w_nk.t())
+    ws = getattr(layer, s_name).float().reshape(-1)
+    if ws.numel() not in (1, n):
+        raise ValueError(f"{s_name}: expected 1 or N={n} scales, got shape {tuple(getattr(layer, s_name).shape)}")
+    if ws.numel() == n and kernel.n_pad:
+        ws = F.pad(ws, (0, kernel.n_pad), value=1.0)
+    return ws
+
+
 def param(layer, name: str | None):
     """``layer.<name>`` as a plain tensor (or None). Compiled functions must get plain tensors:
     dynamo specializes Parameters' shapes, which would recompile per layer shape."""

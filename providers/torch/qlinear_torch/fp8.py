@@ -16,7 +16,7 @@ from qlinear.kernel import FP8ScaledMMLinearKernel
 
 from . import actquant as AQ
 from . import compiled, epilogue
-from .common import param, PRIO_CPU_SLOW, PRIO_CUDA, PRIO_CUDA_FALLBACK, as_2d, gate_cpu, gate_cuda, out_dtype, round_up
+from .common import param, PRIO_CPU_SLOW, PRIO_CUDA, PRIO_CUDA_FALLBACK, as_2d, gate_cpu, gate_cuda, out_dtype, relay_w8
 
 FP8 = torch.float8_e4m3fn
 # Measured on this project's CI CPU (Xeon, torch 2.13): _scaled_mm at N=K=4096 takes ~0.44 s at M=1
@@ -41,19 +41,7 @@ class _TorchFP8(FP8ScaledMMLinearKernel):
         w_name, s_name, is_name, ub_name = self.layer_param_names
         n, k = c.weight_shape
         w = getattr(layer, w_name)
-        if tuple(w.shape) != (k, n) or w.dtype != FP8:
-            raise ValueError(f"{w_name}: expected float8_e4m3fn [K={k}, N={n}], got {w.dtype} {tuple(w.shape)}")
-        w_nk = w.t().contiguous()
-        self.n_pad, self.k_pad = round_up(n, self.ALIGN) - n, round_up(k, self.ALIGN) - k
-        if self.n_pad or self.k_pad:
-            w_nk = F.pad(w_nk.view(torch.uint8), (0, self.k_pad, 0, self.n_pad)).view(FP8)
-        # mat2 of _scaled_mm must be column-major: the transposed view of a row-major [N, K]
-        self.replace_parameter(layer, w_name, w_nk.t())
-        ws = getattr(layer, s_name).float().reshape(-1)
-        if ws.numel() not in (1, n):
-            raise ValueError(f"{s_name}: expected 1 or N={n} scales, got shape {tuple(getattr(layer, s_name).shape)}")
-        if ws.numel() == n and self.n_pad:
-            ws = F.pad(ws, (0, self.n_pad), value=1.0)
+        ws = relay_w8(self, layer, w_name, s_name, FP8, n, k)  # mat2 of _scaled_mm must be column-major
         self.replace_parameter(layer, s_name, self._weight_scale_layout(ws))
         xs = getattr(layer, is_name, None)
         if c.activation_quant_key.scale.static:

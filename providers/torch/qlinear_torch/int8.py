@@ -14,7 +14,7 @@ from qlinear.kernel import Int8ScaledMMLinearKernel
 
 from . import actquant as AQ
 from . import compiled, epilogue
-from .common import param, PRIO_CPU, PRIO_CUDA, as_2d, gate_cpu, gate_cuda, out_dtype, round_up
+from .common import param, PRIO_CPU, PRIO_CUDA, as_2d, gate_cpu, gate_cuda, out_dtype, relay_w8
 
 
 class _TorchInt8(Int8ScaledMMLinearKernel):
@@ -34,21 +34,10 @@ class _TorchInt8(Int8ScaledMMLinearKernel):
         c = self.config
         w_name, s_name, is_name, izp_name, azp_name = self.layer_param_names
         n, k = c.weight_shape
-        w = getattr(layer, w_name)
-        if tuple(w.shape) != (k, n) or w.dtype != torch.int8:
-            raise ValueError(f"{w_name}: expected int8 [K={k}, N={n}], got {w.dtype} {tuple(w.shape)}")
         # _int_mm is fast with B as the transposed view of a row-major [N, K] (measured on CPU:
         # 0.8 ms vs 23 ms for a contiguous [K, N] at M=1, 4096^2), which is the as-loaded layout.
-        w_nk = w.t().contiguous()
-        self.n_pad, self.k_pad = round_up(n, self.ALIGN) - n, round_up(k, self.ALIGN) - k
-        if self.n_pad or self.k_pad:
-            w_nk = F.pad(w_nk, (0, self.k_pad, 0, self.n_pad))
-        self.replace_parameter(layer, w_name, w_nk.t())
-        ws = getattr(layer, s_name).float().reshape(-1)
-        if ws.numel() not in (1, n):
-            raise ValueError(f"{s_name}: expected 1 or N={n} scales, got shape {tuple(getattr(layer, s_name).shape)}")
-        if ws.numel() == n and self.n_pad:
-            ws = F.pad(ws, (0, self.n_pad), value=1.0)
+        w = getattr(layer, w_name)  # as loaded, [K, N] (its column sums are the zero-point correction)
+        ws = relay_w8(self, layer, w_name, s_name, torch.int8, n, k)
         self.replace_parameter(layer, s_name, ws.reshape(1, -1))
         if c.is_static_input_scheme:
             xs = getattr(layer, is_name, None)

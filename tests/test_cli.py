@@ -16,6 +16,7 @@ from qlinear import kernel as K
 from qlinear import registry as registry_mod
 from qlinear.config import FAMILIES
 from qlinear.registry import ProviderInfo, Registry
+from qlinear.testing import StandIn
 
 FIXTURE = Path(__file__).parent / "fixtures" / "provider"
 
@@ -27,7 +28,7 @@ def run(capsys, *argv):
 
 
 # ---- a private registry: emulation + a kernel that can't run here + a provider that failed to load --------
-class NeedsGpuInt8Kernel(K.Int8ScaledMMLinearKernel):
+class NeedsGpuInt8Kernel(StandIn, K.Int8ScaledMMLinearKernel):
     """Outranks emulation but is not supported on this machine: doctor must show its reason."""
 
     priority = 50
@@ -38,28 +39,12 @@ class NeedsGpuInt8Kernel(K.Int8ScaledMMLinearKernel):
         p = qlinear.platform.resolve_platform(platform)
         return (True, None) if p.has_capability(90) else (False, f"needs CUDA cc>=90, have {p.capability}")
 
-    @classmethod
-    def can_implement(cls, c):
-        return True, None
-
-    def process_weights_after_loading(self, layer):
-        pass
-
-    def apply_weights(self, layer, x, bias=None):
-        raise NotImplementedError
 
 
-class WrongInt8Kernel(K.Int8ScaledMMLinearKernel):
+class WrongInt8Kernel(StandIn, K.Int8ScaledMMLinearKernel):
     """Runs, but 10% off: verify must call it a FAIL."""
 
     priority = 60
-
-    @classmethod
-    def can_implement(cls, c):
-        return True, None
-
-    def process_weights_after_loading(self, layer):
-        pass
 
     def apply_weights(self, layer, x, bias=None):
         from qlinear.formats import reference_linear

@@ -17,11 +17,12 @@ from qlinear.platform import resolve_platform, simulate_platform
 from qlinear.scalar_type import scalar_types as st
 from qlinear.selection import NoKernelError, select
 from qlinear.settings import override_settings
+from qlinear.testing import StandIn
 
 FP8 = FP8ScaledMMLinearLayerConfig(qk.kFp8StaticChannelSym, qk.kFp8DynamicTokenSym, (4096, 4096))
 
 
-class _Fake(FP8ScaledMMLinearKernel):
+class _Fake(StandIn, FP8ScaledMMLinearKernel):
     provider = "fake"
     kinds = ("cuda", "rocm", "xpu", "cpu")
     min_cc = None
@@ -38,15 +39,6 @@ class _Fake(FP8ScaledMMLinearKernel):
             return False, "not an AMD Zen CPU"
         return True, None
 
-    @classmethod
-    def can_implement(cls, c):
-        return True, None
-
-    def process_weights_after_loading(self, layer):
-        pass
-
-    def apply_weights(self, layer, x, bias=None):
-        raise NotImplementedError
 
 
 def fake(name, priority, backend, **attrs):
@@ -183,18 +175,12 @@ def test_raising_gate_is_a_rejection_not_a_crash():
 def test_can_implement_is_checked_for_every_family():
     """The reference skipped can_implement for MXFP4; here every family runs both gates."""
 
-    class PickyMP(MPLinearKernel):
+    class PickyMP(StandIn, MPLinearKernel):
         provider, priority = "fake", 5
 
         @classmethod
         def can_implement(cls, c):
             return (c.group_size == 128, f"group_size {c.group_size} not supported")
-
-        def process_weights_after_loading(self, layer):
-            pass
-
-        def apply_weights(self, layer, x, bias=None):
-            raise NotImplementedError
 
     c64 = MPLinearLayerConfig((512, 256), (512, 256), st.uint4b8, torch.bfloat16, 64, False, False)
     with simulate_platform("cpu"):
@@ -217,18 +203,9 @@ def test_vllm_named_wrappers(fresh_registry):
 
 
 def test_register_linear_kernel_outranks_builtins(fresh_registry):
-    class MyMP(MPLinearKernel):
+    class MyMP(StandIn, MPLinearKernel):
         priority = 1000
 
-        @classmethod
-        def can_implement(cls, c):
-            return True, None
-
-        def process_weights_after_loading(self, layer):
-            pass
-
-        def apply_weights(self, layer, x, bias=None):
-            raise NotImplementedError
 
     c = MPLinearLayerConfig((512, 256), (512, 256), st.uint4b8, torch.bfloat16, 128, False, False)
     qlinear.register_linear_kernel(MyMP, "cuda", "mp")

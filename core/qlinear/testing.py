@@ -117,6 +117,21 @@ def cases_for(kernel_cls: type[LinearKernel], ms=_MS, configs: list[LayerConfig]
             enumerate(itertools.product(configs or default_configs(kernel_cls.family), ms))]
 
 
+class StandIn:
+    """Mixin for selection and plugin tests: a kernel that accepts every layer and is never run.
+    Put it first: ``class MyMP(StandIn, MPLinearKernel): priority = 1000``."""
+
+    @classmethod
+    def can_implement(cls, c):
+        return True, None
+
+    def process_weights_after_loading(self, layer):
+        pass
+
+    def apply_weights(self, layer, x, bias=None):
+        raise NotImplementedError(f"{type(self).__name__} is a selection stand-in; it computes nothing")
+
+
 # ---- running one case ----------------------------------------------------------------------------
 @dataclass
 class CaseResult:
@@ -263,6 +278,6 @@ def check_batch_invariance(kernel_cls: type[LinearKernel], device="cpu", batches
             assert torch.equal(out, alone), f"{kernel_cls.__name__}: row at {pos} of a batch of {b} differs from its single-row result"
 
 
-__all__ = ["Case", "check_batch_invariance", "CaseResult", "TOLERANCE", "cases_for", "check_bad_inputs", "check_kernel", "default_configs",
+__all__ = ["Case", "StandIn", "check_batch_invariance", "CaseResult", "TOLERANCE", "cases_for", "check_bad_inputs", "check_kernel", "default_configs",
            "make_case_layer", "run_case"]
 _ = dataclasses

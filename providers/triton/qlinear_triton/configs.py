@@ -27,7 +27,7 @@ class Tile:
 
 @dataclass(frozen=True)
 class GemvTile:
-    """Decode tiles of the GEMV kernels: all BM rows (W4A16: <= 2, W8A8: <= 4), BN columns, BK of K per step;
+    """Decode tiles of the GEMV kernels: all BM rows (W4A16: <= 2, W8A8: 1), BN columns, BK of K per step;
     K is split so that about ``per_sm`` programs run per SM (``gemv_split``)."""
 
     bm: int
@@ -68,11 +68,10 @@ def _narrow_bn(n: int, sms: int, choices=(128, 64, 32)) -> int:
 
 
 def w8a8_tile(m: int, n: int, k: int, sms: int = SM_COUNT_DEFAULT) -> Tile:
-    """INT8 / FP8 scaled mm (1-byte operands). Decode (M <= W8A8_GEMV_MAX_M): the GEMV kernel, whose
-    [BM, BN, BK] accumulator lives in registers (BM * BN * BK <= 8192 for 4 warps)."""
+    """INT8 / FP8 scaled mm (1-byte operands). Decode (M <= W8A8_GEMV_MAX_M): the one-row GEMV kernel,
+    whose [BN, BK / 4] accumulator lives in registers."""
     if m <= W8A8_GEMV_MAX_M:
-        bm = 1 << max(0, (m - 1).bit_length())
-        return GemvTile(bm, 8, 512, 2, 4, 1)
+        return GemvTile(1, 8, 512, 2, 4, 1)
     if m <= 16:
         return Tile(16, _narrow_bn(n, sms), 256 if k >= 256 else 128, 1, 4, 4)
     if m <= 64:

@@ -214,10 +214,10 @@ def _gemv_a(a_ptr, cols, K, a_s, a_zp, zero, A_MODE: tl.constexpr, IS_INT8: tl.c
 # partials workspace and finish_splits writes out_ptr.
 @triton.jit(do_not_specialize=["M"])
 def scaled_gemv_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, ub_ptr,
-                       out_ptr, cnt_ptr, M, N, K, stride_am, stride_ak, stride_bn, stride_bk, stride_cm, stride_cn,
-                       k_split, stride_cs, stride_om, FENCE: tl.constexpr, SPLIT_K: tl.constexpr, IS_INT8: tl.constexpr, A_MODE: tl.constexpr,
-                       A_PER_ROW: tl.constexpr, B_PER_COL: tl.constexpr, AZP: tl.constexpr, HAS_BIAS: tl.constexpr,
-                       HAS_UB: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+                       out_ptr, cnt_ptr, M, N, K, stride_ak, stride_bn, stride_bk, stride_cm, stride_cn,
+                       k_split, stride_cs, stride_om, FENCE: tl.constexpr, SPLIT_K: tl.constexpr, IS_INT8: tl.constexpr,
+                       A_MODE: tl.constexpr, A_PER_ROW: tl.constexpr, B_PER_COL: tl.constexpr, AZP: tl.constexpr,
+                       HAS_BIAS: tl.constexpr, HAS_UB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                        EVEN_K: tl.constexpr, QBK: tl.constexpr):
     pid_n = tl.program_id(0)
     pid_s = tl.program_id(1)

@@ -107,27 +107,26 @@ def launch_scaled_mm(kernel, tile, a, w_nk, out, a_scale, w_scale, bias, azp, az
     if isinstance(t, GemvTile) and (m != 1 or k % 4 or w_nk.stride(1) != 1 or a.stride(1) != 1):
         t = Tile(16, 64, 128, 1, 4, 4)  # the GEMV reads one row and B as 4-byte words of K
     gemv = isinstance(t, GemvTile)
-    if gemv:  # decode: the GEMV kernel, split K per the tile's programs-per-SM
+    if gemv:  # decode: the GEMV kernel, K split per the tile's programs-per-SM and finished in-kernel
         kernel = mm_kernels.scaled_gemv_kernel
         tiles = -(-n // t.bn)
         splits, k_split = gemv_split(tiles, k, t.bk, tile.sms or SM_COUNT_DEFAULT, t.per_sm)
+        extra = dict(out_ptr=out, cnt_ptr=counters(tile, n, out.device), stride_om=out.stride(0),
+                     FENCE=not tile.interp, QBK=min(8192, 1 << max(4, (k - 1).bit_length())))
     else:
         tiles = -(-m // t.bm) * -(-n // t.bn)
         splits, k_split = split_k(m, tiles, k, t.bk, tile.sms) if tile.allow_split else (1, k)
-        extra = dict(GROUP_M=t.group_m)
+        extra = dict(GROUP_M=t.group_m, BM=t.bm, stride_am=a.stride(0))
     c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=out.device)
-    if gemv:  # its split K finishes in-kernel (mm_kernels.finish_splits): one launch
-        extra = dict(out_ptr=out, cnt_ptr=counters(tile, n, out.device), stride_om=out.stride(0),
-                     FENCE=not tile.interp, QBK=min(8192, 1 << max(4, (k - 1).bit_length())))
     args = [a, w_nk, c, a_scale, w_scale, bias if bias is not None else w_scale,
             azp if azp is not None else w_scale, azp_adj if azp_adj is not None else w_scale,
             ub if ub is not None else w_scale]
     kernel[(tiles, splits)](
-        *args, M=m, N=n, K=k, stride_am=a.stride(0), stride_ak=a.stride(1), stride_bn=w_nk.stride(0),
+        *args, M=m, N=n, K=k, stride_ak=a.stride(1), stride_bn=w_nk.stride(0),
         stride_bk=w_nk.stride(1), stride_cm=c.stride(-2), stride_cn=c.stride(-1), k_split=k_split,
         stride_cs=c.stride(0) if splits > 1 else 0, SPLIT_K=splits, IS_INT8=is_int8, A_MODE=a_mode,
         A_PER_ROW=a_per_row, B_PER_COL=b_per_col, AZP=azp_mode, HAS_BIAS=bias is not None, HAS_UB=ub is not None,
-        BM=t.bm, BN=t.bn, BK=t.bk, EVEN_K=k % t.bk == 0 and k_split % t.bk == 0, num_warps=t.num_warps,
+        BN=t.bn, BK=t.bk, EVEN_K=k % t.bk == 0 and k_split % t.bk == 0, num_warps=t.num_warps,
         num_stages=t.num_stages, **extra)
     if splits > 1 and not gemv:
         reduce_splits(mm_kernels.splitk_reduce_kernel, c, out)

@@ -71,6 +71,11 @@ def w8a8_tile(m: int, n: int, k: int, sms: int = SM_COUNT_DEFAULT) -> Tile:
     """INT8 / FP8 scaled mm (1-byte operands). Decode (M <= W8A8_GEMV_MAX_M): the one-row GEMV kernel,
     whose [BN, BK / 4] accumulator lives in registers."""
     if m <= W8A8_GEMV_MAX_M:
+        # H200, graph replay, us (FP8 / INT8 e2e): 4096x4096 BN 8 x BK 512: 8.2 / 8.0 (BN 16 x BK 256:
+        # 9.8 / 9.6); 14336x4096: 19.3 / 18.5 vs BN 16 x BK 256: 18.3 / 17.3. Wide layers fill the GPU
+        # without split-K either way; there, shorter steps over twice the columns win.
+        if -(-n // 8) >= 8 * sms:
+            return GemvTile(1, 16, 256, 2, 4, 1)
         return GemvTile(1, 8, 512, 2, 4, 1)
     if m <= 16:
         return Tile(16, _narrow_bn(n, sms), 256 if k >= 256 else 128, 1, 4, 4)
@@ -96,8 +101,10 @@ def w4a16_tile(m: int, n: int, k: int, group: int, sms: int = SM_COUNT_DEFAULT):
     """W4A16 (BK is the layout's 128-row block). M <= W4A16_GEMV_MAX_M: the GEMV kernel, N in 128 (M=1) or 64-wide
     tiles, K split so about ``per_sm`` programs per SM keep two blocks each in flight (HBM3 latency x
     bandwidth wants ~20-30 KB per SM). Otherwise tensor-core tiles."""
-    if m <= W4A16_GEMV_MAX_M:
-        return GemvTile(1 << max(0, (m - 1).bit_length()), 128 if m == 1 else 64, 128, 8, 4, 1)
+    if m <= W4A16_GEMV_MAX_M:  # M=1, H200 graph us: BN 64 / 2 warps / 16 per SM 8.2 and 17.4 vs 128 / 4 / 8: 8.5, 18.2
+        if m == 1:
+            return GemvTile(1, 64, 128, 16, 2, 1)
+        return GemvTile(2, 64, 128, 8, 4, 1)
     if m <= 16:
         return Tile(16, 64, 128, 1, 4, 4)
     if m <= 64:
@@ -135,3 +142,17 @@ def split_k(m: int, tiles: int, k: int, bk: int, sms: int = SM_COUNT_DEFAULT, ma
         return 1, k
     per = -(-(-(-k // want)) // bk) * bk
     return -(-k // per), per
+
+
+W4A16_TILE_SPLITS = 4
+
+
+def w4a16_split(m: int, tiles: int, k: int, sms: int = SM_COUNT_DEFAULT) -> tuple[int, int]:
+    """K splits of the W4A16 tensor-core tiles. 16-row tiles (M <= 16) split K in 4 even on layers wide
+    enough to fill the GPU: each tile dequantizes its weights once for all its rows, so at decode it is
+    latency bound and more programs in flight help (H200, graph replay, us: 4096x4096 12.4 vs 13.9 with
+    split_k's 2; 14336x4096 32.2 vs 34.7 with none; 8 splits lost on both). Larger M: split_k."""
+    if m <= 16 and k >= 2 * W4A16_TILE_SPLITS * 128:
+        per = -(-(-(-k // W4A16_TILE_SPLITS)) // 128) * 128
+        return -(-k // per), per
+    return split_k(m, tiles, k, 128, sms)

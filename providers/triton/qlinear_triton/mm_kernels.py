@@ -208,14 +208,17 @@ def _gemv_a(a_ptr, cols, K, a_s, a_zp, zero, A_MODE: tl.constexpr, IS_INT8: tl.c
 
 # Decode, one row (M = 1): the same operation without tensor cores. B (K % 4 == 0, K contiguous) is
 # read as int32 words, a [BN, BK / 4] slab per step, prefetched one step ahead (the loop feeds no
-# tl.dot, so Triton's pipeliner may not); each byte is decoded in registers (_byte) and multiplied
-# into a [BN, BK / 4] accumulator (int32 for INT8: exact; fp32 for FP8, which carries the 2^-120 of
-# _byte until the epilogue), reduced over K once at the end. With SPLIT_K > 1, c_ptr is the fp32
-# partials workspace and finish_splits writes out_ptr.
+# tl.dot, so Triton's pipeliner may not); A's slab is read as [BK / 4, 4] (each thread's contiguous
+# columns). The words are multiplied into a [BN, BK / 4] accumulator (int32 for INT8: exact; fp32
+# for FP8), reduced over K once at the end. PTX (compiled for an NVIDIA GPU): INT8 packs A's four
+# codes of a word and takes dp4a (one instruction per word); FP8 decodes a word with two paired
+# hardware conversions (_e4m3_word). Otherwise (the interpreter, ROCm) each byte is decoded with
+# shifts (_byte). With SPLIT_K > 1, c_ptr is the fp32 partials workspace and finish_splits writes
+# out_ptr.
 @triton.jit(do_not_specialize=["M"])
 def scaled_gemv_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, ub_ptr,
                        out_ptr, cnt_ptr, M, N, K, stride_ak, stride_bn, stride_bk, stride_cm, stride_cn,
-                       k_split, stride_cs, stride_om, FENCE: tl.constexpr, SPLIT_K: tl.constexpr, IS_INT8: tl.constexpr,
+                       k_split, stride_cs, stride_om, PTX: tl.constexpr, SPLIT_K: tl.constexpr, IS_INT8: tl.constexpr,
                        A_MODE: tl.constexpr, A_PER_ROW: tl.constexpr, B_PER_COL: tl.constexpr, AZP: tl.constexpr,
                        HAS_BIAS: tl.constexpr, HAS_UB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                        EVEN_K: tl.constexpr, QBK: tl.constexpr):
@@ -246,25 +249,64 @@ def scaled_gemv_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, a
         w = w_next
         nxt = k0 + BK
         w_next = tl.load(w_ptrs + nxt // 4, mask=(rkw[None, :] < (K - nxt) // 4) & (nxt < k_hi), other=0)
-        # byte j of word i is column k0 + 4 i + j: A's slab is read as [BK / 4, 4] (each thread's
-        # 16 contiguous columns) and split into its four columns in registers
+        # byte j of word i is column k0 + 4 i + j
         a = _gemv_a(a_ptr, k0 + 4 * rkw[:, None] + tl.arange(0, 4)[None, :], K, a_s, a_zp, zero, A_MODE, IS_INT8,
                     AZP, EVEN_K)
-        a02, a13 = tl.split(tl.reshape(a, (BK // 4, 2, 2)))
-        a0, a2 = tl.split(a02)
-        a1, a3 = tl.split(a13)
-        acc += a0[None, :] * _byte(w, 0, IS_INT8)
-        acc += a1[None, :] * _byte(w, 1, IS_INT8)
-        acc += a2[None, :] * _byte(w, 2, IS_INT8)
-        acc += a3[None, :] * _byte(w, 3, IS_INT8)
+        if PTX and IS_INT8:  # A's four codes of a word packed into one word (disjoint bytes: sum == or)
+            aw = tl.sum((a & 0xFF) << (8 * tl.arange(0, 4))[None, :], axis=1)
+            acc = _dp4a(w, aw[None, :], acc)
+        else:
+            a02, a13 = tl.split(tl.reshape(a, (BK // 4, 2, 2)))
+            a0, a2 = tl.split(a02)
+            a1, a3 = tl.split(a13)
+            if PTX:
+                b0, b1, b2, b3 = _e4m3_word(w)
+            else:
+                b0 = _byte(w, 0, IS_INT8)
+                b1 = _byte(w, 1, IS_INT8)
+                b2 = _byte(w, 2, IS_INT8)
+                b3 = _byte(w, 3, IS_INT8)
+            acc += a0[None, :] * b0
+            acc += a1[None, :] * b1
+            acc += a2[None, :] * b2
+            acc += a3[None, :] * b3
     out = tl.sum(acc, axis=1)[None, :]
-    if not IS_INT8:
+    if not IS_INT8 and not PTX:
         out = out * 1.329227995784916e36  # 2^120, undoing _byte's exponent offset
     rm = tl.arange(0, 1)
     _scaled_epilogue(out, a_s, a_zp, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, rm, rn, rm, rbn, M, N,
                      stride_cm, stride_cn, stride_cs, pid_s, SPLIT_K, A_MODE, A_PER_ROW, B_PER_COL, AZP, HAS_BIAS)
     if SPLIT_K > 1:
-        finish_splits(c_ptr, out_ptr, cnt_ptr, pid_n, rn, M, N, stride_cs, stride_cm, stride_om, 1, SPLIT_K, FENCE)
+        finish_splits(c_ptr, out_ptr, cnt_ptr, pid_n, rn, M, N, stride_cs, stride_cm, stride_om, 1, SPLIT_K, PTX)
+
+
+@triton.jit
+def _e4m3_word(w):
+    """The four E4M3 bytes of each int32 word as fp32, exactly (byte j is the j-th result): two paired
+    hardware conversions to f16 (cvt.rn.f16x2.e4m3x2, sm_89+) and four widenings, where the shift
+    decode (_byte) takes about three instructions a byte."""
+    return tl.inline_asm_elementwise(
+        """{
+        .reg .b16 lo, hi;
+        .reg .b32 p, q;
+        .reg .f16 f0, f1, f2, f3;
+        mov.b32 {lo, hi}, $4;
+        cvt.rn.f16x2.e4m3x2 p, lo;
+        cvt.rn.f16x2.e4m3x2 q, hi;
+        mov.b32 {f0, f1}, p;
+        mov.b32 {f2, f3}, q;
+        cvt.f32.f16 $0, f0;
+        cvt.f32.f16 $1, f1;
+        cvt.f32.f16 $2, f2;
+        cvt.f32.f16 $3, f3;
+        }""", "=r,=r,=r,=r,r", [w], dtype=(tl.float32, tl.float32, tl.float32, tl.float32), is_pure=True, pack=1)
+
+
+@triton.jit
+def _dp4a(w, a, acc):
+    """acc + the dot product of the four signed bytes of w with those of a (one dp4a)."""
+    return tl.inline_asm_elementwise("dp4a.s32.s32 $0, $1, $2, $3;", "=r,r,r,r", [w, a, acc], dtype=tl.int32,
+                                     is_pure=True, pack=1)
 
 
 @triton.jit
@@ -276,14 +318,14 @@ def _fence_gpu(x):
 
 @triton.jit
 def finish_splits(ws_ptr, out_ptr, cnt_ptr, pid_n, rn, M, N, stride_cs, stride_cm, stride_om,
-                  BM: tl.constexpr, SPLIT_K: tl.constexpr, FENCE: tl.constexpr):
+                  BM: tl.constexpr, SPLIT_K: tl.constexpr, PTX: tl.constexpr):
     """Split-K without a second launch. Each program has stored its fp32 partial rows (scales and,
     in split 0, bias applied) at ws + pid_s * stride_cs; it then counts itself in on its column
     tile (cnt_ptr[pid_n], zero between calls). The last to arrive sums the splits in split order
-    (deterministic), writes the output and re-zeroes the counter for the next call. FENCE (always,
-    except in Triton's interpreter, which runs programs one by one and has no inline PTX): every
-    thread's partial stores are made visible GPU-wide before the count."""
-    if FENCE:
+    (deterministic), writes the output and re-zeroes the counter for the next call. PTX (compiled
+    for an NVIDIA GPU; the interpreter runs programs one by one): every thread's partial stores are
+    made visible GPU-wide before the count."""
+    if PTX:
         _fence_gpu(rn)
     tl.debug_barrier()
     arrived = tl.atomic_add(cnt_ptr + pid_n, 1, sem="acq_rel", scope="gpu")

@@ -17,8 +17,10 @@ from qlinear.kernel import MPLinearKernel
 from qlinear.scalar_type import scalar_types
 
 from .base import TritonKernelMixin, out_dtype_of
-from .configs import GemvTile, gemv_split, interpreter_tile, is_rocm, rocm_tile, sm_count, split_k, w4a16_tile
-from .runtime import interpreting
+from .configs import GemvTile, gemv_split, interpreter_tile, is_rocm, rocm_tile, sm_count, w4a16_split, w4a16_tile
+from .runtime import inline_ptx, interpreting
+
+ONE_BITS = 0x3F800000  # the bits of 1.0f: the GEMV's decode constant, passed at run time (see w4a16_kernels._nib)
 
 GROUPS = (-1, 32, 64, 128, 256)
 
@@ -130,6 +132,7 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         self._zp_const = c.weight_type.bias if w_zp is None else 0
         self._sms = sm_count(dev)
         self._interp = interpreting()
+        self._ptx = inline_ptx()
         self._ng = w_s.shape[-1]  # scale rows (groups)
         # split-K arrivals per N tile (finish_splits); per layer, so a layer's calls must be stream-ordered,
         # as they are in inference
@@ -183,7 +186,7 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
             grid = (tiles, splits)
         else:
             tiles = -(-m // t.bm) * -(-n // t.bn)
-            splits, k_split = split_k(m, tiles, k, 128, self._sms) if self.allow_split_k else (1, k)
+            splits, k_split = w4a16_split(m, tiles, k, self._sms) if self.allow_split_k else (1, k)
         c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=out.device)
         args = (x2, qw, s, zp if zp is not None else s, perm, gsorted, bias if bias is not None else s, c,
                 m, n, k, self._ng, x2.stride(0), c.stride(-2), -(-k_split // 128), c.stride(0) if splits > 1 else 0)
@@ -192,7 +195,7 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
                       num_warps=t.num_warps, num_stages=t.num_stages)
         if gemv:  # split K finishes in-kernel (mm_kernels.finish_splits): one launch
             one_scale = not self._has_gsorted and (group % 128 == 0 or group >= k)
-            self._gemv[grid](*args, out, self._counters, out.stride(0), FENCE=not self._interp, ONE_SCALE=one_scale,
+            self._gemv[grid](*args, out, self._counters, out.stride(0), PTX=self._ptx, magic=ONE_BITS, ONE_SCALE=one_scale,
                              SPG=8 if one_scale else group // 16, **common)
         else:
             self._kernel[(tiles, splits)](*args, GROUP_M=t.group_m, **common)

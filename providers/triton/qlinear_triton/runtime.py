@@ -17,6 +17,13 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+def inline_ptx() -> bool:
+    """Kernels may take their inline-PTX paths: compiled (not interpreted), for an NVIDIA GPU (not ROCm)."""
+    import torch
+
+    return not interpreting() and getattr(torch.version, "hip", None) is None
+
+
 @functools.lru_cache(maxsize=1)
 def triton_import_error() -> str | None:
     """None if ``import triton`` works, else the error text."""

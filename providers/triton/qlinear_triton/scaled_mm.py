@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .configs import SM_COUNT_DEFAULT, GemvTile, Tile, gemv_split, interpreter_tile, is_rocm, rocm_tile, sm_count, split_k, w8a8_tile
-from .runtime import interpreting
+from .runtime import inline_ptx, interpreting
 
 
 def weight_nk(weight: torch.Tensor) -> torch.Tensor:
@@ -61,6 +61,7 @@ class TileCache:
         self.sms = sm_count(device)
         self.interp = interpreting()
         self.rocm = is_rocm()
+        self.ptx = inline_ptx()
         self.cache: dict[int, object] = {}
 
     def __call__(self, m: int):
@@ -82,6 +83,7 @@ class FixedTile:
     allow_split = False
     sms = 0
     interp = interpreting()
+    ptx = inline_ptx()
 
     def __init__(self, tile) -> None:
         self.tile = tile
@@ -112,7 +114,7 @@ def launch_scaled_mm(kernel, tile, a, w_nk, out, a_scale, w_scale, bias, azp, az
         tiles = -(-n // t.bn)
         splits, k_split = gemv_split(tiles, k, t.bk, tile.sms or SM_COUNT_DEFAULT, t.per_sm)
         extra = dict(out_ptr=out, cnt_ptr=counters(tile, n, out.device), stride_om=out.stride(0),
-                     FENCE=not tile.interp, QBK=min(8192, 1 << max(4, (k - 1).bit_length())))
+                     PTX=tile.ptx, QBK=min(8192, 1 << max(4, (k - 1).bit_length())))
     else:
         tiles = -(-m // t.bm) * -(-n // t.bn)
         splits, k_split = split_k(m, tiles, k, t.bk, tile.sms) if tile.allow_split else (1, k)

@@ -148,27 +148,44 @@ def _x_col(x_ptr, row, stride_xm, perm_ptr, kk, kmask, X_PERM: tl.constexpr):
 
 
 @triton.jit
-def _nib(w, j: tl.constexpr):
+def _nib(w, j: tl.constexpr, magic):
     """Nibble j of each word as the float 1 + q / 16, exactly: the code is moved into the top four
     mantissa bits of 1.0 (a shift and one and-or per weight; no int->float conversion, no
-    subtraction: x * (1 + q/16) accumulates directly, see w4a16_gemv_kernel)."""
+    subtraction: x * (1 + q/16) accumulates directly, see w4a16_gemv_kernel). ``magic`` is the bits
+    of 1.0 passed at run time: a constant would take an and and an or (an instruction holds one
+    immediate); a register lets both fold into one three-input logic op."""
     if 4 * j <= 19:
         t = w << (19 - 4 * j)
     else:
         t = w >> (4 * j - 19)
-    return ((t & 0x780000) | 0x3F800000).to(tl.float32, bitcast=True)
+    return ((t & 0x780000) | magic).to(tl.float32, bitcast=True)
 
 
 @triton.jit
-def _group_factors(s_ptr, zp_ptr, g, rbn, N, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr):
-    """(16 s, (16 + zero) s) of scale row g, each [1, BN] fp32: they turn a group's sums
-    A = sum x (1 + q/16) and X = sum x into sum x (q - zero) s = 16 s A - (16 + zero) s X."""
+def _nib_pair(w, p: tl.constexpr, magic):
+    """Nibbles p and p + 4 of each word (bits 4p and 16 + 4p) in three instructions for two weights:
+    v = (w >> 4p) & 0x000F000F | bits(1.0) holds, as an fp32, hi = 1 + q_hi / 128 + q_lo * 2^-23, and
+    lo = (v << 16) + bits(1.0) is exactly 1 + q_lo / 128 (one shift-add). hi's last term (q_lo in
+    the low mantissa bits) moves each weight by at most 15 * 2^-16 of its group scale: far below the
+    2^-9 a bf16 rounding of the weight would cost."""
+    if p == 0:
+        t = w
+    else:
+        t = w >> (4 * p)
+    v = (t & 0x000F000F) | magic
+    return ((v << 16) + magic).to(tl.float32, bitcast=True), v.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _group_factors(s_ptr, zp_ptr, g, rbn, N, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, UNIT: tl.constexpr):
+    """(UNIT s, (UNIT + zero) s) of scale row g, each [1, BN] fp32: they turn a group's sums
+    A = sum x (1 + q/UNIT) and X = sum x into sum x (q - zero) s = UNIT s A - (UNIT + zero) s X."""
     s = tl.load(s_ptr + g * N + rbn).to(tl.float32)[None, :]
     if HAS_ZP:
         zp = tl.load(zp_ptr + g * N + rbn).to(tl.float32)[None, :]
     else:
         zp = ZP_CONST
-    return 16.0 * s, (16.0 + zp) * s
+    return UNIT * s, (UNIT + zp) * s
 
 
 @triton.jit
@@ -179,15 +196,17 @@ def _gemv_row_out(acc, row, bias_ptr, c_ptr, rn, rbn, M, N, stride_cm, stride_cs
 
 
 # Decode: BM (1 or 2) rows, each with its own [16, BN] fp32 accumulator (one reduction over the 16
-# rows at the end); grid (N / BN, splits). Per weight: a shift, an and-or (_nib) and one FMA into the
-# group's sum A = sum x (1 + q/16); at the group's last slab A and X = sum x are scaled into the
-# accumulator (_group_factors). SPG: 16-row slabs per group inside a 128-row block (GROUP / 16, at
-# most 8). ONE_SCALE (GROUP % 128 == 0 or one group): a block's factors are one row, prefetched with
-# its words. IRREG (act-order groups of irregular size): per-row scale lookup, dequantized per slab.
+# rows at the end); grid (N / BN, splits). The codes become floats 1 + q / UNIT and accumulate into
+# the group's sum A = sum x (1 + q/UNIT) with one FMA each; at the group's last slab A and X = sum x
+# are scaled into the accumulator (_group_factors). ONE_SCALE (GROUP % 128 == 0 or one group): the
+# block is one group, its factors are one row prefetched with its words, and nibbles j and j + 4
+# decode together (_nib_pair, UNIT 128). Otherwise each nibble on its own (_nib, UNIT 16) with SPG
+# 16-row slabs per group (GROUP / 16, at most 8); IRREG (act-order groups of irregular size):
+# per-row scale lookup, dequantized per slab. ``magic``: the bits of 1.0 (see _nib).
 @triton.jit(do_not_specialize=["M"])
 def w4a16_gemv_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr, c_ptr, M, N, K, NG,
-                      stride_xm, stride_cm, block_split, stride_cs, out_ptr, cnt_ptr, stride_om,
-                      FENCE: tl.constexpr, SPLIT_K: tl.constexpr,
+                      stride_xm, stride_cm, block_split, stride_cs, out_ptr, cnt_ptr, stride_om, magic,
+                      PTX: tl.constexpr, SPLIT_K: tl.constexpr,
                       GROUP: tl.constexpr, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, X_PERM: tl.constexpr,
                       IRREG: tl.constexpr, HAS_BIAS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
                       ONE_SCALE: tl.constexpr, SPG: tl.constexpr):
@@ -205,54 +224,81 @@ def w4a16_gemv_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr
     # software prefetch (the loop's loads feed no tl.dot, so Triton's pipeliner may leave them alone)
     w_next = tl.load(w_cols + b_lo * 16 * N)
     if ONE_SCALE:
-        f16_next, fz_next = _group_factors(s_ptr, zp_ptr, tl.minimum((b_lo * 128) // GROUP, NG - 1), rbn, N,
-                                           HAS_ZP, ZP_CONST)
+        fs_next, fz_next = _group_factors(s_ptr, zp_ptr, tl.minimum((b_lo * 128) // GROUP, NG - 1), rbn, N,
+                                          HAS_ZP, ZP_CONST, 128)
     for b in range(b_lo, b_hi):
         w = w_next
         more = b + 1 < b_hi
         w_next = tl.load(w_cols + (b + 1) * 16 * N, mask=more, other=0)
         if ONE_SCALE:
-            f16, fz = f16_next, fz_next
+            fs, fz = fs_next, fz_next
             g_next = tl.where(more, tl.minimum(((b + 1) * 128) // GROUP, NG - 1), 0)
-            f16_next, fz_next = _group_factors(s_ptr, zp_ptr, g_next, rbn, N, HAS_ZP, ZP_CONST)
-        for j in tl.static_range(8):
-            kk = b * 128 + 16 * j + r16
-            kmask = kk < K
-            x0 = _x_col(x_ptr, 0, stride_xm, perm_ptr, kk, kmask, X_PERM)
-            if BM > 1:
-                x1 = _x_col(x_ptr, row1, stride_xm, perm_ptr, kk, kmask, X_PERM)
-            if IRREG:
-                s, z = _load_scales(s_ptr, zp_ptr, tl.load(gidx_ptr + kk, mask=kmask, other=0), rbn, N, HAS_ZP, True)
-                wf = _slab(w, j, s, z, HAS_ZP, ZP_CONST)
-                acc0 += x0 * wf
+            fs_next, fz_next = _group_factors(s_ptr, zp_ptr, g_next, rbn, N, HAS_ZP, ZP_CONST, 128)
+            for p in tl.static_range(4):
+                lo, hi = _nib_pair(w, p, magic)
+                kl = b * 128 + 16 * p + r16
+                kh = kl + 64
+                xl0 = _x_col(x_ptr, 0, stride_xm, perm_ptr, kl, kl < K, X_PERM)
+                xh0 = _x_col(x_ptr, 0, stride_xm, perm_ptr, kh, kh < K, X_PERM)
                 if BM > 1:
-                    acc1 += x1 * wf
-            else:
-                v = _nib(w, j)
-                if j % SPG == 0:  # a group starts: fresh sums (and, if not prefetched, its factors)
-                    if not ONE_SCALE:
-                        f16, fz = _group_factors(s_ptr, zp_ptr, tl.minimum((b * 128 + 16 * j) // GROUP, NG - 1),
-                                                 rbn, N, HAS_ZP, ZP_CONST)
-                    ga0 = x0 * v
-                    gx0 = x0
+                    xl1 = _x_col(x_ptr, row1, stride_xm, perm_ptr, kl, kl < K, X_PERM)
+                    xh1 = _x_col(x_ptr, row1, stride_xm, perm_ptr, kh, kh < K, X_PERM)
+                if p == 0:
+                    ga0 = xl0 * lo + xh0 * hi
+                    gx0 = xl0 + xh0
                     if BM > 1:
-                        ga1 = x1 * v
-                        gx1 = x1
+                        ga1 = xl1 * lo + xh1 * hi
+                        gx1 = xl1 + xh1
                 else:
-                    ga0 += x0 * v
-                    gx0 += x0
+                    ga0 = ga0 + xl0 * lo  # two statements: two FMAs (one expression: mul, fma, add)
+                    ga0 = ga0 + xh0 * hi
+                    gx0 += xl0 + xh0
                     if BM > 1:
-                        ga1 += x1 * v
-                        gx1 += x1
-                if j % SPG == SPG - 1:  # the group ends: scale its sums into the accumulators
-                    acc0 += ga0 * f16 - gx0 * fz
+                        ga1 = ga1 + xl1 * lo
+                        ga1 = ga1 + xh1 * hi
+                        gx1 += xl1 + xh1
+            acc0 += ga0 * fs - gx0 * fz
+            if BM > 1:
+                acc1 += ga1 * fs - gx1 * fz
+        else:
+            for j in tl.static_range(8):
+                kk = b * 128 + 16 * j + r16
+                kmask = kk < K
+                x0 = _x_col(x_ptr, 0, stride_xm, perm_ptr, kk, kmask, X_PERM)
+                if BM > 1:
+                    x1 = _x_col(x_ptr, row1, stride_xm, perm_ptr, kk, kmask, X_PERM)
+                if IRREG:
+                    s, z = _load_scales(s_ptr, zp_ptr, tl.load(gidx_ptr + kk, mask=kmask, other=0), rbn, N, HAS_ZP,
+                                        True)
+                    wf = _slab(w, j, s, z, HAS_ZP, ZP_CONST)
+                    acc0 += x0 * wf
                     if BM > 1:
-                        acc1 += ga1 * f16 - gx1 * fz
+                        acc1 += x1 * wf
+                else:
+                    v = _nib(w, j, magic)
+                    if j % SPG == 0:  # a group starts: its factors and fresh sums
+                        fs, fz = _group_factors(s_ptr, zp_ptr, tl.minimum((b * 128 + 16 * j) // GROUP, NG - 1),
+                                                rbn, N, HAS_ZP, ZP_CONST, 16)
+                        ga0 = x0 * v
+                        gx0 = x0
+                        if BM > 1:
+                            ga1 = x1 * v
+                            gx1 = x1
+                    else:
+                        ga0 += x0 * v
+                        gx0 += x0
+                        if BM > 1:
+                            ga1 += x1 * v
+                            gx1 += x1
+                    if j % SPG == SPG - 1:  # the group ends: scale its sums into the accumulators
+                        acc0 += ga0 * fs - gx0 * fz
+                        if BM > 1:
+                            acc1 += ga1 * fs - gx1 * fz
     _gemv_row_out(acc0, 0, bias_ptr, c_ptr, rn, rbn, M, N, stride_cm, stride_cs, pid_s, SPLIT_K, HAS_BIAS)
     if BM > 1:
         _gemv_row_out(acc1, 1, bias_ptr, c_ptr, rn, rbn, M, N, stride_cm, stride_cs, pid_s, SPLIT_K, HAS_BIAS)
     if SPLIT_K > 1:  # c_ptr held fp32 partials: the last program of this column tile writes out_ptr
-        finish_splits(c_ptr, out_ptr, cnt_ptr, pid_n, rn, M, N, stride_cs, stride_cm, stride_om, BM, SPLIT_K, FENCE)
+        finish_splits(c_ptr, out_ptr, cnt_ptr, pid_n, rn, M, N, stride_cs, stride_cm, stride_om, BM, SPLIT_K, PTX)
 
 
 # Prefill: dequantize the whole weight once into a 16-bit [K, N] buffer (rows in the layer's

@@ -262,7 +262,7 @@ def test_w4a16_split_k(group, zp, gidx, m, monkeypatch):
     from qlinear_triton.mp import TritonW4A16LinearKernel
 
     splits = []
-    name = "gemv_split" if m == 1 else "split_k"
+    name = "gemv_split" if m == 1 else "w4a16_split"
     real = getattr(mp, name)
     monkeypatch.setattr(mp, name, lambda *a, **kw: (splits.append(real(*a, **kw)), splits[-1])[1])
     c = MPLinearLayerConfig((512, 128), (512, 128), scalar_types.uint4 if zp else scalar_types.uint4b8,
@@ -276,3 +276,25 @@ def test_w4a16_split_k(group, zp, gidx, m, monkeypatch):
     assert testing.run_case(forced, testing.Case(c, m, with_bias=True), device="cpu").ran
     assert splits and splits[-1][0] > 1
     assert int(made[-1]._counters.abs().sum()) == 0  # left zeroed for the next call
+
+
+def test_sweep_decode_smoke(tmp_path):
+    """The GPU decode-sweep script runs end to end (interpreter, tiny shape): every candidate tile,
+    forced split included, produces a result within tolerance of the reference."""
+    import json
+    import pathlib
+    import runpy
+    import sys
+
+    script = pathlib.Path(__file__).parents[3] / "providers" / "triton" / "sweep_decode.py"
+    argv = sys.argv
+    sys.argv = [str(script), "--smoke", "--out", str(tmp_path)]
+    try:
+        with pytest.raises(SystemExit) as done:
+            runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = argv
+    assert done.value.code == 0
+    rows = json.loads((tmp_path / "sweep_decode.json").read_text())["rows"]
+    assert {r["kind"] for r in rows} == {"w4a16", "fp8", "int8"} and any(r["splits"] for r in rows)
+    assert all(r["error"] is None and r["rel_err"] < 0.02 for r in rows), rows

@@ -1,0 +1,33 @@
+"""Tile and split choices (pure Python: no triton needed)."""
+
+import pytest
+
+from qlinear_triton.configs import GemvTile, Tile, gemv_split, split_k, w4a16_split, w4a16_tile, w8a8_tile
+
+
+@pytest.mark.parametrize("k,bk,tiles", [(4096, 128, 64), (4096, 512, 512), (513 * 4, 512, 1), (128, 128, 4)])
+def test_gemv_split_covers_k(k, bk, tiles):
+    splits, per = gemv_split(tiles, k, bk, 132, 8)
+    assert per % bk == 0 and (splits - 1) * per < k <= splits * per
+
+
+def test_w8a8_decode_tile_by_width():
+    """One-row GEMV: 8 x 512 on layers up to 8 column tiles per SM, 16 x 256 beyond (measured)."""
+    assert w8a8_tile(1, 4096, 4096, 132) == GemvTile(1, 8, 512, 2, 4, 1)
+    assert w8a8_tile(1, 14336, 4096, 132) == GemvTile(1, 16, 256, 2, 4, 1)
+    assert isinstance(w8a8_tile(2, 4096, 4096, 132), Tile)
+
+
+def test_w4a16_tiles():
+    assert w4a16_tile(1, 4096, 4096, 128) == GemvTile(1, 64, 128, 16, 2, 1)
+    assert w4a16_tile(2, 4096, 4096, 128) == GemvTile(2, 64, 128, 8, 4, 1)
+    assert w4a16_tile(16, 4096, 4096, 128).bm == 16
+
+
+@pytest.mark.parametrize("n", [4096, 14336])
+def test_w4a16_16_row_tiles_split_k_in_four(n):
+    tiles = -(-n // 64)
+    assert w4a16_split(16, tiles, 4096) == (4, 1024)
+    assert w4a16_split(16, tiles, 4100) == (4, 1152)  # per split a multiple of the 128-row block
+    for m, k in ((16, 512), (64, 4096)):  # short K, and 64-row tiles: the general rule
+        assert w4a16_split(m, tiles, k) == split_k(m, tiles, k, 128)

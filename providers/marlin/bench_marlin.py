@@ -94,7 +94,7 @@ def main() -> None:
             e_q = eager_time_us(mq)
             # both paths at larger M, to place the tile-kernel / dequant+cuBLAS switch (dequant_min_m)
             t_tile = t_dense = None
-            if m >= 64:
+            if m >= 32:
                 auto = kern.dequant_min_m
                 try:
                     kern.dequant_min_m = 1 << 30

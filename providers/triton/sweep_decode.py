@@ -38,8 +38,12 @@ CANDIDATES = {
     ("w8a8", 1): [(1, 8, 512, 2, 4, 1), (1, 16, 256, 2, 4, 1), (1, 32, 256, 2, 4, 1), (1, 8, 256, 2, 4, 1),
                   (1, 8, 512, 4, 4, 1)],
     ("w4a16", 16): [(("t", 16, 64, 128, 1, 4, 4), s) for s in (1, 2, 4, 8)] +
-                   [(("t", 16, 32, 128, 1, 4, 4), s) for s in (2, 4, 8)] +
-                   [(("t", 16, 128, 128, 1, 4, 3), s) for s in (4, 8)],
+                   [(("t", 16, 64, 128, 1, 4, 3), s) for s in (4, 8)] +
+                   [(("t", 16, 128, 128, 1, 4, 3), s) for s in (2, 4, 8)] + [(("t", 16, 128, 128, 1, 8, 3), 4)],
+    ("w4a16", 32): [(("t", 32, 64, 128, 1, 4, 4), s) for s in (1, 2, 4, 8)] +
+                   [(("t", 32, 64, 128, 1, 4, 3), s) for s in (2, 4)] + [(("t", 32, 32, 128, 1, 4, 4), s) for s in (2, 4)],
+    ("w4a16", 64): [(("t", 64, 64, 128, 1, 4, 3), s) for s in (1, 2, 4, 8)] +
+                   [(("t", 64, 128, 128, 1, 4, 3), s) for s in (1, 2, 4)] + [(("t", 32, 64, 128, 1, 4, 4), s) for s in (2, 4)],
     ("w8a8", 16): [(("t", 16, 32, 256, 1, 4, 4), s) for s in (1, 2, 4, 8)] +
                   [(("t", 16, 64, 256, 1, 4, 4), s) for s in (2, 4, 8)] +
                   [(("t", 16, 32, 128, 1, 4, 8), s) for s in (4, 8)],
@@ -148,11 +152,11 @@ def force_splits(splits):
     """Pin the tensor-core tiles' split-K count (None: the shipped rule, configs.split_k)."""
     from qlinear_triton import configs, mp, scaled_mm
 
-    def fixed(m, tiles, k, bk, sms=0, max_split=8):
+    def fixed(m, tiles, k, bk=128, sms=0, max_split=8):
         per = -(-(-(-k // splits)) // bk) * bk
         return -(-k // per), per
-    fn = configs.split_k if splits is None else fixed
-    mp.split_k = scaled_mm.split_k = fn
+    scaled_mm.split_k = configs.split_k if splits is None else fixed
+    mp.w4a16_split = configs.w4a16_split if splits is None else lambda m, tiles, k, sms=0: fixed(m, tiles, k)
 
 
 def main(argv=None):
@@ -164,6 +168,7 @@ def main(argv=None):
                     "and call it 20 times with M rows, for a profiler to pick a call")
     ap.add_argument("--no-floors", action="store_true", help="skip the floor measurements")
     ap.add_argument("--floors-only", action="store_true", help="only the floor measurements")
+    ap.add_argument("--m", default=None, help="comma list of M to time (default: 1, 2, 16 for W4A16; 1, 16 for W8A8)")
     ap.add_argument("--label", default="", help="a tag stored with the results (e.g. which code was timed)")
     ap.add_argument("--smoke", action="store_true",
                     help="CPU check of this script: one small shape through the Triton interpreter, no timing")
@@ -197,6 +202,8 @@ def main(argv=None):
             cp = 1 if args.smoke else copies_for(wbytes)
             cfg, params, layers, kerns = build(kind, n, k, dev, cp)
             ms = (1, 2, 16) if kind == "w4a16" else (1, 16)
+            if args.m:
+                ms = [m for m in map(int, args.m.split(",")) if ("w4a16" if kind == "w4a16" else "w8a8", m) in CANDIDATES]
             for m in ms:
                 x = torch.randn(m, k, device=dev).bfloat16()
                 ref = reference_linear(cfg, params, x, dtype=torch.float32)

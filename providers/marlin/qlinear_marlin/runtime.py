@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 
@@ -13,20 +14,21 @@ from .repack import TILE_N
 INT_CODES, FLOAT_CODES = 0, 1  # the binding's ``fmt``
 # From this many rows on, dequantize the tiles to a dense 16-bit weight (our kernel) and run a dense
 # GEMM (cuBLAS): the tile kernel re-reads and re-dequantizes the weight for every 64 rows.
-# Measured on the H100 (docs/gpu-results.md), CUDA graphs, tile kernel vs dequant + cuBLAS:
-#   4096x4096:  M=16 35.5 vs 32.2, M=32 49.1 vs ~32, M=64 85.6 vs 32.2, M=128 92.7 vs 34.2
-#   14336x4096: M=16 47.1 vs 112, M=32 74.7 vs 114, M=64 182.9 vs 113.9, M=128 364.9 vs 115.0
-# so the dense path pays from M=64 on at both widths (below that it loses badly on wide layers).
-DEQUANT_MIN_M = int(os.environ.get("QLINEAR_MARLIN_DEQUANT_MIN_M", "64"))
+# Measured on the H100 (docs/gpu-results.md, third lease), CUDA graphs, tile kernel vs dequant + cuBLAS:
+#   4096x4096:  M=32 17.8 vs 31.7, M=64 28.7 vs 32.0, M=128 35.3 vs 33.5
+#   14336x4096: M=32 46.0 vs 113.3, M=64 69.1 vs 113.5, M=128 135.8 vs 114.3
+# so the dense path pays from M=128 on at both widths.
+DEQUANT_MIN_M = int(os.environ.get("QLINEAR_MARLIN_DEQUANT_MIN_M", "128"))
 
 _ws_lock = threading.Lock()
 _workspaces: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
 def workspace(device: torch.device, floats: int, counters: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-device zeroed fp32 split-K workspace and tile counters; the kernel leaves both zeroed.
-    Grows (never shrinks) as larger M*N come. Shared by all layers on a device: calls must be
-    stream-ordered (one stream per device), as they are in inference."""
+    """Per-device fp32 split-K workspace (one [M, N] plane per K slice; it keeps nothing between
+    calls) and zeroed tile counters (the kernel leaves them zeroed). Grows (never shrinks) as larger
+    sizes come. Shared by all layers on a device: calls must be stream-ordered (one stream per
+    device), as they are in inference."""
     ws = _workspaces.get(device)
     if ws is None or ws[0].numel() < floats or ws[1].numel() < counters:
         with _ws_lock:
@@ -37,6 +39,18 @@ def workspace(device: torch.device, floats: int, counters: int) -> tuple[torch.T
                       torch.zeros(max(counters, old_c, 4096), dtype=torch.int32, device=device))
                 _workspaces[device] = ws
     return ws
+
+
+@functools.lru_cache(maxsize=None)
+def _sm_count(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def split_planes(device: torch.device, n: int, kp: int) -> int:
+    """An upper bound of the K slices the launcher picks (choose_splits in marlin_mp.cuh: resident
+    blocks over the output tiles, at most Kp / 256), taking 8 resident blocks per SM and one row
+    block; the launcher also keeps its slices within the workspace it is given."""
+    return max(1, min(kp // 256, -(-8 * _sm_count(device) // max(1, n // TILE_N))))
 
 
 def run(x: torch.Tensor, n: int, w: torch.Tensor, s: torch.Tensor, *, zm=None, tile_group=None, kidx=None,
@@ -60,7 +74,8 @@ def run(x: torch.Tensor, n: int, w: torch.Tensor, s: torch.Tensor, *, zm=None, t
         dense = ext.mp_dequant(w, s, zm, tile_group, col_scale, group_k, fmt)
         out = F.linear(x2, dense, bias)
     else:
-        wsp, cnt = workspace(x2.device, m * n, ((m + 15) // 16) * (n // TILE_N))
+        planes = split_planes(x2.device, n, x2.shape[1])
+        wsp, cnt = workspace(x2.device, planes * m * n, ((m + 15) // 16) * (n // TILE_N))
         out = ext.mp_gemm(x2, w, s, zm, tile_group, bias, col_scale, wsp, cnt, group_k, fmt)
     if out_dtype is not None and out_dtype != out.dtype:
         out = out.to(out_dtype)

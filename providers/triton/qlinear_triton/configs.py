@@ -98,17 +98,22 @@ def block_fp8_tile(m: int, n: int, k: int, sms: int = SM_COUNT_DEFAULT) -> Tile:
 
 
 def w4a16_tile(m: int, n: int, k: int, group: int, sms: int = SM_COUNT_DEFAULT):
-    """W4A16 (BK is the layout's 128-row block). M <= W4A16_GEMV_MAX_M: the GEMV kernel, N in 128 (M=1) or 64-wide
-    tiles, K split so about ``per_sm`` programs per SM keep two blocks each in flight (HBM3 latency x
-    bandwidth wants ~20-30 KB per SM). Otherwise tensor-core tiles."""
+    """W4A16 (BK is the layout's 128-row block). M <= W4A16_GEMV_MAX_M: the GEMV kernel, N in 64-wide
+    tiles, K split so about ``per_sm`` programs per SM keep blocks in flight. Otherwise tensor-core
+    tiles as tall as M (each tile dequantizes its weights once for all its rows), K split in 4 up to
+    M = 64 (w4a16_split). H100, graph replay, us at 4096x4096 / 14336x4096, split 4:
+    M=32 BM 32 x BN 64: 15.1 / 37.6 (BM 64 as before: 27.0 / 60.7); M=64 BM 64 x BN 128: 26.8 / 63.2
+    (BN 64: 23.2 / 69.7; unsplit as before: 29.0 / 68.7)."""
     if m <= W4A16_GEMV_MAX_M:  # M=1, H200 graph us: BN 64 / 2 warps / 16 per SM 8.2 and 17.4 vs 128 / 4 / 8: 8.5, 18.2
         if m == 1:
             return GemvTile(1, 64, 128, 16, 2, 1)
         return GemvTile(2, 64, 128, 8, 4, 1)
     if m <= 16:
         return Tile(16, 64, 128, 1, 4, 4)
+    if m <= 32:
+        return Tile(32, 64, 128, 1, 4, 3)
     if m <= 64:
-        return Tile(64, _narrow_bn(n, sms, (128, 64)), 128, 1, 4, 3)
+        return Tile(64, 128, 128, 1, 4, 3)
     if m <= 256:
         return Tile(64, 128, 128, 8, 4, 3)
     return Tile(128, 128, 128, 8, 8, 3)
@@ -148,11 +153,11 @@ W4A16_TILE_SPLITS = 4
 
 
 def w4a16_split(m: int, tiles: int, k: int, sms: int = SM_COUNT_DEFAULT) -> tuple[int, int]:
-    """K splits of the W4A16 tensor-core tiles. 16-row tiles (M <= 16) split K in 4 even on layers wide
-    enough to fill the GPU: each tile dequantizes its weights once for all its rows, so at decode it is
-    latency bound and more programs in flight help (H200, graph replay, us: 4096x4096 12.4 vs 13.9 with
-    split_k's 2; 14336x4096 32.2 vs 34.7 with none; 8 splits lost on both). Larger M: split_k."""
-    if m <= 16 and k >= 2 * W4A16_TILE_SPLITS * 128:
+    """K splits of the W4A16 tensor-core tiles: in 4 up to M = 64, even on layers wide enough to fill
+    the GPU. A tile dequantizes its weights once for all its rows, so at these M it is latency bound
+    and more programs in flight help (H200, M=16, graph us: 4096x4096 12.4 vs 13.9 with split_k's 2;
+    14336x4096 32.2 vs 34.7 unsplit; H100, M=32 / 64: w4a16_tile). Larger M: split_k."""
+    if m <= 64 and k >= 2 * W4A16_TILE_SPLITS * 128:
         per = -(-(-(-k // W4A16_TILE_SPLITS)) // 128) * 128
         return -(-k // per), per
     return split_k(m, tiles, k, 128, sms)

@@ -21,13 +21,17 @@ def test_w8a8_decode_tile_by_width():
 def test_w4a16_tiles():
     assert w4a16_tile(1, 4096, 4096, 128) == GemvTile(1, 64, 128, 16, 2, 1)
     assert w4a16_tile(2, 4096, 4096, 128) == GemvTile(2, 64, 128, 8, 4, 1)
-    assert w4a16_tile(16, 4096, 4096, 128).bm == 16
+    assert [w4a16_tile(m, 4096, 4096, 128).bm for m in (16, 32, 64)] == [16, 32, 64]  # tiles as tall as M
 
 
 @pytest.mark.parametrize("n", [4096, 14336])
-def test_w4a16_16_row_tiles_split_k_in_four(n):
+@pytest.mark.parametrize("m", [3, 16, 32, 64])
+def test_w4a16_tiles_split_k_in_four_to_m64(n, m):
     tiles = -(-n // 64)
-    assert w4a16_split(16, tiles, 4096) == (4, 1024)
-    assert w4a16_split(16, tiles, 4100) == (4, 1152)  # per split a multiple of the 128-row block
-    for m, k in ((16, 512), (64, 4096)):  # short K, and 64-row tiles: the general rule
-        assert w4a16_split(m, tiles, k) == split_k(m, tiles, k, 128)
+    assert w4a16_split(m, tiles, 4096) == (4, 1024)
+    assert w4a16_split(m, tiles, 4100) == (4, 1152)  # per split a multiple of the 128-row block
+    assert w4a16_split(m, tiles, 512) == split_k(m, tiles, 512, 128)  # short K: the general rule
+
+
+def test_w4a16_split_beyond_m64_is_the_general_rule():
+    assert w4a16_split(128, 8, 4096) == split_k(128, 8, 4096, 128)

@@ -31,7 +31,8 @@ void check_groups(const torch::Tensor& s, bool has_tile_group, int64_t group_k, 
 }
 
 // x [M, Kp] (fp16/bf16), w int32 [N/64, Kp/16, 32, BITS], s [G, N/64, 8, 8], zm like s or None,
-// tile_group int32 [Kp/16] or None, bias [N] or None, ws fp32 [>= M*N] zeroed, counters int32 zeroed.
+// tile_group int32 [Kp/16] or None, bias [N] or None, ws fp32 [>= M*N] (split-K planes: splits * M * N
+// within its size), counters int32 zeroed.
 void check_col_scale(const std::optional<torch::Tensor>& cs, int64_t N) {
   if (!cs) return;
   check_cuda(*cs, "col_scale");
@@ -90,7 +91,7 @@ torch::Tensor mp_gemm(torch::Tensor x, torch::Tensor w, torch::Tensor s, std::op
 
   // 16, 32 or 64 rows per block; the launcher splits K when the output has too few tiles to fill the GPU.
   const int mt = M <= 16 ? 1 : (M <= 32 ? 2 : 4);
-  QLM_CHECK(ws.is_cuda() && ws.scalar_type() == at::kFloat && ws.numel() >= M * N, "ws: needs >= M*N zeroed fp32");
+  QLM_CHECK(ws.is_cuda() && ws.scalar_type() == at::kFloat && ws.numel() >= M * N, "ws: needs >= M*N fp32");
   QLM_CHECK(counters.is_cuda() && counters.scalar_type() == at::kInt && counters.numel() >= ((M + 15) / 16) * n_tiles,
             "counters: needs >= ceil(M/16) * N/64 zeroed int32");
 
@@ -104,6 +105,7 @@ torch::Tensor mp_gemm(torch::Tensor x, torch::Tensor w, torch::Tensor s, std::op
   p.col_scale = col_scale ? col_scale->data_ptr<float>() : nullptr;
   p.out = out.data_ptr();
   p.ws = ws.data_ptr<float>();
+  p.ws_floats = ws.numel();
   p.counters = counters.data_ptr<int>();
   p.M = static_cast<int>(M);
   p.N = static_cast<int>(N);

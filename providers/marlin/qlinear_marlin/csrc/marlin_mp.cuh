@@ -17,9 +17,11 @@
 // goes through fp32 (2^23 + code) instead, and its zm is the zero point itself.
 // Work split: a block owns one 64-column tile, 16*MT rows and a contiguous K slice; its 8 warps split
 // the slice further, each running its own cp.async pipeline (no block barriers in the main loop),
-// then reduce through shared memory. With several K slices (split-K, for small M) blocks add fp32
-// partials into a zeroed workspace and the last block of a tile (atomic counter) writes the output
-// and re-zeroes workspace and counter for the next call.
+// then reduce through shared memory in a fixed order (no atomics: float atomics on shared memory are
+// compare-and-swap loops on sm_90, which made the reduction the kernel's bottleneck from 16 rows on).
+// With several K slices (split-K, for small M) each block stores its fp32 partial tile in its own
+// workspace plane; the last block of a tile (atomic counter) adds the planes in slice order, writes
+// the output and re-zeroes the counter for the next call. Results are deterministic.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -303,19 +305,43 @@ __global__ void __launch_bounds__(kThreads) mp_gemm_kernel(const Params p) {
   cp_async_wait<0>();
   __syncthreads();  // every warp is done with its pipeline: reuse shared memory for the reduction
 
-  float* red = reinterpret_cast<float*>(smem);  // [16*MT][64]
-  for (int i = threadIdx.x; i < 16 * MT * kTileN; i += kThreads) red[i] = 0.f;
-  __syncthreads();
-  if (n_iter > 0) {
+  // Cross-warp reduction in three rounds: the upper half of the warps still holding partials stores
+  // them (lane-minor, so a warp's stores hit 32 banks), the lower half adds them; warp 0 ends with
+  // the block's sums and writes them as a [16*MT][64] tile for the epilogue.
+  constexpr int kFrag = MT * 8 * 4;  // accumulator floats per lane
+  float* part = reinterpret_cast<float*>(smem);  // [kWarps / 2][kFrag][32]
+#pragma unroll
+  for (int half = kWarps / 2; half >= 1; half /= 2) {
+    if (warp >= half && warp < 2 * half) {
+      float* dst = part + (warp - half) * kFrag * 32 + lane;
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int n8 = 0; n8 < 8; ++n8)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) dst[((mt * 8 + n8) * 4 + i) * 32] = acc[mt][n8][i];
+    }
+    __syncthreads();
+    if (warp < half) {
+      const float* src = part + warp * kFrag * 32 + lane;
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int n8 = 0; n8 < 8; ++n8)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) acc[mt][n8][i] += src[((mt * 8 + n8) * 4 + i) * 32];
+    }
+    __syncthreads();
+  }
+  float* red = reinterpret_cast<float*>(smem);  // [16*MT][64], over `part` (last read before the barrier)
+  if (warp == 0) {
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
       for (int n8 = 0; n8 < 8; ++n8)
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const int r = mt * 16 + g + 8 * (i / 2);
-          if (row0 + r < p.M) atomicAdd(&red[r * kTileN + n8 * 8 + 2 * t + (i % 2)], acc[mt][n8][i]);
-        }
+        for (int i = 0; i < 4; ++i)
+          red[(mt * 16 + g + 8 * (i / 2)) * kTileN + n8 * 8 + 2 * t + (i % 2)] = acc[mt][n8][i];
   }
   __syncthreads();
 
@@ -334,10 +360,12 @@ __global__ void __launch_bounds__(kThreads) mp_gemm_kernel(const Params p) {
     }
     return;
   }
-  // split-K: add this slice into the workspace; the last slice to arrive writes the tile
+  // split-K: store this slice's partial tile in its workspace plane; the last slice to arrive adds
+  // the planes in slice order and writes the tile
+  const size_t plane = (size_t)p.M * p.N;
   for (int i = threadIdx.x; i < rows * kTileN; i += kThreads) {
     const int r = i / kTileN, c = i % kTileN;
-    atomicAdd(&p.ws[(size_t)(row0 + r) * p.N + col0 + c], red[i]);
+    __stcg(&p.ws[split * plane + (size_t)(row0 + r) * p.N + col0 + c], red[i]);
   }
   __threadfence();
   __syncthreads();
@@ -351,9 +379,9 @@ __global__ void __launch_bounds__(kThreads) mp_gemm_kernel(const Params p) {
   __threadfence();
   for (int i = threadIdx.x; i < rows * kTileN; i += kThreads) {
     const int r = i / kTileN, c = i % kTileN;
-    float* wp = &p.ws[(size_t)(row0 + r) * p.N + col0 + c];
-    float v = __ldcg(wp);
-    __stcg(wp, 0.f);
+    const float* wp = &p.ws[(size_t)(row0 + r) * p.N + col0 + c];
+    float v = 0.f;
+    for (int sl = 0; sl < p.splits; ++sl) v += __ldcg(wp + sl * plane);
     if (cs) v *= cs[col0 + c];
     if (bias) v += Tr::to_float(bias[col0 + c]);
     out[(size_t)(row0 + r) * p.N + col0 + c] = Tr::from_float(v);
@@ -364,7 +392,7 @@ __global__ void __launch_bounds__(kThreads) mp_gemm_kernel(const Params p) {
 template <int MT, int BITS>
 constexpr int smem_bytes() {
   constexpr int pipe = kWarps * stages<MT>() * StageLayout<MT, BITS>::kBytes;
-  constexpr int red = 16 * MT * kTileN * 4;
+  constexpr int red = (kWarps / 2) * MT * 8 * 4 * 32 * 4;  // the reduction's partials (> the [16*MT][64] tile)
   return pipe > red ? pipe : red;
 }
 
@@ -383,6 +411,7 @@ inline void choose_splits(Params& p, int m_blocks, int resident) {
   const long long base = (long long)n_tiles * m_blocks;
   int splits = base >= resident ? 1 : (int)(resident / base);
   splits = min(splits, max(1, tiles_k / 16));
+  splits = (int)min((long long)splits, max(1LL, p.ws_floats / ((long long)p.M * p.N)));  // planes that fit in ws
   if (p.ws == nullptr || p.counters == nullptr) splits = 1;
   const int slice = (tiles_k + splits - 1) / splits;
   p.splits = (tiles_k + slice - 1) / slice;

@@ -14,8 +14,9 @@ struct Params {
   const void* bias;       // [N] or null
   const float* col_scale; // [N] fp32 applied to the fp32 sums before the bias, or null
   void* out;              // [M][N] (GEMM) or [N][Kp] (dequant)
-  float* ws;              // [M][N] fp32, zero between calls; null: no split-K
+  float* ws;              // [splits][M][N] fp32 partial planes (no state between calls); null: no split-K
   int* counters;          // [m_blocks][N/64], zero between calls; null: no split-K
+  long long ws_floats;    // capacity of ws: the launcher keeps splits * M * N within it
   int M, N, Kp;
   int group_k;      // group size along K (Kp for per-channel); a multiple of 16 unless tile_group is set
   int splits;       // K slices (set by the launcher)

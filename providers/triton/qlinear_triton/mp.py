@@ -190,15 +190,16 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=out.device)
         args = (x2, qw, s, zp if zp is not None else s, perm, gsorted, bias if bias is not None else s, c,
                 m, n, k, self._ng, x2.stride(0), c.stride(-2), -(-k_split // 128), c.stride(0) if splits > 1 else 0)
+        # ONE_SCALE: each 128-row block lies in one group; else SPG 16-row slabs per group
+        one_scale = not self._has_gsorted and (group % 128 == 0 or group >= k)
         common = dict(SPLIT_K=splits, GROUP=group, HAS_ZP=zp is not None, ZP_CONST=self._zp_const,
                       X_PERM=self._has_perm, IRREG=self._has_gsorted, HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn,
-                      num_warps=t.num_warps, num_stages=t.num_stages)
+                      SPG=8 if one_scale else group // 16, num_warps=t.num_warps, num_stages=t.num_stages)
         if gemv:  # split K finishes in-kernel (mm_kernels.finish_splits): one launch
-            one_scale = not self._has_gsorted and (group % 128 == 0 or group >= k)
-            self._gemv[grid](*args, out, self._counters, out.stride(0), PTX=self._ptx, magic=ONE_BITS, ONE_SCALE=one_scale,
-                             SPG=8 if one_scale else group // 16, **common)
+            self._gemv[grid](*args, out, self._counters, out.stride(0), ONE_BITS, PTX=self._ptx, ONE_SCALE=one_scale,
+                             **common)
         else:
-            self._kernel[(tiles, splits)](*args, GROUP_M=t.group_m, **common)
+            self._kernel[(tiles, splits)](*args, ONE_BITS, GROUP_M=t.group_m, **common)
             if splits > 1:
                 self._reduce(self._reduce_kernel, c, out)
         return out.reshape(*x.shape[:-1], n)

@@ -108,12 +108,16 @@ def _epilogue(acc, bias_ptr, c_ptr, rm, rn, rbn, M, N, stride_cm, stride_cs, pid
 # GROUP: rows per group (the whole K for one group); NG scale rows. IRREG: act-order groups of
 # irregular size, looked up per row in gidx. X_PERM: x's columns are gathered through perm (act-order
 # layers, whose weight rows were sorted by group at load time). BLOCK_SPLIT: 128-row blocks per split.
+# Regular groups: the slabs go to the tensor cores as the 16-bit floats (q - zero) / 16, exact in fp16
+# and bf16 (a shift, one and-or, one subtraction and half a pack per weight: _nib, then 1 + zero/16
+# off); a group's product is scaled by 16 s into the accumulator once (_group_scale). IRREG
+# dequantizes every slab with its per-row scales (_block_slab).
 @triton.jit(do_not_specialize=["M"])  # M changes every call: one compile serves all
 def w4a16_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr, c_ptr, M, N, K, NG,
-                 stride_xm, stride_cm, block_split, stride_cs, SPLIT_K: tl.constexpr,
+                 stride_xm, stride_cm, block_split, stride_cs, magic, SPLIT_K: tl.constexpr,
                  GROUP: tl.constexpr, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, X_PERM: tl.constexpr,
                  IRREG: tl.constexpr, HAS_BIAS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
-                 GROUP_M: tl.constexpr):
+                 GROUP_M: tl.constexpr, SPG: tl.constexpr):
     pid_m, pid_n = _tile_ids(M, N, BM, BN, GROUP_M)
     pid_s = tl.program_id(1)
     rm = pid_m * BM + tl.arange(0, BM)
@@ -128,10 +132,22 @@ def w4a16_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr, c_p
     for b in range(b_lo, b_hi):
         w = tl.load(qw_ptr + (b * 16 + r16)[:, None].to(tl.int64) * N + rbn[None, :])
         for j in tl.static_range(8):
-            wf, kk, kmask = _block_slab(w, b, j, r16, K, s_ptr, zp_ptr, gidx_ptr, rbn, N, NG, GROUP, HAS_ZP, ZP_CONST,
-                                        IRREG)
-            x = _x_slab(x_rows, (rm < M)[:, None], perm_ptr, kk, kmask, X_PERM)
-            acc = tl.dot(x, wf.to(x.dtype), acc)
+            if IRREG:
+                wf, kk, kmask = _block_slab(w, b, j, r16, K, s_ptr, zp_ptr, gidx_ptr, rbn, N, NG, GROUP, HAS_ZP,
+                                            ZP_CONST, IRREG)
+                x = _x_slab(x_rows, (rm < M)[:, None], perm_ptr, kk, kmask, X_PERM)
+                acc = tl.dot(x, wf.to(x.dtype), acc)
+            else:
+                kk = b * 128 + 16 * j + r16
+                x = _x_slab(x_rows, (rm < M)[:, None], perm_ptr, kk, kk < K, X_PERM)
+                if j % SPG == 0:  # a group starts: its scale and zero, a fresh product
+                    fs, zc = _group_scale(s_ptr, zp_ptr, tl.minimum((b * 128 + 16 * j) // GROUP, NG - 1), rbn, N,
+                                          HAS_ZP, ZP_CONST)
+                    ga = tl.dot(x, (_nib(w, j, magic) - zc).to(x.dtype))
+                else:
+                    ga = tl.dot(x, (_nib(w, j, magic) - zc).to(x.dtype), ga)
+                if j % SPG == SPG - 1:
+                    acc += ga * fs
     _epilogue(acc, bias_ptr, c_ptr, rm, rn, rbn, M, N, stride_cm, stride_cs, pid_s, SPLIT_K, HAS_BIAS)
 
 
@@ -186,6 +202,19 @@ def _group_factors(s_ptr, zp_ptr, g, rbn, N, HAS_ZP: tl.constexpr, ZP_CONST: tl.
     else:
         zp = ZP_CONST
     return UNIT * s, (UNIT + zp) * s
+
+
+@triton.jit
+def _group_scale(s_ptr, zp_ptr, g, rbn, N, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr):
+    """(16 s, 1 + zero / 16) of scale row g ([1, BN] fp32; the second a constant without zero points):
+    (1 + q/16) - (1 + zero/16) = (q - zero) / 16, and 16 s times a group's product of those is its
+    share of x W."""
+    s = tl.load(s_ptr + g * N + rbn).to(tl.float32)[None, :]
+    if HAS_ZP:
+        zc = 1.0 + tl.load(zp_ptr + g * N + rbn).to(tl.float32)[None, :] * 0.0625
+    else:
+        zc = 1.0 + ZP_CONST * 0.0625
+    return 16.0 * s, zc
 
 
 @triton.jit

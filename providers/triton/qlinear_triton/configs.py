@@ -103,7 +103,8 @@ def w4a16_tile(m: int, n: int, k: int, group: int, sms: int = SM_COUNT_DEFAULT):
     tiles as tall as M (each tile dequantizes its weights once for all its rows), K split in 4 up to
     M = 64 (w4a16_split). H100, graph replay, us at 4096x4096 / 14336x4096, split 4:
     M=32 BM 32 x BN 64: 15.1 / 37.6 (BM 64 as before: 27.0 / 60.7); M=64 BM 64 x BN 128: 26.8 / 63.2
-    (BN 64: 23.2 / 69.7; unsplit as before: 29.0 / 68.7)."""
+    (BN 64: 23.2 / 69.7; unsplit as before: 29.0 / 68.7). With the (q - zero)/16 decode since:
+    M=32 15.2 / 41.6, M=64 22.1 / 53.4."""
     if m <= W4A16_GEMV_MAX_M:  # M=1, H200 graph us: BN 64 / 2 warps / 16 per SM 8.2 and 17.4 vs 128 / 4 / 8: 8.5, 18.2
         if m == 1:
             return GemvTile(1, 64, 128, 16, 2, 1)

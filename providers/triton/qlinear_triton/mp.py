@@ -20,7 +20,7 @@ from .base import TritonKernelMixin, out_dtype_of
 from .configs import GemvTile, gemv_split, interpreter_tile, is_rocm, rocm_tile, sm_count, w4a16_split, w4a16_tile
 from .runtime import inline_ptx, interpreting
 
-ONE_BITS = 0x3F800000  # the bits of 1.0f: the GEMV's decode constant, passed at run time (see w4a16_kernels._nib)
+ONE_BITS = 0x3F800000  # the bits of 1.0f: the kernels' decode constant, passed at run time (see w4a16_kernels._nib)
 
 GROUPS = (-1, 32, 64, 128, 256)
 
@@ -74,7 +74,7 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
     # Above marlin (50): on the H100 this kernel was the faster of the two at every M measured
     # (docs/gpu-results.md: GEMV at M <= 2, 16-row tiles to 64, dequantize + cuBLAS from 128).
     priority = 55
-    allow_split_k = True  # decode on narrow layers: split K (configs.split_k)
+    allow_split_k = True  # tensor-core tiles split K (configs.w4a16_split)
     # From this many rows on: dequantize the weight to a 16-bit [K, N] buffer (one Triton launch)
     # and run cuBLAS, instead of dequantizing every weight tile once per BM rows. H100, graph us,
     # 64-row tiles vs dense: M=64 27.1 vs 23.0 (4096x4096), 83.4 vs 97.0 (14336x4096); M=1024

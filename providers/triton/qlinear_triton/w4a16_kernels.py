@@ -11,12 +11,15 @@ of 16, or one group). Padded rows hold code 0 and meet x = 0 (masked loads).
 Scales are [G, N] (N contiguous); zero points uint8 [G, N]. Imported lazily.
 
 Three kernels, chosen per call by M (mp.TritonW4A16LinearKernel.apply_weights):
-- ``w4a16_gemv_kernel``, decode (M <= 2): no tensor cores; codes decode to 1 + q/16 (``_nib``) and
-  accumulate element-wise in fp32 registers, reduced over K once at the end; the next block's words
-  and scales are loaded before the current block is used. K is split over program_id(1) and the
-  splits are finished in the same launch (mm_kernels.finish_splits).
-- ``w4a16_kernel``: tensor-core tiles, one tl.dot per dequantized 16-row slab (``_block_slab``);
-  narrow layers split K into fp32 partials summed in order by mm_kernels.splitk_reduce_kernel.
+- ``w4a16_gemv_kernel``, decode (M <= 2): no tensor cores; codes decode to 1 + q/16 (``_nib``) or,
+  two at a time, 1 + q/128 (``_nib_pair``) and accumulate element-wise in fp32 registers, reduced
+  over K once at the end; the next block's words and scales are loaded before the current block is
+  used. K is split over program_id(1) and the splits are finished in the same launch
+  (mm_kernels.finish_splits).
+- ``w4a16_kernel``: tensor-core tiles, one tl.dot per 16-row slab entering as (q - zero)/16 with the
+  group scale applied to each group's product (act-order with irregular groups: each slab
+  dequantized, ``_block_slab``); K is split into fp32 partials summed in order by
+  mm_kernels.splitk_reduce_kernel.
 - ``w4a16_dequant_kernel``, prefill: the whole weight to a 16-bit buffer for cuBLAS.
 All sums over splits run in a fixed order: results are deterministic, with no floating-point atomics.
 """

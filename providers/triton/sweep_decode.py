@@ -1,16 +1,17 @@
-"""Decode (M = 1, 2) on the GPU: the triton GEMV kernels' tile choices side by side, against what a
-single launch can do at all on this card.
+"""The triton kernels' tile choices side by side on the GPU (decode first: the one-row GEMVs and the
+small-M tiles; also large-M W8A8 tiles), against what a single launch can do at all on this card.
 
 For each of W4A16 g128, FP8 per-token and INT8 per-token (end to end: activation quantization
-included) at N x K = 4096 x 4096 and 14336 x 4096 it times the shipped tile and a set of
-alternatives (GemvTile: bm, bn, bk, programs per SM, warps, stages) under CUDA-graph replay,
-rotating over enough weight copies that every call streams its weight from HBM; each candidate's
-output is checked against the reference first (relative error printed). Floors measured in the same
-run: an empty kernel (launch-to-launch gap inside a graph), a one-launch stream read of the same
-bytes at several grid sizes (the best is what a perfect GEMV could reach), and bf16 F.linear.
+included) at N x K = 4096 x 4096 and 14336 x 4096 it times the shipped tile and the CANDIDATES of
+each M (tiles, and forced split-K counts) under CUDA-graph replay, rotating over enough weight
+copies that every call streams its weight from HBM; each candidate's output is checked against the
+reference first (relative error printed). Floors measured in the same run: an empty kernel
+(launch-to-launch gap inside a graph), a one-launch stream read of the same bytes at several grid
+sizes (the best is what a perfect GEMV could reach), and bf16 F.linear.
 
-    python3 providers/triton/sweep_decode.py [--out DIR] [--only w4a16,fp8,int8] [--shipped-only]
-    python3 providers/triton/sweep_decode.py --ncu KIND   # a few eager calls of one op, for `ncu`
+    python3 providers/triton/sweep_decode.py [--out DIR] [--only w4a16,fp8,int8] [--m 1,16,...]
+                                             [--shipped-only | --no-floors | --floors-only]
+    python3 providers/triton/sweep_decode.py --ncu KIND:M   # a few eager calls of one op, for `ncu`
 
 Writes sweep_decode.json under --out and prints a table naming the card.
 """
@@ -205,14 +206,14 @@ def main(argv=None):
             wbytes = n * k // 2 if kind == "w4a16" else n * k
             cp = 1 if args.smoke else copies_for(wbytes)
             cfg, params, layers, kerns = build(kind, n, k, dev, cp)
+            family = "w4a16" if kind == "w4a16" else "w8a8"
             ms = (1, 2, 16) if kind == "w4a16" else (1, 16)
             if args.m:
-                ms = [m for m in map(int, args.m.split(",")) if ("w4a16" if kind == "w4a16" else "w8a8", m) in CANDIDATES]
+                ms = [m for m in map(int, args.m.split(",")) if (family, m) in CANDIDATES]
             for m in ms:
                 x = torch.randn(m, k, device=dev).bfloat16()
                 ref = reference_linear(cfg, params, x, dtype=torch.float32)
-                cands = CANDIDATES[("w4a16" if kind == "w4a16" else "w8a8", m)]
-                cands = [None] if args.shipped_only else [None] + cands
+                cands = [None] if args.shipped_only else [None] + CANDIDATES[(family, m)]
                 if args.smoke:
                     cands = cands[:3]
                 for cand in cands:
@@ -233,9 +234,8 @@ def main(argv=None):
                           (f"{us:7.2f} us  rel.err {err:.2e}" if us is not None else f"FAILED {note}"), flush=True)
     res = {"card": card, "label": args.label, "rows": rows}
     if not (args.shipped_only or args.smoke or args.no_floors):
-        nb = sorted({n * k // 2 for n, k in ((4096, 4096), (14336, 4096))} | {n * k for n, k in ((4096, 4096), (14336, 4096))})
-        res["floors"] = floors(nb, dev)
-        for n, k in ((4096, 4096), (14336, 4096)):
+        res["floors"] = floors(sorted({n * k // d for n, k in shapes for d in (1, 2)}), dev)  # FP8 and W4A16 bytes
+        for n, k in shapes:
             wb = [torch.randn(n, k, device=dev).bfloat16() for _ in range(copies_for(2 * n * k))]
             x = torch.randn(1, k, device=dev).bfloat16()
             res["floors"][f"bf16 F.linear {n}x{k} M=1"] = round(graph_us(lambda i: F.linear(x, wb[i]), len(wb)), 2)

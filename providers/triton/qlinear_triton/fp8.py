@@ -15,7 +15,6 @@ from .base import TritonKernelMixin, io_dtype_reason, out_dtype_of
 from .scaled_mm import as_2d, default_tiles, launch_scaled_mm, load_static_input_scale, load_weight_and_scale
 
 
-
 class TritonFP8ScaledMMLinearKernel(TritonKernelMixin, FP8ScaledMMLinearKernel):
     needs_fp8 = True
     min_capability = 89

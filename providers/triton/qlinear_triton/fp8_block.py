@@ -12,7 +12,6 @@ from .configs import block_fp8_tile
 from .scaled_mm import TileCache, as_2d
 
 
-
 class TritonFp8BlockScaledMMLinearKernel(TritonKernelMixin, Fp8BlockScaledMMLinearKernel):
     needs_fp8 = True
     min_capability = 89

@@ -15,7 +15,6 @@ from .base import TritonKernelMixin, io_dtype_reason, out_dtype_of
 from .scaled_mm import as_2d, default_tiles, launch_scaled_mm, load_static_input_scale, load_weight_and_scale
 
 
-
 class TritonInt8ScaledMMLinearKernel(TritonKernelMixin, Int8ScaledMMLinearKernel):
     # dynamic per-token: up to this M the GEMM quantizes x itself (one launch instead of two). At
     # M=1 the GEMV does (H100, graph: FP8 9.6 vs 11.6 us at 4096x4096, 24.9 vs 26.6 at 14336x4096);

@@ -196,28 +196,30 @@ def _nib_pair(w, p: tl.constexpr, magic):
 
 
 @triton.jit
-def _group_factors(s_ptr, zp_ptr, g, rbn, N, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, UNIT: tl.constexpr):
-    """(UNIT s, (UNIT + zero) s) of scale row g, each [1, BN] fp32: they turn a group's sums
-    A = sum x (1 + q/UNIT) and X = sum x into sum x (q - zero) s = UNIT s A - (UNIT + zero) s X."""
+def _group_row(s_ptr, zp_ptr, g, rbn, N, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr):
+    """Scale row g as [1, BN] fp32, and its zero points (a constant without them)."""
     s = tl.load(s_ptr + g * N + rbn).to(tl.float32)[None, :]
     if HAS_ZP:
         zp = tl.load(zp_ptr + g * N + rbn).to(tl.float32)[None, :]
     else:
         zp = ZP_CONST
+    return s, zp
+
+
+@triton.jit
+def _group_factors(s_ptr, zp_ptr, g, rbn, N, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, UNIT: tl.constexpr):
+    """(UNIT s, (UNIT + zero) s) of scale row g, each [1, BN] fp32: they turn a group's sums
+    A = sum x (1 + q/UNIT) and X = sum x into sum x (q - zero) s = UNIT s A - (UNIT + zero) s X."""
+    s, zp = _group_row(s_ptr, zp_ptr, g, rbn, N, HAS_ZP, ZP_CONST)
     return UNIT * s, (UNIT + zp) * s
 
 
 @triton.jit
 def _group_scale(s_ptr, zp_ptr, g, rbn, N, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr):
-    """(16 s, 1 + zero / 16) of scale row g ([1, BN] fp32; the second a constant without zero points):
-    (1 + q/16) - (1 + zero/16) = (q - zero) / 16, and 16 s times a group's product of those is its
-    share of x W."""
-    s = tl.load(s_ptr + g * N + rbn).to(tl.float32)[None, :]
-    if HAS_ZP:
-        zc = 1.0 + tl.load(zp_ptr + g * N + rbn).to(tl.float32)[None, :] * 0.0625
-    else:
-        zc = 1.0 + ZP_CONST * 0.0625
-    return 16.0 * s, zc
+    """(16 s, 1 + zero / 16) of scale row g: (1 + q/16) - (1 + zero/16) = (q - zero) / 16, and 16 s
+    times a group's product of those is its share of x W."""
+    s, zp = _group_row(s_ptr, zp_ptr, g, rbn, N, HAS_ZP, ZP_CONST)
+    return 16.0 * s, 1.0 + zp * 0.0625
 
 
 @triton.jit

@@ -284,17 +284,9 @@ def test_sweep_decode_smoke(tmp_path):
     import json
     import pathlib
     import runpy
-    import sys
 
     script = pathlib.Path(__file__).parents[3] / "providers" / "triton" / "sweep_decode.py"
-    argv = sys.argv
-    sys.argv = [str(script), "--smoke", "--out", str(tmp_path)]
-    try:
-        with pytest.raises(SystemExit) as done:
-            runpy.run_path(str(script), run_name="__main__")
-    finally:
-        sys.argv = argv
-    assert done.value.code == 0
+    assert runpy.run_path(str(script))["main"](["--smoke", "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "sweep_decode.json").read_text())["rows"]
     assert {r["kind"] for r in rows} == {"w4a16", "fp8", "int8"} and any(r["splits"] for r in rows)
     assert all(r["error"] is None and r["rel_err"] < 0.02 for r in rows), rows

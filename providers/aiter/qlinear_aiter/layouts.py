@@ -24,7 +24,10 @@ FN = torch.float8_e4m3fn
 
 
 def fp8_max(dtype: torch.dtype) -> float:
-    return float(torch.finfo(dtype).max)
+    """The largest value activations are quantized to. For fnuz this is 224, not its finite max 240:
+    fnuz byte b means half of what e4m3fn byte b means, so quantizing to 448 / 2 with a doubled
+    scale rounds exactly as the e4m3fn reference does (vLLM uses 224 on fnuz for the same reason)."""
+    return 224.0 if dtype == FNUZ else float(torch.finfo(dtype).max)
 
 
 # ---- aiter shuffle_weight(layout=(16, 16)) ---------------------------------------------------------

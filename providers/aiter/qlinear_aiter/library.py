@@ -34,6 +34,16 @@ MI300 = "gfx942"  # MI300X / MI300A / MI325X: FP8 is e4m3fnuz
 MI350 = "gfx950"  # MI350X / MI355X: FP8 is OCP e4m3fn, plus MXFP4
 ARCH_NAMES = {MI300: "MI300 (gfx942)", MI350: "MI350/MI355 (gfx950)"}
 
+# The leading parameters this provider passes positionally, per aiter entry point (and the module of
+# aiter's source that defines it). tests/providers/aiter checks them against an installed amd-aiter.
+SIGNATURES = {
+    "gemm_a8w8_CK": ("aiter/ops/gemm_op_a8w8.py", ("XQ", "WQ", "x_scale", "w_scale", "bias", "dtype")),
+    "gemm_a8w8_bpreshuffle": ("aiter/ops/gemm_op_a8w8.py", ("XQ", "WQ", "x_scale", "w_scale", "bias", "dtype")),
+    "gemm_a8w8_blockscale": ("aiter/ops/gemm_op_a8w8.py", ("XQ", "WQ", "x_scale", "w_scale", "dtype")),
+    "hipb_mm": ("aiter/ops/gradlib.py", ("mat1", "mat2", "solution_index", "bias", "out_dtype", "scaleA", "scaleB", "scaleOut")),
+    "hipb_create_extension": ("aiter/ops/gradlib.py", ()),
+}
+
 _lock = threading.Lock()
 _import = importlib.import_module  # the one place the library is imported (tests swap it to fake missing/present)
 _status: tuple[bool, str | None] | None = None

@@ -42,12 +42,15 @@ SIGNATURES = {
     "gemm_a8w8_blockscale": ("aiter/ops/gemm_op_a8w8.py", ("XQ", "WQ", "x_scale", "w_scale", "dtype")),
     "hipb_mm": ("aiter/ops/gradlib.py", ("mat1", "mat2", "solution_index", "bias", "out_dtype", "scaleA", "scaleB", "scaleOut")),
     "hipb_create_extension": ("aiter/ops/gradlib.py", ()),
+    "gemm_afp4wfp4": ("aiter/ops/triton/gemm_afp4wfp4.py", ("x", "w", "x_scales", "w_scales", "dtype", "y")),
 }
+TRITON_FP4 = "aiter.ops.triton.gemm_afp4wfp4"  # aiter's Triton MXFP4 GEMM (gfx950), a submodule import
 
 _lock = threading.Lock()
 _import = importlib.import_module  # the one place the library is imported (tests swap it to fake missing/present)
 _status: tuple[bool, str | None] | None = None
 _module = None
+_submodules: dict[str, object] = {}
 _hipb_ready = False
 
 
@@ -87,6 +90,26 @@ def fn(name: str):
     return getattr(_module, name)
 
 
+def submodule(name: str):
+    """An aiter submodule (``aiter.ops.triton...``), imported once after ``import aiter`` worked;
+    raises with the reason otherwise."""
+    ok, why = library_status()
+    if not ok:
+        raise RuntimeError(why)
+    with _lock:
+        if name not in _submodules:
+            _submodules[name] = _import(name)
+        return _submodules[name]
+
+
+def submodule_status(name: str, attr: str) -> tuple[bool, str | None]:
+    try:
+        mod = submodule(name)
+    except Exception as e:  # noqa: BLE001 - the import error is the reason shown
+        return False, f"{name} not importable: {type(e).__name__}: {e}"
+    return (True, None) if hasattr(mod, attr) else (False, f"{DISTRIBUTION} {installed_version() or '?'} has no {name}.{attr}")
+
+
 def hipb_mm():
     """``aiter.hipb_mm``, after ``hipb_create_extension()`` ran once in this process."""
     global _hipb_ready
@@ -103,6 +126,7 @@ def reset_caches() -> None:
     global _status, _module, _hipb_ready
     with _lock:
         _status, _module, _hipb_ready = None, None, False
+        _submodules.clear()
 
 
 def rocm_gate(platform: "Platform | int | None", archs: tuple[str, ...], names: tuple[str, ...],

@@ -11,6 +11,8 @@ import torch
 
 pytest.importorskip("qlinear_aiter", reason="the aiter provider (providers/aiter) is not installed")
 
+from qlinear.formats.micro import dequantize_mxfp4  # noqa: E402
+
 from qlinear_aiter import library  # noqa: E402
 from qlinear_aiter.layouts import unshuffle_weight  # noqa: E402
 
@@ -71,7 +73,16 @@ def make_fake_aiter(calls: list, arch: str):
             out = out + bias.double()
         return out.to(out_dtype or mat1.dtype)
 
-    for f in (gemm_a8w8_CK, gemm_a8w8_bpreshuffle, gemm_a8w8_blockscale, hipb_create_extension, hipb_mm):
+    def gemm_afp4wfp4(x, w, x_scales, w_scales, dtype=torch.bfloat16, y=None, config=None):
+        calls.append("gemm_afp4wfp4")
+        assert arch == "gfx950", "MXFP4 needs gfx950's FP4 matrix cores"
+        mm, kh = x.shape
+        assert x.dtype == w.dtype == torch.uint8 and w.shape[1] == kh and y is None
+        assert x_scales.dtype == w_scales.dtype == torch.uint8
+        assert x_scales.shape == (mm, kh * 2 // 32) and w_scales.shape == (w.shape[0], kh * 2 // 32)
+        return (dequantize_mxfp4(x, x_scales, torch.float64) @ dequantize_mxfp4(w, w_scales, torch.float64).t()).to(dtype)
+
+    for f in (gemm_a8w8_CK, gemm_a8w8_bpreshuffle, gemm_a8w8_blockscale, hipb_create_extension, hipb_mm, gemm_afp4wfp4):
         setattr(m, f.__name__, f)
     return m
 

@@ -12,20 +12,23 @@ import torch
 
 import qlinear
 from qlinear import quant_key as qk
-from qlinear.config import FP8ScaledMMLinearLayerConfig, Int8ScaledMMLinearLayerConfig
+from qlinear.config import FP8ScaledMMLinearLayerConfig, Int8ScaledMMLinearLayerConfig, MxFp4LinearLayerConfig
 from qlinear.testing import default_configs
 
 from qlinear_aiter import library
 from qlinear_aiter.fp8 import AiterFp8CKLinearKernel, AiterFp8HipblasltLinearKernel, AiterFp8PreshuffledLinearKernel
 from qlinear_aiter.fp8_block import AiterFp8BlockScaledLinearKernel
 from qlinear_aiter.int8 import AiterInt8ScaledMMLinearKernel
+from qlinear_aiter.mxfp4 import AiterMxFp4LinearKernel
 
 ALL = [AiterInt8ScaledMMLinearKernel, AiterFp8CKLinearKernel, AiterFp8PreshuffledLinearKernel,
-       AiterFp8HipblasltLinearKernel, AiterFp8BlockScaledLinearKernel]
+       AiterFp8HipblasltLinearKernel, AiterFp8BlockScaledLinearKernel, AiterMxFp4LinearKernel]
+BOTH_ARCHS = ALL[:-1]  # MXFP4 needs gfx950
 FP8_TOKEN = FP8ScaledMMLinearLayerConfig(qk.kFp8StaticChannelSym, qk.kFp8DynamicTokenSym, (256, 512))
 FP8_TENSOR = FP8ScaledMMLinearLayerConfig(qk.kFp8StaticTensorSym, qk.kFp8StaticTensorSym, (256, 512))
 FP8_BLOCK = FP8ScaledMMLinearLayerConfig(qk.kFp8Static128BlockSym, qk.kFp8Dynamic128Sym, (256, 512))
 INT8 = Int8ScaledMMLinearLayerConfig(False, True, True, (256, 512))
+MXFP4 = MxFp4LinearLayerConfig((256, 512))
 
 
 def test_presets_carry_the_gfx_arch():
@@ -39,7 +42,7 @@ def test_discovered_with_all_kernels():
     assert info.ok, info.error
     assert {k.__name__ for k in info.kernels} == {k.__name__ for k in ALL}
     assert all(k.provider == "aiter" and k.backend == "aiter" for k in info.kernels)
-    assert {k.family for k in info.kernels} == {"int8", "fp8", "fp8_block"}
+    assert {k.family for k in info.kernels} == {"int8", "fp8", "fp8_block", "mxfp4"}
     assert all("unverified on hardware" in k.notes for k in ALL)
 
 
@@ -67,7 +70,7 @@ def test_not_offered_off_rocm_and_no_import(preset, imports):
         ok, why = k.is_supported(qlinear.make_platform(preset))
         assert not ok and "needs an AMD Instinct GPU (ROCm)" in why, why
     with qlinear.simulate_platform(preset):
-        for c in (FP8_TOKEN, FP8_BLOCK, INT8):
+        for c in (FP8_TOKEN, FP8_BLOCK, INT8, MXFP4):
             sel = qlinear.select(c, evaluate_all=True, raise_on_failure=False)
             assert not any(k.provider == "aiter" for k in sel.viable)
     assert imports["calls"] == []
@@ -78,13 +81,16 @@ def test_other_gfx_archs_are_refused_before_the_import(imports):
         p = dataclasses.replace(qlinear.make_platform("mi300"), gfx_arch=arch)
         for k in ALL:
             ok, why = k.is_supported(p)
-            assert not ok and "MI300 (gfx942)" in why and "MI350/MI355 (gfx950)" in why, why
+            assert not ok and "MI350/MI355 (gfx950)" in why, why
+            assert ("MI300 (gfx942)" in why) == (k in BOTH_ARCHS), why
+    ok, why = AiterMxFp4LinearKernel.is_supported(qlinear.make_platform("mi300"))  # no FP4 matrix cores on MI300
+    assert not ok and "MI350/MI355 (gfx950)" in why and "gfx942" in why
     assert imports["calls"] == []
 
 
 @pytest.mark.parametrize("preset", ["mi300", "mi355"])
 def test_library_missing_is_the_reason(preset, imports):
-    for k in ALL:
+    for k in (ALL if preset == "mi355" else BOTH_ARCHS):
         ok, why = k.is_supported(qlinear.make_platform(preset))
         assert not ok and why.startswith("amd-aiter not importable: ModuleNotFoundError") and "unverified on hardware" in why, why
     assert imports["calls"] == [library.MODULE]  # tried once, then cached
@@ -101,6 +107,8 @@ def test_library_present_selects_aiter_on_both_archs(preset, arch, imports):
         assert qlinear.select(FP8_TOKEN).kernel is AiterFp8PreshuffledLinearKernel  # per-token x per-channel
         assert qlinear.select(FP8_TENSOR).kernel is AiterFp8HipblasltLinearKernel  # per-tensor both
         assert qlinear.select(FP8_BLOCK).kernel is AiterFp8BlockScaledLinearKernel
+        mx = qlinear.select(MXFP4, evaluate_all=True)
+        assert (AiterMxFp4LinearKernel in mx.viable) == (arch == "gfx950"), mx.explain()
         sel = qlinear.select(FP8_TOKEN, evaluate_all=True)
         assert AiterFp8CKLinearKernel in sel.viable and "per-tensor" in sel.reasons["aiter.AiterFp8HipblasltLinearKernel"]
 

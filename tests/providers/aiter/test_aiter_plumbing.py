@@ -13,17 +13,20 @@ from qlinear_aiter import library
 from qlinear_aiter.fp8 import AiterFp8CKLinearKernel, AiterFp8HipblasltLinearKernel, AiterFp8PreshuffledLinearKernel
 from qlinear_aiter.fp8_block import AiterFp8BlockScaledLinearKernel
 from qlinear_aiter.int8 import AiterInt8ScaledMMLinearKernel
+from qlinear_aiter.mxfp4 import AiterMxFp4LinearKernel
 
 KERNELS = [AiterInt8ScaledMMLinearKernel, AiterFp8CKLinearKernel, AiterFp8PreshuffledLinearKernel,
-           AiterFp8HipblasltLinearKernel, AiterFp8BlockScaledLinearKernel]
+           AiterFp8HipblasltLinearKernel, AiterFp8BlockScaledLinearKernel, AiterMxFp4LinearKernel]
 ENTRY = {AiterInt8ScaledMMLinearKernel: "gemm_a8w8_CK", AiterFp8CKLinearKernel: "gemm_a8w8_CK",
          AiterFp8PreshuffledLinearKernel: "gemm_a8w8_bpreshuffle", AiterFp8HipblasltLinearKernel: "hipb_mm",
-         AiterFp8BlockScaledLinearKernel: "gemm_a8w8_blockscale"}
+         AiterFp8BlockScaledLinearKernel: "gemm_a8w8_blockscale", AiterMxFp4LinearKernel: "gemm_afp4wfp4"}
 
 
 @pytest.mark.parametrize("preset,arch", [("mi300", "gfx942"), ("mi355", "gfx950")])
 @pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.__name__)
 def test_plumbing_through_the_conformance_kit(kernel, preset, arch, imports):
+    if kernel is AiterMxFp4LinearKernel and arch != "gfx950":
+        pytest.skip("MXFP4 is gfx950-only (gated; see test_aiter_gating)")
     imports["mode"], imports["arch"] = "present", arch
     with qlinear.simulate_platform(preset):
         results = testing.check_kernel(kernel, cases=testing.cases_for(kernel, ms=(1, 5)))

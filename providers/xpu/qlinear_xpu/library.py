@@ -4,9 +4,9 @@ vllm-xpu-kernels package, whose ``import vllm_xpu_kernels._xpu_C`` registers ``t
 
 Op schemas (read, not run): torch 2.13 ``aten::_weight_int4pack_mm_with_scales_and_zeros(Tensor self,
 Tensor mat2, int qGroupSize, Tensor qScale, Tensor qZeros)``, ``aten::_convert_weight_to_int4pack(Tensor
-self, int innerKTiles)``, ``aten::_scaled_mm(...)``; vllm-xpu-kernels 0.1.16 ``_xpu_C::fp8_gemm(Tensor A,
-Tensor B, ScalarType? out_dtype, Tensor? A_scale_, Tensor? B_scale_, Tensor? bias_) -> Tensor`` (from the
-op registry strings of its ``_xpu_C.abi3.so``).
+self, int innerKTiles)``, ``aten::_scaled_mm(...)``; vllm-xpu-kernels 0.1.16 ``_xpu_C::fp8_gemm`` and
+``_xpu_C::int4_gemm_w4a16`` (``FP8_GEMM_SCHEMA`` / ``INT4_GEMM_W4A16_SCHEMA`` below, found in the op
+registry strings of its ``_xpu_C.abi3.so``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,12 @@ from qlinear.platform import Platform, resolve_platform
 
 KERNELS_DISTRIBUTION = "vllm-xpu-kernels"
 KERNELS_MODULE = "vllm_xpu_kernels._xpu_C"
+# The schema this provider calls, as registered by vllm-xpu-kernels 0.1.16's _xpu_C.abi3.so (the test
+# suite looks for it in an installed wheel's library; it is read without loading the library).
+FP8_GEMM_SCHEMA = ("fp8_gemm(Tensor A, Tensor B, ScalarType? out_dtype, Tensor? A_scale_, Tensor? B_scale_, "
+                   "Tensor? bias_) -> Tensor")
+INT4_GEMM_W4A16_SCHEMA = ("int4_gemm_w4a16(Tensor A, Tensor B, Tensor? bias, Tensor B_scale, Tensor B_zp, "
+                          "int group_size, Tensor? g_idx) -> Tensor")
 
 _lock = threading.Lock()
 _import = importlib.import_module  # the one place vllm-xpu-kernels is imported (tests swap it)

@@ -65,3 +65,56 @@ class XpuW4A16LinearKernel(MPLinearKernel):
         if bias is not None:
             out = out + bias.to(out.dtype)
         return out.reshape(*x.shape[:-1], c.N)
+
+
+class XpuKernelsW4A16LinearKernel(MPLinearKernel):
+    """W4A16 through vllm-xpu-kernels' ``_xpu_C.int4_gemm_w4a16(A, B, bias, B_scale, B_zp, group_size,
+    g_idx)`` (oneDNN), laid out as vLLM's XPUwNa16LinearKernel does for compressed-tensors:
+    B is the [K/8, N] transposed view of ``weight_packed`` int32 [N, K/8] (codes unchanged),
+    B_scale [G, N], B_zp the scalar int8 8 of uint4b8, g_idx the layer's [K] group map as loaded.
+    Unlike the torch-op kernel it takes act-order (g_idx) and per-channel layers. Zero-point (uint4)
+    layers are left to ``XpuW4A16LinearKernel``: vLLM's own transpose of packed zero points for this
+    op carries a FIXME, so the layout is not taken on trust. Gated on the package. UNVERIFIED on hardware.
+    """
+
+    provider = "xpu"
+    backend = "xpu"
+    priority = 26
+    notes = UNVERIFIED
+    quantizes_activation = False
+
+    @classmethod
+    def is_supported(cls, platform=None):
+        ok, why = library.xpu_gate(platform)
+        if not ok:
+            return ok, why
+        ok, why = library.kernels_status()
+        return (True, None) if ok else (False, f"{why}; kernel unverified on hardware")
+
+    @classmethod
+    def can_implement(cls, c):
+        if c.weight_type != scalar_types.uint4b8:
+            return False, f"weight type {c.weight_type.name} is not uint4b8 (zero-point layers go to XpuW4A16LinearKernel)"
+        if c.act_type not in (torch.float16, torch.bfloat16):
+            return False, f"activations must be fp16/bf16, got {c.act_type}"
+        if c.group_size != -1 and c.group_size % 32:
+            return False, f"group size {c.group_size} is not -1 or a multiple of 32"
+        if c.K % 32 or c.N % 8:
+            return False, f"K={c.K} must be a multiple of 32 and N={c.N} of 8"
+        return True, None
+
+    def process_weights_after_loading(self, layer):
+        w_q, w_s, _, w_g = self._get_weight_params(layer)
+        self.replace_parameter(layer, self.w_q_name, w_q.data.contiguous())  # int32 [N, K/8], passed as its .t()
+        self.replace_parameter(layer, self.w_s_name, w_s.data.to(self.config.act_type).t().contiguous())  # [G, N]
+        layer.register_buffer("xpu_w_zp", torch.tensor([8], dtype=torch.int8, device=w_q.device))
+        if w_g is not None:
+            self.replace_parameter(layer, self.w_gidx_name, w_g.data.to(torch.int32).contiguous())
+
+    def apply_weights(self, layer, x, bias=None):
+        c = self.config
+        w_q, w_s, _, w_g = self._get_weight_params(layer)
+        x2 = x.reshape(-1, x.shape[-1]).contiguous()
+        b = None if bias is None else bias.to(x.dtype)
+        out = library.xpu_op("int4_gemm_w4a16")(x2, w_q.t(), b, w_s, layer.xpu_w_zp, c.group_size, w_g)
+        return out.to(c.out_type or x.dtype).reshape(*x.shape[:-1], c.N)

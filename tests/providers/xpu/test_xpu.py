@@ -23,9 +23,10 @@ from qlinear.scalar_type import scalar_types as st  # noqa: E402
 from qlinear_xpu import library  # noqa: E402
 from qlinear_xpu.fp8 import XpuFp8ScaledMMLinearKernel, XpuKernelsFp8LinearKernel  # noqa: E402
 from qlinear_xpu.int4_layout import dequantize_xpu_int4, pack_nibbles, to_xpu_int4, unpack_nibbles  # noqa: E402
-from qlinear_xpu.mp import XpuW4A16LinearKernel  # noqa: E402
+from qlinear_xpu.mp import XpuKernelsW4A16LinearKernel, XpuW4A16LinearKernel  # noqa: E402
 
-ALL = [XpuW4A16LinearKernel, XpuFp8ScaledMMLinearKernel, XpuKernelsFp8LinearKernel]
+ALL = [XpuW4A16LinearKernel, XpuKernelsW4A16LinearKernel, XpuFp8ScaledMMLinearKernel, XpuKernelsFp8LinearKernel]
+W4_ACTORDER = MPLinearLayerConfig((512, 256), (512, 256), st.uint4b8, torch.bfloat16, 128, False, True)
 W4 = MPLinearLayerConfig((512, 256), (512, 256), st.uint4b8, torch.bfloat16, 128, False, False)
 FP8_TOKEN = FP8ScaledMMLinearLayerConfig(qk.kFp8StaticChannelSym, qk.kFp8DynamicTokenSym, (256, 512))
 
@@ -64,6 +65,17 @@ def _fp8_gemm(a, b, out_dtype, a_scale, b_scale, bias):
     return (out + bias.double() if bias is not None else out).to(out_dtype)
 
 
+def _int4_gemm_w4a16(a, b, bias, b_scale, b_zp, group_size, g_idx):
+    k, n = a.shape[1], b.shape[1]
+    assert b.dtype == torch.int32 and b.shape == (k // 8, n) and b_zp.dtype == torch.int8 and b_zp.numel() == 1
+    assert b_scale.dtype == a.dtype and b_scale.shape[1] == n
+    codes = unpack_along(b.t(), 4, 1).double()  # [N, K]
+    g = g_idx.long() if g_idx is not None else torch.arange(k) // (k if group_size == -1 else group_size)
+    w = (codes - float(b_zp)) * b_scale.double()[g].t()
+    out = a.double() @ w.t()
+    return (out + bias.double() if bias is not None else out).to(a.dtype)
+
+
 ATEN = {"_convert_weight_to_int4pack": _convert_weight_to_int4pack,
         "_weight_int4pack_mm_with_scales_and_zeros": _weight_int4pack_mm_with_scales_and_zeros,
         "_scaled_mm": _scaled_mm}
@@ -74,7 +86,7 @@ def fake_xpu(monkeypatch):
     calls = []
     monkeypatch.setattr(library, "aten", lambda name: (calls.append(name), ATEN[name])[1])
     monkeypatch.setattr(library, "_import", lambda name: (calls.append(name), types.ModuleType(name))[1])
-    monkeypatch.setattr(library, "xpu_op", lambda name: {"fp8_gemm": _fp8_gemm}[name])
+    monkeypatch.setattr(library, "xpu_op", lambda name: {"fp8_gemm": _fp8_gemm, "int4_gemm_w4a16": _int4_gemm_w4a16}[name])
     return calls
 
 
@@ -121,6 +133,7 @@ def test_xpu_selection_and_the_library_gate(monkeypatch):
     monkeypatch.setattr(library, "_import", missing)
     with qlinear.simulate_platform("xpu"):
         assert qlinear.select(W4).kernel is XpuW4A16LinearKernel
+        assert "act-order" in qlinear.select(W4_ACTORDER, evaluate_all=True).reasons["xpu.XpuW4A16LinearKernel"]
         sel = qlinear.select(FP8_TOKEN, evaluate_all=True)
         assert sel.kernel is XpuFp8ScaledMMLinearKernel
         why = sel.reasons["xpu.XpuKernelsFp8LinearKernel"]
@@ -130,6 +143,8 @@ def test_xpu_selection_and_the_library_gate(monkeypatch):
     monkeypatch.setattr(library, "_import", lambda name: types.ModuleType(name))
     with qlinear.simulate_platform("xpu"):
         assert qlinear.select(FP8_TOKEN).kernel is XpuKernelsFp8LinearKernel
+        assert qlinear.select(W4).kernel is XpuKernelsW4A16LinearKernel
+        assert qlinear.select(W4_ACTORDER).kernel is XpuKernelsW4A16LinearKernel  # the torch op has no act-order
 
 
 def test_can_implement_details():
@@ -140,6 +155,9 @@ def test_can_implement_details():
     ok, why = XpuW4A16LinearKernel.can_implement(MPLinearLayerConfig((512, 256), (512, 256), st.uint8b128, torch.bfloat16, 128, False, False))
     assert not ok and "4-bit" in why
     assert XpuW4A16LinearKernel.can_implement(MPLinearLayerConfig((512, 256), (512, 256), st.uint4, torch.float16, 64, True, False))[0]
+    ok, why = XpuKernelsW4A16LinearKernel.can_implement(MPLinearLayerConfig((512, 256), (512, 256), st.uint4, torch.float16, 64, True, False))
+    assert not ok and "uint4b8" in why
+    assert XpuKernelsW4A16LinearKernel.can_implement(MPLinearLayerConfig((512, 256), (512, 256), st.uint4b8, torch.bfloat16, -1, False, False))[0]
     ok, why = XpuFp8ScaledMMLinearKernel.can_implement(FP8ScaledMMLinearLayerConfig(qk.kFp8Static128BlockSym, qk.kFp8Dynamic128Sym, (256, 512)))
     assert not ok and "fp8_block" in why
 
@@ -151,6 +169,21 @@ def test_torch_schemas_we_call():
     assert args(torch.ops.aten._weight_int4pack_mm_with_scales_and_zeros) == ["self", "mat2", "qGroupSize", "qScale", "qZeros"]
     assert args(torch.ops.aten._convert_weight_to_int4pack) == ["self", "innerKTiles"]
     assert args(torch.ops.aten._scaled_mm)[:7] == ["self", "mat2", "scale_a", "scale_b", "bias", "scale_result", "out_dtype"]
+
+
+def test_op_schemas_in_vllm_xpu_kernels():
+    """The op schema we call, found in an installed vllm-xpu-kernels' op library (read as bytes, not
+    loaded: loading it needs the oneAPI runtime)."""
+    import importlib.metadata
+
+    try:
+        dist = importlib.metadata.distribution(library.KERNELS_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("vllm-xpu-kernels is not installed")
+    so = next((f for f in dist.files or [] if str(f).endswith("_xpu_C.abi3.so")), None)
+    assert so is not None, f"vllm-xpu-kernels {dist.version} has no _xpu_C library"
+    data = dist.locate_file(so).read_bytes()
+    assert library.FP8_GEMM_SCHEMA.encode() in data and library.INT4_GEMM_W4A16_SCHEMA.encode() in data
 
 
 # ---- the int4 re-layout ---------------------------------------------------------------------------

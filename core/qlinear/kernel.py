@@ -40,6 +40,10 @@ class LinearKernel(ABC, Generic[ConfigT]):
     quantizes_activation: ClassVar[bool] = True  # False: weight-only (W4A16-style) emulation of the format
     min_capability: ClassVar[int | None] = None  # CUDA cc (major*10+minor) where that gates it
     notes: ClassVar[str | None] = None  # a caveat doctor shows when usable ("JIT-compiles on first use")
+    # Kernels with the same non-None word promise that process_weights_after_loading leaves the same
+    # parameters, so one re-laid layer serves each of them: the layer may then switch kernels per M
+    # at call time (a measured table decides) without a second weight copy.
+    weight_layout: ClassVar[str | None] = None
 
     def __init__(self, config: ConfigT) -> None:
         self.config = config

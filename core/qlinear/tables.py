@@ -13,7 +13,8 @@ Where tables live, first match wins:
    all installed providers for one card are merged, so any subset of providers can be installed and
    a third-party provider ships its own rows without touching the core. Rows of one card come from
    one ``qlinear tune`` run (same method, same card), so comparing them across files is fair.
-3. ``qlinear/tables/*.json`` in the core (for rows no provider owns; none ship today).
+
+Every kernel belongs to a provider, so the core ships no table of its own.
 
 Within a source, a table of the same card (device name) is preferred to one of the same
 architecture (``sm90`` for H100 and H200 alike).
@@ -84,7 +85,7 @@ def file_stem(arch: str, device: str) -> str:
 @dataclass
 class Table:
     path: str
-    source: str  # "user", "provider <name>", "core"
+    source: str  # "user" or "provider <name>"
     arch: str
     device: str
     meta: dict
@@ -156,7 +157,7 @@ def _provider_dirs() -> list[tuple[str, Path]]:
 
 def sources() -> list[list[tuple[str, Path]]]:
     """Source groups in precedence order; each group is [(label, directory)]."""
-    return [[("user", user_dir())], _provider_dirs(), [("core", Path(__file__).parent / "tables")]]
+    return [[("user", user_dir())], _provider_dirs()]
 
 
 def tables_for(platform, groups=None) -> list[list[Table]]:

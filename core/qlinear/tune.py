@@ -188,7 +188,7 @@ def regret(table: dict) -> list[dict]:
     and the per-M best (what the table lets selection reach). A quick check of the targets."""
     by: dict[tuple, dict[int, dict[str, float]]] = {}
     for r in table["rows"]:
-        by.setdefault((r.get("scheme", r["config"]), r["n"], r["k"]), {}).setdefault(r["m"], {})[r["kernel"]] = r["us"]
+        by.setdefault((r.get("scheme") or r["config"], r["n"], r["k"]), {}).setdefault(r["m"], {})[r["kernel"]] = r["us"]
     out = []
     for (scheme, n, k), per_m in sorted(by.items()):
         ms = sorted(per_m)

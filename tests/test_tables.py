@@ -19,6 +19,7 @@ from qlinear.testing import StandIn
 
 N, K = 256, 512
 CALLS: list[str] = []
+ATTACHED: list[str] = []
 
 
 class _Runs(StandIn, MPLinearKernel):
@@ -29,6 +30,9 @@ class _Runs(StandIn, MPLinearKernel):
     @classmethod
     def is_supported(cls, platform=None):
         return True, None
+
+    def attach_shared(self, layer):
+        ATTACHED.append(type(self).__name__)
 
     def apply_weights(self, layer, x, bias=None):
         CALLS.append(type(self).__name__)
@@ -250,6 +254,7 @@ def registered(fresh_registry):
         qlinear.register_linear_kernel(k, None, "mp")
     yield
     CALLS.clear()
+    ATTACHED.clear()
 
 
 def test_quantlinear_dispatches_per_m_with_one_weight_copy(user_tables, registered):
@@ -259,7 +264,7 @@ def test_quantlinear_dispatches_per_m_with_one_weight_copy(user_tables, register
         write(user_tables, data, "cpu.json")
         lin = torch.nn.Linear(K, N, dtype=torch.bfloat16)
         q = QuantLinear.from_linear(lin, "w4a16-g128", regime="decode")
-    assert type(q.kernel) is SharedA
+    assert type(q.kernel) is SharedA and ATTACHED == ["SharedB"]  # SharedB serves the layer SharedA re-laid
     n_params = len(list(q.parameters()))
     assert n_params == len(dict(q.named_parameters())) and not hasattr(q, "_layers")  # no second copy
     for m, expected in ((1, "SharedA"), (4, "SharedA"), (8, "SharedA"), (9, "SharedB"), (300, "SharedB")):
@@ -279,6 +284,27 @@ def test_quantlinear_regime_prefill_uses_its_own_layout_kernel(user_tables, regi
         write(user_tables, table(ROWS, device=tables.device_of(plat), arch=tables.arch_of(plat)), "cpu.json")
         q = QuantLinear.from_linear(torch.nn.Linear(K, N, dtype=torch.bfloat16), "w4a16-g128", regime="prefill")
     assert type(q.kernel) is OwnLayout and q.dispatch is None
+
+
+def test_autotune_opt_in_dispatches_across_layouts_from_the_table(user_tables, registered):
+    """QLINEAR_AUTOTUNE=1 + a table: per-M winners of any layout, one weight copy per extra layout
+    (SharedA/SharedB share one), nothing timed."""
+    with simulate_platform("cpu"), override_settings(autotune=True):
+        plat = qlinear.platform.current_platform()
+        write(user_tables, table(ROWS, device=tables.device_of(plat), arch=tables.arch_of(plat)), "cpu.json")
+        q = QuantLinear.from_linear(torch.nn.Linear(K, N, dtype=torch.bfloat16), "w4a16-g128", regime="prefill")
+    assert type(q.kernel) is OwnLayout and len(q._layers) == 1
+    assert [(hi, c.__name__) for hi, c in q.selection.plan] == [(8, "SharedA"), (64, "SharedB"), (1 << 62, "OwnLayout")]
+    for m, expected, on_copy in ((1, "SharedA", True), (16, "SharedB", True), (300, "OwnLayout", False)):
+        CALLS.clear()
+        x = torch.randn(m, K, dtype=torch.bfloat16)
+        y = q(x)
+        assert CALLS == [expected]
+        assert (q.kernel_for(m)[1] is q._layers[0]) == on_copy
+        params = {n: getattr(q, n) for n in ("weight_packed", "weight_scale")}
+        ref = reference_linear(q.config, params, x, q.bias)
+        assert float((y.double() - ref).norm() / ref.norm()) < 1e-2
+    assert "per-M dispatch: M 1..8 -> standin.SharedA" in q.selection.explain()
 
 
 def test_environment_regime_is_the_default(user_tables, registered):

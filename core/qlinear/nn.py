@@ -89,8 +89,11 @@ class QuantLinear(torch.nn.Module):
         if kernel is not None and chosen.__name__ != (kernel if isinstance(kernel, str) else kernel.__name__):
             raise ValueError(f"kernel: {kernel} cannot run this layer here:\n{self.selection.explain()}")
         self.dispatch = None
-        viable = select(config, force=force, evaluate_all=True).viable if get_settings().autotune and kernel is None else []
-        if len(viable) > 1:  # QLINEAR_AUTOTUNE=1: time the usable kernels per M bucket, keep the winners
+        autotune = get_settings().autotune and kernel is None
+        viable = select(config, evaluate_all=True).viable if autotune and self.selection.table is None else []
+        if autotune and self.selection.table is not None:  # opted in: the table's per-M winners, any layout
+            self._table_dispatch(config, params, chosen)
+        elif len(viable) > 1:  # QLINEAR_AUTOTUNE=1 and no table: time the usable kernels per M bucket
             from .autotune import tune
 
             self.dispatch, self.autotune_winners = tune(config, params, viable)
@@ -101,13 +104,46 @@ class QuantLinear(torch.nn.Module):
             self.kernel.process_weights_after_loading(self)
             if len(self.selection.plan) > 1:  # a table's per-M choice among kernels of one weight layout
                 made = {chosen: self.kernel}
-                entries = [(made.setdefault(cls, cls.create(config) if cls is not chosen else self.kernel), self)
-                           for _, cls in self.selection.plan]
-                self.dispatch = _PerM([hi for hi, _ in self.selection.plan], entries)
+                for _, cls in self.selection.plan:
+                    if cls not in made:
+                        made[cls] = cls.create(config)
+                        made[cls].attach_shared(self)
+                self.dispatch = _PerM([hi for hi, _ in self.selection.plan],
+                                      [(made[cls], self) for _, cls in self.selection.plan])
         self._freeze_call_facts()
         from . import ops
 
         self._handle = ops.register(self)
+
+    def _table_dispatch(self, config: LayerConfig, params: dict[str, torch.Tensor], chosen) -> None:
+        """QLINEAR_AUTOTUNE=1 with a table: each M goes to the table's fastest usable kernel at the
+        nearest measured M whatever its layout; each extra layout is one more weight copy (the
+        opt-in), kernels of one layout share theirs. Nothing is timed."""
+        from .tables import per_m_plan
+
+        by_name = {k.full_name(): k for k in self.selection.viable}
+        plan = [(hi, by_name[n]) for hi, n in per_m_plan(self.selection.table.per_m, list(by_name), chosen.full_name())]
+        order = list(dict.fromkeys([chosen] + [c for _, c in plan]))
+        layout = {c: getattr(c, "weight_layout", None) or c for c in order}  # no word: a layout of its own
+        owners: dict[object, tuple[type, torch.nn.Module]] = {}  # layout -> (kernel that re-lays it, its layer)
+        for cls in order:  # copies are cloned before any kernel re-lays the as-loaded parameters
+            if layout[cls] not in owners:
+                owners[layout[cls]] = (cls, self if cls is chosen else
+                                       make_layer(config, {k: v.detach().clone() for k, v in params.items()}))
+        made: dict[type, LinearKernel] = {}
+        for cls in order:
+            made[cls] = cls.create(config)
+            owner, layer = owners[layout[cls]]
+            if owner is cls:
+                made[cls].process_weights_after_loading(layer)
+            else:
+                made[cls].attach_shared(layer)
+        copies = [layer for owner, layer in owners.values() if layer is not self]
+        self.kernel = made[chosen]
+        self._layers = torch.nn.ModuleList(copies)
+        self.selection.plan = plan
+        self.selection.table.plan = [(hi, c.full_name()) for hi, c in plan]
+        self.dispatch = _PerM([hi for hi, _ in plan], [(made[c], owners[layout[c]][1]) for _, c in plan])
 
     # ---- the call path: static facts are settled once, here, not per call ------------------
     def _freeze_call_facts(self) -> None:

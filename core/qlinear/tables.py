@@ -211,7 +211,7 @@ class Decision:
             for hi, name in self.plan:
                 parts.append(f"M {lo}..{hi if hi < (1 << 62) else 'inf'} -> {name}")
                 lo = hi + 1
-            lines.append("    per-M dispatch (one weight layout): " + "; ".join(parts))
+            lines.append("    per-M dispatch: " + "; ".join(parts))
         return lines
 
 

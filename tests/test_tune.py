@@ -93,3 +93,22 @@ def test_cli_tune_writes_the_table(cache, fresh_registry, capsys):
 def test_cli_tune_bad_shape_names_the_flag(capsys):
     assert main(["tune", "--device", "cpu", "--shapes", "4096by4096"]) == 2
     assert "--shapes" in capsys.readouterr().err
+
+
+def test_cli_budget_keeps_what_was_measured_and_from_splits(cache, fresh_registry, capsys, monkeypatch, tmp_path):
+    import qlinear_torch
+
+    out = cache / "budget.json"
+    rc = main(["tune", "--device", "cpu", "--schemes", "w8a16-ch,int8-dynamic", "--shapes", f"{N}x{K}", "--m", "1",
+               "--kernels", "torch.*", "--max-time", "0.01", "--out", str(out), "--budget", "0", "-q"])
+    text = capsys.readouterr().out
+    assert rc == 0 and "not timed (--budget 0.0 s reached): int8-dynamic" in text
+    assert {r["scheme"] for r in json.loads(out.read_text())["rows"]} == {"w8a16-ch"}
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    monkeypatch.setattr(qlinear_torch, "__file__", str(pkg / "__init__.py"))
+    assert main(["tune", "--from", str(out), "--split-into-providers"]) == 0
+    assert len(list((pkg / "tables").glob("*.json"))) == 1
+    out.write_text(json.dumps({"format": 1, "arch": "cpu"}))
+    assert main(["tune", "--from", str(out)]) == 2
+    assert "device: missing" in capsys.readouterr().err

@@ -665,10 +665,14 @@ def _tune_parser(sub) -> None:
     t.add_argument("--exclude", type=_csv, default=None, help="drop kernels matching these globs (default: emulation.*)")
     t.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     t.add_argument("--dtype", default="bf16", choices=["bf16", "fp16"], help="activation dtype")
-    t.add_argument("--out", default=None, help="table file to write (default: the user table for this card)")
+    t.add_argument("--out", default=None, help="table file (or directory) to write (default: the user table for this card)")
     t.add_argument("--split-into-providers", action="store_true",
                    help="also write each provider's rows into <provider package>/tables/ (the tables that ship)")
     t.add_argument("--replace", action="store_true", help="overwrite the output instead of merging its other rows")
+    t.add_argument("--from", dest="from_file", default=None,
+                   help="time nothing: split this existing table into the providers (with --split-into-providers)")
+    t.add_argument("--budget", type=float, default=None,
+                   help="seconds: start no new (scheme, shape) after this; the table keeps what was measured")
     t.add_argument("--max-time", type=float, default=None, help="seconds of timing per (kernel, M); default 0.03 GPU, 0.2 CPU")
     t.add_argument("--max-copies", type=int, default=8, help="cap on rotated weight copies per layer")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads")

@@ -28,8 +28,9 @@ from .tables import FORMAT, arch_of, config_key, device_of, file_stem, user_dir
 # The Llama-3-8B projections: qkv (fused), o, gate_up (fused), down — N x K.
 LLAMA3_8B_SHAPES = ((6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336))
 MS = (1, 4, 16, 64, 256, 2048)
-SCHEMES = ("w4a16-g128", "awq-g128", "w4a16-g128-actorder", "w8a16-ch", "int8-dynamic", "int8-dynamic-asym",
-           "fp8-tensor", "fp8-dynamic", "fp8-block", "nvfp4", "mxfp4", "mxfp8")
+# The issue's targets; the schemes with measured selection regret first, so a --budget cuts the rest.
+SCHEMES = ("w4a16-g128-actorder", "fp8-tensor", "awq-g128", "fp8-dynamic", "w4a16-g128", "int8-dynamic",
+           "fp8-block", "w8a16-ch", "int8-dynamic-asym", "nvfp4", "mxfp4", "mxfp8")
 DEFAULT_EXCLUDE = ("emulation.*",)
 
 
@@ -235,7 +236,14 @@ def summary(table: dict) -> str:
 
 
 def main(a) -> int:
-    """``qlinear tune`` (arguments parsed by ``qlinear.cli``)."""
+    """``qlinear tune`` (arguments parsed by ``qlinear.cli``). The table is written after every
+    (scheme, shape), so a run cut short (``--budget``, a timeout) keeps what it measured."""
+    if a.from_file:  # split an existing table (e.g. one made on a GPU machine) into the providers
+        table = json.loads(Path(a.from_file).read_text())
+        check_table(table, a.from_file)
+        for p in split_into_providers(table, merge_existing=not a.replace):
+            print(f"wrote {p}")
+        return 0
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[a.dtype]
     schemes = a.schemes or list(SCHEMES)
@@ -244,13 +252,40 @@ def main(a) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     out = Path(a.out) if a.out else default_out(device)
+    if a.out and (a.out.endswith("/") or out.is_dir()):  # a directory: the card's file name in it
+        out = out / default_out(device).name
     log = (lambda s: print(s, file=sys.stderr)) if not a.quiet else (lambda s: None)
-    table = run_tune(schemes, shapes, ms, device, kernels=a.kernels or (), exclude=a.exclude if a.exclude is not None
-                     else DEFAULT_EXCLUDE, max_time=a.max_time, max_copies=a.max_copies, dtype=dtype, log=log)
+    t0 = time.perf_counter()
+    table, left = None, []
+    for scheme in schemes:
+        for shape in shapes:
+            if a.budget is not None and table is not None and time.perf_counter() - t0 > a.budget:
+                left.append(f"{scheme} {shape[0]}x{shape[1]}")
+                continue
+            part = run_tune([scheme], [shape], ms, device, kernels=a.kernels or (),
+                            exclude=a.exclude if a.exclude is not None else DEFAULT_EXCLUDE, max_time=a.max_time,
+                            max_copies=a.max_copies, dtype=dtype, log=log)
+            if table is None:
+                table = part
+            else:
+                for key in ("rows", "errors", "skipped"):
+                    table[key] = table[key] + part[key]
+            table["seconds"] = round(time.perf_counter() - t0, 1)
+            write_table(table, out, merge_existing=not a.replace)
+    if table is None:
+        print("qlinear tune: nothing was timed", file=sys.stderr)
+        return 1
     print(summary(table))
-    path = write_table(table, out, merge_existing=not a.replace)
-    print(f"wrote {path}")
+    if left:
+        print(f"not timed (--budget {a.budget} s reached): {', '.join(left)}")
+    print(f"wrote {out}")
     if a.split_into_providers:
         for p in split_into_providers(table, merge_existing=not a.replace):
             print(f"wrote {p}")
     return 0 if table["rows"] else 1
+
+
+def check_table(table: dict, where: str) -> None:
+    from .tables import parse_table
+
+    parse_table(table, where)  # a malformed file: ValueError naming the field

@@ -13,6 +13,12 @@ end (what a decode loop sees), not an event pair around one call.
     python bench/call_overhead.py --device cpu --schemes w8a16-ch,int8-dynamic --m 1 --out bench/out
     python bench/call_overhead.py --device cuda --out bench/out            # every scheme, M 1,4,16
 
+``--host-only`` measures the layer's own host cost with no kernel work: the selected kernel's
+``apply_weights`` is swapped (on that one instance) for one returning a preallocated output, and
+``layer(x)`` is timed beside ``kernel.apply(layer, x, bias)`` (the checked per-call path the layer
+used before issue #13) and the bare ``apply_weights``; minimum over reps (the noise floor of a
+shared machine is one-sided).
+
 Writes ``<out>/call_overhead-<device>.json`` (medians, the machine named) and prints a table.
 """
 
@@ -105,6 +111,34 @@ def measure(scheme: str, n: int, k: int, ms, device: torch.device, calls: int, r
     return rows
 
 
+def _min_us(fn, calls: int, reps: int) -> float:
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter() - t0) * 1e6 / calls)
+    return best
+
+
+def measure_host(scheme: str, n: int, k: int, m: int, device: torch.device, calls: int, reps: int) -> dict:
+    from qlinear import QuantLinear
+
+    lin = torch.nn.Linear(k, n, bias=True, dtype=torch.bfloat16, device=device)
+    layer = QuantLinear.from_linear(lin, scheme, calib_x=torch.randn(16, k, dtype=torch.bfloat16, device=device))
+    x = torch.randn(m, k, dtype=torch.bfloat16, device=device)
+    out = torch.empty(m, n, dtype=torch.bfloat16, device=device)
+    pick = getattr(layer, "kernel_for", None)  # (older layers: one kernel)
+    kern, owner = pick(m) if pick else (layer.kernel, layer)
+    kern.apply_weights = lambda lay, xx, bias=None: out  # this instance only: no kernel work
+    rows = {"layer(x)": lambda: layer(x), "kernel.apply (checked)": lambda: kern.apply(owner, x, layer.bias),
+            "kernel.apply_weights": lambda: kern.apply_weights(owner, x, layer.bias)}
+    for f in rows.values():
+        f()
+    return {"scheme": scheme, "n": n, "k": k, "m": m, "kernel": type(kern).__name__,
+            **{name: round(_min_us(f, calls, reps), 3) for name, f in rows.items()}}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -115,6 +149,7 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="bench/out")
+    p.add_argument("--host-only", action="store_true", help="the layer's host cost alone (no kernel work), see above")
     a = p.parse_args(argv)
     from qlinear import bench as B
 
@@ -124,6 +159,18 @@ def main(argv=None) -> int:
     calls = a.calls or (200 if dev.type == "cuda" else 20)
     ms = [int(v) for v in a.m.split(",")]
     shapes = [SHAPES[s] if s in SHAPES else tuple(int(v) for v in s.split("x")) for s in a.shapes.split(",")]
+    if a.host_only:
+        rows = [measure_host(s, n, k, m, dev, calls * 50, a.reps) for s in (a.schemes or "w8a16-ch").split(",")
+                for n, k in shapes for m in ms]
+        result = {"machine": B.machine_info(dev), "rows": rows, "method": "min over reps of calls/second, us per call"}
+        os.makedirs(a.out, exist_ok=True)
+        path = os.path.join(a.out, f"call_overhead_host-{dev.type}.json")
+        with open(path, "w") as f:
+            json.dump(result, f, indent=1)
+        for r in rows:
+            print(r)
+        print(f"wrote {path}")
+        return 0
     rows, skipped = [], []
     for scheme in (a.schemes.split(",") if a.schemes else DEFAULT_SCHEMES):
         for n, k in shapes:

@@ -112,3 +112,11 @@ def test_cli_budget_keeps_what_was_measured_and_from_splits(cache, fresh_registr
     out.write_text(json.dumps({"format": 1, "arch": "cpu"}))
     assert main(["tune", "--from", str(out)]) == 2
     assert "device: missing" in capsys.readouterr().err
+
+
+def test_cli_explain_regime_and_table_rows(cache, fresh_registry, capsys):
+    tune.write_table(_run(), tune.default_out("cpu"))
+    assert main(["explain", "w8a16-ch", "--n", str(N), "--k", str(K), "--regime", "decode", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["selected"] == "torch.TorchCpuW8A16LinearKernel"
+    assert "regime decode" in data["table"][0]

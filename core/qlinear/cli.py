@@ -483,6 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", help="like QLINEAR_LINEAR_BACKEND for this call (e.g. torch, or auto,mp=marlin)")
     e.add_argument("--disable", type=_csv, help="like QLINEAR_DISABLED_KERNELS: comma list of names/globs")
     e.add_argument("--force", type=_csv, help="like QLINEAR_FORCE_KERNEL: try these kernels first")
+    e.add_argument("--regime", choices=["decode", "prefill", "mixed"], default=None,
+                   help="the M range the layer is chosen for where a measured table applies (default QLINEAR_REGIME or mixed)")
     e.add_argument("--json", action="store_true", help="print the decision as JSON")
 
     v = sub.add_parser("verify", formatter_class=_Fmt, help="run every usable kernel against the reference (exit 1 on FAIL)",
@@ -561,11 +563,12 @@ def cmd_explain(a) -> int:
     if a.disable:
         changes["disabled_kernels"] = tuple(a.disable)
     with override_settings(**changes), _on_platform(plat):
-        sel = select(config, plat, force=a.force, raise_on_failure=False, evaluate_all=True)
+        sel = select(config, plat, force=a.force, raise_on_failure=False, evaluate_all=True, regime=a.regime)
     if a.json:
         print(json.dumps({"scheme": a.scheme, "config": config.describe(), "platform": plat.describe(),
                           "selected": sel.kernel.full_name() if sel.kernel else None,
-                          "warnings": sel.warnings, "kernels": _kernel_rows(sel)}, indent=2))
+                          "warnings": sel.warnings, "kernels": _kernel_rows(sel),
+                          "table": sel.table.explain_lines() if sel.table is not None else None}, indent=2))
     else:
         print(explain_text(sel))
         print(f"\n=> {sel.kernel.full_name()}" if sel.kernel else "\n=> no kernel can run this layer here")

@@ -46,7 +46,7 @@ _SHAPE_FIELDS = ("full_weight_shape", "partition_weight_shape", "weight_shape")
 def check_regime(regime: str) -> str:
     r = (regime or "mixed").strip().lower()
     if r not in REGIMES:
-        raise ValueError(f"regime: {regime!r} is not one of {', '.join(REGIMES)}")
+        raise ValueError(f"regime: {regime!r} is not one of {', '.join(REGIMES)} (regime= or QLINEAR_REGIME)")
     return r
 
 

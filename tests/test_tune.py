@@ -28,6 +28,7 @@ def _run(schemes=("w8a16-ch",), shapes=((N, K),), ms=(1, 8)):
 def test_run_times_every_usable_kernel_and_parses(cache, fresh_registry):
     t = _run(("w8a16-ch", "int8-dynamic"))
     assert t["arch"] == "cpu" and t["format"] == tables.FORMAT and "torch" in t["providers"]
+    assert {p["scheme"] for p in t["priority_pick"]} == {"w8a16-ch", "int8-dynamic"}
     got = {(r["scheme"], r["m"], r["kernel"]) for r in t["rows"]}
     assert got == {(s, m, k) for s, k in (("w8a16-ch", "torch.TorchCpuW8A16LinearKernel"),
                                             ("int8-dynamic", "torch.TorchCpuInt8ScaledMMLinearKernel"))
@@ -80,6 +81,11 @@ def test_regret_summary():
                   for m, k, us in ((1, "a", 1.0), (1, "b", 2.0), (8, "a", 9.0), (8, "b", 3.0))]}
     (r,) = tune.regret(t)
     assert r["best_single"] == "b" and r["best_single_sum_us"] == 5.0 and r["per_m_best_sum_us"] == 4.0
+    t["priority_pick"] = [{"scheme": "s", "n": 1, "k": 1, "kernel": "a"}]
+    (r,) = tune.regret(t)
+    assert r["priority_regret"] == 2.0 and r["priority_worst_m_regret"] == 3.0
+    assert "priority pick a 2.00x (worst M 3.00x)" in tune.summary(dict(t, device="d", arch="x", torch="t",
+                                                                          seconds=0, errors=[], skipped=[]))
 
 
 def test_cli_tune_writes_the_table(cache, fresh_registry, capsys):

@@ -63,18 +63,22 @@ def run_tune(schemes: Sequence[str] = SCHEMES, shapes: Sequence[tuple[int, int]]
     from .nn import scheme_config
     from .registry import get_registry
     from .selection import select
+    from .settings import override_settings
 
     T, B = _timing()
     dev = torch.device(device)
     plat = B._platform_for(dev)
     max_time = max_time if max_time is not None else (0.03 if dev.type == "cuda" else 0.2)
     target, min_copies = B.default_rotation(dev)
-    rows, errors, skipped = [], [], []
+    rows, errors, skipped, priority = [], [], [], []
     t_start = time.perf_counter()
     for scheme in schemes:
         for n, k in shapes:
             config = scheme_config(scheme, n, k, dtype)
-            sel = select(config, plat, raise_on_failure=False, evaluate_all=True)
+            with override_settings(use_tables=False):  # every usable kernel, and what priority alone picks
+                sel = select(config, plat, raise_on_failure=False, evaluate_all=True)
+            if sel.kernel is not None:
+                priority.append({"scheme": scheme, "n": n, "k": k, "kernel": sel.kernel.full_name()})
             cands = [c for c in sel.viable if not _matches(c.full_name(), exclude)
                      and (not kernels or _matches(c.full_name(), kernels))]
             if not cands:
@@ -126,7 +130,7 @@ def run_tune(schemes: Sequence[str] = SCHEMES, shapes: Sequence[tuple[int, int]]
         "method": ("median CUDA-graph replay per call (eager median where capture failed)" if dev.type == "cuda"
                    else "median wall per call") + f"; weights rotated over copies, max_time {max_time}s per point",
         "seconds": round(time.perf_counter() - t_start, 1),
-        "rows": rows, "errors": errors, "skipped": skipped,
+        "rows": rows, "errors": errors, "skipped": skipped, "priority_pick": priority,
     }
 
 
@@ -178,7 +182,7 @@ def split_into_providers(table: dict, merge_existing: bool = True) -> list[Path]
         mine = [r for r in table["rows"] if r["kernel"].split(".", 1)[0] == pname]
         if not mine:
             continue
-        part = {k: v for k, v in table.items() if k not in ("rows", "errors", "skipped")}
+        part = {k: v for k, v in table.items() if k not in ("rows", "errors", "skipped", "priority_pick")}
         part["rows"] = mine
         written.append(write_table(part, Path(mod.__file__).parent / "tables" / f"{stem}.json", merge_existing))
     return written
@@ -188,6 +192,7 @@ def regret(table: dict) -> list[dict]:
     """Per (scheme, shape): the summed time over M of each kernel; the best single kernel's sum,
     and the per-M best (what the table lets selection reach). A quick check of the targets."""
     by: dict[tuple, dict[int, dict[str, float]]] = {}
+    prios = {(p["scheme"], p["n"], p["k"]): p["kernel"] for p in table.get("priority_pick", [])}
     for r in table["rows"]:
         by.setdefault((r.get("scheme") or r["config"], r["n"], r["k"]), {}).setdefault(r["m"], {})[r["kernel"]] = r["us"]
     out = []
@@ -198,9 +203,16 @@ def regret(table: dict) -> list[dict]:
             continue
         sums = {name: sum(per_m[m][name] for m in ms) for name in full}
         best = min(sums, key=sums.get)
-        out.append({"scheme": scheme, "n": n, "k": k, "best_single": best, "best_single_sum_us": round(sums[best], 2),
-                    "per_m_best_sum_us": round(sum(min(per_m[m].values()) for m in ms), 2),
-                    "per_m_best": {m: min(per_m[m], key=per_m[m].get) for m in ms}})
+        row = {"scheme": scheme, "n": n, "k": k, "best_single": best, "best_single_sum_us": round(sums[best], 2),
+               "per_m_best_sum_us": round(sum(min(per_m[m].values()) for m in ms), 2),
+               "per_m_best": {m: min(per_m[m], key=per_m[m].get) for m in ms}}
+        prio = prios.get((scheme, n, k))
+        if prio in sums:  # what priority order alone would run, against the best single kernel
+            row["priority_pick"] = prio
+            row["priority_sum_us"] = round(sums[prio], 2)
+            row["priority_regret"] = round(sums[prio] / sums[best], 3)
+            row["priority_worst_m_regret"] = round(max(per_m[m][prio] / min(per_m[m].values()) for m in ms), 3)
+        out.append(row)
     return out
 
 
@@ -227,8 +239,10 @@ def summary(table: dict) -> str:
     lines = [f"{table['device']} ({table['arch']}), torch {table['torch']}: {len(table['rows'])} rows in "
              f"{table['seconds']} s; {len(table['errors'])} errors, {len(table['skipped'])} skipped"]
     for r in regret(table):
+        prio = (f"; priority pick {r['priority_pick']} {r['priority_regret']:.2f}x (worst M "
+                f"{r['priority_worst_m_regret']:.2f}x)") if "priority_pick" in r else ""
         lines.append(f"  {r['scheme']:<20} {r['n']:>5}x{r['k']:<5} best single {r['best_single']} "
-                     f"{r['best_single_sum_us']:.1f} us summed; per-M best {r['per_m_best_sum_us']:.1f} us")
+                     f"{r['best_single_sum_us']:.1f} us summed; per-M best {r['per_m_best_sum_us']:.1f} us{prio}")
     for e in table["errors"][:20]:
         lines.append(f"  error {e['scheme']} {e['n']}x{e['k']} {e['kernel']} {e.get('m', '')}: {e['error'][:160]}")
     return "\n".join(lines)
@@ -268,7 +282,7 @@ def main(a) -> int:
             if table is None:
                 table = part
             else:
-                for key in ("rows", "errors", "skipped"):
+                for key in ("rows", "errors", "skipped", "priority_pick"):
                     table[key] = table[key] + part[key]
             table["seconds"] = round(time.perf_counter() - t0, 1)
             write_table(table, out, merge_existing=not a.replace)

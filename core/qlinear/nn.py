@@ -73,9 +73,11 @@ class QuantLinear(torch.nn.Module):
     """A quantized linear layer: parameters in the engine (vLLM) layout + the kernel chosen for them."""
 
     def __init__(self, config: LayerConfig, params: dict[str, torch.Tensor], bias: torch.Tensor | None = None,
-                 kernel: type[LinearKernel] | str | None = None) -> None:
+                 kernel: type[LinearKernel] | str | None = None, *, keep_loaded_params: bool = False) -> None:
         super().__init__()
         self.config = config
+        # the as-loaded tensors, for qlinear.parallel to shard later (kernels re-lay the Parameters)
+        self.loaded_params = dict(params) if keep_loaded_params else None
         make_layer(config, params, module=self)
         self.bias = torch.nn.Parameter(bias.detach(), requires_grad=False) if bias is not None else None
         force = [kernel] if kernel is not None else None
@@ -97,7 +99,8 @@ class QuantLinear(torch.nn.Module):
 
     @classmethod
     def from_linear(cls, linear: torch.nn.Linear, scheme: str, *, calib_x: torch.Tensor | None = None,
-                    kernel: type[LinearKernel] | str | None = None, dtype: torch.dtype | None = None) -> "QuantLinear":
+                    kernel: type[LinearKernel] | str | None = None, dtype: torch.dtype | None = None,
+                    keep_loaded_params: bool = False) -> "QuantLinear":
         """Quantize a float ``nn.Linear`` with ``scheme``. Static-scale schemes (int8-static*,
         fp8-tensor, nvfp4) calibrate their activation scale from ``calib_x``."""
         if not isinstance(linear, torch.nn.Linear):
@@ -108,7 +111,7 @@ class QuantLinear(torch.nn.Module):
         params = quantize_layer_params(config, w.float(), calib_x=calib_x)
         params = {k: v.to(w.device) for k, v in params.items()}
         bias = linear.bias.detach().to(act) if linear.bias is not None else None
-        return cls(config, params, bias, kernel)
+        return cls(config, params, bias, kernel, keep_loaded_params=keep_loaded_params)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.dispatch is not None:

@@ -17,7 +17,7 @@ CUDA-graph capturable with NCCL.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -180,14 +180,18 @@ class ColumnParallelQuantLinear(_ParallelQuantLinear):
 class RowParallelQuantLinear(_ParallelQuantLinear):
     """Splits K (input features). ``input_is_parallel`` (default): x is already this rank's K slice
     (what a column-parallel layer without gather returns); else the rank takes its slice of a full
-    x. ``reduce_results``: all-reduce (sum) the partial outputs; the bias is added once, after."""
+    x. ``reduce_results``: all-reduce (sum) the partial outputs; the bias is added once, after.
+    ``all_reduce``: a function ``y -> summed y`` to use instead of ``torch.distributed.all_reduce``
+    on the group (e.g. a symmetric-memory one-shot all-reduce; ``bench/tp_step.py`` has one)."""
 
     kind = ROW
 
-    def __init__(self, *args, input_is_parallel: bool = True, reduce_results: bool = True, **kw) -> None:
+    def __init__(self, *args, input_is_parallel: bool = True, reduce_results: bool = True,
+                 all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None, **kw) -> None:
         super().__init__(*args, **kw)
         self.input_is_parallel = input_is_parallel
         self.reduce_results = reduce_results
+        self.all_reduce = all_reduce
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kp = self.config.shape_nk[1]
@@ -195,7 +199,10 @@ class RowParallelQuantLinear(_ParallelQuantLinear):
             x = x[..., self.rank * kp:(self.rank + 1) * kp].contiguous()
         y = self.local(x)
         if self.reduce_results and self.world_size > 1:
-            _dist().all_reduce(y, group=self.group)
+            if self.all_reduce is not None:
+                y = self.all_reduce(y)
+            else:
+                _dist().all_reduce(y, group=self.group)
         if self.bias is not None and (self.reduce_results or self.rank == 0):  # unreduced: the bias once, on rank 0
             y = y + self.bias.to(y.dtype)
         return y

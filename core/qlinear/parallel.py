@@ -68,7 +68,7 @@ class _ParallelQuantLinear(torch.nn.Module):
         if self.output_sizes is None and not isinstance(params, Mapping):
             from .sharding import _part_width  # the parts' widths, as shard_params found them
 
-            self.output_sizes = [_part_width(config, q) for q in params]
+            self.output_sizes = [_part_width(config, q, layout) for q in params]
         b = self._shard_bias(bias, config, p)
         # the local layer: the kernel is selected for the partition config (rc), like any layer
         self.local = QuantLinear(rc, p, b if self.kind == COLUMN else None, kernel)

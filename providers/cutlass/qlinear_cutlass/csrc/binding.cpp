@@ -1,8 +1,9 @@
 // The torch-facing side of the extension: argument checks that name the bad field, then one call into
 // the CUTLASS / quantization translation units (which never see torch). Every launch goes on torch's
 // current stream and allocates through torch's caching allocator, so calls are CUDA-graph capturable.
-#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime.h>
 #include <torch/extension.h>
 
 #include "act_quant.h"
@@ -14,11 +15,12 @@ namespace {
 
 void check_ok(char const* err, char const* what) { TORCH_CHECK(err == nullptr, what, ": ", err ? err : ""); }
 
-int sm_count(int device) {
+int sm_count(int device) {  // cached: CUTLASS's persistent scheduler sizes its grid by it
   static int cached[64] = {0};
-  if (device < 64 && cached[device]) return cached[device];
-  int n = at::cuda::getDeviceProperties(device)->multiProcessorCount;
-  if (device < 64) cached[device] = n;
+  if (device >= 0 && device < 64 && cached[device]) return cached[device];
+  int n = 0;
+  TORCH_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) == cudaSuccess, "cudaDeviceGetAttribute failed");
+  if (device >= 0 && device < 64) cached[device] = n;
   return n;
 }
 
@@ -81,7 +83,7 @@ void scaled_mm(torch::Tensor out, torch::Tensor a, torch::Tensor b, torch::Tenso
     workspace = torch::empty({int64_t(ws)}, a.options().dtype(torch::kUInt8));
     p.workspace = workspace.data_ptr(), p.workspace_bytes = ws;
   }
-  auto stream = at::cuda::getCurrentCUDAStream(p.device).stream();
+  auto stream = c10::cuda::getCurrentCUDAStream(p.device).stream();
   check_ok(is_int ? qlc::scaled_mm_int8(p, stream) : qlc::scaled_mm_fp8(p, stream), "cutlass scaled_mm");
 }
 
@@ -115,7 +117,7 @@ void quant_per_token(torch::Tensor x, torch::Tensor q, torch::Tensor scale, c10:
   if (zp) TORCH_CHECK(zp->is_contiguous() && zp->scalar_type() == torch::kInt32 && zp->numel() == v.m, "zp: expected int32 [M]");
   if (ub) TORCH_CHECK(kind == qlc::kQuantFp8 && ub->scalar_type() == torch::kFloat32 && ub->numel() == 1, "ub: an fp32 [1] FP8 bound");
   const c10::cuda::CUDAGuard guard(x.device());
-  auto stream = at::cuda::getCurrentCUDAStream(x.get_device()).stream();
+  auto stream = c10::cuda::getCurrentCUDAStream(x.get_device()).stream();
   check_ok(qlc::quant_per_token(v.ptr, v.bf16, v.m, v.k, v.ld, q.data_ptr(), scale.data_ptr<float>(),
                                 zp ? zp->data_ptr<int32_t>() : nullptr, ub ? ub->data_ptr<float>() : nullptr, kind, stream),
            "cutlass quant_per_token");
@@ -127,7 +129,7 @@ void quant_static(torch::Tensor x, torch::Tensor q, torch::Tensor scale, c10::op
   TORCH_CHECK(scale.scalar_type() == torch::kFloat32 && scale.numel() == 1, "scale: expected one fp32 element");
   if (zp) TORCH_CHECK(kind != qlc::kQuantFp8 && zp->scalar_type() == torch::kInt32 && zp->numel() == 1, "zp: one int32 (INT8 only)");
   const c10::cuda::CUDAGuard guard(x.device());
-  auto stream = at::cuda::getCurrentCUDAStream(x.get_device()).stream();
+  auto stream = c10::cuda::getCurrentCUDAStream(x.get_device()).stream();
   check_ok(qlc::quant_static(v.ptr, v.bf16, v.m, v.k, v.ld, q.data_ptr(), scale.data_ptr<float>(),
                              zp ? zp->data_ptr<int32_t>() : nullptr, kind, stream),
            "cutlass quant_static");
@@ -139,7 +141,7 @@ void quant_per_tensor_fp8(torch::Tensor x, torch::Tensor q, torch::Tensor scale,
   TORCH_CHECK(scale.scalar_type() == torch::kFloat32 && scale.numel() == 1, "scale: expected one fp32 element");
   TORCH_CHECK(amax_ws.scalar_type() == torch::kFloat32 && amax_ws.numel() >= 1, "amax_ws: expected fp32 scratch");
   const c10::cuda::CUDAGuard guard(x.device());
-  auto stream = at::cuda::getCurrentCUDAStream(x.get_device()).stream();
+  auto stream = c10::cuda::getCurrentCUDAStream(x.get_device()).stream();
   check_ok(qlc::quant_per_tensor_fp8(v.ptr, v.bf16, v.m, v.k, v.ld, q.data_ptr(), scale.data_ptr<float>(),
                                      amax_ws.data_ptr<float>(), stream),
            "cutlass quant_per_tensor_fp8");

@@ -21,7 +21,7 @@
 #include "cutlass/gemm/kernel/gemm_universal.hpp"
 #include "cutlass/util/packed_stride.hpp"
 
-#include "scaled_mm_api.h"
+#include "scaled_mm_dispatch.h"
 
 namespace qlinear_cutlass {
 
@@ -138,7 +138,7 @@ struct ScaledGemm {
   static size_t workspace(ScaledMMArgs const& p) { return Gemm::get_workspace_size(arguments(p)); }
 };
 
-// ---- the tile configurations, one per M bucket (see scaled_mm_api.h) ---------------------------
+// ---- the tile configurations, one per M bucket (ids in scaled_mm_api.h) -------------------------
 namespace cfg {
 using namespace cutlass::gemm;
 using EpiWS = cutlass::epilogue::TmaWarpSpecialized;
@@ -167,27 +167,27 @@ template <class AB> struct Large {
 };
 }  // namespace cfg
 
-template <template <class> class C, class AB, class D>
-using GemmOf = ScaledGemm<AB, D, typename C<AB>::Tile, typename C<AB>::Cluster, typename C<AB>::Kernel, typename C<AB>::Epi>;
+template <int Config, class AB> struct ConfigOf;
+template <class AB> struct ConfigOf<kConfigSmall, AB> : cfg::Small<AB> {};
+template <class AB> struct ConfigOf<kConfigMid, AB> : cfg::Mid<AB> {};
+template <class AB> struct ConfigOf<kConfigLarge, AB> : cfg::Large<AB> {};
 
-template <class AB, class D>
-char const* dispatch(ScaledMMArgs const& p, cudaStream_t stream) {
-  switch (p.config) {
-    case kConfigSmall: return GemmOf<cfg::Small, AB, D>::run(p, stream);
-    case kConfigMid: return GemmOf<cfg::Mid, AB, D>::run(p, stream);
-    case kConfigLarge: return GemmOf<cfg::Large, AB, D>::run(p, stream);
-    default: return "unknown tile config";
-  }
+// The entry points declared in scaled_mm_dispatch.h; each scaled_mm_<family>_<out>_<tile>.cu
+// instantiates one, so ninja compiles the GEMMs in parallel.
+template <class AB, class D, int Config>
+char const* run_config(ScaledMMArgs const& p, cudaStream_t stream) {
+  using C = ConfigOf<Config, AB>;
+  return ScaledGemm<AB, D, typename C::Tile, typename C::Cluster, typename C::Kernel, typename C::Epi>::run(p, stream);
 }
 
-template <class AB, class D>
-size_t dispatch_workspace(ScaledMMArgs const& p) {
-  switch (p.config) {
-    case kConfigSmall: return GemmOf<cfg::Small, AB, D>::workspace(p);
-    case kConfigMid: return GemmOf<cfg::Mid, AB, D>::workspace(p);
-    case kConfigLarge: return GemmOf<cfg::Large, AB, D>::workspace(p);
-    default: return 0;
-  }
+template <class AB, class D, int Config>
+size_t workspace_config(ScaledMMArgs const& p) {
+  using C = ConfigOf<Config, AB>;
+  return ScaledGemm<AB, D, typename C::Tile, typename C::Cluster, typename C::Kernel, typename C::Epi>::workspace(p);
 }
+
+#define QLC_INSTANTIATE(AB, D, CONFIG)                                                        \
+  template char const* run_config<AB, D, CONFIG>(ScaledMMArgs const&, cudaStream_t);          \
+  template size_t workspace_config<AB, D, CONFIG>(ScaledMMArgs const&);
 
 }  // namespace qlinear_cutlass

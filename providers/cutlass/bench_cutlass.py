@@ -3,7 +3,8 @@
 Per (layer N x K, M): bf16 ``F.linear`` (cuBLAS); FP8 per-token x per-channel through cutlass, torch
 (row-wise ``_scaled_mm``) and triton, each as a whole layer (activation quantization included) and,
 for cutlass and ``_scaled_mm``, the GEMM alone on pre-quantized activations; INT8 dynamic symmetric
-through cutlass and triton, and cutlass INT8 asymmetric. Each timing is the median over graph
+through cutlass and triton, cutlass INT8 asymmetric, and block FP8 (1x128 / 128x128) through cutlass
+and triton. Each timing is the median over graph
 replays of 20 calls cycling through enough weight copies to defeat the L2. Writes JSON with --out.
 
     python providers/cutlass/bench_cutlass.py [--shapes 4096x4096,...] [--m 1,16,...] [--out f.json]
@@ -56,7 +57,7 @@ def graph_us(step, reps: int = 15) -> float:
 def kernel_cls(provider: str, name: str):
     from qlinear.registry import get_registry
 
-    for fam in ("fp8", "int8"):
+    for fam in ("fp8", "int8", "fp8_block"):
         for k in get_registry().kernels(fam):
             if k.provider == provider and k.__name__ == name:
                 return k
@@ -82,6 +83,7 @@ def main() -> None:
     dev = torch.device("cuda")
     fp8_cfg = lambda n, k: FP8ScaledMMLinearLayerConfig(qk.kFp8StaticChannelSym, qk.kFp8DynamicTokenSym, (n, k), torch.bfloat16)  # noqa: E731
     int8_cfg = lambda n, k, sym: Int8ScaledMMLinearLayerConfig(False, True, sym, (n, k), torch.bfloat16)  # noqa: E731
+    blk_cfg = lambda n, k: FP8ScaledMMLinearLayerConfig(qk.kFp8Static128BlockSym, qk.kFp8Dynamic128Sym, (n, k), torch.bfloat16)  # noqa: E731
     kinds = [  # (column, family config maker, provider, class)
         ("cutlass-fp8", fp8_cfg, "cutlass", "CutlassFP8ScaledMMLinearKernel"),
         ("torch-fp8", fp8_cfg, "torch", "TorchCudaRowWiseFP8ScaledMMLinearKernel"),
@@ -89,12 +91,14 @@ def main() -> None:
         ("cutlass-i8", lambda n, k: int8_cfg(n, k, True), "cutlass", "CutlassInt8ScaledMMLinearKernel"),
         ("triton-i8", lambda n, k: int8_cfg(n, k, True), "triton", "TritonInt8ScaledMMLinearKernel"),
         ("cutlass-i8a", lambda n, k: int8_cfg(n, k, False), "cutlass", "CutlassInt8ScaledMMLinearKernel"),
+        ("cutlass-blk", blk_cfg, "cutlass", "CutlassFp8BlockScaledMMLinearKernel"),
+        ("triton-blk", blk_cfg, "triton", "TritonFp8BlockScaledMMLinearKernel"),
     ]
     print(f"# {torch.cuda.get_device_name()} | torch {torch.__version__} | CUDA graphs, {CALLS} calls/replay, "
-          "median us per call; (x) = speed-up over bf16")
+          "median us per call and speed-up over bf16; gemm-* = GEMM alone on pre-quantized x")
     cols = ["bf16", "cutlass-fp8", "gemm-cutlass-fp8", "gemm-scaled_mm", "torch-fp8", "triton-fp8", "cutlass-i8",
-            "triton-i8", "cutlass-i8a"]
-    print(f"{'N x K':>12} {'M':>5} " + " ".join(f"{c:>17}" for c in cols))
+            "triton-i8", "cutlass-i8a", "cutlass-blk", "triton-blk"]
+    print(f"{'N x K':>11} {'M':>4} " + " ".join(f"{c:>12}" for c in cols))
     results = []
     for shape in args.shapes.split(","):
         n, k = map(int, shape.split("x"))
@@ -133,8 +137,8 @@ def main() -> None:
             cells = []
             for c in cols:
                 v = row.get(c)
-                cells.append(f"{'-':>17}" if v is None else f"{v:9.1f} ({row['bf16'] / v:4.2f}x)")
-            print(f"{shape:>12} {m:>5} " + " ".join(cells), flush=True)
+                cells.append(f"{'-':>12}" if v is None else f"{v:6.1f} {row['bf16'] / v:4.2f}x")
+            print(f"{shape:>11} {m:>4} " + " ".join(cells), flush=True)
         del prepared, weights, w16
         torch.cuda.empty_cache()
     if args.out:

@@ -2,8 +2,8 @@
 
 Sources (``csrc/``): ``binding.cpp`` (the only file that sees torch), ``act_quant.cu`` (activation
 quantization, plain CUDA), ``scaled_mm_dispatch.cu`` (the switch over instantiations) and one CUTLASS
-translation unit per GEMM instantiation (``scaled_mm_<family>_<out>_<tile>.cu``), so ninja compiles
-them in parallel (``MAX_JOBS``). The cache key and the build lock are ``qlinear.cuda_jit``'s; the directory is
+translation unit per GEMM instantiation (``scaled_mm_<family>_<out>_<tile>.cu``,
+``block_fp8_<out>_<tile>.cu``), so ninja compiles them in parallel (``MAX_JOBS``). The cache key and the build lock are ``qlinear.cuda_jit``'s; the directory is
 ``$QLINEAR_CUTLASS_CACHE`` or ``~/.cache/qlinear/cutlass/<key>``.
 """
 
@@ -16,8 +16,10 @@ from pathlib import Path
 CSRC = Path(__file__).parent / "csrc"
 FAMILIES, OUTS, TILES = ("fp8", "int8"), ("bf16", "fp16"), ("small", "mid", "large")
 GEMM_SOURCES = {fam: tuple(f"scaled_mm_{fam}_{o}_{t}.cu" for o in OUTS for t in TILES) for fam in FAMILIES}
+GEMM_SOURCES["fp8_block"] = tuple(f"block_fp8_{o}_{t}.cu" for o in OUTS for t in ("small", "large"))
+FAMILIES = (*FAMILIES, "fp8_block")
 SOURCES = ("binding.cpp", "act_quant.cu", "scaled_mm_dispatch.cu", *(s for f in FAMILIES for s in GEMM_SOURCES[f]))
-HEADERS = ("act_quant.h", "scaled_mm_api.h", "scaled_mm_dispatch.h", "scaled_mm.cuh")
+HEADERS = ("act_quant.h", "scaled_mm_api.h", "scaled_mm_dispatch.h", "scaled_mm.cuh", "block_fp8.cuh")
 GENCODE = "-gencode=arch=compute_90a,code=sm_90a"  # wgmma / TMA / setmaxnreg exist only on sm_90a
 CUDA_FLAGS = ["-O3", "-std=c++17", "-DNDEBUG", "--expt-relaxed-constexpr", "--expt-extended-lambda",
               "-DCUTLASS_ENABLE_TENSOR_CORE_MMA=1", GENCODE,

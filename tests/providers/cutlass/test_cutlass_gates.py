@@ -11,9 +11,10 @@ from qlinear.config import FP8ScaledMMLinearLayerConfig, Int8ScaledMMLinearLayer
 from qlinear.platform import Platform, simulate_platform  # noqa: E402
 from qlinear_cutlass import gates  # noqa: E402
 from qlinear_cutlass.fp8 import CutlassFP8ScaledMMLinearKernel as FP8  # noqa: E402
+from qlinear_cutlass.fp8_block import CutlassFp8BlockScaledMMLinearKernel as BLOCK  # noqa: E402
 from qlinear_cutlass.int8 import CutlassInt8ScaledMMLinearKernel as INT8  # noqa: E402
 
-KERNELS = (FP8, INT8)
+KERNELS = (FP8, INT8, BLOCK)
 H200 = Platform("cuda", 90, "NVIDIA H200")  # real (not simulated): the toolchain and headers are checked too
 
 
@@ -112,12 +113,33 @@ def test_can_implement_refuses_with_reason(kc, c, word):
     assert not ok and word in why
 
 
+def block(n=4096, k=4096, dt=torch.bfloat16, out=None):
+    return FP8ScaledMMLinearLayerConfig(qk.kFp8Static128BlockSym, qk.kFp8Dynamic128Sym, (n, k), dt, out)
+
+
+@pytest.mark.parametrize("c", [block(), block(n=28672), block(k=14336, dt=torch.float16), block(n=256, k=512)], ids=str)
+def test_block_can_implement(c):
+    assert BLOCK.can_implement(c) == (True, None)
+
+
+@pytest.mark.parametrize("c,word", [
+    (block(n=300, k=512), "N=300 and K=512 must be multiples of 128"),
+    (block(n=256, k=520), "multiples of 128"),
+    (block(dt=torch.float32), "input dtype"),
+    (fp8(), "not a block-scaled FP8 layer"),
+], ids=lambda v: str(v)[:30])
+def test_block_refuses_with_reason(c, word):
+    ok, why = BLOCK.can_implement(c)
+    assert not ok and word in why
+
+
 def test_registered_and_ranked_below_the_measured_kernels():
     from qlinear.registry import get_registry
 
     reg = get_registry()
     assert FP8.__name__ in [k.__name__ for k in reg.kernels("fp8")]
     assert INT8.__name__ in [k.__name__ for k in reg.kernels("int8")]
+    assert BLOCK.__name__ in [k.__name__ for k in reg.kernels("fp8_block")]
     assert FP8.backend == INT8.backend == "cutlass" and FP8.priority < 17  # below torch / triton / fbgemm
 
 

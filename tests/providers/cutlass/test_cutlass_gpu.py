@@ -13,6 +13,7 @@ from qlinear.formats.fp8 import quantize_fp8_activation  # noqa: E402
 from qlinear.formats.int8 import quantize_int8_activation  # noqa: E402
 from qlinear.layers import make_layer  # noqa: E402
 from qlinear_cutlass.fp8 import CutlassFP8ScaledMMLinearKernel as FP8  # noqa: E402
+from qlinear_cutlass.fp8_block import CutlassFp8BlockScaledMMLinearKernel as BLOCK  # noqa: E402
 from qlinear_cutlass.int8 import CutlassInt8ScaledMMLinearKernel as INT8  # noqa: E402
 
 
@@ -22,7 +23,7 @@ def _is_h100_class():
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not _is_h100_class(), reason="needs a cc 9.0 (Hopper) GPU")]
 MS = (1, 16, 33, 128, 1024)
-KERNELS = (FP8, INT8)
+KERNELS = (FP8, INT8, BLOCK)
 
 # Larger layers than the kit's defaults: several N tiles, K of many 128-wide steps, fp16 output.
 EXTRA_FP8 = [FP8C(w, a, nk, dt) for w, a, nk, dt in (
@@ -38,6 +39,9 @@ EXTRA_INT8 = [I8C(st, ch, sym, nk, dt) for st, ch, sym, nk, dt in (
     (True, True, True, (512, 4096), torch.float16),
 )]
 
+EXTRA_BLOCK = [FP8C(qk.kFp8Static128BlockSym, qk.kFp8Dynamic128Sym, nk, dt) for nk, dt in (
+    ((1024, 2048), torch.bfloat16), ((1536, 1024), torch.float16), ((512, 4096), torch.bfloat16))]
+
 
 @pytest.mark.parametrize("kc,case", [(kc, c) for kc in KERNELS for c in testing.cases_for(kc, ms=MS)],
                          ids=lambda v: v.__name__ if isinstance(v, type) else str(v))
@@ -47,7 +51,8 @@ def test_conformance(kc, case):
 
 @pytest.mark.parametrize("tile", ["small", "mid", "large"])
 @pytest.mark.parametrize("kc,case", [(FP8, c) for c in testing.cases_for(FP8, ms=(1, 33, 300), configs=EXTRA_FP8)]
-                         + [(INT8, c) for c in testing.cases_for(INT8, ms=(1, 33, 300), configs=EXTRA_INT8)],
+                         + [(INT8, c) for c in testing.cases_for(INT8, ms=(1, 33, 300), configs=EXTRA_INT8)]
+                         + [(BLOCK, c) for c in testing.cases_for(BLOCK, ms=(1, 33, 300), configs=EXTRA_BLOCK)],
                          ids=lambda v: v.__name__ if isinstance(v, type) else str(v))
 def test_every_tile_config(kc, case, tile, monkeypatch):
     monkeypatch.setenv("QLINEAR_CUTLASS_TILE", tile)
@@ -105,6 +110,14 @@ def test_quantizers_match_the_reference(m, k, dt):
     ext.quant_static(x, q, s1, z1)
     rq, _, _ = quantize_int8_activation(xc, False, scale=s1.cpu(), zero_point=z1.cpu())
     assert torch.equal(q.cpu(), rq)
+    # FP8 1 x 128 groups, scales written group-major into a padded [K/128, M_pad]
+    mp = m + 3
+    q = torch.empty(mp, k, dtype=torch.float8_e4m3fn, device="cuda")
+    s_t = torch.full((k // 128, mp), -1.0, device="cuda")
+    ext.quant_per_group_fp8(x, q, s_t)
+    rq, rs = quantize_fp8_activation(xc, "group")
+    assert torch.equal(s_t[:, :m].t().cpu(), rs) and torch.equal(q[:m].cpu().view(torch.uint8), rq.view(torch.uint8))
+    assert (s_t[:, m:] == -1).all()  # the padding columns are left alone
 
 
 def _layer(kc, c, m, seed=0):

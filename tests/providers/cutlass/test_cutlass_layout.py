@@ -103,3 +103,25 @@ def test_build_key_follows_sources_and_toolchain(monkeypatch, tmp_path):
 
 def test_nvcc_version_of_a_missing_binary_is_unknown(tmp_path):
     assert cuda_jit.nvcc_version(str(tmp_path / "no-nvcc")) == "unknown"
+
+
+def test_block_weight_relay_checks_and_contiguity():
+    from qlinear_cutlass.fp8_block import CutlassFp8BlockScaledMMLinearKernel as BLOCK, relay_block_weight
+
+    layer = torch.nn.Module()
+    w = torch.randn(512, 256).to(torch.float8_e4m3fn)  # [K, N] -> a non-contiguous [N, K] view below
+    layer.register_parameter("weight", torch.nn.Parameter(w.t(), requires_grad=False))
+    layer.register_parameter("weight_scale_inv", torch.nn.Parameter(torch.rand(2, 4, dtype=torch.bfloat16), requires_grad=False))
+    name, nk = relay_block_weight(BLOCK, layer, (256, 512))
+    assert name == "weight_scale_inv" and nk == (256, 512)
+    assert layer.weight.is_contiguous() and torch.equal(layer.weight.view(torch.uint8), w.t().contiguous().view(torch.uint8))
+    assert layer.weight_scale_inv.dtype == torch.float32 and layer.weight_scale_inv.is_contiguous()
+    with pytest.raises(ValueError, match=r"weight_scale_inv.shape: expected \(2, 4\)"):
+        bad = torch.nn.Module()
+        bad.register_parameter("weight", torch.nn.Parameter(w.t().contiguous(), requires_grad=False))
+        bad.register_parameter("weight_scale_inv", torch.nn.Parameter(torch.rand(2, 5), requires_grad=False))
+        relay_block_weight(BLOCK, bad, (256, 512))
+    with pytest.raises(ValueError, match="weight: expected float8_e4m3fn"):
+        bad = torch.nn.Module()
+        bad.register_parameter("weight", torch.nn.Parameter(torch.zeros(256, 512), requires_grad=False))
+        relay_block_weight(BLOCK, bad, (256, 512))

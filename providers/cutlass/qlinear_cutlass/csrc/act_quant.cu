@@ -145,6 +145,39 @@ __global__ void __launch_bounds__(kThreads) tensor_fp8_kernel(void const* __rest
   write_row<BF16, kQuantFp8>(static_cast<char const*>(x) + int64_t(blockIdx.x) * ldx * 2, q + int64_t(blockIdx.x) * k, k, s, 0.f);
 }
 
+// One warp per 128-wide group (4 values per lane), 8 warps per row.
+template <bool BF16>
+__global__ void __launch_bounds__(kThreads) group_fp8_kernel(void const* __restrict__ x, int k, int64_t ldx,
+                                                             uint8_t* __restrict__ q, float* __restrict__ scale_t,
+                                                             int64_t ld_s) {
+  int64_t row = blockIdx.x;
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  char const* xrow = static_cast<char const*>(x) + row * ldx * 2;
+  for (int g = warp; g < k / 128; g += kThreads / 32) {
+    int c = g * 128 + lane * 4;
+    uint2 r = *reinterpret_cast<uint2 const*>(xrow + int64_t(c) * 2);
+    float v[4];
+    if constexpr (BF16) {
+      float2 a = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&r.x));
+      float2 b = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&r.y));
+      v[0] = a.x, v[1] = a.y, v[2] = b.x, v[3] = b.y;
+    } else {
+      float2 a = __half22float2(*reinterpret_cast<__half2*>(&r.x));
+      float2 b = __half22float2(*reinterpret_cast<__half2*>(&r.y));
+      v[0] = a.x, v[1] = a.y, v[2] = b.x, v[3] = b.y;
+    }
+    float amax = fmaxf(fmaxf(fabsf(v[0]), fabsf(v[1])), fmaxf(fabsf(v[2]), fabsf(v[3])));
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    float s = fmaxf(amax / kFp8Max, kMinFp8Scale);
+    uint32_t w = 0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) w |= uint32_t(code_fp8(v[i], s)) << (8 * i);
+    *reinterpret_cast<uint32_t*>(q + row * k + c) = w;
+    if (lane == 0) scale_t[int64_t(g) * ld_s + row] = s;
+  }
+}
+
 char const* check(int m, int k, int64_t ldx, void const* x) {
   if (k % 8) return "K must be a multiple of 8";
   if (ldx % 8 || reinterpret_cast<uintptr_t>(x) % 16) return "x rows must be 16-byte aligned";
@@ -202,6 +235,17 @@ char const* quant_per_tensor_fp8(void const* x, bool x_bf16, int m, int k, int64
     amax_kernel<false><<<m, kThreads, 0, stream>>>(x, k, ldx, amax_ws);
     tensor_fp8_kernel<false><<<m, kThreads, 0, stream>>>(x, k, ldx, qb, scale, amax_ws);
   }
+  return launched();
+}
+
+char const* quant_per_group_fp8(void const* x, bool x_bf16, int m, int k, int64_t ldx, void* q, float* scale_t,
+                                int64_t ld_s, cudaStream_t stream) {
+  if (auto e = check(m, k, ldx, x)) return e;
+  if (k % 128) return "K must be a multiple of 128 for 1 x 128 groups";
+  if (m == 0) return nullptr;
+  auto* qb = static_cast<uint8_t*>(q);
+  if (x_bf16) group_fp8_kernel<true><<<m, kThreads, 0, stream>>>(x, k, ldx, qb, scale_t, ld_s);
+  else group_fp8_kernel<false><<<m, kThreads, 0, stream>>>(x, k, ldx, qb, scale_t, ld_s);
   return launched();
 }
 

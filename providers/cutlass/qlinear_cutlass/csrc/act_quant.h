@@ -24,4 +24,9 @@ char const* quant_static(void const* x, bool x_bf16, int m, int k, int64_t ldx, 
 char const* quant_per_tensor_fp8(void const* x, bool x_bf16, int m, int k, int64_t ldx, void* q, float* scale,
                                  float* amax_ws, cudaStream_t stream);
 
+// Dynamic 1 x 128 groups (block FP8): q and scale_t[g * ld_s + row] (group-major: the M-major SFA
+// layout of the block GEMM). Needs K % 128 == 0.
+char const* quant_per_group_fp8(void const* x, bool x_bf16, int m, int k, int64_t ldx, void* q, float* scale_t,
+                                int64_t ld_s, cudaStream_t stream);
+
 }  // namespace qlinear_cutlass

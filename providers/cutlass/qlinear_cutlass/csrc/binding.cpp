@@ -147,11 +147,71 @@ void quant_per_tensor_fp8(torch::Tensor x, torch::Tensor q, torch::Tensor scale,
            "cutlass quant_per_tensor_fp8");
 }
 
+// Block FP8: out [M_pad, N] = a [M_pad, K] (1x128 group scales sfa_t [K/128, M_pad]) @ b [N, K]
+// (128x128 block scales sfb [N/128, K/128]) + bias. M_pad % 4 == 0, N and K multiples of 128.
+void block_fp8_mm(torch::Tensor out, torch::Tensor a, torch::Tensor b, torch::Tensor sfa_t, torch::Tensor sfb,
+                  c10::optional<torch::Tensor> bias, int64_t config) {
+  TORCH_CHECK(a.scalar_type() == torch::kFloat8_e4m3fn && b.scalar_type() == torch::kFloat8_e4m3fn, "a, b: expected float8_e4m3fn");
+  TORCH_CHECK(a.is_cuda() && b.is_cuda() && out.is_cuda() && a.dim() == 2 && b.dim() == 2 && out.dim() == 2,
+              "a, b, out: expected 2-D CUDA tensors");
+  const int64_t m = a.size(0), k = a.size(1), n = b.size(0);
+  TORCH_CHECK(m % 4 == 0, "a: the row count must be padded to a multiple of 4 (the M-major scale TMA)");
+  TORCH_CHECK(n % 128 == 0 && k % 128 == 0, "N and K must be multiples of 128, got N=", n, " K=", k);
+  TORCH_CHECK(a.is_contiguous() && b.is_contiguous() && out.is_contiguous(), "a, b, out: expected contiguous tensors");
+  TORCH_CHECK(b.size(1) == k && out.size(0) == m && out.size(1) == n, "b, out: shapes do not match a");
+  TORCH_CHECK(out.scalar_type() == torch::kBFloat16 || out.scalar_type() == torch::kHalf, "out.dtype: expected bfloat16 or float16");
+  TORCH_CHECK(sfa_t.scalar_type() == torch::kFloat32 && sfa_t.is_contiguous() && sfa_t.dim() == 2 && sfa_t.size(0) == k / 128 &&
+                  sfa_t.size(1) == m,
+              "sfa_t: expected contiguous fp32 [K/128, M_pad]");
+  TORCH_CHECK(sfb.scalar_type() == torch::kFloat32 && sfb.is_contiguous() && sfb.dim() == 2 && sfb.size(0) == n / 128 &&
+                  sfb.size(1) == k / 128,
+              "sfb: expected contiguous fp32 [N/128, K/128]");
+  if (bias) {
+    check_vec(*bias, "bias", out.scalar_type(), n);
+    TORCH_CHECK(bias->numel() == n, "bias: expected N elements");
+  }
+  if (m == 0) return;
+  const c10::cuda::CUDAGuard guard(a.device());
+  qlc::ScaledMMArgs p{};
+  p.m = int(m), p.n = int(n), p.k = int(k), p.lda = k, p.ldd = n;
+  p.a = a.data_ptr(), p.b = b.data_ptr(), p.d = out.data_ptr();
+  p.a_scale = sfa_t.data_ptr<float>(), p.b_scale = sfb.data_ptr<float>();
+  p.bias = bias ? bias->data_ptr() : nullptr;
+  p.config = int(config);
+  p.out_type = out.scalar_type() == torch::kBFloat16 ? qlc::kOutBF16 : qlc::kOutF16;
+  p.device = a.get_device();
+  p.sm_count = sm_count(p.device);
+  size_t ws = qlc::block_fp8_mm_workspace(p);
+  torch::Tensor workspace;
+  if (ws) {
+    workspace = torch::empty({int64_t(ws)}, a.options().dtype(torch::kUInt8));
+    p.workspace = workspace.data_ptr(), p.workspace_bytes = ws;
+  }
+  check_ok(qlc::block_fp8_mm(p, c10::cuda::getCurrentCUDAStream(p.device).stream()), "cutlass block_fp8_mm");
+}
+
+// 1 x 128 group FP8 quantization: q [M, K] (x's rows) and scale_t [K/128, ld_s] (row m of x -> column m).
+void quant_per_group_fp8(torch::Tensor x, torch::Tensor q, torch::Tensor scale_t) {
+  TORCH_CHECK(q.scalar_type() == torch::kFloat8_e4m3fn, "q.dtype: expected float8_e4m3fn");
+  TORCH_CHECK(q.is_cuda() && q.dim() == 2 && q.size(1) == x.size(1) && q.size(0) >= x.size(0) && q.is_contiguous(),
+              "q: expected contiguous [>= M, K]");
+  XView v = check_x(x, q.narrow(0, 0, x.size(0)));
+  TORCH_CHECK(scale_t.scalar_type() == torch::kFloat32 && scale_t.is_contiguous() && scale_t.dim() == 2 &&
+                  scale_t.size(0) == v.k / 128 && scale_t.size(1) >= v.m,
+              "scale_t: expected contiguous fp32 [K/128, >= M]");
+  const c10::cuda::CUDAGuard guard(x.device());
+  check_ok(qlc::quant_per_group_fp8(v.ptr, v.bf16, v.m, v.k, v.ld, q.data_ptr(), scale_t.data_ptr<float>(), scale_t.size(1),
+                                    c10::cuda::getCurrentCUDAStream(x.get_device()).stream()),
+           "cutlass quant_per_group_fp8");
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("scaled_mm", &scaled_mm, "W8A8 scaled GEMM with the scale/zero-point/bias epilogue");
   m.def("quant_per_token", &quant_per_token, "dynamic per-token FP8 / INT8 activation quantization");
   m.def("quant_static", &quant_static, "static per-tensor FP8 / INT8 activation quantization");
+  m.def("block_fp8_mm", &block_fp8_mm, "block-scaled FP8 GEMM (1x128 activation groups, 128x128 weight blocks)");
+  m.def("quant_per_group_fp8", &quant_per_group_fp8, "dynamic 1x128 group FP8 activation quantization");
   m.def("quant_per_tensor_fp8", &quant_per_tensor_fp8, "dynamic per-tensor FP8 activation quantization");
 }

@@ -36,5 +36,9 @@ char const* scaled_mm_fp8(ScaledMMArgs const& p, cudaStream_t stream);
 char const* scaled_mm_int8(ScaledMMArgs const& p, cudaStream_t stream);
 size_t scaled_mm_fp8_workspace(ScaledMMArgs const& p);
 size_t scaled_mm_int8_workspace(ScaledMMArgs const& p);
+// Block-scaled FP8: a_scale is the M-major [K/128, M] group scale, b_scale the [N/128, K/128] block
+// scale; m must be a multiple of 4; config kConfigSmall or kConfigLarge.
+char const* block_fp8_mm(ScaledMMArgs const& p, cudaStream_t stream);
+size_t block_fp8_mm_workspace(ScaledMMArgs const& p);
 
 }  // namespace qlinear_cutlass

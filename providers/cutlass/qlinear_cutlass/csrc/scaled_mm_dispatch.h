@@ -14,4 +14,10 @@ char const* run_config(ScaledMMArgs const& p, cudaStream_t stream);
 template <class AB, class D, int Config>
 size_t workspace_config(ScaledMMArgs const& p);
 
+template <class D, int Config>
+char const* run_block_config(ScaledMMArgs const& p, cudaStream_t stream);
+
+template <class D, int Config>
+size_t workspace_block_config(ScaledMMArgs const& p);
+
 }  // namespace qlinear_cutlass

@@ -54,6 +54,28 @@ def graph_us(step, reps: int = 15) -> float:
     return statistics.median(times)
 
 
+TILES = ("small", "mid", "large")
+
+
+def sweep(prepared, x, n, copies) -> dict:
+    """{family: {tile: us}} for the cutlass kernels with each tile forced (QLINEAR_CUTLASS_TILE)."""
+    import os
+
+    out = {}
+    for fam, col in (("fp8", "cutlass-fp8"), ("i8", "cutlass-i8"), ("blk", "cutlass-blk")):
+        pairs = prepared.get(col)
+        if pairs is None:
+            continue
+        out[fam] = {}
+        for t in TILES:
+            os.environ["QLINEAR_CUTLASS_TILE"] = t
+            try:
+                out[fam][t] = graph_us(lambda j: pairs[j % copies][0].apply_weights(pairs[j % copies][1], x), reps=8)
+            finally:
+                del os.environ["QLINEAR_CUTLASS_TILE"]
+    return out
+
+
 def kernel_cls(provider: str, name: str):
     from qlinear.registry import get_registry
 
@@ -79,6 +101,7 @@ def main() -> None:
     ap.add_argument("--shapes", default=SHAPES)
     ap.add_argument("--m", default=MS)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--no-sweep", action="store_true", help="skip the per-tile sweep of the cutlass layers")
     args = ap.parse_args()
     dev = torch.device("cuda")
     fp8_cfg = lambda n, k: FP8ScaledMMLinearLayerConfig(qk.kFp8StaticChannelSym, qk.kFp8DynamicTokenSym, (n, k), torch.bfloat16)  # noqa: E731
@@ -133,6 +156,8 @@ def main() -> None:
                 sbs = [p[1].weight_scale.reshape(1, -1).contiguous() for p in pairs]
                 row["gemm-scaled_mm"] = graph_us(lambda j: torch._scaled_mm(
                     q, pairs[j % copies][1].weight, scale_a=sa, scale_b=sbs[j % copies], out_dtype=torch.bfloat16))
+            if not args.no_sweep:  # each tile config forced, GEMM alone: data for the M buckets
+                row["sweep"] = sweep(prepared, x, n, copies)
             results.append(row)
             cells = []
             for c in cols:
@@ -141,6 +166,13 @@ def main() -> None:
             print(f"{shape:>11} {m:>4} " + " ".join(cells), flush=True)
         del prepared, weights, w16
         torch.cuda.empty_cache()
+    if not args.no_sweep:
+        print("\n# per-tile sweep, whole cutlass layers (us, quantization included): FP8 / INT8 per-token x per-channel, block FP8 (its mid = large)")
+        print(f"{'N x K':>11} {'M':>4} " + " ".join(f"{f + '-' + t:>13}" for f in ("fp8", "i8", "blk") for t in TILES))
+        for r in results:
+            sw = r.get("sweep", {})
+            print(f"{r['n']}x{r['k']:>6} {r['m']:>4} " + " ".join(
+                f"{sw.get(f, {}).get(t, float('nan')):13.1f}" for f in ("fp8", "i8", "blk") for t in TILES), flush=True)
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "unit": "us",

@@ -110,14 +110,23 @@ def _meta_parameters():
         torch.nn.Module.register_parameter = orig
 
 
+def from_config(cls, config, dtype: torch.dtype):
+    """``cls._from_config`` with the model dtype; transformers renamed ``torch_dtype`` to ``dtype`` in 4.56."""
+    import transformers
+
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    key = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+    if hasattr(cls, "_from_config"):
+        return cls._from_config(config, **{key: dtype})
+    return cls.from_config(config, **{key: dtype})
+
+
 def _empty_model(config, dtype: torch.dtype):
     transformers = _need("transformers")
     archs = getattr(config, "architectures", None) or []
     cls = getattr(transformers, archs[0], None) if archs else None
     with _meta_parameters():
-        if cls is not None:
-            return cls._from_config(config, dtype=dtype)
-        return transformers.AutoModelForCausalLM.from_config(config, dtype=dtype)
+        return from_config(cls or transformers.AutoModelForCausalLM, config, dtype)
 
 
 # ---- the quantization config --------------------------------------------------------------------
@@ -192,7 +201,7 @@ def load_quantized(path: str, *, device: torch.device | str | None = None, dtype
 
     config = transformers.AutoConfig.from_pretrained(path)
     if dtype is None:
-        cd = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+        cd = raw.get("dtype") or raw.get("torch_dtype")
         cd = _DTYPES.get(cd, cd) if isinstance(cd, str) else cd
         dtype = cd if cd in (torch.float16, torch.bfloat16) else torch.bfloat16
     device = torch.device(device) if device is not None else torch.device("cpu")

@@ -3,7 +3,8 @@
 # all 32 layers), batch-1 greedy decode with attention, bf16 against each scheme, through
 # transformers' generate. Run from the repository root on the GPU machine (nothing to carry:
 # transformers and safetensors are there; the demo does not save checkpoints for the 8B preset, so
-# compressed-tensors is not needed). Writes the logs under $OUT (default bench/out).
+# compressed-tensors is not needed). Runs tests/models' gpu-marked tests first. Writes the logs under
+# $OUT (default bench/out).
 #
 #   bash bench/run_models_gpu.sh                                  # dynamic KV cache, eager
 #   STATIC=1 bash bench/run_models_gpu.sh                         # + static KV cache (compiled decode)
@@ -16,6 +17,8 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 $PY -m pip install -q --no-deps --no-build-isolation -e . -e providers/emulation -e providers/torch \
     -e providers/triton -e providers/marlin
+# the model-level GPU tests first (tiny Llama; the round trip skips where compressed-tensors is absent)
+timeout 300 $PY -m pytest -q -m gpu -p no:cacheprovider -rs tests/models 2>&1 | tail -15 | tee "$OUT/models-gpu-tests.log"
 args=(--preset llama3-8b --device cuda --tokens "${TOKENS:-64}")
 [ -n "${SCHEMES:-}" ] && args+=(--schemes "$SCHEMES")
 [ "${STATIC:-0}" = 1 ] && args+=(--static-cache)

@@ -1,8 +1,17 @@
 """Shared pieces of the model-level tests: a tiny Llama-architecture model from a LlamaConfig with
 seeded random weights (nothing is downloaded), and its input ids."""
 
+import os
+
 import pytest
 import torch
+
+# transformers and compressed-tensors import triton.language when they are imported, and triton
+# decides then, once, whether its @jit functions run compiled or through the CPU interpreter. These
+# test modules import them at collection, before tests/providers/triton/conftest.py turns the
+# interpreter on for the triton provider's CPU tests; so turn it on here too, by the same rule.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def tiny_llama(seed: int = 0, layers: int = 1, hidden: int = 256, inter: int = 512, vocab: int = 256):

@@ -40,6 +40,11 @@ class LinearKernel(ABC, Generic[ConfigT]):
     quantizes_activation: ClassVar[bool] = True  # False: weight-only (W4A16-style) emulation of the format
     min_capability: ClassVar[int | None] = None  # CUDA cc (major*10+minor) where that gates it
     notes: ClassVar[str | None] = None  # a caveat doctor shows when usable ("JIT-compiles on first use")
+    # Kernels with the same non-None word promise that process_weights_after_loading leaves the same
+    # parameters, so one re-laid layer serves each of them: the layer may then switch kernels per M
+    # at call time (a measured table decides) without a second weight copy. Such a kernel builds its
+    # own per-instance state for a layer another kernel of the word re-laid in ``attach_shared``.
+    weight_layout: ClassVar[str | None] = None
 
     def __init__(self, config: ConfigT) -> None:
         self.config = config
@@ -81,6 +86,10 @@ class LinearKernel(ABC, Generic[ConfigT]):
     @abstractmethod
     def apply_weights(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """x [..., K] -> [..., N]."""
+
+    def attach_shared(self, layer: torch.nn.Module) -> None:
+        """Serve ``layer``, already re-laid by another kernel of the same ``weight_layout``: set up
+        this instance's own state (cached launch parameters...), never touch the parameters."""
 
     def apply(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """``apply_weights`` behind input checks that name the wrong field (shape, dtype, device)."""

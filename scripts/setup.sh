@@ -31,11 +31,12 @@ for p in marlin cutlass fbgemm flashinfer aiter xpu; do [ -f "providers/$p/pypro
 # would only repeat that fbgemm/flashinfer were installed without their CUDA libraries).
 stamp="$VENV/.qlinear-setup"
 want=$(cat pyproject.toml providers/*/pyproject.toml | sha256sum | cut -d' ' -f1)
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$PY" -c "import qlinear, pluggy" 2>/dev/null; then
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$PY" -c "import qlinear, pluggy, transformers, compressed_tensors" 2>/dev/null; then
     echo "setup: ready, unchanged ($("$PY" -c 'import torch; print("torch", torch.__version__)'))"
     exit 0
 fi
-args=(-e ".[test]")
+# the models extra: transformers, compressed-tensors, safetensors, tqdm (about 200 MB, a minute)
+args=(-e ".[test,models]")
 for p in "${CPU_PROVIDERS[@]}"; do [ -f "providers/$p/pyproject.toml" ] && args+=(-e "providers/$p"); done
 pip install "${args[@]}"
 if [ ${#GPU_PROVIDERS[@]} -gt 0 ]; then

@@ -32,6 +32,7 @@ _EXPORTS = {
     ],
     "nn": ["QuantLinear", "SCHEMES"],
     "layers": ["make_layer", "quantize_layer_params"],
+    "models": ["quantize_model", "load_quantized", "save_quantized", "CheckpointError"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE) + ["__version__"]
@@ -40,7 +41,7 @@ __all__ = sorted(_WHERE) + ["__version__"]
 def __getattr__(name: str):
     mod = _WHERE.get(name)
     if mod is None:
-        if name in ("formats", "testing", "cli"):
+        if name in ("formats", "testing", "cli", "models"):
             return importlib.import_module(f"{__name__}.{name}")
         raise AttributeError(f"module 'qlinear' has no attribute {name!r}")
     value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
@@ -56,6 +57,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from .config import *  # noqa: F401,F403
     from .kernel import *  # noqa: F401,F403
     from .layers import make_layer, quantize_layer_params  # noqa: F401
+    from .models import CheckpointError, load_quantized, quantize_model, save_quantized  # noqa: F401
     from .nn import SCHEMES, QuantLinear  # noqa: F401
     from .platform import *  # noqa: F401,F403
     from .quant_key import *  # noqa: F401,F403

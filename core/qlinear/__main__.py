@@ -1,0 +1,5 @@
+"""``python -m qlinear ...`` works like the ``qlinear`` command."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,30 @@
+"""The main job's model demo and ``python -m qlinear``, run as a user runs them."""
+
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("compressed_tensors")
+
+
+def test_demo_one_scheme_end_to_end():
+    from qlinear.models import demo
+
+    r = subprocess.run([sys.executable, "-m", "qlinear.models.demo", "--schemes", "w8a16-ch,int3-magic",
+                        "--prompt", "4", "--tokens", "3"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = r.stdout
+    assert "bf16:" in out and "checkpoint" in out and "saved + reloaded" in out
+    assert "int3-magic: skipped here" in out
+    row = next(line for line in out.splitlines() if line.startswith("w8a16-ch "))
+    assert "TorchCpuW8A16LinearKernel" in row or "W8A16" in row or "emulation" in row
+    assert set(demo.PRESETS) == {"tiny", "llama3-8b"}
+
+
+def test_python_dash_m_qlinear_is_the_cli():
+    r = subprocess.run([sys.executable, "-m", "qlinear", "explain", "w4a16-g128", "--n", "256", "--k", "256"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "MPLinearLayerConfig" in r.stdout or "selected" in r.stdout.lower()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from .fp8 import CpuAmxFp8BlockScaledMMLinearKernel, CpuAmxFP8ScaledMMLinearKernel
 from .int8 import CpuAmxInt8ScaledMMLinearKernel
 from .mp import CpuAmxWNA16LinearKernel
 
-KERNELS = [CpuAmxWNA16LinearKernel, CpuAmxInt8ScaledMMLinearKernel]
+KERNELS = [CpuAmxWNA16LinearKernel, CpuAmxInt8ScaledMMLinearKernel, CpuAmxFP8ScaledMMLinearKernel,
+           CpuAmxFp8BlockScaledMMLinearKernel]

@@ -71,7 +71,7 @@ class CpuAmxFP8ScaledMMLinearKernel(CpuKernelMixin, FP8ScaledMMLinearKernel):
             raise ValueError(f"{s_name}: expected 1 or N={n} scales, got shape {tuple(getattr(layer, s_name).shape)}")
         self.k_pad = pack.round_up(k, 32)
         self.group = self.k_pad
-        self.sw = pack.pad_cols(ws.expand(n).reshape(1, n), pack.round_up(n, pack.NB))
+        self.sw = pack.block_scales(ws.expand(n).reshape(1, n), pack.round_up(n, pack.NB))
         self.replace_parameter(layer, w_name, pack.pack_bytes(w.t(), self.k_pad))
         self.replace_parameter(layer, s_name, self.sw)
 
@@ -109,7 +109,7 @@ class CpuAmxFp8BlockScaledMMLinearKernel(CpuKernelMixin, Fp8BlockScaledMMLinearK
         self.k_pad = gk * bk
         self.group = bk
         sw = s.float().repeat_interleave(bn, 0)[:n].t()  # [K groups, N]
-        self.sw = pack.pad_cols(sw, pack.round_up(n, pack.NB))
+        self.sw = pack.block_scales(sw, pack.round_up(n, pack.NB))
         self.replace_parameter(layer, "weight", pack.pack_bytes(w, self.k_pad))
         self.replace_parameter(layer, "weight_scale_inv", self.sw)
 

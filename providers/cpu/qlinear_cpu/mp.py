@@ -42,7 +42,7 @@ class CpuAmxWNA16LinearKernel(CpuKernelMixin, MPLinearKernel):
     def can_implement(cls, c):
         if c.weight_type not in TYPES:
             return False, f"weight_type {c.weight_type.name} is not one of {[t.name for t in TYPES]}"
-        if c.zero_points != c.weight_type in (scalar_types.uint4, scalar_types.uint8):
+        if c.zero_points != (c.weight_type in (scalar_types.uint4, scalar_types.uint8)):
             return False, f"weight_type {c.weight_type.name} with zero_points={c.zero_points} is not a GPTQ/AWQ format"
         if c.act_type not in (torch.bfloat16, torch.float16):
             return False, f"act_type {c.act_type} is not bf16/fp16"
@@ -86,14 +86,14 @@ class CpuAmxWNA16LinearKernel(CpuKernelMixin, MPLinearKernel):
             wpack = pack.pack_int4(codes, self.k_pad)
         else:
             wpack = pack.pack_bytes((codes - bias).to(torch.int8), self.k_pad)
-        sw = pack.pad_cols(ws.data.float().t(), n_pad)  # [ngroups, Np]
+        sw = pack.block_scales(ws.data.float().t(), n_pad)
         zc = None
         if c.zero_points:
             if wzp is None or tuple(wzp.shape) != (-(-n // c.pack_factor), ngroups):
                 raise ValueError(f"{self.w_zp_name}: expected int32 [N/{c.pack_factor}, {ngroups}], got "
                                  f"{None if wzp is None else tuple(wzp.shape)}")
             zp = unpack_along(wzp.data, c.bits, 0)[:n]
-            zc = pack.pad_cols((zp.float() - bias).t(), n_pad)
+            zc = pack.block_scales((zp.float() - bias).t(), n_pad)
         self.replace_parameter(layer, self.w_q_name, wpack)
         self.replace_parameter(layer, self.w_s_name, sw)
         if self.w_zp_name is not None:

@@ -68,3 +68,10 @@ def pad_cols(t: torch.Tensor, n_pad: int, value: float = 0.0) -> torch.Tensor:
     if t.shape[-1] != n_pad:
         t = F.pad(t, (0, n_pad - t.shape[-1]), value=value)
     return t.contiguous()
+
+
+def block_scales(t_gn: torch.Tensor, n_pad: int) -> torch.Tensor:
+    """float [groups, N] -> float32 [n_pad/32, groups, 32]: one N block's scales of every group are
+    contiguous, so the kernel reads them in the order it walks K (no strided misses)."""
+    t = pad_cols(t_gn, n_pad)
+    return t.reshape(t.shape[0], n_pad // NB, NB).transpose(0, 1).contiguous()

@@ -92,6 +92,13 @@ struct Buf {
   template <class T> T* as() { return static_cast<T*>(p); }
 };
 
+// Software prefetch of every cache line of [p, p + bytes): the packed weights are one stream per
+// thread, and the hardware prefetcher alone leaves single-core bandwidth on the table.
+inline void prefetch_lines(const void* p, int64_t bytes) {
+  for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch((const char*)p + o, _MM_HINT_T0);
+}
+constexpr int64_t PREFETCH_AHEAD = 4096;  // bytes of the weight stream requested ahead
+
 // ---- weight expansion to bf16 VNNI rows ----------------------------------------------------------
 // A B tile row holds 16 columns x 2 consecutive K values, 32 bf16 (64 bytes), in the order
 // (n0,k0) (n0,k1) (n1,k0) ... The packed weights store each row's 32 codes in that same order.
@@ -174,13 +181,76 @@ const float* opt_f32(const std::optional<at::Tensor>& t, const char* name) {
 
 bool amx_init() { return request_amx(); }
 
+// ---- one row, int4: AVX-512 BF16 dot products straight from registers ----------------------------
+// (written for up to 4 rows.) For tiny M the AMX path's fixed costs (expanded tiles written to and read back from L1, a tile op
+// per 1-row product, per-group tile stores) dominate; here each expanded row goes from the lookup
+// straight into vdpbf16ps against the broadcast activation pair. Even and odd tile rows accumulate
+// separately (more independent chains), summed at the group end in a fixed order.
+template <int MR>
+void int4_rows_block(const uint16_t* xp, int64_t ldx, const uint8_t* wblk, int64_t ngroups, int64_t gchunks,
+                     const float* swp, const float* zcp, const float* asum, int64_t Np, int64_t nb, __m512i table,
+                     float* acc /* [MR][32] */) {
+  __m512 tot[MR][2];
+  for (int m = 0; m < MR; ++m) tot[m][0] = tot[m][1] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < ngroups; ++g) {
+    // 4 independent chains per (row, tile): even / odd tile row x even / odd row pair, so the
+    // vdpbf16ps latency is hidden
+    __m512 ev[MR][2][2], od[MR][2][2];
+    for (int m = 0; m < MR; ++m)
+      for (int t = 0; t < 2; ++t) ev[m][t][0] = ev[m][t][1] = od[m][t][0] = od[m][t][1] = _mm512_setzero_ps();
+    for (int64_t kc = 0; kc < gchunks; ++kc) {
+      const int64_t kchunk = g * gchunks + kc;
+      const uint8_t* src = wblk + kchunk * 2 * 256;
+      prefetch_lines(src + PREFETCH_AHEAD, 512);
+      const int64_t k0 = kchunk * 32;
+#pragma GCC unroll 8
+      for (int p = 0; p < 8; ++p) {
+        __m512bh xa[MR], xb[MR];
+        for (int m = 0; m < MR; ++m) {
+          const uint32_t* xr = (const uint32_t*)(xp + m * ldx + k0 + 4 * p);
+          xa[m] = (__m512bh)_mm512_set1_epi32((int)xr[0]);  // k pair of row 2p
+          xb[m] = (__m512bh)_mm512_set1_epi32((int)xr[1]);  // k pair of row 2p + 1
+        }
+#pragma GCC unroll 2
+        for (int t = 0; t < 2; ++t) {
+          __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(src + t * 256 + p * 32)));
+          __m512bh wa = (__m512bh)_mm512_permutexvar_epi16(v, table);
+          __m512bh wb = (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(v, 4), table);
+          for (int m = 0; m < MR; ++m) {
+            ev[m][t][p & 1] = _mm512_dpbf16_ps(ev[m][t][p & 1], xa[m], wa);
+            od[m][t][p & 1] = _mm512_dpbf16_ps(od[m][t][p & 1], xb[m], wb);
+          }
+        }
+      }
+    }
+    const int64_t so = (nb * ngroups + g) * NB;
+    for (int t = 0; t < 2; ++t) {
+      const __m512 s = _mm512_loadu_ps(swp + so + 16 * t);
+      const __m512 z = zcp ? _mm512_loadu_ps(zcp + so + 16 * t) : _mm512_setzero_ps();
+      for (int m = 0; m < MR; ++m) {
+        __m512 c = _mm512_add_ps(_mm512_add_ps(ev[m][t][0], ev[m][t][1]), _mm512_add_ps(od[m][t][0], od[m][t][1]));
+        if (zcp) c = _mm512_fmadd_ps(z, _mm512_set1_ps(-asum[m * ngroups + g]), c);
+        tot[m][t] = _mm512_fmadd_ps(c, s, tot[m][t]);
+      }
+    }
+  }
+  for (int m = 0; m < MR; ++m) {
+    _mm512_store_ps(acc + m * NB, tot[m][0]);
+    _mm512_store_ps(acc + m * NB + 16, tot[m][1]);
+  }
+}
+
+// rows up to which the int4 kernel uses int4_rows_block instead of AMX tiles
+// (measured on a 2-core Sapphire Rapids VM: the vector path ties AMX at M = 1 and loses from M = 2)
+constexpr int64_t INT4_VEC_MAX_M = 1;
+
 // ==================================================================================================
 // gemm_dq: out[M, N] = x[M, Kp] (bf16) @ W (packed codes)
 //   wpack  : uint8 [Np/32, Kp/32, 2 tiles, packed tile bytes]
 //   kind   : W_INT4 / W_FP8 / W_INT8
 //   group  : K rows sharing one scale row (a multiple of 32 dividing Kp; Kp for per-channel)
-//   sw     : f32 [Kp/group, Np]              weight scale per (group, column)
-//   zc     : f32 [Kp/group, Np] or None      code offset per (group, column): w = (code - zc) * sw
+//   sw     : f32 [Np/32, Kp/group, 32]       weight scale per (group, column), blocked like the weights
+//   zc     : f32 [Np/32, Kp/group, 32] or None   code offset per (group, column): w = (code - zc) * sw
 //   sxg    : f32 [M, Kp/group] or None       activation scale per (row, group) (block FP8)
 //   sxr    : f32 [M] or [1] or None          activation scale per row (or one), applied at the end
 //   bias   : f32 [N] or None
@@ -196,7 +266,7 @@ void gemm_dq(const at::Tensor& x, const at::Tensor& wpack, int64_t kind, int64_t
   const int64_t nblocks = wpack.size(0), kchunks = Kp / 32, ngroups = Kp / group, Np = nblocks * NB;
   TORCH_CHECK(wpack.numel() == nblocks * kchunks * 2 * packed_tile_bytes(kind), "wpack: size does not match K=", Kp);
   TORCH_CHECK(N <= Np && out.size(0) == M && out.is_contiguous(), "out: bad shape");
-  TORCH_CHECK(sw.scalar_type() == at::kFloat && sw.is_contiguous() && sw.numel() == ngroups * Np, "sw: must be float32 [K/group, Np]");
+  TORCH_CHECK(sw.scalar_type() == at::kFloat && sw.is_contiguous() && sw.numel() == ngroups * Np, "sw: must be float32 [Np/32, K/group, 32]");
   const float* swp = sw.data_ptr<float>();
   const float* zcp = opt_f32(zc, "zc");
   const float* sxgp = opt_f32(sxg, "sxg");
@@ -246,20 +316,31 @@ void gemm_dq(const at::Tensor& x, const at::Tensor& wpack, int64_t kind, int64_t
     float* acc = accb.as<float>();
     float* ctmp = ctmpb.as<float>();
     for (int64_t nb = b0; nb < b1; ++nb) {
-      std::memset(acc, 0, M * NB * sizeof(float));
       const uint8_t* wblk = wp + nb * kchunks * 2 * tb;
-      for (int64_t g = 0; g < ngroups; ++g) {
+      const bool vec = kind == W_INT4 && M <= INT4_VEC_MAX_M && sxgp == nullptr;
+      if (vec) {
+        const float* as = zcp ? asum.data() : nullptr;
+        switch (M) {
+          case 1: int4_rows_block<1>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, table, acc); break;
+          case 2: int4_rows_block<2>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, table, acc); break;
+          case 3: int4_rows_block<3>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, table, acc); break;
+          default: int4_rows_block<4>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, table, acc); break;
+        }
+      } else {
+        std::memset(acc, 0, M * NB * sizeof(float));
+      }
+      for (int64_t g = 0; g < (vec ? 0 : ngroups); ++g) {
         // expand this group's 2 x gchunks tiles to bf16 once; every M block reuses them
         const uint8_t* src = wblk + g * gchunks * 2 * tb;
         for (int64_t t = 0; t < 2 * gchunks; ++t) {
-          if (t + 2 < 2 * gchunks) _mm_prefetch((const char*)(src + (t + 2) * tb), _MM_HINT_T0);
+          prefetch_lines(src + t * tb + PREFETCH_AHEAD, tb);
           uint16_t* d = dq + t * (TILE_BYTES / 2);
           if (kind == W_INT4) expand_int4_tile(src + t * tb, d, table);
           else if (kind == W_FP8) expand_fp8_tile(src + t * tb, d, table);
           else expand_int8_tile(src + t * tb, d);
         }
-        const float* swg = swp + g * Np + nb * NB;
-        const float* zcg = zcp ? zcp + g * Np + nb * NB : nullptr;
+        const float* swg = swp + (nb * ngroups + g) * NB;
+        const float* zcg = zcp ? zcp + (nb * ngroups + g) * NB : nullptr;
         for (int64_t m0 = 0; m0 < M; m0 += 32) {
           const int r0 = (int)std::min<int64_t>(16, M - m0);
           const int r1 = (int)std::max<int64_t>(0, std::min<int64_t>(16, M - m0 - 16));
@@ -453,7 +534,7 @@ void gemm_i8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& zp, co
         const int8_t* qa = qp + m0 * Kp;
         for (int64_t kc = 0; kc < kchunks; ++kc) {
           const int8_t* wt = wblk + kc * 2 * TILE_BYTES;
-          _mm_prefetch((const char*)(wt + 8 * TILE_BYTES), _MM_HINT_T0);
+          prefetch_lines(wt + PREFETCH_AHEAD, 2 * TILE_BYTES);
           _tile_loadd(0, qa + kc * 64, Kp);
           _tile_loadd(2, wt, 64);
           _tile_loadd(3, wt + TILE_BYTES, 64);

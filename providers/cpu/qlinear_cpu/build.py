@@ -1,7 +1,7 @@
 """JIT build of the C++ extension on first use, cached on disk, safe with concurrent builders.
 
 Cache: ``$QLINEAR_CACHE_DIR/cpu/<key>`` (default ``~/.cache/qlinear/cpu/<key>``); the key hashes the
-source, the flags, the compiler's version line and the torch version, so any change builds into a
+source, the flags, the compiler's version line and the torch version and location, so any change builds into a
 fresh directory. One process builds at a time (an ``fcntl`` lock file next to the directory, waited
 for up to ``QLINEAR_CPU_BUILD_TIMEOUT`` seconds, default 600). A build directory left half-done by a
 killed build, or with a corrupt module, fails to load; it is then wiped and built once more.
@@ -48,7 +48,10 @@ def source_key() -> str:
         h.update(name.encode())
         h.update((CSRC / name).read_bytes())
     h.update(" ".join(CFLAGS + LDFLAGS).encode())
-    h.update(f"torch={torch.__version__};cxx={compiler_version()}".encode())
+    # torch's own location too: its loader writes this environment's include paths into build.ninja,
+    # and ninja rebuilds when they change, so two environments sharing one directory would rebuild
+    # each other's module back and forth
+    h.update(f"torch={torch.__version__};at={os.path.dirname(torch.__file__)};cxx={compiler_version()}".encode())
     return h.hexdigest()[:16]
 
 

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import shutil
+
 from qlinear.platform import resolve_platform
 
 # The whole extension is compiled for Sapphire Rapids-class cores: AMX tiles (bf16 and int8) and the
@@ -20,4 +24,10 @@ def gate(platform=None) -> tuple[bool, str | None]:
     missing = [f for f in (NEEDED_SIMULATED if p.simulated else NEEDED) if f not in p.cpu_flags]
     if missing:
         return False, (f"needs Intel AMX + AVX-512 BF16 (Sapphire Rapids or later); this CPU lacks {', '.join(missing)}")
+    if not p.simulated:  # the extension is compiled at first use: say so now rather than fail at load
+        cxx = os.environ.get("CXX", "c++")
+        if shutil.which(cxx) is None:
+            return False, f"no C++ compiler ({cxx}) to build the extension; install gcc or set CXX"
+        if shutil.which("ninja") is None and importlib.util.find_spec("ninja") is None:
+            return False, "ninja is needed to build the extension: `pip install ninja`"
     return True, None

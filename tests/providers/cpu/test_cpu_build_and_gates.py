@@ -111,3 +111,13 @@ def test_results_identical_across_thread_counts(which, m):
         kc = CpuAmxWNA16LinearKernel
     a, b = _outputs(kc, c, m, 1), _outputs(kc, c, m, 2)
     assert torch.equal(a, b)
+
+
+def test_gate_names_a_missing_compiler(monkeypatch):
+    from qlinear.platform import make_platform
+    import dataclasses
+
+    amx_here = dataclasses.replace(make_platform("cpu"), simulated=False, cpu_flags=frozenset(caps.NEEDED))
+    monkeypatch.setenv("CXX", "no-such-compiler-qlinear")
+    ok, why = caps.gate(amx_here)
+    assert not ok and "no-such-compiler-qlinear" in why

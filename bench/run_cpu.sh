@@ -7,7 +7,7 @@
 #
 #   bash bench/run_cpu.sh                   # qlinear's kernels only (the project's .venv)
 #   bash bench/run_cpu.sh --peer vllm       # + vLLM's kernels, run from a separate bench venv
-#   SHAPES=4096x4096 THREADS=2 OUT=/tmp/res bash bench/run_cpu.sh --peer vllm --max-time 0.5
+#   SHAPES=4096x4096 THREADS=2 OUT=my-results bash bench/run_cpu.sh --peer vllm --max-time 0.5
 #
 # Environment: SHAPES ("NxK ..."; default the four below), THREADS (2), ROTATE_MB (600: past this
 # machine's 480 MiB L3), OUT (bench/out), BENCH_VENV (bench/.venv-vllm, made on first use:

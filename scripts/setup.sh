@@ -23,7 +23,7 @@ pip() { "$PY" -m pip --disable-pip-version-check -q "$@" 2> >(grep -v "is ignore
 # says why they are not usable.
 # triton runs here through its CPU interpreter (the triton provider's CPU tests use it); pinned to
 # the version the H100 machine has, whose interpreter quirks qlinear_triton/runtime.py knows.
-CPU_PROVIDERS=(emulation torch zentorch triton)
+CPU_PROVIDERS=(emulation torch zentorch triton cpu)
 "$PY" -c "import triton" 2>/dev/null || pip install "${QLINEAR_TRITON:-triton==3.6.0}"
 GPU_PROVIDERS=()
 for p in marlin cutlass fbgemm flashinfer aiter xpu; do [ -f "providers/$p/pyproject.toml" ] && GPU_PROVIDERS+=("$p"); done

@@ -92,8 +92,14 @@ def test_cpus(providers):
     assert pick("zen5", "int8-dynamic")[0] == "zentorch.ZentorchInt8ScaledMMLinearKernel"
     assert pick("zen5", "w4a16-g128")[0] == "torch.TorchCpuW4A16LinearKernel"
     assert pick("zen5", "w4a16-g128-actorder")[0] == "zentorch.ZentorchWNA16LinearKernel"
-    name, sel = pick("cpu", "int8-dynamic")
+    # an Intel AMX CPU: the cpu provider's own AMX kernels when installed, else torch's
+    amx = "cpu" in providers
+    assert pick("cpu", "int8-dynamic")[0] == ("cpu.CpuAmxInt8ScaledMMLinearKernel" if amx else "torch.TorchCpuInt8ScaledMMLinearKernel")
+    name, sel = pick("cpu", "int8-dynamic", disabled_kernels=("cpu.*",))
     assert name == "torch.TorchCpuInt8ScaledMMLinearKernel"
     assert "not an AMD Zen CPU" in sel.reasons["zentorch.ZentorchInt8ScaledMMLinearKernel"]
-    assert pick("cpu", "fp8-dynamic")[0] == "emulation.EmulationFP8ScaledMMLinearKernel"  # CPU _scaled_mm is slower
+    # CPU _scaled_mm is slower than emulation
+    assert pick("cpu", "fp8-dynamic")[0] == ("cpu.CpuAmxFP8ScaledMMLinearKernel" if amx else "emulation.EmulationFP8ScaledMMLinearKernel")
+    if amx:  # no AMX on Zen: the cpu provider says so and the Zen picks above stand
+        assert "amx_tile" in pick("zen5", "w4a16-g128")[1].reasons["cpu.CpuAmxWNA16LinearKernel"]
     _ = torch

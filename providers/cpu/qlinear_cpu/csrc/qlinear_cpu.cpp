@@ -1,0 +1,578 @@
+// qlinear CPU kernels: AMX tiles (bf16 and int8) on Intel Xeon (Sapphire Rapids and later).
+//
+// One translation unit, compiled at first use by qlinear_cpu/build.py. Python only calls these
+// functions after checking the CPU flags (amx_tile, amx_bf16, amx_int8, avx512_bf16), because the
+// whole unit is compiled with -mamx-* / -mavx512* and would fault on an older CPU.
+//
+// Two GEMMs:
+//   gemm_dq  : bf16 activations x weights stored as 4-bit codes, 8-bit codes or FP8 E4M3, expanded
+//              to bf16 VNNI tiles in a per-thread buffer and multiplied with _tile_dpbf16ps. Scales
+//              (and zero points) are applied per K group to the fp32 tile results, so the tiles see
+//              exact small integers (int4/int8) or exact fp8 values.
+//   gemm_i8  : activations quantized to int8 here (dynamic per row or static, sym or asym), weights
+//              int8 pre-laid in the VNNI-4 tile layout, multiplied with _tile_dpbssd.
+// Both split N into blocks of 32 columns (two 16-column tiles) over threads; every output element is
+// computed by one thread in one fixed order, so results do not depend on the thread count.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+constexpr int NB = 32;          // output columns per block (two B tiles of 16)
+constexpr int TILE_BYTES = 1024;  // 16 rows x 64 bytes
+
+// ---- AMX setup -----------------------------------------------------------------------------------
+constexpr int ARCH_REQ_XCOMP_PERM = 0x1023;
+constexpr int XFEATURE_XTILEDATA = 18;
+
+bool request_amx() {
+  // Linux only lets a process use the AMX tile state after asking for it once (per process).
+  return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+}
+
+struct alignas(64) TileConfig {
+  uint8_t palette;
+  uint8_t start_row;
+  uint8_t reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+
+// Tiles: 0, 1 = A (rows r0, r1); 2, 3 = B (16 rows); 4, 5 = C for A0; 6, 7 = C for A1.
+void configure_tiles(int r0, int r1) {
+  TileConfig c;
+  std::memset(&c, 0, sizeof c);
+  c.palette = 1;
+  auto set = [&](int t, int rows) { c.rows[t] = (uint8_t)rows; c.colsb[t] = 64; };
+  set(0, r0);
+  set(2, 16);
+  set(3, 16);
+  set(4, r0);
+  set(5, r0);
+  if (r1 > 0) {
+    set(1, r1);
+    set(6, r1);
+    set(7, r1);
+  }
+  _tile_loadconfig(&c);
+}
+
+// Per-thread tile configuration; re-loaded at the start of every parallel chunk (other libraries,
+// oneDNN among them, configure tiles on the same threads between our calls).
+struct TileState {
+  int r0 = -1, r1 = -1;
+  void set(int a, int b) {
+    if (a != r0 || b != r1) {
+      configure_tiles(a, b);
+      r0 = a;
+      r1 = b;
+    }
+  }
+  ~TileState() { if (r0 >= 0) _tile_release(); }
+};
+
+void* aligned_buf(size_t bytes) {
+  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  TORCH_CHECK(p != nullptr, "qlinear_cpu: out of memory for a ", bytes, "-byte buffer");
+  return p;
+}
+struct Buf {
+  void* p;
+  explicit Buf(size_t bytes) : p(aligned_buf(bytes)) {}
+  ~Buf() { std::free(p); }
+  template <class T> T* as() { return static_cast<T*>(p); }
+};
+
+// Software prefetch of every cache line of [p, p + bytes): the packed weights are one stream per
+// thread, and the hardware prefetcher alone leaves single-core bandwidth on the table.
+inline void prefetch_lines(const void* p, int64_t bytes) {
+  for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch((const char*)p + o, _MM_HINT_T0);
+}
+constexpr int64_t PREFETCH_AHEAD = 4096;  // bytes of the weight stream requested ahead
+
+// ---- weight expansion to bf16 VNNI rows ----------------------------------------------------------
+// A B tile row holds 16 columns x 2 consecutive K values, 32 bf16 (64 bytes), in the order
+// (n0,k0) (n0,k1) (n1,k0) ... The packed weights store each row's 32 codes in that same order.
+enum WKind : int64_t { W_INT4 = 0, W_FP8 = 1, W_INT8 = 2 };
+
+inline uint16_t bf16_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return (uint16_t)(u >> 16);  // exact for the small values used in the tables
+}
+
+// int4: 16 rows come from 8 x 32 bytes; byte j of pair p holds row 2p's element j in its low
+// nibble and row 2p+1's in its high nibble. vpermw looks up 5 index bits, so the 16-entry table
+// (code - 8) is stored twice and the low nibble needs no masking.
+inline void expand_int4_tile(const uint8_t* src, uint16_t* dst, __m512i table) {
+#pragma GCC unroll 8
+  for (int p = 0; p < 8; ++p) {
+    __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(src + p * 32)));
+    _mm512_store_si512((__m512i*)(dst + (2 * p) * 32), _mm512_permutexvar_epi16(v, table));
+    _mm512_store_si512((__m512i*)(dst + (2 * p + 1) * 32), _mm512_permutexvar_epi16(_mm512_srli_epi16(v, 4), table));
+  }
+}
+
+// FP8 E4M3 -> bf16, exactly: normal numbers re-bias the exponent (7 -> 127) with one add;
+// subnormals (exponent 0: m * 2^-9) come from an 8-entry table. NaN codes are not expected.
+inline void expand_fp8_tile(const uint8_t* src, uint16_t* dst, __m512i subnormals) {
+  const __m512i m7f = _mm512_set1_epi16(0x7F), bias = _mm512_set1_epi16(120 << 7), eight = _mm512_set1_epi16(8);
+  const __m512i m80 = _mm512_set1_epi16(0x80);
+#pragma GCC unroll 4
+  for (int r = 0; r < 16; ++r) {
+    __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(src + r * 32)));
+    __m512i mag = _mm512_and_si512(v, m7f);
+    __m512i normal = _mm512_add_epi16(_mm512_slli_epi16(mag, 4), bias);
+    __mmask32 sub = _mm512_cmplt_epu16_mask(mag, eight);
+    __m512i val = _mm512_mask_permutexvar_epi16(normal, sub, mag, subnormals);
+    __m512i sign = _mm512_slli_epi16(_mm512_and_si512(v, m80), 8);
+    _mm512_store_si512((__m512i*)(dst + r * 32), _mm512_or_si512(val, sign));
+  }
+}
+
+// int8 codes (already shifted to signed) -> bf16 through fp32 (exact for |q| <= 256).
+inline void expand_int8_tile(const uint8_t* src, uint16_t* dst) {
+#pragma GCC unroll 4
+  for (int r = 0; r < 16; ++r) {
+    __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(src + r * 32))));
+    __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(src + r * 32 + 16))));
+    _mm512_store_si512((__m512i*)(dst + r * 32), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+  }
+}
+
+// bytes of one packed B tile (16 rows x 32 weights)
+inline int64_t packed_tile_bytes(int64_t kind) { return kind == W_INT4 ? 256 : 512; }
+
+// ---- output stores -------------------------------------------------------------------------------
+// out_kind: 0 bf16, 1 fp16, 2 fp32
+inline void store_row(void* out, int64_t out_kind, int64_t idx, __m512 v, __mmask16 mask) {
+  if (out_kind == 0) {
+    _mm256_mask_storeu_epi16((uint16_t*)out + idx, mask, (__m256i)_mm512_cvtneps_pbh(v));
+  } else if (out_kind == 1) {
+    _mm256_mask_storeu_epi16((uint16_t*)out + idx, mask, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  } else {
+    _mm512_mask_storeu_ps((float*)out + idx, mask, v);
+  }
+}
+
+int64_t out_kind_of(const at::Tensor& t) {
+  if (t.scalar_type() == at::kBFloat16) return 0;
+  if (t.scalar_type() == at::kHalf) return 1;
+  TORCH_CHECK(t.scalar_type() == at::kFloat, "qlinear_cpu: output dtype must be bf16, fp16 or fp32");
+  return 2;
+}
+
+const float* opt_f32(const std::optional<at::Tensor>& t, const char* name) {
+  if (!t.has_value()) return nullptr;
+  TORCH_CHECK(t->scalar_type() == at::kFloat && t->is_contiguous(), name, ": must be contiguous float32");
+  return t->data_ptr<float>();
+}
+
+}  // namespace
+
+bool amx_init() { return request_amx(); }
+
+// ---- one row, int4: AVX-512 BF16 dot products straight from registers ----------------------------
+// (written for up to 4 rows.) For tiny M the AMX path's fixed costs (expanded tiles written to and read back from L1, a tile op
+// per 1-row product, per-group tile stores) dominate; here each expanded row goes from the lookup
+// straight into vdpbf16ps against the broadcast activation pair. Even and odd tile rows accumulate
+// separately (more independent chains), summed at the group end in a fixed order.
+template <int MR>
+void int4_rows_block(const uint16_t* xp, int64_t ldx, const uint8_t* wblk, int64_t ngroups, int64_t gchunks,
+                     const float* swp, const float* zcp, const float* asum, int64_t Np, int64_t nb, __m512i table,
+                     float* acc /* [MR][32] */) {
+  __m512 tot[MR][2];
+  for (int m = 0; m < MR; ++m) tot[m][0] = tot[m][1] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < ngroups; ++g) {
+    // 4 independent chains per (row, tile): even / odd tile row x even / odd row pair, so the
+    // vdpbf16ps latency is hidden
+    __m512 ev[MR][2][2], od[MR][2][2];
+    for (int m = 0; m < MR; ++m)
+      for (int t = 0; t < 2; ++t) ev[m][t][0] = ev[m][t][1] = od[m][t][0] = od[m][t][1] = _mm512_setzero_ps();
+    for (int64_t kc = 0; kc < gchunks; ++kc) {
+      const int64_t kchunk = g * gchunks + kc;
+      const uint8_t* src = wblk + kchunk * 2 * 256;
+      prefetch_lines(src + PREFETCH_AHEAD, 512);
+      const int64_t k0 = kchunk * 32;
+#pragma GCC unroll 8
+      for (int p = 0; p < 8; ++p) {
+        __m512bh xa[MR], xb[MR];
+        for (int m = 0; m < MR; ++m) {
+          const uint32_t* xr = (const uint32_t*)(xp + m * ldx + k0 + 4 * p);
+          xa[m] = (__m512bh)_mm512_set1_epi32((int)xr[0]);  // k pair of row 2p
+          xb[m] = (__m512bh)_mm512_set1_epi32((int)xr[1]);  // k pair of row 2p + 1
+        }
+#pragma GCC unroll 2
+        for (int t = 0; t < 2; ++t) {
+          __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(src + t * 256 + p * 32)));
+          __m512bh wa = (__m512bh)_mm512_permutexvar_epi16(v, table);
+          __m512bh wb = (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(v, 4), table);
+          for (int m = 0; m < MR; ++m) {
+            ev[m][t][p & 1] = _mm512_dpbf16_ps(ev[m][t][p & 1], xa[m], wa);
+            od[m][t][p & 1] = _mm512_dpbf16_ps(od[m][t][p & 1], xb[m], wb);
+          }
+        }
+      }
+    }
+    const int64_t so = (nb * ngroups + g) * NB;
+    for (int t = 0; t < 2; ++t) {
+      const __m512 s = _mm512_loadu_ps(swp + so + 16 * t);
+      const __m512 z = zcp ? _mm512_loadu_ps(zcp + so + 16 * t) : _mm512_setzero_ps();
+      for (int m = 0; m < MR; ++m) {
+        __m512 c = _mm512_add_ps(_mm512_add_ps(ev[m][t][0], ev[m][t][1]), _mm512_add_ps(od[m][t][0], od[m][t][1]));
+        if (zcp) c = _mm512_fmadd_ps(z, _mm512_set1_ps(-asum[m * ngroups + g]), c);
+        tot[m][t] = _mm512_fmadd_ps(c, s, tot[m][t]);
+      }
+    }
+  }
+  for (int m = 0; m < MR; ++m) {
+    _mm512_store_ps(acc + m * NB, tot[m][0]);
+    _mm512_store_ps(acc + m * NB + 16, tot[m][1]);
+  }
+}
+
+// rows up to which the int4 kernel uses int4_rows_block instead of AMX tiles
+// (measured on a 2-core Sapphire Rapids VM: the vector path ties AMX at M = 1 and loses from M = 2)
+constexpr int64_t INT4_VEC_MAX_M = 1;
+
+// ==================================================================================================
+// gemm_dq: out[M, N] = x[M, Kp] (bf16) @ W (packed codes)
+//   wpack  : uint8 [Np/32, Kp/32, 2 tiles, packed tile bytes]
+//   kind   : W_INT4 / W_FP8 / W_INT8
+//   group  : K rows sharing one scale row (a multiple of 32 dividing Kp; Kp for per-channel)
+//   sw     : f32 [Np/32, Kp/group, 32]       weight scale per (group, column), blocked like the weights
+//   zc     : f32 [Np/32, Kp/group, 32] or None   code offset per (group, column): w = (code - zc) * sw
+//   sxg    : f32 [M, Kp/group] or None       activation scale per (row, group) (block FP8)
+//   sxr    : f32 [M] or [1] or None          activation scale per row (or one), applied at the end
+//   bias   : f32 [N] or None
+//   out    : [M, N] bf16 / fp16 / fp32, written
+// ==================================================================================================
+void gemm_dq(const at::Tensor& x, const at::Tensor& wpack, int64_t kind, int64_t group, const at::Tensor& sw,
+             const std::optional<at::Tensor>& zc, const std::optional<at::Tensor>& sxg,
+             const std::optional<at::Tensor>& sxr, const std::optional<at::Tensor>& bias, at::Tensor& out) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kBFloat16 && x.stride(1) == 1, "x: must be 2-D bf16 with unit column stride");
+  const int64_t M = x.size(0), Kp = x.size(1), N = out.size(1);
+  TORCH_CHECK(Kp % 32 == 0 && group % 32 == 0 && Kp % group == 0, "x.shape[1]=", Kp, " / group=", group, ": must be multiples of 32");
+  TORCH_CHECK(wpack.scalar_type() == at::kByte && wpack.is_contiguous(), "wpack: must be contiguous uint8");
+  const int64_t nblocks = wpack.size(0), kchunks = Kp / 32, ngroups = Kp / group, Np = nblocks * NB;
+  TORCH_CHECK(wpack.numel() == nblocks * kchunks * 2 * packed_tile_bytes(kind), "wpack: size does not match K=", Kp);
+  TORCH_CHECK(N <= Np && out.size(0) == M && out.is_contiguous(), "out: bad shape");
+  TORCH_CHECK(sw.scalar_type() == at::kFloat && sw.is_contiguous() && sw.numel() == ngroups * Np, "sw: must be float32 [Np/32, K/group, 32]");
+  const float* swp = sw.data_ptr<float>();
+  const float* zcp = opt_f32(zc, "zc");
+  const float* sxgp = opt_f32(sxg, "sxg");
+  const float* sxrp = opt_f32(sxr, "sxr");
+  const float* bp = opt_f32(bias, "bias");
+  const int64_t sxr_step = (sxr.has_value() && sxr->numel() > 1) ? 1 : 0;
+  const int64_t out_kind = out_kind_of(out);
+  void* outp = out.data_ptr();
+  const uint16_t* xp = (const uint16_t*)x.data_ptr();
+  const int64_t ldx = x.stride(0);
+  const uint8_t* wp = wpack.data_ptr<uint8_t>();
+  const int64_t tb = packed_tile_bytes(kind);
+  const int64_t gchunks = group / 32;
+
+  // Row sums of x per group, for the zero-point term sum_k x * zc = zc * sum_k x.
+  std::vector<float> asum;
+  if (zcp) {
+    asum.assign(M * ngroups, 0.f);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t g = 0; g < ngroups; ++g) {
+        __m512 s = _mm512_setzero_ps();
+        for (int64_t k = g * group; k < (g + 1) * group; k += 16) {
+          __m256i h = _mm256_loadu_si256((const __m256i*)(xp + m * ldx + k));
+          s = _mm512_add_ps(s, (__m512)_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+        }
+        asum[m * ngroups + g] = _mm512_reduce_add_ps(s);
+      }
+  }
+
+  __m512i table = _mm512_setzero_si512();
+  if (kind == W_INT4) {
+    alignas(64) uint16_t t[32];
+    for (int i = 0; i < 32; ++i) t[i] = bf16_bits((float)((i & 15) - 8));
+    table = _mm512_load_si512((const __m512i*)t);
+  } else if (kind == W_FP8) {
+    alignas(64) uint16_t t[32] = {0};
+    for (int i = 0; i < 8; ++i) t[i] = bf16_bits(std::ldexp((float)i, -9));
+    table = _mm512_load_si512((const __m512i*)t);
+  }
+
+  at::parallel_for(0, nblocks, 1, [&](int64_t b0, int64_t b1) {
+    TileState tiles;
+    Buf deq(gchunks * 2 * TILE_BYTES);
+    Buf accb(M * NB * sizeof(float));
+    Buf ctmpb(32 * NB * sizeof(float));
+    uint16_t* dq = deq.as<uint16_t>();
+    float* acc = accb.as<float>();
+    float* ctmp = ctmpb.as<float>();
+    for (int64_t nb = b0; nb < b1; ++nb) {
+      const uint8_t* wblk = wp + nb * kchunks * 2 * tb;
+      const bool vec = kind == W_INT4 && M <= INT4_VEC_MAX_M && sxgp == nullptr;
+      if (vec) {
+        const float* as = zcp ? asum.data() : nullptr;
+        switch (M) {
+          case 1: int4_rows_block<1>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, table, acc); break;
+          case 2: int4_rows_block<2>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, table, acc); break;
+          case 3: int4_rows_block<3>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, table, acc); break;
+          default: int4_rows_block<4>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, table, acc); break;
+        }
+      } else {
+        std::memset(acc, 0, M * NB * sizeof(float));
+      }
+      for (int64_t g = 0; g < (vec ? 0 : ngroups); ++g) {
+        // expand this group's 2 x gchunks tiles to bf16 once; every M block reuses them
+        const uint8_t* src = wblk + g * gchunks * 2 * tb;
+        for (int64_t t = 0; t < 2 * gchunks; ++t) {
+          prefetch_lines(src + t * tb + PREFETCH_AHEAD, tb);
+          uint16_t* d = dq + t * (TILE_BYTES / 2);
+          if (kind == W_INT4) expand_int4_tile(src + t * tb, d, table);
+          else if (kind == W_FP8) expand_fp8_tile(src + t * tb, d, table);
+          else expand_int8_tile(src + t * tb, d);
+        }
+        const float* swg = swp + (nb * ngroups + g) * NB;
+        const float* zcg = zcp ? zcp + (nb * ngroups + g) * NB : nullptr;
+        for (int64_t m0 = 0; m0 < M; m0 += 32) {
+          const int r0 = (int)std::min<int64_t>(16, M - m0);
+          const int r1 = (int)std::max<int64_t>(0, std::min<int64_t>(16, M - m0 - 16));
+          tiles.set(r0, r1);
+          _tile_zero(4);
+          _tile_zero(5);
+          if (r1) { _tile_zero(6); _tile_zero(7); }
+          const uint16_t* xa = xp + m0 * ldx + g * group;
+          for (int64_t kc = 0; kc < gchunks; ++kc) {
+            _tile_loadd(0, xa + kc * 32, ldx * 2);
+            _tile_loadd(2, dq + (2 * kc) * (TILE_BYTES / 2), 64);
+            _tile_loadd(3, dq + (2 * kc + 1) * (TILE_BYTES / 2), 64);
+            _tile_dpbf16ps(4, 0, 2);
+            _tile_dpbf16ps(5, 0, 3);
+            if (r1) {
+              _tile_loadd(1, xa + 16 * ldx + kc * 32, ldx * 2);
+              _tile_dpbf16ps(6, 1, 2);
+              _tile_dpbf16ps(7, 1, 3);
+            }
+          }
+          _tile_stored(4, ctmp, NB * 4);
+          _tile_stored(5, ctmp + 16, NB * 4);
+          if (r1) {
+            _tile_stored(6, ctmp + 16 * NB, NB * 4);
+            _tile_stored(7, ctmp + 16 * NB + 16, NB * 4);
+          }
+          const __m512 s0 = _mm512_loadu_ps(swg), s1 = _mm512_loadu_ps(swg + 16);
+          __m512 z0 = _mm512_setzero_ps(), z1 = _mm512_setzero_ps();
+          if (zcg) { z0 = _mm512_loadu_ps(zcg); z1 = _mm512_loadu_ps(zcg + 16); }
+          for (int i = 0; i < r0 + r1; ++i) {
+            const int64_t m = m0 + i;
+            __m512 c0 = _mm512_load_ps(ctmp + i * NB), c1 = _mm512_load_ps(ctmp + i * NB + 16);
+            if (zcg) {
+              const __m512 a = _mm512_set1_ps(-asum[m * ngroups + g]);
+              c0 = _mm512_fmadd_ps(z0, a, c0);
+              c1 = _mm512_fmadd_ps(z1, a, c1);
+            }
+            __m512 t0 = s0, t1 = s1;
+            if (sxgp) {
+              const __m512 sx = _mm512_set1_ps(sxgp[m * ngroups + g]);
+              t0 = _mm512_mul_ps(t0, sx);
+              t1 = _mm512_mul_ps(t1, sx);
+            }
+            float* ar = acc + m * NB;
+            _mm512_store_ps(ar, _mm512_fmadd_ps(c0, t0, _mm512_load_ps(ar)));
+            _mm512_store_ps(ar + 16, _mm512_fmadd_ps(c1, t1, _mm512_load_ps(ar + 16)));
+          }
+        }
+      }
+      // epilogue: per-row activation scale, bias, output dtype; the last block may be partial
+      const int64_t n0 = nb * NB;
+      const int64_t cols = std::min<int64_t>(NB, N - n0);
+      const __mmask16 k0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
+      const __mmask16 k1 = cols >= 32 ? (__mmask16)0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : (__mmask16)0;
+      __m512 b0v = _mm512_setzero_ps(), b1v = _mm512_setzero_ps();
+      if (bp) { b0v = _mm512_maskz_loadu_ps(k0, bp + n0); b1v = _mm512_maskz_loadu_ps(k1, bp + n0 + 16); }
+      for (int64_t m = 0; m < M; ++m) {
+        __m512 r0v = _mm512_load_ps(acc + m * NB), r1v = _mm512_load_ps(acc + m * NB + 16);
+        if (sxrp) {
+          const __m512 s = _mm512_set1_ps(sxrp[m * sxr_step]);
+          r0v = _mm512_fmadd_ps(r0v, s, b0v);
+          r1v = _mm512_fmadd_ps(r1v, s, b1v);
+        } else {
+          r0v = _mm512_add_ps(r0v, b0v);
+          r1v = _mm512_add_ps(r1v, b1v);
+        }
+        store_row(outp, out_kind, m * N + n0, r0v, k0);
+        if (k1) store_row(outp, out_kind, m * N + n0 + 16, r1v, k1);
+      }
+    }
+  });
+}
+
+// ==================================================================================================
+// INT8 W8A8.
+// quantize_i8: x [M, K] (bf16 / fp16 / fp32) -> q int8 [M, Kp] (zero tail), scale f32 [M], zp i32 [M]
+//   static_scale given: q = clamp(round(x / s) + zp) with the static scale (and zero point)
+//   else symmetric: s = max(amax / 127, 1e-10); asymmetric: s = max((hi - lo) / 255, 1e-10),
+//   zp = clamp(round(-128 - lo / s)); with lo = min(min x, 0), hi = max(max x, 0).
+// The arithmetic is the reference's (fp32 division, round half to even).
+// ==================================================================================================
+namespace {
+inline __m512 load16_as_f32(const void* p, at::ScalarType t, int64_t i, __mmask16 mask) {
+  if (t == at::kFloat) return _mm512_maskz_loadu_ps(mask, (const float*)p + i);
+  __m256i h = _mm256_maskz_loadu_epi16(mask, (const uint16_t*)p + i);
+  if (t == at::kBFloat16) return (__m512)_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16);
+  return _mm512_cvtph_ps(h);
+}
+}  // namespace
+
+void quantize_i8(const at::Tensor& x, at::Tensor& q, at::Tensor& scale, at::Tensor& zp, bool symmetric,
+                 const std::optional<at::Tensor>& static_scale, const std::optional<at::Tensor>& static_zp) {
+  TORCH_CHECK(x.dim() == 2 && x.is_contiguous(), "x: must be contiguous 2-D");
+  const int64_t M = x.size(0), K = x.size(1), Kp = q.size(1);
+  const auto dt = x.scalar_type();
+  TORCH_CHECK(dt == at::kBFloat16 || dt == at::kHalf || dt == at::kFloat, "x.dtype: must be bf16, fp16 or fp32");
+  const void* xp = x.data_ptr();
+  int8_t* qp = q.data_ptr<int8_t>();
+  float* sp = scale.data_ptr<float>();
+  int32_t* zpp = zp.data_ptr<int32_t>();
+  const bool is_static = static_scale.has_value();
+  const float s_static = is_static ? static_scale->item<float>() : 0.f;
+  const int32_t zp_static = static_zp.has_value() ? static_zp->item<int32_t>() : 0;
+  at::parallel_for(0, M, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t m = r0; m < r1; ++m) {
+      const char* row = (const char*)xp + m * K * x.element_size();
+      float s;
+      int32_t z = 0;
+      if (is_static) {
+        s = s_static;
+        z = zp_static;
+      } else {
+        __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+        for (int64_t k = 0; k < K; k += 16) {
+          const __mmask16 mk = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
+          __m512 v = load16_as_f32(row, dt, k, mk);  // masked-off lanes are 0, which min/max with 0 already
+          lo = _mm512_min_ps(lo, v);
+          hi = _mm512_max_ps(hi, v);
+        }
+        const float mn = _mm512_reduce_min_ps(lo), mx = _mm512_reduce_max_ps(hi);
+        if (symmetric) {
+          s = std::max(std::max(-mn, mx) / 127.0f, 1e-10f);
+        } else {
+          s = std::max((mx - mn) / 255.0f, 1e-10f);
+          const float t = mn / s;
+          z = (int32_t)std::min(127.f, std::max(-128.f, std::nearbyint(-128.0f - t)));
+        }
+      }
+      sp[m] = s;
+      zpp[m] = z;
+      const __m512 sv = _mm512_set1_ps(s), zv = _mm512_set1_ps((float)z);
+      const __m512 lo8 = _mm512_set1_ps(-128.f), hi8 = _mm512_set1_ps(127.f);
+      int8_t* qr = qp + m * Kp;
+      for (int64_t k = 0; k < Kp; k += 16) {
+        const int64_t rem = K - k;
+        const __mmask16 mk = rem >= 16 ? (__mmask16)0xFFFF : rem > 0 ? (__mmask16)((1u << rem) - 1) : (__mmask16)0;
+        __m512 v = _mm512_roundscale_ps(_mm512_div_ps(load16_as_f32(row, dt, k, mk), sv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, zv), lo8), hi8);
+        __m128i b = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v));
+        b = _mm_maskz_mov_epi8(mk, b);  // K padding stays 0 (the weights there are 0 too)
+        _mm_storeu_si128((__m128i*)(qr + k), b);
+      }
+    }
+  });
+}
+
+// gemm_i8: out = (q @ W - zp[m] * colsum[n]) * sx[m] * sw[n] + bias[n]
+//   q      : int8 [M, Kp] (Kp multiple of 64)
+//   wpack  : int8 [Np/32, Kp/64, 2 tiles, 16 rows, 64 bytes] (VNNI-4: 16 columns x 4 K per row)
+//   sw     : f32 [Np] ; colsum: f32 [Np] or None (asymmetric only) ; bias f32 [N] or None
+void gemm_i8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& zp, const at::Tensor& wpack,
+             const at::Tensor& sw, const std::optional<at::Tensor>& colsum, const std::optional<at::Tensor>& bias,
+             at::Tensor& out) {
+  const int64_t M = q.size(0), Kp = q.size(1), N = out.size(1);
+  TORCH_CHECK(Kp % 64 == 0 && q.scalar_type() == at::kChar && q.is_contiguous(), "q: must be int8 [M, Kp], Kp % 64 == 0");
+  const int64_t nblocks = wpack.size(0), kchunks = Kp / 64, Np = nblocks * NB;
+  TORCH_CHECK(wpack.scalar_type() == at::kChar && wpack.is_contiguous() && wpack.numel() == nblocks * kchunks * 2 * TILE_BYTES,
+              "wpack: size does not match K=", Kp);
+  TORCH_CHECK(sw.numel() == Np && sw.scalar_type() == at::kFloat, "sw: must be float32 [Np]");
+  const int8_t* qp = q.data_ptr<int8_t>();
+  const int8_t* wp = wpack.data_ptr<int8_t>();
+  const float* sxp = sx.data_ptr<float>();
+  const int32_t* zpp = zp.data_ptr<int32_t>();
+  const float* swp = sw.data_ptr<float>();
+  const float* csp = opt_f32(colsum, "colsum");
+  const float* bp = opt_f32(bias, "bias");
+  const int64_t out_kind = out_kind_of(out);
+  void* outp = out.data_ptr();
+
+  at::parallel_for(0, nblocks, 1, [&](int64_t b0, int64_t b1) {
+    TileState tiles;
+    Buf ctmpb(32 * NB * sizeof(int32_t));
+    int32_t* ctmp = ctmpb.as<int32_t>();
+    for (int64_t nb = b0; nb < b1; ++nb) {
+      const int8_t* wblk = wp + nb * kchunks * 2 * TILE_BYTES;
+      const int64_t n0 = nb * NB;
+      const int64_t cols = std::min<int64_t>(NB, N - n0);
+      const __mmask16 k0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
+      const __mmask16 k1 = cols >= 32 ? (__mmask16)0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : (__mmask16)0;
+      const __m512 s0 = _mm512_loadu_ps(swp + n0), s1 = _mm512_loadu_ps(swp + n0 + 16);
+      __m512 cs0 = _mm512_setzero_ps(), cs1 = _mm512_setzero_ps(), bb0 = cs0, bb1 = cs1;
+      if (csp) { cs0 = _mm512_loadu_ps(csp + n0); cs1 = _mm512_loadu_ps(csp + n0 + 16); }
+      if (bp) { bb0 = _mm512_maskz_loadu_ps(k0, bp + n0); bb1 = _mm512_maskz_loadu_ps(k1, bp + n0 + 16); }
+      for (int64_t m0 = 0; m0 < M; m0 += 32) {
+        const int r0 = (int)std::min<int64_t>(16, M - m0);
+        const int r1 = (int)std::max<int64_t>(0, std::min<int64_t>(16, M - m0 - 16));
+        tiles.set(r0, r1);
+        _tile_zero(4);
+        _tile_zero(5);
+        if (r1) { _tile_zero(6); _tile_zero(7); }
+        const int8_t* qa = qp + m0 * Kp;
+        for (int64_t kc = 0; kc < kchunks; ++kc) {
+          const int8_t* wt = wblk + kc * 2 * TILE_BYTES;
+          prefetch_lines(wt + PREFETCH_AHEAD, 2 * TILE_BYTES);
+          _tile_loadd(0, qa + kc * 64, Kp);
+          _tile_loadd(2, wt, 64);
+          _tile_loadd(3, wt + TILE_BYTES, 64);
+          _tile_dpbssd(4, 0, 2);
+          _tile_dpbssd(5, 0, 3);
+          if (r1) {
+            _tile_loadd(1, qa + 16 * Kp + kc * 64, Kp);
+            _tile_dpbssd(6, 1, 2);
+            _tile_dpbssd(7, 1, 3);
+          }
+        }
+        _tile_stored(4, ctmp, NB * 4);
+        _tile_stored(5, ctmp + 16, NB * 4);
+        if (r1) {
+          _tile_stored(6, ctmp + 16 * NB, NB * 4);
+          _tile_stored(7, ctmp + 16 * NB + 16, NB * 4);
+        }
+        for (int i = 0; i < r0 + r1; ++i) {
+          const int64_t m = m0 + i;
+          __m512 c0 = _mm512_cvtepi32_ps(_mm512_load_si512((const __m512i*)(ctmp + i * NB)));
+          __m512 c1 = _mm512_cvtepi32_ps(_mm512_load_si512((const __m512i*)(ctmp + i * NB + 16)));
+          if (csp) {
+            const __m512 z = _mm512_set1_ps(-(float)zpp[m]);
+            c0 = _mm512_fmadd_ps(cs0, z, c0);
+            c1 = _mm512_fmadd_ps(cs1, z, c1);
+          }
+          const __m512 sx = _mm512_set1_ps(sxp[m]);
+          store_row(outp, out_kind, m * N + n0, _mm512_fmadd_ps(c0, _mm512_mul_ps(s0, sx), bb0), k0);
+          if (k1) store_row(outp, out_kind, m * N + n0 + 16, _mm512_fmadd_ps(c1, _mm512_mul_ps(s1, sx), bb1), k1);
+        }
+      }
+    }
+  });
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("amx_init", &amx_init, "ask Linux for the AMX tile state (once per process)");
+  m.def("gemm_dq", &gemm_dq, "bf16 x (int4 | int8 | fp8 codes) GEMM on AMX with per-group scales");
+  m.def("quantize_i8", &quantize_i8, "per-row / static int8 activation quantization");
+  m.def("gemm_i8", &gemm_i8, "int8 x int8 GEMM on AMX with the scale / zero-point epilogue");
+}

@@ -85,7 +85,10 @@ class LinearKernel(ABC, Generic[ConfigT]):
     def apply(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """``apply_weights`` behind input checks that name the wrong field (shape, dtype, device)."""
         check_input(self.config, x, bias, device=_layer_device(layer))
-        return self.apply_weights(layer, x, bias)
+        out = self.apply_weights(layer, x, bias)
+        if self.quantizes_activation and self.config.family != "mp" and x.dtype.is_floating_point and x.numel():
+            out = _propagate_non_finite(x, out)
+        return out
 
     # ---- helpers shared by kernels --------------------------------------------------------
     @staticmethod
@@ -112,6 +115,17 @@ def _layer_device(layer: torch.nn.Module) -> torch.device | None:
     for b in layer.buffers():
         return b.device
     return None
+
+
+def _propagate_non_finite(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Rows whose activation holds NaN/inf come out NaN. A quantized activation cannot carry them:
+    a static scale clamps inf to the largest code (a finite, wrong row) and integer codes have no
+    NaN, so without this a bad input would pass silently. Two cheap elementwise passes, no host
+    sync (CUDA-graph safe); ``apply_weights`` (the unchecked path) skips it."""
+    if x.dtype == torch.float8_e4m3fn:  # already quantized by the caller: nothing to propagate
+        return out
+    bad = ~torch.isfinite(x).all(dim=-1, keepdim=True)
+    return out.masked_fill(bad, float("nan"))
 
 
 def expected_act_dtype(c: LayerConfig) -> torch.dtype:

@@ -78,19 +78,25 @@ class QuantLinear(torch.nn.Module):
         self.config = config
         make_layer(config, params, module=self)
         self.bias = torch.nn.Parameter(bias.detach(), requires_grad=False) if bias is not None else None
+        # selection looks at where the weights live: a CPU layer on a GPU machine gets CPU kernels
+        device = next(iter(params.values())).device if params else None
         force = [kernel] if kernel is not None else None
-        self.selection: Selection = select(config, force=force)
+        self.selection: Selection = select(config, force=force, device=device, raise_on_failure=kernel is None)
+        if kernel is not None:
+            _check_requested(kernel, self.selection)
         chosen = self.selection.kernel
-        if kernel is not None and chosen.__name__ != (kernel if isinstance(kernel, str) else kernel.__name__):
-            raise ValueError(f"kernel: {kernel} cannot run this layer here:\n{self.selection.explain()}")
         self.dispatch = None
-        viable = select(config, force=force, evaluate_all=True).viable if get_settings().autotune and kernel is None else []
+        viable = (select(config, force=force, evaluate_all=True, device=device).viable
+                  if get_settings().autotune and kernel is None else [])
         if len(viable) > 1:  # QLINEAR_AUTOTUNE=1: time the usable kernels per M bucket, keep the winners
             from .autotune import tune
 
             self.dispatch, self.autotune_winners = tune(config, params, viable)
             self._layers = torch.nn.ModuleList(layer for _, layer in self.dispatch.entries)
             self.kernel = self.dispatch.entries[0][0]
+            # the winners run on their own re-laid copies: the as-loaded parameters are dead weight
+            for name in list(params):
+                delattr(self, name)
         else:
             self.kernel = chosen.create(config)
             self.kernel.process_weights_after_loading(self)
@@ -103,6 +109,9 @@ class QuantLinear(torch.nn.Module):
         if not isinstance(linear, torch.nn.Linear):
             raise TypeError(f"linear: expected torch.nn.Linear, got {type(linear).__name__}")
         w = linear.weight.detach()
+        bad = int((~torch.isfinite(w)).sum()) if w.dtype.is_floating_point else 0
+        if bad:
+            raise ValueError(f"linear.weight: {bad} non-finite value(s) (NaN/inf); it cannot be quantized")
         act = dtype or (w.dtype if w.dtype in (torch.float16, torch.bfloat16) else torch.bfloat16)
         config = scheme_config(scheme, w.shape[0], w.shape[1], act)
         params = quantize_layer_params(config, w.float(), calib_x=calib_x)
@@ -119,3 +128,19 @@ class QuantLinear(torch.nn.Module):
     def extra_repr(self) -> str:
         n, k = self.config.shape_nk
         return f"in_features={k}, out_features={n}, kernel={self.kernel.full_name()}, config={self.config.describe()}"
+
+
+def _check_requested(kernel: type[LinearKernel] | str, sel: Selection) -> None:
+    """``kernel=`` names one kernel ("TritonW4A16LinearKernel", "triton.TritonW4A16LinearKernel" or
+    the class): it must be the one selected, else an error now that says why it cannot run (instead
+    of silently running another kernel, or failing at the first call)."""
+    want = kernel if isinstance(kernel, str) else kernel.full_name()
+    chosen = sel.kernel
+    if chosen is not None and (chosen is kernel or want in (chosen.__name__, chosen.full_name())):
+        return
+    named = [n for n in sel.reasons if n == want or n.rsplit(".", 1)[-1] == want]
+    if not named:
+        raise ValueError(f"kernel: no registered {sel.config.family} kernel is named {want!r} "
+                         f"(`qlinear doctor` lists them):\n{sel.explain()}")
+    why = "; ".join(sel.reasons[n] for n in named)
+    raise ValueError(f"kernel: {want} cannot run this layer here: {why}\n{sel.explain()}")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
-import os
 import threading
 
 import torch
 import torch.nn.functional as F
+
+from qlinear.settings import env_int
 
 from .repack import TILE_N
 
@@ -18,7 +19,7 @@ INT_CODES, FLOAT_CODES = 0, 1  # the binding's ``fmt``
 #   4096x4096:  M=32 17.8 vs 31.7, M=64 28.7 vs 32.0, M=128 35.3 vs 33.5
 #   14336x4096: M=32 46.0 vs 113.3, M=64 69.1 vs 113.5, M=128 135.8 vs 114.3
 # so the dense path pays from M=128 on at both widths.
-DEQUANT_MIN_M = int(os.environ.get("QLINEAR_MARLIN_DEQUANT_MIN_M", "128"))
+DEQUANT_MIN_M = env_int("QLINEAR_MARLIN_DEQUANT_MIN_M", 128, minimum=0)
 
 _ws_lock = threading.Lock()
 _workspaces: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}

@@ -8,13 +8,12 @@ exactly on CPU).
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from qlinear.formats.int_pack import unpack_along
 from qlinear.kernel import MPLinearKernel
 from qlinear.scalar_type import scalar_types
+from qlinear.settings import env_int
 
 from .base import TritonKernelMixin, out_dtype_of
 from .configs import GemvTile, gemv_split, interpreter_tile, is_rocm, rocm_tile, sm_count, w4a16_split, w4a16_tile
@@ -80,7 +79,7 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
     # 64-row tiles vs dense: M=64 27.1 vs 23.0 (4096x4096), 83.4 vs 97.0 (14336x4096); M=1024
     # 148 vs 60 and 567 vs 239. The dense path writes the whole 16-bit weight (4x the int4 bytes),
     # so it pays once the GEMM's own cost dominates.
-    dense_min_m = int(os.environ.get("QLINEAR_TRITON_W4A16_DENSE_MIN_M", "128"))
+    dense_min_m = env_int("QLINEAR_TRITON_W4A16_DENSE_MIN_M", 128, minimum=0)
     @classmethod
     def can_implement(cls, c):
         if c.weight_type not in (scalar_types.uint4b8, scalar_types.uint4):

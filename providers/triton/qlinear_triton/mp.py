@@ -14,6 +14,7 @@ from qlinear.formats.int_pack import unpack_along
 from qlinear.kernel import MPLinearKernel
 from qlinear.scalar_type import scalar_types
 from qlinear.settings import env_int
+from qlinear.streams import PerStream
 
 from .base import TritonKernelMixin, out_dtype_of
 from .configs import GemvTile, gemv_split, interpreter_tile, is_rocm, rocm_tile, sm_count, w4a16_split, w4a16_tile
@@ -133,9 +134,10 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         self._interp = interpreting()
         self._ptx = inline_ptx()
         self._ng = w_s.shape[-1]  # scale rows (groups)
-        # split-K arrivals per N tile (finish_splits); per layer, so a layer's calls must be stream-ordered,
-        # as they are in inference
-        self._counters = torch.zeros(-(-n // 8), dtype=torch.int32, device=dev)
+        # split-K arrivals per N tile (finish_splits), per (device, stream): calls on one stream are
+        # ordered and share them, a second stream running this layer at once gets its own
+        self._counters: PerStream[torch.Tensor] = PerStream()
+        self._n_counters = -(-n // 8)
         self._tiles: dict[int, object] = {}
 
     def _tile(self, m: int):
@@ -195,7 +197,9 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
                       X_PERM=self._has_perm, IRREG=self._has_gsorted, HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn,
                       SPG=8 if one_scale else group // 16, num_warps=t.num_warps, num_stages=t.num_stages)
         if gemv:  # split K finishes in-kernel (mm_kernels.finish_splits): one launch
-            self._gemv[grid](*args, out, self._counters, out.stride(0), ONE_BITS, PTX=self._ptx, ONE_SCALE=one_scale,
+            cnt = self._counters.get(x2.device, lambda old: torch.zeros(self._n_counters, dtype=torch.int32,
+                                                                          device=x2.device))
+            self._gemv[grid](*args, out, cnt, out.stride(0), ONE_BITS, PTX=self._ptx, ONE_SCALE=one_scale,
                              **common)
         else:
             self._kernel[(tiles, splits)](*args, ONE_BITS, GROUP_M=t.group_m, **common)

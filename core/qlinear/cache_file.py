@@ -59,9 +59,9 @@ class JsonCache:
                 fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
                 try:
                     with os.fdopen(fd, "w") as f:
+                        # no fsync: os.replace is atomic for other processes, and a lost cache after
+                        # a power cut only costs a redo; fsync per write would slow every writer
                         json.dump(data, f, indent=1, sort_keys=True)
-                        f.flush()
-                        os.fsync(f.fileno())
                     os.replace(tmp, self.path)
                 except BaseException:
                     with contextlib.suppress(OSError):

@@ -93,22 +93,38 @@ def test_key_names_provider_versions(monkeypatch, fresh_registry):
     assert k1 != k2 and "1.0.1" in k2
 
 
+def held_bytes(*objs) -> int:
+    """Distinct tensor storages reachable from modules (parameters, buffers, plain tensor
+    attributes) and kernel objects; written here, not taken from autotune, so it measures any version."""
+    seen: dict[int, int] = {}
+    for o in objs:
+        for m in (o.modules() if isinstance(o, torch.nn.Module) else [o]):
+            ts = list(vars(m).values())
+            if isinstance(m, torch.nn.Module):
+                ts += list(m.parameters(recurse=False)) + list(m.buffers(recurse=False))
+            for t in ts:
+                if isinstance(t, torch.Tensor):
+                    st = t.untyped_storage()
+                    seen[st.data_ptr()] = max(seen.get(st.data_ptr(), 0), st.nbytes())
+    return sum(seen.values())
+
+
 def test_tuned_layer_holds_no_extra_copies(cache_dir, fast_timing, capsys):
     """A tuned layer keeps only its winners' re-laid weights: not the as-loaded parameters, not the
     emulation's float32 weight (8x an int4 one). Bytes held, tuned vs untuned, 1024x1024 W4A16."""
     torch.manual_seed(0)
     lin = torch.nn.Linear(1024, 1024).bfloat16()
     plain = QuantLinear.from_linear(lin, "w4a16-g128")
-    untuned = autotune.held_bytes(plain, plain.kernel)
+    untuned = held_bytes(plain, plain.kernel)
     with override_settings(autotune=True):
         q = QuantLinear.from_linear(lin, "w4a16-g128")
     assert q.dispatch is not None
     kernels = {id(k): k for k, _ in q.dispatch.entries}
-    tuned = autotune.held_bytes(q, *kernels.values())
+    tuned = held_bytes(q, *kernels.values())
     winners = len({name for name in q.autotune_winners.values()})
     with capsys.disabled():
         print(f"\n[bytes held] untuned {untuned / 2**20:.2f} MiB, tuned {tuned / 2**20:.2f} MiB, "
               f"{winners} distinct winner(s): {sorted(set(q.autotune_winners.values()))}")
     assert "emulation.EmulationMPLinearKernel" not in q.autotune_winners.values()
     assert not any(n in dict(q.named_parameters(recurse=False)) for n in ("weight_packed", "weight_scale"))
-    assert tuned <= winners * autotune.MAX_BYTES_RATIO * untuned + 4096, (tuned, untuned, winners)
+    assert tuned <= winners * 1.5 * untuned + 4096, (tuned, untuned, winners)

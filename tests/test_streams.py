@@ -103,7 +103,8 @@ def _two_streams_match_reference(kernel_cls, case, iters=50):
     from qlinear.layers import make_layer
 
     layer = make_layer(case.config, params)
-    ref = reference_linear(case.config, params, x, bias, quantize_activation=kernel_cls.quantizes_activation)
+    ref = reference_linear(case.config, {k: v.cpu() for k, v in params.items()}, x.cpu(),
+                           None if bias is None else bias.cpu(), quantize_activation=kernel_cls.quantizes_activation)
     kern = kernel_cls.create(case.config)
     kern.process_weights_after_loading(layer)
     s1, s2 = torch.cuda.Stream(), torch.cuda.Stream()
@@ -116,7 +117,7 @@ def _two_streams_match_reference(kernel_cls, case, iters=50):
             o2 = kern.apply_weights(layer, x, bias)
         outs += [o1, o2]
     torch.cuda.synchronize()
-    worst = max(float((o.double() - ref.double()).norm() / ref.double().norm()) for o in outs)
+    worst = max(float((o.cpu().double() - ref.double()).norm() / ref.double().norm()) for o in outs)
     assert worst < 2e-2, f"{kernel_cls.__name__} on two streams: worst relative error {worst:.3g}"
 
 

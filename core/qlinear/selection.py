@@ -102,16 +102,14 @@ def platform_for_device(plat: Platform, device: torch.device | str | None) -> Pl
     if device is None:
         return plat
     dev = torch.device(device)
-    if dev.type == plat.device_type:
+    if dev.type == plat.device_type or dev.type not in ("cpu", "cuda", "xpu"):  # e.g. meta: not placed yet
         return plat
     if dev.type == "cpu":
         return dataclasses.replace(plat, kind="cpu", capability=None, device_name="")
-    from .platform import detect_platform
+    from .platform import current_platform, detect_platform
 
-    real = detect_platform()
-    if dev.type == real.device_type:
-        return dataclasses.replace(real, simulated=plat.simulated)
-    raise ValueError(f"device: the weights are on {dev}, which this platform ({plat.describe()}) does not have")
+    real = detect_platform() if current_platform().simulated else current_platform()
+    return real if dev.type == real.device_type else plat
 
 
 def select(

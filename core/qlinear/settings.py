@@ -44,6 +44,11 @@ def _flag(v: str | None, name: str = "value") -> bool:
     raise ValueError(f"{name}: {v!r} is not a switch; use 1/true/yes/on or 0/false/no/off")
 
 
+def env_flag(name: str) -> bool:
+    """A switch from the environment (1/true/yes/on, 0/false/no/off or unset); else an error naming it."""
+    return _flag(os.environ.get(name), name)
+
+
 def env_int(name: str, default: int, minimum: int | None = None) -> int:
     """An integer knob from the environment. A value that is not an integer (or is below ``minimum``)
     warns, naming the variable, and gives ``default``: a tuning threshold must not take a whole

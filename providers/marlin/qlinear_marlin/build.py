@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from qlinear.cache_file import cache_root
-from qlinear.settings import env_int
+from qlinear.settings import env_flag, env_int
 
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = ("binding.cpp", "mp_kernels_int.cu", "mp_kernels_fp.cu")
@@ -152,7 +152,7 @@ def _build():
     timeout = env_int("QLINEAR_MARLIN_BUILD_TIMEOUT", 1800, minimum=1)
     try:
         with FileLock(str(build / LOCK_NAME), timeout=timeout):
-            if failed.exists() and os.environ.get("QLINEAR_MARLIN_REBUILD", "") in ("", "0"):
+            if failed.exists() and not env_flag("QLINEAR_MARLIN_REBUILD"):
                 raise BuildError(f"marlin: the CUDA extension failed to build before ({failed.read_text().strip()}); "
                                  f"fix the cause and delete {failed} or set QLINEAR_MARLIN_REBUILD=1 to retry", log)
             # we hold the OS lock, so no live qlinear build owns torch's lock file: a leftover of a kill

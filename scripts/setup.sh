@@ -18,14 +18,15 @@ pip() { "$PY" -m pip --disable-pip-version-check -q "$@" 2> >(grep -v "is ignore
 "$PY" -c "import torch" || { echo "setup: torch did not install ($TORCH)" >&2; exit 1; }
 
 # The core and every provider, editable. Providers whose library can't run on a CPU (fbgemm,
-# flashinfer, marlin need CUDA) are installed without their heavy dependency: discovery and gating
-# are still tested, and `qlinear doctor` says why they are not usable.
+# flashinfer, marlin need CUDA; aiter needs ROCm; xpu an Intel GPU) are installed without their
+# heavy dependency: discovery, gating and weight transforms are still tested, and `qlinear doctor`
+# says why they are not usable.
 # triton runs here through its CPU interpreter (the triton provider's CPU tests use it); pinned to
 # the version the H100 machine has, whose interpreter quirks qlinear_triton/runtime.py knows.
 CPU_PROVIDERS=(emulation torch zentorch triton)
 "$PY" -c "import triton" 2>/dev/null || pip install "${QLINEAR_TRITON:-triton==3.6.0}"
 GPU_PROVIDERS=()
-for p in marlin fbgemm flashinfer; do [ -f "providers/$p/pyproject.toml" ] && GPU_PROVIDERS+=("$p"); done
+for p in marlin fbgemm flashinfer aiter xpu; do [ -f "providers/$p/pyproject.toml" ] && GPU_PROVIDERS+=("$p"); done
 # Already set up from these same project files? Then there is nothing to do (and pip's resolver
 # would only repeat that fbgemm/flashinfer were installed without their CUDA libraries).
 stamp="$VENV/.qlinear-setup"
@@ -38,7 +39,7 @@ args=(-e ".[test]")
 for p in "${CPU_PROVIDERS[@]}"; do [ -f "providers/$p/pyproject.toml" ] && args+=(-e "providers/$p"); done
 pip install "${args[@]}"
 if [ ${#GPU_PROVIDERS[@]} -gt 0 ]; then
-    echo "setup: ${GPU_PROVIDERS[*]} providers installed without their CUDA libraries (pip's resolver may say so; that is expected)"
+    echo "setup: ${GPU_PROVIDERS[*]} providers installed without their GPU libraries (pip's resolver may say so; that is expected)"
     gargs=(); for p in "${GPU_PROVIDERS[@]}"; do gargs+=(-e "providers/$p"); done
     pip install --no-deps "${gargs[@]}"
 fi

@@ -483,6 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", help="like QLINEAR_LINEAR_BACKEND for this call (e.g. torch, or auto,mp=marlin)")
     e.add_argument("--disable", type=_csv, help="like QLINEAR_DISABLED_KERNELS: comma list of names/globs")
     e.add_argument("--force", type=_csv, help="like QLINEAR_FORCE_KERNEL: try these kernels first")
+    e.add_argument("--regime", choices=["decode", "prefill", "mixed"], default=None,
+                   help="the M range the layer is chosen for where a measured table applies (default QLINEAR_REGIME or mixed)")
     e.add_argument("--json", action="store_true", help="print the decision as JSON")
 
     v = sub.add_parser("verify", formatter_class=_Fmt, help="run every usable kernel against the reference (exit 1 on FAIL)",
@@ -529,9 +531,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--cuda-graph", action="store_true", help="GPU: also time CUDA-graph replay (no launch gaps)")
     b.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     b.add_argument("--no-plot", action="store_true", help="write JSON only")
+    b.add_argument("--model", default=None, choices=["llama3-8b", "tiny"],
+                   help="the decode-step benchmark instead of one layer: every linear of --layers layers of this "
+                        "model once per step (CUDA graph + eager), speedup over the bf16 step")
+    b.add_argument("--layers", type=int, default=None, help="--model: transformer layers per step (default 8 on GPU, 1 on CPU)")
+    b.add_argument("--reps", type=int, default=20, help="--model: timed steps per point (median)")
+    b.add_argument("--backend", default=None, help="--model: like QLINEAR_LINEAR_BACKEND while the layers are built")
     g = b.add_mutually_exclusive_group()
     g.add_argument("--progress", dest="progress", action="store_true", default=None, help="force the stderr progress bar")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar (default: on when stderr is a TTY)")
+    _tune_parser(sub)
     return top
 
 
@@ -560,11 +569,12 @@ def cmd_explain(a) -> int:
     if a.disable:
         changes["disabled_kernels"] = tuple(a.disable)
     with override_settings(**changes), _on_platform(plat):
-        sel = select(config, plat, force=a.force, raise_on_failure=False, evaluate_all=True)
+        sel = select(config, plat, force=a.force, raise_on_failure=False, evaluate_all=True, regime=a.regime)
     if a.json:
         print(json.dumps({"scheme": a.scheme, "config": config.describe(), "platform": plat.describe(),
                           "selected": sel.kernel.full_name() if sel.kernel else None,
-                          "warnings": sel.warnings, "kernels": _kernel_rows(sel)}, indent=2))
+                          "warnings": sel.warnings, "kernels": _kernel_rows(sel),
+                          "table": sel.table.explain_lines() if sel.table is not None else None}, indent=2))
     else:
         print(explain_text(sel))
         print(f"\n=> {sel.kernel.full_name()}" if sel.kernel else "\n=> no kernel can run this layer here")
@@ -617,6 +627,8 @@ def cmd_bench(a) -> int:
     dev = torch.device(device)
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.model:
+        return bench_model(a, device)
     ms = a.m or ([1, 16, 128, 1024, 4096] if dev.type == "cuda" else [1, 8, 32, 128])
     schemes = [(s, scheme_config(s, a.n, a.k, a.dtype)) for s in bench_schemes(a, device)]
     spec = B.BenchSpec(
@@ -646,7 +658,65 @@ def cmd_bench(a) -> int:
     return 1 if failed else 0
 
 
-COMMANDS = {"doctor": cmd_doctor, "explain": cmd_explain, "verify": cmd_verify, "bench": cmd_bench}
+def bench_model(a, device: str) -> int:
+    from . import decode_step as D
+    from .settings import override_settings
+
+    dev = torch.device(device)
+    ms = a.m or ([1, 16, 32, 64, 128, 256, 512, 2048] if dev.type == "cuda" else [1, 8, 32])
+    spec = D.StepSpec(model=a.model, schemes=bench_schemes(a, device), ms=ms, layers=a.layers, device=device,
+                      reps=a.reps)
+    with override_settings(**({"linear_backend": a.backend} if a.backend else {})):
+        result = D.run(spec, log=lambda s: print(s, file=sys.stderr))
+    print(D.format_table(result))
+    paths = D.write(result, a.out, a.tag) if not a.no_plot else D.write_json(result, a.out, a.tag)
+    for p in paths:
+        print(f"wrote {p}")
+    failed = [s for s in result["schemes"] if "error" in s] + [
+        r for s in result["schemes"] for r in s.get("results", []) if r.get("error") or r.get("nonfinite_outputs")]
+    return 1 if failed else 0
+
+
+
+def _tune_parser(sub) -> None:
+    """``qlinear tune``: the verb's flags; the tool is ``qlinear.tune`` (imported only when it runs)."""
+    t = sub.add_parser("tune", formatter_class=_Fmt, help="time every usable kernel per layer shape and M; write the table selection reads",
+                       description=textwrap.dedent("""\
+                           Time every usable kernel of each scheme over layer shapes (default: the
+                           Llama-3-8B projections) and M (default 1,4,16,64,256,2048), and write the
+                           measured table (JSON) that `select` / QuantLinear use on this card: the kernel
+                           fastest over the layer's declared regime wins, and kernels sharing one weight
+                           layout take the M they are fastest at. Default output: the user table in
+                           $QLINEAR_CACHE_DIR/tables/<arch>-<card>.json (used at once). CUDA: CUDA-graph
+                           replay medians. Rows of an existing file for other shapes/schemes are kept."""))
+    t.add_argument("--schemes", type=_csv, default=None, help="comma list of schemes (default: every scheme of the issue's targets)")
+    t.add_argument("--shapes", default="llama3-8b", help="llama3-8b or a comma list of NxK (e.g. 4096x4096,4096x14336)")
+    t.add_argument("--m", type=_csv_ints, default=None, help="comma list of M (default 1,4,16,64,256,2048)")
+    t.add_argument("--kernels", type=_csv, default=None, help="only kernels matching these globs")
+    t.add_argument("--exclude", type=_csv, default=None, help="drop kernels matching these globs (default: emulation.*)")
+    t.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    t.add_argument("--dtype", default="bf16", choices=["bf16", "fp16"], help="activation dtype")
+    t.add_argument("--out", default=None, help="table file (or directory) to write (default: the user table for this card)")
+    t.add_argument("--split-into-providers", action="store_true",
+                   help="also write each provider's rows into <provider package>/tables/ (the tables that ship)")
+    t.add_argument("--replace", action="store_true", help="overwrite the output instead of merging its other rows")
+    t.add_argument("--from", dest="from_file", default=None,
+                   help="time nothing: split this existing table into the providers (with --split-into-providers)")
+    t.add_argument("--budget", type=float, default=None,
+                   help="seconds: start no new (scheme, shape) after this; the table keeps what was measured")
+    t.add_argument("--max-time", type=float, default=None, help="seconds of timing per (kernel, M); default 0.03 GPU, 0.2 CPU")
+    t.add_argument("--max-copies", type=int, default=8, help="cap on rotated weight copies per layer")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def cmd_tune(a) -> int:
+    from . import tune
+
+    return tune.main(a)
+
+
+COMMANDS = {"doctor": cmd_doctor, "explain": cmd_explain, "verify": cmd_verify, "bench": cmd_bench, "tune": cmd_tune}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

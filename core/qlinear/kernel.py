@@ -40,6 +40,11 @@ class LinearKernel(ABC, Generic[ConfigT]):
     quantizes_activation: ClassVar[bool] = True  # False: weight-only (W4A16-style) emulation of the format
     min_capability: ClassVar[int | None] = None  # CUDA cc (major*10+minor) where that gates it
     notes: ClassVar[str | None] = None  # a caveat doctor shows when usable ("JIT-compiles on first use")
+    # Kernels with the same non-None word promise that process_weights_after_loading leaves the same
+    # parameters, so one re-laid layer serves each of them: the layer may then switch kernels per M
+    # at call time (a measured table decides) without a second weight copy. Such a kernel builds its
+    # own per-instance state for a layer another kernel of the word re-laid in ``attach_shared``.
+    weight_layout: ClassVar[str | None] = None
 
     def __init__(self, config: ConfigT) -> None:
         self.config = config
@@ -82,12 +87,16 @@ class LinearKernel(ABC, Generic[ConfigT]):
     def apply_weights(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """x [..., K] -> [..., N]."""
 
+    def attach_shared(self, layer: torch.nn.Module) -> None:
+        """Serve ``layer``, already re-laid by another kernel of the same ``weight_layout``: set up
+        this instance's own state (cached launch parameters...), never touch the parameters."""
+
     def apply(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """``apply_weights`` behind input checks that name the wrong field (shape, dtype, device)."""
         check_input(self.config, x, bias, device=_layer_device(layer))
         out = self.apply_weights(layer, x, bias)
-        if self.quantizes_activation and self.config.family != "mp" and x.dtype.is_floating_point and x.numel():
-            out = _propagate_non_finite(x, out)
+        if saturates_non_finite(self.config) and x.numel():
+            out = propagate_non_finite(x, out)
         return out
 
     # ---- helpers shared by kernels --------------------------------------------------------
@@ -117,12 +126,24 @@ def _layer_device(layer: torch.nn.Module) -> torch.device | None:
     return None
 
 
-def _propagate_non_finite(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """Rows whose activation holds NaN/inf come out NaN. A quantized activation cannot carry them:
-    a static scale clamps inf to the largest code (a finite, wrong row) and integer codes have no
-    NaN, so without this a bad input would pass silently. Two cheap elementwise passes, no host
-    sync (CUDA-graph safe); ``apply_weights`` (the unchecked path) skips it."""
-    if x.dtype == torch.float8_e4m3fn:  # already quantized by the caller: nothing to propagate
+def saturates_non_finite(c: LayerConfig) -> bool:
+    """Would quantizing this layer's activation lose a NaN/inf? With a static scale (INT8 static,
+    FP8 per-tensor static, NVFP4's global scale) inf is clamped to the largest code, a finite and
+    wrong row; MXFP4's codes drop NaN. Dynamic INT8/FP8 scales turn a non-finite row into NaN by
+    themselves, and weight-only (MP) layers never quantize the activation."""
+    fam = c.family
+    if fam == "int8":
+        return bool(getattr(c, "is_static_input_scheme", False))
+    if fam == "fp8":
+        return bool(c.activation_quant_key.scale.static)
+    return fam in ("nvfp4", "mxfp4")
+
+
+def propagate_non_finite(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Rows whose activation holds NaN/inf come out NaN (for layers where ``saturates_non_finite``):
+    two elementwise passes, no host sync, so CUDA-graph safe. ``apply_weights`` (the unchecked
+    path an engine may call) skips it."""
+    if not x.dtype.is_floating_point or x.dtype == torch.float8_e4m3fn:  # already quantized by the caller
         return out
     bad = ~torch.isfinite(x).all(dim=-1, keepdim=True)
     return out.masked_fill(bad, float("nan"))

@@ -13,6 +13,7 @@ activation), ``fp8-block`` (128x128 weight blocks, 1x128 activation groups), ``n
 
 from __future__ import annotations
 
+import bisect
 import re
 
 import torch
@@ -27,7 +28,7 @@ from .config import (
     Mxfp8LinearLayerConfig,
     NvFp4LinearLayerConfig,
 )
-from .kernel import LinearKernel
+from .kernel import LinearKernel, check_input, expected_act_dtype, propagate_non_finite, saturates_non_finite
 from .layers import make_layer, quantize_layer_params
 from .scalar_type import scalar_types
 from .selection import Selection, select
@@ -73,7 +74,11 @@ class QuantLinear(torch.nn.Module):
     """A quantized linear layer: parameters in the engine (vLLM) layout + the kernel chosen for them."""
 
     def __init__(self, config: LayerConfig, params: dict[str, torch.Tensor], bias: torch.Tensor | None = None,
-                 kernel: type[LinearKernel] | str | None = None) -> None:
+                 kernel: type[LinearKernel] | str | None = None, regime: str | None = None) -> None:
+        """``regime``: the M range this layer will mostly see (``decode`` M <= 16, ``prefill``
+        M >= 128, ``mixed``; default ``QLINEAR_REGIME`` or mixed). Where a measured table applies it
+        picks the kernel fastest over that range; kernels sharing its weight layout then take the M
+        they are fastest at, at call time."""
         super().__init__()
         self.config = config
         make_layer(config, params, module=self)
@@ -81,14 +86,18 @@ class QuantLinear(torch.nn.Module):
         # selection looks at where the weights live: a CPU layer on a GPU machine gets CPU kernels
         device = next(iter(params.values())).device if params else None
         force = [kernel] if kernel is not None else None
-        self.selection: Selection = select(config, force=force, device=device, raise_on_failure=kernel is None)
+        self.selection: Selection = select(config, force=force, regime=regime, device=device,
+                                           raise_on_failure=kernel is None)
         if kernel is not None:
             _check_requested(kernel, self.selection)
         chosen = self.selection.kernel
         self.dispatch = None
-        viable = (select(config, force=force, evaluate_all=True, device=device).viable
-                  if get_settings().autotune and kernel is None else [])
-        if len(viable) > 1:  # QLINEAR_AUTOTUNE=1: time the usable kernels per M bucket, keep the winners
+        autotune = get_settings().autotune and kernel is None
+        viable = (select(config, evaluate_all=True, device=device).viable
+                  if autotune and self.selection.table is None else [])
+        if autotune and self.selection.table is not None:  # opted in: the table's per-M winners, any layout
+            self._table_dispatch(config, params, chosen)
+        elif len(viable) > 1:  # QLINEAR_AUTOTUNE=1 and no table: time the usable kernels per M bucket
             from .autotune import tune
 
             self.dispatch, self.autotune_winners = tune(config, params, viable)
@@ -100,10 +109,96 @@ class QuantLinear(torch.nn.Module):
         else:
             self.kernel = chosen.create(config)
             self.kernel.process_weights_after_loading(self)
+            if len(self.selection.plan) > 1:  # a table's per-M choice among kernels of one weight layout
+                made = {chosen: self.kernel}
+                for _, cls in self.selection.plan:
+                    if cls not in made:
+                        made[cls] = cls.create(config)
+                        made[cls].attach_shared(self)
+                self.dispatch = _PerM([hi for hi, _ in self.selection.plan],
+                                      [(made[cls], self) for _, cls in self.selection.plan])
+        self._freeze_call_facts()
+        from . import ops
+
+        self._handle = ops.register(self)
+
+    def _table_dispatch(self, config: LayerConfig, params: dict[str, torch.Tensor], chosen) -> None:
+        """QLINEAR_AUTOTUNE=1 with a table: each M goes to the table's fastest usable kernel at the
+        nearest measured M whatever its layout; each extra layout is one more weight copy (the
+        opt-in), kernels of one layout share theirs. Nothing is timed."""
+        from .tables import per_m_plan
+
+        by_name = {k.full_name(): k for k in self.selection.viable}
+        plan = [(hi, by_name[n]) for hi, n in per_m_plan(self.selection.table.per_m, list(by_name), chosen.full_name())]
+        order = list(dict.fromkeys([chosen] + [c for _, c in plan]))
+        layout = {c: getattr(c, "weight_layout", None) or c for c in order}  # no word: a layout of its own
+        owners: dict[object, tuple[type, torch.nn.Module]] = {}  # layout -> (kernel that re-lays it, its layer)
+        for cls in order:  # copies are cloned before any kernel re-lays the as-loaded parameters
+            if layout[cls] not in owners:
+                owners[layout[cls]] = (cls, self if cls is chosen else
+                                       make_layer(config, {k: v.detach().clone() for k, v in params.items()}))
+        made: dict[type, LinearKernel] = {}
+        for cls in order:
+            made[cls] = cls.create(config)
+            owner, layer = owners[layout[cls]]
+            if owner is cls:
+                made[cls].process_weights_after_loading(layer)
+            else:
+                made[cls].attach_shared(layer)
+        copies = [layer for owner, layer in owners.values() if layer is not self]
+        self.kernel = made[chosen]
+        self._layers = torch.nn.ModuleList(copies)
+        self.selection.plan = plan
+        self.selection.table.plan = [(hi, c.full_name()) for hi, c in plan]
+        self.dispatch = _PerM([hi for hi, _ in plan], [(made[c], owners[layout[c]][1]) for _, c in plan])
+
+    # ---- the call path: static facts are settled once, here, not per call ------------------
+    def _freeze_call_facts(self) -> None:
+        n, k = self.config.shape_nk
+        self.in_features, self.out_features = k, n
+        self.out_dtype = getattr(self.config, "out_type", None) or getattr(self.config, "out_dtype", None)
+        act = expected_act_dtype(self.config)
+        fp8_x = self.config.family in ("fp8", "fp8_block")  # FP8 kernels also take an already-quantized x
+        self._x_dtypes = (act, torch.float8_e4m3fn) if fp8_x else (act,)
+        self._saturates = saturates_non_finite(self.config)
+        p = next(iter(self.parameters()), None)
+        self._device = p.device if p is not None else None
+        check_input(self.config, torch.empty(0, k, dtype=act, device=self._device), self.bias, device=self._device)
+
+    def _apply(self, fn, *args, **kwargs):  # .to() / .cuda(): the cached device follows the weights
+        out = super()._apply(fn, *args, **kwargs)
+        p = next(iter(self.parameters()), None)
+        self._device = p.device if p is not None else None
+        return out
+
+    def __setstate__(self, state) -> None:  # deepcopy / unpickle: the copy needs its own op handle
+        super().__setstate__(state)
+        if "_handle" in state:
+            from . import ops
+
+            self._handle = ops.register(self)
+
+    def kernel_for(self, m: int) -> tuple[LinearKernel, torch.nn.Module]:
+        """The (kernel, layer holding its weights) a call with ``m`` rows goes to."""
+        return self.dispatch.pick(m) if self.dispatch is not None else (self.kernel, self)
+
+    def _run(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        # only what a call can change is checked (x's width, dtype, device); a bad x gets the named error
+        if (not isinstance(x, torch.Tensor) or x.dim() == 0 or x.shape[-1] != self.in_features
+                or x.dtype not in self._x_dtypes or x.device != self._device):
+            check_input(self.config, x, bias, device=self._device)
+        if self.dispatch is None:
+            out = self.kernel.apply_weights(self, x, bias)
+        else:
+            kern, layer = self.dispatch.pick(x.numel() // self.in_features)
+            out = kern.apply_weights(layer, x, bias)
+        # a static activation scale would clamp inf to a finite code: such rows come out NaN instead
+        return propagate_non_finite(x, out) if self._saturates and x.numel() else out
 
     @classmethod
     def from_linear(cls, linear: torch.nn.Linear, scheme: str, *, calib_x: torch.Tensor | None = None,
-                    kernel: type[LinearKernel] | str | None = None, dtype: torch.dtype | None = None) -> "QuantLinear":
+                    kernel: type[LinearKernel] | str | None = None, dtype: torch.dtype | None = None,
+                    regime: str | None = None) -> "QuantLinear":
         """Quantize a float ``nn.Linear`` with ``scheme``. Static-scale schemes (int8-static*,
         fp8-tensor, nvfp4) calibrate their activation scale from ``calib_x``."""
         if not isinstance(linear, torch.nn.Linear):
@@ -117,17 +212,28 @@ class QuantLinear(torch.nn.Module):
         params = quantize_layer_params(config, w.float(), calib_x=calib_x)
         params = {k: v.to(w.device) for k, v in params.items()}
         bias = linear.bias.detach().to(act) if linear.bias is not None else None
-        return cls(config, params, bias, kernel)
+        return cls(config, params, bias, kernel, regime)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.dispatch is not None:
-            kern, layer = self.dispatch.pick(x.numel() // max(1, x.shape[-1]))
-            return kern.apply(layer, x, self.bias)
-        return self.kernel.apply(self, x, self.bias)
+        if torch.compiler.is_compiling():  # one opaque custom op: no graph break whatever the kernel
+            return torch.ops.qlinear.linear(x, self.bias, self._handle)
+        return self._run(x, self.bias)
 
     def extra_repr(self) -> str:
         n, k = self.config.shape_nk
         return f"in_features={k}, out_features={n}, kernel={self.kernel.full_name()}, config={self.config.describe()}"
+
+
+class _PerM:
+    """Per-M dispatch: ``entries[i]`` serves M up to ``limits[i]`` (ascending; the last is open)."""
+
+    __slots__ = ("limits", "entries")
+
+    def __init__(self, limits: list[int], entries: list) -> None:
+        self.limits, self.entries = limits, entries
+
+    def pick(self, m: int):
+        return self.entries[min(bisect.bisect_left(self.limits, m), len(self.entries) - 1)]
 
 
 def _check_requested(kernel: type[LinearKernel] | str, sel: Selection) -> None:

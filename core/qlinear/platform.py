@@ -24,6 +24,7 @@ class Platform:
     kind: str  # cuda | rocm | xpu | cpu
     capability: int | None = None  # CUDA/ROCm cc as major*10+minor (gfx942 -> 94)
     device_name: str = ""
+    gfx_arch: str = ""  # ROCm only: the AMD GPU target ("gfx942" MI300, "gfx950" MI350/355); ROCm kernels gate on it
     cpu_vendor: str = ""  # AuthenticAMD, GenuineIntel, ...
     cpu_model: str = ""
     zen_generation: int | None = None  # 1..5 on AMD Zen, else None
@@ -132,7 +133,7 @@ def detect_platform() -> Platform:
         name = torch.cuda.get_device_name()
         if getattr(torch.version, "hip", None):
             arch = getattr(torch.cuda.get_device_properties(0), "gcnArchName", "")
-            return Platform("rocm", _rocm_cc(arch, major * 10 + minor), name or arch, **cpu)
+            return Platform("rocm", _rocm_cc(arch, major * 10 + minor), name or arch, gfx_arch=arch.split(":")[0], **cpu)
         return Platform("cuda", major * 10 + minor, name, **cpu)
     if hasattr(torch, "xpu") and torch.xpu.is_available():
         return Platform("xpu", None, torch.xpu.get_device_name(), **cpu)
@@ -175,8 +176,8 @@ PRESETS: dict[str, dict] = {
     "sm90": dict(kind="cuda", capability=90, device_name="NVIDIA H100", **_INTEL),
     "sm100": dict(kind="cuda", capability=100, device_name="NVIDIA B200", **_INTEL),
     "sm120": dict(kind="cuda", capability=120, device_name="NVIDIA RTX PRO 6000 Blackwell", **_INTEL),
-    "mi300": dict(kind="rocm", capability=94, device_name="AMD Instinct MI300X (gfx942)", **_ZEN5),
-    "mi355": dict(kind="rocm", capability=95, device_name="AMD Instinct MI355X (gfx950)", **_ZEN5),
+    "mi300": dict(kind="rocm", capability=94, device_name="AMD Instinct MI300X (gfx942)", gfx_arch="gfx942", **_ZEN5),
+    "mi355": dict(kind="rocm", capability=95, device_name="AMD Instinct MI355X (gfx950)", gfx_arch="gfx950", **_ZEN5),
     "xpu": dict(kind="xpu", capability=None, device_name="Intel Data Center GPU Max", **_INTEL),
     "zen5": dict(kind="cpu", **_ZEN5),
     "zen4": dict(kind="cpu", **{**_ZEN5, "zen_generation": 4, "cpu_model": "AMD EPYC (Zen 4, simulated)"}),

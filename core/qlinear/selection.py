@@ -50,6 +50,8 @@ class Selection:
     order: list[type[LinearKernel]] = field(default_factory=list)  # kernels in the order tried
     viable: list[type[LinearKernel]] = field(default_factory=list)  # all that passed (with evaluate_all)
     warnings: list[str] = field(default_factory=list)
+    table: "Decision | None" = None  # the measured-table decision, when one applied
+    plan: list[tuple[int, type[LinearKernel]]] = field(default_factory=list)  # (upper M, kernel): per-M dispatch
 
     @property
     def rejected(self) -> list[tuple[str, str]]:
@@ -69,6 +71,8 @@ class Selection:
         for n, r in self.reasons.items():
             if not any(k.full_name() == n for k in self.order):
                 lines.append(f"  {n:<55} {'':>9}  {r}")
+        if self.table is not None:
+            lines += ["  " + ln for ln in self.table.explain_lines()]
         return "\n".join(lines)
 
 
@@ -120,12 +124,18 @@ def select(
     force: list[type[LinearKernel] | str] | None = None,
     raise_on_failure: bool = True,
     evaluate_all: bool = False,
+    regime: str | None = None,
     device: torch.device | str | None = None,
 ) -> Selection:
     """Pick the kernel for ``config``. ``kernels`` limits the candidates (default: the registry's);
     ``force`` (classes or names) adds to ``settings.force_kernels``; ``evaluate_all`` also gates
-    the kernels after the winner (for ``doctor``/autotune); ``device`` (where the weights live)
-    narrows the platform to that device's kind (a CPU layer gets CPU kernels on a GPU machine)."""
+    the kernels after the winner (for ``doctor``/autotune). Where a measured table applies
+    (``qlinear.tables``) the usable kernel fastest over ``regime``'s M range (``decode``,
+    ``prefill``, ``mixed``; default ``settings.regime``) wins instead of the highest priority, and
+    ``Selection.plan`` holds the per-M dispatch among kernels sharing its weight layout.
+    ``device`` (where the weights live) narrows the platform to that device's kind (a CPU layer
+    gets CPU kernels on a GPU machine)."""
+    from . import tables
     from .registry import get_registry
 
     plat = platform_for_device(resolve_platform(platform), device)
@@ -177,6 +187,9 @@ def select(
     forced_names = list(st.force_kernels) + [f if isinstance(f, str) else f.__name__ for f in (force or ())]
     live.sort(key=lambda k: (_matches(k, forced_names) is None, -k.priority, k.__name__))
     sel.order = live
+    regime = tables.check_regime(regime or st.regime)
+    use_table = st.use_tables and not (live and _matches(live[0], forced_names)) and tables.has_rows(config, plat)
+    evaluate_all = evaluate_all or use_table  # the table compares every usable kernel
     # 5. gates
     for k in live:
         if sel.kernel is not None and not evaluate_all:
@@ -195,9 +208,30 @@ def select(
             if _matches(k, forced_names):
                 why = f"forced, but {why}"
             reject(k, why)
+    if use_table and sel.kernel is not None and not _matches(sel.kernel, forced_names):
+        _apply_table(sel, tables.decide(config, sel.viable, plat, regime, per_m=not st.batch_invariant))
     if sel.kernel is None and raise_on_failure:
         raise NoKernelError(sel)
     return sel
+
+
+def _apply_table(sel: Selection, d) -> None:
+    """Make the table's choice the selection, and say so in every usable kernel's reason."""
+    if d is None:
+        return
+    by_name = {k.full_name(): k for k in sel.viable}
+    old, new = sel.kernel, by_name[d.kernel]
+    sel.table = d
+    sel.kernel = new
+    sel.reasons.pop(new.full_name(), None)
+    for k in sel.viable:
+        if k is not new:
+            n = k.full_name()
+            sel.reasons[n] = ("available (slower over the regime's M in the table)" if n in d.sums
+                              else "available (no table row for every M of the regime)")
+    if old is not new:
+        sel.reasons[old.full_name()] += "; the priority pick"
+    sel.plan = [(hi, by_name[name]) for hi, name in d.plan]
 
 
 def _gate(k: type[LinearKernel], config: LayerConfig, plat: Platform) -> tuple[str | None, str | None]:

@@ -9,6 +9,8 @@
 | ``QLINEAR_BATCH_INVARIANT`` | 1: only kernels whose rows don't depend on the batch |
 | ``QLINEAR_AUTOTUNE`` | 1: time the usable kernels on real shapes and keep the fastest per M bucket |
 | ``QLINEAR_ZENTORCH_ANY_CPU`` | 1: let the zentorch provider run on non-Zen x86 CPUs |
+| ``QLINEAR_REGIME`` | the M range layers are chosen for when the caller doesn't say: ``decode``, ``prefill``, ``mixed`` (default) |
+| ``QLINEAR_TABLES`` | 0: ignore measured kernel tables (priority order only) |
 
 A switch takes ``1/true/yes/on`` or ``0/false/no/off`` (or empty); anything else is an error that
 names the variable (``QLINEAR_AUTOTUNE=2`` used to mean "off", silently).
@@ -81,6 +83,8 @@ class Settings:
     batch_invariant: bool = False
     autotune: bool = False
     zentorch_any_cpu: bool = False
+    regime: str = "mixed"
+    use_tables: bool = True
 
     def backend_for(self, family: str) -> str:
         return self.family_backends.get(family, self.linear_backend)
@@ -98,6 +102,8 @@ class Settings:
             batch_invariant=_flag(env.get("QLINEAR_BATCH_INVARIANT"), "QLINEAR_BATCH_INVARIANT"),
             autotune=_flag(env.get("QLINEAR_AUTOTUNE"), "QLINEAR_AUTOTUNE"),
             zentorch_any_cpu=_flag(env.get("QLINEAR_ZENTORCH_ANY_CPU"), "QLINEAR_ZENTORCH_ANY_CPU"),
+            regime=(env.get("QLINEAR_REGIME") or "mixed").strip().lower(),
+            use_tables=not env.get("QLINEAR_TABLES", "").strip() or _flag(env.get("QLINEAR_TABLES"), "QLINEAR_TABLES"),
         )
 
 

@@ -68,7 +68,12 @@ def op_available(name: str) -> bool:
 
 
 def op(name: str):
-    """The ``torch.ops.fbgemm.<name>`` op, importing the library on first use."""
+    """The ``torch.ops.fbgemm.<name>`` op, importing the library on first use. Once the import is
+    known to have worked (the kernel's gate ran it), no lock is taken: this is on every call's path,
+    and torch.compile cannot trace into a lock."""
+    st = _status
+    if st is not None and st[0]:
+        return getattr(torch.ops.fbgemm, name)
     ok, why = library_status()
     if not ok:
         raise RuntimeError(why)

@@ -61,7 +61,8 @@ class JsonCache:
                     with os.fdopen(fd, "w") as f:
                         # no fsync: os.replace is atomic for other processes, and a lost cache after
                         # a power cut only costs a redo; fsync per write would slow every writer
-                        json.dump(data, f, indent=1, sort_keys=True)
+                        # one dumps call (no indent): CPython's C encoder, not the pure-Python one
+                        f.write(json.dumps(data, sort_keys=True, separators=(",", ":")))
                     os.replace(tmp, self.path)
                 except BaseException:
                     with contextlib.suppress(OSError):

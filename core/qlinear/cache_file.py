@@ -53,7 +53,8 @@ class JsonCache:
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with FileLock(str(self.path) + ".lock", timeout=self.lock_timeout):
+            # short polls: a writer holds the lock for a few milliseconds
+            with FileLock(str(self.path) + ".lock", timeout=self.lock_timeout).acquire(poll_interval=0.002):
                 data = self.read()
                 data.update(entries)
                 fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)

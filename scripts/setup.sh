@@ -26,7 +26,7 @@ pip() { "$PY" -m pip --disable-pip-version-check -q "$@" 2> >(grep -v "is ignore
 CPU_PROVIDERS=(emulation torch zentorch triton)
 "$PY" -c "import triton" 2>/dev/null || pip install "${QLINEAR_TRITON:-triton==3.6.0}"
 GPU_PROVIDERS=()
-for p in marlin fbgemm flashinfer aiter xpu; do [ -f "providers/$p/pyproject.toml" ] && GPU_PROVIDERS+=("$p"); done
+for p in marlin cutlass fbgemm flashinfer aiter xpu; do [ -f "providers/$p/pyproject.toml" ] && GPU_PROVIDERS+=("$p"); done
 # Already set up from these same project files? Then there is nothing to do (and pip's resolver
 # would only repeat that fbgemm/flashinfer were installed without their CUDA libraries).
 stamp="$VENV/.qlinear-setup"

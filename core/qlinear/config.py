@@ -135,8 +135,11 @@ class MPLinearLayerConfig(LayerConfig):
 
     @property
     def is_k_full(self) -> bool:
-        """False when this rank holds a row-parallel slice of an act-order layer."""
-        return self.full_weight_shape[0] == self.partition_weight_shape[0]
+        """False when this rank holds a row-parallel slice of an act-order layer (vLLM's
+        ``marlin_is_k_full``): its input channels then reference groups anywhere in the full K, so
+        the rank keeps the whole scale table. A row slice without act-order is "K full": its
+        groups are its own."""
+        return not self.has_g_idx or self.full_weight_shape[0] == self.partition_weight_shape[0]
 
 
 # --------------------------------------------------------------------------------------------

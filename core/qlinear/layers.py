@@ -118,7 +118,8 @@ def expected_params(c: LayerConfig) -> dict[str, tuple[tuple[int, ...] | None, t
     fam = c.family
     if fam == "mp":
         assert isinstance(c, MPLinearLayerConfig)
-        pf, g = c.pack_factor, k // c.effective_group_size
+        # an act-order row slice (is_k_full False) keeps the whole layer's scale table (see is_k_full)
+        pf, g = c.pack_factor, (k if c.is_k_full else c.full_weight_shape[0]) // c.effective_group_size
         return {
             "weight_packed": ((n, k // pf), (torch.int32,), True),
             "weight_scale": ((n, g), (c.act_type, torch.float16, torch.bfloat16, torch.float32), True),

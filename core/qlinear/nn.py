@@ -74,13 +74,17 @@ class QuantLinear(torch.nn.Module):
     """A quantized linear layer: parameters in the engine (vLLM) layout + the kernel chosen for them."""
 
     def __init__(self, config: LayerConfig, params: dict[str, torch.Tensor], bias: torch.Tensor | None = None,
-                 kernel: type[LinearKernel] | str | None = None, regime: str | None = None) -> None:
+                 kernel: type[LinearKernel] | str | None = None, regime: str | None = None, *,
+                 keep_loaded_params: bool = False) -> None:
         """``regime``: the M range this layer will mostly see (``decode`` M <= 16, ``prefill``
         M >= 128, ``mixed``; default ``QLINEAR_REGIME`` or mixed). Where a measured table applies it
         picks the kernel fastest over that range; kernels sharing its weight layout then take the M
-        they are fastest at, at call time."""
+        they are fastest at, at call time. ``keep_loaded_params``: keep the as-loaded tensors (for
+        ``qlinear.parallel`` to shard later)."""
         super().__init__()
         self.config = config
+        # the as-loaded tensors, for qlinear.parallel to shard later (kernels re-lay the Parameters)
+        self.loaded_params = dict(params) if keep_loaded_params else None
         make_layer(config, params, module=self)
         self.bias = torch.nn.Parameter(bias.detach(), requires_grad=False) if bias is not None else None
         # selection looks at where the weights live: a CPU layer on a GPU machine gets CPU kernels
@@ -198,7 +202,7 @@ class QuantLinear(torch.nn.Module):
     @classmethod
     def from_linear(cls, linear: torch.nn.Linear, scheme: str, *, calib_x: torch.Tensor | None = None,
                     kernel: type[LinearKernel] | str | None = None, dtype: torch.dtype | None = None,
-                    regime: str | None = None) -> "QuantLinear":
+                    regime: str | None = None, keep_loaded_params: bool = False) -> "QuantLinear":
         """Quantize a float ``nn.Linear`` with ``scheme``. Static-scale schemes (int8-static*,
         fp8-tensor, nvfp4) calibrate their activation scale from ``calib_x``."""
         if not isinstance(linear, torch.nn.Linear):
@@ -212,7 +216,7 @@ class QuantLinear(torch.nn.Module):
         params = quantize_layer_params(config, w.float(), calib_x=calib_x)
         params = {k: v.to(w.device) for k, v in params.items()}
         bias = linear.bias.detach().to(act) if linear.bias is not None else None
-        return cls(config, params, bias, kernel, regime)
+        return cls(config, params, bias, kernel, regime, keep_loaded_params=keep_loaded_params)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling():  # one opaque custom op: no graph break whatever the kernel

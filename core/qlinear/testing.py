@@ -161,7 +161,18 @@ def make_case_layer(case: Case, device, seed: int = 0):
     x[:, :: max(1, k // 7)] *= 4  # a few outlier channels, as real activations have
     calib = torch.cat([x, torch.randn(8, k, generator=g)])
     bias = torch.randn(n, generator=g) * 0.1 if case.with_bias else None
-    params = quantize_layer_params(c, w, calib_x=calib)
+    if isinstance(c, MPLinearLayerConfig) and not c.is_k_full:
+        # a row-parallel slice of an act-order layer: quantize the whole layer and keep rank 0's
+        # slice, which holds the whole scale table and its part of g_idx (qlinear.sharding)
+        from .sharding import shard_params
+
+        kf = c.full_weight_shape[0]
+        full = dataclasses.replace(c, partition_weight_shape=c.full_weight_shape)
+        wf = torch.cat([w, torch.randn(n, kf - k, generator=g) * 0.05], 1)
+        part, params = shard_params(full, quantize_layer_params(full, wf), "row", 0, kf // k)
+        assert part == c, f"{case}: the slice's config {part} is not the case's"
+    else:
+        params = quantize_layer_params(c, w, calib_x=calib)
     to = lambda t: None if t is None else t.to(device)  # noqa: E731
     x, bias = to(x.to(dt)), to(bias.to(dt) if bias is not None else None)
     return {name: t.to(device) for name, t in params.items()}, x, bias
@@ -280,4 +291,3 @@ def check_batch_invariance(kernel_cls: type[LinearKernel], device="cpu", batches
 
 __all__ = ["Case", "StandIn", "check_batch_invariance", "CaseResult", "TOLERANCE", "cases_for", "check_bad_inputs", "check_kernel", "default_configs",
            "make_case_layer", "run_case"]
-_ = dataclasses

@@ -50,6 +50,9 @@ class ZentorchWNA16LinearKernel(MPLinearKernel):
         if c.weight_type not in _TYPES:
             return False, (f"weight type {c.weight_type.name}: zentorch_woq_linear takes 4-bit weights only "
                            f"(uint4b8, or uint4 with zero points)")
+        if not c.is_k_full:
+            return False, ("a row-parallel slice of an act-order layer (is_k_full False) keeps the whole layer's "
+                           "scale table; this kernel sorts whole groups only")
         if c.act_type != torch.bfloat16:
             return False, f"activations {str(c.act_type).removeprefix('torch.')}: zentorch_woq_linear takes bfloat16 only"
         return True, None

@@ -1,0 +1,34 @@
+"""Tile configuration per M bucket, chosen at call time from the one compiled module.
+
+The ids are ``TileConfig`` in ``csrc/scaled_mm_api.h``; the shapes live in ``csrc/scaled_mm.cuh``
+(``cfg::Small`` / ``Mid`` / ``Large``). Three instantiations per (family, output dtype) keep the build
+near a minute. The bucket edges follow the tile heights: a 64-row tile up to M = 128, then 128-row
+tiles. Unmeasured on our H200 until the provider's gpu_check.sh runs; ``QLINEAR_CUTLASS_TILE`` forces
+one (small / mid / large) for sweeps.
+"""
+
+from __future__ import annotations
+
+import os
+
+SMALL, MID, LARGE = 0, 1, 2
+NAMES = {"small": SMALL, "mid": MID, "large": LARGE}
+SHAPES = {SMALL: "64x64x128 cluster 1x8 (warp-specialized)", MID: "64x128x128 cluster 2x1 (ping-pong)",
+          LARGE: "128x128x128 cluster 2x1 (ping-pong)"}
+SMALL_MAX_M = 64
+MID_MAX_M = 128
+
+
+def forced() -> int | None:
+    name = os.environ.get("QLINEAR_CUTLASS_TILE")
+    if not name:
+        return None
+    if name not in NAMES:
+        raise ValueError(f"QLINEAR_CUTLASS_TILE: expected one of {sorted(NAMES)}, got {name!r}")
+    return NAMES[name]
+
+
+def tile_for(m: int) -> int:
+    if m <= SMALL_MAX_M:
+        return SMALL
+    return MID if m <= MID_MAX_M else LARGE

@@ -1,0 +1,6 @@
+// One block-scaled FP8 GEMM instantiation: e4m3 x e4m3 (1x128 / 128x128 scales) -> bf16, large tile.
+#include "block_fp8.cuh"
+
+namespace qlinear_cutlass {
+QLC_INSTANTIATE_BLOCK(cutlass::bfloat16_t, kConfigLarge)
+}  // namespace qlinear_cutlass

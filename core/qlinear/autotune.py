@@ -1,22 +1,28 @@
 """Autotune (``QLINEAR_AUTOTUNE=1``): time every usable kernel on the layer's real shape, per M
 bucket, and dispatch each call to the fastest.
 
-Selection step 5 of ARCHITECTURE.md. The winners are cached on disk as JSON, keyed by device,
-torch version, the config and the candidate kernels, so a second process (or a second layer of
-the same shape) does not time again. Each candidate re-lays its own copy of the weights; after
-tuning only the winners' copies are kept.
+Selection step 5 of ARCHITECTURE.md. The winners are cached on disk as JSON
+(``$QLINEAR_CACHE_DIR/autotune.json``), keyed by device, torch version, the config, the candidate
+kernels and their providers' versions, so a second process (or a second layer of the same shape)
+does not time again. The file is shared safely by concurrent processes and survives corruption
+(``cache_file.JsonCache``: merge under an OS file lock, atomic replace, validated reads).
+
+Each candidate re-lays its own copy of the weights; after tuning only the winners' copies are
+kept. A candidate that holds much more memory than the kernel selection would have picked (the
+emulation's float32 weight: 8x an int4 one) does not take part: a faster bucket is not worth
+keeping a second, larger weight resident.
 """
 
 from __future__ import annotations
 
 import bisect
-import json
-import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .cache_file import JsonCache, cache_root
 from .config import LayerConfig
 from .kernel import LinearKernel
 from .layers import make_layer
@@ -25,35 +31,69 @@ from .layers import make_layer
 BUCKETS = ((1, 1), (16, 16), (64, 64), (256, 256), (1 << 62, 1024))
 
 
+KEY_VERSION = "autotune-v2"  # bump when what a cached winner means changes
+# A candidate may hold at most this many times the bytes of the kernel selection picks (weights,
+# re-laid copies, caches on the layer); same-format re-layouts are ~1x, a float32 copy of int4 is ~8x.
+MAX_BYTES_RATIO = 1.5
+
+
 def cache_path() -> Path:
-    base = os.environ.get("QLINEAR_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")), "qlinear")
-    return Path(base) / "autotune.json"
+    return cache_root() / "autotune.json"
+
+
+def _valid_entry(key: str, value) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+def _cache() -> JsonCache:
+    return JsonCache(cache_path(), _valid_entry)
+
+
+def _provider_version(k: type[LinearKernel]) -> str:
+    from .registry import get_registry
+
+    info = get_registry().providers.get(k.provider)
+    if info is not None and info.version:
+        return info.version
+    top = sys.modules.get(k.__module__.split(".")[0])
+    return str(getattr(top, "__version__", "?"))
 
 
 def cache_key(config: LayerConfig, kernels: list[type[LinearKernel]], device: torch.device) -> str:
     dev = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
-    names = ",".join(sorted(k.full_name() for k in kernels))
-    return f"{dev}|torch {torch.__version__}|{config.describe()}|{names}"
+    names = ",".join(sorted(f"{k.full_name()}={_provider_version(k)}" for k in kernels))
+    return f"{KEY_VERSION}|{dev}|torch {torch.__version__}|{config.describe()}|{names}"
 
 
 def _load() -> dict:
-    try:
-        return json.loads(cache_path().read_text())
-    except (OSError, ValueError):
-        return {}
+    return _cache().read()
 
 
 def _store(key: str, winners: dict[str, str]) -> None:
-    path = cache_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = _load()
-        data[key] = winners
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        tmp.replace(path)
-    except OSError:
-        pass  # a read-only home only costs a re-tune next time
+    _cache().update({key: winners})
+
+
+def held_bytes(*objs) -> int:
+    """Bytes of the distinct tensor storages reachable from modules (parameters, buffers, plain
+    tensor attributes, recursively) and kernel objects (their tensor attributes)."""
+    seen: dict[int, int] = {}
+
+    def add(t):
+        if isinstance(t, torch.Tensor) and t.device.type != "meta":
+            st = t.untyped_storage()
+            seen[st.data_ptr()] = max(seen.get(st.data_ptr(), 0), st.nbytes())
+
+    for o in objs:
+        mods = o.modules() if isinstance(o, torch.nn.Module) else [o]
+        for m in mods:
+            for t in vars(m).values():
+                add(t)
+            if isinstance(m, torch.nn.Module):
+                for t in m.parameters(recurse=False):
+                    add(t)
+                for t in m.buffers(recurse=False):
+                    add(t)
+    return sum(seen.values())
 
 
 @dataclass
@@ -70,7 +110,8 @@ class Dispatch:
 def tune(config: LayerConfig, params: dict[str, torch.Tensor], kernels: list[type[LinearKernel]],
          max_time: float = 0.2) -> tuple[Dispatch, dict[str, str]]:
     """Build every kernel on its own copy of ``params``, time it per M bucket (or read the cache),
-    and return the dispatch table plus {bucket upper M: winning kernel name}."""
+    and return the dispatch table plus {bucket upper M: winning kernel name}. ``kernels[0]`` is the
+    kernel selection picked: the memory yardstick and the fallback."""
     from .bench import time_calls  # timing helpers (imported only when tuning)
 
     device = next(iter(params.values())).device
@@ -88,11 +129,20 @@ def tune(config: LayerConfig, params: dict[str, torch.Tensor], kernels: list[typ
 
     n, k = config.shape_nk
     act = getattr(config, "act_type", None) or getattr(config, "input_dtype", None) or getattr(config, "act_dtype")
-    if not all(str(hi) in winners for hi, _ in BUCKETS):
+    by_name = {c.full_name(): c for c in kernels}
+    if not all(winners.get(str(hi)) in by_name for hi, _ in BUCKETS):
+        winners = {}
+        budget = MAX_BYTES_RATIO * held_bytes(*build(kernels[0]))
+        racers = []
+        for cls in kernels:
+            if held_bytes(*build(cls)) <= budget:
+                racers.append(cls)
+            else:
+                del built[cls.full_name()]  # too big to keep resident: never a winner
         for hi, m in BUCKETS:
             xs = [torch.randn(m, k, device=device).to(act) for _ in range(3)]
             best = None
-            for cls in kernels:
+            for cls in racers:
                 kern, layer = build(cls)
                 try:
                     t = time_calls(lambda i: kern.apply_weights(layer, xs[i % 3]), device, max_time=max_time, warmup=2)
@@ -102,12 +152,11 @@ def tune(config: LayerConfig, params: dict[str, torch.Tensor], kernels: list[typ
                     best = (t.median_us, cls.full_name())
             winners[str(hi)] = best[1] if best else kernels[0].full_name()
         _store(key, winners)
-    by_name = {c.full_name(): c for c in kernels}
+    for name in list(built):  # drop the losers' weight copies before building any cached winner
+        if name not in set(winners.values()):
+            del built[name]
     limits, entries = [], []
     for hi, _ in BUCKETS:
         limits.append(hi)
-        entries.append(build(by_name.get(winners[str(hi)], kernels[0])))
-    for name in list(built):  # drop the losers' weight copies
-        if name not in set(winners.values()):
-            del built[name]
+        entries.append(build(by_name[winners[str(hi)]]))
     return Dispatch(limits, entries), winners

@@ -94,7 +94,10 @@ class LinearKernel(ABC, Generic[ConfigT]):
     def apply(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """``apply_weights`` behind input checks that name the wrong field (shape, dtype, device)."""
         check_input(self.config, x, bias, device=_layer_device(layer))
-        return self.apply_weights(layer, x, bias)
+        out = self.apply_weights(layer, x, bias)
+        if saturates_non_finite(self.config) and x.numel():
+            out = propagate_non_finite(x, out)
+        return out
 
     # ---- helpers shared by kernels --------------------------------------------------------
     @staticmethod
@@ -121,6 +124,29 @@ def _layer_device(layer: torch.nn.Module) -> torch.device | None:
     for b in layer.buffers():
         return b.device
     return None
+
+
+def saturates_non_finite(c: LayerConfig) -> bool:
+    """Would quantizing this layer's activation lose a NaN/inf? With a static scale (INT8 static,
+    FP8 per-tensor static, NVFP4's global scale) inf is clamped to the largest code, a finite and
+    wrong row; MXFP4's codes drop NaN. Dynamic INT8/FP8 scales turn a non-finite row into NaN by
+    themselves, and weight-only (MP) layers never quantize the activation."""
+    fam = c.family
+    if fam == "int8":
+        return bool(getattr(c, "is_static_input_scheme", False))
+    if fam == "fp8":
+        return bool(c.activation_quant_key.scale.static)
+    return fam in ("nvfp4", "mxfp4")
+
+
+def propagate_non_finite(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Rows whose activation holds NaN/inf come out NaN (for layers where ``saturates_non_finite``):
+    two elementwise passes, no host sync, so CUDA-graph safe. ``apply_weights`` (the unchecked
+    path an engine may call) skips it."""
+    if not x.dtype.is_floating_point or x.dtype == torch.float8_e4m3fn:  # already quantized by the caller
+        return out
+    bad = ~torch.isfinite(x).all(dim=-1, keepdim=True)
+    return out.masked_fill(bad, float("nan"))
 
 
 def expected_act_dtype(c: LayerConfig) -> torch.dtype:

@@ -27,9 +27,20 @@ _META = {  # compressed-tensors parameter metadata for MP layers
 }
 
 
-def _need_calib(calib_x, why: str) -> torch.Tensor:
+def _need_calib(calib_x, why: str, k: int | None = None) -> torch.Tensor:
     if calib_x is None:
         raise ValueError(f"calib_x: {why} needs sample activations to calibrate its static scale")
+    if not isinstance(calib_x, torch.Tensor):
+        raise TypeError(f"calib_x: expected a torch.Tensor, got {type(calib_x).__name__}")
+    if not calib_x.dtype.is_floating_point:
+        raise ValueError(f"calib_x.dtype: expected a floating-point tensor, got {calib_x.dtype}")
+    if calib_x.dim() < 1 or calib_x.numel() == 0:
+        raise ValueError(f"calib_x.shape: expected [..., K] with at least one row, got {tuple(calib_x.shape)}")
+    if k is not None and calib_x.shape[-1] != k:
+        raise ValueError(f"calib_x.shape: last dimension must be K={k}, got {tuple(calib_x.shape)}")
+    bad = int((~torch.isfinite(calib_x)).sum())
+    if bad:  # one NaN would make the static scale NaN, and with it every output of the layer
+        raise ValueError(f"calib_x: {bad} non-finite value(s) (NaN/inf); the static scale would be non-finite")
     return calib_x.reshape(-1, calib_x.shape[-1])
 
 
@@ -39,6 +50,14 @@ def quantize_layer_params(c: LayerConfig, w: torch.Tensor, *, calib_x: torch.Ten
     nk = c.shape_nk
     if w.dim() != 2 or (nk is not None and tuple(w.shape) != tuple(nk)):
         raise ValueError(f"w.shape: expected {nk} (N, K), got {tuple(w.shape)}")
+    if not w.dtype.is_floating_point:
+        raise ValueError(f"w.dtype: expected a floating-point weight, got {w.dtype}")
+    bad = int((~torch.isfinite(w)).sum())
+    if bad:  # a NaN would otherwise surface as a cryptic code-range error, or as NaN scales
+        raise ValueError(f"w: the weight has {bad} non-finite value(s) (NaN/inf); it cannot be quantized")
+    k = w.shape[1]
+    if calib_x is not None:  # checked even where the scheme does not use it: a wrong one is a caller bug
+        _need_calib(calib_x, "this scheme", k)
     fam = c.family
     if fam == "mp":
         assert isinstance(c, MPLinearLayerConfig)
@@ -51,7 +70,7 @@ def quantize_layer_params(c: LayerConfig, w: torch.Tensor, *, calib_x: torch.Ten
         q, s = F.quantize_int8_weight(w, c.is_channelwise)
         p = {"weight": q.t(), "weight_scale": s}
         if c.is_static_input_scheme:
-            xs, zp = F.int8_static_scale(_need_calib(calib_x, "a static INT8 scheme"), c.input_symmetric)
+            xs, zp = F.int8_static_scale(_need_calib(calib_x, "a static INT8 scheme", k), c.input_symmetric)
             p["input_scale"] = xs
             if zp is not None:
                 p["input_zero_point"] = zp
@@ -64,7 +83,7 @@ def quantize_layer_params(c: LayerConfig, w: torch.Tensor, *, calib_x: torch.Ten
         q, s = F.quantize_fp8_weight(w, gran)
         p = {"weight": q.t(), "weight_scale": s}
         if c.activation_quant_key.scale.static:
-            x = _need_calib(calib_x, "a static FP8 activation scale")
+            x = _need_calib(calib_x, "a static FP8 activation scale", k)
             p["input_scale"] = (x.float().abs().amax() / F.FP8_MAX).clamp(min=1e-12).reshape(1)
         return p
     if fam == "fp8_block":
@@ -72,7 +91,7 @@ def quantize_layer_params(c: LayerConfig, w: torch.Tensor, *, calib_x: torch.Ten
         q, s = F.quantize_fp8_weight(w, "block", c.weight_block)
         return {"weight": q, "weight_scale_inv": s}
     if fam == "nvfp4":
-        x = _need_calib(calib_x, "NVFP4's input global scale")
+        x = _need_calib(calib_x, "NVFP4's input global scale", k)
         q, s, gs = F.quantize_nvfp4(w)
         igs = F.nvfp4_global_scale(x.float().abs().amax())
         return {"weight": q, "weight_scale": s, "weight_global_scale": gs, "input_global_scale": igs,

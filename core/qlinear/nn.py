@@ -28,7 +28,7 @@ from .config import (
     Mxfp8LinearLayerConfig,
     NvFp4LinearLayerConfig,
 )
-from .kernel import LinearKernel, check_input, expected_act_dtype
+from .kernel import LinearKernel, check_input, expected_act_dtype, propagate_non_finite, saturates_non_finite
 from .layers import make_layer, quantize_layer_params
 from .scalar_type import scalar_types
 from .selection import Selection, select
@@ -87,14 +87,18 @@ class QuantLinear(torch.nn.Module):
         self.loaded_params = dict(params) if keep_loaded_params else None
         make_layer(config, params, module=self)
         self.bias = torch.nn.Parameter(bias.detach(), requires_grad=False) if bias is not None else None
+        # selection looks at where the weights live: a CPU layer on a GPU machine gets CPU kernels
+        device = next(iter(params.values())).device if params else None
         force = [kernel] if kernel is not None else None
-        self.selection: Selection = select(config, force=force, regime=regime)
+        self.selection: Selection = select(config, force=force, regime=regime, device=device,
+                                           raise_on_failure=kernel is None)
+        if kernel is not None:
+            _check_requested(kernel, self.selection)
         chosen = self.selection.kernel
-        if kernel is not None and chosen.__name__ != (kernel if isinstance(kernel, str) else kernel.__name__):
-            raise ValueError(f"kernel: {kernel} cannot run this layer here:\n{self.selection.explain()}")
         self.dispatch = None
         autotune = get_settings().autotune and kernel is None
-        viable = select(config, evaluate_all=True).viable if autotune and self.selection.table is None else []
+        viable = (select(config, evaluate_all=True, device=device).viable
+                  if autotune and self.selection.table is None else [])
         if autotune and self.selection.table is not None:  # opted in: the table's per-M winners, any layout
             self._table_dispatch(config, params, chosen)
         elif len(viable) > 1:  # QLINEAR_AUTOTUNE=1 and no table: time the usable kernels per M bucket
@@ -103,6 +107,9 @@ class QuantLinear(torch.nn.Module):
             self.dispatch, self.autotune_winners = tune(config, params, viable)
             self._layers = torch.nn.ModuleList(layer for _, layer in self.dispatch.entries)
             self.kernel = self.dispatch.entries[0][0]
+            # the winners run on their own re-laid copies: the as-loaded parameters are dead weight
+            for name in list(params):
+                delattr(self, name)
         else:
             self.kernel = chosen.create(config)
             self.kernel.process_weights_after_loading(self)
@@ -157,6 +164,7 @@ class QuantLinear(torch.nn.Module):
         act = expected_act_dtype(self.config)
         fp8_x = self.config.family in ("fp8", "fp8_block")  # FP8 kernels also take an already-quantized x
         self._x_dtypes = (act, torch.float8_e4m3fn) if fp8_x else (act,)
+        self._saturates = saturates_non_finite(self.config)
         p = next(iter(self.parameters()), None)
         self._device = p.device if p is not None else None
         check_input(self.config, torch.empty(0, k, dtype=act, device=self._device), self.bias, device=self._device)
@@ -184,9 +192,12 @@ class QuantLinear(torch.nn.Module):
                 or x.dtype not in self._x_dtypes or x.device != self._device):
             check_input(self.config, x, bias, device=self._device)
         if self.dispatch is None:
-            return self.kernel.apply_weights(self, x, bias)
-        kern, layer = self.dispatch.pick(x.numel() // self.in_features)
-        return kern.apply_weights(layer, x, bias)
+            out = self.kernel.apply_weights(self, x, bias)
+        else:
+            kern, layer = self.dispatch.pick(x.numel() // self.in_features)
+            out = kern.apply_weights(layer, x, bias)
+        # a static activation scale would clamp inf to a finite code: such rows come out NaN instead
+        return propagate_non_finite(x, out) if self._saturates and x.numel() else out
 
     @classmethod
     def from_linear(cls, linear: torch.nn.Linear, scheme: str, *, calib_x: torch.Tensor | None = None,
@@ -197,6 +208,9 @@ class QuantLinear(torch.nn.Module):
         if not isinstance(linear, torch.nn.Linear):
             raise TypeError(f"linear: expected torch.nn.Linear, got {type(linear).__name__}")
         w = linear.weight.detach()
+        bad = int((~torch.isfinite(w)).sum()) if w.dtype.is_floating_point else 0
+        if bad:
+            raise ValueError(f"linear.weight: {bad} non-finite value(s) (NaN/inf); it cannot be quantized")
         act = dtype or (w.dtype if w.dtype in (torch.float16, torch.bfloat16) else torch.bfloat16)
         config = scheme_config(scheme, w.shape[0], w.shape[1], act)
         params = quantize_layer_params(config, w.float(), calib_x=calib_x)
@@ -224,3 +238,19 @@ class _PerM:
 
     def pick(self, m: int):
         return self.entries[min(bisect.bisect_left(self.limits, m), len(self.entries) - 1)]
+
+
+def _check_requested(kernel: type[LinearKernel] | str, sel: Selection) -> None:
+    """``kernel=`` names one kernel ("TritonW4A16LinearKernel", "triton.TritonW4A16LinearKernel" or
+    the class): it must be the one selected, else an error now that says why it cannot run (instead
+    of silently running another kernel, or failing at the first call)."""
+    want = kernel if isinstance(kernel, str) else kernel.full_name()
+    chosen = sel.kernel
+    if chosen is not None and (chosen is kernel or want in (chosen.__name__, chosen.full_name())):
+        return
+    named = [n for n in sel.reasons if n == want or n.rsplit(".", 1)[-1] == want]
+    if not named:
+        raise ValueError(f"kernel: no registered {sel.config.family} kernel is named {want!r} "
+                         f"(`qlinear doctor` lists them):\n{sel.explain()}")
+    why = "; ".join(sel.reasons[n] for n in named)
+    raise ValueError(f"kernel: {want} cannot run this layer here: {why}\n{sel.explain()}")

@@ -91,7 +91,10 @@ class Registry:
                     k.provider = name
                 kernels.append(k)
         info.kernels = kernels
-        self._kernels.extend(_Registered(k, None) for k in kernels)
+        # a class the provider already registered itself (register_linear_kernel at import, maybe
+        # limited to a platform kind) keeps that registration
+        known = {r.cls for r in self._kernels}
+        self._kernels.extend(_Registered(k, None) for k in kernels if k not in known)
         return info
 
     def register(self, cls: type[LinearKernel], platform_kind: str | None = None, family: str | None = None,
@@ -127,22 +130,37 @@ def _validate_kernel_class(k, provider: str) -> None:
         raise TypeError(f"{k.__name__} leaves abstract methods unimplemented: {sorted(k.__abstractmethods__)}")
 
 
-_lock = threading.Lock()
+# Re-entrant: discovery imports providers, and a provider may call ``register_linear_kernel``
+# (hence ``get_registry``) from its import, on the same thread, while discovery holds the lock.
+_lock = threading.RLock()
 _registry: Registry | None = None
+_ready = False  # discovery finished: other threads may use ``_registry`` without the lock
 
 
 def get_registry() -> Registry:
-    global _registry
+    global _registry, _ready
+    reg = _registry  # read before the flag: a reset in between still leaves a whole registry
+    if _ready and reg is not None:
+        return reg
     with _lock:
         if _registry is None:
-            _registry = Registry()
+            # published before discovery, so a provider registering at import (same thread, the lock
+            # is re-entrant) adds to this registry instead of starting a second discovery
+            _registry = Registry(load_entry_points=False)
+            try:
+                _registry.load_entry_points()
+            except BaseException:
+                _registry = None
+                raise
+            _ready = True
         return _registry
 
 
 def reset_registry() -> None:
     """Forget discovered providers (tests; after installing a provider in-process)."""
-    global _registry
+    global _registry, _ready
     with _lock:
+        _ready = False
         _registry = None
 
 

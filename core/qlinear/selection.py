@@ -10,7 +10,9 @@ line saying why not. The vLLM-named functions below are thin wrappers over it.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import threading
 import warnings
 from dataclasses import dataclass, field
 
@@ -81,6 +83,39 @@ def _matches(cls: type[LinearKernel], patterns) -> str | None:
     return None
 
 
+_warned_lock = threading.Lock()
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_unknown_names(st: Settings, registered: list[type[LinearKernel]]) -> None:
+    """Names in QLINEAR_FORCE_KERNEL / QLINEAR_DISABLED_KERNELS that match no registered kernel (of
+    any family) are most likely typos: say so, once per name, instead of ignoring them."""
+    for var, names in (("QLINEAR_FORCE_KERNEL", st.force_kernels), ("QLINEAR_DISABLED_KERNELS", st.disabled_kernels)):
+        unknown = [p for p in names if not any(_matches(k, (p,)) for k in registered)]
+        with _warned_lock:
+            unknown = [p for p in unknown if (var, p) not in _warned]
+            _warned.update((var, p) for p in unknown)
+        if unknown:
+            warnings.warn(f"{var}: {', '.join(map(repr, unknown))} match no registered kernel "
+                          "(`qlinear doctor` lists them); ignored", stacklevel=3)
+
+
+def platform_for_device(plat: Platform, device: torch.device | str | None) -> Platform:
+    """The platform a layer whose weights live on ``device`` runs on: a CPU layer runs on the CPU
+    even when the machine (or a simulated one) has a GPU, so only CPU kernels are candidates."""
+    if device is None:
+        return plat
+    dev = torch.device(device)
+    if dev.type == plat.device_type or dev.type not in ("cpu", "cuda", "xpu"):  # e.g. meta: not placed yet
+        return plat
+    if dev.type == "cpu":
+        return dataclasses.replace(plat, kind="cpu", capability=None, device_name="")
+    from .platform import current_platform, detect_platform
+
+    real = detect_platform() if current_platform().simulated else current_platform()
+    return real if dev.type == real.device_type else plat
+
+
 def select(
     config: LayerConfig,
     platform: Platform | int | None = None,
@@ -90,20 +125,29 @@ def select(
     raise_on_failure: bool = True,
     evaluate_all: bool = False,
     regime: str | None = None,
+    device: torch.device | str | None = None,
 ) -> Selection:
     """Pick the kernel for ``config``. ``kernels`` limits the candidates (default: the registry's);
     ``force`` (classes or names) adds to ``settings.force_kernels``; ``evaluate_all`` also gates
     the kernels after the winner (for ``doctor``/autotune). Where a measured table applies
     (``qlinear.tables``) the usable kernel fastest over ``regime``'s M range (``decode``,
     ``prefill``, ``mixed``; default ``settings.regime``) wins instead of the highest priority, and
-    ``Selection.plan`` holds the per-M dispatch among kernels sharing its weight layout."""
+    ``Selection.plan`` holds the per-M dispatch among kernels sharing its weight layout.
+    ``device`` (where the weights live) narrows the platform to that device's kind (a CPU layer
+    gets CPU kernels on a GPU machine)."""
     from . import tables
     from .registry import get_registry
 
-    plat = resolve_platform(platform)
+    plat = platform_for_device(resolve_platform(platform), device)
     st = settings or get_settings()
     fam = config.family
-    cands = list(kernels) if kernels is not None else get_registry().kernels(fam, plat.kind)
+    if kernels is None:
+        reg = get_registry()
+        if st.force_kernels or st.disabled_kernels:
+            _warn_unknown_names(st, reg.kernels())
+        cands = reg.kernels(fam, plat.kind)
+    else:
+        cands = list(kernels)
     cands = [k for k in cands if k.family == fam]
     sel = Selection(config, plat)
 

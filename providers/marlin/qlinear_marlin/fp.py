@@ -74,6 +74,7 @@ class _MarlinFloatWeights:
     def _install(self, layer, weight_name: str, scale_name: str, codes: torch.Tensor, s32: torch.Tensor,
                  group_k: int, col_scale: torch.Tensor | None) -> None:
         """codes [N, K] (uint8, float-format bit patterns), s32 [N, G] fp32 group scales."""
+        runtime.prepare(codes.device)  # build the extension now: never in a call, never in a capture
         dt = self._act_dtype(self.config)
         n, k = self.config.weight_shape
         if tuple(codes.shape) != (n, k):

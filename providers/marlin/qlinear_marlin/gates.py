@@ -42,4 +42,8 @@ def cuda_verdict(platform: "Platform | int | None") -> tuple[bool, str | None]:
         return False, "torch is a CPU build (torch.version.cuda is None)"
     if find_nvcc() is None:
         return False, "nvcc not found (not on PATH, nor under CUDA_HOME/CUDA_PATH): the kernels are JIT-compiled"
+    from .build import failure
+
+    if failure() is not None:  # remembered: the next layer picks another kernel instead of recompiling
+        return False, f"the CUDA extension failed to build in this process: {failure()}"
     return True, None

@@ -3,7 +3,8 @@ on our JIT-built CUDA kernel.
 
 Load time: unpack the compressed-tensors parameters, sort K by g_idx for act-order (padding each
 group to 16 rows), repack into the kernel's tile layout (``repack.py``). Run time: gather the
-activation along K for act-order, then one kernel launch (split-K reduction included).
+activation along K for act-order, then one kernel launch (split-K reduction included). The CUDA
+extension is built (or loaded from the cache) at load time, never by a call.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class MarlinMPLinearKernel(K.MPLinearKernel):
     def process_weights_after_loading(self, layer: torch.nn.Module) -> None:
         c = self.config
         wq, ws, wzp, gidx = self._get_weight_params(layer)
+        runtime.prepare(wq.device)  # build the extension now: never in a call, never in a capture
         codes = unpack_along(wq.data, c.bits, 1)  # [N, K]
         if tuple(codes.shape) != (c.N, c.K):
             raise ValueError(f"{self.w_q_name}.shape: expected [{c.N}, {c.K // c.pack_factor}] int32, got {tuple(wq.shape)}")

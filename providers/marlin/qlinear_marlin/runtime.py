@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
-import os
-import threading
 
 import torch
 import torch.nn.functional as F
+
+from qlinear.settings import env_int
+from qlinear.streams import PerStream
 
 from .repack import TILE_N
 
@@ -18,27 +19,43 @@ INT_CODES, FLOAT_CODES = 0, 1  # the binding's ``fmt``
 #   4096x4096:  M=32 17.8 vs 31.7, M=64 28.7 vs 32.0, M=128 35.3 vs 33.5
 #   14336x4096: M=32 46.0 vs 113.3, M=64 69.1 vs 113.5, M=128 135.8 vs 114.3
 # so the dense path pays from M=128 on at both widths.
-DEQUANT_MIN_M = int(os.environ.get("QLINEAR_MARLIN_DEQUANT_MIN_M", "128"))
+DEQUANT_MIN_M = env_int("QLINEAR_MARLIN_DEQUANT_MIN_M", 128, minimum=0)
 
-_ws_lock = threading.Lock()
-_workspaces: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+_workspaces: PerStream[tuple[torch.Tensor, torch.Tensor]] = PerStream()
 
 
 def workspace(device: torch.device, floats: int, counters: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-device fp32 split-K workspace (one [M, N] plane per K slice; it keeps nothing between
-    calls) and zeroed tile counters (the kernel leaves them zeroed). Grows (never shrinks) as larger
-    sizes come. Shared by all layers on a device: calls must be stream-ordered (one stream per
-    device), as they are in inference."""
-    ws = _workspaces.get(device)
-    if ws is None or ws[0].numel() < floats or ws[1].numel() < counters:
-        with _ws_lock:
-            ws = _workspaces.get(device)
-            if ws is None or ws[0].numel() < floats or ws[1].numel() < counters:
-                old_f, old_c = (ws[0].numel(), ws[1].numel()) if ws is not None else (0, 0)
-                ws = (torch.zeros(max(floats, old_f, 1 << 20), dtype=torch.float32, device=device),
-                      torch.zeros(max(counters, old_c, 4096), dtype=torch.int32, device=device))
-                _workspaces[device] = ws
-    return ws
+    """fp32 split-K workspace (one [M, N] plane per K slice; it keeps nothing between calls) and
+    zeroed tile counters (the kernel leaves them zeroed), per (device, stream): calls on one stream
+    are ordered and share them; two streams get two, so concurrent calls never write each other's.
+    Grows (never shrinks) as larger sizes come; shared by all layers on that stream."""
+
+    def make(old):
+        old_f, old_c = (old[0].numel(), old[1].numel()) if old is not None else (0, 0)
+        return (torch.zeros(max(floats, old_f, 1 << 20), dtype=torch.float32, device=device),
+                torch.zeros(max(counters, old_c, 4096), dtype=torch.int32, device=device))
+
+    return _workspaces.get(device, make, lambda ws: ws[0].numel() >= floats and ws[1].numel() >= counters)
+
+
+def prepare(device: torch.device) -> None:
+    """Load time: build (or load) the extension for a layer on ``device``, so no call ever compiles
+    (the first call may be inside a CUDA-graph capture). CPU layers (repack tests) need none."""
+    if device.type == "cuda":
+        from .build import load_extension
+
+        load_extension()
+
+
+def extension():
+    """The built extension; an error, never a build, when load time did not build it."""
+    from .build import loaded
+
+    ext = loaded()
+    if ext is None:
+        raise RuntimeError("marlin: the CUDA extension is not built in this process; the kernel's "
+                           "process_weights_after_loading builds it (run that before the first call)")
+    return ext
 
 
 @functools.lru_cache(maxsize=None)
@@ -57,9 +74,7 @@ def run(x: torch.Tensor, n: int, w: torch.Tensor, s: torch.Tensor, *, zm=None, t
         col_scale=None, group_k: int, fmt: int, bias=None, dequant_min_m: int = DEQUANT_MIN_M,
         out_dtype: torch.dtype | None = None) -> torch.Tensor:
     """x [..., K] (16-bit) -> [..., N] through the tile-layout weight."""
-    from .build import load_extension
-
-    ext = load_extension()
+    ext = extension()
     lead = x.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1])
     if kidx is not None:

@@ -8,13 +8,13 @@ exactly on CPU).
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from qlinear.formats.int_pack import unpack_along
 from qlinear.kernel import MPLinearKernel
 from qlinear.scalar_type import scalar_types
+from qlinear.settings import env_int
+from qlinear.streams import PerStream
 
 from .base import TritonKernelMixin, out_dtype_of
 from .configs import GemvTile, gemv_split, interpreter_tile, is_rocm, rocm_tile, sm_count, w4a16_split, w4a16_tile
@@ -80,7 +80,7 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
     # 64-row tiles vs dense: M=64 27.1 vs 23.0 (4096x4096), 83.4 vs 97.0 (14336x4096); M=1024
     # 148 vs 60 and 567 vs 239. The dense path writes the whole 16-bit weight (4x the int4 bytes),
     # so it pays once the GEMM's own cost dominates.
-    dense_min_m = int(os.environ.get("QLINEAR_TRITON_W4A16_DENSE_MIN_M", "128"))
+    dense_min_m = env_int("QLINEAR_TRITON_W4A16_DENSE_MIN_M", 128, minimum=0)
     @classmethod
     def can_implement(cls, c):
         if c.weight_type not in (scalar_types.uint4b8, scalar_types.uint4):
@@ -134,9 +134,10 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         self._interp = interpreting()
         self._ptx = inline_ptx()
         self._ng = w_s.shape[-1]  # scale rows (groups)
-        # split-K arrivals per N tile (finish_splits); per layer, so a layer's calls must be stream-ordered,
-        # as they are in inference
-        self._counters = torch.zeros(-(-n // 8), dtype=torch.int32, device=dev)
+        # split-K arrivals per N tile (finish_splits), per (device, stream): calls on one stream are
+        # ordered and share them, a second stream running this layer at once gets its own
+        self._counters: PerStream[torch.Tensor] = PerStream()
+        self._n_counters = -(-n // 8)
         self._tiles: dict[int, object] = {}
 
     def _tile(self, m: int):
@@ -200,7 +201,9 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
                       X_PERM=x_perm, IRREG=self._has_gsorted, HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn,
                       SPG=8 if one_scale else group // 16, num_warps=t.num_warps, num_stages=t.num_stages)
         if gemv:  # split K finishes in-kernel (mm_kernels.finish_splits): one launch
-            self._gemv[grid](*args, out, self._counters, out.stride(0), ONE_BITS, PTX=self._ptx, ONE_SCALE=one_scale,
+            cnt = self._counters.get(x2.device, lambda old: torch.zeros(self._n_counters, dtype=torch.int32,
+                                                                          device=x2.device))
+            self._gemv[grid](*args, out, cnt, out.stride(0), ONE_BITS, PTX=self._ptx, ONE_SCALE=one_scale,
                              **common)
         else:
             self._kernel[(tiles, splits)](*args, ONE_BITS, GROUP_M=t.group_m, **common)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from qlinear.streams import PerStream
+
 from .configs import SM_COUNT_DEFAULT, GemvTile, Tile, gemv_split, interpreter_tile, is_rocm, rocm_tile, sm_count, split_k, w8a8_tile
 from .runtime import inline_ptx, interpreting
 
@@ -135,12 +137,13 @@ def launch_scaled_mm(kernel, tile, a, w_nk, out, a_scale, w_scale, bias, azp, az
 
 
 def counters(tile, n: int, device) -> torch.Tensor:
-    """The zeroed per-layer split-K arrival counters of finish_splits (one per N tile), kept on
-    the layer's tile cache; the kernel leaves them zeroed."""
-    cnt = getattr(tile, "counters", None)
-    if cnt is None or cnt.numel() < -(-n // 8) or cnt.device != device:
-        cnt = tile.counters = torch.zeros(-(-n // 8), dtype=torch.int32, device=device)
-    return cnt
+    """The zeroed split-K arrival counters of finish_splits (one per N tile), kept on the layer's
+    tile cache per (device, stream): two streams running the layer at once never count into the
+    same slots. The kernel leaves them zeroed."""
+    per = tile.__dict__.setdefault("counters", PerStream())  # setdefault: one per tile, even from two threads
+    need = -(-n // 8)
+    return per.get(device, lambda old: torch.zeros(need, dtype=torch.int32, device=device),
+                   lambda cnt: cnt.numel() >= need)
 
 
 def reduce_splits(kernel, ws: torch.Tensor, out: torch.Tensor) -> None:

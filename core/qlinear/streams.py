@@ -1,0 +1,55 @@
+"""Scratch memory a kernel reuses between calls, kept per (device, stream).
+
+A split-K workspace or a tile-arrival counter is only safe to share between calls that run one
+after the other. Calls on one CUDA stream do; calls on two streams (an engine overlapping two
+batches, a side stream for speculative decoding) may run at the same time and would write the
+same scratch. Keying it by the current stream gives each stream its own. On the CPU (and the
+Triton interpreter) every call is synchronous: one key per device.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Generic, Hashable, TypeVar
+
+import torch
+
+T = TypeVar("T")
+
+
+def stream_key(device: torch.device) -> tuple[str, int | None, int]:
+    """(device type, index, stream handle) of the stream work on ``device`` is issued to now."""
+    if device.type == "cuda":
+        return ("cuda", device.index if device.index is not None else torch.cuda.current_device(),
+                torch.cuda.current_stream(device).cuda_stream)
+    return (device.type, device.index, 0)
+
+
+class PerStream(Generic[T]):
+    """``get(device, make, fits)``: this stream's value, made (or remade, when ``fits`` says the
+    current one is too small) on first use. Thread-safe; values are never shared across streams."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[Hashable, T] = {}
+
+    def get(self, device: torch.device, make: Callable[[T | None], T], fits: Callable[[T], bool] = lambda v: True) -> T:
+        key = stream_key(device)
+        v = self._values.get(key)
+        if v is None or not fits(v):
+            with self._lock:
+                v = self._values.get(key)
+                if v is None or not fits(v):
+                    v = make(v)
+                    self._values[key] = v
+        return v
+
+    def values(self) -> list[T]:
+        return list(self._values.values())
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()

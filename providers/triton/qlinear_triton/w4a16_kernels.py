@@ -22,6 +22,10 @@ Three kernels, chosen per call by M (mp.TritonW4A16LinearKernel.apply_weights):
   mm_kernels.splitk_reduce_kernel.
 - ``w4a16_dequant_kernel``, prefill: the whole weight to a 16-bit buffer for cuBLAS.
 All sums over splits run in a fixed order: results are deterministic, with no floating-point atomics.
+
+FP4 (constexpr ``FP4``: 1 NVFP4, 2 MXFP4; weight-only layers of ``fp4.py``): the same layout holds
+E2M1 codes (sign in bit 3), decoded by ``_e2m1`` instead of the integer decode, with one 8-bit scale
+row per 16- or 32-row group (``_fp4_factor``) and a per-tensor fp32 ``alpha`` folded into it.
 """
 
 from __future__ import annotations
@@ -108,6 +112,48 @@ def _epilogue(acc, bias_ptr, c_ptr, rm, rn, rbn, M, N, stride_cm, stride_cs, pid
     tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=(rm[:, None] < M) & (rn[None, :] < N))
 
 
+@triton.jit
+def _e2m1(w, j: tl.constexpr):
+    """Nibble j of each word, an E2M1 code c (sign in bit 3), as the fp32 value(c) * 2^-14, exactly:
+    h = (c & 7) << 9 | (c & 8) << 12 puts c's exponent into the low two exponent bits of an fp16 and
+    its mantissa bit on top of the fp16 mantissa, so h reads as E2M1 with the bias 15 instead of 1:
+    value * 2^-14, subnormals included (e = 0 codes are fp16 subnormals 0 and 2^-15, the same
+    structure). fp16 -> fp32 converts subnormals exactly (no flush); _fp4_factor carries the 2^14."""
+    if 4 * j <= 9:
+        t = w << (9 - 4 * j)  # the code's bits 0..3 at bits 9..12
+    else:
+        t = w >> (4 * j - 9)
+    h = (t & 0xE00) | ((t << 3) & 0x8000)
+    return h.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
+
+
+@triton.jit
+def _e2m1_dot(w, j: tl.constexpr, DT: tl.constexpr):
+    """Nibble j as the 16-bit tensor-core operand: bf16 takes value * 2^-14 (normal in bf16, exact);
+    fp16 would make the 0.5 codes fp16 subnormals, so it takes the value itself (the host's alpha
+    for fp16 tiles is 2^-14 smaller, see fp4._alphas)."""
+    v = _e2m1(w, j)
+    if DT == tl.float16:
+        v = v * 16384.0
+    return v.to(DT)
+
+
+@triton.jit
+def _fp4_factor(s_ptr, g, rbn, N, alpha, FP4: tl.constexpr):
+    """Scale row g of an FP4 layer ([G, N] bytes) as fp32 [1, BN] factors, times alpha (which carries
+    the 2^14 of _e2m1 and the per-tensor factor, chosen on the host per path). NVFP4 (FP4 == 1): E4M3
+    byte b read through fp16 like _e2m1 ((b & 0x7F) << 7 | sign << 8 is its value * 2^-8, subnormals
+    included). MXFP4 (FP4 == 2): E8M0 code e as the fp32 bits (e + 14) << 23 = 2^(e - 113), exact and
+    normal for every code the load allows (e <= 240, checked there); alpha carries the rest."""
+    b = tl.load(s_ptr + g * N + rbn).to(tl.int32)
+    if FP4 == 1:
+        h = ((b & 0x7F) << 7) | ((b & 0x80) << 8)
+        f = h.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32) * alpha
+    else:
+        f = ((b + 14) << 23).to(tl.float32, bitcast=True) * alpha
+    return f[None, :]
+
+
 # GROUP: rows per group (the whole K for one group); NG scale rows. IRREG: act-order groups of
 # irregular size, looked up per row in gidx. X_PERM: x's columns are gathered through perm (act-order
 # layers, whose weight rows were sorted by group at load time). BLOCK_SPLIT: 128-row blocks per split.
@@ -120,7 +166,7 @@ def w4a16_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr, c_p
                  stride_xm, stride_cm, block_split, stride_cs, magic, SPLIT_K: tl.constexpr,
                  GROUP: tl.constexpr, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, X_PERM: tl.constexpr,
                  IRREG: tl.constexpr, HAS_BIAS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
-                 GROUP_M: tl.constexpr, SPG: tl.constexpr):
+                 GROUP_M: tl.constexpr, SPG: tl.constexpr, alpha=1.0, FP4: tl.constexpr = 0):
     pid_m, pid_n = _tile_ids(M, N, BM, BN, GROUP_M)
     pid_s = tl.program_id(1)
     rm = pid_m * BM + tl.arange(0, BM)
@@ -143,7 +189,13 @@ def w4a16_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr, c_p
             else:
                 kk = b * 128 + 16 * j + r16
                 x = _x_slab(x_rows, (rm < M)[:, None], perm_ptr, kk, kk < K, X_PERM)
-                if j % SPG == 0:  # a group starts: its scale and zero, a fresh product
+                if FP4:  # E2M1 codes: the group's scale factor (alpha in it), a fresh product
+                    if j % SPG == 0:
+                        fs = _fp4_factor(s_ptr, tl.minimum((b * 128 + 16 * j) // GROUP, NG - 1), rbn, N, alpha, FP4)
+                        ga = tl.dot(x, _e2m1_dot(w, j, x.dtype))
+                    else:
+                        ga = tl.dot(x, _e2m1_dot(w, j, x.dtype), ga)
+                elif j % SPG == 0:  # a group starts: its scale and zero, a fresh product
                     fs, zc = _group_scale(s_ptr, zp_ptr, tl.minimum((b * 128 + 16 * j) // GROUP, NG - 1), rbn, N,
                                           HAS_ZP, ZP_CONST)
                     ga = tl.dot(x, (_nib(w, j, magic) - zc).to(x.dtype))
@@ -243,7 +295,7 @@ def w4a16_gemv_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr
                       PTX: tl.constexpr, SPLIT_K: tl.constexpr,
                       GROUP: tl.constexpr, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, X_PERM: tl.constexpr,
                       IRREG: tl.constexpr, HAS_BIAS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
-                      ONE_SCALE: tl.constexpr, SPG: tl.constexpr):
+                      ONE_SCALE: tl.constexpr, SPG: tl.constexpr, alpha=1.0, FP4: tl.constexpr = 0):
     pid_n = tl.program_id(0)
     pid_s = tl.program_id(1)
     rn = pid_n * BN + tl.arange(0, BN)
@@ -308,6 +360,21 @@ def w4a16_gemv_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr
                     acc0 += x0 * wf
                     if BM > 1:
                         acc1 += x1 * wf
+                elif FP4:  # E2M1: sums of x * value * 2^-14 per group, scaled once at its end
+                    v = _e2m1(w, j)
+                    if j % SPG == 0:
+                        fs = _fp4_factor(s_ptr, tl.minimum((b * 128 + 16 * j) // GROUP, NG - 1), rbn, N, alpha, FP4)
+                        ga0 = x0 * v
+                        if BM > 1:
+                            ga1 = x1 * v
+                    else:
+                        ga0 += x0 * v
+                        if BM > 1:
+                            ga1 += x1 * v
+                    if j % SPG == SPG - 1:
+                        acc0 += ga0 * fs
+                        if BM > 1:
+                            acc1 += ga1 * fs
                 else:
                     v = _nib(w, j, magic)
                     if j % SPG == 0:  # a group starts: its factors and fresh sums
@@ -342,14 +409,20 @@ def w4a16_gemv_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr
 @triton.jit
 def w4a16_dequant_kernel(qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, w_ptr, N, K, NG, GROUP: tl.constexpr,
                          HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, X_PERM: tl.constexpr, IRREG: tl.constexpr,
-                         BN: tl.constexpr):
+                         BN: tl.constexpr, alpha=1.0, FP4: tl.constexpr = 0):
     b = tl.program_id(0)
     rn = tl.program_id(1) * BN + tl.arange(0, BN)
     rbn = rn % N
     r16 = tl.arange(0, 16)
     w = tl.load(qw_ptr + (b * 16 + r16)[:, None].to(tl.int64) * N + rbn[None, :])
     for j in tl.static_range(8):
-        wf, kk, kmask = _block_slab(w, b, j, r16, K, s_ptr, zp_ptr, gidx_ptr, rbn, N, NG, GROUP, HAS_ZP, ZP_CONST, IRREG)
+        if FP4:  # alpha here is the GEMV's (2^14 and the per-tensor factor): the stored value is exact before rounding
+            kk = b * 128 + 16 * j + r16
+            kmask = kk < K
+            wf = _e2m1(w, j) * _fp4_factor(s_ptr, tl.minimum((b * 128 + 16 * j) // GROUP, NG - 1), rbn, N, alpha, FP4)
+        else:
+            wf, kk, kmask = _block_slab(w, b, j, r16, K, s_ptr, zp_ptr, gidx_ptr, rbn, N, NG, GROUP, HAS_ZP, ZP_CONST,
+                                        IRREG)
         if X_PERM:
             rows = tl.load(perm_ptr + kk, mask=kmask, other=0)
         else:

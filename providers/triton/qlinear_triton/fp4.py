@@ -4,11 +4,14 @@ The activation stays 16-bit (``quantizes_activation = False``: the conformance k
 format's weight-only reference). The E2M1 codes are re-laid once into the W4A16 block-planar int32
 words (``mp.repack_w4``), so the decode GEMV (M <= 2), the tensor-core tiles with split-K and the
 dense dequantize + cuBLAS path (large M) are the same kernels as GPTQ's; only the nibble decode
-(``_e2m1``, exact through fp16 bits) and the scale decode (``_fp4_factor``) differ. Scales stay one
-byte each ([G, N]: E4M3 for NVFP4, E8M0 for MXFP4) so the GEMV streams 4.5 / 4.25 bits per weight.
+(``_e2m1``, exact through fp16 bits) differs. Scales become bf16 rows [G, N] at load (NVFP4's E4M3
+values and MXFP4's powers of two are exact in bf16): the GEMV is instruction-bound, not memory-bound,
+once each weight must also decode an 8-bit scale (see w4a16_kernels._fp4_factor), so it streams 5 /
+4.5 bits per weight (as marlin's 16-bit scales) instead of 4.5 / 4.25.
 
-Per-tensor factors (NVFP4's 1 / global scale, the decode's 2^14) are folded on the host into one
-fp32 ``alpha`` per path, applied to each group's fp32 factor; their range is checked at load.
+Per-tensor factors (NVFP4's 1 / global scale, the decodes' power-of-two offsets) are folded on the
+host into one fp32 ``alpha`` per path, applied once to the fp32 sums at the end of the GEMV and tile
+kernels (and per weight in the dense dequantization); its range is checked at load.
 """
 
 from __future__ import annotations
@@ -39,6 +42,19 @@ def fp4_words(weight: torch.Tensor, k: int) -> torch.Tensor:
     if weight.dtype != torch.uint8 or weight.dim() != 2 or weight.shape[1] * 2 != k:
         raise ValueError(f"weight: expected uint8 [N, {k // 2}], got {weight.dtype} {tuple(weight.shape)}")
     return repack_w4(weight.contiguous().view(torch.int32), k)
+
+
+def nvfp4_scale_rows(codes: torch.Tensor) -> torch.Tensor:
+    """E4M3 scale bytes [N, G] -> bf16 [G, N] of the same values (exact: 3 mantissa bits, 2^-9..448)."""
+    return codes.contiguous().view(FP8).to(torch.bfloat16).t().contiguous()
+
+
+def mxfp4_scale_rows(codes: torch.Tensor) -> torch.Tensor:
+    """E8M0 codes [N, G] (all <= MX_MAX_CODE) -> bf16 [G, N] holding 2^(e - 113) = 2^(e - 127) * 2^14,
+    built as bf16 bits (exponent field e + 14, no rounding): the 2^14 undoes _e2m1's 2^-14 and keeps
+    code 0 (2^-127, a bf16 subnormal) a normal number."""
+    e = codes.to(torch.int16) + 14
+    return (e << 7).view(torch.bfloat16).t().contiguous()
 
 
 def _alpha(value: float, what: str) -> float:
@@ -76,7 +92,7 @@ class _TritonFp4WeightOnly(TritonKernelMixin):
         return True, None
 
     def _scales(self, layer) -> tuple[torch.Tensor, float, float]:
-        """(scale bytes [G, N], alpha of the GEMV / bf16 tiles / dequant, alpha of fp16 tiles)."""
+        """(bf16 scale rows [G, N], alpha of the GEMV / bf16 tiles / dequant, alpha of fp16 tiles)."""
         raise NotImplementedError
 
     def process_weights_after_loading(self, layer):
@@ -174,13 +190,14 @@ class TritonNvFp4WeightOnlyKernel(_TritonFp4WeightOnly, K.NvFp4LinearKernel):
         b = sc.contiguous().view(torch.uint8)
         if bool(((b & 0x7F) == 0x7F).any()):
             raise ValueError("weight_scale: an E4M3 NaN code (0x7f / 0xff) in a weight scale")
+        rows = nvfp4_scale_rows(b)
         gs = float(layer.weight_global_scale.data.float().reshape(()))  # once, at load
         if not (math.isfinite(gs) and gs > 0):
             raise ValueError(f"weight_global_scale: must be finite and > 0, got {gs}")
-        # factor = (E4M3 value * 2^-8) * alpha: 2^22 / gs where the decoded weight is value * 2^-14,
-        # 2^8 / gs for fp16 tiles (they take the value itself, w4a16_kernels._e2m1_dot)
-        return (b.t().contiguous(), _alpha(2.0**22 / gs, "weight_global_scale: 2^22 / global_scale"),
-                _alpha(2.0**8 / gs, "weight_global_scale: 2^8 / global_scale"))
+        # alpha 2^14 / gs where the decoded weight is value * 2^-14, 1 / gs for fp16 tiles (they take
+        # the value itself, w4a16_kernels._e2m1_dot)
+        return (rows, _alpha(2.0**14 / gs, "weight_global_scale: 2^14 / global_scale"),
+                _alpha(1.0 / gs, "weight_global_scale: 1 / global_scale"))
 
 
 class TritonMxFp4WeightOnlyKernel(_TritonFp4WeightOnly, K.MxFp4LinearKernel):
@@ -201,10 +218,9 @@ class TritonMxFp4WeightOnlyKernel(_TritonFp4WeightOnly, K.MxFp4LinearKernel):
         if top > MX_MAX_CODE:
             raise ValueError(f"weight_scale: E8M0 code {top} (2^{top - 127}) is above 2^{MX_MAX_CODE - 127}, where "
                              "the kernel's fp32 scale factor (with the decode's 2^14) would overflow")
-        # factor = 2^(e - 113) * alpha: 1 where the decoded weight is value * 2^-14; 2^-14 for fp16
-        # tiles (the value itself; a code-0 scale, 2^-127, then gives an fp32 subnormal factor, which
-        # a flush-to-zero would zero: its products are below 2^-124, under any 16-bit output)
-        return sc.t().contiguous(), 1.0, 2.0**-14
+        # rows 2^(e - 113); alpha 1 where the decoded weight is value * 2^-14, 2^-14 for fp16 tiles
+        # (they take the value itself)
+        return mxfp4_scale_rows(sc), 1.0, 2.0**-14
 
 
 KERNELS = [TritonNvFp4WeightOnlyKernel, TritonMxFp4WeightOnlyKernel]

@@ -18,7 +18,8 @@ tl = triton.language
 pytestmark = interpreter_only
 
 from qlinear_triton import w4a16_kernels as wk  # noqa: E402  (TRITON_INTERPRET is set by conftest)
-from qlinear_triton.fp4 import MX_MAX_CODE, TritonMxFp4WeightOnlyKernel, TritonNvFp4WeightOnlyKernel, fp4_words  # noqa: E402
+from qlinear_triton.fp4 import (MX_MAX_CODE, TritonMxFp4WeightOnlyKernel, TritonNvFp4WeightOnlyKernel,  # noqa: E402
+                                fp4_words, mxfp4_scale_rows, nvfp4_scale_rows)
 from qlinear_triton.mp import repack_w4  # noqa: E402
 
 KERNELS = (TritonNvFp4WeightOnlyKernel, TritonMxFp4WeightOnlyKernel)
@@ -43,7 +44,7 @@ def test_e2m1_fp16_bits_formula():
 
 
 @triton.jit
-def _decode_kernel(w_ptr, s_ptr, out_ptr, dot_ptr, f_ptr, alpha, FP4: tl.constexpr, DT: tl.constexpr):
+def _decode_kernel(w_ptr, s_ptr, out_ptr, dot_ptr, pair_ptr, f_ptr, DT: tl.constexpr):
     """The kernels' decodes on a [16, 64] word tile (their [16, BN] shapes) and one scale row."""
     r16 = tl.arange(0, 16)
     cols = tl.arange(0, 64)
@@ -51,50 +52,48 @@ def _decode_kernel(w_ptr, s_ptr, out_ptr, dot_ptr, f_ptr, alpha, FP4: tl.constex
     for j in tl.static_range(8):
         tl.store(out_ptr + j * 1024 + r16[:, None] * 64 + cols[None, :], wk._e2m1(w, j))
         tl.store(dot_ptr + j * 1024 + r16[:, None] * 64 + cols[None, :], wk._e2m1_dot(w, j, DT).to(tl.float32))
-    tl.store(f_ptr + cols[None, :], wk._fp4_factor(s_ptr, 0, cols, 64, alpha, FP4))
+    for p in tl.static_range(4):
+        lo, hi = wk._e2m1_pair(w, p)
+        tl.store(pair_ptr + p * 1024 + r16[:, None] * 64 + cols[None, :], lo)
+        tl.store(pair_ptr + (p + 4) * 1024 + r16[:, None] * 64 + cols[None, :], hi)
+    tl.store(f_ptr + cols[None, :], wk._fp4_factor(s_ptr, 0, cols, 64))
 
 
 @pytest.mark.parametrize("dt", (torch.bfloat16, torch.float16), ids=str)
 def test_e2m1_decode_in_kernel(dt):
-    """The kernels' _e2m1 over all 16 codes in every nibble position (j = 0..7, sign bit 31 included),
-    and the tensor-core operand _e2m1_dot: bit-exact."""
+    """The kernels' _e2m1 and the GEMV's _e2m1_pair (nibbles p, p + 4 at once) over all 16 codes in
+    every nibble position (sign bit 31 included), and the tensor-core operand _e2m1_dot: bit-exact."""
     codes = torch.arange(16 * 64, dtype=torch.int64).reshape(16, 64, 1) + torch.arange(8) * 5
     codes = codes % 16  # [16, 64, 8]: each word holds 8 different codes
     words = pack_along(codes.reshape(16, 64 * 8), 4, 1).reshape(16, 64)  # nibble j = codes[..., j]
-    out = torch.empty(8, 16, 64)
-    dot = torch.empty(8, 16, 64)
+    out, dot, pair = (torch.empty(8, 16, 64) for _ in range(3))
     f = torch.empty(64)
-    s = torch.full((64,), 127, dtype=torch.uint8)
-    _decode_kernel[(1,)](words, s, out, dot, f, 1.0, FP4=2, DT=tl.bfloat16 if dt == torch.bfloat16 else tl.float16)
+    s = torch.ones(64, dtype=torch.bfloat16)
+    _decode_kernel[(1,)](words, s, out, dot, pair, f, DT=tl.bfloat16 if dt == torch.bfloat16 else tl.float16)
     want = e2m1_decode(codes.permute(2, 0, 1).to(torch.uint8), torch.float64)  # [8, 16, 64]
-    assert torch.equal(out.double(), want * 2.0**-14)
-    assert torch.equal(torch.signbit(out), torch.signbit(want))
+    for got in (out, pair):
+        assert torch.equal(got.double(), want * 2.0**-14)
+        assert torch.equal(torch.signbit(got), torch.signbit(want))
     assert torch.equal(dot.double(), want * (2.0**-14 if dt == torch.bfloat16 else 1.0))
 
 
-def test_scale_factors_every_code():
-    """_fp4_factor: every finite E4M3 byte (x 2^-8 x alpha) and every E8M0 code the load allows
-    (x 2^14 x alpha), bit-exact against qlinear.formats.codes."""
-    dec = _decode_kernel
+def test_scale_rows_every_code():
+    """The bf16 scale rows the kernels read: every finite E4M3 byte and every E8M0 code the load
+    allows (times the decode's 2^14), bit-exact against qlinear.formats.codes; and the kernel's
+    _fp4_factor reads them into fp32 unchanged."""
+    e4 = torch.arange(256, dtype=torch.int32)
+    e4 = e4[(e4 & 0x7F) != 0x7F].to(torch.uint8).reshape(2, 127)  # the 254 finite codes as [N=2, G=127]
+    rows = nvfp4_scale_rows(e4)
+    assert rows.shape == (127, 2) and rows.dtype == torch.bfloat16
+    assert torch.equal(rows.t().double(), e4.view(FP8).double())
+    mx = torch.arange(MX_MAX_CODE + 1, dtype=torch.int32).to(torch.uint8).reshape(1, -1)
+    assert torch.equal(mxfp4_scale_rows(mx).t().double(), e8m0_decode(mx).double() * 2.0**14)
     words = torch.zeros(16, 64, dtype=torch.int32)
     scratch = torch.empty(8, 16, 64)
-    e4 = torch.arange(256, dtype=torch.int32)
-    e4 = e4[(e4 & 0x7F) != 0x7F].to(torch.uint8)  # 254 finite codes
-    for part in e4.split(64):
-        s = torch.zeros(64, dtype=torch.uint8)
-        s[: part.numel()] = part
-        f = torch.empty(64)
-        dec[(1,)](words, s, scratch, scratch, f, 2.0**22, FP4=1, DT=tl.bfloat16)
-        want = s.view(FP8).double() * 2.0**14
-        assert torch.equal(f.double(), want), (part, f, want)
-    mx = torch.arange(MX_MAX_CODE + 1, dtype=torch.int32).to(torch.uint8)
-    for part in mx.split(64):
-        s = torch.zeros(64, dtype=torch.uint8)
-        s[: part.numel()] = part
-        f = torch.empty(64)
-        dec[(1,)](words, s, scratch, scratch, f, 1.0, FP4=2, DT=tl.bfloat16)
-        want = e8m0_decode(s).double() * 2.0**14
-        assert torch.equal(f.double(), want)
+    s = mxfp4_scale_rows(mx).reshape(-1)[:64].contiguous()
+    f = torch.empty(64)
+    _decode_kernel[(1,)](words, s, scratch, scratch, scratch, f, DT=tl.bfloat16)
+    assert torch.equal(f.double(), s.double())
 
 
 def test_fp4_words_is_repack_of_k_packed_codes():

@@ -4,10 +4,10 @@ The activation stays 16-bit (``quantizes_activation = False``: the conformance k
 format's weight-only reference). The E2M1 codes are re-laid once into the W4A16 block-planar int32
 words (``mp.repack_w4``), so the decode GEMV (M <= 2), the tensor-core tiles with split-K and the
 dense dequantize + cuBLAS path (large M) are the same kernels as GPTQ's; only the nibble decode
-(``_e2m1``, exact through fp16 bits) and the scale rows differ: [G, N], NVFP4's E4M3 bytes as
-loaded (4.5 bits per weight), MXFP4's scales as bf16 powers of two (4.5 bits per weight; decoding
-the E8M0 bytes in the GEMV cost more instructions than the extra byte, see
-w4a16_kernels._fp4_factor).
+(``_e2m1``, exact through fp16 bits) differs. Scales become bf16 rows [G, N] at load (NVFP4's E4M3
+values and MXFP4's powers of two are exact in bf16): the GEMV is instruction-bound, not memory-bound,
+once each weight must also decode an 8-bit scale (see w4a16_kernels._fp4_factor), so it streams 5 /
+4.5 bits per weight (as marlin's 16-bit scales) instead of 4.5 / 4.25.
 
 Per-tensor factors (NVFP4's 1 / global scale, the decodes' power-of-two offsets) are folded on the
 host into one fp32 ``alpha`` per path, applied once to the fp32 sums at the end of the GEMV and tile
@@ -45,8 +45,8 @@ def fp4_words(weight: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def nvfp4_scale_rows(codes: torch.Tensor) -> torch.Tensor:
-    """E4M3 scale bytes [N, G] -> uint8 [G, N], the same bytes (decoded in the kernel)."""
-    return codes.contiguous().view(torch.uint8).t().contiguous()
+    """E4M3 scale bytes [N, G] -> bf16 [G, N] of the same values (exact: 3 mantissa bits, 2^-9..448)."""
+    return codes.contiguous().view(FP8).to(torch.bfloat16).t().contiguous()
 
 
 def mxfp4_scale_rows(codes: torch.Tensor) -> torch.Tensor:
@@ -92,7 +92,7 @@ class _TritonFp4WeightOnly(TritonKernelMixin):
         return True, None
 
     def _scales(self, layer) -> tuple[torch.Tensor, float, float]:
-        """(scale rows [G, N], alpha of the GEMV / bf16 tiles / dequant, alpha of fp16 tiles)."""
+        """(bf16 scale rows [G, N], alpha of the GEMV / bf16 tiles / dequant, alpha of fp16 tiles)."""
         raise NotImplementedError
 
     def process_weights_after_loading(self, layer):
@@ -194,10 +194,10 @@ class TritonNvFp4WeightOnlyKernel(_TritonFp4WeightOnly, K.NvFp4LinearKernel):
         gs = float(layer.weight_global_scale.data.float().reshape(()))  # once, at load
         if not (math.isfinite(gs) and gs > 0):
             raise ValueError(f"weight_global_scale: must be finite and > 0, got {gs}")
-        # the kernel's factor is the E4M3 value * 2^-8: alpha 2^22 / gs where the decoded weight is
-        # value * 2^-14, 2^8 / gs for fp16 tiles (they take the value itself, w4a16_kernels._e2m1_dot)
-        return (rows, _alpha(2.0**22 / gs, "weight_global_scale: 2^22 / global_scale"),
-                _alpha(2.0**8 / gs, "weight_global_scale: 2^8 / global_scale"))
+        # alpha 2^14 / gs where the decoded weight is value * 2^-14, 1 / gs for fp16 tiles (they take
+        # the value itself, w4a16_kernels._e2m1_dot)
+        return (rows, _alpha(2.0**14 / gs, "weight_global_scale: 2^14 / global_scale"),
+                _alpha(1.0 / gs, "weight_global_scale: 1 / global_scale"))
 
 
 class TritonMxFp4WeightOnlyKernel(_TritonFp4WeightOnly, K.MxFp4LinearKernel):

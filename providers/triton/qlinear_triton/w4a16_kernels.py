@@ -24,8 +24,8 @@ Three kernels, chosen per call by M (mp.TritonW4A16LinearKernel.apply_weights):
 All sums over splits run in a fixed order: results are deterministic, with no floating-point atomics.
 
 FP4 (constexpr ``FP4``: 1 NVFP4, 2 MXFP4; weight-only layers of ``fp4.py``): the same layout holds
-E2M1 codes (sign in bit 3), decoded by ``_e2m1`` instead of the integer decode, with one scale row
-per 16- or 32-row group (``_fp4_factor``: E4M3 bytes or bf16) and a per-tensor fp32 ``alpha`` applied to the fp32 sums
+E2M1 codes (sign in bit 3), decoded by ``_e2m1`` instead of the integer decode, with one bf16 scale
+row per 16- or 32-row group (``_fp4_factor``) and a per-tensor fp32 ``alpha`` applied to the fp32 sums
 at the end (the GEMV decodes nibbles p and p + 4 together, ``_e2m1_pair``).
 """
 
@@ -155,21 +155,13 @@ def _e2m1_dot(w, j: tl.constexpr, DT: tl.constexpr):
 
 
 @triton.jit
-def _fp4_factor(s_ptr, g, rbn, N, FP4: tl.constexpr):
-    """Scale row g of an FP4 layer ([G, N], made at load by fp4.py) as fp32 [1, BN] factors, exact,
-    up to a power of two the kernels' alpha carries. In the GEMV each thread holds one row of 16
-    columns of a slab, so with 16-row groups every weight meets its own factor: the decode is per
-    weight, and the cheapest form differs per format (sm_90 SASS of the GEMV loop, per 128 weights
-    a thread: NVFP4 E4M3 bytes 1053 instructions vs bf16 rows 1084; MXFP4 E8M0 bytes 935 vs bf16
-    rows 879). NVFP4 (FP4 == 1): E4M3 byte b read through fp16 like _e2m1 ((b & 0x7F) << 7 |
-    sign << 8 is its value * 2^-8, subnormals included). MXFP4 (FP4 == 2): bf16 rows 2^(e - 113)."""
-    if FP4 == 1:
-        b = tl.load(s_ptr + g * N + rbn).to(tl.int32)
-        h = ((b & 0x7F) << 7) | ((b & 0x80) << 8)
-        f = h.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
-    else:
-        f = tl.load(s_ptr + g * N + rbn).to(tl.float32)
-    return f[None, :]
+def _fp4_factor(s_ptr, g, rbn, N):
+    """Scale row g of an FP4 layer as fp32 [1, BN] factors. The rows are bf16 made at load time
+    (fp4.py: NVFP4's E4M3 values, exact in bf16; MXFP4's 2^(e - 113), the E8M0 scale times the
+    2^14 of _e2m1, normal for every code the load allows): one conversion per factor. In the GEMV
+    each thread holds one row of 16 columns of a slab, so with 16-row groups every weight meets its
+    own factor; decoding E4M3 / E8M0 bytes there cost about three more instructions per weight."""
+    return tl.load(s_ptr + g * N + rbn).to(tl.float32)[None, :]
 
 
 # GROUP: rows per group (the whole K for one group); NG scale rows. IRREG: act-order groups of
@@ -209,7 +201,7 @@ def w4a16_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr, c_p
                 x = _x_slab(x_rows, (rm < M)[:, None], perm_ptr, kk, kk < K, X_PERM)
                 if FP4:  # E2M1 codes: the group's scale factor, a fresh product
                     if j % SPG == 0:
-                        fs = _fp4_factor(s_ptr, tl.minimum((b * 128 + 16 * j) // GROUP, NG - 1), rbn, N, FP4)
+                        fs = _fp4_factor(s_ptr, tl.minimum((b * 128 + 16 * j) // GROUP, NG - 1), rbn, N)
                         ga = tl.dot(x, _e2m1_dot(w, j, x.dtype))
                     else:
                         ga = tl.dot(x, _e2m1_dot(w, j, x.dtype), ga)
@@ -377,8 +369,8 @@ def w4a16_gemv_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr
                     xl1 = _x_col(x_ptr, row1, stride_xm, perm_ptr, kl, kl < K, X_PERM)
                     xh1 = _x_col(x_ptr, row1, stride_xm, perm_ptr, kh, kh < K, X_PERM)
                 if p % SPG == 0:  # groups start (SPG: 1 NVFP4, 2 MXFP4): their factors, fresh sums
-                    fl = _fp4_factor(s_ptr, tl.minimum((b * 128 + 16 * p) // GROUP, NG - 1), rbn, N, FP4)
-                    fh = _fp4_factor(s_ptr, tl.minimum((b * 128 + 16 * p + 64) // GROUP, NG - 1), rbn, N, FP4)
+                    fl = _fp4_factor(s_ptr, tl.minimum((b * 128 + 16 * p) // GROUP, NG - 1), rbn, N)
+                    fh = _fp4_factor(s_ptr, tl.minimum((b * 128 + 16 * p + 64) // GROUP, NG - 1), rbn, N)
                     gl0 = xl0 * lo
                     gh0 = xh0 * hi
                     if BM > 1:
@@ -457,7 +449,7 @@ def w4a16_dequant_kernel(qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, w_ptr, N, K,
         if FP4:  # alpha here is the GEMV's (2^14 and the per-tensor factor); one rounding, at the store
             kk = b * 128 + 16 * j + r16
             kmask = kk < K
-            wf = _e2m1(w, j) * _fp4_factor(s_ptr, tl.minimum((b * 128 + 16 * j) // GROUP, NG - 1), rbn, N, FP4) * alpha
+            wf = _e2m1(w, j) * _fp4_factor(s_ptr, tl.minimum((b * 128 + 16 * j) // GROUP, NG - 1), rbn, N) * alpha
         else:
             wf, kk, kmask = _block_slab(w, b, j, r16, K, s_ptr, zp_ptr, gidx_ptr, rbn, N, NG, GROUP, HAS_ZP, ZP_CONST,
                                         IRREG)

@@ -44,7 +44,7 @@ def test_e2m1_fp16_bits_formula():
 
 
 @triton.jit
-def _decode_kernel(w_ptr, s_ptr, out_ptr, dot_ptr, pair_ptr, f_ptr, FP4: tl.constexpr, DT: tl.constexpr):
+def _decode_kernel(w_ptr, s_ptr, out_ptr, dot_ptr, pair_ptr, f_ptr, DT: tl.constexpr):
     """The kernels' decodes on a [16, 64] word tile (their [16, BN] shapes) and one scale row."""
     r16 = tl.arange(0, 16)
     cols = tl.arange(0, 64)
@@ -56,7 +56,7 @@ def _decode_kernel(w_ptr, s_ptr, out_ptr, dot_ptr, pair_ptr, f_ptr, FP4: tl.cons
         lo, hi = wk._e2m1_pair(w, p)
         tl.store(pair_ptr + p * 1024 + r16[:, None] * 64 + cols[None, :], lo)
         tl.store(pair_ptr + (p + 4) * 1024 + r16[:, None] * 64 + cols[None, :], hi)
-    tl.store(f_ptr + cols[None, :], wk._fp4_factor(s_ptr, 0, cols, 64, FP4))
+    tl.store(f_ptr + cols[None, :], wk._fp4_factor(s_ptr, 0, cols, 64))
 
 
 @pytest.mark.parametrize("dt", (torch.bfloat16, torch.float16), ids=str)
@@ -69,7 +69,7 @@ def test_e2m1_decode_in_kernel(dt):
     out, dot, pair = (torch.empty(8, 16, 64) for _ in range(3))
     f = torch.empty(64)
     s = torch.ones(64, dtype=torch.bfloat16)
-    _decode_kernel[(1,)](words, s, out, dot, pair, f, FP4=2, DT=tl.bfloat16 if dt == torch.bfloat16 else tl.float16)
+    _decode_kernel[(1,)](words, s, out, dot, pair, f, DT=tl.bfloat16 if dt == torch.bfloat16 else tl.float16)
     want = e2m1_decode(codes.permute(2, 0, 1).to(torch.uint8), torch.float64)  # [8, 16, 64]
     for got in (out, pair):
         assert torch.equal(got.double(), want * 2.0**-14)
@@ -77,32 +77,23 @@ def test_e2m1_decode_in_kernel(dt):
     assert torch.equal(dot.double(), want * (2.0**-14 if dt == torch.bfloat16 else 1.0))
 
 
-def test_scale_factors_every_code():
-    """The kernels' scale factors (_fp4_factor on the rows fp4.py makes): every finite E4M3 byte
-    (its value * 2^-8) and every E8M0 code the load allows (bf16 rows, 2^(e - 127) * 2^14),
-    bit-exact against qlinear.formats.codes."""
+def test_scale_rows_every_code():
+    """The bf16 scale rows the kernels read: every finite E4M3 byte and every E8M0 code the load
+    allows (times the decode's 2^14), bit-exact against qlinear.formats.codes; and the kernel's
+    _fp4_factor reads them into fp32 unchanged."""
+    e4 = torch.arange(256, dtype=torch.int32)
+    e4 = e4[(e4 & 0x7F) != 0x7F].to(torch.uint8).reshape(2, 127)  # the 254 finite codes as [N=2, G=127]
+    rows = nvfp4_scale_rows(e4)
+    assert rows.shape == (127, 2) and rows.dtype == torch.bfloat16
+    assert torch.equal(rows.t().double(), e4.view(FP8).double())
+    mx = torch.arange(MX_MAX_CODE + 1, dtype=torch.int32).to(torch.uint8).reshape(1, -1)
+    assert torch.equal(mxfp4_scale_rows(mx).t().double(), e8m0_decode(mx).double() * 2.0**14)
     words = torch.zeros(16, 64, dtype=torch.int32)
     scratch = torch.empty(8, 16, 64)
-    e4 = torch.arange(256, dtype=torch.int32)
-    e4 = e4[(e4 & 0x7F) != 0x7F].to(torch.uint8)  # the 254 finite codes
-    for part in e4.split(64):
-        codes = torch.zeros(64, 1, dtype=torch.uint8)  # [N, G=1]
-        codes[: part.numel(), 0] = part
-        rows = nvfp4_scale_rows(codes)
-        f = torch.empty(64)
-        _decode_kernel[(1,)](words, rows, scratch, scratch, scratch, f, FP4=1, DT=tl.bfloat16)
-        assert torch.equal(f.double(), codes.view(FP8).double().reshape(-1) * 2.0**-8)
-    mx = torch.arange(MX_MAX_CODE + 1, dtype=torch.int32).to(torch.uint8).reshape(-1, 1)
-    rows = mxfp4_scale_rows(mx)
-    assert rows.dtype == torch.bfloat16 and rows.shape == (1, MX_MAX_CODE + 1)
-    assert torch.equal(rows.double().reshape(-1), e8m0_decode(mx).double().reshape(-1) * 2.0**14)
-    for lo in range(0, MX_MAX_CODE + 1, 64):
-        s = torch.ones(64, dtype=torch.bfloat16)
-        part = rows[0, lo:lo + 64]
-        s[: part.numel()] = part
-        f = torch.empty(64)
-        _decode_kernel[(1,)](words, s, scratch, scratch, scratch, f, FP4=2, DT=tl.bfloat16)
-        assert torch.equal(f.double(), s.double())
+    s = mxfp4_scale_rows(mx).reshape(-1)[:64].contiguous()
+    f = torch.empty(64)
+    _decode_kernel[(1,)](words, s, scratch, scratch, scratch, f, DT=tl.bfloat16)
+    assert torch.equal(f.double(), s.double())
 
 
 def test_fp4_words_is_repack_of_k_packed_codes():

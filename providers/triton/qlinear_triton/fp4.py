@@ -5,9 +5,11 @@ format's weight-only reference). The E2M1 codes are re-laid once into the W4A16 
 words (``mp.repack_w4``), so the decode GEMV (M <= 2), the tensor-core tiles with split-K and the
 dense dequantize + cuBLAS path (large M) are the same kernels as GPTQ's; only the nibble decode
 (``_e2m1``, exact through fp16 bits) differs. Scales become bf16 rows [G, N] at load (NVFP4's E4M3
-values and MXFP4's powers of two are exact in bf16): the GEMV is instruction-bound, not memory-bound,
-once each weight must also decode an 8-bit scale (see w4a16_kernels._fp4_factor), so it streams 5 /
-4.5 bits per weight (as marlin's 16-bit scales) instead of 4.5 / 4.25.
+values and MXFP4's powers of two are exact in bf16): 5 / 4.5 bits per weight, as marlin's 16-bit
+scales, instead of 4.5 / 4.25 with the bytes, because decoding the bytes in the kernels cost more
+instructions than the extra byte saves (sm_90 SASS counts in w4a16_kernels._fp4_factor; by those
+counts the FP4 GEMV issues about 2x the integer GEMV's instructions per weight, so it may be
+instruction-bound rather than memory-bound: to be measured on the H200).
 
 Per-tensor factors (NVFP4's 1 / global scale, the decodes' power-of-two offsets) are folded on the
 host into one fp32 ``alpha`` per path, applied once to the fp32 sums at the end of the GEMV and tile

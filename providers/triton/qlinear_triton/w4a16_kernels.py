@@ -160,7 +160,9 @@ def _fp4_factor(s_ptr, g, rbn, N):
     (fp4.py: NVFP4's E4M3 values, exact in bf16; MXFP4's 2^(e - 113), the E8M0 scale times the
     2^14 of _e2m1, normal for every code the load allows): one conversion per factor. In the GEMV
     each thread holds one row of 16 columns of a slab, so with 16-row groups every weight meets its
-    own factor; decoding E4M3 / E8M0 bytes there cost about three more instructions per weight."""
+    own factor. sm_90 SASS, main loop, per 128 weights a thread, scale bytes decoded here vs bf16
+    rows: NVFP4 GEMV 1053 vs 1084, NVFP4 16-row tiles 960 vs 820; MXFP4 GEMV (E8M0 bytes) 935 vs 879:
+    bf16 rows for both formats (2 bytes per 16 / 32 weights, as marlin's 16-bit scales)."""
     return tl.load(s_ptr + g * N + rbn).to(tl.float32)[None, :]
 
 

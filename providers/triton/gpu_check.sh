@@ -23,6 +23,7 @@ declare -A GROUPS_=(
   [int8]="$T/test_gpu.py -k Int8"
   [fp8]="$T/test_gpu.py -k FP8ScaledMM"
   [fp8block]="$T/test_gpu.py -k Fp8Block"
+  [fp4]="$T/test_fp4_gpu.py"
   [cpu_and_quant]="$T/test_quant.py $T/test_layout.py $T/test_gates.py $T/test_kernels_cpu.py $T/test_decode.py $T/test_configs.py"
 )
 pids=()

@@ -1,4 +1,4 @@
-"""The triton provider: Triton GEMMs for W4A16 (MP), INT8 and FP8 scaled mm, block-scaled FP8, and
+"""The triton provider: Triton GEMMs for W4A16 (MP), NVFP4 / MXFP4 weight-only, INT8 and FP8 scaled mm, block-scaled FP8, and
 fused activation-quantization kernels (``qlinear_triton.quant``) that other providers may reuse.
 
 Importing this package imports neither triton nor any ``@triton.jit`` code: the kernel classes
@@ -11,9 +11,10 @@ from qlinear import hookimpl
 @hookimpl
 def qlinear_kernels():
     from .fp8 import TritonFP8ScaledMMLinearKernel
+    from .fp4 import TritonMxFp4WeightOnlyKernel, TritonNvFp4WeightOnlyKernel
     from .fp8_block import TritonFp8BlockScaledMMLinearKernel
     from .int8 import TritonInt8ScaledMMLinearKernel
     from .mp import TritonW4A16LinearKernel
 
     return [TritonW4A16LinearKernel, TritonInt8ScaledMMLinearKernel, TritonFP8ScaledMMLinearKernel,
-            TritonFp8BlockScaledMMLinearKernel]
+            TritonFp8BlockScaledMMLinearKernel, TritonNvFp4WeightOnlyKernel, TritonMxFp4WeightOnlyKernel]

@@ -22,6 +22,11 @@ Three kernels, chosen per call by M (mp.TritonW4A16LinearKernel.apply_weights):
   mm_kernels.splitk_reduce_kernel.
 - ``w4a16_dequant_kernel``, prefill: the whole weight to a 16-bit buffer for cuBLAS.
 All sums over splits run in a fixed order: results are deterministic, with no floating-point atomics.
+
+FP4 (constexpr ``FP4``: 1 NVFP4, 2 MXFP4; weight-only layers of ``fp4.py``): the same layout holds
+E2M1 codes (sign in bit 3), decoded by ``_e2m1`` instead of the integer decode, with one bf16 scale
+row per 16- or 32-row group (``_fp4_factor``) and a per-tensor fp32 ``alpha`` applied to the fp32 sums
+at the end (the GEMV decodes nibbles p and p + 4 together, ``_e2m1_pair``).
 """
 
 from __future__ import annotations
@@ -108,6 +113,59 @@ def _epilogue(acc, bias_ptr, c_ptr, rm, rn, rbn, M, N, stride_cm, stride_cs, pid
     tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=(rm[:, None] < M) & (rn[None, :] < N))
 
 
+@triton.jit
+def _e2m1(w, j: tl.constexpr):
+    """Nibble j of each word, an E2M1 code c (sign in bit 3), as the fp32 value(c) * 2^-14, exactly:
+    h = (c & 7) << 9 | (c & 8) << 12 puts c's exponent into the low two exponent bits of an fp16 and
+    its mantissa bit on top of the fp16 mantissa, so h reads as E2M1 with the bias 15 instead of 1:
+    value * 2^-14, subnormals included (e = 0 codes are fp16 subnormals 0 and 2^-15, the same
+    structure). fp16 -> fp32 converts subnormals exactly (no flush); the kernels' alpha carries the 2^14."""
+    if 4 * j <= 9:
+        t = w << (9 - 4 * j)  # the code's bits 0..3 at bits 9..12
+    else:
+        t = w >> (4 * j - 9)
+    h = (t & 0xE00) | ((t << 3) & 0x8000)
+    return h.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
+
+
+@triton.jit
+def _e2m1_pair(w, p: tl.constexpr):
+    """Nibbles p and p + 4 (bits 4p.. and 16 + 4p..) as fp32 value * 2^-14, from one shift and two
+    and-ors for both: the int32 then holds the two fp16 codes of _e2m1 (low and high half), which
+    the fp16 -> fp32 conversions read half by half (HADD2.F32 with a half selector, no unpack)."""
+    if 4 * p <= 9:
+        t = w << (9 - 4 * p)
+    else:
+        t = w >> (4 * p - 9)
+    h = (t & 0x0E000E00) | ((t << 3) & -2147450880)  # 0x80008000 as an int32
+    lo = h.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
+    hi = (h >> 16).to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
+    return lo, hi
+
+
+@triton.jit
+def _e2m1_dot(w, j: tl.constexpr, DT: tl.constexpr):
+    """Nibble j as the 16-bit tensor-core operand: bf16 takes value * 2^-14 (normal in bf16, exact);
+    fp16 would make the 0.5 codes fp16 subnormals, so it takes the value itself (the host's alpha
+    for fp16 tiles is 2^-14 smaller, see fp4.py)."""
+    v = _e2m1(w, j)
+    if DT == tl.float16:
+        v = v * 16384.0
+    return v.to(DT)
+
+
+@triton.jit
+def _fp4_factor(s_ptr, g, rbn, N):
+    """Scale row g of an FP4 layer as fp32 [1, BN] factors. The rows are bf16 made at load time
+    (fp4.py: NVFP4's E4M3 values, exact in bf16; MXFP4's 2^(e - 113), the E8M0 scale times the
+    2^14 of _e2m1, normal for every code the load allows): one conversion per factor. In the GEMV
+    each thread holds one row of 16 columns of a slab, so with 16-row groups every weight meets its
+    own factor. sm_90 SASS, main loop, per 128 weights a thread, scale bytes decoded here vs bf16
+    rows: NVFP4 GEMV 1053 vs 1084, NVFP4 16-row tiles 960 vs 820; MXFP4 GEMV (E8M0 bytes) 935 vs 879:
+    bf16 rows for both formats (2 bytes per 16 / 32 weights, as marlin's 16-bit scales)."""
+    return tl.load(s_ptr + g * N + rbn).to(tl.float32)[None, :]
+
+
 # GROUP: rows per group (the whole K for one group); NG scale rows. IRREG: act-order groups of
 # irregular size, looked up per row in gidx. X_PERM: x's columns are gathered through perm (act-order
 # layers, whose weight rows were sorted by group at load time). BLOCK_SPLIT: 128-row blocks per split.
@@ -120,7 +178,7 @@ def w4a16_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr, c_p
                  stride_xm, stride_cm, block_split, stride_cs, magic, SPLIT_K: tl.constexpr,
                  GROUP: tl.constexpr, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, X_PERM: tl.constexpr,
                  IRREG: tl.constexpr, HAS_BIAS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
-                 GROUP_M: tl.constexpr, SPG: tl.constexpr):
+                 GROUP_M: tl.constexpr, SPG: tl.constexpr, alpha=1.0, FP4: tl.constexpr = 0):
     pid_m, pid_n = _tile_ids(M, N, BM, BN, GROUP_M)
     pid_s = tl.program_id(1)
     rm = pid_m * BM + tl.arange(0, BM)
@@ -143,7 +201,13 @@ def w4a16_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr, c_p
             else:
                 kk = b * 128 + 16 * j + r16
                 x = _x_slab(x_rows, (rm < M)[:, None], perm_ptr, kk, kk < K, X_PERM)
-                if j % SPG == 0:  # a group starts: its scale and zero, a fresh product
+                if FP4:  # E2M1 codes: the group's scale factor, a fresh product
+                    if j % SPG == 0:
+                        fs = _fp4_factor(s_ptr, tl.minimum((b * 128 + 16 * j) // GROUP, NG - 1), rbn, N)
+                        ga = tl.dot(x, _e2m1_dot(w, j, x.dtype))
+                    else:
+                        ga = tl.dot(x, _e2m1_dot(w, j, x.dtype), ga)
+                elif j % SPG == 0:  # a group starts: its scale and zero, a fresh product
                     fs, zc = _group_scale(s_ptr, zp_ptr, tl.minimum((b * 128 + 16 * j) // GROUP, NG - 1), rbn, N,
                                           HAS_ZP, ZP_CONST)
                     ga = tl.dot(x, (_nib(w, j, magic) - zc).to(x.dtype))
@@ -151,6 +215,8 @@ def w4a16_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr, c_p
                     ga = tl.dot(x, (_nib(w, j, magic) - zc).to(x.dtype), ga)
                 if j % SPG == SPG - 1:
                     acc += ga * fs
+    if FP4:
+        acc = acc * alpha
     _epilogue(acc, bias_ptr, c_ptr, rm, rn, rbn, M, N, stride_cm, stride_cs, pid_s, SPLIT_K, HAS_BIAS)
 
 
@@ -243,7 +309,7 @@ def w4a16_gemv_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr
                       PTX: tl.constexpr, SPLIT_K: tl.constexpr,
                       GROUP: tl.constexpr, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, X_PERM: tl.constexpr,
                       IRREG: tl.constexpr, HAS_BIAS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
-                      ONE_SCALE: tl.constexpr, SPG: tl.constexpr):
+                      ONE_SCALE: tl.constexpr, SPG: tl.constexpr, alpha=1.0, FP4: tl.constexpr = 0):
     pid_n = tl.program_id(0)
     pid_s = tl.program_id(1)
     rn = pid_n * BN + tl.arange(0, BN)
@@ -294,6 +360,36 @@ def w4a16_gemv_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr
             acc0 += ga0 * fs - gx0 * fz
             if BM > 1:
                 acc1 += ga1 * fs - gx1 * fz
+        elif FP4:  # E2M1, slabs p and p + 4 decoded together; per group: sum x * value * 2^-14, then scaled
+            for p in tl.static_range(4):
+                lo, hi = _e2m1_pair(w, p)
+                kl = b * 128 + 16 * p + r16
+                kh = kl + 64
+                xl0 = _x_col(x_ptr, 0, stride_xm, perm_ptr, kl, kl < K, X_PERM)
+                xh0 = _x_col(x_ptr, 0, stride_xm, perm_ptr, kh, kh < K, X_PERM)
+                if BM > 1:
+                    xl1 = _x_col(x_ptr, row1, stride_xm, perm_ptr, kl, kl < K, X_PERM)
+                    xh1 = _x_col(x_ptr, row1, stride_xm, perm_ptr, kh, kh < K, X_PERM)
+                if p % SPG == 0:  # groups start (SPG: 1 NVFP4, 2 MXFP4): their factors, fresh sums
+                    fl = _fp4_factor(s_ptr, tl.minimum((b * 128 + 16 * p) // GROUP, NG - 1), rbn, N)
+                    fh = _fp4_factor(s_ptr, tl.minimum((b * 128 + 16 * p + 64) // GROUP, NG - 1), rbn, N)
+                    gl0 = xl0 * lo
+                    gh0 = xh0 * hi
+                    if BM > 1:
+                        gl1 = xl1 * lo
+                        gh1 = xh1 * hi
+                else:
+                    gl0 += xl0 * lo
+                    gh0 += xh0 * hi
+                    if BM > 1:
+                        gl1 += xl1 * lo
+                        gh1 += xh1 * hi
+                if p % SPG == SPG - 1:
+                    acc0 += gl0 * fl
+                    acc0 += gh0 * fh
+                    if BM > 1:
+                        acc1 += gl1 * fl
+                        acc1 += gh1 * fh
         else:
             for j in tl.static_range(8):
                 kk = b * 128 + 16 * j + r16
@@ -328,6 +424,9 @@ def w4a16_gemv_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr
                         acc0 += ga0 * fs - gx0 * fz
                         if BM > 1:
                             acc1 += ga1 * fs - gx1 * fz
+    if FP4:
+        acc0 = acc0 * alpha
+        acc1 = acc1 * alpha
     _gemv_row_out(acc0, 0, bias_ptr, c_ptr, rn, rbn, M, N, stride_cm, stride_cs, pid_s, SPLIT_K, HAS_BIAS)
     if BM > 1:
         _gemv_row_out(acc1, 1, bias_ptr, c_ptr, rn, rbn, M, N, stride_cm, stride_cs, pid_s, SPLIT_K, HAS_BIAS)
@@ -342,14 +441,20 @@ def w4a16_gemv_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, bias_ptr
 @triton.jit
 def w4a16_dequant_kernel(qw_ptr, s_ptr, zp_ptr, perm_ptr, gidx_ptr, w_ptr, N, K, NG, GROUP: tl.constexpr,
                          HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, X_PERM: tl.constexpr, IRREG: tl.constexpr,
-                         BN: tl.constexpr):
+                         BN: tl.constexpr, alpha=1.0, FP4: tl.constexpr = 0):
     b = tl.program_id(0)
     rn = tl.program_id(1) * BN + tl.arange(0, BN)
     rbn = rn % N
     r16 = tl.arange(0, 16)
     w = tl.load(qw_ptr + (b * 16 + r16)[:, None].to(tl.int64) * N + rbn[None, :])
     for j in tl.static_range(8):
-        wf, kk, kmask = _block_slab(w, b, j, r16, K, s_ptr, zp_ptr, gidx_ptr, rbn, N, NG, GROUP, HAS_ZP, ZP_CONST, IRREG)
+        if FP4:  # alpha here is the GEMV's (2^14 and the per-tensor factor); one rounding, at the store
+            kk = b * 128 + 16 * j + r16
+            kmask = kk < K
+            wf = _e2m1(w, j) * _fp4_factor(s_ptr, tl.minimum((b * 128 + 16 * j) // GROUP, NG - 1), rbn, N) * alpha
+        else:
+            wf, kk, kmask = _block_slab(w, b, j, r16, K, s_ptr, zp_ptr, gidx_ptr, rbn, N, NG, GROUP, HAS_ZP, ZP_CONST,
+                                        IRREG)
         if X_PERM:
             rows = tl.load(perm_ptr + kk, mask=kmask, other=0)
         else:

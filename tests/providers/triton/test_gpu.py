@@ -13,7 +13,7 @@ from qlinear_triton import qlinear_kernels
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
-KERNELS = qlinear_kernels()
+KERNELS = [k for k in qlinear_kernels() if k.family not in ("nvfp4", "mxfp4")]  # FP4 weight-only: test_fp4_gpu.py
 IDS = [k.__name__ for k in KERNELS]
 
 

@@ -33,6 +33,8 @@ def _run(kernel, layer, w_name, x, bias):
     n, k = c.weight_shape
     lead = x.shape[:-1]
     x2 = as_2d(x)
+    if x2.shape[0] == 0:  # the C++ kernels take M >= 1
+        return new_out(0, n, out_dtype(c, x)).reshape(*lead, n)
     if x2.dtype == FP8:
         raise ValueError("x.dtype: the cpu FP8 kernels take the 16-bit activation, not a pre-quantized fp8 one")
     if x2.dtype != torch.bfloat16:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from qlinear.kernel import Int8ScaledMMLinearKernel
+from qlinear.kernel import Int8ScaledMMLinearKernel, propagate_non_finite
 
 from . import pack
 from .common import PRIO, CpuKernelMixin, as_2d, bias_f32, new_out, out_dtype
@@ -75,6 +75,8 @@ class CpuAmxInt8ScaledMMLinearKernel(CpuKernelMixin, Int8ScaledMMLinearKernel):
         lead = x.shape[:-1]
         x2 = as_2d(x)
         m = x2.shape[0]
+        if m == 0:  # the C++ kernels take M >= 1
+            return new_out(0, n, out_dtype(c, x)).reshape(*lead, n)
         q = torch.empty(m, self.k_pad, dtype=torch.int8)
         sx = torch.empty(m, dtype=torch.float32)
         zp = torch.empty(m, dtype=torch.int32)
@@ -82,4 +84,6 @@ class CpuAmxInt8ScaledMMLinearKernel(CpuKernelMixin, Int8ScaledMMLinearKernel):
         out = new_out(m, n, out_dtype(c, x))
         colsum = None if c.input_symmetric else getattr(layer, azp_name)
         self._ext.gemm_i8(q, sx, zp, getattr(layer, w_name), getattr(layer, s_name), colsum, bias_f32(bias), out)
+        if self.static_scale is None:  # the C++ per-row quantizer maps a NaN/inf row to finite codes: say NaN instead
+            out = propagate_non_finite(x2, out)
         return out.reshape(*lead, n)

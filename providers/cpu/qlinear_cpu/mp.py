@@ -104,6 +104,8 @@ class CpuAmxWNA16LinearKernel(CpuKernelMixin, MPLinearKernel):
         c = self.config
         lead = x.shape[:-1]
         x2 = as_2d(x)
+        if x2.shape[0] == 0:  # the C++ kernels take M >= 1
+            return new_out(0, c.N, out_dtype(c, x)).reshape(*lead, c.N)
         if x2.dtype != torch.bfloat16:
             x2 = x2.to(torch.bfloat16)
         if self.perm is not None:

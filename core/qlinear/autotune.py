@@ -1,7 +1,7 @@
 """Autotune (``QLINEAR_AUTOTUNE=1``): time every usable kernel on the layer's real shape, per M
 bucket, and dispatch each call to the fastest.
 
-Selection step 5 of ARCHITECTURE.md. The winners are cached on disk as JSON, keyed by device,
+Selection step 5 (docs/architecture.md). The winners are cached on disk as JSON, keyed by device,
 torch version, the config and the candidate kernels, so a second process (or a second layer of
 the same shape) does not time again. Each candidate re-lays its own copy of the weights; after
 tuning only the winners' copies are kept.
@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .config import LayerConfig
+from .families import act_dtype
 from .kernel import LinearKernel
 from .layers import make_layer
 
@@ -87,7 +88,7 @@ def tune(config: LayerConfig, params: dict[str, torch.Tensor], kernels: list[typ
         return built[cls.full_name()]
 
     n, k = config.shape_nk
-    act = getattr(config, "act_type", None) or getattr(config, "input_dtype", None) or getattr(config, "act_dtype")
+    act = act_dtype(config)
     if not all(str(hi) in winners for hi, _ in BUCKETS):
         for hi, m in BUCKETS:
             xs = [torch.randn(m, k, device=device).to(act) for _ in range(3)]

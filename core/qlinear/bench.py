@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from .config import LayerConfig
-from .kernel import LinearKernel, expected_act_dtype
+from .families import act_dtype, family_of, out_dtype
+from .kernel import LinearKernel
 from .layers import make_layer, quantize_layer_params
 
 MiB = 1 << 20
@@ -364,23 +365,12 @@ def io_bytes(m: int, n: int, k: int, act_dtype: torch.dtype, out_dtype: torch.dt
 
 def layer_label(c: LayerConfig) -> str:
     """``N=4096 K=4096 bfloat16, uint4b8 group 128``: a config's key facts on one line."""
-    from .config import FP8ScaledMMLinearLayerConfig, Int8ScaledMMLinearLayerConfig, MPLinearLayerConfig
-
     n, k = c.shape_nk
-    s = f"N={n} K={k} {str(expected_act_dtype(c)).removeprefix('torch.')}"
-    if isinstance(c, MPLinearLayerConfig):
-        s += f", {c.weight_type.name} group {c.group_size}" + (", zero points" if c.zero_points else "") + (
-            ", g_idx" if c.has_g_idx else "")
-    elif isinstance(c, Int8ScaledMMLinearLayerConfig):
-        s += (f", {'static' if c.is_static_input_scheme else 'dynamic'} {'sym' if c.input_symmetric else 'asym'} act, "
-              f"per-{'channel' if c.is_channelwise else 'tensor'} weight")
-    elif isinstance(c, FP8ScaledMMLinearLayerConfig):
-        s += f", weight {c.weight_quant_key.scale}, act {c.activation_quant_key.scale}"
-    return s
+    return f"N={n} K={k} {str(act_dtype(c)).removeprefix('torch.')}{family_of(c).summary(c)}"
 
 
 def out_dtype_of(config: LayerConfig) -> torch.dtype:
-    return getattr(config, "out_type", None) or getattr(config, "out_dtype", None) or expected_act_dtype(config)
+    return out_dtype(config)
 
 
 # ============================================================================================
@@ -513,7 +503,7 @@ def run_bench(spec: BenchSpec, progress: Progress | None = None, log: Callable[[
             weights.extend(make_weights(n, k, count - len(weights), seed=spec.seed + len(weights)))
         return weights[:count]
 
-    act_dtype = spec.baseline_dtype
+    base_dtype = spec.baseline_dtype
     xs_by_m: dict[tuple[int, torch.dtype], list[torch.Tensor]] = {}
 
     def inputs(m: int, dtype: torch.dtype) -> list[torch.Tensor]:
@@ -555,14 +545,14 @@ def run_bench(spec: BenchSpec, progress: Progress | None = None, log: Callable[[
         return row
 
     # 3. the baseline
-    bbytes = n * k * torch.empty((), dtype=act_dtype).element_size()
+    bbytes = n * k * torch.empty((), dtype=base_dtype).element_size()
     bcopies = copies_needed(bbytes, target, min_copies, spec.max_copies)
     result["baseline_copies"] = bcopies
     log(f"baseline {BASELINE_NAME}: {bcopies} weight copies")
-    prep = prepare_baseline(weights_upto(bcopies), act_dtype, dev)
+    prep = prepare_baseline(weights_upto(bcopies), base_dtype, dev)
     for m in spec.ms:
         progress.update(f"{prep.name} M={m}", 0)
-        result["baseline"].append(measure(prep, m, act_dtype, bbytes, act_dtype))
+        result["baseline"].append(measure(prep, m, base_dtype, bbytes, base_dtype))
         progress.update(f"{prep.name} M={m}")
     del prep
 
@@ -570,7 +560,7 @@ def run_bench(spec: BenchSpec, progress: Progress | None = None, log: Callable[[
     for config, entry, run in plans:
         if not run:
             continue
-        dtype, odt = expected_act_dtype(config), out_dtype_of(config)
+        dtype, odt = act_dtype(config), out_dtype(config)
         # quantized on the bench device (the formats are plain torch): far faster than CPU on a GPU box
         calib = make_inputs(16, k, 1, torch.float32, dev, seed=spec.seed + 7)[0]
         probe = quantize_layer_params(config, weights_upto(1)[0].to(dev), calib_x=calib)

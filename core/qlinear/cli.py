@@ -21,128 +21,23 @@ from typing import Sequence
 import torch
 
 from . import __version__
-from . import quant_key as qk
-from .config import (
-    FAMILIES,
-    FP8ScaledMMLinearLayerConfig,
-    Int8ScaledMMLinearLayerConfig,
-    LayerConfig,
-    MPLinearLayerConfig,
-    MxFp4LinearLayerConfig,
-    Mxfp8LinearLayerConfig,
-    NvFp4LinearLayerConfig,
-)
-from .platform import PRESETS, Platform, current_platform, make_platform
-from .scalar_type import scalar_types
 from .bench import layer_label
+from .config import FAMILIES, LayerConfig
+from .families import all_families
+from .families.schemes import FAMILY_SCHEME, SCHEME_HELP, SCHEMES, scheme_config
+from .families.schemes import parse_dtype as _dtype
+from .platform import PRESETS, Platform, current_platform, make_platform
 
-# ============================================================================================
-# Schemes: a short name -> a layer config
-# ============================================================================================
-DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
-          "half": torch.float16, "fp32": torch.float32, "float32": torch.float32}
-
-# What the main scheme names mean (shown by `qlinear explain -h`; qlinear.nn.SCHEMES lists every name).
-SCHEME_HELP = {
-    "w4a16-g128": "int4 weights (GPTQ uint4b8, symmetric), group 128, 16-bit activations (w4a16-gG: any G; -ch: per channel; -actorder: g_idx)",
-    "w8a16": "int8 weights (GPTQ uint8b128), group 128, 16-bit activations (w8a16-ch: per channel)",
-    "awq-g128": "int4 weights with zero points (AWQ uint4), group 128",
-    "int8-dynamic": "W8A8 int8: per-channel weights, dynamic per-token symmetric activations (-asym: asymmetric)",
-    "int8-static": "W8A8 int8: per-channel weights, static per-tensor symmetric activations",
-    "int8-static-asym": "W8A8 int8: static per-tensor asymmetric activations (zero point, azp_adj)",
-    "fp8-tensor": "FP8 e4m3: per-tensor weight scale, static per-tensor activation scale",
-    "fp8-dynamic": "FP8 e4m3: per-channel weights, dynamic per-token activations",
-    "fp8-block": "FP8 e4m3: 128x128 weight blocks, dynamic 1x128 activation groups (DeepSeek style)",
-    "nvfp4": "NVFP4: E2M1 weights, E4M3 scales per 16, fp32 global scales",
-    "mxfp4": "MXFP4: E2M1 weights, E8M0 scales per 32",
-    "mxfp8": "MXFP8: E4M3 weights, E8M0 scales per 32",
-}
-# The representative layer per family that doctor gates every kernel on.
-FAMILY_SCHEME = {"mp": "w4a16-g128", "int8": "int8-dynamic", "fp8": "fp8-dynamic", "fp8_block": "fp8-block",
-                 "nvfp4": "nvfp4", "mxfp4": "mxfp4", "mxfp8": "mxfp8"}
-
-
-def _dtype(s: str | torch.dtype) -> torch.dtype:
-    if isinstance(s, torch.dtype):
-        return s
-    try:
-        return DTYPES[s.lower().removeprefix("torch.")]
-    except KeyError:
-        raise ValueError(f"dtype: {s!r} is not one of {sorted(DTYPES)}") from None
-
-
-_MP_RE = re.compile(r"^(?:w(?P<bits>[48])a16|(?P<awq>awq))(?P<mods>(?:-(?:g\d+|ch|asym|zp|gidx|actorder))*)$")
-
-
-def _scheme_config(scheme: str, n: int, k: int, dtype: str | torch.dtype = "bf16") -> LayerConfig:
-    """This CLI's own scheme parser (used when ``qlinear.nn.scheme_config`` is not there or does not
-    know the name). ``n`` = out features, ``k`` = in features."""
-    s = scheme.strip().lower().replace("_", "-")
-    s = {"mp": "w4a16-g128", "int8": "int8-dynamic", "fp8": "fp8-dynamic", "fp8-block": "fp8-block",
-         "fp8-static": "fp8-tensor", "w4a16-awq": "awq-g128"}.get(s, s)
-    dt = _dtype(dtype)
-    m = _MP_RE.match(s)
-    if m:
-        mods = [w for w in m.group("mods").split("-") if w]
-        bits = 4 if m.group("awq") else int(m.group("bits"))
-        zp = bool(m.group("awq")) or "asym" in mods or "zp" in mods
-        groups = [int(w[1:]) for w in mods if w.startswith("g") and w[1:].isdigit()]
-        g = -1 if "ch" in mods else groups[0] if groups else 128  # as qlinear.nn: group 128 unless told
-        wt = {(4, False): scalar_types.uint4b8, (8, False): scalar_types.uint8b128,
-              (4, True): scalar_types.uint4, (8, True): scalar_types.uint8}[(bits, zp)]
-        return MPLinearLayerConfig((k, n), (k, n), wt, dt, g, zp, "gidx" in mods or "actorder" in mods)
-    words = s.split("-")
-    if words[0] == "int8" and len(words) >= 2 and words[1] in ("dynamic", "static") and set(words[2:]) <= {
-            "sym", "asym", "tensor", "channel"}:
-        return Int8ScaledMMLinearLayerConfig(words[1] == "static", "tensor" not in words, "asym" not in words,
-                                             (n, k), dt)
-    fp8 = {
-        "fp8-tensor": (qk.kFp8StaticTensorSym, qk.kFp8StaticTensorSym),
-        "fp8-dynamic": (qk.kFp8StaticChannelSym, qk.kFp8DynamicTokenSym),
-        "fp8-dynamic-tensor": (qk.kFp8StaticTensorSym, qk.kFp8DynamicTensorSym),
-        "fp8-channel-static": (qk.kFp8StaticChannelSym, qk.kFp8StaticTensorSym),
-        "fp8-block": (qk.kFp8Static128BlockSym, qk.kFp8Dynamic128Sym),
-    }
-    if s in fp8:
-        w, a = fp8[s]
-        return FP8ScaledMMLinearLayerConfig(w, a, (n, k), dt)
-    micro = {"nvfp4": NvFp4LinearLayerConfig, "mxfp4": MxFp4LinearLayerConfig, "mxfp8": Mxfp8LinearLayerConfig}
-    if s in micro:
-        return micro[s]((n, k), dt)
-    raise ValueError(f"scheme: unknown {scheme!r}; known: {', '.join(SCHEME_HELP)} (and w4a16, w8a16-g64, "
-                     "w4a16-g128-gidx, int8-dynamic-asym, int8-static-tensor, fp8-dynamic-tensor, or a family "
-                     f"name {FAMILIES})")
-
-
-def scheme_config(scheme: str, n: int, k: int, dtype: str | torch.dtype = "bf16") -> LayerConfig:
-    """Scheme name -> LayerConfig, through ``qlinear.nn.scheme_config`` when the core has it (so the
-    CLI and ``QuantLinear`` agree), else this module's parser; a name only one of them knows works."""
-    try:
-        from .nn import scheme_config as nn_scheme_config  # type: ignore[attr-defined]
-    except ImportError:
-        return _scheme_config(scheme, n, k, dtype)
-    try:
-        return nn_scheme_config(scheme, n, k, _dtype(dtype))
-    except (ValueError, KeyError) as first:
-        try:
-            return _scheme_config(scheme, n, k, dtype)
-        except ValueError:
-            raise first from None
+_scheme_config = scheme_config  # the name this module's own parser had; there is one grammar now
 
 
 def known_schemes() -> list[str]:
-    try:
-        from .nn import SCHEMES  # type: ignore[attr-defined]
-
-        names = list(SCHEMES)
-    except ImportError:
-        names = []
-    return names + [s for s in SCHEME_HELP if s not in names]
+    return list(SCHEMES) + [s for s in SCHEME_HELP if s not in SCHEMES]
 
 
 def family_configs(n: int = 4096, k: int = 4096, dtype: str | torch.dtype = "bf16") -> dict[str, LayerConfig]:
     """One representative layer per family (what ``doctor`` gates every kernel on)."""
-    return {fam: _scheme_config(s, n, k, dtype) for fam, s in FAMILY_SCHEME.items()}
+    return {fam: scheme_config(s, n, k, dtype) for fam, s in FAMILY_SCHEME.items()}
 
 
 # ============================================================================================
@@ -290,32 +185,11 @@ def _show(v) -> str:
 # verify
 # ============================================================================================
 def verify_configs() -> dict[str, list[LayerConfig]]:
-    """A modest set per family (about 4 layers, unaligned shapes where the format allows, and one
-    with K = 4096, the depth of real models, where int32 / int16 accumulation limits show) so that
-    ``verify`` runs every kernel in well under a minute on a small CPU. ``--full`` uses the kit's."""
-    bf, fp = torch.bfloat16, torch.float16
-    u4, u4z, u8 = scalar_types.uint4b8, scalar_types.uint4, scalar_types.uint8b128
-    return {
-        "mp": [MPLinearLayerConfig((512, 256), (512, 256), u4, bf, 128, False, False),
-               MPLinearLayerConfig((512, 256), (512, 256), u4z, bf, 64, True, False),
-               MPLinearLayerConfig((512, 256), (512, 256), u8, fp, -1, False, False),
-               MPLinearLayerConfig((512, 256), (512, 256), u4, fp, 128, False, True),
-               MPLinearLayerConfig((4096, 256), (4096, 256), u4, bf, 128, False, False)],
-        "int8": [Int8ScaledMMLinearLayerConfig(False, True, True, (256, 512), bf),
-                 Int8ScaledMMLinearLayerConfig(False, True, False, (255, 513), bf),
-                 Int8ScaledMMLinearLayerConfig(True, False, True, (256, 512), fp),
-                 Int8ScaledMMLinearLayerConfig(True, True, False, (256, 512), bf),
-                 Int8ScaledMMLinearLayerConfig(False, True, True, (256, 4096), bf)],
-        "fp8": [FP8ScaledMMLinearLayerConfig(qk.kFp8StaticChannelSym, qk.kFp8DynamicTokenSym, (256, 512), bf),
-                FP8ScaledMMLinearLayerConfig(qk.kFp8StaticTensorSym, qk.kFp8StaticTensorSym, (255, 513), bf),
-                FP8ScaledMMLinearLayerConfig(qk.kFp8StaticTensorSym, qk.kFp8DynamicTensorSym, (256, 512), fp),
-                FP8ScaledMMLinearLayerConfig(qk.kFp8StaticChannelSym, qk.kFp8DynamicTokenSym, (256, 4096), bf)],
-        "fp8_block": [FP8ScaledMMLinearLayerConfig(qk.kFp8Static128BlockSym, qk.kFp8Dynamic128Sym, (256, 512), bf),
-                      FP8ScaledMMLinearLayerConfig(qk.kFp8Static128BlockSym, qk.kFp8Dynamic128Sym, (300, 520), bf)],
-        "nvfp4": [NvFp4LinearLayerConfig((256, 512), bf), NvFp4LinearLayerConfig((128, 1024), fp)],
-        "mxfp4": [MxFp4LinearLayerConfig((256, 512), bf), MxFp4LinearLayerConfig((128, 1024), fp)],
-        "mxfp8": [Mxfp8LinearLayerConfig((256, 512), bf), Mxfp8LinearLayerConfig((128, 1024), fp)],
-    }
+    """A modest set per family (each descriptor's ``quick_configs``: about 4 layers, unaligned shapes
+    where the format allows, and one with K = 4096, the depth of real models, where int32 / int16
+    accumulation limits show) so that ``verify`` runs every kernel in well under a minute on a small
+    CPU. ``--full`` uses the kit's."""
+    return {name: f.quick_configs() for name, f in all_families().items()}
 
 
 def verify_rows(families: Sequence[str] | None = None, kernels: Sequence[str] | None = None, device: str = "cpu",

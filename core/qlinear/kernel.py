@@ -14,15 +14,9 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, TypeVar
 
 import torch
 
-from .config import (
-    FP8ScaledMMLinearLayerConfig,
-    Int8ScaledMMLinearLayerConfig,
-    LayerConfig,
-    MPLinearLayerConfig,
-    MxFp4LinearLayerConfig,
-    Mxfp8LinearLayerConfig,
-    NvFp4LinearLayerConfig,
-)
+from .config import FP8ScaledMMLinearLayerConfig, Int8ScaledMMLinearLayerConfig, LayerConfig, MPLinearLayerConfig
+from .config import MxFp4LinearLayerConfig, Mxfp8LinearLayerConfig, NvFp4LinearLayerConfig
+from .families import act_dtype, family_of
 
 if TYPE_CHECKING:
     from .platform import Platform
@@ -124,7 +118,8 @@ def _layer_device(layer: torch.nn.Module) -> torch.device | None:
 
 
 def expected_act_dtype(c: LayerConfig) -> torch.dtype:
-    return getattr(c, "act_type", None) or getattr(c, "input_dtype", None) or getattr(c, "act_dtype")
+    """The activation dtype layer ``c`` takes (kept for providers; ``qlinear.families.act_dtype``)."""
+    return act_dtype(c)
 
 
 def check_input(c: LayerConfig, x: Any, bias: Any = None, device: torch.device | None = None) -> None:
@@ -136,9 +131,9 @@ def check_input(c: LayerConfig, x: Any, bias: Any = None, device: torch.device |
         n, k = nk
         if x.dim() < 1 or x.shape[-1] != k:
             raise ValueError(f"x.shape: last dimension must be K={k}, got {tuple(x.shape)}")
-    dt = expected_act_dtype(c)
+    dt = act_dtype(c)
     # an already-quantized FP8 activation is allowed for FP8 kernels (they skip their quantization)
-    if x.dtype != dt and not (x.dtype == torch.float8_e4m3fn and c.family in ("fp8", "fp8_block")):
+    if x.dtype != dt and not (x.dtype == torch.float8_e4m3fn and family_of(c).takes_fp8_input):
         raise ValueError(f"x.dtype: layer expects {dt}, got {x.dtype}")
     if device is not None and x.device != device:
         raise ValueError(f"x.device: layer weights are on {device}, x is on {x.device}")

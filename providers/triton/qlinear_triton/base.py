@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from qlinear.families import out_dtype as out_dtype_of  # noqa: F401 - the kernels' output dtype rule
 from qlinear.platform import resolve_platform
 
 from .runtime import triton_import_error
@@ -49,9 +50,3 @@ def io_dtype_reason(c) -> str | None:
         return f"out_dtype {c.out_dtype} is not float16/bfloat16/float32"
     return None
 
-
-def out_dtype_of(config, x: torch.Tensor) -> torch.dtype:
-    dt = getattr(config, "out_type", None) or getattr(config, "out_dtype", None)
-    if dt is not None:
-        return dt
-    return x.dtype if x.dtype != torch.float8_e4m3fn else torch.bfloat16

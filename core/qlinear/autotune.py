@@ -72,7 +72,7 @@ def tune(config: LayerConfig, params: dict[str, torch.Tensor], kernels: list[typ
          max_time: float = 0.2) -> tuple[Dispatch, dict[str, str]]:
     """Build every kernel on its own copy of ``params``, time it per M bucket (or read the cache),
     and return the dispatch table plus {bucket upper M: winning kernel name}."""
-    from .bench import time_calls  # timing helpers (imported only when tuning)
+    from .timing import time_calls  # the measuring primitive, imported only when tuning
 
     device = next(iter(params.values())).device
     key = cache_key(config, kernels, device)

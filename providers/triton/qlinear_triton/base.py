@@ -38,6 +38,24 @@ class TritonKernelMixin:
             return False, f"triton not importable: {err}"
         return True, None
 
+    # ---- tuning hooks for tools/ (after process_weights_after_loading) ----------------------------
+    @property
+    def tiles(self):
+        """The tile chooser this kernel launches with (M -> tile; scaled_mm.launch_scaled_mm takes it)."""
+        return self._tiles
+
+    def tile_for(self, m: int):
+        """The tile an M-row call runs with."""
+        return self._tiles(m)
+
+    def pin_tile(self, tile, splits: int | None = None):
+        """Run every M with ``tile`` (a configs.Tile or GemvTile) split into ``splits`` K slices
+        (None: the shipped split rule). For tuning sweeps; returns the kernel."""
+        from .scaled_mm import FixedTile
+
+        self._tiles = FixedTile(tile, splits, sms=self._tiles.sms)
+        return self
+
 
 IO_DTYPES = (torch.float16, torch.bfloat16, torch.float32)  # the W8A8 kernels' input / output dtypes
 

@@ -222,6 +222,41 @@ def check_bad_inputs(kernel_cls: type[LinearKernel], device="cpu") -> None:
             kern.apply(layer, x.cpu())
 
 
+def case_params(kernels: list[type[LinearKernel]], ms=_MS, implementable_only: bool = True) -> list:
+    """``pytest.param(kernel, case)`` for every kernel's default cases (only those its
+    ``can_implement`` accepts, unless ``implementable_only`` is False), with readable ids, for
+    ``@pytest.mark.parametrize("kernel,case", ...)``."""
+    import pytest
+
+    return [pytest.param(k, c, id=f"{k.__name__}-{c}") for k in kernels for c in cases_for(k, ms=ms)
+            if not implementable_only or _verdict(lambda: k.can_implement(c.config))[0]]
+
+
+def conformance_suite(kernels: list[type[LinearKernel]], device="cuda", ms=_MS):
+    """The three standard tests of a provider's kernels, for a test module to adopt::
+
+        test_conformance, test_kit, test_bad_inputs = testing.conformance_suite(KERNELS, device="cuda")
+
+    ``test_conformance``: every (kernel, default case) through ``run_case`` (a declined case skips
+    with the kernel's reason); ``test_kit``: ``check_kernel`` (fails if a kernel ran no case at all);
+    ``test_bad_inputs``: ``check_bad_inputs``. The module's ``pytestmark`` (e.g. ``gpu``) applies."""
+    import pytest
+
+    @pytest.mark.parametrize("kernel,case", case_params(kernels, ms, implementable_only=False))
+    def test_conformance(kernel, case):
+        run_case(kernel, case, device=device)
+
+    @pytest.mark.parametrize("kernel", kernels, ids=lambda k: k.__name__)
+    def test_kit(kernel):
+        check_kernel(kernel, device=device)
+
+    @pytest.mark.parametrize("kernel", kernels, ids=lambda k: k.__name__)
+    def test_bad_inputs(kernel):
+        check_bad_inputs(kernel, device=device)
+
+    return test_conformance, test_kit, test_bad_inputs
+
+
 def check_batch_invariance(kernel_cls: type[LinearKernel], device="cpu", batches=(1, 2, 3, 8, 17, 64, 129, 257),
                            case: Case | None = None) -> None:
     """The reference's "needle" test: one row placed first and last in batches of many sizes must give
@@ -243,4 +278,4 @@ def check_batch_invariance(kernel_cls: type[LinearKernel], device="cpu", batches
 
 
 __all__ = ["Case", "StandIn", "check_batch_invariance", "CaseResult", "TOLERANCE", "cases_for", "check_bad_inputs", "check_kernel",
-           "default_configs", "make_case_layer", "run_case"]
+           "case_params", "conformance_suite", "default_configs", "make_case_layer", "run_case"]

@@ -17,16 +17,7 @@ pytestmark = interpreter_only
 MS = (1, 33)  # a decode row, and a ragged M that spans tiles
 
 
-def _cases():
-    out = []
-    for k in qlinear_kernels():
-        for case in testing.cases_for(k, ms=MS):
-            if k.can_implement(case.config)[0]:
-                out.append(pytest.param(k, case, id=f"{k.__name__}-{case}"))
-    return out
-
-
-@pytest.mark.parametrize("kernel,case", _cases())
+@pytest.mark.parametrize("kernel,case", testing.case_params(qlinear_kernels(), ms=MS))
 def test_conformance_interpreted(kernel, case):
     res = testing.run_case(runnable_here(kernel), case, device="cpu")
     assert res.ran

@@ -10,7 +10,7 @@ imported in ``is_supported`` / at first use, never at module import, so discover
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import torch
 
@@ -177,11 +177,6 @@ class MPLinearKernel(LinearKernel[MPLinearLayerConfig]):
                    "weight_zero_point" if config.zero_points else None,
                    "weight_g_idx" if config.has_g_idx else None)
 
-    def _transform_param(self, layer: torch.nn.Module, name: str | None, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        if name is None or getattr(layer, name, None) is None:
-            return
-        self.replace_parameter(layer, name, fn(getattr(layer, name).data))
-
     def _get_weight_params(self, layer: torch.nn.Module):
         return (
             getattr(layer, self.w_q_name),
@@ -201,9 +196,6 @@ class _ScaledMMKernel(LinearKernel[ConfigT]):
     @classmethod
     def create(cls, config):  # type: ignore[override]
         return cls(config, cls.DEFAULT_PARAM_NAMES)
-
-    def _get_layer_params(self, layer: torch.nn.Module) -> tuple[torch.Tensor | None, ...]:
-        return tuple(getattr(layer, n, None) for n in self.layer_param_names)
 
 
 class FP8ScaledMMLinearKernel(_ScaledMMKernel[FP8ScaledMMLinearLayerConfig]):

@@ -257,6 +257,54 @@ def conformance_suite(kernels: list[type[LinearKernel]], device="cuda", ms=_MS):
     return test_conformance, test_kit, test_bad_inputs
 
 
+def check_leading_dims(kernel_cls: type[LinearKernel], config: LayerConfig, device="cpu", lead=(2, 3),
+                       seed: int = 1) -> None:
+    """x [*lead, K] -> [*lead, N] with the config's output dtype (give it an ``out_type`` /
+    ``out_dtype`` other than the activation's to check that it is honoured), within the family's
+    tolerance of the reference."""
+    n, k = config.shape_nk
+    g = torch.Generator().manual_seed(seed)
+    params = quantize_layer_params(config, torch.randn(n, k, generator=g) * 0.05,
+                                   calib_x=torch.randn(8, k, generator=g))
+    x = torch.randn(*lead, k, generator=g).to(act_dtype(config))
+    ref = reference_linear(config, params, x, quantize_activation=kernel_cls.quantizes_activation)
+    layer = make_layer(config, {name: t.to(device) for name, t in params.items()})
+    kern = kernel_cls.create(config)
+    kern.process_weights_after_loading(layer)
+    out = kern.apply(layer, x.to(device))
+    want = out_dtype(config, x)
+    assert out.shape == (*lead, n) and out.dtype == want, f"{kernel_cls.__name__}: {tuple(out.shape)} {out.dtype}, expected {(*lead, n)} {want}"
+    err = float((out.detach().cpu().double() - ref).norm() / ref.norm())
+    assert err < TOLERANCE[config.family], f"{kernel_cls.__name__}: relative error {err:.3e} with leading dims {lead}"
+
+
+def library_imports_during_selection(provider_module: str, library: str,
+                                     platforms=("cpu", "sm80", "sm90", "sm100", "sm120", "mi300")) -> tuple[list, list]:
+    """In a fresh interpreter: import ``provider_module``, then select every family's first default
+    layer on each simulated platform (every kernel gated). Returns the modules named ``library*``
+    loaded (after the import, after the selections): a provider must keep both empty, its heavy
+    library being imported only when a kernel runs."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        f"import json, sys, qlinear, torch\nimport {provider_module}\n"
+        "from qlinear.testing import default_configs\n"
+        f"loaded = lambda: [m for m in sys.modules if m.startswith({library!r})]\n"
+        "after_import = loaded()\n"
+        f"for p in {tuple(platforms)!r}:\n"
+        "    with qlinear.simulate_platform(p):\n"
+        "        for fam in qlinear.FAMILIES:\n"
+        "            qlinear.select(default_configs(fam)[0], evaluate_all=True, raise_on_failure=False)\n"
+        "print(json.dumps([after_import, loaded()]))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    after_import, after_select = json.loads(r.stdout.strip().splitlines()[-1])
+    return after_import, after_select
+
+
 def check_batch_invariance(kernel_cls: type[LinearKernel], device="cpu", batches=(1, 2, 3, 8, 17, 64, 129, 257),
                            case: Case | None = None) -> None:
     """The reference's "needle" test: one row placed first and last in batches of many sizes must give
@@ -278,4 +326,4 @@ def check_batch_invariance(kernel_cls: type[LinearKernel], device="cpu", batches
 
 
 __all__ = ["Case", "StandIn", "check_batch_invariance", "CaseResult", "TOLERANCE", "cases_for", "check_bad_inputs", "check_kernel",
-           "case_params", "conformance_suite", "default_configs", "make_case_layer", "run_case"]
+           "case_params", "check_leading_dims", "conformance_suite", "default_configs", "library_imports_during_selection", "make_case_layer", "run_case"]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CPU benchmark (BENCHMARKING.md shapes): K = N = 4096, M in {1, 8, 32, 128}; bf16 F.linear (always),
+# CPU benchmark (Llama-8B-like shapes): K = N = 4096, M in {1, 8, 32, 128}; bf16 F.linear (always),
 # and every usable emulation / torch / zentorch kernel for W8A8 int8 (dynamic per-token), W8A16
 # (per channel) and W4A16 (group 128); then FP8 (dynamic per-token, per-channel weights) at
 # M in {1, 8} only: torch's CPU FP8 GEMM is emulated and takes seconds per call at M = 1 already

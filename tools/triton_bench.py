@@ -138,7 +138,7 @@ def main(argv=None):
         name = torch.cuda.get_device_name()
         ms = (1, 16, 1024) if args.quick else (1, 2, 16, 64, 128, 1024, 4096)
         shapes = ((4096, 4096), (14336, 4096))
-    timer = Timer(dev, mode="once" if args.smoke or args.warm_only else "time")
+    timer = Timer(dev, mode="once" if args.smoke or args.warm_only else "time", max_time=0.05)  # ~50 ms per point
     copies = (lambda nbytes: copies_for(nbytes, dev, min_copies=4)) if timer.timing else (lambda nbytes: 1)
     rows, sweep_rows = [], []
     torch.manual_seed(0)

@@ -115,11 +115,12 @@ def render_verify(rows: list[dict], unusable: list[dict]) -> str:
 
 
 def add_parser(sub) -> None:
-    v = sub.add_parser("verify", formatter_class=_Fmt, help="run every usable kernel against the reference (exit 1 on FAIL)",
-                       description="Run each kernel that is usable here through the conformance kit\n"
-                                   "(qlinear.testing) on a small embedded set of layers and batch sizes, and\n"
-                                   "compare with the float64 reference. Prints kernel, case, relative error,\n"
-                                   "tolerance and PASS / FAIL / SKIP(reason); exits 1 if any case fails.")
+    description = ("Run each kernel that is usable here through the conformance kit\n"
+                   "(qlinear.testing) on a small embedded set of layers and batch sizes, and\n"
+                   "compare with the float64 reference. Prints kernel, case, relative error,\n"
+                   "tolerance and PASS / FAIL / SKIP(reason); exits 1 if any case fails.")
+    v = sub.add_parser("verify", formatter_class=_Fmt, description=description,
+                       help="run every usable kernel against the reference (exit 1 on FAIL)")
     v.add_argument("--family", type=_csv, help=f"comma list of families to check ({', '.join(FAMILIES)})")
     v.add_argument("--kernel", type=_csv, help="comma list of globs on kernel names (e.g. 'torch.*,*Int8*')")
     v.add_argument("--device", default=None, help="device to run on (default: cuda if present, else cpu)")

@@ -19,8 +19,9 @@ import bisect
 import torch
 
 from .config import LayerConfig
+from .families import act_dtype, family_of
 from .families.schemes import SCHEMES, scheme_config
-from .kernel import LinearKernel, check_input, expected_act_dtype
+from .kernel import LinearKernel, check_input
 from .layers import make_layer, quantize_layer_params
 from .selection import Selection, select
 from .settings import get_settings
@@ -111,9 +112,10 @@ class QuantLinear(torch.nn.Module):
     def _freeze_call_facts(self) -> None:
         n, k = self.config.shape_nk
         self.in_features, self.out_features = k, n
-        self.out_dtype = getattr(self.config, "out_type", None) or getattr(self.config, "out_dtype", None)
-        act = expected_act_dtype(self.config)
-        fp8_x = self.config.family in ("fp8", "fp8_block")  # FP8 kernels also take an already-quantized x
+        fam = family_of(self.config)
+        self.out_dtype = getattr(self.config, fam.out_field)  # None: the activation's dtype
+        act = act_dtype(self.config)
+        fp8_x = fam.takes_fp8_input  # FP8 kernels also take an already-quantized x
         self._x_dtypes = (act, torch.float8_e4m3fn) if fp8_x else (act,)
         p = next(iter(self.parameters()), None)
         self._device = p.device if p is not None else None

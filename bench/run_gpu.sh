@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# GPU benchmark (gpu/BASELINES.md shapes): N x K = 4096 x 4096 and 14336 x 4096, M in
+# GPU benchmark (Llama-8B-like shapes): N x K = 4096 x 4096 and 14336 x 4096, M in
 # {1, 16, 128, 1024, 4096}; bf16 F.linear (always) and every usable kernel of every family, eager
 # and under CUDA-graph replay. Run from the repository root on the GPU machine; writes JSON + PNG
 # under $OUT (default bench/out). With SETUP=1 it first installs the carried wheels (.whl/) and the
-# project with every provider, offline, as shared/gpu/README.md describes.
+# project with every provider, offline.
 #
 #   SETUP=1 bash bench/run_gpu.sh                  # on the lent H100, carry [".whl"]
 #   bash bench/run_gpu.sh --kernels 'triton.*'     # extra args go to `qlinear bench`

@@ -170,13 +170,16 @@ def test_explain_bad_scheme_names_the_field(capsys):
     assert rc == 2 and "scheme" in err and "int3-magic" in err
 
 
-@pytest.mark.parametrize("scheme", list(cli.SCHEME_HELP) + ["w4a16", "w4a16-ch", "w4a16-g128-actorder", "awq", "int8-dynamic-asym"])
-def test_own_scheme_parser_agrees_with_qlinear_nn(scheme):
-    """The CLI's fallback parser means what QuantLinear's scheme names mean."""
-    nn = pytest.importorskip("qlinear.nn")
-    if not hasattr(nn, "scheme_config"):
-        pytest.skip("qlinear.nn has no scheme_config")
-    assert cli._scheme_config(scheme, 512, 256, "bf16") == nn.scheme_config(scheme, 512, 256, torch.bfloat16)
+def test_cli_and_quantlinear_share_one_scheme_grammar(capsys):
+    """One parser: the CLI's names are QuantLinear's (w4a16-asym used to work in one only)."""
+    from qlinear import nn
+
+    assert cli.scheme_config is nn.scheme_config and cli._scheme_config is nn.scheme_config
+    assert set(nn.SCHEMES) <= set(cli.known_schemes()) and set(cli.SCHEME_HELP) <= set(cli.known_schemes())
+    rc, out, _ = run(capsys, "explain", "w4a16-asym", "--n", "512", "--k", "256", "--json")
+    assert rc == 0 and "weight_type=uint4," in json.loads(out)["config"] and "zero_points=True" in out
+    q = nn.QuantLinear.from_linear(torch.nn.Linear(256, 512).bfloat16(), "w4a16-asym")
+    assert q.config == cli.scheme_config("w4a16-asym", 512, 256, "bf16") and q.config.zero_points
 
 
 # ---- verify ------------------------------------------------------------------------------------

@@ -169,3 +169,22 @@ def test_emulation_leading_dims_and_out_dtype(kern):
 @pytest.mark.parametrize("kern", E.KERNELS, ids=lambda k: k.__name__)
 def test_emulation_bad_inputs(kern):
     testing.check_bad_inputs(kern)
+
+
+# ---- the shared test scaffolding providers adopt (qlinear.testing) -------------------------------
+test_suite_conformance, test_suite_kit, test_suite_bad_inputs = testing.conformance_suite(
+    [E.EmulationMxfp8LinearKernel], device="cpu", ms=(1,))
+
+
+def test_case_params_keep_only_what_the_kernel_takes():
+    from qlinear.kernel import Int8ScaledMMLinearKernel
+
+    class OnlySymmetric(testing.StandIn, Int8ScaledMMLinearKernel):
+        @classmethod
+        def can_implement(cls, c):
+            return (c.input_symmetric, "symmetric only")
+
+    every = testing.case_params([OnlySymmetric], ms=(1,), implementable_only=False)
+    kept = testing.case_params([OnlySymmetric], ms=(1,))
+    assert 0 < len(kept) < len(every) and all(p.values[1].config.input_symmetric for p in kept)
+    assert kept[0].id.startswith("OnlySymmetric-int8-")

@@ -176,7 +176,7 @@ def unpack_nibbles(packed: np.ndarray) -> np.ndarray:
     return np.stack([p & 0xF, p >> 4], axis=-1).reshape(*p.shape[:-1], p.shape[-1] * 2)
 
 
-# ---- activation quantization (the per-family conventions of the brief / ARCHITECTURE.md) -----------
+# ---- activation quantization (the per-family conventions, qlinear.families) -----------
 def int8_act_qdq(x: np.ndarray, symmetric: bool, scale=None, zp=None) -> np.ndarray:
     """INT8: x ≈ (q - zp) * s. Dynamic: per token, s = amax/127 (sym) or (max-min)/255 with the range
     widened to hold 0 and zp = round(-128 - min/s) (asym). Static: the given per-tensor s, zp."""

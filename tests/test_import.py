@@ -40,3 +40,25 @@ def test_public_names_resolve():
 
     for name in qlinear.__all__:
         assert getattr(qlinear, name) is not None, name
+
+
+def test_runtime_path_imports_no_benchmark_or_tuning_code(tmp_path):
+    """Building and running a QuantLinear (autotune on, so the timing primitive is used) pulls in
+    neither the benchmark reporting (qlinear.bench, qlinear.decode_step), the CLI, nor the tuning tools (tools.*)."""
+    out = _run(
+        "import json, os, sys, torch\n"
+        f"os.environ['QLINEAR_CACHE_DIR'] = {str(tmp_path)!r}\n"
+        "import qlinear\n"
+        "from qlinear.nn import QuantLinear\n"
+        "with qlinear.override_settings(autotune=True):\n"
+        "    q = QuantLinear.from_linear(torch.nn.Linear(256, 128).bfloat16(), 'w4a16-g128')\n"
+        "    q(torch.randn(3, 256, dtype=torch.bfloat16))\n"
+        "bad = [m for m in sys.modules if m in ('qlinear.bench', 'qlinear.decode_step', 'qlinear.cli', 'matplotlib', 'tools')\n"
+        "       or m.startswith(('qlinear.cli.', 'tools.'))]\n"
+        "print(json.dumps([bad, 'qlinear.timing' in sys.modules, len(q.autotune_winners or {}) > 0\n"
+        "                  if q.dispatch is not None else None]))"
+    )
+    bad, timing_loaded, tuned = json.loads(out)
+    assert bad == [], f"the runtime path imported {bad}"
+    if tuned:  # more than one usable kernel here: autotune timed them with qlinear.timing alone
+        assert timing_loaded

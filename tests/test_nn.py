@@ -143,6 +143,6 @@ def test_autotune_dispatches_per_m_bucket_and_caches(tmp_path, monkeypatch, line
         ref = reference_linear(q.config, qlinear.quantize_layer_params(q.config, linear.weight.detach().float()), x, q.bias)
         assert float((q(x).double() - ref).norm() / ref.norm()) < 1e-2
         calls = []
-        monkeypatch.setattr("qlinear.bench.time_calls", lambda *a, **k: calls.append(1))
+        monkeypatch.setattr("qlinear.timing.time_calls", lambda *a, **k: calls.append(1))
         q2 = QuantLinear.from_linear(linear, "w4a16-g128")
         assert calls == [] and q2.autotune_winners == q.autotune_winners

@@ -1,7 +1,7 @@
 """Autotune (``QLINEAR_AUTOTUNE=1``): time every usable kernel on the layer's real shape, per M
 bucket, and dispatch each call to the fastest.
 
-Selection step 5 of ARCHITECTURE.md. The winners are cached on disk as JSON
+Selection step 5 (docs/architecture.md). The winners are cached on disk as JSON
 (``$QLINEAR_CACHE_DIR/autotune.json``), keyed by device, torch version, the config, the candidate
 kernels and their providers' versions, so a second process (or a second layer of the same shape)
 does not time again. The file is shared safely by concurrent processes and survives corruption
@@ -24,6 +24,7 @@ import torch
 
 from .cache_file import JsonCache, cache_root
 from .config import LayerConfig
+from .families import act_dtype
 from .kernel import LinearKernel
 from .layers import make_layer
 
@@ -112,7 +113,7 @@ def tune(config: LayerConfig, params: dict[str, torch.Tensor], kernels: list[typ
     """Build every kernel on its own copy of ``params``, time it per M bucket (or read the cache),
     and return the dispatch table plus {bucket upper M: winning kernel name}. ``kernels[0]`` is the
     kernel selection picked: the memory yardstick and the fallback."""
-    from .bench import time_calls  # timing helpers (imported only when tuning)
+    from .timing import time_calls  # the measuring primitive, imported only when tuning
 
     device = next(iter(params.values())).device
     key = cache_key(config, kernels, device)
@@ -128,7 +129,7 @@ def tune(config: LayerConfig, params: dict[str, torch.Tensor], kernels: list[typ
         return built[cls.full_name()]
 
     n, k = config.shape_nk
-    act = getattr(config, "act_type", None) or getattr(config, "input_dtype", None) or getattr(config, "act_dtype")
+    act = act_dtype(config)
     by_name = {c.full_name(): c for c in kernels}
     if not all(winners.get(str(hi)) in by_name for hi, _ in BUCKETS):
         winners = {}

@@ -7,7 +7,7 @@ over unchanged. MP uses (in, out) shapes like vLLM; the other families carry ``w
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch

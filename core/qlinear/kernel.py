@@ -10,19 +10,13 @@ imported in ``is_supported`` / at first use, never at module import, so discover
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import torch
 
-from .config import (
-    FP8ScaledMMLinearLayerConfig,
-    Int8ScaledMMLinearLayerConfig,
-    LayerConfig,
-    MPLinearLayerConfig,
-    MxFp4LinearLayerConfig,
-    Mxfp8LinearLayerConfig,
-    NvFp4LinearLayerConfig,
-)
+from .config import FP8ScaledMMLinearLayerConfig, Int8ScaledMMLinearLayerConfig, LayerConfig, MPLinearLayerConfig
+from .config import MxFp4LinearLayerConfig, Mxfp8LinearLayerConfig, NvFp4LinearLayerConfig
+from .families import act_dtype, family_of
 
 if TYPE_CHECKING:
     from .platform import Platform
@@ -150,7 +144,8 @@ def propagate_non_finite(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
 
 
 def expected_act_dtype(c: LayerConfig) -> torch.dtype:
-    return getattr(c, "act_type", None) or getattr(c, "input_dtype", None) or getattr(c, "act_dtype")
+    """The activation dtype layer ``c`` takes (kept for providers; ``qlinear.families.act_dtype``)."""
+    return act_dtype(c)
 
 
 def check_input(c: LayerConfig, x: Any, bias: Any = None, device: torch.device | None = None) -> None:
@@ -162,9 +157,9 @@ def check_input(c: LayerConfig, x: Any, bias: Any = None, device: torch.device |
         n, k = nk
         if x.dim() < 1 or x.shape[-1] != k:
             raise ValueError(f"x.shape: last dimension must be K={k}, got {tuple(x.shape)}")
-    dt = expected_act_dtype(c)
+    dt = act_dtype(c)
     # an already-quantized FP8 activation is allowed for FP8 kernels (they skip their quantization)
-    if x.dtype != dt and not (x.dtype == torch.float8_e4m3fn and c.family in ("fp8", "fp8_block")):
+    if x.dtype != dt and not (x.dtype == torch.float8_e4m3fn and family_of(c).takes_fp8_input):
         raise ValueError(f"x.dtype: layer expects {dt}, got {x.dtype}")
     if device is not None and x.device != device:
         raise ValueError(f"x.device: layer weights are on {device}, x is on {x.device}")
@@ -208,11 +203,6 @@ class MPLinearKernel(LinearKernel[MPLinearLayerConfig]):
                    "weight_zero_point" if config.zero_points else None,
                    "weight_g_idx" if config.has_g_idx else None)
 
-    def _transform_param(self, layer: torch.nn.Module, name: str | None, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        if name is None or getattr(layer, name, None) is None:
-            return
-        self.replace_parameter(layer, name, fn(getattr(layer, name).data))
-
     def _get_weight_params(self, layer: torch.nn.Module):
         return (
             getattr(layer, self.w_q_name),
@@ -232,9 +222,6 @@ class _ScaledMMKernel(LinearKernel[ConfigT]):
     @classmethod
     def create(cls, config):  # type: ignore[override]
         return cls(config, cls.DEFAULT_PARAM_NAMES)
-
-    def _get_layer_params(self, layer: torch.nn.Module) -> tuple[torch.Tensor | None, ...]:
-        return tuple(getattr(layer, n, None) for n in self.layer_param_names)
 
 
 class FP8ScaledMMLinearKernel(_ScaledMMKernel[FP8ScaledMMLinearLayerConfig]):

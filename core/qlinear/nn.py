@@ -4,8 +4,9 @@
     y = layer(x)                      # the selected kernel's GEMM
     print(layer.selection.explain())  # why that kernel
 
-Schemes (``SCHEMES`` lists them; ``scheme_config`` turns one into a layer config):
-``w4a16[-gG|-ch][-actorder]`` GPTQ uint4b8, ``w8a16[-gG|-ch]`` GPTQ uint8b128, ``awq[-gG]`` uint4 + zero points,
+Schemes (``SCHEMES`` lists them; ``scheme_config``, the one grammar in ``qlinear.families.schemes``,
+turns one into a layer config): ``w4a16[-gG|-ch][-actorder]`` GPTQ uint4b8, ``w8a16[-gG|-ch]`` GPTQ
+uint8b128, ``awq[-gG]`` uint4 + zero points (``w4a16-asym``, ``w8a16-asym``: uint4 / uint8 + zero points),
 ``int8-dynamic[-asym]``, ``int8-static[-asym]`` (per-channel int8 weights), ``fp8-tensor`` (per-tensor
 weight, static per-tensor activation), ``fp8-dynamic`` (per-channel weight, dynamic per-token
 activation), ``fp8-block`` (128x128 weight blocks, 1x128 activation groups), ``nvfp4``, ``mxfp4``, ``mxfp8``.
@@ -14,60 +15,18 @@ activation), ``fp8-block`` (128x128 weight blocks, 1x128 activation groups), ``n
 from __future__ import annotations
 
 import bisect
-import re
 
 import torch
 
-from . import quant_key as qk
-from .config import (
-    FP8ScaledMMLinearLayerConfig,
-    Int8ScaledMMLinearLayerConfig,
-    LayerConfig,
-    MPLinearLayerConfig,
-    MxFp4LinearLayerConfig,
-    Mxfp8LinearLayerConfig,
-    NvFp4LinearLayerConfig,
-)
-from .kernel import LinearKernel, check_input, expected_act_dtype, propagate_non_finite, saturates_non_finite
+from .config import LayerConfig
+from .families import act_dtype, family_of
+from .families.schemes import SCHEMES, scheme_config
+from .kernel import LinearKernel, check_input, propagate_non_finite, saturates_non_finite
 from .layers import make_layer, quantize_layer_params
-from .scalar_type import scalar_types
 from .selection import Selection, select
 from .settings import get_settings
 
-SCHEMES = (
-    "w4a16", "w4a16-g32", "w4a16-g64", "w4a16-g128", "w4a16-ch", "w4a16-g128-actorder",
-    "w8a16", "w8a16-g128", "w8a16-ch", "awq", "awq-g64", "awq-g128",
-    "int8-dynamic", "int8-dynamic-asym", "int8-static", "int8-static-asym",
-    "fp8-tensor", "fp8-dynamic", "fp8-block", "nvfp4", "mxfp4", "mxfp8",
-)
-_MP = re.compile(r"^(w4a16|w8a16|awq)(?:-(g(\d+)|ch))?(-actorder)?$")
-
-
-def scheme_config(scheme: str, n: int, k: int, dtype: torch.dtype = torch.bfloat16) -> LayerConfig:
-    """A scheme name (see ``SCHEMES``; ``w4a16-gG`` takes any group size G) -> the layer config for [N, K]."""
-    s = scheme.strip().lower()
-    m = _MP.match(s)
-    if m:
-        kind, grp, g, actorder = m.groups()
-        group = -1 if grp == "ch" else int(g) if g else 128
-        wt = {"w4a16": scalar_types.uint4b8, "w8a16": scalar_types.uint8b128, "awq": scalar_types.uint4}[kind]
-        return MPLinearLayerConfig((k, n), (k, n), wt, dtype, group, kind == "awq", bool(actorder))
-    if s.startswith("int8-"):
-        parts = s.split("-")[1:]
-        if parts[0] not in ("dynamic", "static") or parts[1:] not in ([], ["asym"]):
-            raise ValueError(f"scheme: {scheme!r} is not int8-dynamic[-asym] or int8-static[-asym]")
-        return Int8ScaledMMLinearLayerConfig(parts[0] == "static", True, parts[1:] != ["asym"], (n, k), dtype)
-    fp8 = {
-        "fp8-tensor": (qk.kFp8StaticTensorSym, qk.kFp8StaticTensorSym),
-        "fp8-dynamic": (qk.kFp8StaticChannelSym, qk.kFp8DynamicTokenSym),
-        "fp8-block": (qk.kFp8Static128BlockSym, qk.kFp8Dynamic128Sym),
-    }
-    if s in fp8:
-        return FP8ScaledMMLinearLayerConfig(*fp8[s], (n, k), dtype)
-    micro = {"nvfp4": NvFp4LinearLayerConfig, "mxfp4": MxFp4LinearLayerConfig, "mxfp8": Mxfp8LinearLayerConfig}
-    if s in micro:
-        return micro[s]((n, k), dtype)
-    raise ValueError(f"scheme: unknown {scheme!r}; known: {', '.join(SCHEMES)} (w4a16/w8a16/awq take -gG for any G)")
+__all__ = ["QuantLinear", "SCHEMES", "scheme_config"]
 
 
 class QuantLinear(torch.nn.Module):
@@ -160,9 +119,10 @@ class QuantLinear(torch.nn.Module):
     def _freeze_call_facts(self) -> None:
         n, k = self.config.shape_nk
         self.in_features, self.out_features = k, n
-        self.out_dtype = getattr(self.config, "out_type", None) or getattr(self.config, "out_dtype", None)
-        act = expected_act_dtype(self.config)
-        fp8_x = self.config.family in ("fp8", "fp8_block")  # FP8 kernels also take an already-quantized x
+        fam = family_of(self.config)
+        self.out_dtype = getattr(self.config, fam.out_field)  # None: the activation's dtype
+        act = act_dtype(self.config)
+        fp8_x = fam.takes_fp8_input  # FP8 kernels also take an already-quantized x
         self._x_dtypes = (act, torch.float8_e4m3fn) if fp8_x else (act,)
         self._saturates = saturates_non_finite(self.config)
         p = next(iter(self.parameters()), None)

@@ -26,25 +26,17 @@ from dataclasses import dataclass
 
 import torch
 
-from . import quant_key as qk
-from .config import (
-    FP8ScaledMMLinearLayerConfig,
-    Int8ScaledMMLinearLayerConfig,
-    LayerConfig,
-    MPLinearLayerConfig,
-    MxFp4LinearLayerConfig,
-    Mxfp8LinearLayerConfig,
-    NvFp4LinearLayerConfig,
-)
+from .config import LayerConfig, MPLinearLayerConfig
+from .families import act_dtype, all_families, family_of, out_dtype
 from .formats import reference_linear
 from .kernel import LinearKernel
 from .layers import make_layer, quantize_layer_params
-from .scalar_type import scalar_types
 
-# Relative Frobenius error allowed against the float64 reference. The kernel and the reference see
-# the same quantized weight; what differs is 16-bit output rounding, accumulation order, and for
-# W8A8/FP4 formats the activation quantization's rounding of values at a code boundary.
-TOLERANCE = {"mp": 1e-2, "int8": 2e-2, "fp8": 3e-2, "fp8_block": 3e-2, "nvfp4": 5e-2, "mxfp4": 5e-2, "mxfp8": 3e-2}
+# Relative Frobenius error allowed against the float64 reference (each family's descriptor states
+# it). The kernel and the reference see the same quantized weight; what differs is 16-bit output
+# rounding, accumulation order, and for W8A8/FP4 formats the activation quantization's rounding of
+# values at a code boundary.
+TOLERANCE = {name: f.tolerance for name, f in all_families().items()}
 
 
 @dataclass(frozen=True)
@@ -56,20 +48,8 @@ class Case:
     def __str__(self) -> str:
         c = self.config
         n, k = c.shape_nk or ("?", "?")
-        extra = ""
-        if isinstance(c, MPLinearLayerConfig):
-            extra = f"-{c.weight_type.name}-g{c.group_size}" + ("-gidx" if c.has_g_idx else "") + (
-                "" if c.is_k_full else "-kpart")
-        elif isinstance(c, Int8ScaledMMLinearLayerConfig):
-            extra = f"-{'static' if c.is_static_input_scheme else 'dyn'}-{'ch' if c.is_channelwise else 'tensor'}-{'sym' if c.input_symmetric else 'asym'}"
-        elif isinstance(c, FP8ScaledMMLinearLayerConfig):
-            extra = f"-w{c.weight_quant_key.scale.group_shape}-a{'static' if c.activation_quant_key.scale.static else 'dyn'}{c.activation_quant_key.scale.group_shape}"
-        dt = str(_act_dtype(c)).removeprefix("torch.")
-        return f"{c.family}{extra}-{dt}-N{n}K{k}-M{self.m}"
-
-
-def _act_dtype(c: LayerConfig) -> torch.dtype:
-    return getattr(c, "act_type", None) or getattr(c, "input_dtype", None) or getattr(c, "act_dtype")
+        dt = str(act_dtype(c)).removeprefix("torch.")
+        return f"{c.family}{family_of(c).case_tag(c)}-{dt}-N{n}K{k}-M{self.m}"
 
 
 # ---- the default cases --------------------------------------------------------------------------
@@ -77,38 +57,11 @@ _MS = (1, 7, 33)
 
 
 def default_configs(family: str) -> list[LayerConfig]:
-    """A spread of layers per family: dtypes, groupings, and unaligned shapes where the format allows."""
-    out: list[LayerConfig] = []
-    if family == "mp":
-        for (wt, zp), g, dt in itertools.product(
-            [(scalar_types.uint4b8, False), (scalar_types.uint8b128, False), (scalar_types.uint4, True), (scalar_types.uint8, True)],
-            (-1, 32, 64, 128), (torch.bfloat16, torch.float16),
-        ):
-            out.append(MPLinearLayerConfig((512, 256), (512, 256), wt, dt, g, zp, False))
-        out.append(MPLinearLayerConfig((1024, 128), (1024, 128), scalar_types.uint4b8, torch.bfloat16, 128, False, False))
-        out.append(MPLinearLayerConfig((512, 256), (512, 256), scalar_types.uint4b8, torch.float16, 128, False, True))
-        out.append(MPLinearLayerConfig((512, 256), (512, 256), scalar_types.uint4, torch.bfloat16, 64, True, True))
-        out.append(MPLinearLayerConfig((1024, 256), (512, 256), scalar_types.uint4b8, torch.bfloat16, 128, False, True))  # row-parallel slice
-    elif family == "int8":
-        for st, ch, sym in itertools.product((False, True), (False, True), (True, False)):
-            for nk in ((256, 512), (255, 513)):
-                out.append(Int8ScaledMMLinearLayerConfig(st, ch, sym, nk, torch.bfloat16))
-        out.append(Int8ScaledMMLinearLayerConfig(False, True, True, (256, 512), torch.float16))
-    elif family == "fp8":
-        acts = (qk.kFp8StaticTensorSym, qk.kFp8DynamicTensorSym, qk.kFp8DynamicTokenSym)
-        for w, a, nk in itertools.product((qk.kFp8StaticTensorSym, qk.kFp8StaticChannelSym), acts, ((256, 512), (255, 513))):
-            out.append(FP8ScaledMMLinearLayerConfig(w, a, nk, torch.bfloat16))
-        out.append(FP8ScaledMMLinearLayerConfig(qk.kFp8StaticChannelSym, qk.kFp8DynamicTokenSym, (256, 512), torch.float16))
-    elif family == "fp8_block":
-        for nk, dt in (((256, 512), torch.bfloat16), ((384, 1024), torch.bfloat16), ((256, 512), torch.float16), ((300, 520), torch.bfloat16)):
-            out.append(FP8ScaledMMLinearLayerConfig(qk.kFp8Static128BlockSym, qk.kFp8Dynamic128Sym, nk, dt))
-    elif family in ("nvfp4", "mxfp4", "mxfp8"):
-        cls = {"nvfp4": NvFp4LinearLayerConfig, "mxfp4": MxFp4LinearLayerConfig, "mxfp8": Mxfp8LinearLayerConfig}[family]
-        for nk, dt in (((256, 512), torch.bfloat16), ((128, 1024), torch.bfloat16), ((256, 512), torch.float16)):
-            out.append(cls(nk, dt))
-    else:
+    """A spread of layers per family (the family descriptor's): dtypes, groupings, and unaligned
+    shapes where the format allows."""
+    if family not in all_families():
         raise ValueError(f"family: unknown {family!r}")
-    return out
+    return family_of(family).default_configs()
 
 
 def cases_for(kernel_cls: type[LinearKernel], ms=_MS, configs: list[LayerConfig] | None = None) -> list[Case]:
@@ -155,7 +108,7 @@ def make_case_layer(case: Case, device, seed: int = 0):
     c = case.config
     n, k = c.shape_nk
     g = torch.Generator().manual_seed(seed)
-    dt = _act_dtype(c)
+    dt = act_dtype(c)
     w = torch.randn(n, k, generator=g) * 0.05
     x = torch.randn(case.m, k, generator=g)
     x[:, :: max(1, k // 7)] *= 4  # a few outlier channels, as real activations have
@@ -199,8 +152,8 @@ def run_case(kernel_cls: type[LinearKernel], case: Case, device="cpu", seed: int
     kernel = kernel_cls.create(c)
     kernel.process_weights_after_loading(layer)
     out = kernel.apply(layer, x, bias)
-    tol = tolerance if tolerance is not None else TOLERANCE[c.family] * (1.0 if kernel_cls.quantizes_activation else 1.0)
-    expect_dtype = getattr(c, "out_type", None) or getattr(c, "out_dtype", None) or x.dtype
+    tol = tolerance if tolerance is not None else TOLERANCE[c.family]
+    expect_dtype = out_dtype(c, x)
     assert out.shape == (case.m, c.shape_nk[0]), f"{case}: output shape {tuple(out.shape)}, expected {(case.m, c.shape_nk[0])}"
     assert out.dtype == expect_dtype, f"{case}: output dtype {out.dtype}, expected {expect_dtype}"
     o = out.detach().cpu().double()
@@ -269,6 +222,89 @@ def check_bad_inputs(kernel_cls: type[LinearKernel], device="cpu") -> None:
             kern.apply(layer, x.cpu())
 
 
+def case_params(kernels: list[type[LinearKernel]], ms=_MS, implementable_only: bool = True) -> list:
+    """``pytest.param(kernel, case)`` for every kernel's default cases (only those its
+    ``can_implement`` accepts, unless ``implementable_only`` is False), with readable ids, for
+    ``@pytest.mark.parametrize("kernel,case", ...)``."""
+    import pytest
+
+    return [pytest.param(k, c, id=f"{k.__name__}-{c}") for k in kernels for c in cases_for(k, ms=ms)
+            if not implementable_only or _verdict(lambda: k.can_implement(c.config))[0]]
+
+
+def conformance_suite(kernels: list[type[LinearKernel]], device="cuda", ms=_MS):
+    """The three standard tests of a provider's kernels, for a test module to adopt::
+
+        test_conformance, test_kit, test_bad_inputs = testing.conformance_suite(KERNELS, device="cuda")
+
+    ``test_conformance``: every (kernel, default case) through ``run_case`` (a declined case skips
+    with the kernel's reason); ``test_kit``: ``check_kernel`` (fails if a kernel ran no case at all);
+    ``test_bad_inputs``: ``check_bad_inputs``. The module's ``pytestmark`` (e.g. ``gpu``) applies."""
+    import pytest
+
+    @pytest.mark.parametrize("kernel,case", case_params(kernels, ms, implementable_only=False))
+    def test_conformance(kernel, case):
+        run_case(kernel, case, device=device)
+
+    @pytest.mark.parametrize("kernel", kernels, ids=lambda k: k.__name__)
+    def test_kit(kernel):
+        check_kernel(kernel, device=device)
+
+    @pytest.mark.parametrize("kernel", kernels, ids=lambda k: k.__name__)
+    def test_bad_inputs(kernel):
+        check_bad_inputs(kernel, device=device)
+
+    return test_conformance, test_kit, test_bad_inputs
+
+
+def check_leading_dims(kernel_cls: type[LinearKernel], config: LayerConfig, device="cpu", lead=(2, 3),
+                       seed: int = 1) -> None:
+    """x [*lead, K] -> [*lead, N] with the config's output dtype (give it an ``out_type`` /
+    ``out_dtype`` other than the activation's to check that it is honoured), within the family's
+    tolerance of the reference."""
+    n, k = config.shape_nk
+    g = torch.Generator().manual_seed(seed)
+    params = quantize_layer_params(config, torch.randn(n, k, generator=g) * 0.05,
+                                   calib_x=torch.randn(8, k, generator=g))
+    x = torch.randn(*lead, k, generator=g).to(act_dtype(config))
+    ref = reference_linear(config, params, x, quantize_activation=kernel_cls.quantizes_activation)
+    layer = make_layer(config, {name: t.to(device) for name, t in params.items()})
+    kern = kernel_cls.create(config)
+    kern.process_weights_after_loading(layer)
+    out = kern.apply(layer, x.to(device))
+    want = out_dtype(config, x)
+    assert out.shape == (*lead, n) and out.dtype == want, f"{kernel_cls.__name__}: {tuple(out.shape)} {out.dtype}, expected {(*lead, n)} {want}"
+    err = float((out.detach().cpu().double() - ref).norm() / ref.norm())
+    assert err < TOLERANCE[config.family], f"{kernel_cls.__name__}: relative error {err:.3e} with leading dims {lead}"
+
+
+def library_imports_during_selection(provider_module: str, library: str,
+                                     platforms=("cpu", "sm80", "sm90", "sm100", "sm120", "mi300")) -> tuple[list, list]:
+    """In a fresh interpreter: import ``provider_module``, then select every family's first default
+    layer on each simulated platform (every kernel gated). Returns the modules named ``library*``
+    loaded (after the import, after the selections): a provider must keep both empty, its heavy
+    library being imported only when a kernel runs."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        f"import json, sys, qlinear, torch\nimport {provider_module}\n"
+        "from qlinear.testing import default_configs\n"
+        f"loaded = lambda: [m for m in sys.modules if m.startswith({library!r})]\n"
+        "after_import = loaded()\n"
+        f"for p in {tuple(platforms)!r}:\n"
+        "    with qlinear.simulate_platform(p):\n"
+        "        for fam in qlinear.FAMILIES:\n"
+        "            qlinear.select(default_configs(fam)[0], evaluate_all=True, raise_on_failure=False)\n"
+        "print(json.dumps([after_import, loaded()]))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    after_import, after_select = json.loads(r.stdout.strip().splitlines()[-1])
+    return after_import, after_select
+
+
 def check_batch_invariance(kernel_cls: type[LinearKernel], device="cpu", batches=(1, 2, 3, 8, 17, 64, 129, 257),
                            case: Case | None = None) -> None:
     """The reference's "needle" test: one row placed first and last in batches of many sizes must give
@@ -289,5 +325,5 @@ def check_batch_invariance(kernel_cls: type[LinearKernel], device="cpu", batches
             assert torch.equal(out, alone), f"{kernel_cls.__name__}: row at {pos} of a batch of {b} differs from its single-row result"
 
 
-__all__ = ["Case", "StandIn", "check_batch_invariance", "CaseResult", "TOLERANCE", "cases_for", "check_bad_inputs", "check_kernel", "default_configs",
-           "make_case_layer", "run_case"]
+__all__ = ["Case", "StandIn", "check_batch_invariance", "CaseResult", "TOLERANCE", "cases_for", "check_bad_inputs", "check_kernel",
+           "case_params", "check_leading_dims", "conformance_suite", "default_configs", "library_imports_during_selection", "make_case_layer", "run_case"]

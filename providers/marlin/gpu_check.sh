@@ -41,7 +41,7 @@ for g in mp float rest; do
 done
 
 echo "== bench"
-timeout 240 python3 providers/marlin/bench_marlin.py --out "$OUT/marlin_bench.json" 2>&1 | tee "$OUT/bench.log"
+timeout 240 python3 -m tools.marlin_bench --out "$OUT/marlin_bench.json" 2>&1 | tee "$OUT/bench.log"
 
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 if [ -x "$SAN" ]; then

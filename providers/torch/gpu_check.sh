@@ -19,7 +19,7 @@ rc=0
 timeout 170 python3 -m pytest -q -m gpu -p no:cacheprovider -rs tests/providers/torch \
   --junitxml="$OUT/torch_gpu_junit.xml" 2>&1 | tee "$OUT/torch_gpu_tests.log" | tail -40 || rc=1
 
-timeout 150 python3 providers/torch/measure.py --device cuda --ms 1,16,128 --reps 30 \
+timeout 150 python3 -m tools.torch_measure --device cuda --ms 1,16,128 --max-time 0.2 \
   --json "$OUT/torch_measure_cuda.json" 2>&1 | grep -v -i warn | tee "$OUT/torch_measure_cuda.log" || rc=1
 
 echo "---- summary (card: $(python3 -c 'import torch; print(torch.cuda.get_device_name())'))"

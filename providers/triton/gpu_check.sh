@@ -4,7 +4,7 @@
 # Writes under $OUT: log (everything below), tests-*.log, warm.log, bench_triton.json.
 # Triton JIT is the slow part (~1 s per kernel variant, single-threaded), so the test groups and a
 # compile-only pass of the benchmark run as parallel processes sharing one Triton cache; the timed
-# benchmark runs afterwards, alone on the GPU, with everything already compiled.
+# benchmark (tools/triton_bench.py) runs afterwards, alone on the GPU, with everything already compiled.
 set -o pipefail
 OUT=${OUT:-/tmp/qlinear_triton_out}
 mkdir -p "$OUT"
@@ -31,7 +31,7 @@ for g in "${!GROUPS_[@]}"; do
   $PYTEST ${GROUPS_[$g]} > "$OUT/tests-$g.log" 2>&1 &
   pids+=("$!:$g")
 done
-timeout 240 python3 providers/triton/bench_triton.py --warm-only > "$OUT/warm.log" 2>&1 &
+timeout 240 python3 -m tools.triton_bench --warm-only > "$OUT/warm.log" 2>&1 &
 warm=$!
 rc=0
 for p in "${pids[@]}"; do
@@ -44,6 +44,6 @@ wait $warm; echo "== warm-up compile: rc=$? $(tail -n 1 "$OUT/warm.log")" | tee 
 echo "tests + compile: $(( $(date +%s) - t0 )) s" | tee -a "$LOG"
 
 t1=$(date +%s)
-timeout 330 python3 providers/triton/bench_triton.py --out "$OUT" ${BENCH_ARGS:-} 2>&1 | tee -a "$LOG"
+timeout 330 python3 -m tools.triton_bench --out "$OUT" ${BENCH_ARGS:-} 2>&1 | tee -a "$LOG"
 echo "bench: rc=$? in $(( $(date +%s) - t1 )) s" | tee -a "$LOG"
 exit $rc

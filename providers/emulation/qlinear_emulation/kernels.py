@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from qlinear import kernel as K
+from qlinear.families import out_dtype
 from qlinear.formats import reference_linear
 from qlinear.formats.reference import dequantize_weight
 
@@ -30,14 +31,7 @@ class _Emulation:
     def apply_weights(self, layer, x, bias=None):
         w = getattr(layer, "qlinear_emulation_weight", None)
         out = reference_linear(self.config, layer, x, bias, self.quantizes_activation, torch.float32, weight=w)
-        return out.to(_out_dtype(self.config, x))
-
-
-def _out_dtype(c, x) -> torch.dtype:
-    out = getattr(c, "out_type", None) or getattr(c, "out_dtype", None)
-    if out is not None:
-        return out
-    return x.dtype if x.dtype != torch.float8_e4m3fn else torch.bfloat16
+        return out.to(out_dtype(self.config, x))
 
 
 class EmulationMPLinearKernel(_Emulation, K.MPLinearKernel):

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import torch
 
+from qlinear.families import out_dtype
 from qlinear.kernel import FP8ScaledMMLinearKernel
 
 from . import activation as A
 from .library import cuda_gate, op
 
 
-def _out_dtype(c, x: torch.Tensor) -> torch.dtype:
-    return c.out_dtype or (x.dtype if x.dtype != torch.float8_e4m3fn else torch.bfloat16)
 
 
 def _shape_ok(c) -> tuple[bool, str | None]:
@@ -91,7 +90,7 @@ class FbgemmFp8RowwiseLinearKernel(_FbgemmFp8):
         if bias is not None:
             b = bias if bias.dtype in (torch.bfloat16, torch.float32) else bias.float()
         out = op("f8f8bf16_rowwise")(xq, getattr(layer, wname), xs, getattr(layer, sname), b, True)
-        return out.to(_out_dtype(c, x)).reshape(*x.shape[:-1], c.weight_shape[0])
+        return out.to(out_dtype(c, x)).reshape(*x.shape[:-1], c.weight_shape[0])
 
 
 class FbgemmFp8TensorwiseLinearKernel(_FbgemmFp8):
@@ -127,7 +126,7 @@ class FbgemmFp8TensorwiseLinearKernel(_FbgemmFp8):
         else:
             xq, s = A.fp8_dynamic_tensor(x2)
             out = op("f8f8bf16")(xq, w, s * getattr(layer, sname), True)
-        out = out.to(_out_dtype(c, x))
+        out = out.to(out_dtype(c, x))
         if bias is not None:
             out = out + bias.to(out.dtype)
         return out.reshape(*x.shape[:-1], c.weight_shape[0])

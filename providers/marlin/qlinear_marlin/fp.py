@@ -16,6 +16,7 @@ import math
 import torch
 
 from qlinear import kernel as K
+from qlinear.families import act_dtype, out_dtype
 from qlinear.formats.codes import e8m0_decode, unpack_fp4
 
 from . import gates, runtime
@@ -57,14 +58,10 @@ class _MarlinFloatWeights:
         return gates.cuda_verdict(platform)
 
     @classmethod
-    def _act_dtype(cls, c) -> torch.dtype:
-        return getattr(c, "input_dtype", None) or c.act_dtype
-
-    @classmethod
     def _check_shape(cls, c):
         n, k = c.weight_shape
-        if cls._act_dtype(c) not in _16BIT:
-            return False, f"activation dtype {cls._act_dtype(c)}: needs float16 or bfloat16"
+        if act_dtype(c) not in _16BIT:
+            return False, f"activation dtype {act_dtype(c)}: needs float16 or bfloat16"
         if n % TILE_N:
             return False, f"N={n} is not a multiple of {TILE_N} (the kernel's column tile)"
         if k % TILE_K:
@@ -75,7 +72,7 @@ class _MarlinFloatWeights:
                  group_k: int, col_scale: torch.Tensor | None) -> None:
         """codes [N, K] (uint8, float-format bit patterns), s32 [N, G] fp32 group scales."""
         runtime.prepare(codes.device)  # build the extension now: never in a call, never in a capture
-        dt = self._act_dtype(self.config)
+        dt = act_dtype(self.config)
         n, k = self.config.weight_shape
         if tuple(codes.shape) != (n, k):
             raise ValueError(f"{weight_name}.shape: unpacks to {tuple(codes.shape)}, expected ({n}, {k})")
@@ -92,17 +89,16 @@ class _MarlinFloatWeights:
 
     def apply_weights(self, layer, x, bias=None):
         c = self.config
-        dt = self._act_dtype(c)
+        dt = act_dtype(c)
         if x.dtype == torch.float8_e4m3fn:  # an already-quantized activation: back to 16 bits
             xs = getattr(layer, "input_scale", None)
             if xs is None:
                 raise ValueError("x.dtype: an FP8 activation needs the layer's input_scale to return to 16 bits")
             x = (x.float() * xs.float()).to(dt)
         wname, sname = self._names
-        out_dtype = getattr(c, "out_dtype", None) or dt
         return runtime.run(x, c.weight_shape[0], getattr(layer, wname), getattr(layer, sname),
                            col_scale=layer.qlinear_marlin_col_scale, group_k=layer.qlinear_marlin_group_k,
-                           fmt=runtime.FLOAT_CODES, bias=bias, dequant_min_m=self.dequant_min_m, out_dtype=out_dtype)
+                           fmt=runtime.FLOAT_CODES, bias=bias, dequant_min_m=self.dequant_min_m, out_dtype=out_dtype(c))
 
 
 class MarlinFP8ScaledMMLinearKernel(_MarlinFloatWeights, K.FP8ScaledMMLinearKernel):

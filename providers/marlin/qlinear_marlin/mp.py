@@ -24,7 +24,9 @@ class MarlinMPLinearKernel(K.MPLinearKernel):
     provider = "marlin"
     backend = "marlin"
     priority = 50
-    batch_invariant = False  # split-K adds fp32 partials atomically: order varies run to run
+    # Deterministic (K slices are reduced in a fixed order, no atomics), but the slice count follows M
+    # (choose_splits in marlin_mp.cuh), so a row's summation order depends on the batch around it.
+    batch_invariant = False
     quantizes_activation = False
     min_capability = gates.MIN_CAPABILITY
     # From this many rows on, dequantize the tiles to a dense 16-bit weight (our kernel) and run a dense

@@ -6,6 +6,7 @@ import functools
 
 import torch
 
+from qlinear.families import out_dtype  # noqa: F401 - the kernels' output dtype rule, imported from here
 from qlinear.platform import Platform, resolve_platform
 
 # Priorities (emulation is 0). CPU: the ATen int kernels rank above emulation; CPU `_scaled_mm` FP8
@@ -58,14 +59,6 @@ def gate_cuda(p: "Platform | int | None", min_cc: int, *ops: str, exact_cc: int 
 @functools.lru_cache(maxsize=1)
 def _cuda_usable() -> bool:
     return torch.version.cuda is not None and torch.cuda.is_available()
-
-
-def out_dtype(c, x: torch.Tensor) -> torch.dtype:
-    """The config's out_type/out_dtype, else x's dtype (bf16 for an already-fp8 x)."""
-    dt = getattr(c, "out_type", None) or getattr(c, "out_dtype", None)
-    if dt is not None:
-        return dt
-    return torch.bfloat16 if x.dtype == torch.float8_e4m3fn else x.dtype
 
 
 def as_2d(x: torch.Tensor) -> torch.Tensor:

@@ -174,7 +174,7 @@ class TorchCudaRowWiseFP8ScaledMMLinearKernel(_TorchCudaFP8):
             return ok, why
         if _both_per_tensor(c):
             return False, "both scales per tensor: the per-tensor kernel does it with one scalar each"
-        dt = c.out_dtype or c.input_dtype
+        dt = out_dtype(c)
         if dt != torch.bfloat16:
             return False, f"row-wise _scaled_mm outputs bfloat16 only, layer wants {dt}"
         return True, None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from qlinear.families import out_dtype as out_dtype_of  # noqa: F401 - the kernels' output dtype rule
 from qlinear.platform import resolve_platform
 
 from .runtime import triton_import_error
@@ -37,6 +38,24 @@ class TritonKernelMixin:
             return False, f"triton not importable: {err}"
         return True, None
 
+    # ---- tuning hooks for tools/ (after process_weights_after_loading) ----------------------------
+    @property
+    def tiles(self):
+        """The tile chooser this kernel launches with (M -> tile; scaled_mm.launch_scaled_mm takes it)."""
+        return self._tiles
+
+    def tile_for(self, m: int):
+        """The tile an M-row call runs with."""
+        return self._tiles(m)
+
+    def pin_tile(self, tile, splits: int | None = None):
+        """Run every M with ``tile`` (a configs.Tile or GemvTile) split into ``splits`` K slices
+        (None: the shipped split rule). For tuning sweeps; returns the kernel."""
+        from .scaled_mm import FixedTile
+
+        self._tiles = FixedTile(tile, splits, sms=self._tiles.sms)
+        return self
+
 
 IO_DTYPES = (torch.float16, torch.bfloat16, torch.float32)  # the W8A8 kernels' input / output dtypes
 
@@ -49,9 +68,3 @@ def io_dtype_reason(c) -> str | None:
         return f"out_dtype {c.out_dtype} is not float16/bfloat16/float32"
     return None
 
-
-def out_dtype_of(config, x: torch.Tensor) -> torch.dtype:
-    dt = getattr(config, "out_type", None) or getattr(config, "out_dtype", None)
-    if dt is not None:
-        return dt
-    return x.dtype if x.dtype != torch.float8_e4m3fn else torch.bfloat16

@@ -3,7 +3,7 @@
 Small M (decode) is memory bound: the weight must stream at full bandwidth, so tiles are short in
 M, deep in K, and narrow enough in N that the grid covers every SM (H100: 132) without split-K.
 Large M is compute bound: 128-wide tiles with grouped ordering for L2 reuse. The numbers are
-starting points for the H100 (sm_90); ``bench_triton.py`` times them.
+starting points for the H100 (sm_90); ``tools/triton_bench.py`` times them.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class GemvTile:
 
 
 # Up to this many rows the GEMV kernels run (no tensor cores; their cost grows with M), measured
-# on the H100 with bench_triton.py's sweep (graph replay, us at 4096x4096 / 14336x4096):
+# on the H100 with tools/triton_bench.py's sweep (graph replay, us at 4096x4096 / 14336x4096):
 #   W4A16 M=2: GEMV 12.5 / 27.9 vs 16-row tiles 15.2 / 33.5; at M=4 tiles won (15 vs 17 at 4096).
 #   FP8   M=2: GEMV 12.6 / 32.2 vs tiles 13.7 / 25.7 (mixed); M=1: GEMV 11.6 / 26.0 vs 11.8+ / 29.
 W4A16_GEMV_MAX_M = 2
@@ -147,6 +147,12 @@ def split_k(m: int, tiles: int, k: int, bk: int, sms: int = SM_COUNT_DEFAULT, ma
     if want < 2:
         return 1, k
     per = -(-(-(-k // want)) // bk) * bk
+    return -(-k // per), per
+
+
+def fixed_split(k: int, splits: int, bk: int) -> tuple[int, int]:
+    """(splits, K per split, a multiple of BK) for a pinned split count (``pin_tile``)."""
+    per = -(-(-(-k // max(1, splits))) // bk) * bk
     return -(-k // per), per
 
 

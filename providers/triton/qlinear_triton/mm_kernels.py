@@ -116,7 +116,7 @@ def _scaled_epilogue(acc, a_s, a_zp, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, a
 # optional upper bound ub_ptr[0], or INT8 symmetric / asymmetric when AZP == 2): a prologue reads each
 # row for its amax (min/max), so quantization and GEMM are one launch. Every program re-quantizes
 # its [BM, K] slab of A (IEEE divisions included), so this only pays while BM * K is small next to
-# the weight bytes a program streams; bench_triton.py times it against the separate quantizer.
+# the weight bytes a program streams; tools/triton_bench.py times it against the separate quantizer.
 # AZP: 0 none, 1 one zero point for all rows (azp_ptr[0]), 2 one per row. The zero-point correction
 # is exact integer math: sum_k (q - zp) w = q @ w - zp * azp_adj[n], azp_adj = column sums of W.
 # SPLIT_K > 1 (decode on narrow layers, where N / BN tiles can't fill the SMs): program_id(1) takes

@@ -17,7 +17,8 @@ from qlinear.settings import env_int
 from qlinear.streams import PerStream
 
 from .base import TritonKernelMixin, out_dtype_of
-from .configs import GemvTile, gemv_split, interpreter_tile, is_rocm, rocm_tile, sm_count, w4a16_split, w4a16_tile
+from .configs import (GemvTile, fixed_split, gemv_split, interpreter_tile, is_rocm, rocm_tile, sm_count, w4a16_split,
+                      w4a16_tile)
 from .runtime import inline_ptx, interpreting
 
 ONE_BITS = 0x3F800000  # the bits of 1.0f: the kernels' decode constant, passed at run time (see w4a16_kernels._nib)
@@ -139,8 +140,22 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         self._counters: PerStream[torch.Tensor] = PerStream()
         self._n_counters = -(-n // 8)
         self._tiles: dict[int, object] = {}
+        self._pinned = None  # (tile, splits) from pin_tile
+
+    @property
+    def tiles(self):
+        raise AttributeError("tiles: the W4A16 kernel launches its own kernels (no scaled_mm tile chooser); use tile_for(m)")
+
+    def tile_for(self, m: int):
+        return self._tile(m)
+
+    def pin_tile(self, tile, splits: int | None = None):
+        self._pinned = (tile, splits)
+        return self
 
     def _tile(self, m: int):
+        if self._pinned is not None:
+            return self._pinned[0]
         b = 1 << max(0, (m - 1).bit_length()) if m <= 256 else 1024  # a few M buckets
         t = self._tiles.get(b)
         if t is None:
@@ -191,7 +206,11 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
             grid = (tiles, splits)
         else:
             tiles = -(-m // t.bm) * -(-n // t.bn)
-            splits, k_split = w4a16_split(m, tiles, k, self._sms) if self.allow_split_k else (1, k)
+            pinned = self._pinned[1] if self._pinned is not None else None
+            if pinned:
+                splits, k_split = fixed_split(k, pinned, 128)
+            else:
+                splits, k_split = w4a16_split(m, tiles, k, self._sms) if self.allow_split_k else (1, k)
         c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=out.device)
         args = (x2, qw, s, zp if zp is not None else s, perm, gsorted, bias if bias is not None else s, c,
                 m, n, k, self._ng, x2.stride(0), c.stride(-2), -(-k_split // 128), c.stride(0) if splits > 1 else 0)

@@ -6,7 +6,8 @@ import torch
 
 from qlinear.streams import PerStream
 
-from .configs import SM_COUNT_DEFAULT, GemvTile, Tile, gemv_split, interpreter_tile, is_rocm, rocm_tile, sm_count, split_k, w8a8_tile
+from .configs import (SM_COUNT_DEFAULT, GemvTile, Tile, fixed_split, gemv_split, interpreter_tile, is_rocm, rocm_tile,
+                      sm_count, split_k, w8a8_tile)
 from .runtime import inline_ptx, interpreting
 
 
@@ -80,15 +81,15 @@ class TileCache:
 
 
 class FixedTile:
-    """One tile for every M (benchmark sweeps, tests); no split-K."""
+    """One tile for every M (benchmark sweeps, tests, ``pin_tile``). ``splits``: 1 (default) no
+    split-K, None the shipped rule (configs.split_k, for ``sms`` SMs), n exactly n K slices."""
 
-    allow_split = False
-    sms = 0
     interp = interpreting()
     ptx = inline_ptx()
 
-    def __init__(self, tile) -> None:
-        self.tile = tile
+    def __init__(self, tile, splits: int | None = 1, sms: int = 0) -> None:
+        self.tile, self.splits, self.sms = tile, splits, sms
+        self.allow_split = splits != 1
 
     def __call__(self, m: int):
         return self.tile
@@ -119,7 +120,13 @@ def launch_scaled_mm(kernel, tile, a, w_nk, out, a_scale, w_scale, bias, azp, az
                      PTX=tile.ptx, QBK=min(8192, 1 << max(4, (k - 1).bit_length())))
     else:
         tiles = -(-m // t.bm) * -(-n // t.bn)
-        splits, k_split = split_k(m, tiles, k, t.bk, tile.sms) if tile.allow_split else (1, k)
+        pinned = getattr(tile, "splits", None)
+        if not tile.allow_split:
+            splits, k_split = 1, k
+        elif pinned:
+            splits, k_split = fixed_split(k, pinned, t.bk)
+        else:
+            splits, k_split = split_k(m, tiles, k, t.bk, tile.sms)
         extra = dict(GROUP_M=t.group_m, BM=t.bm, stride_am=a.stride(0))
     c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=out.device)
     args = [a, w_nk, c, a_scale, w_scale, bias if bias is not None else w_scale,

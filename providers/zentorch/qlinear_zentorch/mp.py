@@ -35,7 +35,7 @@ class ZentorchWNA16LinearKernel(MPLinearKernel):
     provider = "zentorch"
     backend = "zentorch"
     # Below torch's CPU int4pack (20): on Zen 5 that is faster at decode sizes (M=1: 241 vs 384 us,
-    # M=8: 789 vs 997 us, BENCHMARKING.md); zentorch still serves what int4pack rejects (act-order,
+    # M=8: 789 vs 997 us on Zen 5); zentorch still serves what int4pack rejects (act-order,
     # N % 16), and QLINEAR_AUTOTUNE=1 picks per M where zentorch wins (M >= 32).
     priority = 15
     batch_invariant = False  # bf16 x dequantized-int4 sums in float: order may follow ZenDNN's M blocking

@@ -41,7 +41,3 @@ def claim(p: torch.Tensor) -> None:
     """Record that ``p`` (the live Parameter on the layer) is handed to zentorch at its address."""
     with _lock:
         _owners[p.data_ptr()] = weakref.ref(p)
-
-
-def parked_bytes() -> int:
-    return sum(t.numel() * t.element_size() for t in _parked)

@@ -1,9 +1,6 @@
 """fbgemm provider on CPU CI: discovery, gating under simulated platforms with the library faked
 missing / present / mismatched, and that nothing imports fbgemm_gpu unless a kernel needs it."""
 
-import json
-import subprocess
-import sys
 import types
 
 import pytest
@@ -14,6 +11,7 @@ from qlinear import quant_key as qk
 from qlinear.config import (FP8ScaledMMLinearLayerConfig, Int8ScaledMMLinearLayerConfig, MPLinearLayerConfig,
                             NvFp4LinearLayerConfig)
 from qlinear.scalar_type import scalar_types as st
+from qlinear import testing
 from qlinear.testing import default_configs
 
 
@@ -74,22 +72,8 @@ def test_discovered_with_all_kernels():
 
 
 def test_import_and_selection_never_import_fbgemm_gpu():
-    code = (
-        "import sys, qlinear, torch\n"
-        "import qlinear_fbgemm\n"
-        "from qlinear import quant_key as qk\n"
-        "from qlinear.config import FP8ScaledMMLinearLayerConfig as C\n"
-        "c = C(qk.kFp8StaticChannelSym, qk.kFp8DynamicTokenSym, (256, 512))\n"
-        "mods_after_import = [m for m in sys.modules if m.startswith('fbgemm_gpu')]\n"
-        "for p in ('cpu', 'sm80', 'sm90', 'sm100', 'mi300'):\n"
-        "    with qlinear.simulate_platform(p):\n"
-        "        qlinear.select(c, evaluate_all=True)\n"
-        "import json; print(json.dumps([mods_after_import, [m for m in sys.modules if m.startswith('fbgemm_gpu')]]))\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    after_import, after_select = json.loads(r.stdout.strip().splitlines()[-1])
-    assert after_import == [] and after_select == []
+    """Importing the provider and gating every kernel on every platform loads none of fbgemm_gpu."""
+    assert testing.library_imports_during_selection("qlinear_fbgemm", "fbgemm_gpu") == ([], [])
 
 
 @pytest.mark.parametrize("preset", ["cpu", "zen5", "mi300", "xpu"])

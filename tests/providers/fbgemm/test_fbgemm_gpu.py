@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 SM90 = [FbgemmFp8RowwiseLinearKernel, FbgemmFp8TensorwiseLinearKernel, FbgemmFp8GroupwiseLinearKernel,
         FbgemmInt8LinearKernel, FbgemmW4A16LinearKernel]
-CASES = [(k, c) for k in SM90 for c in testing.cases_for(k)]
+test_conformance, test_kit, test_bad_inputs = testing.conformance_suite(SM90, device="cuda")
 
 
 def test_library_imports_here():
@@ -28,21 +28,6 @@ def test_library_imports_here():
     assert ok, why
     for k in SM90:
         assert k.is_supported() == (True, None), k.__name__
-
-
-@pytest.mark.parametrize("kernel,case", CASES, ids=[f"{k.__name__}-{c}" for k, c in CASES])
-def test_conformance(kernel, case):
-    testing.run_case(kernel, case, device="cuda")
-
-
-@pytest.mark.parametrize("kernel", SM90, ids=lambda k: k.__name__)
-def test_kit(kernel):
-    testing.check_kernel(kernel, device="cuda")
-
-
-@pytest.mark.parametrize("kernel", SM90, ids=lambda k: k.__name__)
-def test_bad_inputs(kernel):
-    testing.check_bad_inputs(kernel, device="cuda")
 
 
 def test_leading_dims_and_fp16_output():

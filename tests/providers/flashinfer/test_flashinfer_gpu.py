@@ -23,7 +23,6 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 SM90 = [FlashInferFp8ScaledMMLinearKernel, FlashInferFp8BlockScaledDynamicLinearKernel]
 BLACKWELL = [FlashInferCutlassNvFp4LinearKernel, FlashInferTrtllmNvFp4LinearKernel, FlashInferCudnnNvFp4LinearKernel,
              FlashInferB12xNvFp4LinearKernel, FlashInferMxFp4LinearKernel, FlashInferCutlassMxfp8LinearKernel]
-CASES = [(k, c) for k in SM90 for c in testing.cases_for(k)]
 FP8_B = FP8ScaledMMLinearLayerConfig(qk.kFp8Static128BlockSym, qk.kFp8Dynamic128Sym, (256, 512))
 
 
@@ -32,27 +31,15 @@ def _cc():
     return major * 10 + minor
 
 
+test_conformance, test_kit, test_bad_inputs = testing.conformance_suite(SM90, device="cuda")
+
+
 def test_library_imports_here():
     mod, why = library.library()
     assert mod is not None, why
     if _cc() == 90:
         for k in SM90:
             assert k.is_supported() == (True, None), k.__name__
-
-
-@pytest.mark.parametrize("kernel,case", CASES, ids=[f"{k.__name__}-{c}" for k, c in CASES])
-def test_conformance(kernel, case):
-    testing.run_case(kernel, case, device="cuda")
-
-
-@pytest.mark.parametrize("kernel", SM90, ids=lambda k: k.__name__)
-def test_kit(kernel):
-    testing.check_kernel(kernel, device="cuda")
-
-
-@pytest.mark.parametrize("kernel", SM90, ids=lambda k: k.__name__)
-def test_bad_inputs(kernel):
-    testing.check_bad_inputs(kernel, device="cuda")
 
 
 @pytest.mark.parametrize("m", [1, 31, 64, 200])

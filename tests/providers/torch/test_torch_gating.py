@@ -8,20 +8,12 @@ from qlinear import quant_key as qk
 from qlinear.platform import simulate_platform
 from qlinear.selection import select
 from qlinear_torch import kernels as K
-from qlinear_torch.fp8 import (
-    TorchCpuFP8ScaledMMLinearKernel,
-    TorchCudaChannelWiseFP8ScaledMMLinearKernel,
-    TorchCudaPerTensorFP8ScaledMMLinearKernel,
-    TorchCudaRowWiseFP8ScaledMMLinearKernel,
-)
-from qlinear_torch.fp8_block import TorchCudaFp8BlockScaledMMLinearKernel
-from qlinear_torch.int8 import TorchCpuInt8ScaledMMLinearKernel, TorchCudaInt8ScaledMMLinearKernel
-from qlinear_torch.mp import (
-    TorchCpuW4A16LinearKernel,
-    TorchCpuW8A16LinearKernel,
-    TorchCudaW4A16LinearKernel,
-    TorchCudaW8A16LinearKernel,
-)
+from qlinear_torch.kernels import (TorchCpuFP8ScaledMMLinearKernel, TorchCpuInt8ScaledMMLinearKernel,
+                                   TorchCpuW4A16LinearKernel, TorchCpuW8A16LinearKernel,
+                                   TorchCudaChannelWiseFP8ScaledMMLinearKernel, TorchCudaFp8BlockScaledMMLinearKernel,
+                                   TorchCudaInt8ScaledMMLinearKernel, TorchCudaPerTensorFP8ScaledMMLinearKernel,
+                                   TorchCudaRowWiseFP8ScaledMMLinearKernel, TorchCudaW4A16LinearKernel,
+                                   TorchCudaW8A16LinearKernel)
 
 FP8_TOKEN = FP8ScaledMMLinearLayerConfig(qk.kFp8StaticChannelSym, qk.kFp8DynamicTokenSym, (256, 512))
 FP8_TENSOR = FP8ScaledMMLinearLayerConfig(qk.kFp8StaticTensorSym, qk.kFp8StaticTensorSym, (256, 512))

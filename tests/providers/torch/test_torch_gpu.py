@@ -13,16 +13,7 @@ CUDA_KERNELS = [k for k in KERNELS if "Cuda" in k.__name__]
 MS = (1, 33)  # M=1 exercises _int_mm's M padding; 33 the unpadded path and the 1x128 M%4 padding
 
 
-def _cases():
-    out = []
-    for k in CUDA_KERNELS:
-        for case in testing.cases_for(k, ms=MS):
-            if k.can_implement(case.config)[0]:
-                out.append(pytest.param(k, case, id=f"{k.__name__}-{case}"))
-    return out
-
-
-@pytest.mark.parametrize("kernel,case", _cases())
+@pytest.mark.parametrize("kernel,case", testing.case_params(CUDA_KERNELS, ms=MS))
 def test_conformance_cuda(kernel, case):
     testing.run_case(kernel, case, device="cuda")
 

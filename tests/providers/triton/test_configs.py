@@ -2,7 +2,7 @@
 
 import pytest
 
-from qlinear_triton.configs import GemvTile, Tile, gemv_split, split_k, w4a16_split, w4a16_tile, w8a8_tile
+from qlinear_triton.configs import GemvTile, Tile, fixed_split, gemv_split, split_k, w4a16_split, w4a16_tile, w8a8_tile
 
 
 @pytest.mark.parametrize("k,bk,tiles", [(4096, 128, 64), (4096, 512, 512), (513 * 4, 512, 1), (128, 128, 4)])
@@ -35,3 +35,10 @@ def test_w4a16_tiles_split_k_in_four_to_m64(n, m):
 
 def test_w4a16_split_beyond_m64_is_the_general_rule():
     assert w4a16_split(128, 8, 4096) == split_k(128, 8, 4096, 128)
+
+
+def test_fixed_split_covers_k_in_bk_multiples():
+    """A pinned split count (pin_tile, for tuning sweeps): slices are BK multiples that cover K."""
+    for k, splits, bk in ((4096, 4, 128), (4096, 3, 128), (512, 8, 128), (1000, 2, 64), (256, 1, 128)):
+        n, per = fixed_split(k, splits, bk)
+        assert per % bk == 0 and n * per >= k > (n - 1) * per and n <= splits, (k, splits, bk, n, per)

@@ -17,16 +17,7 @@ pytestmark = interpreter_only
 MS = (1, 33)  # a decode row, and a ragged M that spans tiles
 
 
-def _cases():
-    out = []
-    for k in qlinear_kernels():
-        for case in testing.cases_for(k, ms=MS):
-            if k.can_implement(case.config)[0]:
-                out.append(pytest.param(k, case, id=f"{k.__name__}-{case}"))
-    return out
-
-
-@pytest.mark.parametrize("kernel,case", _cases())
+@pytest.mark.parametrize("kernel,case", testing.case_params(qlinear_kernels(), ms=MS))
 def test_conformance_interpreted(kernel, case):
     res = testing.run_case(runnable_here(kernel), case, device="cpu")
     assert res.ran
@@ -148,9 +139,9 @@ def test_w4a16_paths(group, k, path):
     kern.process_weights_after_loading(layer)
     m = {"gemv": 1, "gemv-rows": 2, "tiles": 5, "dense": 5}[path]
     if path == "gemv-rows":
-        kern._tile = lambda m: GemvTile(2, 64, 128, 1, 4, 1)
+        kern.pin_tile(GemvTile(2, 64, 128, 1, 4, 1))
     kern.dense_min_m = 0 if path == "dense" else 1 << 30
-    assert isinstance(kern._tile(m), GemvTile) == path.startswith("gemv")
+    assert isinstance(kern.tile_for(m), GemvTile) == path.startswith("gemv")
     x = torch.randn(m, k, generator=torch.Generator().manual_seed(1)).bfloat16()
     out = kern.apply(layer, x)
     ref = x.double() @ w.double().t()
@@ -278,15 +269,20 @@ def test_w4a16_split_k(group, zp, gidx, m, monkeypatch):
     assert all(int(c.abs().sum()) == 0 for c in made[-1]._counters.values())  # left zeroed for the next call
 
 
-def test_sweep_decode_smoke(tmp_path):
-    """The GPU decode-sweep script runs end to end (interpreter, tiny shape): every candidate tile,
-    forced split included, produces a result within tolerance of the reference."""
-    import json
+def _tool(name, monkeypatch):
+    import importlib
     import pathlib
-    import runpy
 
-    script = pathlib.Path(__file__).parents[3] / "providers" / "triton" / "sweep_decode.py"
-    assert runpy.run_path(str(script))["main"](["--smoke", "--out", str(tmp_path)]) == 0
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).parents[3]))  # the checkout's tools/ package
+    return importlib.import_module(f"tools.{name}")
+
+
+def test_sweep_decode_smoke(tmp_path, monkeypatch):
+    """The GPU decode-sweep tool runs end to end (interpreter, tiny shape): every candidate tile,
+    pinned split included, produces a result within tolerance of the reference."""
+    import json
+
+    assert _tool("triton_sweep_decode", monkeypatch).main(["--smoke", "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "sweep_decode.json").read_text())["rows"]
     assert {r["kind"] for r in rows} == {"w4a16", "fp8", "int8"} and any(r["splits"] for r in rows)
     assert all(r["error"] is None and r["rel_err"] < 0.02 for r in rows), rows

@@ -44,24 +44,11 @@ def test_bad_inputs(kernel):
 
 def test_leading_dims_and_out_dtype():
     """x [B, S, K] -> [B, S, N]; an out_type other than the activation dtype is honoured."""
-    import torch
+    from qlinear import MPLinearLayerConfig, scalar_types
 
-    from qlinear.config import MPLinearLayerConfig
-    from qlinear.formats import reference_linear
-    from qlinear.layers import make_layer, quantize_layer_params
-    from qlinear.scalar_type import scalar_types as st
-
-    c = MPLinearLayerConfig((256, 128), (256, 128), st.uint4b8, torch.bfloat16, 64, False, False, torch.float32)
-    g = torch.Generator().manual_seed(1)
-    params = quantize_layer_params(c, torch.randn(128, 256, generator=g) * 0.05)
-    x = torch.randn(2, 5, 256, generator=g).bfloat16()
-    ref = reference_linear(c, params, x, quantize_activation=False)
-    layer = make_layer(c, params)
-    k = ZentorchWNA16LinearKernel.create(c)
-    k.process_weights_after_loading(layer)
-    out = k.apply(layer, x)
-    assert out.shape == (2, 5, 128) and out.dtype == torch.float32
-    assert float((out.double() - ref).norm() / ref.norm()) < 1e-2
+    c = MPLinearLayerConfig((256, 128), (256, 128), scalar_types.uint4b8, torch.bfloat16, 64, False, False,
+                            out_type=torch.float32)
+    testing.check_leading_dims(ZentorchWNA16LinearKernel, c, lead=(2, 5))
 
 
 def test_int8_is_batch_invariant():

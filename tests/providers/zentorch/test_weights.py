@@ -132,7 +132,7 @@ def test_layers_at_reused_addresses_stay_correct(kernel, c):
 
 
 def test_repack_is_compressed_tensors_packing_xor_0x88888888():
-    """The layout fact the MP kernel relies on (and KERNELS.md records), checked against zentorch's op."""
+    """The layout fact the MP kernel relies on (and the provider's README records), checked against zentorch's op."""
     from qlinear.formats.int_pack import pack_along
     from qlinear_zentorch import gate
 

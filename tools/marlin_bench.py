@@ -1,8 +1,10 @@
 """Benchmark the marlin W4A16 kernel against bf16 F.linear on Llama-8B-like shapes (GPU only).
 
-Weights rotate over enough layer copies to exceed 50 MB (no L2 reuse between calls). Each kernel's
-calls over all copies are captured in one CUDA graph (so Python launch overhead is not timed) and
-timed with triton.testing.do_bench (median); the eager per-call time is reported too.
+    python3 -m tools.marlin_bench [--out marlin_bench.json] [--ms 1,16,32,64,128,1024]
+
+Weights rotate over enough layer copies to exceed twice the L2 (no L2 reuse between calls). Timing
+is ``tools/harness.py``: each kernel's calls over all copies replayed as one CUDA graph (so Python
+launch overhead is not timed), median per call; the eager per-call median is reported too.
 Writes JSON to --out and prints a table with the card's name.
 """
 
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 
 import torch
 import torch.nn.functional as F
@@ -21,38 +22,9 @@ from qlinear.layers import make_layer, quantize_layer_params
 from qlinear.scalar_type import scalar_types
 from qlinear_marlin.mp import MarlinMPLinearKernel
 
-HBM_BPS = 3.0e12  # the floor BASELINES.md uses (device-to-device copy rate on the lent H100)
+from .harness import Timer, copies_for, rel_error
 
-
-def graph_time_us(calls, reps=2):
-    from triton.testing import do_bench
-
-    for f in calls:  # warm up outside the graph: allocations, workspaces
-        f()
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        with torch.cuda.graph(g, stream=s):
-            for _ in range(reps):
-                for f in calls:
-                    f()
-    torch.cuda.current_stream().wait_stream(s)
-    ms = do_bench(g.replay, warmup=10, rep=60, return_mode="median")
-    return ms * 1e3 / (reps * len(calls))
-
-
-def eager_time_us(calls):
-    from triton.testing import do_bench
-
-    it = [0]
-
-    def one():
-        calls[it[0] % len(calls)]()
-        it[0] += 1
-
-    return do_bench(one, warmup=10, rep=60, return_mode="median") * 1e3
+HBM_BPS = 3.0e12  # device-to-device copy rate of the lent H100 (~3.0 TB/s): the memory floor's rate
 
 
 def main() -> None:
@@ -63,12 +35,20 @@ def main() -> None:
     ms = [int(v) for v in args.ms.split(",")]
     dev = torch.device("cuda")
     card = torch.cuda.get_device_name()
+    timer = Timer(dev, max_time=0.06)  # per point: ~60 ms of replays (do_bench rep), as before the shared harness
+
+    def graph_time_us(calls):
+        return timer(lambda i: calls[i](), len(calls), graph=True)
+
+    def eager_time_us(calls):
+        return timer(lambda i: calls[i](), len(calls))
+
     rows = []
     for n, k in ((4096, 4096), (14336, 4096)):
         c = MPLinearLayerConfig((k, n), (k, n), scalar_types.uint4b8, torch.bfloat16, 128, False, False)
         q_bytes = n * k // 2 + n * (k // 128) * 2
-        copies_q = max(2, math.ceil(50e6 / q_bytes) + 1)
-        copies_b = max(2, math.ceil(50e6 / (2 * n * k)) + 1)
+        copies_q = copies_for(q_bytes, dev)
+        copies_b = copies_for(2 * n * k, dev)
         gen = torch.Generator(device=dev).manual_seed(0)
         layers, kern = [], MarlinMPLinearKernel.create(c)
         ref_w = None
@@ -87,7 +67,7 @@ def main() -> None:
             x = torch.randn(m, k, device=dev, dtype=torch.bfloat16, generator=gen)
             out = kern.apply(layers[0], x)
             ref = x.float() @ ref_w.t()
-            err = float((out.float() - ref).norm() / ref.norm())
+            err = rel_error(out, ref)
             mq = [lambda L=L: kern.apply_weights(L, x) for L in layers]
             mb = [lambda W=W: F.linear(x, W) for W in bf_ws]
             t_q, t_b = graph_time_us(mq), graph_time_us(mb)

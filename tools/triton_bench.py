@@ -1,11 +1,11 @@
-"""Time the triton provider's kernels on the H100 against torch in the same run.
+"""Time the triton provider's kernels on the GPU against torch in the same run.
 
-Shapes are BASELINES.md's (N x K = 4096 x 4096 and 14336 x 4096; M = 1, 16, 128, 1024, 4096).
-Each op rotates over enough weight copies (>= 4, > 2x the 50 MB L2) that it streams weights from
-HBM as a real model's layer walk does. Medians from triton.testing.do_bench; for M <= 16 also under
-CUDA-graph replay (no launch gaps). Prints a table; writes JSON to $OUT (or --out).
+Shapes of Llama-8B-like layers (N x K = 4096 x 4096 and 14336 x 4096; M = 1, 16, 128, 1024, 4096).
+Each op rotates over enough weight copies (> 2x the L2) that it streams weights from HBM as a real
+model's layer walk does. Timing is ``tools/harness.py`` (``qlinear.timing``: do_bench medians, and
+for M <= 16 also CUDA-graph replay, no launch gaps). Prints a table; writes JSON to $OUT (or --out).
 
-    python3 providers/triton/bench_triton.py [--out DIR] [--quick]
+    python3 -m tools.triton_bench [--out DIR] [--quick] [--warm-only] [--smoke]
 """
 
 from __future__ import annotations
@@ -14,56 +14,15 @@ import argparse
 import copy
 import datetime
 import json
-import math
 import os
 import sys
 
 import torch
 import torch.nn.functional as F
 
-L2_BYTES = 50 * 2**20
-HBM_BPS = 3.0e12  # BASELINES.md: device-to-device copy ~3.0 TB/s
+from .harness import Timer, copies_for, make_layers, rel_error
 
-
-def copies_for(nbytes: int) -> int:
-    return max(4, math.ceil(2 * L2_BYTES / nbytes))
-
-
-def bench(fn, copies, graph=False):
-    """Median µs of one op, rotating over ``copies`` weight sets."""
-    import triton.testing as tt
-
-    if graph:
-        def many():
-            for i in range(copies):
-                fn(i)
-        many()
-        torch.cuda.synchronize()
-        return tt.do_bench_cudagraph(many, rep=30, return_mode="median") * 1e3 / copies
-    state = {"i": 0}
-
-    def one():
-        fn(state["i"] % copies)
-        state["i"] += 1
-    return tt.do_bench(one, warmup=10, rep=40, return_mode="median") * 1e3
-
-
-def make_layers(kernel_cls, config, w, copies, calib):
-    from qlinear.layers import make_layer, quantize_layer_params
-
-    params = quantize_layer_params(config, w, calib_x=calib)
-    layers, kerns = [], []
-    for _ in range(copies):
-        layer = make_layer(config, {k: v.clone() for k, v in params.items()})
-        kern = kernel_cls.create(config)
-        kern.process_weights_after_loading(layer)
-        layers.append(layer)
-        kerns.append(kern)
-    return params, layers, kerns
-
-
-def rel_err(out, ref):
-    return float((out.double() - ref.double()).norm() / ref.double().norm().clamp(min=1e-30))
+HBM_BPS = 3.0e12  # device-to-device copy rate of the lent H100 (~3.0 TB/s): the memory floor's rate
 
 
 # Alternative tiles timed per M bucket, GEMM only, under graph replay (kernel time without launch
@@ -95,8 +54,8 @@ def tile_key(t):
     return ("gemv", *vars(t).values()) if isinstance(t, GemvTile) else tuple(vars(t).values())
 
 
-def sweep(n, k, ms, dev, L8, K8, L4, K4, cp8, cp4, Q, launch_scaled_mm):
-    from qlinear_triton.configs import Tile
+def sweep(timer, n, k, ms, dev, L8, K8, L4, K4, cp8, cp4, Q, launch_scaled_mm):
+    from qlinear_triton import mm_kernels
     from qlinear_triton.scaled_mm import FixedTile
 
     out = []
@@ -107,7 +66,7 @@ def sweep(n, k, ms, dev, L8, K8, L4, K4, cp8, cp4, Q, launch_scaled_mm):
         x = torch.randn(m, k, device=dev).bfloat16()
         xq, xs = Q.quant_fp8_per_token(x)
         o = torch.empty(m, n, device=dev, dtype=torch.bfloat16)
-        cur8, cur4 = K8[0]._tiles(m), K4[0]._tile(m)
+        cur8, cur4 = K8[0].tile_for(m), K4[0].tile_for(m)
         bm = 1 << max(0, (m - 1).bit_length())
         fit = (lambda t: (t[0], bm, max(8, t[2] // bm), *t[3:])) if bucket == "gemv" else (lambda t: t)  # noqa: E731
         cands = [("fp8", t, False) for t in [tile_key(cur8)] + [fit(t) for t in SWEEP_FP8[bucket]]]
@@ -123,19 +82,20 @@ def sweep(n, k, ms, dev, L8, K8, L4, K4, cp8, cp4, Q, launch_scaled_mm):
             tile = None if t == "dense" else as_tile(t)
             if kind == "fp8":
                 fn = lambda i, tile=FixedTile(tile): launch_scaled_mm(  # noqa: E731
-                    K8[i]._kernel, tile, xq, L8[i].weight.t(), o, xs, L8[i].weight_scale, None, None,
+                    mm_kernels.scaled_mm_kernel, tile, xq, L8[i].weight.t(), o, xs, L8[i].weight_scale, None, None,
                     None, is_int8=False, a_mode=0, a_per_row=True, b_per_col=True, azp_mode=0)
                 cp = cp8
             else:
                 kerns = [copy.copy(kk) for kk in K4]
                 for kk in kerns:  # "dense": dequantize + cuBLAS (mp.TritonW4A16LinearKernel.dense_min_m)
-                    kk._tile = lambda _m, tile=tile: tile
+                    if tile is not None:
+                        kk.pin_tile(tile)
                     kk.dense_min_m = 0 if tile is None else 1 << 30
                 fn = lambda i, kerns=kerns: kerns[i].apply_weights(L4[i], x)  # noqa: E731
                 cp = cp4
             try:
                 fn(0)
-                us = bench(fn, cp, graph=True)
+                us = timer(fn, cp, graph=True)
                 err = None
             except Exception as e:  # noqa: BLE001 - a tile that doesn't compile is a data point
                 us, err = None, f"{type(e).__name__}: {e}"[:160]
@@ -161,6 +121,7 @@ def main(argv=None):
     from qlinear.config import FP8ScaledMMLinearLayerConfig, Int8ScaledMMLinearLayerConfig, MPLinearLayerConfig
     from qlinear.formats import reference_linear
     from qlinear.scalar_type import scalar_types
+    from qlinear_triton import mm_kernels
     from qlinear_triton import quant as Q
     from qlinear_triton.fp8 import TritonFP8ScaledMMLinearKernel
     from qlinear_triton.fp8_block import TritonFp8BlockScaledMMLinearKernel
@@ -170,18 +131,15 @@ def main(argv=None):
 
     import triton
 
-    global bench, copies_for
-    if args.warm_only:
-        bench = lambda fn, copies, graph=False: (fn(0), torch.cuda.synchronize(), 0.0)[2]  # noqa: E731
-        copies_for = lambda nbytes: 1  # noqa: E731
     if args.smoke:
         dev, name, ms, shapes = torch.device("cpu"), "cpu (smoke, interpreter)", (1, 17), ((256, 256),)
-        bench = lambda fn, copies, graph=False: (fn(0), 0.0)[1]  # noqa: E731
     else:
         dev = torch.device("cuda")
         name = torch.cuda.get_device_name()
         ms = (1, 16, 1024) if args.quick else (1, 2, 16, 64, 128, 1024, 4096)
         shapes = ((4096, 4096), (14336, 4096))
+    timer = Timer(dev, mode="once" if args.smoke or args.warm_only else "time", max_time=0.05)  # ~50 ms per point
+    copies = (lambda nbytes: copies_for(nbytes, dev, min_copies=4)) if timer.timing else (lambda nbytes: 1)
     rows, sweep_rows = [], []
     torch.manual_seed(0)
     for n, k in shapes:
@@ -191,7 +149,7 @@ def main(argv=None):
         c_blk = FP8ScaledMMLinearLayerConfig(qk.kFp8Static128BlockSym, qk.kFp8Dynamic128Sym, (n, k))
         c_i8 = Int8ScaledMMLinearLayerConfig(False, True, True, (n, k))
         c_w4 = MPLinearLayerConfig((k, n), (k, n), scalar_types.uint4b8, torch.bfloat16, 128, False, False)
-        cp8, cp4, cp16 = copies_for(n * k), copies_for(n * k // 2), copies_for(2 * n * k)
+        cp8, cp4, cp16 = copies(n * k), copies(n * k // 2), copies(2 * n * k)
         p8, L8, K8 = make_layers(TritonFP8ScaledMMLinearKernel, c_fp8, w, cp8, calib)
         pb, LB, KB = make_layers(TritonFp8BlockScaledMMLinearKernel, c_blk, w, cp8, calib)
         pi, LI, KI = make_layers(TritonInt8ScaledMMLinearKernel, c_i8, w, cp8, calib)
@@ -213,7 +171,7 @@ def main(argv=None):
                     lambda i: torch._scaled_mm(xq, w8t[i], scale_a=xs, scale_b=ws_row[i], out_dtype=torch.bfloat16), cp8),
                 "triton fp8 quant only": (lambda i: Q.quant_fp8_per_token(x), 1),
                 "triton fp8 GEMM only": (
-                    lambda i: launch_scaled_mm(K8[i]._kernel, K8[i]._tiles, xq, L8[i].weight.t(), out16, xs,
+                    lambda i: launch_scaled_mm(mm_kernels.scaled_mm_kernel, K8[i].tiles, xq, L8[i].weight.t(), out16, xs,
                                                L8[i].weight_scale, None, None, None, is_int8=False, a_mode=0,
                                                a_per_row=True, b_per_col=True, azp_mode=0), cp8),
                 "triton fp8 per-token e2e": (lambda i: K8[i].apply_weights(L8[i], x), cp8),
@@ -227,16 +185,16 @@ def main(argv=None):
             floor8 = (n * k + 2 * m * k + 2 * m * n) / HBM_BPS * 1e6
             floor4 = (n * k // 2 + 2 * n * (k // 128) + 2 * m * k + 2 * m * n) / HBM_BPS * 1e6
             errs = {
-                "triton fp8 per-token e2e": rel_err(K8[0].apply_weights(L8[0], x), reference_linear(c_fp8, L8[0], x, dtype=torch.float32)),
-                "triton w4a16 g128": rel_err(K4[0].apply_weights(L4[0], x), reference_linear(c_w4, p4, x, dtype=torch.float32)),
-                "triton fp8 block e2e": rel_err(KB[0].apply_weights(LB[0], x), reference_linear(c_blk, pb, x, dtype=torch.float32)),
-                "triton int8 per-token e2e": rel_err(KI[0].apply_weights(LI[0], x), reference_linear(c_i8, pi, x, dtype=torch.float32)),
+                "triton fp8 per-token e2e": rel_error(K8[0].apply_weights(L8[0], x), reference_linear(c_fp8, L8[0], x, dtype=torch.float32)),
+                "triton w4a16 g128": rel_error(K4[0].apply_weights(L4[0], x), reference_linear(c_w4, p4, x, dtype=torch.float32)),
+                "triton fp8 block e2e": rel_error(KB[0].apply_weights(LB[0], x), reference_linear(c_blk, pb, x, dtype=torch.float32)),
+                "triton int8 per-token e2e": rel_error(KI[0].apply_weights(LI[0], x), reference_linear(c_i8, pi, x, dtype=torch.float32)),
             }
             for label, (fn, cp) in ops.items():
                 try:
                     fn(0)
-                    us = bench(fn, cp)
-                    gus = bench(fn, cp, graph=True) if m <= 16 else None
+                    us = timer(fn, cp)
+                    gus = timer(fn, cp, graph=True) if m <= 16 else None
                     err = None
                 except Exception as e:  # noqa: BLE001 - one failing op must not hide the others' numbers
                     us = gus = None
@@ -249,15 +207,17 @@ def main(argv=None):
                       + ("" if r["rel_err"] is None else f"  err {r['rel_err']:.3g}") + (f"  ERROR {err}" if err else ""),
                       flush=True)
         if args.sweep:
-            sweep_rows.extend(sweep(n, k, ms, dev, L8, K8, L4, K4, cp8, cp4, Q, launch_scaled_mm))
+            sweep_rows.extend(sweep(timer, n, k, ms, dev, L8, K8, L4, K4, cp8, cp4, Q, launch_scaled_mm))
         del L8, LB, LI, L4, K8, KB, KI, K4, wbf
-        torch.cuda.empty_cache()
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
     if args.warm_only:
         print("warm-only: every op compiled")
         return 0
     meta = dict(device=name, torch=torch.__version__, triton=triton.__version__,
                 date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                method="triton.testing.do_bench median (graph: do_bench_cudagraph), weights rotated over copies > 2x L2")
+                method="qlinear.timing.time_calls median (do_bench; graph: CUDA-graph replay of the rotation), "
+                       "weights rotated over copies > 2x L2")
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "bench_triton.json")
     with open(path, "w") as f:

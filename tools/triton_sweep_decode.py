@@ -9,25 +9,25 @@ reference first (relative error printed). Floors measured in the same run: an em
 (launch-to-launch gap inside a graph), a one-launch stream read of the same bytes at several grid
 sizes (the best is what a perfect GEMV could reach), and bf16 F.linear.
 
-    python3 providers/triton/sweep_decode.py [--out DIR] [--only w4a16,fp8,int8] [--m 1,16,...]
-                                             [--shipped-only | --no-floors | --floors-only]
-    python3 providers/triton/sweep_decode.py --ncu KIND:M   # a few eager calls of one op, for `ncu`
+    python3 -m tools.triton_sweep_decode [--out DIR] [--only w4a16,fp8,int8] [--m 1,16,...]
+                                         [--shipped-only | --no-floors | --floors-only]
+    python3 -m tools.triton_sweep_decode --ncu KIND:M   # a few eager calls of one op, for `ncu`
 
-Writes sweep_decode.json under --out and prints a table naming the card.
+Tiles and split counts are pinned through the kernels' public tuning hook (``pin_tile``); timing
+is ``tools/harness.py``. Writes sweep_decode.json under --out and prints a table naming the card.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
-import sys
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_triton, beside this script
-from bench_triton import bench, copies_for, make_layers, rel_err  # noqa: E402
+from .harness import Timer, copies_for, make_layers, rel_error
 
 # Candidates per (kind, M): (tile, forced split count or None for the shipped rule). GEMV tiles
 # (M <= 2) are 6-tuples (GemvTile: bm, bn, bk, programs per SM, warps, stages); tensor-core tiles
@@ -55,10 +55,6 @@ CANDIDATES = {
 }
 
 
-def graph_us(fn, copies: int) -> float:
-    return bench(fn, copies, graph=True)
-
-
 def _floor_kernels():
     import triton
     import triton.language as tl
@@ -84,14 +80,14 @@ def _floor_kernels():
     return empty_kernel, stream_kernel
 
 
-def floors(nbytes_list, dev):
+def floors(timer, nbytes_list, dev):
     empty, stream = _floor_kernels()
     res = {}
     buf = torch.zeros(1, dtype=torch.int32, device=dev)
-    res["empty kernel"] = graph_us(lambda i: empty[(1,)](buf), 64)
+    res["empty kernel"] = timer(lambda i: empty[(1,)](buf), 64, graph=True)
     for nbytes in nbytes_list:
         words = nbytes // 4
-        cp = copies_for(nbytes)
+        cp = copies_for(nbytes, dev, min_copies=4)
         srcs = [torch.randint(-2**31, 2**31 - 1, (words,), dtype=torch.int32, device=dev) for _ in range(cp)]
         best = None
         for progs in (132, 264, 528, 1056, 2112):
@@ -104,8 +100,8 @@ def floors(nbytes_list, dev):
                 if progs_eff == 0:
                     continue
                 dst = torch.empty(progs_eff, dtype=torch.int32, device=dev)
-                us = graph_us(lambda i, p=progs_eff, pw=per, b=block, w=warps: stream[(p,)](
-                    srcs[i], dst, pw, BLOCK=b, num_warps=w), cp)
+                us = timer(lambda i, p=progs_eff, pw=per, b=block, w=warps: stream[(p,)](
+                    srcs[i], dst, pw, BLOCK=b, num_warps=w), cp, graph=True)
                 us *= words / (progs_eff * per)  # scale a trimmed read to the full size
                 key = f"stream {nbytes / 2**20:.1f} MiB"
                 res.setdefault(key + " by grid", {})[f"{progs_eff}x{per}w/{warps}"] = round(us, 2)
@@ -135,33 +131,14 @@ def build(kind, n, k, dev, copies):
     return (cfg, *make_layers(cls, cfg, w, copies, torch.randn(64, k, device=dev)))
 
 
-def force_tile(kind, kern, tile):
-    """The kernel object with its tile pinned (None: the shipped choice)."""
-    if tile is None:
+def pinned(kern, cand):
+    """A copy of ``kern`` with the candidate's tile and split count pinned (None: the shipped choice)."""
+    if cand is None:
         return kern
     from qlinear_triton.configs import GemvTile, Tile
-    from qlinear_triton.scaled_mm import FixedTile
 
-    t = Tile(*tile[1:]) if tile[0] == "t" else GemvTile(*tile)
-    if kind == "w4a16":
-        kern._tile = lambda m: t
-    else:
-        fixed = FixedTile(t)
-        fixed.sms, fixed.allow_split = kern._tiles.sms, True
-        fixed.ptx = kern._tiles.ptx
-        kern._tiles = fixed
-    return kern
-
-
-def force_splits(splits):
-    """Pin the tensor-core tiles' split-K count (None: the shipped rule, configs.split_k)."""
-    from qlinear_triton import configs, mp, scaled_mm
-
-    def fixed(m, tiles, k, bk=128, sms=0, max_split=8):
-        per = -(-(-(-k // splits)) // bk) * bk
-        return -(-k // per), per
-    scaled_mm.split_k = configs.split_k if splits is None else fixed
-    mp.w4a16_split = configs.w4a16_split if splits is None else lambda m, tiles, k, sms=0: fixed(m, tiles, k)
+    tile, splits = cand if isinstance(cand[0], tuple) else (cand, None)
+    return copy.copy(kern).pin_tile(Tile(*tile[1:]) if tile[0] == "t" else GemvTile(*tile), splits)
 
 
 def main(argv=None):
@@ -178,15 +155,11 @@ def main(argv=None):
     ap.add_argument("--smoke", action="store_true",
                     help="CPU check of this script: one small shape through the Triton interpreter, no timing")
     args = ap.parse_args(argv)
-    global graph_us
-    import copy
-
     from qlinear.formats import reference_linear
 
     dev = torch.device("cpu" if args.smoke else "cuda")
     shapes = ((256, 512),) if args.smoke else ((4096, 4096), (14336, 4096))
-    if args.smoke:
-        graph_us = lambda fn, copies: (fn(0), 0.0)[1]  # noqa: E731
+    timer = Timer(dev, mode="once" if args.smoke else "time", max_time=0.05)  # ~50 ms per point
     torch.manual_seed(0)
     if args.ncu:
         kind, m = (args.ncu.split(":") + ["1"])[:2]
@@ -204,7 +177,7 @@ def main(argv=None):
     for n, k in shapes:
         for kind in kinds:
             wbytes = n * k // 2 if kind == "w4a16" else n * k
-            cp = 1 if args.smoke else copies_for(wbytes)
+            cp = copies_for(wbytes, dev, min_copies=4) if timer.timing else 1
             cfg, params, layers, kerns = build(kind, n, k, dev, cp)
             family = "w4a16" if kind == "w4a16" else "w8a8"
             ms = (1, 2, 16) if kind == "w4a16" else (1, 16)
@@ -218,15 +191,13 @@ def main(argv=None):
                     cands = cands[:3]
                 for cand in cands:
                     t, splits = cand if isinstance(cand, tuple) and isinstance(cand[0], tuple) else (cand, None)
-                    force_splits(splits)
-                    ks = [force_tile(kind, copy.copy(kk), t) for kk in kerns]
                     try:
-                        err = rel_err(ks[0].apply_weights(layers[0], x), ref)
-                        us = graph_us(lambda i, ks=ks: ks[i].apply_weights(layers[i], x), cp)
+                        ks = [pinned(kk, cand) for kk in kerns]
+                        err = rel_error(ks[0].apply_weights(layers[0], x), ref)
+                        us = timer(lambda i, ks=ks: ks[i].apply_weights(layers[i], x), cp, graph=True)
                         note = None
                     except Exception as e:  # noqa: BLE001 - a tile that fails is a data point, not the end
                         us, err, note = None, None, f"{type(e).__name__}: {e}"[:200]
-                    force_splits(None)
                     rows.append(dict(kind=kind, n=n, k=k, m=m, tile=t or "shipped", splits=splits, graph_us=us,
                                      rel_err=err, error=note, label=args.label))
                     tag = "shipped" if t is None else str(t) + (f" split {splits}" if splits else "")
@@ -234,11 +205,11 @@ def main(argv=None):
                           (f"{us:7.2f} us  rel.err {err:.2e}" if us is not None else f"FAILED {note}"), flush=True)
     res = {"card": card, "label": args.label, "rows": rows}
     if not (args.shipped_only or args.smoke or args.no_floors):
-        res["floors"] = floors(sorted({n * k // d for n, k in shapes for d in (1, 2)}), dev)  # FP8 and W4A16 bytes
+        res["floors"] = floors(timer, sorted({n * k // d for n, k in shapes for d in (1, 2)}), dev)  # FP8, W4A16 bytes
         for n, k in shapes:
-            wb = [torch.randn(n, k, device=dev).bfloat16() for _ in range(copies_for(2 * n * k))]
+            wb = [torch.randn(n, k, device=dev).bfloat16() for _ in range(copies_for(2 * n * k, dev, min_copies=4))]
             x = torch.randn(1, k, device=dev).bfloat16()
-            res["floors"][f"bf16 F.linear {n}x{k} M=1"] = round(graph_us(lambda i: F.linear(x, wb[i]), len(wb)), 2)
+            res["floors"][f"bf16 F.linear {n}x{k} M=1"] = round(timer(lambda i: F.linear(x, wb[i]), len(wb), graph=True), 2)
         for a, b in res["floors"].items():
             print(f"floor {a}: {b}", flush=True)
     os.makedirs(args.out, exist_ok=True)

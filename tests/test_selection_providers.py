@@ -75,9 +75,8 @@ def test_sm100_fp4(providers):
     need(providers, "marlin", "flashinfer")
     name, sel = pick("sm100", "nvfp4")
     if not HAS["flashinfer"]:
-        # the weight-only fallback: triton's (priority 16) above marlin's (15) where triton imports
-        want = "triton.TritonNvFp4WeightOnlyKernel" if "triton" in providers and HAS["triton"] else "marlin.MarlinNvFp4LinearKernel"
-        assert name == want, sel.explain()
+        # the weight-only fallback: marlin's (15), measured faster on the H200 than triton's (14)
+        assert name == "marlin.MarlinNvFp4LinearKernel", sel.explain()
         assert "flashinfer not importable" in sel.reasons["flashinfer.FlashInferCutlassNvFp4LinearKernel"]
 
 

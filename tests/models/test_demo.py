@@ -19,7 +19,10 @@ def test_demo_one_scheme_end_to_end():
     assert "bf16:" in out and "checkpoint" in out and "saved + reloaded" in out
     assert "int3-magic: skipped here" in out
     row = next(line for line in out.splitlines() if line.startswith("w8a16-ch "))
-    assert "TorchCpuW8A16LinearKernel" in row or "W8A16" in row or "emulation" in row
+    # the kernel column names a registered W8A16-capable (MP family) kernel, whichever this machine picks
+    from qlinear.registry import get_registry
+
+    assert any(k.full_name() in row for k in get_registry().kernels("mp")), row
     assert set(demo.PRESETS) == {"tiny", "llama3-8b"}
 
 

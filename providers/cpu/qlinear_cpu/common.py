@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import types
+
 import torch
 
 from . import caps
@@ -27,6 +30,14 @@ class CpuKernelMixin:
         from .build import load_extension
 
         return load_extension()
+
+    def __deepcopy__(self, memo):
+        """A copied layer shares the loaded C++ extension (a module cannot be deep-copied)."""
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            setattr(new, k, v if isinstance(v, types.ModuleType) else copy.deepcopy(v, memo))
+        return new
 
 
 def as_2d(x: torch.Tensor) -> torch.Tensor:

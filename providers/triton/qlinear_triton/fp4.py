@@ -19,9 +19,10 @@ kernels (and per weight in the dense dequantization); its range is checked at lo
 from __future__ import annotations
 
 import math
-import os
 
 import torch
+
+from qlinear.settings import env_int
 
 from qlinear import kernel as K
 from qlinear.formats.codes import FP8
@@ -69,14 +70,16 @@ def _alpha(value: float, what: str) -> float:
 class _TritonFp4WeightOnly(TritonKernelMixin):
     """Shared by the NVFP4 and MXFP4 classes: re-lay once, then run the W4A16 kernels with FP4 set."""
 
-    # Just above marlin's float weight-only kernels (15): on the H200 decode step the W4A16 GEMV and
-    # tiles this reuses ran 1.71x / 1.06x bf16 at M=1 / 16 against marlin FP4's 0.97x / 0.86x
-    # (W4A16 numbers, same 4-bit byte count); the lead confirms the FP4 path itself on the H200.
-    priority = 16
+    # Below marlin's float weight-only kernels (15): measured on the H200 decode step (8 Llama-3-8B
+    # layers, CUDA graph; docs/results/gpu/step/step-after.json) this path ran 0.53x / 0.44x bf16 at
+    # M = 1 / 16 for NVFP4 and 0.66x / 0.52x for MXFP4, against marlin's 0.97x / 0.86x: the FP4 GEMV
+    # is instruction-bound (~1084 SASS per 128 weights vs 516 for the integer GEMV; providers/triton
+    # README). Correct there (same error against bf16 as marlin), so it stays as the fallback.
+    priority = 14
     quantizes_activation = False
     allow_split_k = True
     # dense dequantize + cuBLAS from this many rows (as mp.TritonW4A16LinearKernel.dense_min_m)
-    dense_min_m = int(os.environ.get("QLINEAR_TRITON_FP4_DENSE_MIN_M", "128"))
+    dense_min_m = env_int("QLINEAR_TRITON_FP4_DENSE_MIN_M", 128, minimum=0)
     FP4 = 0
     GROUP = 0
 

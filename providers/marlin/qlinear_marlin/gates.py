@@ -3,28 +3,12 @@ are JIT-compiled on first use). Each "no" says why, in words ``qlinear doctor`` 
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import torch
 
+from qlinear.cuda_jit import find_nvcc  # one nvcc finder for every JIT-building provider
 from qlinear.platform import Platform, resolve_platform
 
 MIN_CAPABILITY = 80  # mma.sync m16n8k16 with bf16 and cp.async need Ampere
-
-
-def find_nvcc() -> str | None:
-    """nvcc on PATH, else under CUDA_HOME / CUDA_PATH."""
-    found = shutil.which("nvcc")
-    if found:
-        return found
-    for var in ("CUDA_HOME", "CUDA_PATH"):
-        root = os.environ.get(var)
-        if root:
-            cand = os.path.join(root, "bin", "nvcc")
-            if os.path.isfile(cand) and os.access(cand, os.X_OK):
-                return cand
-    return None
 
 
 def cuda_verdict(platform: "Platform | int | None") -> tuple[bool, str | None]:

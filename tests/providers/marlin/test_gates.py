@@ -1,12 +1,14 @@
 """CPU tests of the gates: platform, torch build, nvcc, and the shapes/types can_implement refuses."""
 
+import shutil
+
 import pytest
+
 import torch
 
 from qlinear.config import MPLinearLayerConfig
 from qlinear.platform import Platform, simulate_platform
 from qlinear.scalar_type import scalar_types
-from qlinear_marlin import gates
 from qlinear_marlin.mp import MarlinMPLinearKernel as K
 
 
@@ -46,7 +48,7 @@ def test_cpu_torch_build(monkeypatch):
 
 def test_nvcc_missing(monkeypatch):
     monkeypatch.setattr(torch.version, "cuda", "13.0")
-    monkeypatch.setattr(gates.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     monkeypatch.delenv("CUDA_HOME", raising=False)
     monkeypatch.delenv("CUDA_PATH", raising=False)
     ok, why = K.is_supported(H100)
@@ -55,7 +57,7 @@ def test_nvcc_missing(monkeypatch):
 
 def test_all_present(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.version, "cuda", "13.0")
-    monkeypatch.setattr(gates.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     nvcc = tmp_path / "bin" / "nvcc"
     nvcc.parent.mkdir()
     nvcc.write_text("#!/bin/sh\n")

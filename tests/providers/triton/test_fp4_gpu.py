@@ -82,14 +82,15 @@ def test_cuda_graph_capture_and_repeat(kernel):
         assert torch.equal(out, eager)
 
 
-def test_selected_over_marlin_on_hopper():
-    """On sm_90 the FP4 weight-only layers select these kernels (priority 16 > marlin's 15) unless a
-    native W4A4 kernel (higher priority) takes the layer."""
+def test_marlin_selected_over_these_on_hopper():
+    """On sm_90 the FP4 weight-only layers select marlin's kernels (15) over these (14): measured
+    faster on the H200 decode step; these stay the fallback where marlin cannot run."""
     from qlinear import select
 
     if torch.cuda.get_device_capability() != (9, 0):
         pytest.skip("checks the Hopper choice")
     for kernel in KERNELS:
-        sel = select(_cfg(kernel, 4096, 4096))
+        sel = select(_cfg(kernel, 4096, 4096), evaluate_all=True)
         assert sel.kernel is not None and sel.kernel.priority >= kernel.priority, sel.explain()
-        assert sel.kernel.provider != "marlin", sel.explain()
+        if any(k.provider == "marlin" for k in sel.viable):
+            assert sel.kernel.provider == "marlin", sel.explain()

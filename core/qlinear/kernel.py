@@ -247,6 +247,19 @@ class Fp8BlockScaledMMLinearKernel(LinearKernel[FP8ScaledMMLinearLayerConfig]):
     family = "fp8_block"
     apply_input_quant: ClassVar[bool] = True
 
+    @staticmethod
+    def deepseek_layout_reason(c: FP8ScaledMMLinearLayerConfig) -> str | None:
+        """Why ``c`` is not the DeepSeek-V3 layout (128x128 weight blocks, 1x128 activation groups)
+        that the block kernels take, or None when it is."""
+        if not c.is_block:
+            return "not a block-scaled FP8 layer"
+        if c.weight_block != (128, 128):
+            return f"weight block {c.weight_block} is not 128x128"
+        g = c.activation_quant_key.scale.group_shape
+        if (g.row, g.col) != (1, 128):
+            return f"activation group {g} is not 1x128"
+        return None
+
 
 class NvFp4LinearKernel(LinearKernel[NvFp4LinearLayerConfig]):
     """NVFP4. Params: ``weight`` uint8 [N, K/2], ``weight_scale`` e4m3 [N, K/16],

@@ -25,13 +25,9 @@ class CutlassFp8BlockScaledMMLinearKernel(CutlassW8A8Mixin, Fp8BlockScaledMMLine
 
     @classmethod
     def can_implement(cls, c):
-        if not c.is_block:
-            return False, "not a block-scaled FP8 layer"
-        if c.weight_block != (128, 128):
-            return False, f"weight block {c.weight_block} is not 128x128"
-        g = c.activation_quant_key.scale.group_shape
-        if (g.row, g.col) != (1, 128):
-            return False, f"activation group {g} is not 1x128"
+        why = cls.deepseek_layout_reason(c)
+        if why:
+            return False, why
         n, k = c.weight_shape
         if n % 128 or k % 128:
             return False, f"N={n} and K={k} must be multiples of 128 (whole scale blocks)"

@@ -23,6 +23,7 @@ import math
 import torch
 
 from qlinear.settings import env_int
+from qlinear.streams import PerStream
 
 from qlinear import kernel as K
 from qlinear.formats.codes import FP8
@@ -118,8 +119,10 @@ class _TritonFp4WeightOnly(TritonKernelMixin):
         self._sms = sm_count(dev)
         self._interp = interpreting()
         self._ptx = inline_ptx()
-        # split-K arrivals per N tile (mm_kernels.finish_splits); per layer, as the W4A16 kernel's
-        self._counters = torch.zeros(-(-n // 8), dtype=torch.int32, device=dev)
+        # split-K arrivals per N tile (mm_kernels.finish_splits): per (device, stream), as the W4A16
+        # kernel's, so two streams calling the layer at once never share them
+        self._counters: PerStream[torch.Tensor] = PerStream()
+        self._n_counters = -(-n // 8)
         self._tiles: dict[int, object] = {}
 
     def _tile(self, m: int):
@@ -170,7 +173,9 @@ class _TritonFp4WeightOnly(TritonKernelMixin):
                       HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn, SPG=g // 16, FP4=self.FP4,
                       num_warps=t.num_warps, num_stages=t.num_stages)
         if gemv:  # split K finishes in-kernel (mm_kernels.finish_splits): one launch
-            self._gemv[(tiles, splits)](*args, out, self._counters, out.stride(0), ONE_BITS, PTX=self._ptx,
+            cnt = self._counters.get(x2.device, lambda old: torch.zeros(self._n_counters, dtype=torch.int32,
+                                                                          device=x2.device))
+            self._gemv[(tiles, splits)](*args, out, cnt, out.stride(0), ONE_BITS, PTX=self._ptx,
                                         ONE_SCALE=False, alpha=self._alpha_gemv, **common)
         else:
             alpha = self._alpha_t16 if x2.dtype == torch.float16 else self._alpha_gemv

@@ -30,6 +30,43 @@ def capturing(device: torch.device) -> bool:
     return device.type == "cuda" and torch.cuda.is_current_stream_capturing()
 
 
+def _outside_graph_pools(device: torch.device, make: Callable[[], T]) -> T:
+    """``make()`` with its allocations in the ordinary caching allocator, never a CUDA-graph pool.
+
+    torch.compile's CUDA-graph trees run a compiled function's first (warm-up) call outside any
+    capture, with every allocation of the calling thread routed into the graph's private pool.
+    Scratch made then would live on in that pool untracked, and the trees refuse it ("tensor(s) in the
+    cudagraph pool not tracked as outputs"). So scratch is made by a short-lived thread of its own
+    (its allocations go to the ordinary allocator, on the device's default stream), and the current
+    stream waits for that work (zero-filling included). Inside a capture the allocation belongs to the
+    graph being captured, as it should: made in place."""
+    if device.type != "cuda" or capturing(device):
+        return make()
+    cur = torch.cuda.current_stream(device)
+    torch.cuda.default_stream(device).wait_stream(cur)
+    box: list = []
+    index = device.index if device.index is not None else torch.cuda.current_device()
+
+    def run() -> None:
+        try:
+            with torch.cuda.device(index):
+                box.append((True, make()))
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            box.append((False, e))
+
+    th = threading.Thread(target=run, name="qlinear-scratch")
+    th.start()
+    th.join()
+    ok, v = box[0]
+    if not ok:
+        raise v
+    cur.wait_stream(torch.cuda.default_stream(device))
+    for t in v if isinstance(v, (tuple, list)) else (v,):
+        if isinstance(t, torch.Tensor):
+            t.record_stream(cur)  # when remade and freed: not reused before cur's work on it is done
+    return v
+
+
 class PerStream(Generic[T]):
     """``get(device, make, fits)``: this stream's value, made (or remade, when ``fits`` says the
     current one is too small) on first use. Thread-safe; values are never shared across streams."""
@@ -53,7 +90,7 @@ class PerStream(Generic[T]):
                     if v is not None:
                         return v
                 if v is None or not fits(v):
-                    v = make(v)
+                    v = _outside_graph_pools(device, lambda: make(v))
                     self._values[key] = v
         return v
 

@@ -259,3 +259,24 @@ def test_bad_integer_knobs_warn_and_keep_the_provider():
     assert r.returncode == 0 and "OK" in r.stdout, (r.stdout, r.stderr[-3000:])
     assert "QLINEAR_TRITON_W4A16_DENSE_MIN_M='12x' is not an integer" in r.stderr
     assert "QLINEAR_MARLIN_DEQUANT_MIN_M='-3' is not an integer >= 0" in r.stderr
+
+
+def test_only_kernels_that_quantize_x_pay_for_the_non_finite_pass(linear, calib, fresh_registry):
+    """The NaN-row pass (two elementwise kernels per call) is for kernels that quantize x with a static
+    scale; a weight-only kernel of such a format (marlin / triton NVFP4, the cpu FP8 kernels) computes
+    with x itself, so inf and NaN reach the output by IEEE arithmetic, and the pass is skipped."""
+    import qlinear
+    from qlinear_emulation.kernels import EmulationNvFp4LinearKernel
+
+    class WeightOnlyNvFp4(EmulationNvFp4LinearKernel):
+        quantizes_activation = False
+
+    q = _layer("nvfp4", linear, calib)
+    assert q.kernel.quantizes_activation and q._saturates
+    qlinear.register_linear_kernel(WeightOnlyNvFp4, None, WeightOnlyNvFp4.family)
+    w = QuantLinear.from_linear(linear, "nvfp4", calib_x=calib, kernel=WeightOnlyNvFp4)
+    assert not w._saturates
+    x = _x(3)
+    x[1, 3] = float("inf")
+    y = w(x)
+    assert not torch.isfinite(y[1]).all() and torch.isfinite(y[[0, 2]]).all()

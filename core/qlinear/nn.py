@@ -124,7 +124,9 @@ class QuantLinear(torch.nn.Module):
         act = act_dtype(self.config)
         fp8_x = fam.takes_fp8_input  # FP8 kernels also take an already-quantized x
         self._x_dtypes = (act, torch.float8_e4m3fn) if fp8_x else (act,)
-        self._saturates = saturates_non_finite(self.config)
+        # weight-only kernels of a W4A4 format (marlin / triton NVFP4) never quantize x: nothing to saturate
+        kernels = [self.kernel] + ([k for k, _ in self.dispatch.entries] if self.dispatch is not None else [])
+        self._saturates = saturates_non_finite(self.config) and any(k.quantizes_activation for k in kernels)
         p = next(iter(self.parameters()), None)
         self._device = p.device if p is not None else None
         check_input(self.config, torch.empty(0, k, dtype=act, device=self._device), self.bias, device=self._device)

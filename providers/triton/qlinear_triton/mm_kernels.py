@@ -12,6 +12,7 @@ from __future__ import annotations
 from .quant_kernels import fp8_scale, int8_asym_params, int8_sym_scale, load, tl, to_fp8, to_int8  # noqa: F401
 
 triton = load()
+from .launch import fast_kernels  # noqa: E402
 
 
 @triton.jit
@@ -390,3 +391,6 @@ def block_fp8_mm_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, M, N, K,
         acc = acc + tl.load(bias_ptr + rbn).to(tl.float32)[None, :]
     c_ptrs = c_ptr + rm[:, None].to(tl.int64) * stride_cm + rn[None, :] * stride_cn
     tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+
+fast_kernels(globals())  # repeat launches skip triton's binder (launch.py)

@@ -116,3 +116,36 @@ def test_quant_in_gemm(kernel):
              and ((not c.config.is_static_input_scheme) if kernel.family == "int8"
                   else c.config.activation_quant_key.scale.group_shape.is_per_token())]
     assert len(testing.check_kernel(fused, device="cuda", cases=cases)) == len(cases)
+
+
+@pytest.mark.parametrize("scheme,m", [("w4a16-g128", 1), ("w4a16-g128", 16), ("w4a16-g128", 300), ("int8-dynamic", 1),
+                                      ("int8-dynamic-asym", 64), ("fp8-dynamic", 16), ("fp8-block", 8)])
+def test_fast_launch_matches_triton_launch(scheme, m):
+    """Repeat launches go through launch.FastKernel's cache: an x whose address is not 16-byte aligned
+    (Triton compiles another specialization for it) must get that kernel, not the cached aligned one,
+    and every cached launch must give what Triton's own launch gives."""
+    from qlinear.nn import QuantLinear
+    from qlinear_triton import launch, mm_kernels, quant_kernels, w4a16_kernels
+
+    assert isinstance(w4a16_kernels.w4a16_gemv_kernel, launch.FastKernel)
+    torch.manual_seed(0)
+    n, k = 512, 1024
+    lin = torch.nn.Linear(k, n, dtype=torch.bfloat16, device="cuda")
+    q = QuantLinear.from_linear(lin, scheme, calib_x=torch.randn(16, k, dtype=torch.bfloat16, device="cuda"))
+    if q.kernel.backend != "triton":
+        pytest.skip(f"{scheme}: {q.kernel.full_name()} selected")
+    x = torch.randn(m, k, dtype=torch.bfloat16, device="cuda")
+    ref = q(x)  # first call: Triton's launch (compiles, fills the cache)
+    fast = [q(x) for _ in range(3)]  # cached launches
+    buf = torch.empty(m * k + 1, dtype=torch.bfloat16, device="cuda")
+    x_odd = buf[1:].view(m, k)  # 2-byte offset: not 16-byte aligned
+    x_odd.copy_(x)
+    assert x_odd.data_ptr() % 16 != 0
+    odd = [q(x_odd) for _ in range(2)]
+    torch.cuda.synchronize()
+    for y in fast:  # the same compiled kernel on the same input: bit-identical
+        torch.testing.assert_close(y, ref, rtol=0, atol=0)
+    for y in odd:
+        torch.testing.assert_close(y, ref, rtol=1e-2, atol=1e-2)
+    kernels = [v for mod in (w4a16_kernels, mm_kernels, quant_kernels) for v in vars(mod).values() if isinstance(v, launch.FastKernel)]
+    assert any(len(fk._compiled) >= 2 for fk in kernels), "the unaligned x must have its own cache entry"

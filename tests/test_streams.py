@@ -164,3 +164,14 @@ def test_marlin_split_k_on_two_streams():
 
     c = MPLinearLayerConfig((8192, 256), (8192, 256), scalar_types.uint4b8, torch.float16, 128, False, False)
     _two_streams_match_reference(MarlinMPLinearKernel, testing.Case(c, 16, with_bias=False))
+
+
+@pytest.mark.gpu
+def test_stream_key_names_the_current_cuda_stream():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    dev = torch.device("cuda")
+    s = torch.cuda.Stream()
+    assert streams.stream_key(dev)[2] == torch.cuda.current_stream().cuda_stream
+    with torch.cuda.stream(s):
+        assert streams.stream_key(dev)[2] == s.cuda_stream != torch.cuda.default_stream().cuda_stream

@@ -19,9 +19,9 @@ T = TypeVar("T")
 
 def stream_key(device: torch.device) -> tuple[str, int | None, int]:
     """(device type, index, stream handle) of the stream work on ``device`` is issued to now."""
-    if device.type == "cuda":
-        return ("cuda", device.index if device.index is not None else torch.cuda.current_device(),
-                torch.cuda.current_stream(device).cuda_stream)
+    if device.type == "cuda":  # the raw handle: no Stream object per call (it runs on every launch)
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return ("cuda", index, torch._C._cuda_getCurrentRawStream(index))
     return (device.type, device.index, 0)
 
 

@@ -61,6 +61,18 @@ def find_nvcc() -> str | None:
     return shutil.which("nvcc")
 
 
+def toolchain_reason(nvcc: str | None) -> str | None:
+    """Why a JIT-built CUDA extension cannot be compiled on this machine (a CPU build of torch, no
+    ``nvcc``: pass ``find_nvcc()``), or None. For the providers' ``is_supported`` gates."""
+    import torch
+
+    if getattr(torch.version, "cuda", None) is None:
+        return "torch is a CPU build (torch.version.cuda is None)"
+    if nvcc is None:
+        return "nvcc not found (not on PATH, nor under CUDA_HOME/CUDA_PATH): the kernels are JIT-compiled"
+    return None
+
+
 def _version_lines(cmd: list[str]) -> list[str] | None:
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout

@@ -22,7 +22,6 @@ import torch.nn.functional as F
 
 from qlinear import quant_key as qk, timing
 from qlinear.config import FP8ScaledMMLinearLayerConfig, Int8ScaledMMLinearLayerConfig
-from qlinear.layers import make_layer, quantize_layer_params
 
 from .harness import copies_for
 
@@ -69,13 +68,9 @@ def kernel_cls(provider: str, name: str):
 
 
 def layers_for(kc, config, weights, calib):
-    out = []
-    for w in weights:
-        layer = make_layer(config, quantize_layer_params(config, w, calib_x=calib))
-        kern = kc.create(config)
-        kern.process_weights_after_loading(layer)
-        out.append((kern, layer))
-    return out
+    """[(kernel, layer)] over the weight copies (``qlinear.timing``'s rotation helpers)."""
+    prep = timing.prepare_kernel(kc, config, timing.quantize_copies(config, weights, calib), weights[0].device)
+    return list(zip(prep.kernels, prep.layers))
 
 
 def main() -> None:

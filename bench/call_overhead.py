@@ -8,7 +8,8 @@ For each scheme and M, on one layer: the median wall time of
   issue's target "eager wall <= max(1.3 x graph time, 20 us)" can be read off each row.
 
 Eager wall is host time per call with the GPU kept busy by back-to-back calls and one sync at the
-end (what a decode loop sees), not an event pair around one call.
+end (what a decode loop sees), not an event pair around one call; both figures come from
+``qlinear.timing`` (``wall_us``, ``graph_us``).
 
     python bench/call_overhead.py --device cpu --schemes w8a16-ch,int8-dynamic --m 1 --out bench/out
     python bench/call_overhead.py --device cuda --out bench/out            # every scheme, M 1,4,16
@@ -27,52 +28,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 
 import torch
+
+from qlinear.timing import graph_us, wall_us
 
 DEFAULT_SCHEMES = ("w4a16-g128", "awq-g128", "w4a16-g128-actorder", "w8a16-ch", "int8-dynamic", "int8-dynamic-asym",
                    "fp8-tensor", "fp8-dynamic", "fp8-block", "nvfp4", "mxfp4", "mxfp8")
 SHAPES = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)}
-
-
-def _wall_us(fn, device: torch.device, calls: int, reps: int) -> float:
-    """Median over ``reps`` of (wall time of ``calls`` back-to-back calls + one sync) / calls."""
-    out = []
-    for _ in range(reps):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        out.append((time.perf_counter() - t0) * 1e6 / calls)
-    return statistics.median(out)
-
-
-def _graph_us(fn, device: torch.device, calls: int, reps: int) -> float:
-    s = torch.cuda.Stream(device)
-    s.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(s):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream(device).wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for _ in range(calls):
-            fn()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        g.replay()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) * 1e3 / calls)
-    return statistics.median(times)
 
 
 def kernel_call(layer, x):
@@ -94,31 +58,19 @@ def measure(scheme: str, n: int, k: int, ms, device: torch.device, calls: int, r
         x = torch.randn(m, k, dtype=torch.bfloat16, device=device)
         user = lambda: layer(x)  # noqa: E731
         raw = kernel_call(layer, x)
-        for _ in range(3):
-            user(), raw()
         row = {"scheme": scheme, "n": n, "k": k, "m": m, "kernel": type(layer.kernel).__name__,
-               "eager_us": round(_wall_us(user, device, calls, reps), 2),
-               "kernel_eager_us": round(_wall_us(raw, device, calls, reps), 2)}
+               "eager_us": round(wall_us(user, device, calls=calls, reps=reps), 2),
+               "kernel_eager_us": round(wall_us(raw, device, calls=calls, reps=reps), 2)}
         row["layer_overhead_us"] = round(row["eager_us"] - row["kernel_eager_us"], 2)
         if device.type == "cuda":
             try:
-                row["graph_us"] = round(_graph_us(user, device, 8, reps), 2)
+                row["graph_us"] = round(graph_us(lambda j: user(), device, calls=8, reps=reps), 2)
                 row["target_us"] = round(max(1.3 * row["graph_us"], 20.0), 2)
                 row["meets_target"] = row["eager_us"] <= row["target_us"]
             except Exception as e:  # noqa: BLE001 - a kernel that can't be captured is a finding, not a crash
                 row["graph_error"] = f"{type(e).__name__}: {e}"
         rows.append(row)
     return rows
-
-
-def _min_us(fn, calls: int, reps: int) -> float:
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter() - t0) * 1e6 / calls)
-    return best
 
 
 def measure_host(scheme: str, n: int, k: int, m: int, device: torch.device, calls: int, reps: int) -> dict:
@@ -133,10 +85,9 @@ def measure_host(scheme: str, n: int, k: int, m: int, device: torch.device, call
     kern.apply_weights = lambda lay, xx, bias=None: out  # this instance only: no kernel work
     rows = {"layer(x)": lambda: layer(x), "kernel.apply (checked)": lambda: kern.apply(owner, x, layer.bias),
             "kernel.apply_weights": lambda: kern.apply_weights(owner, x, layer.bias)}
-    for f in rows.values():
-        f()
     return {"scheme": scheme, "n": n, "k": k, "m": m, "kernel": type(kern).__name__,
-            **{name: round(_min_us(f, calls, reps), 3) for name, f in rows.items()}}
+            **{name: round(wall_us(f, device, calls=calls, reps=reps, warmup=1, stat="min"), 3)
+               for name, f in rows.items()}}
 
 
 def main(argv=None) -> int:

@@ -260,3 +260,10 @@ def test_two_gloo_ranks_every_scheme(tmp_path):
     # both ranks hold the same reduced output, and it matches one process within the family tolerance
     assert results[0][2] and results[1][2]
     assert _rel(results[0][1], QuantLinear(c, dict(p))(x)) < TOLERANCE["mp"]
+
+
+def test_every_family_describes_its_split():
+    """sharding.py reads the split rules from the family descriptors: a family without them is refused."""
+    from qlinear.families import all_families
+
+    assert all(f.sharding is not None for f in all_families().values())

@@ -50,3 +50,32 @@ def test_tools_use_no_path_hacks_or_private_tile_attributes():
         assert "sys.path" not in text, path.name
         for private in ("._tile", "._tiles", "._kernel", "global "):
             assert private not in text, f"{path.name} uses {private!r}: use the kernels' public tuning hooks"
+
+
+def test_wall_us_times_back_to_back_calls():
+    """qlinear.timing.wall_us: warmup calls, then reps x calls timed, per call; median or min."""
+    from qlinear.timing import wall_us
+
+    calls = []
+    us = wall_us(lambda: (calls.append(1), time.sleep(2e-4)), "cpu", calls=4, reps=3, warmup=2)
+    assert len(calls) == 2 + 4 * 3 and us >= 200
+    sleeps = [5e-3, 5e-3, 0.0]  # two slow reps, one fast: the median is slow, the minimum fast
+    slow = iter(sleeps)
+    assert wall_us(lambda: time.sleep(next(slow)), "cpu", reps=3, warmup=0) >= 5000
+    slow = iter(sleeps)
+    assert wall_us(lambda: time.sleep(next(slow)), "cpu", reps=3, warmup=0, stat="min") < 2500
+    with pytest.raises(ValueError, match="stat"):
+        wall_us(lambda: None, "cpu", stat="mean")
+
+
+@pytest.mark.gpu
+def test_graph_us_replays_the_captured_calls():
+    """qlinear.timing.graph_us: warm on a side stream, capture `calls` steps once, replay `reps` times."""
+    from qlinear.timing import graph_us
+
+    t = torch.zeros((), device="cuda")
+    seen = []
+    us = graph_us(lambda j: (seen.append(j), t.add_(1)), "cuda", calls=4, reps=5)
+    torch.cuda.synchronize()
+    assert seen == [0, 1, 2, 3] * 2  # warmup, then the capture (records, runs nothing)
+    assert int(t) == 4 + 4 + 4 * 5 and us > 0  # warmup, the replay after capture, then reps replays

@@ -23,12 +23,13 @@ from __future__ import annotations
 import gc
 import json
 import os
-import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
+
+from .timing import graph_us, wall_us
 
 MODELS: dict[str, dict[str, tuple[int, int]]] = {
     "llama3-8b": {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)},
@@ -50,11 +51,6 @@ class StepSpec:
     per_shape: bool = True
     seed: int = 0
     shapes: dict[str, tuple[int, int]] = field(default_factory=dict)  # overrides MODELS[model]
-
-
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
 
 
 def module_bytes(mod: torch.nn.Module) -> int:
@@ -120,42 +116,14 @@ def _in_features(mod: torch.nn.Module) -> int:
 
 
 def time_graph(step: Callable[[], None], dev: torch.device, reps: int) -> float:
-    """Median µs of replaying one CUDA graph holding ``step``."""
-    s = torch.cuda.Stream(dev)
-    s.wait_stream(torch.cuda.current_stream(dev))
-    with torch.cuda.stream(s):  # warm on a side stream before capture, as torch's docs ask
-        step()
-        step()
-    torch.cuda.current_stream(dev).wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        step()
-    g.replay()
-    torch.cuda.synchronize(dev)
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        g.replay()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) * 1e3)
-    del g
-    return statistics.median(times)
+    """Median µs of replaying one CUDA graph holding ``step`` (``qlinear.timing.graph_us``)."""
+    return graph_us(lambda j: step(), dev, calls=1, reps=reps)
 
 
 def time_eager(step: Callable[[], None], dev: torch.device, reps: int) -> float:
-    """Median wall µs of one eager step, from the first Python call to the device being done."""
-    for _ in range(3):  # warmup: first-call costs (compiles, caches, page faults) stay out
-        step()
-    _sync(dev)
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        step()
-        _sync(dev)
-        times.append((time.perf_counter() - t0) * 1e6)
-    return statistics.median(times)
+    """Median wall µs of one eager step, from the first Python call to the device being done
+    (``qlinear.timing.wall_us``)."""
+    return wall_us(step, dev, calls=1, reps=reps, warmup=3)
 
 
 def nonfinite_outputs(mods, xs) -> int:

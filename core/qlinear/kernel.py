@@ -261,6 +261,26 @@ class Fp8BlockScaledMMLinearKernel(LinearKernel[FP8ScaledMMLinearLayerConfig]):
         return None
 
 
+def relay_block_weight(kernel, layer, weight_shape) -> tuple[str, tuple[int, int]]:
+    """The block FP8 kernels' load step (DeepSeek-V3 layout): check the as-loaded weight fp8 [N, K]
+    and its scale [ceil(N/128), ceil(K/128)] (``weight_scale_inv``, else ``weight_scale``), and make
+    both contiguous (the scale fp32) through ``kernel.replace_parameter``. Returns (the scale's
+    parameter name, (N, K)). Pure torch."""
+    n, k = weight_shape
+    w = layer.weight
+    if w.dtype != torch.float8_e4m3fn or tuple(w.shape) != (n, k):
+        raise ValueError(f"weight: expected float8_e4m3fn [{n}, {k}], got {w.dtype} {tuple(w.shape)}")
+    name = "weight_scale_inv" if getattr(layer, "weight_scale_inv", None) is not None else "weight_scale"
+    s = getattr(layer, name, None)
+    shape = (-(-n // 128), -(-k // 128))
+    if s is None or tuple(s.shape) != shape:
+        raise ValueError(f"{name}.shape: expected {shape}, got {None if s is None else tuple(s.shape)}")
+    if not w.is_contiguous():
+        kernel.replace_parameter(layer, "weight", w.data.contiguous())
+    kernel.replace_parameter(layer, name, s.data.to(torch.float32).contiguous())
+    return name, (n, k)
+
+
 class NvFp4LinearKernel(LinearKernel[NvFp4LinearLayerConfig]):
     """NVFP4. Params: ``weight`` uint8 [N, K/2], ``weight_scale`` e4m3 [N, K/16],
     ``weight_global_scale``, ``input_global_scale`` (and ``input_global_scale_inv``), ``alpha``."""

@@ -38,22 +38,14 @@ What each family needs (a split that breaks one of these is refused, with the re
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from typing import Any, Mapping, Sequence
 
 import torch
 
-from .config import (
-    FP8ScaledMMLinearLayerConfig,
-    Int8ScaledMMLinearLayerConfig,
-    LayerConfig,
-    MPLinearLayerConfig,
-)
-from .formats import azp_adj, to_e4m3
+from .config import LayerConfig
+from .families import Sharding, family_of
 
 COLUMN, ROW = "column", "row"
-_MICRO_BLOCK = {"nvfp4": 16, "mxfp4": 32, "mxfp8": 32}
 
 
 class ShardingError(ValueError):
@@ -73,13 +65,22 @@ def _check_split(kind: str, rank: int, world: int) -> None:
         raise ShardingError(f"rank: expected an int in [0, {world}), got {rank!r}")
 
 
+def _sharding(c: LayerConfig) -> Sharding:
+    """The family's split rules (``qlinear.families``), or the reason it has none."""
+    try:
+        sh = family_of(c).sharding
+    except ValueError as e:
+        raise ShardingError(str(e)) from None
+    if sh is None:
+        raise ShardingError(f"config.family: {c.family} layers have no tensor-parallel split")
+    return sh
+
+
 def _nk(c: LayerConfig) -> tuple[int, int]:
-    if isinstance(c, MPLinearLayerConfig):
-        k, n = c.full_weight_shape
-        return n, k
-    if c.shape_nk is None:
+    nk = _sharding(c).full_nk(c)
+    if nk is None:
         raise ShardingError(f"config.weight_shape: a layer to shard needs its weight shape ({c.describe()})")
-    return c.shape_nk
+    return nk
 
 
 def _parts(n: int, output_sizes: Sequence[int] | None) -> list[int]:
@@ -94,11 +95,11 @@ def partition_config(c: LayerConfig, kind: str, world: int, output_sizes: Sequen
     """The config of one rank's slice of full layer ``c`` (the same on every rank): the partition
     shape every kernel is gated on. Raises ``ShardingError`` naming the reason a split can't be made."""
     _check_split(kind, 0, world)
+    sh = _sharding(c)
     n, k = _nk(c)
-    fam = c.family
-    if isinstance(c, MPLinearLayerConfig) and c.partition_weight_shape != c.full_weight_shape:
-        raise ShardingError(f"partition_weight_shape: {c.partition_weight_shape} is already a slice of "
-                            f"{c.full_weight_shape}; shard the full layer's config")
+    why_not = sh.refuse(c)
+    if why_not:
+        raise ShardingError(why_not)
     parts = _parts(n, output_sizes)
     if kind == ROW and output_sizes and len(parts) > 1:
         raise ShardingError("output_sizes: logical parts are a column-parallel notion (a row split cuts K)")
@@ -111,24 +112,7 @@ def partition_config(c: LayerConfig, kind: str, world: int, output_sizes: Sequen
         if k % world:
             raise ShardingError(f"weight_shape: K={k} input features do not split evenly over {world} ranks")
         np_, kp = n, k // world
-    # the unit a slice boundary must land on, per family and split
-    unit, why = 1, ""
-    if fam == "mp":
-        assert isinstance(c, MPLinearLayerConfig)
-        pf, g = c.pack_factor, c.group_size
-        if kind == ROW:
-            unit, why = pf, f"{c.bits}-bit codes pack {pf} per int32 word along K"
-            if g != -1 and not c.has_g_idx:
-                unit, why = math.lcm(g, pf), f"group_size={g}: a slice must hold whole scale groups (and whole int32 words)"
-        elif c.zero_points:
-            unit, why = pf, f"zero points pack {pf} per int32 word along N"
-    elif fam == "fp8_block":
-        assert isinstance(c, FP8ScaledMMLinearLayerConfig)
-        bn, bk = c.weight_block
-        unit, why = (bn, f"a {bn}x{bk} weight scale block would be split along N") if kind == COLUMN else \
-            (bk, f"a {bn}x{bk} weight scale block (and a 1x{bk} activation group) would be split along K")
-    elif fam in _MICRO_BLOCK and kind == ROW:
-        unit, why = _MICRO_BLOCK[fam], f"one {fam} scale covers {_MICRO_BLOCK[fam]} elements along K"
+    unit, why = sh.boundary(c, kind == COLUMN)  # the unit a slice boundary must land on
     if world > 1:
         for i, p in enumerate(parts if kind == COLUMN else [k]):
             local = p // world
@@ -137,16 +121,10 @@ def partition_config(c: LayerConfig, kind: str, world: int, output_sizes: Sequen
                 what = f"part {i} ({p} features, offset {off})" if len(parts) > 1 else f"{p} features"
                 raise ShardingError(f"{'output_sizes' if kind == COLUMN else 'weight_shape'}: a {kind}-parallel split of "
                                     f"{what} over {world} ranks gives slices of {local}, not on a multiple of {unit}: {why}")
-    if fam == "mp":
-        assert isinstance(c, MPLinearLayerConfig)
-        try:
-            return dataclasses.replace(c, partition_weight_shape=(kp, np_))
-        except ValueError as e:
-            raise ShardingError(f"partition_weight_shape: the {kind}-parallel slice ({kp}, {np_}) is invalid: {e}") from e
     try:
-        return dataclasses.replace(c, weight_shape=(np_, kp))
+        return sh.partition(c, np_, kp)
     except ValueError as e:
-        raise ShardingError(f"weight_shape: the {kind}-parallel slice ({np_}, {kp}) is invalid: {e}") from e
+        raise ShardingError(f"{sh.shape_field}: the {kind}-parallel slice (N={np_}, K={kp}) is invalid: {e}") from e
 
 
 # ---- lazy slicing -------------------------------------------------------------------------------
@@ -181,45 +159,8 @@ class _TransposedView:
 
 
 def _rule(c: LayerConfig, name: str, kind: str) -> tuple[int | None, int, bool]:
-    """(dim, unit, cdiv_end) for parameter ``name`` in the checkpoint layout: the dimension a
-    ``kind`` split cuts (None: replicated), how many features one stored index covers, and whether
-    the last index may cover a ragged tail."""
-    fam = c.family
-    col = kind == COLUMN
-    if fam == "mp":
-        assert isinstance(c, MPLinearLayerConfig)
-        pf, g = c.pack_factor, c.group_size
-        keep_groups = g == -1 or c.has_g_idx  # per-channel or act-order: the whole scale table on every rank
-        return {
-            "weight_packed": (0, 1, False) if col else (1, pf, False),
-            "weight_scale": (0, 1, False) if col else ((None, 1, False) if keep_groups else (1, g, False)),
-            "weight_zero_point": (0, pf, False) if col else ((None, 1, False) if keep_groups else (1, g, False)),
-            "weight_g_idx": (None, 1, False) if col else (0, 1, False),
-        }.get(name, (None, 1, False))
-    if fam in ("int8", "fp8"):
-        if name == "weight":
-            return (0, 1, False) if col else (1, 1, False)
-        if name == "weight_scale":
-            per_channel = c.is_channelwise if isinstance(c, Int8ScaledMMLinearLayerConfig) else \
-                c.weight_quant_key.scale.group_shape.is_per_channel()
-            return (0, 1, False) if (col and per_channel) else (None, 1, False)  # [N, 1] follows N; [1] is whole
-        return (None, 1, False)
-    if fam == "fp8_block":
-        assert isinstance(c, FP8ScaledMMLinearLayerConfig)
-        bn, bk = c.weight_block
-        if name == "weight":
-            return (0, 1, False) if col else (1, 1, False)
-        if name in ("weight_scale_inv", "weight_scale"):
-            return (0, bn, True) if col else (1, bk, True)
-        return (None, 1, False)
-    if fam in _MICRO_BLOCK:
-        per_byte = 2 if fam in ("nvfp4", "mxfp4") else 1
-        if name == "weight":
-            return (0, 1, False) if col else (1, per_byte, False)
-        if name == "weight_scale":
-            return (0, 1, False) if col else (1, _MICRO_BLOCK[fam], False)
-        return (None, 1, False)
-    raise ShardingError(f"config.family: unknown family {fam!r}")
+    """(dim, unit, cdiv_end) for parameter ``name`` in the checkpoint layout (``Sharding.rule``)."""
+    return _sharding(c).rule(c, name, kind == COLUMN)
 
 
 def _slice_param(t: Any, dim: int | None, unit: int, cdiv_end: bool, start: int, stop: int, full: int, name: str) -> torch.Tensor:
@@ -264,11 +205,11 @@ def shard_params(c: LayerConfig, params: Mapping[str, Any] | Sequence[Mapping[st
         output_sizes = widths
     rc = partition_config(c, kind, world, output_sizes)
     parts = _parts(n, output_sizes)
-    fam = c.family
+    sh = _sharding(c)
 
     def view(p: Mapping[str, Any], name: str) -> Any:
         t = p[name]
-        if layout == "loaded" and fam in ("int8", "fp8") and name == "weight" and isinstance(t, torch.Tensor):
+        if layout == "loaded" and sh.transposed_weight and name == "weight" and isinstance(t, torch.Tensor):
             return _TransposedView(t)
         return t
 
@@ -276,7 +217,7 @@ def shard_params(c: LayerConfig, params: Mapping[str, Any] | Sequence[Mapping[st
         kp = k // world
         out = {}
         for name in groups[0]:
-            if name == "azp_adj":
+            if name in sh.derived:
                 continue
             dim, unit, ragged = _rule(c, name, kind)
             out[name] = _slice_param(view(groups[0], name), dim, unit, ragged, rank * kp, (rank + 1) * kp, k, name)
@@ -291,32 +232,23 @@ def shard_params(c: LayerConfig, params: Mapping[str, Any] | Sequence[Mapping[st
         for p, off, w, full in sources:
             local = w // world
             for name in p:
-                if name == "azp_adj":
+                if name in sh.derived:
                     continue
                 dim, unit, ragged = _rule(c, name, kind)
                 a, b = off + rank * local, off + (rank + 1) * local
                 pieces.setdefault(name, []).append(_slice_param(view(p, name), dim, unit, ragged, a, b, full, name))
         out, rc = _join_parts(c, rc, pieces)
-    if fam in ("int8", "fp8") and "weight" in out:
+    if sh.transposed_weight and "weight" in out:
         out["weight"] = out["weight"].t()  # the loaded layout: a [K, N] view of the [N, K] codes
-    if fam == "int8" and not c.input_symmetric:
-        out["azp_adj"] = azp_adj(out["weight"])
-    if fam == "fp8_block" and "weight_scale" in out and "weight_scale_inv" not in out:
-        out["weight_scale_inv"] = out.pop("weight_scale")
-    if fam == "nvfp4" and "weight_global_scale" in out and "input_global_scale" in out:
-        igs, gs = out["input_global_scale"].float(), out["weight_global_scale"].float()
-        out["input_global_scale_inv"] = 1.0 / igs
-        out["alpha"] = 1.0 / (igs * gs)
+    sh.finish(c, out)  # the rank's derived parameters (azp_adj, NVFP4's alpha, ...)
     return rc, out
 
 
 def _part_width(c: LayerConfig, p: Mapping[str, Any], layout: str = "loaded") -> int:
     """N of one logical part, from its main weight ([K, N] for INT8/FP8 in the loaded layout)."""
-    fam = c.family
-    if fam == "mp":
-        return _shape(p["weight_packed"])[0]
-    transposed = layout == "loaded" and fam in ("int8", "fp8") and isinstance(p["weight"], torch.Tensor)
-    return _shape(p["weight"])[1 if transposed else 0]
+    sh = _sharding(c)
+    transposed = layout == "loaded" and sh.transposed_weight and isinstance(p[sh.main], torch.Tensor)
+    return _shape(p[sh.main])[1 if transposed else 0]
 
 
 def _join_parts(c: LayerConfig, rc: LayerConfig, pieces: dict[str, list[torch.Tensor]]):
@@ -328,30 +260,16 @@ def _join_parts(c: LayerConfig, rc: LayerConfig, pieces: dict[str, list[torch.Te
     for name in split:
         ts = pieces[name]
         out[name] = torch.cat(ts, _rule(c, name, COLUMN)[0]) if len(ts) > 1 else ts[0]
-    fam = c.family
+    sh, fam = _sharding(c), c.family
     for name in (nm for nm in pieces if nm not in split):
         ts = pieces[name]
         if all(t.shape == ts[0].shape and torch.equal(t, ts[0]) for t in ts[1:]):
             out[name] = ts[0]
             continue
         vals = [t.float().reshape(()) for t in ts] if all(t.numel() == 1 for t in ts) else None
-        if fam == "fp8" and name == "weight_scale" and vals:
-            # vLLM's requantize_with_max_scale: one per-tensor scale, the largest; each part's codes
-            # are rescaled to it (exact for the largest part, one E4M3 rounding for the others)
-            smax = torch.stack(vals).max()
-            rows, chunks = 0, []
-            for v, ws in zip(vals, pieces["weight"]):
-                seg = out["weight"][rows:rows + ws.shape[0]]
-                chunks.append(to_e4m3(seg.float() * (v / smax)))
-                rows += ws.shape[0]
-            out["weight"], out[name] = torch.cat(chunks, 0), smax.reshape(1)
-        elif fam == "int8" and name == "weight_scale" and vals:
-            # vLLM's convert_to_channelwise: each part's per-tensor scale repeated over its rows
-            out[name] = torch.cat([v.reshape(1, 1).expand(ws.shape[0], 1) for v, ws in zip(vals, pieces["weight"])], 0)
-            rc = dataclasses.replace(rc, is_channelwise=True)
-        elif fam == "fp8" and name in ("input_scale", "input_scale_ub") and vals:
-            out[name] = torch.stack(vals).max().reshape(1)  # vLLM: one static activation scale, the largest
-        else:
+        new_rc = sh.reconcile(c, rc, name, vals, pieces, out) if vals else None  # vLLM's fused-module rules
+        if new_rc is None:
             raise ShardingError(f"{name}: the fused parts carry different values and a {fam} layer holds one; "
                                 f"quantize the parts with a shared {name} (llm-compressor fuses them for qkv/gate_up)")
+        rc = new_rc
     return out, rc

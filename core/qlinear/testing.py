@@ -325,5 +325,25 @@ def check_batch_invariance(kernel_cls: type[LinearKernel], device="cpu", batches
             assert torch.equal(out, alone), f"{kernel_cls.__name__}: row at {pos} of a batch of {b} differs from its single-row result"
 
 
-__all__ = ["Case", "StandIn", "check_batch_invariance", "CaseResult", "TOLERANCE", "cases_for", "check_bad_inputs", "check_kernel",
+def capture_graph(fn, warm: bool = True):
+    """GPU tests: capture ``fn()`` into a CUDA graph and replay it once. ``warm``: one call first on a
+    side stream (torch's rule before a capture; JIT compiles and lazy allocations happen there);
+    False makes the capture the first call, so anything lazy on the call path fails. Returns
+    (graph, the output the replays write into)."""
+    if warm:
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            fn()
+        torch.cuda.current_stream().wait_stream(s)
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        out = fn()
+    g.replay()
+    torch.cuda.synchronize()
+    return g, out
+
+
+__all__ = ["Case", "StandIn", "capture_graph", "check_batch_invariance", "CaseResult", "TOLERANCE", "cases_for", "check_bad_inputs", "check_kernel",
            "case_params", "check_leading_dims", "conformance_suite", "default_configs", "library_imports_during_selection", "make_case_layer", "run_case"]

@@ -9,7 +9,8 @@ The rules, and why:
   weight measures the cache, not a decode step (``default_rotation``, ``copies_needed``,
   ``prepare_kernel``, ``make_inputs``);
 - GPU figures come from ``triton.testing.do_bench`` when triton is there (CUDA events otherwise),
-  and optionally from CUDA-graph replay (no launch gaps).
+  and optionally from CUDA-graph replay (no launch gaps, ``graph_us``);
+- eager wall time (host and launch costs included: what a decode loop waits for) is ``wall_us``.
 
 This module is what the runtime may import (autotune times candidates with ``time_calls``);
 reporting, machine facts and plots are in ``qlinear.bench``.
@@ -126,7 +127,7 @@ def time_calls(step: Callable[[int], object], device: str | torch.device = "cpu"
     timing = _time_cuda(step, dev, i, max_time, min_iters, max_iters)
     if cuda_graph:
         try:
-            timing.graph_median_us = _time_cuda_graph(step, dev, graph_calls, max_time, min_iters)
+            timing.graph_median_us = graph_us(step, dev, calls=graph_calls, max_time=max_time, min_iters=min_iters)
         except Exception as e:  # noqa: BLE001 - a kernel that can't be captured still has its eager figure
             timing.graph_error = f"{type(e).__name__}: {e}"
     return timing
@@ -167,29 +168,68 @@ def _time_cuda(step, dev, i0: int, max_time: float, min_iters: int, max_iters: i
     return _summary([s.elapsed_time(e) / 1e3 for s, e in zip(starts, ends)], "CUDA events per call, median")
 
 
-def _time_cuda_graph(step, dev, graph_calls: int, max_time: float, min_iters: int) -> float:
+def graph_us(step: Callable[[int], object], device: str | torch.device = "cuda", *, calls: int = 8,
+             reps: int | None = None, max_time: float = 1.0, min_iters: int = 5) -> float:
+    """Median µs per call of replaying one CUDA graph that holds ``calls`` consecutive ``step(j)``
+    (j = 0 .. calls-1: the caller rotates weights and inputs by j), so no launch gap is counted.
+
+    The steps run first on a side stream (torch's rule before a capture; it also keeps JIT compiles
+    and lazy allocations out of the graph). ``reps`` replays when given, else replays until
+    ``max_time`` seconds (at least ``min_iters``, at most 1000); each replay is timed with a CUDA
+    event pair and divided by ``calls``."""
+    dev = torch.device(device)
     stream = torch.cuda.Stream(dev)
     stream.wait_stream(torch.cuda.current_stream(dev))
-    with torch.cuda.stream(stream):  # warm the side stream as torch's docs require before capture
-        for j in range(graph_calls):
-            step(j)
+    with torch.cuda.stream(stream):
+        for j in range(max(calls, 2)):
+            step(j % calls)
     torch.cuda.current_stream(dev).wait_stream(stream)
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g):
-        for j in range(graph_calls):
+        for j in range(calls):
             step(j)
     g.replay()
     torch.cuda.synchronize(dev)
-    times = []
+    times: list[float] = []
     deadline = time.perf_counter() + max_time
-    while len(times) < min_iters or (time.perf_counter() < deadline and len(times) < 1000):
+
+    def more() -> bool:
+        if reps is not None:
+            return len(times) < reps
+        return len(times) < min_iters or (time.perf_counter() < deadline and len(times) < 1000)
+
+    while more():
         s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         s.record()
         g.replay()
         e.record()
         e.synchronize()
-        times.append(s.elapsed_time(e) * 1e3 / graph_calls)
+        times.append(s.elapsed_time(e) * 1e3 / calls)
+    del g
     return statistics.median(times)
+
+
+def wall_us(fn: Callable[[], object], device: str | torch.device = "cpu", *, calls: int = 1, reps: int = 7,
+            warmup: int = 3, stat: str = "median") -> float:
+    """Eager wall time per call: ``calls`` back-to-back ``fn()`` and one device sync, timed with
+    ``perf_counter`` from the first Python call to the device being done, divided by ``calls``; the
+    median (or ``stat="min"``: the fastest, for host-only costs on a shared machine, whose noise is
+    one-sided) over ``reps``. What a decode loop sees, launch and host costs included, where
+    ``time_calls`` on CUDA measures device time. ``warmup`` calls first (compiles, caches)."""
+    if stat not in ("median", "min"):
+        raise ValueError(f"stat: {stat!r} is not 'median' or 'min'")
+    dev = torch.device(device)
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(reps):
+        _sync(dev)
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        _sync(dev)
+        out.append((time.perf_counter() - t0) * 1e6 / calls)
+    return min(out) if stat == "min" else statistics.median(out)
 
 
 # ============================================================================================
@@ -287,7 +327,7 @@ def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 __all__ = [
-    "BASELINE_NAME", "MiB", "Prepared", "Timing", "copies_needed", "default_rotation", "make_inputs", "make_weights",
-    "measure_bandwidth", "prepare_baseline", "prepare_kernel", "quantize_copies", "rel_error", "tensor_bytes",
-    "time_calls",
+    "BASELINE_NAME", "MiB", "Prepared", "Timing", "copies_needed", "default_rotation", "graph_us", "make_inputs",
+    "make_weights", "measure_bandwidth", "prepare_baseline", "prepare_kernel", "quantize_copies", "rel_error",
+    "tensor_bytes", "time_calls", "wall_us",
 ]

@@ -54,7 +54,7 @@ QLINEAR_CUTLASS_COMPILE_CHECK=0 $PYTEST $T -k "not test_cutlass_gpu" > "$OUT/tes
 p3=$!
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 if [ -x "$SAN" ]; then
-  timeout 300 "$SAN" --tool memcheck --error-exitcode 9 python3 providers/cutlass/sanitize_cutlass.py > "$OUT/sanitize.log" 2>&1 &
+  timeout 300 "$SAN" --tool memcheck --error-exitcode 9 python3 -m tools.cutlass_sanitize > "$OUT/sanitize.log" 2>&1 &
   p4=$!
 fi
 wait $p1 $p2 $p3
@@ -72,4 +72,4 @@ else
 fi
 
 echo "== bench"
-timeout 240 python3 providers/cutlass/bench_cutlass.py --out "$OUT/cutlass_bench.json" 2>&1 | tee "$OUT/bench.log"
+timeout 240 python3 -m tools.cutlass_bench --out "$OUT/cutlass_bench.json" 2>&1 | tee "$OUT/bench.log"

@@ -48,7 +48,7 @@ if [ -x "$SAN" ]; then
   for tool in memcheck racecheck; do  # racecheck: shared-memory hazards of the per-warp cp.async pipelines
     echo "== compute-sanitizer --tool $tool (small layers, every path)" | tee -a "$OUT/sanitize.log"
     timeout 75 "$SAN" --tool $tool --error-exitcode 9 \
-      python3 providers/marlin/sanitize_marlin.py > "$OUT/sanitize-$tool.tmp" 2>&1
+      python3 -m tools.marlin_sanitize > "$OUT/sanitize-$tool.tmp" 2>&1
     rc=$?
     head -c 200000 "$OUT/sanitize-$tool.tmp" >> "$OUT/sanitize.log"; rm -f "$OUT/sanitize-$tool.tmp"
     echo "   exit $rc : $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|OK: every path" "$OUT/sanitize.log" | tail -2 | tr '\n' ' ')"

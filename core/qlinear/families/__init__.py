@@ -6,13 +6,15 @@ float weight (``quantize``), the numeric reference (``dequantize_weight`` / ``de
 the scheme names it answers to (``parse_scheme``), and the layers the conformance kit runs
 (``default_configs``; ``quick_configs`` for ``qlinear verify``).
 
-``layers``, ``formats.reference``, ``testing``, ``nn``, the CLI and the providers read these
+``layers``, ``formats.reference``, ``testing``, ``nn``, the CLI, ``sharding`` (through the family's
+``Sharding``: how its parameters split over tensor-parallel ranks) and the providers read these
 descriptors instead of branching on ``config.family``; adding a family means adding one module
 here (and its config class and kernel ABC).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -23,6 +25,33 @@ from ..config import FAMILIES, LayerConfig
 # name -> (shape, or None for "one value ([1] or 0-dim)", allowed dtypes, required)
 ParamSpec = dict[str, tuple["tuple[int, ...] | None", tuple[torch.dtype, ...], bool]]
 Getter = Callable[[str], "torch.Tensor | None"]
+
+
+# (dim, unit, cdiv_end) of one parameter under a split, in the checkpoint layout: the dimension the
+# split cuts (None: every rank holds the whole value), how many features one stored index covers,
+# and whether the last index may cover a ragged tail of the whole dimension
+SplitRule = "tuple[int | None, int, bool]"
+
+
+@dataclass(frozen=True)
+class Sharding:
+    """How a family's parameters split over tensor-parallel ranks (``qlinear.sharding`` reads it;
+    ``column``: split N, the output features; else split K, the input features)."""
+
+    rule: Callable[[Any, str, bool], SplitRule]  # (config, parameter name, column) -> SplitRule
+    # (config, column) -> (unit, why): every slice boundary lands on a multiple of unit features
+    boundary: Callable[[Any, bool], tuple[int, str]] = lambda c, column: (1, "")
+    main: str = "weight"  # the parameter whose first checkpoint dimension is N (a fused part's width)
+    transposed_weight: bool = False  # the loaded ``weight`` is [K, N], a view of the checkpoint's [N, K]
+    derived: tuple[str, ...] = ()  # parameters recomputed on each rank by ``finish``, never sliced
+    finish: Callable[[Any, dict], None] = lambda c, out: None  # fill the rank's derived parameters
+    # fused parts whose one-value parameter differs: (config, rank config, name, values, per-part
+    # pieces, joined params) -> the rank config (the joined params updated), or None: refused
+    reconcile: Callable[[Any, Any, str, list, dict, dict], Any] = lambda c, rc, name, vals, pieces, out: None
+    refuse: Callable[[Any], "str | None"] = lambda c: None  # why this config cannot be split at all
+    full_nk: Callable[[Any], "tuple[int, int] | None"] = lambda c: c.shape_nk  # the whole layer's (N, K)
+    shape_field: str = "weight_shape"  # the config field that holds a rank's slice shape
+    partition: Callable[[Any, int, int], Any] = lambda c, n, k: dataclasses.replace(c, weight_shape=(n, k))
 
 
 @dataclass(frozen=True)
@@ -46,6 +75,7 @@ class Family:
     summary: Callable[[Any], str] = lambda c: ""  # the key facts in words (", uint4b8 group 128")
     param_meta: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # compressed-tensors attrs
     takes_fp8_input: bool = False  # an activation already quantized to FP8 may be passed in
+    sharding: Sharding | None = None  # tensor-parallel splits (None: the family cannot be sharded)
 
 
 def _table() -> dict[str, Family]:
@@ -106,4 +136,4 @@ def need_calib(calib_x: torch.Tensor | None, why: str) -> torch.Tensor:
     return calib_x.reshape(-1, calib_x.shape[-1])
 
 
-__all__ = ["Family", "ParamSpec", "act_dtype", "all_families", "family_of", "getter", "need_calib", "out_dtype"]
+__all__ = ["Family", "ParamSpec", "Sharding", "act_dtype", "all_families", "family_of", "getter", "need_calib", "out_dtype"]

@@ -10,10 +10,10 @@ import torch
 
 from .. import quant_key as qk
 from ..config import FP8ScaledMMLinearLayerConfig
-from ..formats.codes import FP8_MAX
+from ..formats.codes import FP8_MAX, to_e4m3
 from ..formats.fp8 import dequantize_fp8, expand_blocks, quantize_fp8_activation, quantize_fp8_weight
-from . import Family, need_calib
-from .int8 import dequantize_weight as _dequantize_scaled_weight
+from . import Family, Sharding, need_calib
+from .int8 import dequantize_weight as _dequantize_scaled_weight, scaled_mm_rule
 
 _F32, _FP8 = (torch.float32,), (torch.float8_e4m3fn,)
 _FP8_SCHEMES = {  # name -> (weight key, activation key)
@@ -96,6 +96,24 @@ def _summary(c: FP8ScaledMMLinearLayerConfig) -> str:
     return f", weight {c.weight_quant_key.scale}, act {c.activation_quant_key.scale}"
 
 
+def _reconcile(c, rc, name: str, vals: list, pieces: dict, out: dict):
+    if name == "weight_scale":
+        # vLLM's requantize_with_max_scale: one per-tensor scale, the largest; each part's codes are
+        # rescaled to it (exact for the largest part, one E4M3 rounding for the others)
+        smax = torch.stack(vals).max()
+        rows, chunks = 0, []
+        for v, ws in zip(vals, pieces["weight"]):
+            seg = out["weight"][rows:rows + ws.shape[0]]
+            chunks.append(to_e4m3(seg.float() * (v / smax)))
+            rows += ws.shape[0]
+        out["weight"], out[name] = torch.cat(chunks, 0), smax.reshape(1)
+        return rc
+    if name in ("input_scale", "input_scale_ub"):
+        out[name] = torch.stack(vals).max().reshape(1)  # vLLM: one static activation scale, the largest
+        return rc
+    return None
+
+
 FAMILY = Family(
     name="fp8", config_class=FP8ScaledMMLinearLayerConfig, act_field="input_dtype", out_field="out_dtype",
     tolerance=3e-2, scheme="fp8-dynamic", schemes=("fp8-tensor", "fp8-dynamic"),
@@ -108,6 +126,8 @@ FAMILY = Family(
     dequantize_weight=_dequantize_scaled_weight, dequantize_activation=dequantize_activation,
     default_configs=default_configs, quick_configs=quick_configs, case_tag=_case_tag, summary=_summary,
     takes_fp8_input=True,
+    sharding=Sharding(rule=scaled_mm_rule(lambda c: c.weight_quant_key.scale.group_shape.is_per_channel()),
+                      transposed_weight=True, reconcile=_reconcile),
 )
 
 
@@ -139,6 +159,27 @@ def dequantize_activation_block(c: FP8ScaledMMLinearLayerConfig, p, x, dtype):
     return q.to(dtype) * expand_blocks(s.to(dtype), (1, col), q.shape)
 
 
+def _block_rule(c: FP8ScaledMMLinearLayerConfig, name: str, column: bool):
+    bn, bk = c.weight_block
+    if name == "weight":
+        return (0, 1, False) if column else (1, 1, False)
+    if name in ("weight_scale_inv", "weight_scale"):  # a ragged last block covers the tail
+        return (0, bn, True) if column else (1, bk, True)
+    return (None, 1, False)
+
+
+def _block_boundary(c: FP8ScaledMMLinearLayerConfig, column: bool) -> tuple[int, str]:
+    bn, bk = c.weight_block
+    if column:
+        return bn, f"a {bn}x{bk} weight scale block would be split along N"
+    return bk, f"a {bn}x{bk} weight scale block (and a 1x{bk} activation group) would be split along K"
+
+
+def _block_finish(c, out: dict) -> None:
+    if "weight_scale" in out and "weight_scale_inv" not in out:
+        out["weight_scale_inv"] = out.pop("weight_scale")  # the as-loaded name
+
+
 def _block_configs(shapes):
     return [FP8ScaledMMLinearLayerConfig(qk.kFp8Static128BlockSym, qk.kFp8Dynamic128Sym, nk, dt) for nk, dt in shapes]
 
@@ -154,4 +195,5 @@ BLOCK_FAMILY = Family(
                                             ((256, 512), torch.float16), ((300, 520), torch.bfloat16))),
     quick_configs=lambda: _block_configs((((256, 512), torch.bfloat16), ((300, 520), torch.bfloat16))),
     case_tag=_case_tag, summary=_summary, takes_fp8_input=True,
+    sharding=Sharding(rule=_block_rule, boundary=_block_boundary, finish=_block_finish),
 )

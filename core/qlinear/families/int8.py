@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import torch
 
 from ..config import Int8ScaledMMLinearLayerConfig
 from ..formats.int8 import azp_adj, int8_static_scale, quantize_int8_activation, quantize_int8_weight
-from . import Family, need_calib
+from . import Family, Sharding, need_calib
 
 _F32 = (torch.float32,)
 
@@ -80,6 +81,38 @@ def quick_configs() -> list[Int8ScaledMMLinearLayerConfig]:
             Int8ScaledMMLinearLayerConfig(False, True, True, (256, 4096), bf)]
 
 
+# ---- tensor-parallel splits ---------------------------------------------------------------------
+def scaled_mm_rule(per_channel: bool):
+    """The W8A8 split rule (INT8 and FP8 per-tensor / per-channel): the [N, K] weight follows the
+    split, a per-channel scale [N, 1] follows N, a per-tensor scale and activation scales are whole."""
+
+    def rule(c, name: str, column: bool):
+        if name == "weight":
+            return (0, 1, False) if column else (1, 1, False)
+        if name == "weight_scale" and column and per_channel(c):
+            return (0, 1, False)
+        return (None, 1, False)
+
+    return rule
+
+
+def _finish(c: Int8ScaledMMLinearLayerConfig, out: dict) -> None:
+    if not c.input_symmetric:
+        out["azp_adj"] = azp_adj(out["weight"])  # from the rank's own weight slice
+
+
+def _reconcile(c, rc, name: str, vals: list, pieces: dict, out: dict):
+    if name != "weight_scale":
+        return None
+    # vLLM's convert_to_channelwise: each part's per-tensor scale repeated over its rows
+    out[name] = torch.cat([v.reshape(1, 1).expand(ws.shape[0], 1) for v, ws in zip(vals, pieces["weight"])], 0)
+    return dataclasses.replace(rc, is_channelwise=True)
+
+
+SHARDING = Sharding(rule=scaled_mm_rule(lambda c: c.is_channelwise), transposed_weight=True, derived=("azp_adj",),
+                    finish=_finish, reconcile=_reconcile)
+
+
 FAMILY = Family(
     name="int8", config_class=Int8ScaledMMLinearLayerConfig, act_field="input_dtype", out_field="out_dtype",
     tolerance=2e-2, scheme="int8-dynamic",
@@ -95,4 +128,5 @@ FAMILY = Family(
     f"-{'sym' if c.input_symmetric else 'asym'}",
     summary=lambda c: f", {'static' if c.is_static_input_scheme else 'dynamic'} {'sym' if c.input_symmetric else 'asym'} "
     f"act, per-{'channel' if c.is_channelwise else 'tensor'} weight",
+    sharding=SHARDING,
 )

@@ -10,7 +10,7 @@ from ..formats.micro import (
     dequantize_mxfp4, dequantize_mxfp8, dequantize_nvfp4, nvfp4_global_scale, qdq, quantize_mxfp4, quantize_mxfp8,
     quantize_nvfp4,
 )
-from . import Family, need_calib
+from . import Family, Sharding, need_calib
 
 _F32, _FP8, _U8 = (torch.float32,), (torch.float8_e4m3fn,), (torch.uint8,)
 
@@ -21,6 +21,21 @@ def _configs(cls, shapes):
 
 _DEFAULT = (((256, 512), torch.bfloat16), ((128, 1024), torch.bfloat16), ((256, 512), torch.float16))
 _QUICK = (((256, 512), torch.bfloat16), ((128, 1024), torch.float16))
+
+
+def _sharding(name: str, block: int, per_byte: int, finish=lambda c, out: None) -> Sharding:
+    """Scales per ``block`` elements along K, ``per_byte`` codes per stored weight byte: a row split
+    lands on a scale block; the scales are split in their linear (as-loaded) layout."""
+
+    def rule(c, pname: str, column: bool):
+        if pname == "weight":
+            return (0, 1, False) if column else (1, per_byte, False)
+        if pname == "weight_scale":
+            return (0, 1, False) if column else (1, block, False)
+        return (None, 1, False)  # global scales: whole on every rank
+
+    return Sharding(rule=rule, finish=finish,
+                    boundary=lambda c, column: (1, "") if column else (block, f"one {name} scale covers {block} elements along K"))
 
 
 def _family(name: str, cls, tolerance: float, help: str, **parts) -> Family:
@@ -47,9 +62,16 @@ def param_spec_nv(c):
             "input_global_scale_inv": (None, _F32, False), "alpha": (None, _F32, False)}
 
 
+def _finish_nv(c, out: dict) -> None:
+    if "weight_global_scale" in out and "input_global_scale" in out:  # the derived factors, from the whole scales
+        igs, gs = out["input_global_scale"].float(), out["weight_global_scale"].float()
+        out["input_global_scale_inv"] = 1.0 / igs
+        out["alpha"] = 1.0 / (igs * gs)
+
+
 NVFP4 = _family(
     "nvfp4", NvFp4LinearLayerConfig, 5e-2, "NVFP4: E2M1 weights, E4M3 scales per 16, fp32 global scales",
-    quantize=quantize_nv, param_spec=param_spec_nv,
+    quantize=quantize_nv, param_spec=param_spec_nv, sharding=_sharding("nvfp4", 16, 2, _finish_nv),
     dequantize_weight=lambda c, p, dtype: dequantize_nvfp4(p("weight"), p("weight_scale"), p("weight_global_scale"), dtype),
     dequantize_activation=lambda c, p, x, dtype: qdq(x, "nvfp4", p("input_global_scale")).to(dtype))
 
@@ -66,6 +88,7 @@ def _mx(name: str, cls, tolerance: float, help: str, quantize_fn, dequantize_fn,
         return {"weight": q, "weight_scale": s}
 
     return _family(name, cls, tolerance, help, quantize=quantize, param_spec=param_spec,
+                   sharding=_sharding(name, 32, 2 if packed else 1),
                    dequantize_weight=lambda c, p, dtype: dequantize_fn(p("weight"), p("weight_scale"), dtype),
                    dequantize_activation=lambda c, p, x, dtype: qdq(x, name).to(dtype))
 

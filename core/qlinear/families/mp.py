@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import math
 import re
 
 import torch
@@ -10,7 +12,7 @@ import torch
 from ..config import MPLinearLayerConfig
 from ..formats.int_pack import act_order_g_idx, dequantize_wna16, quantize_wna16
 from ..scalar_type import scalar_types
-from . import Family
+from . import Family, Sharding
 
 # w4a16 / w8a16 / awq, then modifiers, each at most once: -gG (group size G, default 128) or -ch
 # (per channel), -asym / -zp (unsigned codes with zero points; awq implies it), -actorder / -gidx.
@@ -79,6 +81,42 @@ def quick_configs() -> list[MPLinearLayerConfig]:
             MPLinearLayerConfig((4096, 256), (4096, 256), u4, bf, 128, False, False)]  # K of real models
 
 
+# ---- tensor-parallel splits ---------------------------------------------------------------------
+def _boundary(c: MPLinearLayerConfig, column: bool) -> tuple[int, str]:
+    pf, g = c.pack_factor, c.group_size
+    if not column:
+        if g != -1 and not c.has_g_idx:
+            return math.lcm(g, pf), f"group_size={g}: a slice must hold whole scale groups (and whole int32 words)"
+        return pf, f"{c.bits}-bit codes pack {pf} per int32 word along K"
+    if c.zero_points:
+        return pf, f"zero points pack {pf} per int32 word along N"
+    return 1, ""
+
+
+def _rule(c: MPLinearLayerConfig, name: str, column: bool):
+    pf, g = c.pack_factor, c.group_size
+    keep_groups = g == -1 or c.has_g_idx  # per-channel or act-order: the whole scale table on every rank
+    return {
+        "weight_packed": (0, 1, False) if column else (1, pf, False),
+        "weight_scale": (0, 1, False) if column else ((None, 1, False) if keep_groups else (1, g, False)),
+        "weight_zero_point": (0, pf, False) if column else ((None, 1, False) if keep_groups else (1, g, False)),
+        "weight_g_idx": (None, 1, False) if column else (0, 1, False),
+    }.get(name, (None, 1, False))
+
+
+def _refuse(c: MPLinearLayerConfig) -> str | None:
+    if c.partition_weight_shape != c.full_weight_shape:
+        return (f"partition_weight_shape: {c.partition_weight_shape} is already a slice of {c.full_weight_shape}; "
+                "shard the full layer's config")
+    return None
+
+
+SHARDING = Sharding(
+    rule=_rule, boundary=_boundary, main="weight_packed", refuse=_refuse,
+    full_nk=lambda c: tuple(reversed(c.full_weight_shape)), shape_field="partition_weight_shape",
+    partition=lambda c, n, k: dataclasses.replace(c, partition_weight_shape=(k, n)))
+
+
 FAMILY = Family(
     name="mp", config_class=MPLinearLayerConfig, act_field="act_type", out_field="out_type", tolerance=1e-2,
     scheme="w4a16-g128",
@@ -103,4 +141,5 @@ FAMILY = Family(
         "weight_zero_point": dict(input_dim=1, output_dim=0, packed_dim=0),
         "weight_g_idx": dict(input_dim=0),
     },
+    sharding=SHARDING,
 )

@@ -24,7 +24,7 @@ from qlinear.kernel import FP8ScaledMMLinearKernel
 
 from . import activation as A
 from .layouts import shuffle_weight, to_device_fp8
-from .library import MI300, MI350, fn, fp8_dtype_for, hipb_mm, rocm_gate
+from .library import MI300, MI350, fn, fp8_dtype_for, hipb_mm, out16_reason, rocm_gate
 
 UNVERIFIED = "unverified on hardware (no ROCm GPU in this project's CI); JIT-builds its aiter module on first use"
 
@@ -55,10 +55,8 @@ class _AiterFp8(FP8ScaledMMLinearKernel):
         n, k = c.weight_shape
         if n % 16 or k % cls.K_ALIGN:
             return False, f"N={n} must be a multiple of 16 and K={k} of {cls.K_ALIGN}"
-        out = c.out_dtype or c.input_dtype
-        if out not in (torch.bfloat16, torch.float16):
-            return False, f"output dtype {out} is not bf16/fp16"
-        return True, None
+        why = out16_reason(c)
+        return why is None, why
 
     def _load(self, layer):
         """[K, N] e4m3fn view + scale -> (WQ [N, K] in this GPU's FP8 flavour, w_scale fp32 [N])."""
@@ -86,6 +84,18 @@ class _AiterFp8(FP8ScaledMMLinearKernel):
         xq, s = A.fp8_per_tensor(x2, self.fp8, in_scale if ak.static else None)
         return xq, (s.expand(m).reshape(m, 1).contiguous() if per_token else s)
 
+    def _run(self, layer, x, bias, per_token: bool, gemm, bias_in_op: bool):
+        """Quantize x, then ``gemm(XQ, weight, x_scale, w_scale, bias or None, out_dtype)``; a bias
+        the op does not take is added after. Returns [..., N]."""
+        wname, sname = self.layer_param_names[:2]
+        out_dtype = _out_dtype(self.config, x)
+        xq, xs = self._quantize(layer, x.reshape(-1, x.shape[-1]), per_token=per_token)
+        b = bias.to(out_dtype) if bias is not None and bias_in_op else None
+        out = gemm(xq, getattr(layer, wname), xs, getattr(layer, sname), b, out_dtype)
+        if bias is not None and not bias_in_op:
+            out = out + bias.to(out.dtype)
+        return out.reshape(*x.shape[:-1], self.config.weight_shape[0])
+
 
 class AiterFp8CKLinearKernel(_AiterFp8):
     priority = 25
@@ -102,14 +112,7 @@ class AiterFp8CKLinearKernel(_AiterFp8):
         self.replace_parameter(layer, sname, s.reshape(1, -1))  # [1, N]
 
     def apply_weights(self, layer, x, bias=None):
-        wname, sname = self.layer_param_names[:2]
-        c = self.config
-        out_dtype = _out_dtype(c, x)
-        x2 = x.reshape(-1, x.shape[-1])
-        xq, xs = self._quantize(layer, x2, per_token=True)
-        b = None if bias is None else bias.to(out_dtype)
-        out = fn("gemm_a8w8_CK")(xq, getattr(layer, wname), xs, getattr(layer, sname), b, out_dtype)
-        return out.reshape(*x.shape[:-1], c.weight_shape[0])
+        return self._run(layer, x, bias, True, fn("gemm_a8w8_CK"), bias_in_op=True)
 
 
 class AiterFp8PreshuffledLinearKernel(_AiterFp8):
@@ -131,15 +134,7 @@ class AiterFp8PreshuffledLinearKernel(_AiterFp8):
         self.replace_parameter(layer, sname, s.reshape(1, -1))
 
     def apply_weights(self, layer, x, bias=None):
-        wname, sname = self.layer_param_names[:2]
-        c = self.config
-        out_dtype = _out_dtype(c, x)
-        x2 = x.reshape(-1, x.shape[-1])
-        xq, xs = self._quantize(layer, x2, per_token=True)
-        out = fn("gemm_a8w8_bpreshuffle")(xq, getattr(layer, wname), xs, getattr(layer, sname), None, out_dtype)
-        if bias is not None:
-            out = out + bias.to(out.dtype)
-        return out.reshape(*x.shape[:-1], c.weight_shape[0])
+        return self._run(layer, x, bias, True, fn("gemm_a8w8_bpreshuffle"), bias_in_op=False)  # no bias in the op
 
 
 class AiterFp8HipblasltLinearKernel(_AiterFp8):
@@ -161,12 +156,6 @@ class AiterFp8HipblasltLinearKernel(_AiterFp8):
         self.replace_parameter(layer, sname, s[:1].contiguous())  # [1]
 
     def apply_weights(self, layer, x, bias=None):
-        wname, sname = self.layer_param_names[:2]
-        c = self.config
-        out_dtype = _out_dtype(c, x)
-        x2 = x.reshape(-1, x.shape[-1])
-        xq, xs = self._quantize(layer, x2, per_token=False)
-        out = hipb_mm()(xq, getattr(layer, wname).t(), -1, None, out_dtype, xs, getattr(layer, sname), None)
-        if bias is not None:
-            out = out + bias.to(out.dtype)
-        return out.reshape(*x.shape[:-1], c.weight_shape[0])
+        mm = hipb_mm()  # the [N, K] weight passed as its [K, N] transpose (column-major B); scalar scales
+        return self._run(layer, x, bias, False, lambda xq, w, xs, ws, b, dt: mm(xq, w.t(), -1, None, dt, xs, ws, None),
+                         bias_in_op=False)

@@ -9,13 +9,11 @@ Gate: ROCm on gfx942 or gfx950, ``import aiter``. UNVERIFIED on hardware.
 
 from __future__ import annotations
 
-import torch
-
 from qlinear.kernel import Fp8BlockScaledMMLinearKernel
 
 from . import activation as A
 from .layouts import to_device_fp8
-from .library import MI300, MI350, fn, fp8_dtype_for, rocm_gate
+from .library import MI300, MI350, fn, fp8_dtype_for, out16_reason, rocm_gate
 
 UNVERIFIED = "unverified on hardware (no ROCm GPU in this project's CI); JIT-builds its CK module on first use"
 
@@ -33,15 +31,14 @@ class AiterFp8BlockScaledLinearKernel(Fp8BlockScaledMMLinearKernel):
 
     @classmethod
     def can_implement(cls, c):
-        if c.weight_block != (128, 128) or c.activation_quant_key.scale.group_shape.col != 128:
-            return False, f"needs 128x128 weight blocks and 1x128 activation groups, got {c.weight_block}"
+        why = cls.deepseek_layout_reason(c)
+        if why:
+            return False, why
         n, k = c.weight_shape
         if k % 128 or n % 16:
             return False, f"K={k} must be a multiple of 128 (whole activation groups) and N={n} of 16"
-        out = c.out_dtype or c.input_dtype
-        if out not in (torch.bfloat16, torch.float16):
-            return False, f"output dtype {out} is not bf16/fp16"
-        return True, None
+        why = out16_reason(c)
+        return why is None, why
 
     def process_weights_after_loading(self, layer):
         name = "weight_scale_inv" if getattr(layer, "weight_scale_inv", None) is not None else "weight_scale"

@@ -10,12 +10,10 @@ Gate: ROCm on MI300 (gfx942) or MI350/355 (gfx950), ``import aiter``. UNVERIFIED
 
 from __future__ import annotations
 
-import torch
-
 from qlinear.kernel import Int8ScaledMMLinearKernel
 
 from . import activation as A
-from .library import MI300, MI350, fn, rocm_gate
+from .library import MI300, MI350, fn, out16_reason, rocm_gate
 
 UNVERIFIED = "unverified on hardware (no ROCm GPU in this project's CI); JIT-builds its CK module on first use"
 
@@ -39,10 +37,8 @@ class AiterInt8ScaledMMLinearKernel(Int8ScaledMMLinearKernel):
         n, k = c.weight_shape
         if n % 16 or k % 16:
             return False, f"N={n} and K={k} must be multiples of 16"
-        out = c.out_dtype or c.input_dtype
-        if out not in (torch.bfloat16, torch.float16):
-            return False, f"output dtype {out} is not bf16/fp16"
-        return True, None
+        why = out16_reason(c)
+        return why is None, why
 
     def process_weights_after_loading(self, layer):
         wname, sname = self.layer_param_names[:2]

@@ -155,3 +155,14 @@ def fp8_dtype_for(platform: "Platform | None" = None):
 
     p = resolve_platform(platform)
     return torch.float8_e4m3fnuz if getattr(p, "gfx_arch", "") == MI300 else torch.float8_e4m3fn
+
+
+def out16_reason(c) -> str | None:
+    """Why a config's output dtype (its own, else its activation dtype) is not one aiter's GEMMs
+    write (bf16 / fp16), or None."""
+    import torch
+
+    from qlinear.families import out_dtype
+
+    out = out_dtype(c)
+    return None if out in (torch.bfloat16, torch.float16) else f"output dtype {out} is not bf16/fp16"

@@ -15,13 +15,11 @@ limits are unverified). Bias is added after. UNVERIFIED on hardware.
 
 from __future__ import annotations
 
-import torch
-
 from qlinear.formats.micro import quantize_mxfp4
 from qlinear.kernel import MxFp4LinearKernel
 
 from . import library
-from .library import MI350, TRITON_FP4, rocm_gate
+from .library import MI350, TRITON_FP4, out16_reason, rocm_gate
 
 UNVERIFIED = "unverified on hardware (no ROCm GPU in this project's CI); Triton-compiles on first use"
 
@@ -45,10 +43,8 @@ class AiterMxFp4LinearKernel(MxFp4LinearKernel):
         n, k = c.weight_shape
         if k % 128 or n % 16:
             return False, f"K={k} must be a multiple of 128 and N={n} of 16"
-        out = c.out_dtype or c.act_dtype
-        if out not in (torch.bfloat16, torch.float16):
-            return False, f"output dtype {out} is not bf16/fp16"
-        return True, None
+        why = out16_reason(c)
+        return why is None, why
 
     def process_weights_after_loading(self, layer):
         self.replace_parameter(layer, "weight", layer.weight.data.contiguous())  # uint8 [N, K/2]

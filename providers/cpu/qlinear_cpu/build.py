@@ -1,22 +1,22 @@
 """JIT build of the C++ extension on first use, cached on disk, safe with concurrent builders.
 
-Cache: ``$QLINEAR_CACHE_DIR/cpu/<key>`` (default ``~/.cache/qlinear/cpu/<key>``); the key hashes the
-source, the flags, the compiler's version line and the torch version and location, so any change builds into a
-fresh directory. One process builds at a time (an ``fcntl`` lock file next to the directory, waited
-for up to ``QLINEAR_CPU_BUILD_TIMEOUT`` seconds, default 600). A build directory left half-done by a
-killed build, or with a corrupt module, fails to load; it is then wiped and built once more.
+Cache: ``$QLINEAR_CPU_CACHE/<key>``, else ``$QLINEAR_CACHE_DIR/cpu/<key>`` (default
+``~/.cache/qlinear/cpu/<key>``); the key hashes the source, the flags, the compiler's version line
+and the torch version and location, so any change builds into a fresh directory. The lock, the
+recovery and the failure record are ``qlinear.cuda_jit``'s: one process builds at a time (an OS file
+lock, waited for up to ``QLINEAR_CPU_BUILD_TIMEOUT`` seconds, default 600); a module left corrupt
+by a killed build fails to load and is wiped and built once more; a failed build is remembered on
+disk (``FAILED`` beside ``build.log``) until ``QLINEAR_CPU_REBUILD=1`` or the record is deleted.
 """
 
 from __future__ import annotations
 
-import fcntl
 import functools
-import hashlib
 import os
 import shutil
-import subprocess
-import time
 from pathlib import Path
+
+from qlinear import cuda_jit
 
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = ("qlinear_cpu.cpp",)
@@ -27,32 +27,26 @@ LDFLAGS = ["-fopenmp"]
 
 
 def cache_root() -> Path:
-    root = os.environ.get("QLINEAR_CACHE_DIR")
-    return (Path(root) if root else Path.home() / ".cache" / "qlinear") / "cpu"
+    return cuda_jit.cache_root("cpu")
 
 
-@functools.lru_cache(maxsize=1)
 def compiler_version() -> str:
-    cxx = os.environ.get("CXX", "c++")
-    try:
-        return subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=30).stdout.splitlines()[0]
-    except (OSError, IndexError, subprocess.SubprocessError) as e:
-        raise RuntimeError(f"no C++ compiler: `{cxx} --version` failed ({e}); install gcc or set CXX") from e
+    cxx = cuda_jit.host_compiler()
+    version = cuda_jit.cxx_version(cxx)
+    if version is None:
+        raise RuntimeError(f"no C++ compiler: `{cxx} --version` failed; install gcc or set CXX")
+    return version
 
 
 def source_key() -> str:
     import torch
 
-    h = hashlib.sha256()
-    for name in SOURCES:
-        h.update(name.encode())
-        h.update((CSRC / name).read_bytes())
-    h.update(" ".join(CFLAGS + LDFLAGS).encode())
     # torch's own location too: its loader writes this environment's include paths into build.ninja,
     # and ninja rebuilds when they change, so two environments sharing one directory would rebuild
     # each other's module back and forth
-    h.update(f"torch={torch.__version__};at={os.path.dirname(torch.__file__)};cxx={compiler_version()}".encode())
-    return h.hexdigest()[:16]
+    return cuda_jit.source_key([CSRC / name for name in SOURCES], " ".join(CFLAGS + LDFLAGS),
+                               f"torch={torch.__version__}", f"at={os.path.dirname(torch.__file__)}",
+                               f"cxx={compiler_version()}")
 
 
 def _ensure_ninja() -> None:
@@ -66,66 +60,15 @@ def _ensure_ninja() -> None:
     os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
 
 
-class _FileLock:
-    def __init__(self, path: Path, timeout: float):
-        self.path, self.timeout, self.fd = path, timeout, None
-
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(self.fd)
-                    raise TimeoutError(f"waited {self.timeout:.0f}s for another process building in {self.path.parent}; "
-                                       f"remove {self.path} if no build is running") from None
-                time.sleep(0.2)
-
-    def __exit__(self, *exc):
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
-
-
-def _load(build: Path, key: str):
-    from torch.utils.cpp_extension import load
-
-    return load(
-        name=f"qlinear_cpu_{key}",
-        sources=[str(CSRC / s) for s in SOURCES],
-        extra_cflags=CFLAGS,
-        extra_ldflags=LDFLAGS,
-        build_directory=str(build),
-        verbose=bool(os.environ.get("QLINEAR_CPU_VERBOSE")),
-    )
-
-
 @functools.lru_cache(maxsize=1)
 def load_extension():
     """The compiled module (built the first time, loaded from the cache after); RuntimeError with the
     cause when it cannot be built. Also asks Linux for the AMX tile state for this process."""
     _ensure_ninja()
     key = source_key()
-    root = cache_root()
-    build = root / key
-    timeout = float(os.environ.get("QLINEAR_CPU_BUILD_TIMEOUT", "600"))
-    with _FileLock(root / f"{key}.lock", timeout):
-        build.mkdir(parents=True, exist_ok=True)
-        # torch's loader waits forever on its own "lock" file; one left by a killed build is stale
-        # (we hold the only lock that matters now)
-        (build / "lock").unlink(missing_ok=True)
-        try:
-            mod = _load(build, key)
-        except Exception as first:  # noqa: BLE001 - a half-written or corrupt build dir: start clean once
-            shutil.rmtree(build, ignore_errors=True)
-            build.mkdir(parents=True, exist_ok=True)
-            try:
-                mod = _load(build, key)
-            except Exception as e:
-                raise RuntimeError(f"qlinear_cpu extension build failed in {build}: {e}") from first
+    mod = cuda_jit.load(f"qlinear_cpu_{key}", [CSRC / s for s in SOURCES], cache_root() / key, cflags=CFLAGS,
+                        ldflags=LDFLAGS, verbose=bool(os.environ.get("QLINEAR_CPU_VERBOSE")), provider="cpu",
+                        timeout=float(os.environ.get("QLINEAR_CPU_BUILD_TIMEOUT", "600")), cuda=False)
     if not mod.amx_init():
         raise RuntimeError("Linux refused the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM); kernel too old?")
     return mod

@@ -3,8 +3,11 @@
 Sources (``csrc/``): ``binding.cpp`` (the only file that sees torch), ``act_quant.cu`` (activation
 quantization, plain CUDA), ``scaled_mm_dispatch.cu`` (the switch over instantiations) and one CUTLASS
 translation unit per GEMM instantiation (``scaled_mm_<family>_<out>_<tile>.cu``,
-``block_fp8_<out>_<tile>.cu``), so ninja compiles them in parallel (``MAX_JOBS``). The cache key and the build lock are ``qlinear.cuda_jit``'s; the directory is
-``$QLINEAR_CUTLASS_CACHE`` or ``~/.cache/qlinear/cutlass/<key>``.
+``block_fp8_<out>_<tile>.cu``), so ninja compiles them in parallel (``MAX_JOBS``). The cache key
+(sources, flags, nvcc and host compiler, CUTLASS headers), the build lock and the on-disk failure
+record are ``qlinear.cuda_jit``'s; the directory is ``$QLINEAR_CUTLASS_CACHE/<key>`` or
+``<qlinear cache>/cutlass/<key>`` (``QLINEAR_CACHE_DIR`` honoured); ``QLINEAR_CUTLASS_REBUILD=1``
+retries a build that failed before.
 """
 
 from __future__ import annotations
@@ -33,16 +36,15 @@ def build_key() -> str:
     """Sources, flags, torch / CUDA / nvcc versions and the CUTLASS headers' location and version."""
     import torch
 
-    from qlinear.cuda_jit import find_nvcc, nvcc_version, source_key
+    from qlinear.cuda_jit import source_key, toolchain
 
     from .gates import cutlass_include_dirs
 
     inc = cutlass_include_dirs() or []
     version_h = Path(inc[0]) / "cutlass" / "version.h" if inc else None
-    nvcc = find_nvcc()
     return source_key([CSRC / s for s in SOURCES + HEADERS] + ([version_h] if version_h and version_h.is_file() else []),
                       " ".join(CUDA_FLAGS + CXX_FLAGS), f"torch={torch.__version__}", f"cuda={torch.version.cuda}",
-                      f"nvcc={nvcc_version(nvcc) if nvcc else 'none'}", "arch=sm_90a", *inc)
+                      toolchain(cuda=True), "arch=sm_90a", *inc)
 
 
 @functools.lru_cache(maxsize=1)
@@ -58,4 +60,4 @@ def load_extension():
     key = build_key()
     return cuda_jit.load(f"qlinear_cutlass_{key}", [CSRC / s for s in SOURCES], cuda_jit.cache_root("cutlass") / key,
                          include_dirs=[str(CSRC), *inc], cflags=CXX_FLAGS, cuda_cflags=CUDA_FLAGS,
-                         verbose=bool(os.environ.get("QLINEAR_CUTLASS_VERBOSE")))
+                         verbose=bool(os.environ.get("QLINEAR_CUTLASS_VERBOSE")), provider="cutlass")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from qlinear.kernel import Fp8BlockScaledMMLinearKernel
+from qlinear.kernel import Fp8BlockScaledMMLinearKernel, relay_block_weight
 
 from . import configs
 from .scaled_mm import IO_DTYPES, CutlassW8A8Mixin, as_rows
@@ -68,21 +68,3 @@ class CutlassFp8BlockScaledMMLinearKernel(CutlassW8A8Mixin, Fp8BlockScaledMMLine
         self._ext.block_fp8_mm(out, q, layer.weight, s_t, getattr(layer, self._s_name),
                                None if bias is None else bias.contiguous(), configs.SMALL if small else configs.LARGE)
         return out[:m].reshape(*lead, n)
-
-
-def relay_block_weight(kernel, layer, weight_shape) -> tuple[str, tuple[int, int]]:
-    """Check the as-loaded block FP8 weight [N, K] and its [N/128, K/128] scale; make both contiguous
-    (fp32 scale). Returns (scale parameter name, (N, K)). Pure torch."""
-    n, k = weight_shape
-    w = layer.weight
-    if w.dtype != FP8 or tuple(w.shape) != (n, k):
-        raise ValueError(f"weight: expected float8_e4m3fn [{n}, {k}], got {w.dtype} {tuple(w.shape)}")
-    name = "weight_scale_inv" if getattr(layer, "weight_scale_inv", None) is not None else "weight_scale"
-    s = getattr(layer, name, None)
-    shape = (-(-n // 128), -(-k // 128))
-    if s is None or tuple(s.shape) != shape:
-        raise ValueError(f"{name}.shape: expected {shape}, got {None if s is None else tuple(s.shape)}")
-    if not w.is_contiguous():
-        kernel.replace_parameter(layer, "weight", w.data.contiguous())
-    kernel.replace_parameter(layer, name, s.data.to(torch.float32).contiguous())
-    return name, (n, k)

@@ -9,9 +9,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-import torch
-
-from qlinear.cuda_jit import find_nvcc
+from qlinear.cuda_jit import find_nvcc, toolchain_reason
 from qlinear.platform import Platform, resolve_platform
 
 ARCH = 90  # sm_90a: Hopper (H100 / H200 / GH200)
@@ -50,10 +48,9 @@ def verdict(platform: "Platform | int | None") -> tuple[bool, str | None]:
         return False, f"sm_90a kernels: needs CUDA cc 9.0 exactly (Hopper), have {have}"
     if p.simulated:
         return True, None
-    if getattr(torch.version, "cuda", None) is None:
-        return False, "torch is a CPU build (torch.version.cuda is None)"
-    if find_nvcc() is None:
-        return False, "nvcc not found (not on PATH, nor under CUDA_HOME/CUDA_PATH): the kernels are JIT-compiled"
+    why = toolchain_reason(find_nvcc())
+    if why:
+        return False, why
     if cutlass_include_dirs() is None:
         return False, "CUTLASS headers not found: pip install nvidia-cutlass (or set QLINEAR_CUTLASS_DIR to a CUTLASS checkout)"
     return True, None

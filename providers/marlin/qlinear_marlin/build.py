@@ -7,46 +7,30 @@ directory: ``$QLINEAR_MARLIN_CACHE/<key>``, else ``$QLINEAR_CACHE_DIR/marlin/<ke
 without torch headers; only the thin binding (``binding.cpp``) sees torch, and ninja builds the
 three in parallel.
 
-Many processes may start at once (one per GPU): the first builds, the others wait on an OS file
-lock (``filelock``, ``flock``: released by the kernel when its holder dies, so a build killed
-mid-nvcc never blocks the next process; waiting gives up after ``QLINEAR_MARLIN_BUILD_TIMEOUT``
-seconds). torch's own build lock is a plain file only its creator deletes; holding ours, any such
-file in the directory is a killed build's leftover and is removed. A failed build is remembered:
-in this process (no retry per layer) and on disk (``FAILED`` next to ``build.log``), so later
-processes report the log instead of recompiling; delete ``FAILED`` or set
-``QLINEAR_MARLIN_REBUILD=1`` to try again. Building inside a CUDA-graph capture is refused.
+The folder, key, lock and on-disk failure record are ``qlinear.cuda_jit``'s: many processes may
+start at once (one per GPU), the first builds, the others wait on an OS file lock (given up after
+``QLINEAR_MARLIN_BUILD_TIMEOUT`` seconds, default 1800); a failed build is remembered on disk
+(``FAILED`` next to ``build.log``), so later processes report the log instead of recompiling
+(delete ``FAILED`` or set ``QLINEAR_MARLIN_REBUILD=1`` to try again). This module adds the memory of
+this process: the loaded module, or the failure (no retry per layer, and ``gates`` takes marlin out
+of selection). Building inside a CUDA-graph capture is refused.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import os
-import shutil
-import subprocess
 import threading
-import traceback
 from pathlib import Path
 
 import torch
 
-from qlinear.cache_file import cache_root
-from qlinear.settings import env_flag, env_int
+from qlinear import cuda_jit
+from qlinear.cuda_jit import BuildError  # noqa: F401 - raised by load_extension; the provider's name for it
+from qlinear.settings import env_int
 
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = ("binding.cpp", "mp_kernels_int.cu", "mp_kernels_fp.cu")
 HEADERS = ("mp_params.h", "marlin_mp.cuh", "mp_dequant.cuh")
-LOCK_NAME = "qlinear-build.lock"  # ours (flock); torch's is "lock"
-FAILED_NAME = "FAILED"
-LOG_NAME = "build.log"
-
-
-class BuildError(RuntimeError):
-    """The extension could not be built; ``log`` is the file with the compiler's output."""
-
-    def __init__(self, message: str, log: Path | None = None) -> None:
-        super().__init__(message)
-        self.log = log
 
 
 def _arch_flags() -> tuple[list[str], str]:
@@ -56,51 +40,21 @@ def _arch_flags() -> tuple[list[str], str]:
 
 
 def cache_base() -> Path:
-    root = os.environ.get("QLINEAR_MARLIN_CACHE")
-    return Path(root) if root else cache_root() / "marlin"
+    return cuda_jit.cache_root("marlin")
 
 
 def cache_dir(key: str) -> Path:
     return cache_base() / key
 
 
-def _first_line(cmd: list[str], pick=lambda lines: lines[0]) -> str:
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
-    except (OSError, subprocess.SubprocessError) as e:
-        return f"unavailable ({type(e).__name__})"
-    lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
-    return pick(lines) if lines else "no version output"
-
-
-def _nvcc() -> str:
-    from torch.utils.cpp_extension import CUDA_HOME
-
-    home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or CUDA_HOME
-    if home and (Path(home) / "bin" / "nvcc").exists():
-        return str(Path(home) / "bin" / "nvcc")
-    return shutil.which("nvcc") or "nvcc"
-
-
-@functools.lru_cache(maxsize=None)
-def _toolchain_for(nvcc: str, cxx: str) -> str:
-    # "Cuda compilation tools, release 13.0, V13.0.48" / "c++ (GCC) 13.2.0"
-    release = _first_line([nvcc, "--version"], lambda ls: next((ln for ln in ls if "release" in ln), ls[-1]))
-    return f"nvcc={release};cxx={_first_line([cxx, '--version'])}"
-
-
 def toolchain() -> str:
-    """The nvcc release and the host compiler torch will use (``$CXX``, else ``c++``), as text."""
-    return _toolchain_for(_nvcc(), os.environ.get("CXX") or "c++")
+    """The nvcc and the host compiler torch will use (``$CXX``, else ``c++``), as text."""
+    return cuda_jit.toolchain(cuda=True)
 
 
 def source_key(cc: str) -> str:
-    h = hashlib.sha256()
-    for name in SOURCES + HEADERS:
-        h.update(name.encode())
-        h.update((CSRC / name).read_bytes())
-    h.update(f"torch={torch.__version__};cuda={torch.version.cuda};cc={cc};{toolchain()}".encode())
-    return h.hexdigest()[:16]
+    return cuda_jit.source_key([CSRC / name for name in SOURCES + HEADERS], f"torch={torch.__version__}",
+                               f"cuda={torch.version.cuda}", f"cc={cc}", toolchain())
 
 
 _state_lock = threading.Lock()
@@ -129,9 +83,7 @@ def load_extension():
             return _ext
         if _failure is not None:
             raise _failure
-        if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
-            raise RuntimeError("marlin: the CUDA extension cannot be built inside a CUDA-graph capture; "
-                               "process_weights_after_loading builds it, run that before capturing")
+        cuda_jit.refuse_in_capture("marlin")  # not remembered as a failure: a later load may build
         try:
             _ext = _build()
         except Exception as e:  # noqa: BLE001 - remembered: every later layer gets this error, no rebuild
@@ -141,42 +93,13 @@ def load_extension():
 
 
 def _build():
-    from filelock import FileLock, Timeout
-    from torch.utils.cpp_extension import load
-
     arch, cc = _arch_flags()
     key = source_key(cc)
-    build = cache_dir(key)
-    build.mkdir(parents=True, exist_ok=True)
-    log, failed = build / LOG_NAME, build / FAILED_NAME
-    timeout = env_int("QLINEAR_MARLIN_BUILD_TIMEOUT", 1800, minimum=1)
-    try:
-        with FileLock(str(build / LOCK_NAME), timeout=timeout):
-            if failed.exists() and not env_flag("QLINEAR_MARLIN_REBUILD"):
-                raise BuildError(f"marlin: the CUDA extension failed to build before ({failed.read_text().strip()}); "
-                                 f"fix the cause and delete {failed} or set QLINEAR_MARLIN_REBUILD=1 to retry", log)
-            # we hold the OS lock, so no live qlinear build owns torch's lock file: a leftover of a kill
-            (build / "lock").unlink(missing_ok=True)
-            try:
-                ext = load(
-                    name=f"qlinear_marlin_{key}",
-                    sources=[str(CSRC / s) for s in SOURCES],
-                    extra_include_paths=[str(CSRC)],
-                    extra_cflags=["-O3"],  # the -std is torch's choice (it may need C++20 for its headers)
-                    extra_cuda_cflags=["-O3", *arch],
-                    build_directory=str(build),
-                    verbose=bool(os.environ.get("QLINEAR_MARLIN_VERBOSE")),
-                )
-            except Exception as e:
-                log.write_text(f"{toolchain()}\n\n{e}\n\n{traceback.format_exc()}")
-                failed.write_text(f"log: {log}")
-                raise BuildError(f"marlin: the CUDA extension failed to build (log: {log}): "
-                                 f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}", log) from e
-            failed.unlink(missing_ok=True)
-            return ext
-    except Timeout as e:
-        raise BuildError(f"marlin: another process holds {build / LOCK_NAME} for over {timeout} s "
-                         "(QLINEAR_MARLIN_BUILD_TIMEOUT); is a build hung?") from e
+    return cuda_jit.load(f"qlinear_marlin_{key}", [CSRC / s for s in SOURCES], cache_dir(key),
+                         include_dirs=[str(CSRC)],
+                         cflags=["-O3"],  # the -std is torch's choice (it may need C++20 for its headers)
+                         cuda_cflags=["-O3", *arch], verbose=bool(os.environ.get("QLINEAR_MARLIN_VERBOSE")),
+                         provider="marlin", timeout=env_int("QLINEAR_MARLIN_BUILD_TIMEOUT", 1800, minimum=1))
 
 
 def _forget() -> None:

@@ -3,9 +3,7 @@ are JIT-compiled on first use). Each "no" says why, in words ``qlinear doctor`` 
 
 from __future__ import annotations
 
-import torch
-
-from qlinear.cuda_jit import find_nvcc  # one nvcc finder for every JIT-building provider
+from qlinear.cuda_jit import find_nvcc, toolchain_reason  # one nvcc finder for every JIT-building provider
 from qlinear.platform import Platform, resolve_platform
 
 MIN_CAPABILITY = 80  # mma.sync m16n8k16 with bf16 and cp.async need Ampere
@@ -22,10 +20,9 @@ def cuda_verdict(platform: "Platform | int | None") -> tuple[bool, str | None]:
         return False, f"needs CUDA cc>={MIN_CAPABILITY}, have {have}"
     if p.simulated:
         return True, None
-    if getattr(torch.version, "cuda", None) is None:
-        return False, "torch is a CPU build (torch.version.cuda is None)"
-    if find_nvcc() is None:
-        return False, "nvcc not found (not on PATH, nor under CUDA_HOME/CUDA_PATH): the kernels are JIT-compiled"
+    why = toolchain_reason(find_nvcc())
+    if why:
+        return False, why
     from .build import failure
 
     if failure() is not None:  # remembered: the next layer picks another kernel instead of recompiling

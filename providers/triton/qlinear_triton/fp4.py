@@ -23,15 +23,13 @@ import math
 import torch
 
 from qlinear.settings import env_int
-from qlinear.streams import PerStream
 
 from qlinear import kernel as K
 from qlinear.formats.codes import FP8
 
-from .base import TritonKernelMixin, out_dtype_of
-from .configs import GemvTile, gemv_split, interpreter_tile, is_rocm, rocm_tile, sm_count, w4a16_split, w4a16_tile
-from .mp import ONE_BITS, repack_w4
-from .runtime import inline_ptx, interpreting
+from .base import TritonKernelMixin
+from .mp import repack_w4
+from .w4a16_launch import W4A16Launch
 
 _16BIT = (torch.float16, torch.bfloat16)
 _OUT = (torch.float16, torch.bfloat16, torch.float32)
@@ -68,7 +66,7 @@ def _alpha(value: float, what: str) -> float:
     return value
 
 
-class _TritonFp4WeightOnly(TritonKernelMixin):
+class _TritonFp4WeightOnly(W4A16Launch, TritonKernelMixin):
     """Shared by the NVFP4 and MXFP4 classes: re-lay once, then run the W4A16 kernels with FP4 set."""
 
     # Below marlin's float weight-only kernels (15): measured on the H200 decode step (8 Llama-3-8B
@@ -78,7 +76,6 @@ class _TritonFp4WeightOnly(TritonKernelMixin):
     # README). Correct there (same error against bf16 as marlin), so it stays as the fallback.
     priority = 14
     quantizes_activation = False
-    allow_split_k = True
     # dense dequantize + cuBLAS from this many rows (as mp.TritonW4A16LinearKernel.dense_min_m)
     dense_min_m = env_int("QLINEAR_TRITON_FP4_DENSE_MIN_M", 128, minimum=0)
     FP4 = 0
@@ -102,87 +99,26 @@ class _TritonFp4WeightOnly(TritonKernelMixin):
         raise NotImplementedError
 
     def process_weights_after_loading(self, layer):
-        from . import mm_kernels, w4a16_kernels  # first use: imports triton (kernels compile at first call)
-        from .scaled_mm import reduce_splits
-
         n, k = self.config.weight_shape
         sbytes, self._alpha_gemv, self._alpha_t16 = self._scales(layer)
         self.replace_parameter(layer, "weight", fp4_words(layer.weight.data, k))
         self.replace_parameter(layer, "weight_scale", sbytes)
-        dev = sbytes.device
-        self._kernel = w4a16_kernels.w4a16_kernel
-        self._gemv = w4a16_kernels.w4a16_gemv_kernel
-        self._dequant = w4a16_kernels.w4a16_dequant_kernel
-        self._reduce_kernel = mm_kernels.splitk_reduce_kernel
-        self._reduce = reduce_splits
-        self._ng = sbytes.shape[0]
-        self._sms = sm_count(dev)
-        self._interp = interpreting()
-        self._ptx = inline_ptx()
-        # split-K arrivals per N tile (mm_kernels.finish_splits): per (device, stream), as the W4A16
-        # kernel's, so two streams calling the layer at once never share them
-        self._counters: PerStream[torch.Tensor] = PerStream()
-        self._n_counters = -(-n // 8)
-        self._tiles: dict[int, object] = {}
+        self._init_launch(sbytes.device, n, sbytes.shape[0], self.GROUP)
 
-    def _tile(self, m: int):
-        b = 1 << max(0, (m - 1).bit_length()) if m <= 256 else 1024
-        t = self._tiles.get(b)
-        if t is None:
-            n, k = self.config.weight_shape
-            t = w4a16_tile(b, n, k, self.GROUP, self._sms)
-            if self._interp:
-                t = interpreter_tile(t)
-            elif is_rocm():
-                t = rocm_tile(t)
-            self._tiles[b] = t
-        return t
+    def _nk(self):
+        return self.config.weight_shape
 
-    def apply_weights(self, layer, x, bias=None):
-        n, k = self.config.weight_shape
-        x2 = x.reshape(-1, k)
-        if x2.stride(-1) != 1:
-            x2 = x2.contiguous()
-        m = x2.shape[0]
-        out_dtype = out_dtype_of(self.config, x)
-        if m == 0:
-            return torch.empty((*x.shape[:-1], n), dtype=out_dtype, device=x.device)
-        qw, s = layer.weight, layer.weight_scale
-        g = self.GROUP
-        if m >= self.dense_min_m:
-            w = torch.empty((k, n), dtype=x2.dtype, device=x2.device)
-            bn = 128 if not self._interp else 64
-            self._dequant[(-(-k // 128), -(-n // bn))](
-                qw, s, s, qw, qw, w, n, k, self._ng, GROUP=g, HAS_ZP=False, ZP_CONST=0, X_PERM=False, IRREG=False,
-                BN=bn, alpha=self._alpha_gemv, FP4=self.FP4, num_warps=4)
-            res = torch.mm(x2, w) if bias is None else torch.addmm(bias.to(x2.dtype), x2, w)
-            return res.to(out_dtype).reshape(*x.shape[:-1], n)
-        out = torch.empty((m, n), dtype=out_dtype, device=x.device)
-        t = self._tile(m)
-        gemv = isinstance(t, GemvTile)
-        if gemv:
-            tiles = -(-n // t.bn)
-            splits, k_split = gemv_split(tiles, k, 128, self._sms, t.per_sm)
-        else:
-            tiles = -(-m // t.bm) * -(-n // t.bn)
-            splits, k_split = w4a16_split(m, tiles, k, self._sms) if self.allow_split_k else (1, k)
-        c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=out.device)
-        args = (x2, qw, s, s, qw, qw, bias if bias is not None else s, c, m, n, k, self._ng, x2.stride(0),
-                c.stride(-2), -(-k_split // 128), c.stride(0) if splits > 1 else 0)
-        common = dict(SPLIT_K=splits, GROUP=g, HAS_ZP=False, ZP_CONST=0, X_PERM=False, IRREG=False,
-                      HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn, SPG=g // 16, FP4=self.FP4,
-                      num_warps=t.num_warps, num_stages=t.num_stages)
-        if gemv:  # split K finishes in-kernel (mm_kernels.finish_splits): one launch
-            cnt = self._counters.get(x2.device, lambda old: torch.zeros(self._n_counters, dtype=torch.int32,
-                                                                          device=x2.device))
-            self._gemv[(tiles, splits)](*args, out, cnt, out.stride(0), ONE_BITS, PTX=self._ptx,
-                                        ONE_SCALE=False, alpha=self._alpha_gemv, **common)
-        else:
-            alpha = self._alpha_t16 if x2.dtype == torch.float16 else self._alpha_gemv
-            self._kernel[(tiles, splits)](*args, ONE_BITS, GROUP_M=t.group_m, alpha=alpha, **common)
-            if splits > 1:
-                self._reduce(self._reduce_kernel, c, out)
-        return out.reshape(*x.shape[:-1], n)
+    def _weights(self, layer):
+        return layer.weight, layer.weight_scale, None, None, None
+
+    def _one_scale(self, k: int) -> bool:
+        return False  # 16 / 32-element scale blocks: SPG slabs per group in every 128-row block
+
+    def _extra(self, path, dtype):
+        # the FP4 decode, and its folded factor: fp16 tiles take the value itself, the other paths
+        # value * 2^-14 (w4a16_kernels._e2m1_dot)
+        alpha = self._alpha_t16 if path == "tiles" and dtype == torch.float16 else self._alpha_gemv
+        return dict(FP4=self.FP4, alpha=alpha)
 
 
 class TritonNvFp4WeightOnlyKernel(_TritonFp4WeightOnly, K.NvFp4LinearKernel):

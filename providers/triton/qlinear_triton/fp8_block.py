@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from qlinear.kernel import Fp8BlockScaledMMLinearKernel
+from qlinear.kernel import Fp8BlockScaledMMLinearKernel, relay_block_weight
 
 from .base import TritonKernelMixin, io_dtype_reason, out_dtype_of
 from .configs import block_fp8_tile
@@ -28,22 +28,10 @@ class TritonFp8BlockScaledMMLinearKernel(TritonKernelMixin, Fp8BlockScaledMMLine
     def process_weights_after_loading(self, layer):
         from . import mm_kernels, quant
 
-        n, k = self.config.weight_shape
-        w = layer.weight
-        if w.dtype != torch.float8_e4m3fn or tuple(w.shape) != (n, k):
-            raise ValueError(f"weight: expected float8_e4m3fn [{n}, {k}], got {w.dtype} {tuple(w.shape)}")
-        name = "weight_scale_inv" if getattr(layer, "weight_scale_inv", None) is not None else "weight_scale"
-        s = getattr(layer, name, None)
-        shape = (-(-n // 128), -(-k // 128))
-        if s is None or tuple(s.shape) != shape:
-            raise ValueError(f"{name}.shape: expected {shape}, got {None if s is None else tuple(s.shape)}")
-        if not w.is_contiguous():
-            self.replace_parameter(layer, "weight", w.data.contiguous())
-        self.replace_parameter(layer, name, s.data.to(torch.float32).contiguous())
-        self._s_name = name
+        self._s_name, (n, k) = relay_block_weight(self, layer, self.config.weight_shape)
         self._kernel = mm_kernels.block_fp8_mm_kernel
         self._quant = quant.quant_fp8_per_group
-        self._tiles = TileCache(block_fp8_tile, n, k, w.device)
+        self._tiles = TileCache(block_fp8_tile, n, k, layer.weight.device)
         self._nk = (n, k)
 
     def apply_weights(self, layer, x, bias=None):

@@ -14,14 +14,9 @@ from qlinear.formats.int_pack import unpack_along
 from qlinear.kernel import MPLinearKernel
 from qlinear.scalar_type import scalar_types
 from qlinear.settings import env_int
-from qlinear.streams import PerStream
 
-from .base import TritonKernelMixin, out_dtype_of
-from .configs import (GemvTile, fixed_split, gemv_split, interpreter_tile, is_rocm, rocm_tile, sm_count, w4a16_split,
-                      w4a16_tile)
-from .runtime import inline_ptx, interpreting
-
-ONE_BITS = 0x3F800000  # the bits of 1.0f: the kernels' decode constant, passed at run time (see w4a16_kernels._nib)
+from .base import TritonKernelMixin
+from .w4a16_launch import ONE_BITS, W4A16Launch  # noqa: F401 - ONE_BITS: the kernels' decode constant, named here too
 
 GROUPS = (-1, 32, 64, 128, 256)
 
@@ -71,7 +66,7 @@ def act_order(g_idx: torch.Tensor, k: int, group: int):
     return perm.to(torch.int32), (None if natural else sorted_g.to(torch.int32))
 
 
-class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
+class TritonW4A16LinearKernel(W4A16Launch, TritonKernelMixin, MPLinearKernel):
     # Above marlin (50): on the H100 this kernel was the faster of the two at every M measured
     # (docs/gpu-results.md: GEMV at M <= 2, 16-row tiles to 64, dequantize + cuBLAS from 128).
     priority = 55
@@ -99,9 +94,6 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         return True, None
 
     def process_weights_after_loading(self, layer):
-        from . import mm_kernels, w4a16_kernels  # first use: imports triton (kernels compile at first call)
-        from .scaled_mm import reduce_splits
-
         c = self.config
         w_q, w_s, w_zp, w_gidx = self._get_weight_params(layer)
         k, n = c.K, c.N
@@ -123,109 +115,14 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
                 layer.register_buffer("weight_g_idx_sorted", gsorted, persistent=False)
         self._has_perm = w_gidx is not None
         self._has_gsorted = gsorted is not None
-        dev = packed.device
-        self._kernel = w4a16_kernels.w4a16_kernel
-        self._gemv = w4a16_kernels.w4a16_gemv_kernel
-        self._dequant = w4a16_kernels.w4a16_dequant_kernel
-        self._reduce_kernel = mm_kernels.splitk_reduce_kernel
-        self._reduce = reduce_splits
-        self._group = group
         self._zp_const = c.weight_type.bias if w_zp is None else 0
-        self._sms = sm_count(dev)
-        self._interp = interpreting()
-        self._ptx = inline_ptx()
-        self._ng = w_s.shape[-1]  # scale rows (groups)
-        # split-K arrivals per N tile (finish_splits), per (device, stream): calls on one stream are
-        # ordered and share them, a second stream running this layer at once gets its own
-        self._counters: PerStream[torch.Tensor] = PerStream()
-        self._n_counters = -(-n // 8)
-        self._tiles: dict[int, object] = {}
-        self._pinned = None  # (tile, splits) from pin_tile
+        self._init_launch(packed.device, n, w_s.shape[-1], group)
 
-    @property
-    def tiles(self):
-        raise AttributeError("tiles: the W4A16 kernel launches its own kernels (no scaled_mm tile chooser); use tile_for(m)")
+    def _nk(self):
+        return self.config.N, self.config.K
 
-    def tile_for(self, m: int):
-        return self._tile(m)
-
-    def pin_tile(self, tile, splits: int | None = None):
-        self._pinned = (tile, splits)
-        return self
-
-    def _tile(self, m: int):
-        if self._pinned is not None:
-            return self._pinned[0]
-        b = 1 << max(0, (m - 1).bit_length()) if m <= 256 else 1024  # a few M buckets
-        t = self._tiles.get(b)
-        if t is None:
-            c = self.config
-            t = w4a16_tile(b, c.N, c.K, self._group, self._sms)
-            if self._interp:
-                t = interpreter_tile(t)
-            elif is_rocm():
-                t = rocm_tile(t)
-            self._tiles[b] = t
-        return t
-
-    def apply_weights(self, layer, x, bias=None):
-        c = self.config
-        n, k = c.N, c.K
-        x2 = x.reshape(-1, k)
-        if x2.stride(-1) != 1:
-            x2 = x2.contiguous()
-        m = x2.shape[0]
-        out_dtype = out_dtype_of(c, x)
-        if m == 0:
-            return torch.empty((*x.shape[:-1], n), dtype=out_dtype, device=x.device)
-        qw = getattr(layer, self.w_q_name)
-        s = getattr(layer, self.w_s_name)
+    def _weights(self, layer):
         zp = getattr(layer, self.w_zp_name) if self.w_zp_name else None
-        perm = getattr(layer, self.w_gidx_name) if self._has_perm else qw
-        gsorted = layer.weight_g_idx_sorted if self._has_gsorted else perm
-        group = self._group
-        if m >= self.dense_min_m:
-            w = torch.empty((k, n), dtype=x2.dtype, device=x2.device)
-            bn = 128 if not self._interp else 64
-            self._dequant[(-(-k // 128), -(-n // bn))](
-                qw, s, zp if zp is not None else s, perm, gsorted, w, n, k, self._ng, GROUP=group,
-                HAS_ZP=zp is not None, ZP_CONST=self._zp_const, X_PERM=self._has_perm, IRREG=self._has_gsorted,
-                BN=bn, num_warps=4)
-            res = torch.mm(x2, w) if bias is None else torch.addmm(bias.to(x2.dtype), x2, w)
-            return res.to(out_dtype).reshape(*x.shape[:-1], n)
-        x_perm = self._has_perm
-        if x_perm:  # act-order: permute the activation once (one small gather) so the GEMM streams x
-            x2 = x2.index_select(1, perm)  # contiguously; gathering it inside the tiles cost 3-7x at M=16-64
-            x_perm = False
-        out = torch.empty((m, n), dtype=out_dtype, device=x.device)
-        t = self._tile(m)
-        gemv = isinstance(t, GemvTile)
-        if gemv:
-            tiles = -(-n // t.bn)
-            splits, k_split = gemv_split(tiles, k, 128, self._sms, t.per_sm)
-            grid = (tiles, splits)
-        else:
-            tiles = -(-m // t.bm) * -(-n // t.bn)
-            pinned = self._pinned[1] if self._pinned is not None else None
-            if pinned:
-                splits, k_split = fixed_split(k, pinned, 128)
-            else:
-                splits, k_split = w4a16_split(m, tiles, k, self._sms) if self.allow_split_k else (1, k)
-        c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=out.device)
-        args = (x2, qw, s, zp if zp is not None else s, perm, gsorted, bias if bias is not None else s, c,
-                m, n, k, self._ng, x2.stride(0), c.stride(-2), -(-k_split // 128), c.stride(0) if splits > 1 else 0)
-        # ONE_SCALE: each 128-row block lies in one group; else SPG 16-row slabs per group
-        one_scale = not self._has_gsorted and (group % 128 == 0 or group >= k)
-        common = dict(SPLIT_K=splits, GROUP=group, HAS_ZP=zp is not None, ZP_CONST=self._zp_const,
-                      X_PERM=x_perm, IRREG=self._has_gsorted, HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn,
-                      SPG=8 if one_scale else group // 16, num_warps=t.num_warps, num_stages=t.num_stages)
-        if gemv:  # split K finishes in-kernel (mm_kernels.finish_splits): one launch
-            cnt = self._counters.get(x2.device, lambda old: torch.zeros(self._n_counters, dtype=torch.int32,
-                                                                          device=x2.device))
-            self._gemv[grid](*args, out, cnt, out.stride(0), ONE_BITS, PTX=self._ptx, ONE_SCALE=one_scale,
-                             **common)
-        else:
-            self._kernel[(tiles, splits)](*args, ONE_BITS, GROUP_M=t.group_m, **common)
-            if splits > 1:
-                self._reduce(self._reduce_kernel, c, out)
-        return out.reshape(*x.shape[:-1], n)
+        perm = getattr(layer, self.w_gidx_name) if self._has_perm else None
+        gsorted = layer.weight_g_idx_sorted if self._has_gsorted else None
+        return getattr(layer, self.w_q_name), getattr(layer, self.w_s_name), zp, perm, gsorted

@@ -103,11 +103,7 @@ class XpuKernelsFp8LinearKernel(_XpuFp8):
 
     @classmethod
     def is_supported(cls, platform=None):
-        ok, why = library.xpu_gate(platform)
-        if not ok:
-            return ok, why
-        ok, why = library.kernels_status()
-        return (True, None) if ok else (False, f"{why}; kernel unverified on hardware")
+        return library.kernels_gate(platform)
 
     def process_weights_after_loading(self, layer):
         wname, sname = self.layer_param_names[:2]

@@ -70,6 +70,15 @@ def kernels_status() -> tuple[bool, str | None]:
         return _status
 
 
+def kernels_gate(platform: "Platform | int | None") -> tuple[bool, str | None]:
+    """The gate of the kernels from vllm-xpu-kernels: an XPU, and the package importable."""
+    ok, why = xpu_gate(platform)
+    if not ok:
+        return ok, why
+    ok, why = kernels_status()
+    return (True, None) if ok else (False, f"{why}; kernel unverified on hardware")
+
+
 def xpu_op(name: str):
     """``torch.ops._xpu_C.<name>``, importing vllm-xpu-kernels on first use."""
     ok, why = kernels_status()

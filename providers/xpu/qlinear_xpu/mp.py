@@ -85,11 +85,7 @@ class XpuKernelsW4A16LinearKernel(MPLinearKernel):
 
     @classmethod
     def is_supported(cls, platform=None):
-        ok, why = library.xpu_gate(platform)
-        if not ok:
-            return ok, why
-        ok, why = library.kernels_status()
-        return (True, None) if ok else (False, f"{why}; kernel unverified on hardware")
+        return library.kernels_gate(platform)
 
     @classmethod
     def can_implement(cls, c):

@@ -45,12 +45,13 @@ def test_can_implement_reasons():
 
 
 def test_file_lock_times_out_while_another_holder_builds(tmp_path):
-    lock = tmp_path / "k.lock"
-    with build._FileLock(lock, timeout=5):
+    from qlinear.cuda_jit import build_lock  # the lock build.load_extension builds under
+
+    with build_lock(tmp_path, timeout=5):
         with pytest.raises(TimeoutError, match="another process building"):
-            with build._FileLock(lock, timeout=0.3):
+            with build_lock(tmp_path, timeout=0.3):
                 pass
-    with build._FileLock(lock, timeout=1):  # released: free again
+    with build_lock(tmp_path, timeout=1):  # released: free again
         pass
 
 

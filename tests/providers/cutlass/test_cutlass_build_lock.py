@@ -78,3 +78,37 @@ def test_compile_errors_propagate(monkeypatch, tmp_path):
     monkeypatch.setattr(ce, "load", fail)
     with pytest.raises(RuntimeError, match="Error building extension"):
         cuda_jit.load("ext", [], tmp_path / "k", include_dirs=[], cflags=[], cuda_cflags=[])
+
+
+def test_compile_errors_are_remembered_until_rebuild(monkeypatch, tmp_path):
+    """A failed build leaves FAILED beside build.log: the next load reports it without compiling,
+    QLINEAR_<PROVIDER>_REBUILD=1 compiles again (and a success clears the record)."""
+    import torch.utils.cpp_extension as ce
+
+    calls = []
+
+    def fail_then_build(**kw):
+        calls.append(kw["name"])
+        if len(calls) == 1:
+            raise RuntimeError("Error building extension 'ext': nvcc: error")
+        return "module"
+
+    monkeypatch.setattr(ce, "load", fail_then_build)
+    monkeypatch.delenv("QLINEAR_DEMO_REBUILD", raising=False)
+    d = tmp_path / "k"
+    for _ in range(2):
+        with pytest.raises(cuda_jit.BuildError, match="failed to build") as e:
+            cuda_jit.load("ext", [], d, provider="demo")
+    assert len(calls) == 1 and "nvcc: error" in e.value.log.read_text() and (d / "FAILED").exists()
+    assert "QLINEAR_DEMO_REBUILD" in str(e.value)
+    monkeypatch.setenv("QLINEAR_DEMO_REBUILD", "1")
+    assert cuda_jit.load("ext", [], d, provider="demo") == "module"
+    assert len(calls) == 2 and not (d / "FAILED").exists()
+
+
+def test_cache_root_honours_qlinear_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("QLINEAR_DEMO_CACHE", raising=False)
+    monkeypatch.setenv("QLINEAR_CACHE_DIR", str(tmp_path))
+    assert cuda_jit.cache_root("demo") == tmp_path / "demo"
+    monkeypatch.setenv("QLINEAR_DEMO_CACHE", str(tmp_path / "own"))
+    assert cuda_jit.cache_root("demo") == tmp_path / "own"

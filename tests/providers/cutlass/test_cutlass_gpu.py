@@ -136,16 +136,7 @@ def test_cuda_graph_replay_matches_eager_and_calls_are_repeatable(kc, c):
     eager = k.apply(layer, x, bias)
     assert torch.equal(k.apply(layer, x, bias), eager)  # no state between calls, fixed reduction order
     static_x = x.clone()
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        k.apply(layer, static_x, bias)  # warm up on the side stream
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        out = k.apply(layer, static_x, bias)
-    g.replay()
-    torch.cuda.synchronize()
+    g, out = testing.capture_graph(lambda: k.apply(layer, static_x, bias))  # warmed on a side stream
     assert torch.equal(out, eager)
     static_x.copy_(x * 0.5)
     g.replay()

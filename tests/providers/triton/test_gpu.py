@@ -94,16 +94,7 @@ def test_cuda_graph_capture(kernel):
     kern = kernel.create(case.config)
     kern.process_weights_after_loading(layer)
     eager = kern.apply_weights(layer, x, bias)  # compiles outside the capture
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        kern.apply_weights(layer, x, bias)
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        out = kern.apply_weights(layer, x, bias)
-    g.replay()
-    torch.cuda.synchronize()
+    _, out = testing.capture_graph(lambda: kern.apply_weights(layer, x, bias))
     assert torch.equal(out, eager)
 
 

@@ -248,14 +248,14 @@ def test_w4a16_split_k(group, zp, gidx, m, monkeypatch):
 
     from qlinear.config import MPLinearLayerConfig
     from qlinear.scalar_type import scalar_types
-    from qlinear_triton import mp
+    from qlinear_triton import w4a16_launch
     from qlinear_triton.configs import GemvTile, Tile
     from qlinear_triton.mp import TritonW4A16LinearKernel
 
     splits = []
     name = "gemv_split" if m == 1 else "w4a16_split"
-    real = getattr(mp, name)
-    monkeypatch.setattr(mp, name, lambda *a, **kw: (splits.append(real(*a, **kw)), splits[-1])[1])
+    real = getattr(w4a16_launch, name)
+    monkeypatch.setattr(w4a16_launch, name, lambda *a, **kw: (splits.append(real(*a, **kw)), splits[-1])[1])
     c = MPLinearLayerConfig((512, 128), (512, 128), scalar_types.uint4 if zp else scalar_types.uint4b8,
                             torch.bfloat16, group, zp, gidx)
     tile = GemvTile(1, 64, 128, 4, 4, 1) if m == 1 else Tile(16, 64, 128, 1, 4, 1)

@@ -5,53 +5,34 @@ Per (layer N x K, M): bf16 ``F.linear`` (cuBLAS); FP8 per-token x per-channel th
 for cutlass and ``_scaled_mm``, the GEMM alone on pre-quantized activations; INT8 dynamic symmetric
 through cutlass and triton, cutlass INT8 asymmetric, and block FP8 (1x128 / 128x128) through cutlass
 and triton. Each timing is the median over graph
-replays of 20 calls cycling through enough weight copies to defeat the L2. Writes JSON with --out.
+replays of 20 calls cycling through enough weight copies to defeat the L2 (``qlinear.timing.graph_us``,
+``harness.copies_for``). Writes JSON with --out.
 
-    python providers/cutlass/bench_cutlass.py [--shapes 4096x4096,...] [--m 1,16,...] [--out f.json]
+    python -m tools.cutlass_bench [--shapes 4096x4096,...] [--m 1,16,...] [--out f.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 
 import torch
 import torch.nn.functional as F
 
-from qlinear import quant_key as qk
+from qlinear import quant_key as qk, timing
 from qlinear.config import FP8ScaledMMLinearLayerConfig, Int8ScaledMMLinearLayerConfig
-from qlinear.layers import make_layer, quantize_layer_params
+
+from .harness import copies_for
 
 SHAPES = "4096x4096,6144x4096,28672x4096,4096x14336"  # N x K: o_proj, qkv, gate_up, down (Llama-3-8B)
 MS = "1,16,128,512,2048,4096"
-L2_BYTES = 60 << 20
 CALLS = 20
 
 
 def graph_us(step, reps: int = 15) -> float:
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for j in range(CALLS):
-            step(j)
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for j in range(CALLS):
-            step(j)
-    g.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        g.replay()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) * 1e3 / CALLS)
-    return statistics.median(times)
+    """Median µs per call over ``reps`` replays of a CUDA graph of CALLS consecutive ``step(j)``."""
+    return timing.graph_us(step, "cuda", calls=CALLS, reps=reps)
 
 
 TILES = ("small", "mid", "large")
@@ -87,13 +68,9 @@ def kernel_cls(provider: str, name: str):
 
 
 def layers_for(kc, config, weights, calib):
-    out = []
-    for w in weights:
-        layer = make_layer(config, quantize_layer_params(config, w, calib_x=calib))
-        kern = kc.create(config)
-        kern.process_weights_after_loading(layer)
-        out.append((kern, layer))
-    return out
+    """[(kernel, layer)] over the weight copies (``qlinear.timing``'s rotation helpers)."""
+    prep = timing.prepare_kernel(kc, config, timing.quantize_copies(config, weights, calib), weights[0].device)
+    return list(zip(prep.kernels, prep.layers))
 
 
 def main() -> None:
@@ -125,7 +102,7 @@ def main() -> None:
     results = []
     for shape in args.shapes.split(","):
         n, k = map(int, shape.split("x"))
-        copies = max(1, min(8, -(-2 * L2_BYTES // (n * k))))  # fp8 bytes; bf16 copies are 2x and rotate too
+        copies = copies_for(n * k, dev, min_copies=1, max_copies=8)  # fp8 bytes; bf16 copies are 2x and rotate too
         g = torch.Generator().manual_seed(0)
         weights = [(torch.randn(n, k, generator=g) * 0.02).to(dev) for _ in range(copies)]
         calib = torch.randn(16, k, device=dev)

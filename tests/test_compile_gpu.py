@@ -60,7 +60,7 @@ def test_reduce_overhead_compile_after_eager_calls(scheme, cls, m):
     torch._dynamo.reset()
     cudagraph_trees.reset_cudagraph_trees()  # a tree (and its pool) of this test only
     q = build(scheme, cls, N, K, "cuda")
-    x = torch.randn(m, K, dtype=torch.bfloat16, device="cuda")
+    x = torch.randn(1, m, K, dtype=torch.bfloat16, device="cuda")  # [batch, tokens, K], as a model calls it
     ref = q(x)
     f = torch.compile(q, mode="reduce-overhead", fullgraph=True)
     # on failure the error names where each stray pool tensor was allocated

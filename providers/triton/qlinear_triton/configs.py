@@ -168,3 +168,58 @@ def w4a16_split(m: int, tiles: int, k: int, sms: int = SM_COUNT_DEFAULT) -> tupl
         per = -(-(-(-k // W4A16_TILE_SPLITS)) // 128) * 128
         return -(-k // per), per
     return split_k(m, tiles, k, 128, sms)
+
+
+@dataclass(frozen=True)
+class SwapTile:
+    """Tiles of the swapped W4A16 tensor-core kernel (w4a16_swap_kernels): BN weight columns (rows of
+    out^T, the wgmma M side: 64 per warpgroup) x BM activation rows, 128 rows of K per step (one
+    layout block, 8 slabs of 16). PAIR: K = 32 per dot (nibbles p and p + 4 joined); REG: 16-bit
+    word loads and 16-bit dequantization math (the form Triton's MMAv3 register-operand rewrite
+    accepts). ``splits``: K splits (None: ``swap_split``)."""
+
+    bm: int
+    bn: int
+    num_warps: int
+    num_stages: int
+    pair: bool = False
+    reg: bool = False
+    splits: int | None = None
+
+
+# The swapped kernel serves W4A16 (not FP4) from W4A16_SWAP_MIN_M to W4A16_SWAP_MAX_M rows, before the
+# old 16-row tiles (M < min) and the dequantize + cuBLAS path (M > max): 0 for the max turns it off.
+# Unmeasured defaults (see tools/triton_w4a16_sweep.py): the range where one M tile holds every row,
+# so each weight is dequantized once per call.
+W4A16_SWAP_MIN_M = 16
+W4A16_SWAP_MAX_M = 256
+
+
+def w4a16_swap_tile(m: int, n: int, k: int, group: int, sms: int = SM_COUNT_DEFAULT) -> SwapTile:
+    """Starting points for H100/H200 (sm_90), unmeasured: BM covers M (one M tile: each weight
+    dequantized once), BN 128 (two wgmma M blocks of 64) with 4 warps while the [BN, BM] fp32
+    accumulator fits (<= 64 registers a thread), 8 warps above."""
+    if m <= 16:
+        return SwapTile(16, 128, 4, 4)
+    if m <= 32:
+        return SwapTile(32, 128, 4, 4)
+    if m <= 64:
+        return SwapTile(64, 128, 4, 3)
+    if m <= 128:
+        return SwapTile(128, 128, 8, 3)
+    if m <= 256:
+        return SwapTile(256, 64, 8, 3)
+    return SwapTile(256, 128, 8, 3)
+
+
+def swap_split(tiles: int, k: int, sms: int = SM_COUNT_DEFAULT, max_split: int = 8) -> tuple[int, int]:
+    """(splits, K per split, a multiple of 128) for the swapped kernel: enough K splits that the
+    grid gives every SM a program when the tiles alone do not, each split >= 2 blocks of 128."""
+    blocks = -(-k // 128)
+    if tiles >= sms or blocks < 4:
+        return 1, k
+    want = min(max_split, -(-sms // max(tiles, 1)), blocks // 2)
+    if want < 2:
+        return 1, k
+    per = -(-blocks // want) * 128
+    return -(-k // per), per

@@ -17,8 +17,8 @@ from qlinear.settings import env_int
 from qlinear.streams import PerStream
 
 from .base import TritonKernelMixin, out_dtype_of
-from .configs import (GemvTile, fixed_split, gemv_split, interpreter_tile, is_rocm, rocm_tile, sm_count, w4a16_split,
-                      w4a16_tile)
+from .configs import (W4A16_SWAP_MAX_M, W4A16_SWAP_MIN_M, GemvTile, SwapTile, fixed_split, gemv_split, interpreter_tile,
+                      is_rocm, rocm_tile, sm_count, swap_split, w4a16_split, w4a16_swap_tile, w4a16_tile)
 from .runtime import inline_ptx, interpreting
 
 ONE_BITS = 0x3F800000  # the bits of 1.0f: the kernels' decode constant, passed at run time (see w4a16_kernels._nib)
@@ -82,6 +82,11 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
     # 148 vs 60 and 567 vs 239. The dense path writes the whole 16-bit weight (4x the int4 bytes),
     # so it pays once the GEMM's own cost dominates.
     dense_min_m = env_int("QLINEAR_TRITON_W4A16_DENSE_MIN_M", 128, minimum=0)
+    # The swapped tensor-core kernel (w4a16_swap_kernels: out^T = W^T x^T, the dequantized weight as
+    # the wgmma register operand) serves swap_min_m <= M <= swap_max_m, ahead of both paths above;
+    # swap_max_m = 0 turns it off (the 16-row tiles and dequantize + cuBLAS as before). Not on ROCm.
+    swap_min_m = env_int("QLINEAR_TRITON_W4A16_SWAP_MIN_M", W4A16_SWAP_MIN_M, minimum=1)
+    swap_max_m = env_int("QLINEAR_TRITON_W4A16_SWAP_MAX_M", W4A16_SWAP_MAX_M, minimum=0)
     @classmethod
     def can_implement(cls, c):
         if c.weight_type not in (scalar_types.uint4b8, scalar_types.uint4):
@@ -99,7 +104,7 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         return True, None
 
     def process_weights_after_loading(self, layer):
-        from . import mm_kernels, w4a16_kernels  # first use: imports triton (kernels compile at first call)
+        from . import mm_kernels, w4a16_kernels, w4a16_swap_kernels  # first use: imports triton (compiles at first call)
         from .scaled_mm import reduce_splits
 
         c = self.config
@@ -127,6 +132,7 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         self._kernel = w4a16_kernels.w4a16_kernel
         self._gemv = w4a16_kernels.w4a16_gemv_kernel
         self._dequant = w4a16_kernels.w4a16_dequant_kernel
+        self._swap = w4a16_swap_kernels.w4a16_swap_kernel
         self._reduce_kernel = mm_kernels.splitk_reduce_kernel
         self._reduce = reduce_splits
         self._group = group
@@ -153,19 +159,31 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         self._pinned = (tile, splits)
         return self
 
+    def _swap_tile(self, m: int):
+        """The swapped kernel's tile for M rows, or None where the other paths serve M."""
+        if self._pinned is not None:
+            return self._pinned[0] if isinstance(self._pinned[0], SwapTile) else None
+        if not (self.swap_min_m <= m <= self.swap_max_m) or is_rocm():
+            return None
+        return self._tile(m)
+
     def _tile(self, m: int):
         if self._pinned is not None:
             return self._pinned[0]
         b = 1 << max(0, (m - 1).bit_length()) if m <= 256 else 1024  # a few M buckets
-        t = self._tiles.get(b)
+        swap = self.swap_min_m <= m <= self.swap_max_m and not is_rocm()
+        t = self._tiles.get((b, swap))
         if t is None:
             c = self.config
-            t = w4a16_tile(b, c.N, c.K, self._group, self._sms)
-            if self._interp:
-                t = interpreter_tile(t)
-            elif is_rocm():
-                t = rocm_tile(t)
-            self._tiles[b] = t
+            if swap:
+                t = w4a16_swap_tile(b, c.N, c.K, self._group, self._sms)
+            else:
+                t = w4a16_tile(b, c.N, c.K, self._group, self._sms)
+                if self._interp:
+                    t = interpreter_tile(t)
+                elif is_rocm():
+                    t = rocm_tile(t)
+            self._tiles[(b, swap)] = t
         return t
 
     def apply_weights(self, layer, x, bias=None):
@@ -184,6 +202,9 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         perm = getattr(layer, self.w_gidx_name) if self._has_perm else qw
         gsorted = layer.weight_g_idx_sorted if self._has_gsorted else perm
         group = self._group
+        swap = self._swap_tile(m)
+        if swap is not None:
+            return self._apply_swap(swap, x, x2, qw, s, zp, perm, gsorted, bias, out_dtype)
         if m >= self.dense_min_m:
             w = torch.empty((k, n), dtype=x2.dtype, device=x2.device)
             bn = 128 if not self._interp else 64
@@ -228,4 +249,33 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
             self._kernel[(tiles, splits)](*args, ONE_BITS, GROUP_M=t.group_m, **common)
             if splits > 1:
                 self._reduce(self._reduce_kernel, c, out)
+        return out.reshape(*x.shape[:-1], n)
+
+    def _apply_swap(self, t: SwapTile, x, x2, qw, s, zp, perm, gsorted, bias, out_dtype):
+        """M rows through w4a16_swap_kernel (tiles [BN weight columns, BM rows], K split over
+        program_id(1) into fp32 partials summed in order by splitk_reduce_kernel)."""
+        n, k = self.config.N, self.config.K
+        m = x2.shape[0]
+        if self._has_perm:  # act-order: x's columns permuted once, as for the tiles
+            x2 = x2.index_select(1, perm)
+        group = self._group
+        one_scale = not self._has_gsorted and (group % 128 == 0 or group >= k)
+        spg = 1 if self._has_gsorted else (8 if one_scale else group // 16)
+        reg = t.reg and not self._has_gsorted  # REG has no per-row scale lookup
+        pair = t.pair and not reg
+        tiles = -(-m // t.bm) * -(-n // t.bn)
+        if t.splits:
+            splits, k_split = fixed_split(k, t.splits, 128)
+        else:
+            splits, k_split = swap_split(tiles, k, self._sms) if self.allow_split_k else (1, k)
+        out = torch.empty((m, n), dtype=out_dtype, device=x.device)
+        c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=out.device)
+        self._swap[(tiles, splits)](
+            x2, qw, s, zp if zp is not None else s, gsorted, bias if bias is not None else s, c, m, n, k, self._ng,
+            x2.stride(0), c.stride(-2), -(-k_split // 128), c.stride(0) if splits > 1 else 0, ONE_BITS,
+            SPLIT_K=splits, GROUP=group, HAS_ZP=zp is not None, ZP_CONST=self._zp_const, IRREG=self._has_gsorted,
+            HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn, SPG=spg, PAIR=pair, REG=reg, MATH32=self._interp, num_warps=t.num_warps,
+            num_stages=t.num_stages)
+        if splits > 1:
+            self._reduce(self._reduce_kernel, c, out)
         return out.reshape(*x.shape[:-1], n)

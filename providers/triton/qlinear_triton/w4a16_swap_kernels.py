@@ -1,0 +1,164 @@
+"""@triton.jit W4A16 tensor-core kernel for mid M (tens to hundreds of rows), operands swapped:
+out^T [N, M] = W^T [N, K] . x^T [K, M].
+
+Why swapped: ``w4a16_kernel`` multiplies x [BM, 16] by a dequantized weight slab [16, BN], so the
+weight is the B operand of the tensor-core product. On Hopper a wgmma takes B only from shared
+memory, so every dequantized slab goes registers -> shared -> tensor cores (or the dot falls back
+to the Ampere mma path), and its word loads are not pipelined (they feed element-wise ops, not the
+dot). Here the dequantized weight is the A (left) operand, which wgmma may read from registers, and
+x^T -- small, re-read by every N tile, in L2 -- is the B operand the pipeliner streams into shared
+memory (num_stages). The weight words feed the dot through element-wise ops only, so the pipeliner
+also prefetches them (a shared-memory buffer of packed words: a quarter of the dequantized bytes).
+
+Same weight layout as ``w4a16_kernels`` (``mp.repack_w4``: int32 [Kp/8, N]; nibble j of word row r
+of 128-row block b is row 128 b + 16 j + r), read transposed: a [BN, 16] tile of words holds, per
+nibble j, the [BN, 16] slab of W^T for rows 128 b + 16 j + r. PAIR joins nibbles p and p + 4 of the
+same word into one [BN, 32] operand (column 2 r + t is row 128 b + 16 (p + 4 t) + r) and gathers x^T's
+rows in that order, so each tl.dot is K = 32 (fewer, larger wgmma groups) with no register shuffle.
+
+Dequantization: the scale is folded into the operand, v = (q - zero) s rounded once to the 16-bit
+activation type (the accuracy of the dequantize + cuBLAS path): per weight a shift, one and-or
+(the code into the mantissa of 1.0: 1 + q/16, ``w4a16_kernels._nib``), one FMA with the group's
+(16 s, (16 + zero) s), one conversion. Act-order with irregular groups (IRREG) looks the scale
+row up per K row. FP4 weights are not handled here (``w4a16_kernel`` serves them).
+K splits write fp32 partials summed in a fixed order by mm_kernels.splitk_reduce_kernel: results are
+deterministic. Imported lazily.
+"""
+
+from __future__ import annotations
+
+from .quant_kernels import load, tl
+from .w4a16_kernels import _group_factors, _nib
+
+triton = load()
+
+
+@triton.jit
+def _swap_factors(s_ptr, zp_ptr, gidx_ptr, k_first, kk, kmask, rbn, N, NG, GROUP: tl.constexpr,
+                  HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, IRREG: tl.constexpr):
+    """(16 s, (16 + zero) s) for a [BN, 16] slab of W^T: per row of K ([BN, 16]) with IRREG, else the
+    slab's one group ([BN, 1]; a slab of 16 rows never straddles a group)."""
+    if IRREG:
+        g = tl.load(gidx_ptr + kk, mask=kmask, other=0)
+        s = tl.load(s_ptr + g[None, :] * N + rbn[:, None]).to(tl.float32)
+        if HAS_ZP:
+            zp = tl.load(zp_ptr + g[None, :] * N + rbn[:, None]).to(tl.float32)
+        else:
+            zp = ZP_CONST
+        fs = 16.0 * s
+        fz = (16.0 + zp) * s
+    else:
+        g = tl.minimum(k_first // GROUP, NG - 1)
+        fs, fz = _group_factors(s_ptr, zp_ptr, g, rbn, N, HAS_ZP, ZP_CONST, 16)  # [1, BN]
+        fs = tl.reshape(fs, (fs.shape[1], 1))
+        fz = tl.reshape(fz, (fz.shape[1], 1))
+    return fs, fz
+
+
+@triton.jit
+def _code16(q, DT: tl.constexpr):
+    """4-bit codes q (16-bit integers) as the 16-bit float 2^e + q, exactly: q ORed into the low
+    mantissa bits of 128 (bf16, 7 mantissa bits) or 1024 (fp16, 10). Integer constants and a bitcast
+    only (the interpreter has no bf16 constants); the difference of two such values is exactly the
+    code difference."""
+    if DT == tl.float16:
+        return (q | 0x6400).to(tl.float16, bitcast=True)
+    else:
+        return (q | 0x4300).to(tl.bfloat16, bitcast=True)
+
+
+@triton.jit
+def _swap_epilogue(acc, bias_ptr, c_ptr, rm, rn, rbn, M, N, stride_cm, stride_cs, pid_s,
+                   SPLIT_K: tl.constexpr, HAS_BIAS: tl.constexpr):
+    """acc [BN, BM] (out^T) -> c[rm, rn]; bias added once (by split 0)."""
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + rbn).to(tl.float32)
+        if SPLIT_K > 1:
+            bias = tl.where(pid_s == 0, bias, 0.0)
+        acc = acc + bias[:, None]
+    c_ptrs = c_ptr + pid_s.to(tl.int64) * stride_cs + rm[None, :].to(tl.int64) * stride_cm + rn[:, None]
+    tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=(rm[None, :] < M) & (rn[:, None] < N))
+
+
+# Grid: (N tiles x M tiles, K splits); the M tiles of one N tile run next to each other, so a
+# weight tile dequantized by several M tiles is read from HBM once (then L2). GROUP: rows per
+# group (K for one group); NG scale rows; SPG: 16-row slabs per group (8 when a 128-row block is
+# one group: its factors are loaded once per block). BLOCK_SPLIT: 128-row blocks per split.
+# ``magic``: the bits of 1.0 (w4a16_kernels._nib).
+@triton.jit(do_not_specialize=["M"])
+def w4a16_swap_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, gidx_ptr, bias_ptr, c_ptr, M, N, K, NG,
+                      stride_xm, stride_cm, block_split, stride_cs, magic, SPLIT_K: tl.constexpr,
+                      GROUP: tl.constexpr, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, IRREG: tl.constexpr,
+                      HAS_BIAS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, SPG: tl.constexpr,
+                      PAIR: tl.constexpr, REG: tl.constexpr = False, MATH32: tl.constexpr = False):
+    grid_m = tl.cdiv(M, BM)
+    pid = tl.program_id(0)
+    pid_m = pid % grid_m
+    pid_n = pid // grid_m
+    pid_s = tl.program_id(1)
+    rn = pid_n * BN + tl.arange(0, BN)
+    rbn = rn % N  # (not a clamp: keeps the contiguity along N that coalesced loads need)
+    rm = pid_m * BM + tl.arange(0, BM)
+    mmask = rm < M
+    ram = tl.where(mmask, rm, 0)
+    r16 = tl.arange(0, 16)
+    x_cols = x_ptr + ram[None, :].to(tl.int64) * stride_xm  # [1, BM]: x^T's columns
+    w_rows = qw_ptr + rbn[:, None]  # [BN, 1]: W^T's rows (the words' columns)
+    acc = tl.zeros((BN, BM), dtype=tl.float32)
+    b_lo = pid_s * block_split
+    b_hi = tl.minimum(tl.cdiv(K, 128), b_lo + block_split)
+    for b in range(b_lo, b_hi):
+        if REG:  # 16-bit words (the low / high half of each int32: nibbles 0-3 / 4-7) and 16-bit math
+            w16 = qw_ptr.to(tl.pointer_type(tl.int16)) + 2 * rbn[:, None] + (b * 16 + r16)[None, :].to(tl.int64) * (2 * N)
+            wlo = tl.load(w16)
+            whi = tl.load(w16 + 1)
+            for j in tl.static_range(8):
+                kk = b * 128 + 16 * j + r16
+                xt = tl.load(x_cols + kk[:, None], mask=(kk < K)[:, None] & mmask[None, :], other=0.0)  # [16, BM]
+                if j % SPG == 0:  # [BN, 16] scale (and zero) loads: a broadcast would stop the rewrite
+                    g = tl.minimum((b * 128 + 16 * j) // GROUP, NG - 1)
+                    sb = tl.load(s_ptr + g * N + rbn[:, None] + 0 * r16[None, :])
+                    if HAS_ZP:
+                        zb = _code16(tl.load(zp_ptr + g * N + rbn[:, None] + 0 * r16[None, :]).to(tl.int16), xt.dtype)
+                    else:
+                        zb = _code16(tl.full((BN, 16), ZP_CONST, tl.int16), xt.dtype)
+                h = wlo if j < 4 else whi
+                a = _code16((h >> (4 * (j % 4))) & 0xF, xt.dtype)
+                if MATH32:  # Triton's interpreter computes bf16 arithmetic wrongly: the same rounding in fp32
+                    a = ((a.to(tl.float32) - zb.to(tl.float32)) * sb.to(tl.float32)).to(xt.dtype)
+                else:  # exact difference, one rounding in the product
+                    a = (a - zb) * sb
+                acc = tl.dot(a, xt, acc)
+        elif PAIR:
+            w = tl.load(w_rows + (b * 16 + r16)[None, :].to(tl.int64) * N)  # [BN, 16] words
+            if SPG == 8:  # the block is one group
+                fs, fz = _swap_factors(s_ptr, zp_ptr, gidx_ptr, b * 128, r16, r16 < K, rbn, N, NG, GROUP, HAS_ZP,
+                                       ZP_CONST, False)
+            for p in tl.static_range(4):
+                kl = b * 128 + 16 * p + r16
+                kh = kl + 64
+                if SPG != 8:
+                    fs, fz = _swap_factors(s_ptr, zp_ptr, gidx_ptr, b * 128 + 16 * p, kl, kl < K, rbn, N, NG,
+                                           GROUP, HAS_ZP, ZP_CONST, IRREG)
+                    fsh, fzh = _swap_factors(s_ptr, zp_ptr, gidx_ptr, b * 128 + 16 * p + 64, kh, kh < K, rbn, N,
+                                             NG, GROUP, HAS_ZP, ZP_CONST, IRREG)
+                else:
+                    fsh, fzh = fs, fz
+                lo = _nib(w, p, magic) * fs - fz
+                hi = _nib(w, p + 4, magic) * fsh - fzh
+                k2 = tl.reshape(tl.join(kl, kh), (32,))  # the operand's column order: 2 r + t
+                xt = tl.load(x_cols + k2[:, None], mask=(k2 < K)[:, None] & mmask[None, :], other=0.0)  # [32, BM]
+                a = tl.reshape(tl.join(lo, hi), (BN, 32)).to(xt.dtype)
+                acc = tl.dot(a, xt, acc)
+        else:
+            w = tl.load(w_rows + (b * 16 + r16)[None, :].to(tl.int64) * N)  # [BN, 16] words
+            for j in tl.static_range(8):
+                kk = b * 128 + 16 * j + r16
+                kmask = kk < K
+                if j % SPG == 0:  # a group starts (IRREG: SPG is 1, per-row factors every slab)
+                    fs, fz = _swap_factors(s_ptr, zp_ptr, gidx_ptr, b * 128 + 16 * j, kk, kmask, rbn, N, NG, GROUP,
+                                           HAS_ZP, ZP_CONST, IRREG)
+                xt = tl.load(x_cols + kk[:, None], mask=kmask[:, None] & mmask[None, :], other=0.0)  # [16, BM]
+                a = (_nib(w, j, magic) * fs - fz).to(xt.dtype)
+                acc = tl.dot(a, xt, acc)
+    _swap_epilogue(acc, bias_ptr, c_ptr, rm, rn, rbn, M, N, stride_cm, stride_cs, pid_s, SPLIT_K, HAS_BIAS)

@@ -207,9 +207,9 @@ def w4a16_swap_tile(m: int, n: int, k: int, group: int, sms: int = SM_COUNT_DEFA
         return SwapTile(64, 128, 4, 3)
     if m <= 128:
         return SwapTile(128, 128, 8, 3)
-    if m <= 256:
-        return SwapTile(256, 64, 8, 3)
-    return SwapTile(256, 128, 8, 3)
+    if m <= 256:  # two stages: x^T takes 64 KB of shared memory a stage at BM = 256 (three: 211 KB in all)
+        return SwapTile(256, 64, 8, 2)
+    return SwapTile(256, 128, 8, 2)
 
 
 def swap_split(tiles: int, k: int, sms: int = SM_COUNT_DEFAULT, max_split: int = 8) -> tuple[int, int]:

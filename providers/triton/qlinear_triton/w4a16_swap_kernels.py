@@ -68,13 +68,12 @@ def _code16(q, DT: tl.constexpr):
 
 
 @triton.jit
-def _swap_epilogue(acc, bias_ptr, c_ptr, rm, rn, rbn, M, N, stride_cm, stride_cs, pid_s,
-                   SPLIT_K: tl.constexpr, HAS_BIAS: tl.constexpr):
-    """acc [BN, BM] (out^T) -> c[rm, rn]; bias added once (by split 0)."""
+def _swap_epilogue(acc, bias_ptr, c_ptr, rm, rn, rbn, M, N, stride_cm, stride_cs, pid_s, HAS_BIAS: tl.constexpr):
+    """acc [BN, BM] (out^T) -> c[rm, rn]; bias added once (by split 0; the split count is not a
+    compile-time constant, so one compile serves every layer shape)."""
     if HAS_BIAS:
         bias = tl.load(bias_ptr + rbn).to(tl.float32)
-        if SPLIT_K > 1:
-            bias = tl.where(pid_s == 0, bias, 0.0)
+        bias = tl.where(pid_s == 0, bias, 0.0)
         acc = acc + bias[:, None]
     c_ptrs = c_ptr + pid_s.to(tl.int64) * stride_cs + rm[None, :].to(tl.int64) * stride_cm + rn[:, None]
     tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=(rm[None, :] < M) & (rn[:, None] < N))
@@ -85,10 +84,9 @@ def _swap_epilogue(acc, bias_ptr, c_ptr, rm, rn, rbn, M, N, stride_cm, stride_cs
 # group (K for one group); NG scale rows; SPG: 16-row slabs per group (8 when a 128-row block is
 # one group: its factors are loaded once per block). BLOCK_SPLIT: 128-row blocks per split.
 # ``magic``: the bits of 1.0 (w4a16_kernels._nib).
-@triton.jit(do_not_specialize=["M"])
+@triton.jit(do_not_specialize=["M", "block_split"])  # M and the K split change per call / layer: one compile
 def w4a16_swap_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, gidx_ptr, bias_ptr, c_ptr, M, N, K, NG,
-                      stride_xm, stride_cm, block_split, stride_cs, magic, SPLIT_K: tl.constexpr,
-                      GROUP: tl.constexpr, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, IRREG: tl.constexpr,
+                      stride_xm, stride_cm, block_split, stride_cs, magic, GROUP: tl.constexpr, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, IRREG: tl.constexpr,
                       HAS_BIAS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, SPG: tl.constexpr,
                       PAIR: tl.constexpr, REG: tl.constexpr = False, MATH32: tl.constexpr = False):
     grid_m = tl.cdiv(M, BM)
@@ -161,4 +159,4 @@ def w4a16_swap_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, gidx_ptr, bias_ptr, c_ptr, M
                 xt = tl.load(x_cols + kk[:, None], mask=kmask[:, None] & mmask[None, :], other=0.0)  # [16, BM]
                 a = (_nib(w, j, magic) * fs - fz).to(xt.dtype)
                 acc = tl.dot(a, xt, acc)
-    _swap_epilogue(acc, bias_ptr, c_ptr, rm, rn, rbn, M, N, stride_cm, stride_cs, pid_s, SPLIT_K, HAS_BIAS)
+    _swap_epilogue(acc, bias_ptr, c_ptr, rm, rn, rbn, M, N, stride_cm, stride_cs, pid_s, HAS_BIAS)

@@ -174,9 +174,10 @@ def w4a16_split(m: int, tiles: int, k: int, sms: int = SM_COUNT_DEFAULT) -> tupl
 class SwapTile:
     """Tiles of the swapped W4A16 tensor-core kernel (w4a16_swap_kernels): BN weight columns (rows of
     out^T, the wgmma M side: 64 per warpgroup) x BM activation rows, 128 rows of K per step (one
-    layout block, 8 slabs of 16). PAIR: K = 32 per dot (nibbles p and p + 4 joined); REG: 16-bit
-    word loads and 16-bit dequantization math (the form Triton's MMAv3 register-operand rewrite
-    accepts). ``splits``: K splits (None: ``swap_split``)."""
+    layout block, 8 slabs of 16). Variants (at most one set): WIDE, the block's 8 slabs as one
+    [BN, 128] operand and one dot (Triton issues it as 8 async register-A wgmmas); PAIR, K = 32 per
+    dot (nibbles p and p + 4 joined); REG, 16-bit word loads and 16-bit dequantization math; none,
+    one K = 16 dot per slab. ``splits``: K splits (None: ``swap_split``)."""
 
     bm: int
     bn: int
@@ -185,6 +186,7 @@ class SwapTile:
     pair: bool = False
     reg: bool = False
     splits: int | None = None
+    wide: bool = False
 
 
 # The swapped kernel serves W4A16 (not FP4) from W4A16_SWAP_MIN_M to W4A16_SWAP_MAX_M rows, before the
@@ -197,19 +199,18 @@ W4A16_SWAP_MAX_M = 256
 
 def w4a16_swap_tile(m: int, n: int, k: int, group: int, sms: int = SM_COUNT_DEFAULT) -> SwapTile:
     """Starting points for H100/H200 (sm_90), unmeasured: BM covers M (one M tile: each weight
-    dequantized once), BN 128 (two wgmma M blocks of 64) with 4 warps while the [BN, BM] fp32
-    accumulator fits (<= 64 registers a thread), 8 warps above."""
+    dequantized once), WIDE (async register-A wgmma). Registers from ptxas for sm_90a: 16 x 128 on 4
+    warps 194, 64 x 128 needs 8 warps (4: 255 and spills), 128 x 128 on 8 warps 254, 256 x 64 on 8
+    warps 206 (256 x 128: spills); BM = 256 keeps to 2 stages (x^T is 64 KB of shared memory a stage)."""
     if m <= 16:
-        return SwapTile(16, 128, 4, 4)
+        return SwapTile(16, 128, 4, 4, wide=True)
     if m <= 32:
-        return SwapTile(32, 128, 4, 4)
+        return SwapTile(32, 128, 4, 4, wide=True)
     if m <= 64:
-        return SwapTile(64, 128, 4, 3)
+        return SwapTile(64, 128, 8, 3, wide=True)
     if m <= 128:
-        return SwapTile(128, 128, 8, 3)
-    if m <= 256:  # two stages: x^T takes 64 KB of shared memory a stage at BM = 256 (three: 211 KB in all)
-        return SwapTile(256, 64, 8, 2)
-    return SwapTile(256, 128, 8, 2)
+        return SwapTile(128, 128, 8, 3, wide=True)
+    return SwapTile(256, 64, 8, 2, wide=True)
 
 
 def swap_split(tiles: int, k: int, sms: int = SM_COUNT_DEFAULT, max_split: int = 8) -> tuple[int, int]:

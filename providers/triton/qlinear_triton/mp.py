@@ -261,8 +261,9 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         group = self._group
         one_scale = not self._has_gsorted and (group % 128 == 0 or group >= k)
         spg = 1 if self._has_gsorted else (8 if one_scale else group // 16)
-        reg = t.reg and not self._has_gsorted  # REG has no per-row scale lookup
-        pair = t.pair and not reg
+        wide = t.wide
+        reg = t.reg and not wide and not self._has_gsorted  # REG has no per-row scale lookup
+        pair = t.pair and not (wide or reg)
         tiles = -(-m // t.bm) * -(-n // t.bn)
         if t.splits:
             splits, k_split = fixed_split(k, t.splits, 128)
@@ -274,7 +275,7 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
             x2, qw, s, zp if zp is not None else s, gsorted, bias if bias is not None else s, c, m, n, k, self._ng,
             x2.stride(0), c.stride(-2), -(-k_split // 128), c.stride(0) if splits > 1 else 0, ONE_BITS,
             GROUP=group, HAS_ZP=zp is not None, ZP_CONST=self._zp_const, IRREG=self._has_gsorted,
-            HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn, SPG=spg, PAIR=pair, REG=reg, MATH32=self._interp, num_warps=t.num_warps,
+            HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn, SPG=spg, PAIR=pair, REG=reg, MATH32=self._interp, WIDE=wide, num_warps=t.num_warps,
             num_stages=t.num_stages)
         if splits > 1:
             self._reduce(self._reduce_kernel, c, out)

@@ -56,6 +56,25 @@ def _swap_factors(s_ptr, zp_ptr, gidx_ptr, k_first, kk, kmask, rbn, N, NG, GROUP
 
 
 @triton.jit
+def _wide_factors(s_ptr, zp_ptr, gidx_ptr, b, j8, r16, K, rbn, N, NG, GROUP: tl.constexpr, HAS_ZP: tl.constexpr,
+                  ZP_CONST: tl.constexpr, IRREG: tl.constexpr):
+    """(16 s, (16 + zero) s) for a block's [BN, 8, 16] weights (slab j, row r): per row with IRREG,
+    else per slab ([BN, 8, 1]; one load of the block's group when a block is one group)."""
+    n3 = rbn[:, None, None]
+    if IRREG:
+        kk = b * 128 + 16 * j8[None, :, None] + r16[None, None, :]
+        g = tl.load(gidx_ptr + kk, mask=kk < K, other=0)
+    else:
+        g = tl.minimum((b * 128 + 16 * j8[None, :, None]) // GROUP, NG - 1)
+    s = tl.load(s_ptr + g * N + n3).to(tl.float32)
+    if HAS_ZP:
+        zp = tl.load(zp_ptr + g * N + n3).to(tl.float32)
+    else:
+        zp = ZP_CONST
+    return 16.0 * s, (16.0 + zp) * s
+
+
+@triton.jit
 def _code16(q, DT: tl.constexpr):
     """4-bit codes q (16-bit integers) as the 16-bit float 2^e + q, exactly: q ORed into the low
     mantissa bits of 128 (bf16, 7 mantissa bits) or 1024 (fp16, 10). Integer constants and a bitcast
@@ -88,7 +107,8 @@ def _swap_epilogue(acc, bias_ptr, c_ptr, rm, rn, rbn, M, N, stride_cm, stride_cs
 def w4a16_swap_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, gidx_ptr, bias_ptr, c_ptr, M, N, K, NG,
                       stride_xm, stride_cm, block_split, stride_cs, magic, GROUP: tl.constexpr, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, IRREG: tl.constexpr,
                       HAS_BIAS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, SPG: tl.constexpr,
-                      PAIR: tl.constexpr, REG: tl.constexpr = False, MATH32: tl.constexpr = False):
+                      PAIR: tl.constexpr, REG: tl.constexpr = False, MATH32: tl.constexpr = False,
+                      WIDE: tl.constexpr = False):
     grid_m = tl.cdiv(M, BM)
     pid = tl.program_id(0)
     pid_m = pid % grid_m
@@ -105,8 +125,20 @@ def w4a16_swap_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, gidx_ptr, bias_ptr, c_ptr, M
     acc = tl.zeros((BN, BM), dtype=tl.float32)
     b_lo = pid_s * block_split
     b_hi = tl.minimum(tl.cdiv(K, 128), b_lo + block_split)
+    j8 = tl.arange(0, 8)
     for b in range(b_lo, b_hi):
-        if REG:  # 16-bit words (the low / high half of each int32: nibbles 0-3 / 4-7) and 16-bit math
+        if WIDE:  # the block's 8 slabs side by side: one [BN, 128] x [128, BM] dot (async across blocks)
+            w = tl.load(w_rows + (b * 16 + r16)[None, :].to(tl.int64) * N)  # [BN, 16] words
+            kk = b * 128 + tl.arange(0, 128)
+            xt = tl.load(x_cols + kk[:, None], mask=(kk < K)[:, None] & mmask[None, :], other=0.0)  # [128, BM]
+            fs, fz = _wide_factors(s_ptr, zp_ptr, gidx_ptr, b, j8, r16, K, rbn, N, NG, GROUP, HAS_ZP, ZP_CONST, IRREG)
+            lsh = tl.maximum(19 - 4 * j8, 0)[None, :, None]  # nibble j to bits 19..22: a left shift for j <= 4,
+            rsh = tl.maximum(4 * j8 - 19, 0)[None, :, None]  # a right shift above (sign bits land above bit 22)
+            t = (w[:, None, :] << lsh) >> rsh
+            v = ((t & 0x780000) | 0x3F800000).to(tl.float32, bitcast=True)  # 1 + q/16 (w4a16_kernels._nib)
+            a = tl.reshape((v * fs - fz).to(xt.dtype), (BN, 128))  # column 16 j + r: row 128 b + 16 j + r
+            acc = tl.dot(a, xt, acc)
+        elif REG:  # 16-bit words (the low / high half of each int32: nibbles 0-3 / 4-7) and 16-bit math
             w16 = qw_ptr.to(tl.pointer_type(tl.int16)) + 2 * rbn[:, None] + (b * 16 + r16)[None, :].to(tl.int64) * (2 * N)
             wlo = tl.load(w16)
             whi = tl.load(w16 + 1)

@@ -104,6 +104,7 @@ def main(argv=None):
     timer = Timer(dev, mode="once" if args.smoke else "time", max_time=args.max_time)
     torch.manual_seed(0)
     import triton
+    from qlinear_triton.configs import SwapTile
 
     card = "cpu (smoke)" if args.smoke else torch.cuda.get_device_name()
     print(f"{card} | torch {torch.__version__} | triton {triton.__version__} | {args.label}", flush=True)
@@ -139,7 +140,7 @@ def main(argv=None):
             point("bf16", lambda i: F.linear(x, wb[i]), check=False)
             point("old", lambda i: old[i].apply(layers[i], x), check=False,
                   extra={"tile": str(old[0].tile_for(m)) if m < old[0].dense_min_m else "dequant+cuBLAS"})
-            if kerns[0]._swap_tile(m) is not None:
+            if isinstance(kerns[0].tile_for(m), SwapTile):  # the shipped selection uses the swapped kernel here
                 point("default", lambda i: kerns[i].apply(layers[i], x), extra={"tile": str(kerns[0].tile_for(m))})
             for cand in CANDIDATES.get(m, []):
                 ks = [copy.copy(kk).pin_tile(_swap_tile(cand)) for kk in kerns]

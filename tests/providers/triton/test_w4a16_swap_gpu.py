@@ -24,7 +24,7 @@ def test_swap_kit():
     if not ok:
         pytest.skip(why)
     results = testing.check_kernel(kernel, device="cuda",
-                                   cases=testing.cases_for(kernel, ms=(16, 33, 64, 127, 128, 255)))
+                                   cases=testing.cases_for(kernel, ms=(33, 127)))  # 2 tiles: compiles stay few
     assert sum(r.ran for r in results) >= 8
 
 

@@ -36,20 +36,21 @@ SHAPES = ((6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336))  # (N, K)
 MS = (16, 32, 64, 128, 256, 512)
 
 # Swapped-kernel candidates per M: (BM, BN, warps, stages, variant) with variant "wide" (the block's
-# 8 slabs as one [BN, 128] operand: async register-A wgmma), "" (one K = 16 dot per slab), "pair"
+# 8 slabs as one [BN, 128] operand: async register-A wgmma), "wide8" (the same with the g128 scale row
+# loaded per slab: Triton then lays the dequantization out differently), "" (one K = 16 dot per slab), "pair"
 # (K = 32 dots) or "reg" (16-bit loads and math). Split counts follow configs.swap_split.
 CANDIDATES = {
-    16: [(16, 128, 4, 4, "wide"), (16, 64, 4, 4, "wide"), (16, 128, 8, 4, "wide"), (16, 128, 4, 3, "wide"),
-         (16, 128, 4, 4, ""), (16, 128, 4, 4, "reg")],
-    32: [(32, 128, 4, 4, "wide"), (32, 64, 4, 4, "wide"), (32, 128, 8, 3, "wide"), (32, 128, 4, 4, ""),
-         (32, 128, 4, 3, "pair")],
-    64: [(64, 128, 8, 3, "wide"), (64, 64, 4, 3, "wide"), (64, 128, 4, 3, "wide"), (64, 64, 4, 4, "wide"),
-         (64, 128, 4, 3, ""), (64, 128, 4, 3, "reg")],
-    128: [(128, 128, 8, 3, "wide"), (128, 64, 4, 3, "wide"), (128, 64, 8, 3, "wide"), (128, 128, 8, 2, "wide"),
-          (128, 128, 8, 3, ""), (128, 128, 8, 3, "pair")],
-    256: [(256, 64, 8, 2, "wide"), (128, 128, 8, 3, "wide"), (128, 64, 8, 3, "wide"), (128, 64, 4, 3, "wide"),
+    16: [(16, 128, 4, 4, "wide"), (16, 128, 4, 4, "wide8"), (16, 64, 4, 4, "wide"), (16, 128, 8, 4, "wide"),
+         (16, 128, 4, 3, "wide"), (16, 128, 4, 4, "")],
+    32: [(32, 128, 4, 4, "wide"), (32, 128, 4, 4, "wide8"), (32, 64, 4, 4, "wide"), (32, 128, 8, 3, "wide"),
+         (32, 128, 4, 4, "")],
+    64: [(64, 128, 8, 3, "wide8"), (64, 128, 8, 3, "wide"), (64, 64, 4, 3, "wide8"), (64, 64, 4, 4, "wide"),
+         (64, 128, 4, 3, "wide"), (64, 128, 4, 3, ""), (64, 128, 4, 3, "reg")],
+    128: [(128, 128, 8, 3, "wide8"), (128, 64, 8, 3, "wide8"), (128, 64, 8, 3, "wide"), (128, 128, 8, 2, "wide8"),
+          (128, 64, 4, 3, "wide8"), (128, 128, 8, 3, "")],
+    256: [(256, 64, 8, 2, "wide8"), (128, 128, 8, 3, "wide8"), (128, 64, 8, 3, "wide8"), (256, 64, 8, 2, "wide"),
           (256, 64, 8, 2, ""), (256, 128, 8, 2, "")],
-    512: [(256, 64, 8, 2, "wide"), (128, 128, 8, 3, "wide"), (128, 64, 4, 3, "wide"), (256, 128, 8, 2, ""),
+    512: [(256, 64, 8, 2, "wide8"), (128, 128, 8, 3, "wide8"), (128, 64, 8, 3, "wide8"), (256, 128, 8, 2, ""),
           (128, 128, 8, 3, "")],
 }
 
@@ -58,7 +59,8 @@ def _swap_tile(cand):
     from qlinear_triton.configs import SwapTile
 
     bm, bn, warps, stages, variant = cand
-    return SwapTile(bm, bn, warps, stages, pair=variant == "pair", reg=variant == "reg", wide=variant == "wide")
+    return SwapTile(bm, bn, warps, stages, pair=variant == "pair", reg=variant == "reg",
+                    wide=variant.startswith("wide"), slab_scales=variant == "wide8")
 
 
 def _name(cand) -> str:

@@ -187,6 +187,7 @@ class SwapTile:
     reg: bool = False
     splits: int | None = None
     wide: bool = False
+    slab_scales: bool = False  # WIDE with one group per block: scales loaded per slab anyway (another layout)
 
 
 # The swapped kernel serves W4A16 (not FP4) from W4A16_SWAP_MIN_M to W4A16_SWAP_MAX_M rows, before the
@@ -199,18 +200,19 @@ W4A16_SWAP_MAX_M = 256
 
 def w4a16_swap_tile(m: int, n: int, k: int, group: int, sms: int = SM_COUNT_DEFAULT) -> SwapTile:
     """Starting points for H100/H200 (sm_90), unmeasured: BM covers M (one M tile: each weight
-    dequantized once), WIDE (async register-A wgmma). Registers from ptxas for sm_90a: 16 x 128 on 4
-    warps 194, 64 x 128 needs 8 warps (4: 255 and spills), 128 x 128 on 8 warps 254, 256 x 64 on 8
-    warps 206 (256 x 128: spills); BM = 256 keeps to 2 stages (x^T is 64 KB of shared memory a stage)."""
+    dequantized once), WIDE (async register-A wgmma). ptxas registers for sm_90a (g128), one scale
+    row per block vs per-slab scale loads: 16 x 128 on 4 warps 96 vs 194, 32 x 128 128 vs 185, 64 x 128
+    on 8 warps 255 vs 216, 128 x 128 on 8 warps 255 + spills vs 254, 256 x 64 on 8 warps 255 + spills
+    vs 206; BM = 256 keeps to 2 stages (x^T is 64 KB of shared memory a stage)."""
     if m <= 16:
         return SwapTile(16, 128, 4, 4, wide=True)
     if m <= 32:
         return SwapTile(32, 128, 4, 4, wide=True)
     if m <= 64:
-        return SwapTile(64, 128, 8, 3, wide=True)
+        return SwapTile(64, 128, 8, 3, wide=True, slab_scales=True)
     if m <= 128:
-        return SwapTile(128, 128, 8, 3, wide=True)
-    return SwapTile(256, 64, 8, 2, wide=True)
+        return SwapTile(128, 128, 8, 3, wide=True, slab_scales=True)
+    return SwapTile(256, 64, 8, 2, wide=True, slab_scales=True)
 
 
 def swap_split(tiles: int, k: int, sms: int = SM_COUNT_DEFAULT, max_split: int = 8) -> tuple[int, int]:

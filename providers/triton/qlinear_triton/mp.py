@@ -275,7 +275,8 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
             x2, qw, s, zp if zp is not None else s, gsorted, bias if bias is not None else s, c, m, n, k, self._ng,
             x2.stride(0), c.stride(-2), -(-k_split // 128), c.stride(0) if splits > 1 else 0, ONE_BITS,
             GROUP=group, HAS_ZP=zp is not None, ZP_CONST=self._zp_const, IRREG=self._has_gsorted,
-            HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn, SPG=spg, PAIR=pair, REG=reg, MATH32=self._interp, WIDE=wide, num_warps=t.num_warps,
+            HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn, SPG=spg, PAIR=pair, REG=reg, MATH32=self._interp, WIDE=wide,
+            SLAB_SCALES=t.slab_scales, num_warps=t.num_warps,
             num_stages=t.num_stages)
         if splits > 1:
             self._reduce(self._reduce_kernel, c, out)

@@ -57,13 +57,16 @@ def _swap_factors(s_ptr, zp_ptr, gidx_ptr, k_first, kk, kmask, rbn, N, NG, GROUP
 
 @triton.jit
 def _wide_factors(s_ptr, zp_ptr, gidx_ptr, b, j8, r16, K, rbn, N, NG, GROUP: tl.constexpr, HAS_ZP: tl.constexpr,
-                  ZP_CONST: tl.constexpr, IRREG: tl.constexpr):
+                  ZP_CONST: tl.constexpr, IRREG: tl.constexpr, SLAB_SCALES: tl.constexpr):
     """(16 s, (16 + zero) s) for a block's [BN, 8, 16] weights (slab j, row r): per row with IRREG,
-    else per slab ([BN, 8, 1]; one load of the block's group when a block is one group)."""
+    else per slab ([BN, 8, 1]), or one [BN, 1, 1] row when the block is one group (unless
+    SLAB_SCALES: the load's shape steers the layout Triton gives the whole dequantization)."""
     n3 = rbn[:, None, None]
     if IRREG:
         kk = b * 128 + 16 * j8[None, :, None] + r16[None, None, :]
         g = tl.load(gidx_ptr + kk, mask=kk < K, other=0)
+    elif GROUP % 128 == 0 and not SLAB_SCALES:  # the block is one group: one [BN, 1, 1] row
+        g = tl.minimum((b * 128) // GROUP, NG - 1)
     else:
         g = tl.minimum((b * 128 + 16 * j8[None, :, None]) // GROUP, NG - 1)
     s = tl.load(s_ptr + g * N + n3).to(tl.float32)
@@ -108,7 +111,7 @@ def w4a16_swap_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, gidx_ptr, bias_ptr, c_ptr, M
                       stride_xm, stride_cm, block_split, stride_cs, magic, GROUP: tl.constexpr, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, IRREG: tl.constexpr,
                       HAS_BIAS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, SPG: tl.constexpr,
                       PAIR: tl.constexpr, REG: tl.constexpr = False, MATH32: tl.constexpr = False,
-                      WIDE: tl.constexpr = False):
+                      WIDE: tl.constexpr = False, SLAB_SCALES: tl.constexpr = False):
     grid_m = tl.cdiv(M, BM)
     pid = tl.program_id(0)
     pid_m = pid % grid_m
@@ -131,7 +134,8 @@ def w4a16_swap_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, gidx_ptr, bias_ptr, c_ptr, M
             w = tl.load(w_rows + (b * 16 + r16)[None, :].to(tl.int64) * N)  # [BN, 16] words
             kk = b * 128 + tl.arange(0, 128)
             xt = tl.load(x_cols + kk[:, None], mask=(kk < K)[:, None] & mmask[None, :], other=0.0)  # [128, BM]
-            fs, fz = _wide_factors(s_ptr, zp_ptr, gidx_ptr, b, j8, r16, K, rbn, N, NG, GROUP, HAS_ZP, ZP_CONST, IRREG)
+            fs, fz = _wide_factors(s_ptr, zp_ptr, gidx_ptr, b, j8, r16, K, rbn, N, NG, GROUP, HAS_ZP, ZP_CONST, IRREG,
+                                   SLAB_SCALES)
             lsh = tl.maximum(19 - 4 * j8, 0)[None, :, None]  # nibble j to bits 19..22: a left shift for j <= 4,
             rsh = tl.maximum(4 * j8 - 19, 0)[None, :, None]  # a right shift above (sign bits land above bit 22)
             t = (w[:, None, :] << lsh) >> rsh

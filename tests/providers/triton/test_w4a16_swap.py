@@ -49,7 +49,8 @@ def test_swap_serves_its_range_only():
     assert kern._swap_tile(64) is None and isinstance(kern.tile_for(64), Tile)
 
 
-VARIANTS = {"plain": {}, "wide": {"wide": True}, "pair": {"pair": True}, "reg": {"reg": True}}
+VARIANTS = {"plain": {}, "wide": {"wide": True}, "wide8": {"wide": True, "slab_scales": True}, "pair": {"pair": True},
+            "reg": {"reg": True}}
 LAYERS = {  # name: (group, k, zero points, act-order)
     "channel": (-1, 200, False, False),
     "g32-zp": (32, 256, True, False),

@@ -2,7 +2,7 @@
 path the triton W4A16 kernel selected before it, on the Llama-3-8B linear shapes, at mid M.
 
 For N x K in 6144x4096 (qkv), 4096x4096 (o), 28672x4096 (gate_up), 4096x14336 (down) and
-M in 16, 32, 64, 128, 256, 512 it times under CUDA-graph replay (``tools/harness.py`` over
+M in 8, 16, 32, 64, 128, 256, 512 it times under CUDA-graph replay (``tools/harness.py`` over
 ``qlinear.timing``; weights rotated over enough copies to stream from HBM):
 - ``bf16``: F.linear on the bf16 weight;
 - ``old``: the W4A16 kernel with the swapped kernel switched off (``swap_max_m = 0``: GEMV, 16-row
@@ -33,13 +33,14 @@ import torch.nn.functional as F
 from .harness import Timer, copies_for, make_layers, rel_error
 
 SHAPES = ((6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336))  # (N, K)
-MS = (16, 32, 64, 128, 256, 512)
+MS = (8, 16, 32, 64, 128, 256, 512)  # 8: whether the swapped kernel should start below 16 (swap_min_m)
 
 # Swapped-kernel candidates per M: (BM, BN, warps, stages, variant) with variant "wide" (the block's
 # 8 slabs as one [BN, 128] operand: async register-A wgmma), "wide8" (the same with the g128 scale row
 # loaded per slab: Triton then lays the dequantization out differently), "" (one K = 16 dot per slab), "pair"
 # (K = 32 dots) or "reg" (16-bit loads and math). Split counts follow configs.swap_split.
 CANDIDATES = {
+    8: [(16, 128, 4, 4, "wide"), (16, 64, 4, 4, "wide")],  # the M = 16 compiles (M is not specialized)
     16: [(16, 128, 4, 4, "wide"), (16, 128, 4, 4, "wide8"), (16, 64, 4, 4, "wide"), (16, 128, 8, 4, "wide"),
          (16, 128, 4, 3, "wide"), (16, 128, 4, 4, "")],
     32: [(32, 128, 4, 4, "wide"), (32, 128, 4, 4, "wide8"), (32, 64, 4, 4, "wide"), (32, 128, 8, 3, "wide"),
@@ -166,6 +167,14 @@ def main(argv=None):
         ratio = f"{s['old'] / s['best_us']:8.2f}" if s["best_us"] and s["old"] else "       -"
         print(f"{s['n']:5d}x{s['k']:<6d} {s['m']:4d} {f(s['bf16'])} {f(s['old'])} {f(s['default'])} "
               f"{f(s['best_us']):>9s}   {sp(s['old'])} {sp(s['default'])} {sp(s['best_us'])} {ratio}  {s['best']}")
+    if len(shapes) > 1:  # one layer of the model: the decode step's ratio, per M
+        print("\nsum over the shapes (one layer of the step): us, and speedup over bf16")
+        for m in ms:
+            ss = [s for s in summary if s["m"] == m]
+            tot = {key: (sum(s[key] for s in ss) if all(s[key] for s in ss) else None)
+                   for key in ("bf16", "old", "default", "best_us")}
+            line = "  ".join(f"{key} {v:8.2f} ({tot['bf16'] / v:4.2f}x)" for key, v in tot.items() if v and tot["bf16"])
+            print(f"M={m:<4d} {line}")
     print(f"wall {time.time() - t0:.0f} s")
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "w4a16_sweep" + (f"_{args.label}" if args.label else "") + ".json")

@@ -1,5 +1,6 @@
-"""The swapped W4A16 tensor-core kernel (qlinear_triton.w4a16_swap_kernels) against bf16 and the
-path the triton W4A16 kernel selected before it, on the Llama-3-8B linear shapes, at mid M.
+"""The mid-M W4A16 tensor-core kernels (qlinear_triton.w4a16_swap_kernels: the swapped kernel and the
+B-operand kernel) against bf16 and the path the triton W4A16 kernel selected before them, on the
+Llama-3-8B linear shapes.
 
 For N x K in 6144x4096 (qkv), 4096x4096 (o), 28672x4096 (gate_up), 4096x14336 (down) and
 M in 8, 16, 32, 64, 128, 256, 512 it times under CUDA-graph replay (``tools/harness.py`` over
@@ -35,24 +36,23 @@ from .harness import Timer, copies_for, make_layers, rel_error
 SHAPES = ((6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336))  # (N, K)
 MS = (8, 16, 32, 64, 128, 256, 512)  # 8: whether the swapped kernel should start below 16 (swap_min_m)
 
-# Swapped-kernel candidates per M: (BM, BN, warps, stages, variant) with variant "wide" (the block's
-# 8 slabs as one [BN, 128] operand: async register-A wgmma), "wide8" (the same with the g128 scale row
-# loaded per slab: Triton then lays the dequantization out differently), "" (one K = 16 dot per slab), "pair"
-# (K = 32 dots) or "reg" (16-bit loads and math). Split counts follow configs.swap_split.
+# Candidates per M: (BM, BN, warps, stages, variant). Variants of the swapped kernel: "wide" (the
+# block's 8 slabs as one [BN, 128] register operand), "wide8" (the same with the g128 scale row loaded
+# per slab: Triton lays the dequantization out differently), "" (one K = 16 dot per slab); "wideB":
+# w4a16_wideb_kernel (the weight as the B operand, both wgmma operands in shared memory, one async dot
+# per block; BM >= 64), "wideB8" its per-slab scale loads. Split counts follow configs.swap_split.
 CANDIDATES = {
     8: [(16, 128, 4, 4, "wide"), (16, 64, 4, 4, "wide")],  # the M = 16 compiles (M is not specialized)
     16: [(16, 128, 4, 4, "wide"), (16, 128, 4, 4, "wide8"), (16, 64, 4, 4, "wide"), (16, 128, 8, 4, "wide"),
-         (16, 128, 4, 3, "wide"), (16, 128, 4, 4, "")],
-    32: [(32, 128, 4, 4, "wide"), (32, 128, 4, 4, "wide8"), (32, 64, 4, 4, "wide"), (32, 128, 8, 3, "wide"),
-         (32, 128, 4, 4, "")],
-    64: [(64, 128, 8, 3, "wide8"), (64, 128, 8, 3, "wide"), (64, 64, 4, 3, "wide8"), (64, 64, 4, 4, "wide"),
-         (64, 128, 4, 3, "wide"), (64, 128, 4, 3, ""), (64, 128, 4, 3, "reg")],
-    128: [(128, 128, 8, 3, "wide8"), (128, 64, 8, 3, "wide8"), (128, 64, 8, 3, "wide"), (128, 128, 8, 2, "wide8"),
-          (128, 64, 4, 3, "wide8"), (128, 128, 8, 3, "")],
-    256: [(256, 64, 8, 2, "wide8"), (128, 128, 8, 3, "wide8"), (128, 64, 8, 3, "wide8"), (256, 64, 8, 2, "wide"),
-          (256, 64, 8, 2, ""), (256, 128, 8, 2, "")],
-    512: [(256, 64, 8, 2, "wide8"), (128, 128, 8, 3, "wide8"), (128, 64, 8, 3, "wide8"), (256, 128, 8, 2, ""),
-          (128, 128, 8, 3, "")],
+         (16, 128, 4, 4, "")],
+    32: [(32, 128, 4, 4, "wide"), (32, 128, 4, 4, "wide8"), (32, 64, 4, 4, "wide"), (64, 64, 4, 3, "wideB")],
+    64: [(64, 128, 4, 3, "wideB"), (64, 128, 4, 3, "wideB8"), (64, 64, 4, 3, "wideB"), (64, 128, 4, 2, "wideB"),
+         (64, 256, 8, 3, "wideB"), (64, 128, 8, 3, "wide8")],
+    128: [(128, 64, 4, 2, "wideB"), (128, 128, 8, 2, "wideB"), (64, 128, 4, 3, "wideB"), (128, 64, 4, 3, "wideB"),
+          (128, 64, 4, 2, "wideB8"), (128, 128, 8, 3, "wide8")],
+    256: [(128, 64, 4, 2, "wideB"), (128, 128, 8, 2, "wideB"), (64, 128, 4, 3, "wideB"), (256, 64, 8, 2, "wideB"),
+          (256, 64, 8, 2, "wide8")],
+    512: [(128, 64, 4, 2, "wideB"), (128, 128, 8, 2, "wideB"), (64, 128, 4, 3, "wideB"), (256, 64, 8, 2, "wideB")],
 }
 
 
@@ -61,7 +61,8 @@ def _swap_tile(cand):
 
     bm, bn, warps, stages, variant = cand
     return SwapTile(bm, bn, warps, stages, pair=variant == "pair", reg=variant == "reg",
-                    wide=variant.startswith("wide"), slab_scales=variant == "wide8")
+                    wide=variant in ("wide", "wide8"), slab_scales=variant.endswith("8"),
+                    bmajor=variant.startswith("wideB"))
 
 
 def _name(cand) -> str:

@@ -188,6 +188,9 @@ class SwapTile:
     splits: int | None = None
     wide: bool = False
     slab_scales: bool = False  # WIDE with one group per block: scales loaded per slab anyway (another layout)
+    # not swapped after all: x [BM, 128] . W [128, BN] per block (w4a16_wideb_kernel), both wgmma operands
+    # in shared memory and one asynchronous dot per block; BM >= 64 (wgmma's M), else mma.sync
+    bmajor: bool = False
 
 
 # The swapped kernel serves W4A16 (not FP4) from W4A16_SWAP_MIN_M to W4A16_SWAP_MAX_M rows, before the
@@ -199,20 +202,20 @@ W4A16_SWAP_MAX_M = 256
 
 
 def w4a16_swap_tile(m: int, n: int, k: int, group: int, sms: int = SM_COUNT_DEFAULT) -> SwapTile:
-    """Starting points for H100/H200 (sm_90), unmeasured: BM covers M (one M tile: each weight
-    dequantized once), WIDE (async register-A wgmma). ptxas registers for sm_90a (g128), one scale
-    row per block vs per-slab scale loads: 16 x 128 on 4 warps 96 vs 194, 32 x 128 128 vs 185, 64 x 128
-    on 8 warps 255 vs 216, 128 x 128 on 8 warps 255 + spills vs 254, 256 x 64 on 8 warps 255 + spills
-    vs 206; BM = 256 keeps to 2 stages (x^T is 64 KB of shared memory a stage)."""
+    """Starting points for H100/H200 (sm_90), unmeasured. M <= 32: the swapped kernel (wgmma's M side
+    is the weight's BN, so 16 or 32 rows of x waste nothing), WIDE, BM covering M. From 33 rows: the
+    weight as the B operand (w4a16_wideb_kernel), whose wgmmas ptxas does not serialize, on tiles
+    that let two CTAs share an SM (one dequantizing while the other multiplies; ptxas for sm_90a, g128):
+    64 x 128 on 4 warps, 3 stages: 255 registers, 96 KB of shared memory; 128 x 64 on 4 warps, 2 stages:
+    254, 84 KB (M > 64; two M tiles at 256). Swapped WIDE registers, one scale row per block vs per-slab
+    scale loads: 16 x 128 on 4 warps 96 vs 194, 32 x 128 128 vs 185."""
     if m <= 16:
         return SwapTile(16, 128, 4, 4, wide=True)
     if m <= 32:
         return SwapTile(32, 128, 4, 4, wide=True)
     if m <= 64:
-        return SwapTile(64, 128, 8, 3, wide=True, slab_scales=True)
-    if m <= 128:
-        return SwapTile(128, 128, 8, 3, wide=True, slab_scales=True)
-    return SwapTile(256, 64, 8, 2, wide=True, slab_scales=True)
+        return SwapTile(64, 128, 4, 3, bmajor=True)
+    return SwapTile(128, 64, 4, 2, bmajor=True)
 
 
 def swap_split(tiles: int, k: int, sms: int = SM_COUNT_DEFAULT, max_split: int = 8) -> tuple[int, int]:

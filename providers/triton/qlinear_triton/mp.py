@@ -133,6 +133,7 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         self._gemv = w4a16_kernels.w4a16_gemv_kernel
         self._dequant = w4a16_kernels.w4a16_dequant_kernel
         self._swap = w4a16_swap_kernels.w4a16_swap_kernel
+        self._wideb = w4a16_swap_kernels.w4a16_wideb_kernel
         self._reduce_kernel = mm_kernels.splitk_reduce_kernel
         self._reduce = reduce_splits
         self._group = group
@@ -252,8 +253,9 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         return out.reshape(*x.shape[:-1], n)
 
     def _apply_swap(self, t: SwapTile, x, x2, qw, s, zp, perm, gsorted, bias, out_dtype):
-        """M rows through w4a16_swap_kernel (tiles [BN weight columns, BM rows], K split over
-        program_id(1) into fp32 partials summed in order by splitk_reduce_kernel)."""
+        """M rows through w4a16_swap_kernel (tiles [BN weight columns, BM rows]) or, for a ``bmajor``
+        tile, w4a16_wideb_kernel ([BM rows, BN columns]); K split over program_id(1) into fp32 partials
+        summed in order by splitk_reduce_kernel."""
         n, k = self.config.N, self.config.K
         m = x2.shape[0]
         if self._has_perm:  # act-order: x's columns permuted once, as for the tiles
@@ -271,13 +273,16 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
             splits, k_split = swap_split(tiles, k, self._sms) if self.allow_split_k else (1, k)
         out = torch.empty((m, n), dtype=out_dtype, device=x.device)
         c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=out.device)
-        self._swap[(tiles, splits)](
-            x2, qw, s, zp if zp is not None else s, gsorted, bias if bias is not None else s, c, m, n, k, self._ng,
-            x2.stride(0), c.stride(-2), -(-k_split // 128), c.stride(0) if splits > 1 else 0, ONE_BITS,
-            GROUP=group, HAS_ZP=zp is not None, ZP_CONST=self._zp_const, IRREG=self._has_gsorted,
-            HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn, SPG=spg, PAIR=pair, REG=reg, MATH32=self._interp, WIDE=wide,
-            SLAB_SCALES=t.slab_scales, num_warps=t.num_warps,
-            num_stages=t.num_stages)
+        args = (x2, qw, s, zp if zp is not None else s, gsorted, bias if bias is not None else s, c, m, n, k, self._ng,
+                x2.stride(0), c.stride(-2), -(-k_split // 128), c.stride(0) if splits > 1 else 0)
+        common = dict(GROUP=group, HAS_ZP=zp is not None, ZP_CONST=self._zp_const, IRREG=self._has_gsorted,
+                      HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn, SLAB_SCALES=t.slab_scales, num_warps=t.num_warps,
+                      num_stages=t.num_stages)
+        if t.bmajor:
+            self._wideb[(tiles, splits)](*args, **common)
+        else:
+            self._swap[(tiles, splits)](*args, ONE_BITS, SPG=spg, PAIR=pair, REG=reg, MATH32=self._interp, WIDE=wide,
+                                        **common)
         if splits > 1:
             self._reduce(self._reduce_kernel, c, out)
         return out.reshape(*x.shape[:-1], n)

@@ -78,6 +78,26 @@ def _wide_factors(s_ptr, zp_ptr, gidx_ptr, b, j8, r16, K, rbn, N, NG, GROUP: tl.
 
 
 @triton.jit
+def _trans_factors(s_ptr, zp_ptr, gidx_ptr, b, j8, r16, K, rbn, N, NG, GROUP: tl.constexpr, HAS_ZP: tl.constexpr,
+                   ZP_CONST: tl.constexpr, IRREG: tl.constexpr, SLAB_SCALES: tl.constexpr):
+    """_wide_factors for the [8, 16, BN] orientation (slab j, row r, column n)."""
+    n3 = rbn[None, None, :]
+    if IRREG:
+        kk = b * 128 + 16 * j8[:, None, None] + r16[None, :, None]
+        g = tl.load(gidx_ptr + kk, mask=kk < K, other=0)
+    elif GROUP % 128 == 0 and not SLAB_SCALES:
+        g = tl.minimum((b * 128) // GROUP, NG - 1)
+    else:
+        g = tl.minimum((b * 128 + 16 * j8[:, None, None]) // GROUP, NG - 1)
+    s = tl.load(s_ptr + g * N + n3).to(tl.float32)
+    if HAS_ZP:
+        zp = tl.load(zp_ptr + g * N + n3).to(tl.float32)
+    else:
+        zp = ZP_CONST
+    return 16.0 * s, (16.0 + zp) * s
+
+
+@triton.jit
 def _code16(q, DT: tl.constexpr):
     """4-bit codes q (16-bit integers) as the 16-bit float 2^e + q, exactly: q ORed into the low
     mantissa bits of 128 (bf16, 7 mantissa bits) or 1024 (fp16, 10). Integer constants and a bitcast
@@ -111,7 +131,7 @@ def w4a16_swap_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, gidx_ptr, bias_ptr, c_ptr, M
                       stride_xm, stride_cm, block_split, stride_cs, magic, GROUP: tl.constexpr, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, IRREG: tl.constexpr,
                       HAS_BIAS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, SPG: tl.constexpr,
                       PAIR: tl.constexpr, REG: tl.constexpr = False, MATH32: tl.constexpr = False,
-                      WIDE: tl.constexpr = False, SLAB_SCALES: tl.constexpr = False):
+                      WIDE: tl.constexpr = False, SLAB_SCALES: tl.constexpr = False, TRANS: tl.constexpr = False):
     grid_m = tl.cdiv(M, BM)
     pid = tl.program_id(0)
     pid_m = pid % grid_m
@@ -130,7 +150,19 @@ def w4a16_swap_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, gidx_ptr, bias_ptr, c_ptr, M
     b_hi = tl.minimum(tl.cdiv(K, 128), b_lo + block_split)
     j8 = tl.arange(0, 8)
     for b in range(b_lo, b_hi):
-        if WIDE:  # the block's 8 slabs side by side: one [BN, 128] x [128, BM] dot (async across blocks)
+        if TRANS:  # the block dequantized as W [128, BN] (the stored orientation), fed to the dot transposed
+            w = tl.load(qw_ptr + (b * 16 + r16)[:, None].to(tl.int64) * N + rbn[None, :])  # [16, BN] words
+            kk = b * 128 + tl.arange(0, 128)
+            xt = tl.load(x_cols + kk[:, None], mask=(kk < K)[:, None] & mmask[None, :], other=0.0)  # [128, BM]
+            fs, fz = _trans_factors(s_ptr, zp_ptr, gidx_ptr, b, j8, r16, K, rbn, N, NG, GROUP, HAS_ZP, ZP_CONST, IRREG,
+                                    SLAB_SCALES)
+            lsh = tl.maximum(19 - 4 * j8, 0)[:, None, None]
+            rsh = tl.maximum(4 * j8 - 19, 0)[:, None, None]
+            t = (w[None, :, :] << lsh) >> rsh  # [8, 16, BN]: nibble j at bits 19..22
+            v = ((t & 0x780000) | 0x3F800000).to(tl.float32, bitcast=True)
+            wd = tl.reshape((v * fs - fz).to(xt.dtype), (128, BN))  # row 16 j + r: row 128 b + 16 j + r
+            acc = tl.dot(tl.trans(wd), xt, acc)
+        elif WIDE:  # the block's 8 slabs side by side: one [BN, 128] x [128, BM] dot (async across blocks)
             w = tl.load(w_rows + (b * 16 + r16)[None, :].to(tl.int64) * N)  # [BN, 16] words
             kk = b * 128 + tl.arange(0, 128)
             xt = tl.load(x_cols + kk[:, None], mask=(kk < K)[:, None] & mmask[None, :], other=0.0)  # [128, BM]
@@ -196,3 +228,53 @@ def w4a16_swap_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, gidx_ptr, bias_ptr, c_ptr, M
                 a = (_nib(w, j, magic) * fs - fz).to(xt.dtype)
                 acc = tl.dot(a, xt, acc)
     _swap_epilogue(acc, bias_ptr, c_ptr, rm, rn, rbn, M, N, stride_cm, stride_cs, pid_s, HAS_BIAS)
+
+
+# The same blocks with the dequantized weight as the B operand: out [BM, BN] = x [BM, 128] . W [128, BN]
+# per block. The weight tile is computed in registers, so Triton stores it to shared memory for the
+# wgmma (B is read from shared memory only) and issues ONE asynchronous warp_group_dot per block, both
+# operands in shared memory. The swapped form's register operand, by contrast, is split by Triton
+# into per-16-row dots with a wait after each, and ptxas serializes those wgmmas (ptxas info C7515:
+# "wgmma.mma_async instructions are serialized due to non wgmma instructions defining accumulator
+# registers ... between start and end of the pipeline stage"; a plain Triton matmul with an element-wise
+# op on A shows the same, on B it does not). wgmma needs 64 rows of x per warpgroup: for BM < 64
+# Triton falls back to mma.sync, which is where the swapped kernel serves. Grid and arguments as
+# w4a16_swap_kernel's.
+@triton.jit(do_not_specialize=["M", "block_split"])
+def w4a16_wideb_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, gidx_ptr, bias_ptr, c_ptr, M, N, K, NG,
+                       stride_xm, stride_cm, block_split, stride_cs, GROUP: tl.constexpr, HAS_ZP: tl.constexpr,
+                       ZP_CONST: tl.constexpr, IRREG: tl.constexpr, HAS_BIAS: tl.constexpr, BM: tl.constexpr,
+                       BN: tl.constexpr, SLAB_SCALES: tl.constexpr = False):
+    grid_m = tl.cdiv(M, BM)
+    pid = tl.program_id(0)
+    pid_m = pid % grid_m
+    pid_n = pid // grid_m
+    pid_s = tl.program_id(1)
+    rn = pid_n * BN + tl.arange(0, BN)
+    rbn = rn % N
+    rm = pid_m * BM + tl.arange(0, BM)
+    mmask = rm < M
+    ram = tl.where(mmask, rm, 0)
+    r16 = tl.arange(0, 16)
+    j8 = tl.arange(0, 8)
+    x_rows = x_ptr + ram[:, None].to(tl.int64) * stride_xm  # [BM, 1]
+    lsh = tl.maximum(19 - 4 * j8, 0)[:, None, None]  # nibble j to bits 19..22 (see _nib)
+    rsh = tl.maximum(4 * j8 - 19, 0)[:, None, None]
+    acc = tl.zeros((BM, BN), dtype=tl.float32)
+    b_lo = pid_s * block_split
+    b_hi = tl.minimum(tl.cdiv(K, 128), b_lo + block_split)
+    for b in range(b_lo, b_hi):
+        w = tl.load(qw_ptr + (b * 16 + r16)[:, None].to(tl.int64) * N + rbn[None, :])  # [16, BN] words
+        kk = b * 128 + tl.arange(0, 128)
+        xa = tl.load(x_rows + kk[None, :], mask=mmask[:, None] & (kk < K)[None, :], other=0.0)  # [BM, 128]
+        fs, fz = _trans_factors(s_ptr, zp_ptr, gidx_ptr, b, j8, r16, K, rbn, N, NG, GROUP, HAS_ZP, ZP_CONST, IRREG,
+                                SLAB_SCALES)
+        t = (w[None, :, :] << lsh) >> rsh  # [8, 16, BN]
+        v = ((t & 0x780000) | 0x3F800000).to(tl.float32, bitcast=True)  # 1 + q/16
+        wd = tl.reshape((v * fs - fz).to(xa.dtype), (128, BN))  # row 16 j + r: row 128 b + 16 j + r
+        acc = tl.dot(xa, wd, acc)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + rbn).to(tl.float32)
+        acc = acc + tl.where(pid_s == 0, bias, 0.0)[None, :]
+    c_ptrs = c_ptr + pid_s.to(tl.int64) * stride_cs + rm[:, None].to(tl.int64) * stride_cm + rn[None, :]
+    tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=mmask[:, None] & (rn[None, :] < N))

@@ -1,6 +1,6 @@
 """The swapped W4A16 tensor-core kernel (w4a16_swap_kernels: out^T = W^T x^T) on CPU through
 Triton's interpreter: the conformance kit with every M routed to it, and each variant (plain, WIDE,
-PAIR, REG) over group sizes, zero points, act-order (regular and irregular groups), ragged M, padded K
+PAIR, REG, and the B-operand form w4a16_wideb_kernel) over group sizes, zero points, act-order (regular and irregular groups), ragged M, padded K
 and forced K splits against the exact float product. The GPU tests run it compiled (test_gpu.py)."""
 
 import pytest
@@ -50,7 +50,7 @@ def test_swap_serves_its_range_only():
 
 
 VARIANTS = {"plain": {}, "wide": {"wide": True}, "wide8": {"wide": True, "slab_scales": True}, "pair": {"pair": True},
-            "reg": {"reg": True}}
+            "reg": {"reg": True}, "wideb": {"bmajor": True}, "wideb8": {"bmajor": True, "slab_scales": True}}
 LAYERS = {  # name: (group, k, zero points, act-order)
     "channel": (-1, 200, False, False),
     "g32-zp": (32, 256, True, False),
@@ -88,7 +88,7 @@ def test_swap_variants(variant, layer_kind, m):
     assert float((out.double() - ref).norm() / ref.norm()) < 1e-2
 
 
-@pytest.mark.parametrize("variant", ["plain", "wide", "pair"])
+@pytest.mark.parametrize("variant", ["plain", "wide", "pair", "wideb"])
 def test_swap_irregular_g_idx(variant):
     """Groups of unequal size after sorting: per-row scale lookup (REG falls back to plain)."""
     import torch

@@ -28,7 +28,7 @@ def test_swap_kit():
     assert sum(r.ran for r in results) >= 8
 
 
-@pytest.mark.parametrize("variant", ["", "pair", "reg"])
+@pytest.mark.parametrize("variant", ["", "wide", "pair", "reg", "wideb"])
 @pytest.mark.parametrize("zp,group", [(False, 128), (True, 128), (False, 32), (True, 64), (False, -1)])
 def test_swap_variants_gpu(variant, zp, group):
     from qlinear.config import MPLinearLayerConfig
@@ -52,7 +52,8 @@ def test_swap_variants_gpu(variant, zp, group):
         ref = old.apply(layer, x).float()
         bm = 64 if m <= 64 else 128
         kk = copy.copy(kern).pin_tile(SwapTile(bm, 128, 4 if bm == 64 else 8, 3, pair=variant == "pair",
-                                               reg=variant == "reg"))
+                                               reg=variant == "reg", wide=variant == "wide",
+                                               bmajor=variant == "wideb"))
         out = kk.apply(layer, x)
         err = float((out.float() - ref).norm() / ref.norm())
         assert err < 1e-2, (m, err)

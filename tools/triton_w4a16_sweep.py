@@ -139,7 +139,8 @@ def main(argv=None):
                 rows.append(row)
                 res[name] = us
                 ok = f"{us:8.2f} us" if us is not None else "  FAILED"
-                print(f"{n:5d}x{k:<5d} M={m:<4d} {name:34s} {ok}" + (f"  rel.err {err:.1e}" if err is not None else "") +
+                print(f"{n:5d}x{k:<5d} M={m:<4d} {name:34s} {ok}" +
+                      (f"  rel.err {err:.1e}" if err is not None else "") +
                       (f"  {note}" if note else ""), flush=True)
 
             point("bf16", lambda i: F.linear(x, wb[i]), check=False)

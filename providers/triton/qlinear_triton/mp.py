@@ -104,7 +104,8 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         return True, None
 
     def process_weights_after_loading(self, layer):
-        from . import mm_kernels, w4a16_kernels, w4a16_swap_kernels  # first use: imports triton (compiles at first call)
+        # first use: imports triton (kernels compile at first call)
+        from . import mm_kernels, w4a16_kernels, w4a16_swap_kernels
         from .scaled_mm import reduce_splits
 
         c = self.config

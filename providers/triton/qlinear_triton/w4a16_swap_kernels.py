@@ -1,28 +1,31 @@
-"""@triton.jit W4A16 tensor-core kernel for mid M (tens to hundreds of rows), operands swapped:
-out^T [N, M] = W^T [N, K] . x^T [K, M].
+"""@triton.jit W4A16 tensor-core kernels for mid M (tens to hundreds of rows), chosen per call by
+mp.TritonW4A16LinearKernel (``configs.w4a16_swap_tile``). Both dequantize a whole 128-row block into
+one operand and issue one tl.dot per block, instead of ``w4a16_kernel``'s dot per 16-row slab.
 
-Why swapped: ``w4a16_kernel`` multiplies x [BM, 16] by a dequantized weight slab [16, BN], so the
-weight is the B operand of the tensor-core product. On Hopper a wgmma takes B only from shared
-memory, so every dequantized slab goes registers -> shared -> tensor cores (or the dot falls back
-to the Ampere mma path), and its word loads are not pipelined (they feed element-wise ops, not the
-dot). Here the dequantized weight is the A (left) operand, which wgmma may read from registers, and
-x^T -- small, re-read by every N tile, in L2 -- is the B operand the pipeliner streams into shared
-memory (num_stages). The weight words feed the dot through element-wise ops only, so the pipeliner
-also prefetches them (a shared-memory buffer of packed words: a quarter of the dequantized bytes).
+Weight layout of ``w4a16_kernels`` (``mp.repack_w4``: int32 [Kp/8, N]; nibble j of word row r of
+128-row block b is row 128 b + 16 j + r). Shifting a block's [16, BN] words by the vector 4 j and
+reshaping [8, 16, BN] -> [128, BN] puts weight row 128 b + 16 j + r at operand row 16 j + r: the
+natural order, so x is one contiguous [BM, 128] load the pipeliner streams (cp.async, num_stages),
+with the words and the scales.
 
-Same weight layout as ``w4a16_kernels`` (``mp.repack_w4``: int32 [Kp/8, N]; nibble j of word row r
-of 128-row block b is row 128 b + 16 j + r), read transposed: a [BN, 16] tile of words holds, per
-nibble j, the [BN, 16] slab of W^T for rows 128 b + 16 j + r. PAIR joins nibbles p and p + 4 of the
-same word into one [BN, 32] operand (column 2 r + t is row 128 b + 16 (p + 4 t) + r) and gathers x^T's
-rows in that order, so each tl.dot is K = 32 (fewer, larger wgmma groups) with no register shuffle.
+- ``w4a16_wideb_kernel``: out [BM, BN] = x [BM, 128] . W [128, BN] per block. The dequantized tile is
+  stored to shared memory and the wgmma reads both operands there: on sm_90 the block's 8 HGMMAs issue
+  back to back with one wait. Needs BM >= 64 (wgmma's M per warpgroup; below, Triton uses mma.sync).
+- ``w4a16_swap_kernel``: out^T [BN, BM] = W^T [BN, 128] . x^T [128, BM], so the weight's BN columns
+  are wgmma's M side and 16 or 32 rows of x waste nothing; the dequantized weight is the A operand,
+  which Hopper may read from registers. Triton 3.6 does keep it in registers (WIDE: one [BN, 128]
+  operand), but splits the dot into 8 K = 16 wgmmas with a wait after each, and ptxas serializes them
+  (info C7515). Variants kept for the sweep (tools/triton_w4a16_sweep.py): one K = 16 dot per slab;
+  PAIR, nibbles p and p + 4 of a word joined into K = 32 operands (x^T gathered in that order); REG,
+  16-bit word loads and 16-bit math (the form Triton's MMAv3 register-operand rewrite accepts).
 
 Dequantization: the scale is folded into the operand, v = (q - zero) s rounded once to the 16-bit
-activation type (the accuracy of the dequantize + cuBLAS path): per weight a shift, one and-or
-(the code into the mantissa of 1.0: 1 + q/16, ``w4a16_kernels._nib``), one FMA with the group's
-(16 s, (16 + zero) s), one conversion. Act-order with irregular groups (IRREG) looks the scale
-row up per K row. FP4 weights are not handled here (``w4a16_kernel`` serves them).
-K splits write fp32 partials summed in a fixed order by mm_kernels.splitk_reduce_kernel: results are
-deterministic. Imported lazily.
+activation type (the accuracy of the dequantize + cuBLAS path): per weight a shift, one and-or (the
+code into the mantissa of 1.0: 1 + q/16, ``w4a16_kernels._nib``), one FMA with the group's
+(16 s, (16 + zero) s), one conversion. Any group size; act-order with irregular groups (IRREG) looks
+the scale row up per K row (x arrives already permuted). FP4 weights stay on ``w4a16_kernel``.
+K splits (program_id(1)) write fp32 partials summed in a fixed order by mm_kernels.splitk_reduce_kernel:
+results are deterministic. Imported lazily.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ def _wide_factors(s_ptr, zp_ptr, gidx_ptr, b, j8, r16, K, rbn, N, NG, GROUP: tl.
 @triton.jit
 def _trans_factors(s_ptr, zp_ptr, gidx_ptr, b, j8, r16, K, rbn, N, NG, GROUP: tl.constexpr, HAS_ZP: tl.constexpr,
                    ZP_CONST: tl.constexpr, IRREG: tl.constexpr, SLAB_SCALES: tl.constexpr):
-    """_wide_factors for the [8, 16, BN] orientation (slab j, row r, column n)."""
+    """_wide_factors for the [8, 16, BN] orientation of w4a16_wideb_kernel (slab j, row r, column n)."""
     n3 = rbn[None, None, :]
     if IRREG:
         kk = b * 128 + 16 * j8[:, None, None] + r16[None, :, None]
@@ -128,10 +131,11 @@ def _swap_epilogue(acc, bias_ptr, c_ptr, rm, rn, rbn, M, N, stride_cm, stride_cs
 # ``magic``: the bits of 1.0 (w4a16_kernels._nib).
 @triton.jit(do_not_specialize=["M", "block_split"])  # M and the K split change per call / layer: one compile
 def w4a16_swap_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, gidx_ptr, bias_ptr, c_ptr, M, N, K, NG,
-                      stride_xm, stride_cm, block_split, stride_cs, magic, GROUP: tl.constexpr, HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, IRREG: tl.constexpr,
-                      HAS_BIAS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, SPG: tl.constexpr,
+                      stride_xm, stride_cm, block_split, stride_cs, magic, GROUP: tl.constexpr,
+                      HAS_ZP: tl.constexpr, ZP_CONST: tl.constexpr, IRREG: tl.constexpr, HAS_BIAS: tl.constexpr,
+                      BM: tl.constexpr, BN: tl.constexpr, SPG: tl.constexpr,
                       PAIR: tl.constexpr, REG: tl.constexpr = False, MATH32: tl.constexpr = False,
-                      WIDE: tl.constexpr = False, SLAB_SCALES: tl.constexpr = False, TRANS: tl.constexpr = False):
+                      WIDE: tl.constexpr = False, SLAB_SCALES: tl.constexpr = False):
     grid_m = tl.cdiv(M, BM)
     pid = tl.program_id(0)
     pid_m = pid % grid_m
@@ -150,19 +154,7 @@ def w4a16_swap_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, gidx_ptr, bias_ptr, c_ptr, M
     b_hi = tl.minimum(tl.cdiv(K, 128), b_lo + block_split)
     j8 = tl.arange(0, 8)
     for b in range(b_lo, b_hi):
-        if TRANS:  # the block dequantized as W [128, BN] (the stored orientation), fed to the dot transposed
-            w = tl.load(qw_ptr + (b * 16 + r16)[:, None].to(tl.int64) * N + rbn[None, :])  # [16, BN] words
-            kk = b * 128 + tl.arange(0, 128)
-            xt = tl.load(x_cols + kk[:, None], mask=(kk < K)[:, None] & mmask[None, :], other=0.0)  # [128, BM]
-            fs, fz = _trans_factors(s_ptr, zp_ptr, gidx_ptr, b, j8, r16, K, rbn, N, NG, GROUP, HAS_ZP, ZP_CONST, IRREG,
-                                    SLAB_SCALES)
-            lsh = tl.maximum(19 - 4 * j8, 0)[:, None, None]
-            rsh = tl.maximum(4 * j8 - 19, 0)[:, None, None]
-            t = (w[None, :, :] << lsh) >> rsh  # [8, 16, BN]: nibble j at bits 19..22
-            v = ((t & 0x780000) | 0x3F800000).to(tl.float32, bitcast=True)
-            wd = tl.reshape((v * fs - fz).to(xt.dtype), (128, BN))  # row 16 j + r: row 128 b + 16 j + r
-            acc = tl.dot(tl.trans(wd), xt, acc)
-        elif WIDE:  # the block's 8 slabs side by side: one [BN, 128] x [128, BM] dot (async across blocks)
+        if WIDE:  # the block's 8 slabs side by side: one [BN, 128] x [128, BM] dot
             w = tl.load(w_rows + (b * 16 + r16)[None, :].to(tl.int64) * N)  # [BN, 16] words
             kk = b * 128 + tl.arange(0, 128)
             xt = tl.load(x_cols + kk[:, None], mask=(kk < K)[:, None] & mmask[None, :], other=0.0)  # [128, BM]
@@ -175,7 +167,8 @@ def w4a16_swap_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, gidx_ptr, bias_ptr, c_ptr, M
             a = tl.reshape((v * fs - fz).to(xt.dtype), (BN, 128))  # column 16 j + r: row 128 b + 16 j + r
             acc = tl.dot(a, xt, acc)
         elif REG:  # 16-bit words (the low / high half of each int32: nibbles 0-3 / 4-7) and 16-bit math
-            w16 = qw_ptr.to(tl.pointer_type(tl.int16)) + 2 * rbn[:, None] + (b * 16 + r16)[None, :].to(tl.int64) * (2 * N)
+            w16 = (qw_ptr.to(tl.pointer_type(tl.int16)) + 2 * rbn[:, None]
+                   + (b * 16 + r16)[None, :].to(tl.int64) * (2 * N))
             wlo = tl.load(w16)
             whi = tl.load(w16 + 1)
             for j in tl.static_range(8):
@@ -232,13 +225,14 @@ def w4a16_swap_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, gidx_ptr, bias_ptr, c_ptr, M
 
 # The same blocks with the dequantized weight as the B operand: out [BM, BN] = x [BM, 128] . W [128, BN]
 # per block. The weight tile is computed in registers, so Triton stores it to shared memory for the
-# wgmma (B is read from shared memory only) and issues ONE asynchronous warp_group_dot per block, both
-# operands in shared memory. The swapped form's register operand, by contrast, is split by Triton
-# into per-16-row dots with a wait after each, and ptxas serializes those wgmmas (ptxas info C7515:
-# "wgmma.mma_async instructions are serialized due to non wgmma instructions defining accumulator
-# registers ... between start and end of the pipeline stage"; a plain Triton matmul with an element-wise
-# op on A shows the same, on B it does not). wgmma needs 64 rows of x per warpgroup: for BM < 64
-# Triton falls back to mma.sync, which is where the swapped kernel serves. Grid and arguments as
+# wgmma (B is read from shared memory only) and issues one warp_group_dot per block with both operands
+# in shared memory: its 8 HGMMAs back to back, one wait. The swapped form's register operand, by
+# contrast, is split by Triton into per-16-row dots with a wait after each, and ptxas serializes
+# those wgmmas (ptxas info C7515: "wgmma.mma_async instructions are serialized due to non wgmma
+# instructions defining accumulator registers ... between start and end of the pipeline stage"; a
+# plain Triton matmul with an element-wise op on A shows the same, on B it does not). wgmma needs
+# 64 rows of x per warpgroup: for BM < 64 Triton falls back to mma.sync, which is where the swapped
+# kernel serves. Grid and arguments as
 # w4a16_swap_kernel's.
 @triton.jit(do_not_specialize=["M", "block_split"])
 def w4a16_wideb_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, gidx_ptr, bias_ptr, c_ptr, M, N, K, NG,

@@ -1,7 +1,8 @@
-"""The swapped W4A16 tensor-core kernel (w4a16_swap_kernels: out^T = W^T x^T) on CPU through
-Triton's interpreter: the conformance kit with every M routed to it, and each variant (plain, WIDE,
-PAIR, REG, and the B-operand form w4a16_wideb_kernel) over group sizes, zero points, act-order (regular and irregular groups), ragged M, padded K
-and forced K splits against the exact float product. The GPU tests run it compiled (test_gpu.py)."""
+"""The mid-M W4A16 kernels (w4a16_swap_kernels: the swapped kernel out^T = W^T x^T and the B-operand
+kernel) on CPU through Triton's interpreter: the conformance kit with every M routed to them, and
+each variant (plain, WIDE, PAIR, REG, B-operand) over group sizes, zero points, act-order (regular and
+irregular groups), ragged M, padded K and forced K splits against the exact float product. The GPU
+tests run them compiled (test_w4a16_swap_gpu.py)."""
 
 import pytest
 
@@ -73,7 +74,8 @@ def test_swap_variants(variant, layer_kind, m):
     n = 96  # not a multiple of BN: the last tile wraps its columns and masks its stores
     g_idx = None
     if act:
-        g_idx = (torch.arange(k) // group).to(torch.int32)[torch.randperm(k, generator=torch.Generator().manual_seed(5))]
+        perm = torch.randperm(k, generator=torch.Generator().manual_seed(5))
+        g_idx = (torch.arange(k) // group).to(torch.int32)[perm]
     c, layer, w = _w4_layer(n, k, group, g_idx=g_idx, zp=zp, seed=m)
     kern = runnable_here(TritonW4A16LinearKernel).create(c)
     kern.process_weights_after_loading(layer)

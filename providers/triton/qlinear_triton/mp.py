@@ -158,6 +158,10 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
         return self._tile(m)
 
     def pin_tile(self, tile, splits: int | None = None):
+        """Pin the tile (tuning sweeps): a configs.SwapTile runs every M through the mid-M kernels (its
+        own ``splits``), whatever swap_min_m / swap_max_m / dense_min_m say; a GemvTile or Tile runs
+        every M below dense_min_m through the GEMV / tile kernels (``splits`` K slices, None: the
+        shipped rule). Returns the kernel."""
         self._pinned = (tile, splits)
         return self
 

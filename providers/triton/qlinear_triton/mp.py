@@ -284,7 +284,7 @@ class TritonW4A16LinearKernel(TritonKernelMixin, MPLinearKernel):
                       HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn, SLAB_SCALES=t.slab_scales, num_warps=t.num_warps,
                       num_stages=t.num_stages)
         if t.bmajor:
-            self._wideb[(tiles, splits)](*args, **common)
+            self._wideb[(tiles, splits)](*args, ONE_BITS, **common)
         else:
             self._swap[(tiles, splits)](*args, ONE_BITS, SPG=spg, PAIR=pair, REG=reg, MATH32=self._interp, WIDE=wide,
                                         **common)

@@ -163,7 +163,7 @@ def w4a16_swap_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, gidx_ptr, bias_ptr, c_ptr, M
             lsh = tl.maximum(19 - 4 * j8, 0)[None, :, None]  # nibble j to bits 19..22: a left shift for j <= 4,
             rsh = tl.maximum(4 * j8 - 19, 0)[None, :, None]  # a right shift above (sign bits land above bit 22)
             t = (w[:, None, :] << lsh) >> rsh
-            v = ((t & 0x780000) | 0x3F800000).to(tl.float32, bitcast=True)  # 1 + q/16 (w4a16_kernels._nib)
+            v = ((t & 0x780000) | magic).to(tl.float32, bitcast=True)  # 1 + q/16 (_nib: magic in a register)
             a = tl.reshape((v * fs - fz).to(xt.dtype), (BN, 128))  # column 16 j + r: row 128 b + 16 j + r
             acc = tl.dot(a, xt, acc)
         elif REG:  # 16-bit words (the low / high half of each int32: nibbles 0-3 / 4-7) and 16-bit math
@@ -236,7 +236,7 @@ def w4a16_swap_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, gidx_ptr, bias_ptr, c_ptr, M
 # w4a16_swap_kernel's.
 @triton.jit(do_not_specialize=["M", "block_split"])
 def w4a16_wideb_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, gidx_ptr, bias_ptr, c_ptr, M, N, K, NG,
-                       stride_xm, stride_cm, block_split, stride_cs, GROUP: tl.constexpr, HAS_ZP: tl.constexpr,
+                       stride_xm, stride_cm, block_split, stride_cs, magic, GROUP: tl.constexpr, HAS_ZP: tl.constexpr,
                        ZP_CONST: tl.constexpr, IRREG: tl.constexpr, HAS_BIAS: tl.constexpr, BM: tl.constexpr,
                        BN: tl.constexpr, SLAB_SCALES: tl.constexpr = False):
     grid_m = tl.cdiv(M, BM)
@@ -264,7 +264,7 @@ def w4a16_wideb_kernel(x_ptr, qw_ptr, s_ptr, zp_ptr, gidx_ptr, bias_ptr, c_ptr, 
         fs, fz = _trans_factors(s_ptr, zp_ptr, gidx_ptr, b, j8, r16, K, rbn, N, NG, GROUP, HAS_ZP, ZP_CONST, IRREG,
                                 SLAB_SCALES)
         t = (w[None, :, :] << lsh) >> rsh  # [8, 16, BN]
-        v = ((t & 0x780000) | 0x3F800000).to(tl.float32, bitcast=True)  # 1 + q/16
+        v = ((t & 0x780000) | magic).to(tl.float32, bitcast=True)  # 1 + q/16 (_nib: magic in a register)
         wd = tl.reshape((v * fs - fz).to(xa.dtype), (128, BN))  # row 16 j + r: row 128 b + 16 j + r
         acc = tl.dot(xa, wd, acc)
     if HAS_BIAS:

@@ -43,15 +43,17 @@ SWEEP_W4 = {
 
 
 def as_tile(t):
-    from qlinear_triton.configs import GemvTile, Tile
+    from qlinear_triton.configs import GemvTile, SwapTile, Tile
 
-    return GemvTile(*t[1:]) if t[0] == "gemv" else Tile(*t)
+    return GemvTile(*t[1:]) if t[0] == "gemv" else SwapTile(*t[1:]) if t[0] == "swap" else Tile(*t)
 
 
 def tile_key(t):
-    from qlinear_triton.configs import GemvTile
+    from qlinear_triton.configs import GemvTile, SwapTile
 
-    return ("gemv", *vars(t).values()) if isinstance(t, GemvTile) else tuple(vars(t).values())
+    if isinstance(t, (GemvTile, SwapTile)):
+        return ("gemv" if isinstance(t, GemvTile) else "swap", *vars(t).values())
+    return tuple(vars(t).values())
 
 
 def sweep(timer, n, k, ms, dev, L8, K8, L4, K4, cp8, cp4, Q, launch_scaled_mm):
@@ -91,6 +93,7 @@ def sweep(timer, n, k, ms, dev, L8, K8, L4, K4, cp8, cp4, Q, launch_scaled_mm):
                     if tile is not None:
                         kk.pin_tile(tile)
                     kk.dense_min_m = 0 if tile is None else 1 << 30
+                    kk.swap_max_m = 0 if tile is None else kk.swap_max_m  # "dense" means dense
                 fn = lambda i, kerns=kerns: kerns[i].apply_weights(L4[i], x)  # noqa: E731
                 cp = cp4
             try:

@@ -20,6 +20,7 @@ T=tests/providers/triton
 PYTEST="timeout 240 python3 -m pytest -q -p no:cacheprovider --maxfail=20"
 declare -A GROUPS_=(
   [w4a16]="$T/test_gpu.py -k W4A16"
+  [w4a16swap]="$T/test_w4a16_swap_gpu.py"
   [int8]="$T/test_gpu.py -k Int8"
   [fp8]="$T/test_gpu.py -k FP8ScaledMM"
   [fp8block]="$T/test_gpu.py -k Fp8Block"

@@ -168,3 +168,65 @@ def w4a16_split(m: int, tiles: int, k: int, sms: int = SM_COUNT_DEFAULT) -> tupl
         per = -(-(-(-k // W4A16_TILE_SPLITS)) // 128) * 128
         return -(-k // per), per
     return split_k(m, tiles, k, 128, sms)
+
+
+@dataclass(frozen=True)
+class SwapTile:
+    """Tiles of the swapped W4A16 tensor-core kernel (w4a16_swap_kernels): BN weight columns (rows of
+    out^T, the wgmma M side: 64 per warpgroup) x BM activation rows, 128 rows of K per step (one
+    layout block, 8 slabs of 16). Variants (at most one set): WIDE, the block's 8 slabs as one
+    [BN, 128] operand and one dot (Triton issues it as 8 async register-A wgmmas); PAIR, K = 32 per
+    dot (nibbles p and p + 4 joined); REG, 16-bit word loads and 16-bit dequantization math; none,
+    one K = 16 dot per slab. ``splits``: K splits (None: ``swap_split``)."""
+
+    bm: int
+    bn: int
+    num_warps: int
+    num_stages: int
+    pair: bool = False
+    reg: bool = False
+    splits: int | None = None
+    wide: bool = False
+    slab_scales: bool = False  # WIDE with one group per block: scales loaded per slab anyway (another layout)
+    # not swapped after all: x [BM, 128] . W [128, BN] per block (w4a16_wideb_kernel), both wgmma operands
+    # in shared memory and one asynchronous dot per block; BM >= 64 (wgmma's M), else mma.sync
+    bmajor: bool = False
+
+
+# The mid-M kernels serve W4A16 (not FP4) from W4A16_SWAP_MIN_M to W4A16_SWAP_MAX_M rows where
+# w4a16_swap_tile returns a tile; elsewhere the GEMV, the 16-row tiles and dequantize + cuBLAS as
+# before. 0 for the max turns them off. Measured (tools/triton_w4a16_sweep.py, H200, CUDA graph,
+# docs/results/gpu/w4a16-mid/): at M <= 32 every candidate lost to the 16-row tiles (M=16 sum over the
+# four Llama-3-8B shapes 153 vs 119 us); above 128 to dequantize + cuBLAS (M=256: 457 vs 332 us).
+W4A16_SWAP_MIN_M = 33
+W4A16_SWAP_MAX_M = 128
+
+
+def w4a16_swap_tile(m: int, n: int, k: int, group: int, sms: int = SM_COUNT_DEFAULT) -> SwapTile | None:
+    """The weight-as-B kernel (w4a16_wideb_kernel: both wgmma operands in shared memory, one async dot
+    per 128-row block, which ptxas does not serialize) where it won on the H200 (graph us, this tile
+    vs the path without it): M=64: 64 x 256 on 8 warps, 3 stages: 6144x4096 24.3 vs 27.9, 4096x4096
+    18.3 vs 22.6, 4096x14336 45.2 vs 68.4; wide layers 64 x 128 on 4 warps: 28672x4096 75.7 vs 102.0.
+    M=128: 128 x 64 on 4 warps, 2 stages, wide layers only: 28672x4096 125.6 vs 189.4 (narrower
+    layers: the dequantize + cuBLAS path, 34.2 / 24.4 / 79.2 vs 37.8 / 26.9 / 78.6). None elsewhere.
+    The swapped kernel (out^T = W^T x^T, the weight as the register A operand) stays for pinned sweeps:
+    Triton 3.6 issues its register-A wgmmas serialized (ptxas C7515), so it lost everywhere."""
+    wide = n >= 16384
+    if m <= 64:
+        return SwapTile(64, 128, 4, 3, bmajor=True) if wide else SwapTile(64, 256, 8, 3, bmajor=True)
+    if m <= 128 and wide:
+        return SwapTile(128, 64, 4, 2, bmajor=True)
+    return None
+
+
+def swap_split(tiles: int, k: int, sms: int = SM_COUNT_DEFAULT, max_split: int = 8) -> tuple[int, int]:
+    """(splits, K per split, a multiple of 128) for the swapped kernel: enough K splits that the
+    grid gives every SM a program when the tiles alone do not, each split >= 2 blocks of 128."""
+    blocks = -(-k // 128)
+    if tiles >= sms or blocks < 4:
+        return 1, k
+    want = min(max_split, -(-sms // max(tiles, 1)), blocks // 2)
+    if want < 2:
+        return 1, k
+    per = -(-blocks // want) * 128
+    return -(-k // per), per

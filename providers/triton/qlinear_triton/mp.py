@@ -16,6 +16,7 @@ from qlinear.scalar_type import scalar_types
 from qlinear.settings import env_int
 
 from .base import TritonKernelMixin
+from .configs import W4A16_SWAP_MAX_M, W4A16_SWAP_MIN_M, SwapTile, fixed_split, is_rocm, swap_split, w4a16_swap_tile
 from .w4a16_launch import ONE_BITS, W4A16Launch  # noqa: F401 - ONE_BITS: the kernels' decode constant, named here too
 
 GROUPS = (-1, 32, 64, 128, 256)
@@ -77,6 +78,12 @@ class TritonW4A16LinearKernel(W4A16Launch, TritonKernelMixin, MPLinearKernel):
     # 148 vs 60 and 567 vs 239. The dense path writes the whole 16-bit weight (4x the int4 bytes),
     # so it pays once the GEMM's own cost dominates.
     dense_min_m = env_int("QLINEAR_TRITON_W4A16_DENSE_MIN_M", 128, minimum=0)
+    # The mid-M tensor-core kernels (w4a16_swap_kernels) serve swap_min_m <= M <= swap_max_m where
+    # configs.w4a16_swap_tile has a measured tile, ahead of both paths above; swap_max_m = 0 turns
+    # them off (the 16-row tiles and dequantize + cuBLAS as before). Not on ROCm.
+    swap_min_m = env_int("QLINEAR_TRITON_W4A16_SWAP_MIN_M", W4A16_SWAP_MIN_M, minimum=1)
+    swap_max_m = env_int("QLINEAR_TRITON_W4A16_SWAP_MAX_M", W4A16_SWAP_MAX_M, minimum=0)
+
     @classmethod
     def can_implement(cls, c):
         if c.weight_type not in (scalar_types.uint4b8, scalar_types.uint4):
@@ -117,6 +124,11 @@ class TritonW4A16LinearKernel(W4A16Launch, TritonKernelMixin, MPLinearKernel):
         self._has_gsorted = gsorted is not None
         self._zp_const = c.weight_type.bias if w_zp is None else 0
         self._init_launch(packed.device, n, w_s.shape[-1], group)
+        from . import w4a16_swap_kernels
+
+        self._swap = w4a16_swap_kernels.w4a16_swap_kernel
+        self._wideb = w4a16_swap_kernels.w4a16_wideb_kernel
+        self._mid_tiles: dict[int, object] = {}
 
     def _nk(self):
         return self.config.N, self.config.K
@@ -126,3 +138,58 @@ class TritonW4A16LinearKernel(W4A16Launch, TritonKernelMixin, MPLinearKernel):
         perm = getattr(layer, self.w_gidx_name) if self._has_perm else None
         gsorted = layer.weight_g_idx_sorted if self._has_gsorted else None
         return getattr(layer, self.w_q_name), getattr(layer, self.w_s_name), zp, perm, gsorted
+
+    # ---- mid M: w4a16_swap_kernels ----------------------------------------------------------------
+    def pin_tile(self, tile, splits: int | None = None):
+        """Pin the tile (tuning sweeps): a configs.SwapTile runs every M through the mid-M kernels (its
+        own ``splits``), whatever swap_min_m / swap_max_m / dense_min_m say; a GemvTile or Tile runs
+        every M below dense_min_m through the GEMV / tile kernels (``splits`` K slices, None: the
+        shipped rule). Returns the kernel."""
+        self._pinned = (tile, splits)
+        return self
+
+    def _mid_tile(self, m: int):
+        if self._pinned is not None:
+            return self._pinned[0] if isinstance(self._pinned[0], SwapTile) else None
+        if not (self.swap_min_m <= m <= self.swap_max_m) or is_rocm():
+            return None
+        b = 1 << max(0, (m - 1).bit_length())  # the M bucket (the mid range ends below 1024)
+        if b not in self._mid_tiles:
+            c = self.config
+            self._mid_tiles[b] = w4a16_swap_tile(b, c.N, c.K, self._group, self._sms)  # None: not here
+        return self._mid_tiles[b]
+
+    def _apply_mid(self, t: SwapTile, x, x2, qw, s, zp, perm, gsorted, bias, out_dtype):
+        """M rows through w4a16_swap_kernel (tiles [BN weight columns, BM rows]) or, for a ``bmajor``
+        tile, w4a16_wideb_kernel ([BM rows, BN columns]); K split over program_id(1) into fp32 partials
+        summed in order by splitk_reduce_kernel."""
+        n, k = self.config.N, self.config.K
+        m = x2.shape[0]
+        if self._has_perm:  # act-order: x's columns permuted once, as for the tiles
+            x2 = x2.index_select(1, perm)
+        group = self._group
+        one_scale = not self._has_gsorted and (group % 128 == 0 or group >= k)
+        spg = 1 if self._has_gsorted else (8 if one_scale else group // 16)
+        wide = t.wide
+        reg = t.reg and not wide and not self._has_gsorted  # REG has no per-row scale lookup
+        pair = t.pair and not (wide or reg)
+        tiles = -(-m // t.bm) * -(-n // t.bn)
+        if t.splits:
+            splits, k_split = fixed_split(k, t.splits, 128)
+        else:
+            splits, k_split = swap_split(tiles, k, self._sms) if self.allow_split_k else (1, k)
+        out = torch.empty((m, n), dtype=out_dtype, device=x.device)
+        c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=out.device)
+        args = (x2, qw, s, zp if zp is not None else s, gsorted, bias if bias is not None else s, c, m, n, k, self._ng,
+                x2.stride(0), c.stride(-2), -(-k_split // 128), c.stride(0) if splits > 1 else 0)
+        common = dict(GROUP=group, HAS_ZP=zp is not None, ZP_CONST=self._zp_const, IRREG=self._has_gsorted,
+                      HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn, SLAB_SCALES=t.slab_scales, num_warps=t.num_warps,
+                      num_stages=t.num_stages)
+        if t.bmajor:
+            self._wideb[(tiles, splits)](*args, ONE_BITS, **common)
+        else:
+            self._swap[(tiles, splits)](*args, ONE_BITS, SPG=spg, PAIR=pair, REG=reg, MATH32=self._interp, WIDE=wide,
+                                        **common)
+        if splits > 1:
+            self._reduce(self._reduce_kernel, c, out)
+        return out.reshape(*x.shape[:-1], n)

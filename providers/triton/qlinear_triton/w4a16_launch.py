@@ -78,8 +78,9 @@ class W4A16Launch:
                              "use tile_for(m)")
 
     def tile_for(self, m: int):
-        """The tile an M-row call runs with (below dense_min_m)."""
-        return self._tile(m)
+        """The tile an M-row call runs with (a subclass's mid-M tile, else below dense_min_m ours)."""
+        mid = self._mid_tile(m)
+        return mid if mid is not None else self._tile(m)
 
     def pin_tile(self, tile, splits: int | None = None):
         """Run every M below dense_min_m with ``tile`` (a configs.Tile or GemvTile), tiles split into
@@ -101,6 +102,11 @@ class W4A16Launch:
                 t = rocm_tile(t)
             self._tiles[b] = t
         return t
+
+    def _mid_tile(self, m: int):
+        """The tile of a subclass's own mid-M kernel for M rows (then ``_apply_mid`` runs the call), or
+        None: the paths here serve M."""
+        return None
 
     def _splits(self, t, m: int, n: int, k: int):
         """(grid tiles, splits, K per split) of a tile launch."""
@@ -128,6 +134,9 @@ class W4A16Launch:
         gsorted = gsorted if gsorted is not None else perm
         zps = zp if zp is not None else s
         group = self._group
+        mid = self._mid_tile(m)
+        if mid is not None:  # a subclass's mid-M kernel serves this M (mp: w4a16_swap_kernels)
+            return self._apply_mid(mid, x, x2, qw, s, zp, perm, gsorted, bias, out_dtype)
         if m >= self.dense_min_m:
             w = torch.empty((k, n), dtype=x2.dtype, device=x2.device)
             bn = 128 if not self._interp else 64

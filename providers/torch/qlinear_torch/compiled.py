@@ -22,14 +22,8 @@ import torch
 # On CPU a compiled call costs ~15-20 us of guard/dispatch overhead, more than the eager chain
 # at small M (measured here, 1 thread, K=4096: int8 sym quant M=1 eager 17 us vs compiled 34 us;
 # M=16 59 vs 61; M=128 2373 vs 286). So CPU rows <= this run eager, larger ones compiled.
+# (On CUDA every eager op is a launch, so compiled always.)
 CPU_EAGER_MAX_M = 16
-# On CUDA a compiled call costs ~150-200 us of host time (guards on dynamic shapes, the wrapper;
-# H200 host, issue #13: the per-tensor FP8 layer took 390 us of eager wall per call for a 19 us
-# graph), while each eager op is one ~5 us launch of a small elementwise kernel. So the fused
-# graph runs where launches cost no host time, inside a CUDA-graph capture (and under
-# torch.compile, which traces ``fn`` into the caller's graph); eager calls run the eager chain.
-# Both compute the same formula; the fused kernel may round a division differently (a code apart).
-_warming = threading.local()
 
 STATUS: dict[str, str] = {}  # function variant -> "compiled" | "eager: <why>"
 _lock = threading.Lock()
@@ -52,9 +46,7 @@ class MaybeCompiled:
     def __call__(self, *args):
         x = args[0]
         if (self.failed is not None or not compile_enabled() or torch.compiler.is_compiling()
-                or (x.device.type == "cpu" and x.shape[0] <= CPU_EAGER_MAX_M)
-                or (x.device.type == "cuda" and not torch.cuda.is_current_stream_capturing()
-                    and not getattr(_warming, "on", False))):
+                or (x.device.type == "cpu" and x.shape[0] <= CPU_EAGER_MAX_M)):
             return self.fn(*args)
         try:
             if self.compiled is None:
@@ -104,10 +96,6 @@ def warmup(run: Callable[[int], object]) -> None:
     is above CPU_EAGER_MAX_M) so compilation happens at load time. Errors propagate: a kernel that cannot run should fail here."""
     if not compile_enabled():
         return
-    _warming.on = True  # compile now (on CUDA eager calls would skip the graph), never inside a capture
-    try:
-        with torch.no_grad():
-            for m in (1, 17):
-                run(m)
-    finally:
-        _warming.on = False
+    with torch.no_grad():
+        for m in (1, 17):
+            run(m)

@@ -22,7 +22,11 @@ import torch
 # On CPU a compiled call costs ~15-20 us of guard/dispatch overhead, more than the eager chain
 # at small M (measured here, 1 thread, K=4096: int8 sym quant M=1 eager 17 us vs compiled 34 us;
 # M=16 59 vs 61; M=128 2373 vs 286). So CPU rows <= this run eager, larger ones compiled.
-# (On CUDA every eager op is a launch, so compiled always.)
+# CUDA runs the eager chain. A compiled call there cost ~100-200 us of host time per eager call
+# (H200: the per-tensor FP8 layer's call 195 us for a 19 us graph), and inside a CUDA-graph
+# capture (torch.compile's reduce-overhead recording) a guard miss recompiles, which synchronizes:
+# "operation not permitted when stream is capturing" (H200, INT8 and FP8 layers). Under
+# torch.compile the caller's graph traces ``fn`` and fuses it anyway.
 CPU_EAGER_MAX_M = 16
 
 STATUS: dict[str, str] = {}  # function variant -> "compiled" | "eager: <why>"
@@ -46,7 +50,7 @@ class MaybeCompiled:
     def __call__(self, *args):
         x = args[0]
         if (self.failed is not None or not compile_enabled() or torch.compiler.is_compiling()
-                or (x.device.type == "cpu" and x.shape[0] <= CPU_EAGER_MAX_M)):
+                or x.device.type == "cuda" or (x.device.type == "cpu" and x.shape[0] <= CPU_EAGER_MAX_M)):
             return self.fn(*args)
         try:
             if self.compiled is None:

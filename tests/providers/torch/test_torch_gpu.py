@@ -34,12 +34,17 @@ def test_supported_on_this_gpu(kernel):
     assert kernel.is_supported() == (True, None)
 
 
-def test_compiled_quant_on_cuda(monkeypatch):
+def test_cuda_runs_the_eager_chain(monkeypatch):
+    """On CUDA the quantization / epilogue chains run eager (a compiled call cost 100-200 us of host
+    time per call, and recompiled inside CUDA-graph captures): no torch.compile on the call path."""
     monkeypatch.setenv("QLINEAR_TORCH_COMPILE", "1")
     from qlinear_torch.fp8 import TorchCudaRowWiseFP8ScaledMMLinearKernel
     from qlinear_torch.int8 import TorchCudaInt8ScaledMMLinearKernel
 
+    def no_compile(*a, **k):
+        raise AssertionError("torch.compile on a CUDA call path")
+
+    monkeypatch.setattr(torch, "compile", no_compile)
     for k in (TorchCudaRowWiseFP8ScaledMMLinearKernel, TorchCudaInt8ScaledMMLinearKernel):
         case = next(c for c in testing.cases_for(k, ms=(1, 33)) if k.can_implement(c.config)[0])
         testing.run_case(k, case, device="cuda")
-    assert any(v == "compiled" for v in compiled.STATUS.values()), compiled.STATUS

@@ -416,10 +416,13 @@ void gemm_dq(const at::Tensor& x, const at::Tensor& wpack, int64_t kind, int64_t
 
 // ==================================================================================================
 // INT8 W8A8.
-// quantize_i8: x [M, K] (bf16 / fp16 / fp32) -> q int8 [M, Kp] (zero tail), scale f32 [M], zp i32 [M]
+// quantize_i8: x [M, K] (bf16 / fp16 / fp32) -> q int8 in the A-tile layout [ceil(M/16), Kp/64, 16, 64]
+//   (one AMX A tile = 16 rows x 64 K values is 1 KiB contiguous: a tile load with a 4 KiB row
+//   stride would put all 16 rows in one L1 set), zero K tail; scale f32 [M], zp i32 [M].
 //   static_scale given: q = clamp(round(x / s) + zp) with the static scale (and zero point)
 //   else symmetric: s = max(amax / 127, 1e-10); asymmetric: s = max((hi - lo) / 255, 1e-10),
 //   zp = clamp(round(-128 - lo / s)); with lo = min(min x, 0), hi = max(max x, 0).
+//   A dynamic row holding NaN / inf gets scale NaN, so its whole output row comes out NaN.
 // The arithmetic is the reference's (fp32 division, round half to even).
 // ==================================================================================================
 namespace {
@@ -429,12 +432,21 @@ inline __m512 load16_as_f32(const void* p, at::ScalarType t, int64_t i, __mmask1
   if (t == at::kBFloat16) return (__m512)_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16);
   return _mm512_cvtph_ps(h);
 }
+
+// byte offset of (row m, K chunk kc) in the A-tile layout
+inline int64_t a_off(int64_t m, int64_t kc, int64_t kchunks) {
+  return ((m >> 4) * kchunks + kc) * TILE_BYTES + (m & 15) * 64;
+}
 }  // namespace
 
 void quantize_i8(const at::Tensor& x, at::Tensor& q, at::Tensor& scale, at::Tensor& zp, bool symmetric,
                  const std::optional<at::Tensor>& static_scale, const std::optional<at::Tensor>& static_zp) {
   TORCH_CHECK(x.dim() == 2 && x.is_contiguous(), "x: must be contiguous 2-D");
-  const int64_t M = x.size(0), K = x.size(1), Kp = q.size(1);
+  const int64_t M = x.size(0), K = x.size(1);
+  TORCH_CHECK(q.dim() == 4 && q.size(0) == (M + 15) / 16 && q.size(2) == 16 && q.size(3) == 64 && q.is_contiguous() &&
+                  q.scalar_type() == at::kChar, "q: must be int8 [ceil(M/16), Kp/64, 16, 64]");
+  const int64_t kchunks = q.size(1), Kp = kchunks * 64;
+  TORCH_CHECK(Kp >= K, "q: Kp=", Kp, " < K=", K);
   const auto dt = x.scalar_type();
   TORCH_CHECK(dt == at::kBFloat16 || dt == at::kHalf || dt == at::kFloat, "x.dtype: must be bf16, fp16 or fp32");
   const void* xp = x.data_ptr();
@@ -444,22 +456,27 @@ void quantize_i8(const at::Tensor& x, at::Tensor& q, at::Tensor& scale, at::Tens
   const bool is_static = static_scale.has_value();
   const float s_static = is_static ? static_scale->item<float>() : 0.f;
   const int32_t zp_static = static_zp.has_value() ? static_zp->item<int32_t>() : 0;
-  at::parallel_for(0, M, 1, [&](int64_t r0, int64_t r1) {
+  // one row is a few microseconds of work: below 16 rows a second thread costs more than it saves
+  at::parallel_for(0, M, 16, [&](int64_t r0, int64_t r1) {
     for (int64_t m = r0; m < r1; ++m) {
       const char* row = (const char*)xp + m * K * x.element_size();
       float s;
       int32_t z = 0;
+      bool bad = false;
       if (is_static) {
         s = s_static;
         z = zp_static;
       } else {
         __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+        __mmask16 nonfinite = 0;
         for (int64_t k = 0; k < K; k += 16) {
           const __mmask16 mk = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
           __m512 v = load16_as_f32(row, dt, k, mk);  // masked-off lanes are 0, which min/max with 0 already
           lo = _mm512_min_ps(lo, v);
           hi = _mm512_max_ps(hi, v);
+          nonfinite |= _mm512_fpclass_ps_mask(v, 0x99);  // QNaN | SNaN | +inf | -inf
         }
+        bad = nonfinite != 0;
         const float mn = _mm512_reduce_min_ps(lo), mx = _mm512_reduce_max_ps(hi);
         if (symmetric) {
           s = std::max(std::max(-mn, mx) / 127.0f, 1e-10f);
@@ -469,11 +486,10 @@ void quantize_i8(const at::Tensor& x, at::Tensor& q, at::Tensor& scale, at::Tens
           z = (int32_t)std::min(127.f, std::max(-128.f, std::nearbyint(-128.0f - t)));
         }
       }
-      sp[m] = s;
+      sp[m] = bad ? std::nanf("") : s;
       zpp[m] = z;
       const __m512 sv = _mm512_set1_ps(s), zv = _mm512_set1_ps((float)z);
       const __m512 lo8 = _mm512_set1_ps(-128.f), hi8 = _mm512_set1_ps(127.f);
-      int8_t* qr = qp + m * Kp;
       for (int64_t k = 0; k < Kp; k += 16) {
         const int64_t rem = K - k;
         const __mmask16 mk = rem >= 16 ? (__mmask16)0xFFFF : rem > 0 ? (__mmask16)((1u << rem) - 1) : (__mmask16)0;
@@ -481,49 +497,141 @@ void quantize_i8(const at::Tensor& x, at::Tensor& q, at::Tensor& scale, at::Tens
         v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, zv), lo8), hi8);
         __m128i b = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v));
         b = _mm_maskz_mov_epi8(mk, b);  // K padding stays 0 (the weights there are 0 too)
-        _mm_storeu_si128((__m128i*)(qr + k), b);
+        _mm_storeu_si128((__m128i*)(qp + a_off(m, k >> 6, kchunks) + (k & 63)), b);
       }
     }
   });
 }
 
+namespace {
+// The scale / zero-point / bias epilogue of one output row's 32 columns, from exact int32 dot
+// products: every path (AMX tiles, VNNI vectors) ends here, so they give identical results.
+struct I8Epilogue {
+  const float* sxp;
+  const int32_t* zpp;
+  const float* csp;
+  void* outp;
+  int64_t out_kind, N;
+  __m512 s0, s1, cs0, cs1, bb0, bb1;
+  __mmask16 k0, k1;
+  inline void row(int64_t m, int64_t n0, __m512i c0i, __m512i c1i) const {
+    __m512 c0 = _mm512_cvtepi32_ps(c0i), c1 = _mm512_cvtepi32_ps(c1i);
+    if (csp) {
+      const __m512 z = _mm512_set1_ps(-(float)zpp[m]);
+      c0 = _mm512_fmadd_ps(cs0, z, c0);
+      c1 = _mm512_fmadd_ps(cs1, z, c1);
+    }
+    const __m512 sx = _mm512_set1_ps(sxp[m]);
+    store_row(outp, out_kind, m * N + n0, _mm512_fmadd_ps(c0, _mm512_mul_ps(s0, sx), bb0), k0);
+    if (k1) store_row(outp, out_kind, m * N + n0 + 16, _mm512_fmadd_ps(c1, _mm512_mul_ps(s1, sx), bb1), k1);
+  }
+};
+
+// MR rows (MR <= 4) x one block of 32 columns with AVX512-VNNI, for small M: a tile row of the
+// packed weight (16 columns x 4 K bytes) is exactly one vpdpbusd operand, so the AMX layout serves
+// as is. vpdpbusd multiplies unsigned by signed bytes: the activation byte is used as q + 128
+// (xor 0x80) and 128 * colsum(W) (comp) is subtracted at the end; all of it exact in int32.
+template <int MR>
+inline void i8_rows_vnni(const int8_t* qp, int64_t kchunks, int64_t m0, const int8_t* wblk, const int32_t* comp,
+                         int64_t n0, const I8Epilogue& ep) {
+  constexpr int CH = MR == 1 ? 4 : 2;  // independent accumulator chains per (row, tile)
+  __m512i acc[MR][2][CH];
+  for (int m = 0; m < MR; ++m)
+    for (int t = 0; t < 2; ++t)
+      for (int c = 0; c < CH; ++c) acc[m][t][c] = _mm512_setzero_si512();
+  const uint32_t* arow[MR];
+  for (int m = 0; m < MR; ++m) arow[m] = (const uint32_t*)(qp + a_off(m0 + m, 0, kchunks));
+  const __m512i flip = _mm512_set1_epi32((int)0x80808080);
+  for (int64_t kc = 0; kc < kchunks; ++kc) {
+    const int8_t* wt = wblk + kc * 2 * TILE_BYTES;
+    const int64_t ao = kc * (TILE_BYTES / 4);
+#pragma GCC unroll 16
+    for (int r = 0; r < 16; ++r) {
+      const __m512i w0 = _mm512_load_si512((const __m512i*)(wt + r * 64));
+      const __m512i w1 = _mm512_load_si512((const __m512i*)(wt + TILE_BYTES + r * 64));
+      for (int m = 0; m < MR; ++m) {
+        const __m512i a = _mm512_xor_si512(_mm512_set1_epi32((int)arow[m][ao + r]), flip);
+        acc[m][0][r % CH] = _mm512_dpbusd_epi32(acc[m][0][r % CH], a, w0);
+        acc[m][1][r % CH] = _mm512_dpbusd_epi32(acc[m][1][r % CH], a, w1);
+      }
+    }
+  }
+  const __m512i cp0 = _mm512_loadu_si512((const __m512i*)comp), cp1 = _mm512_loadu_si512((const __m512i*)(comp + 16));
+  for (int m = 0; m < MR; ++m) {
+    __m512i c0 = acc[m][0][0], c1 = acc[m][1][0];
+    for (int c = 1; c < CH; ++c) {
+      c0 = _mm512_add_epi32(c0, acc[m][0][c]);
+      c1 = _mm512_add_epi32(c1, acc[m][1][c]);
+    }
+    ep.row(m0 + m, n0, _mm512_sub_epi32(c0, cp0), _mm512_sub_epi32(c1, cp1));
+  }
+}
+}  // namespace
+
 // gemm_i8: out = (q @ W - zp[m] * colsum[n]) * sx[m] * sw[n] + bias[n]
-//   q      : int8 [M, Kp] (Kp multiple of 64)
+//   q      : int8 [ceil(M/16), Kp/64, 16, 64] (quantize_i8's A-tile layout); M = out.size(0)
 //   wpack  : int8 [Np/32, Kp/64, 2 tiles, 16 rows, 64 bytes] (VNNI-4: 16 columns x 4 K per row)
-//   sw     : f32 [Np] ; colsum: f32 [Np] or None (asymmetric only) ; bias f32 [N] or None
+//   sw     : f32 [Np] ; comp: i32 [Np] = 128 * colsum(W) (for the VNNI path)
+//   colsum : f32 [Np] or None (asymmetric only) ; bias f32 [N] or None
+//   vec_max_m: up to this many rows, AVX512-VNNI vectors instead of AMX tiles (same results)
+// No software prefetch here: each thread reads its weight blocks as one sequential stream, which the
+// hardware prefetcher follows; measured, prefetching 1-16 KiB ahead was as fast or slower.
 void gemm_i8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& zp, const at::Tensor& wpack,
-             const at::Tensor& sw, const std::optional<at::Tensor>& colsum, const std::optional<at::Tensor>& bias,
-             at::Tensor& out) {
-  const int64_t M = q.size(0), Kp = q.size(1), N = out.size(1);
-  TORCH_CHECK(Kp % 64 == 0 && q.scalar_type() == at::kChar && q.is_contiguous(), "q: must be int8 [M, Kp], Kp % 64 == 0");
-  const int64_t nblocks = wpack.size(0), kchunks = Kp / 64, Np = nblocks * NB;
+             const at::Tensor& sw, const at::Tensor& comp, const std::optional<at::Tensor>& colsum,
+             const std::optional<at::Tensor>& bias, at::Tensor& out, int64_t vec_max_m) {
+  const int64_t M = out.size(0), N = out.size(1);
+  TORCH_CHECK(q.dim() == 4 && q.size(0) == (M + 15) / 16 && q.size(2) == 16 && q.size(3) == 64 &&
+                  q.scalar_type() == at::kChar && q.is_contiguous(), "q: must be int8 [ceil(M/16), Kp/64, 16, 64]");
+  const int64_t kchunks = q.size(1), Kp = kchunks * 64;
+  // |sum (q + 128) * w| <= 255 * 128 * Kp must fit int32
+  TORCH_CHECK(Kp <= 65536, "K=", Kp, ": the int8 kernel accumulates in int32 and takes K <= 65536");
+  const int64_t nblocks = wpack.size(0), Np = nblocks * NB;
   TORCH_CHECK(wpack.scalar_type() == at::kChar && wpack.is_contiguous() && wpack.numel() == nblocks * kchunks * 2 * TILE_BYTES,
               "wpack: size does not match K=", Kp);
-  TORCH_CHECK(sw.numel() == Np && sw.scalar_type() == at::kFloat, "sw: must be float32 [Np]");
+  TORCH_CHECK(N <= Np && out.is_contiguous(), "out: bad shape");
+  TORCH_CHECK(sw.numel() == Np && sw.scalar_type() == at::kFloat && sw.is_contiguous(), "sw: must be float32 [Np]");
+  TORCH_CHECK(comp.numel() == Np && comp.scalar_type() == at::kInt && comp.is_contiguous(), "comp: must be int32 [Np]");
   const int8_t* qp = q.data_ptr<int8_t>();
   const int8_t* wp = wpack.data_ptr<int8_t>();
-  const float* sxp = sx.data_ptr<float>();
-  const int32_t* zpp = zp.data_ptr<int32_t>();
   const float* swp = sw.data_ptr<float>();
-  const float* csp = opt_f32(colsum, "colsum");
+  const int32_t* compp = comp.data_ptr<int32_t>();
   const float* bp = opt_f32(bias, "bias");
-  const int64_t out_kind = out_kind_of(out);
-  void* outp = out.data_ptr();
+  I8Epilogue ep0;
+  ep0.sxp = sx.data_ptr<float>();
+  ep0.zpp = zp.data_ptr<int32_t>();
+  ep0.csp = opt_f32(colsum, "colsum");
+  ep0.outp = out.data_ptr();
+  ep0.out_kind = out_kind_of(out);
+  ep0.N = N;
+  const bool vec = M <= vec_max_m;
 
   at::parallel_for(0, nblocks, 1, [&](int64_t b0, int64_t b1) {
     TileState tiles;
     Buf ctmpb(32 * NB * sizeof(int32_t));
     int32_t* ctmp = ctmpb.as<int32_t>();
+    I8Epilogue ep = ep0;
     for (int64_t nb = b0; nb < b1; ++nb) {
       const int8_t* wblk = wp + nb * kchunks * 2 * TILE_BYTES;
       const int64_t n0 = nb * NB;
       const int64_t cols = std::min<int64_t>(NB, N - n0);
-      const __mmask16 k0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
-      const __mmask16 k1 = cols >= 32 ? (__mmask16)0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : (__mmask16)0;
-      const __m512 s0 = _mm512_loadu_ps(swp + n0), s1 = _mm512_loadu_ps(swp + n0 + 16);
-      __m512 cs0 = _mm512_setzero_ps(), cs1 = _mm512_setzero_ps(), bb0 = cs0, bb1 = cs1;
-      if (csp) { cs0 = _mm512_loadu_ps(csp + n0); cs1 = _mm512_loadu_ps(csp + n0 + 16); }
-      if (bp) { bb0 = _mm512_maskz_loadu_ps(k0, bp + n0); bb1 = _mm512_maskz_loadu_ps(k1, bp + n0 + 16); }
+      ep.k0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
+      ep.k1 = cols >= 32 ? (__mmask16)0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : (__mmask16)0;
+      ep.s0 = _mm512_loadu_ps(swp + n0);
+      ep.s1 = _mm512_loadu_ps(swp + n0 + 16);
+      ep.cs0 = ep.cs1 = ep.bb0 = ep.bb1 = _mm512_setzero_ps();
+      if (ep.csp) { ep.cs0 = _mm512_loadu_ps(ep.csp + n0); ep.cs1 = _mm512_loadu_ps(ep.csp + n0 + 16); }
+      if (bp) { ep.bb0 = _mm512_maskz_loadu_ps(ep.k0, bp + n0); ep.bb1 = _mm512_maskz_loadu_ps(ep.k1, bp + n0 + 16); }
+      if (vec) {
+        for (int64_t m0 = 0; m0 < M; m0 += 4) {
+          switch (std::min<int64_t>(4, M - m0)) {
+            case 1: i8_rows_vnni<1>(qp, kchunks, m0, wblk, compp + n0, n0, ep); break;
+            case 2: i8_rows_vnni<2>(qp, kchunks, m0, wblk, compp + n0, n0, ep); break;
+            case 3: i8_rows_vnni<3>(qp, kchunks, m0, wblk, compp + n0, n0, ep); break;
+            default: i8_rows_vnni<4>(qp, kchunks, m0, wblk, compp + n0, n0, ep); break;
+          }
+        }
+        continue;
+      }
       for (int64_t m0 = 0; m0 < M; m0 += 32) {
         const int r0 = (int)std::min<int64_t>(16, M - m0);
         const int r1 = (int)std::max<int64_t>(0, std::min<int64_t>(16, M - m0 - 16));
@@ -531,17 +639,17 @@ void gemm_i8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& zp, co
         _tile_zero(4);
         _tile_zero(5);
         if (r1) { _tile_zero(6); _tile_zero(7); }
-        const int8_t* qa = qp + m0 * Kp;
+        const int8_t* qa0 = qp + a_off(m0, 0, kchunks);
+        const int8_t* qa1 = qa0 + kchunks * TILE_BYTES;  // the next 16 rows
         for (int64_t kc = 0; kc < kchunks; ++kc) {
           const int8_t* wt = wblk + kc * 2 * TILE_BYTES;
-          prefetch_lines(wt + PREFETCH_AHEAD, 2 * TILE_BYTES);
-          _tile_loadd(0, qa + kc * 64, Kp);
+          _tile_loadd(0, qa0 + kc * TILE_BYTES, 64);
           _tile_loadd(2, wt, 64);
           _tile_loadd(3, wt + TILE_BYTES, 64);
           _tile_dpbssd(4, 0, 2);
           _tile_dpbssd(5, 0, 3);
           if (r1) {
-            _tile_loadd(1, qa + 16 * Kp + kc * 64, Kp);
+            _tile_loadd(1, qa1 + kc * TILE_BYTES, 64);
             _tile_dpbssd(6, 1, 2);
             _tile_dpbssd(7, 1, 3);
           }
@@ -552,19 +660,9 @@ void gemm_i8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& zp, co
           _tile_stored(6, ctmp + 16 * NB, NB * 4);
           _tile_stored(7, ctmp + 16 * NB + 16, NB * 4);
         }
-        for (int i = 0; i < r0 + r1; ++i) {
-          const int64_t m = m0 + i;
-          __m512 c0 = _mm512_cvtepi32_ps(_mm512_load_si512((const __m512i*)(ctmp + i * NB)));
-          __m512 c1 = _mm512_cvtepi32_ps(_mm512_load_si512((const __m512i*)(ctmp + i * NB + 16)));
-          if (csp) {
-            const __m512 z = _mm512_set1_ps(-(float)zpp[m]);
-            c0 = _mm512_fmadd_ps(cs0, z, c0);
-            c1 = _mm512_fmadd_ps(cs1, z, c1);
-          }
-          const __m512 sx = _mm512_set1_ps(sxp[m]);
-          store_row(outp, out_kind, m * N + n0, _mm512_fmadd_ps(c0, _mm512_mul_ps(s0, sx), bb0), k0);
-          if (k1) store_row(outp, out_kind, m * N + n0 + 16, _mm512_fmadd_ps(c1, _mm512_mul_ps(s1, sx), bb1), k1);
-        }
+        for (int i = 0; i < r0 + r1; ++i)
+          ep.row(m0 + i, n0, _mm512_load_si512((const __m512i*)(ctmp + i * NB)),
+                 _mm512_load_si512((const __m512i*)(ctmp + i * NB + 16)));
       }
     }
   });

@@ -122,20 +122,46 @@ inline void expand_int4_tile(const uint8_t* src, uint16_t* dst, __m512i table) {
   }
 }
 
-// FP8 E4M3 -> bf16, exactly: normal numbers re-bias the exponent (7 -> 127) with one add;
-// subnormals (exponent 0: m * 2^-9) come from an 8-entry table. NaN codes are not expected.
-inline void expand_fp8_tile(const uint8_t* src, uint16_t* dst, __m512i subnormals) {
-  const __m512i m7f = _mm512_set1_epi16(0x7F), bias = _mm512_set1_epi16(120 << 7), eight = _mm512_set1_epi16(8);
-  const __m512i m80 = _mm512_set1_epi16(0x80);
-#pragma GCC unroll 4
-  for (int r = 0; r < 16; ++r) {
-    __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(src + r * 32)));
-    __m512i mag = _mm512_and_si512(v, m7f);
-    __m512i normal = _mm512_add_epi16(_mm512_slli_epi16(mag, 4), bias);
-    __mmask32 sub = _mm512_cmplt_epu16_mask(mag, eight);
-    __m512i val = _mm512_mask_permutexvar_epi16(normal, sub, mag, subnormals);
-    __m512i sign = _mm512_slli_epi16(_mm512_and_si512(v, m80), 8);
-    _mm512_store_si512((__m512i*)(dst + r * 32), _mm512_or_si512(val, sign));
+// FP8 E4M3 -> bf16, exactly, by table: the bf16 bit pattern of each of the 128 magnitudes (sign
+// bit clear) is split into its low and its high byte, two 128-byte tables of two zmm each. vpermi2b
+// looks up 64 codes at once from their low 7 bits (the sign bit is ignored), the sign is or-ed into
+// the high byte, and unpacking low / high bytes yields the 16-bit lanes: 5 instructions per 64
+// weights, subnormals included. vpunpck{l,h}bw interleave within 128-bit lanes, so the packer stores
+// each pair of tile rows pre-shuffled (pack.pack_fp8): the unpacked halves are rows 2p and 2p+1.
+struct Fp8Tables {
+  __m512i lo0, lo1, hi0, hi1;
+  Fp8Tables() {
+    alignas(64) uint8_t lo[128], hi[128];
+    for (int c = 0; c < 128; ++c) {
+      const int e = c >> 3, m = c & 7;
+      const float v = c == 127 ? std::nanf("") : e == 0 ? std::ldexp((float)m, -9) : std::ldexp(1.0f + m / 8.0f, e - 7);
+      const uint16_t b = bf16_bits(v);
+      lo[c] = (uint8_t)(b & 0xFF);
+      hi[c] = (uint8_t)(b >> 8);
+    }
+    lo0 = _mm512_load_si512((const __m512i*)lo);
+    lo1 = _mm512_load_si512((const __m512i*)(lo + 64));
+    hi0 = _mm512_load_si512((const __m512i*)hi);
+    hi1 = _mm512_load_si512((const __m512i*)(hi + 64));
+  }
+  // 64 packed codes -> tile rows 2p (r0) and 2p+1 (r1), 32 bf16 each
+  inline void expand(const uint8_t* src, __m512i& r0, __m512i& r1) const {
+    const __m512i v = _mm512_loadu_si512((const __m512i*)src);
+    const __m512i lo = _mm512_permutex2var_epi8(lo0, v, lo1);
+    __m512i hi = _mm512_permutex2var_epi8(hi0, v, hi1);
+    hi = _mm512_ternarylogic_epi32(hi, v, _mm512_set1_epi8((char)0x80), 0xF8);  // hi | (v & 0x80)
+    r0 = _mm512_unpacklo_epi8(lo, hi);
+    r1 = _mm512_unpackhi_epi8(lo, hi);
+  }
+};
+
+inline void expand_fp8_tile(const uint8_t* src, uint16_t* dst, const Fp8Tables& t) {
+#pragma GCC unroll 8
+  for (int p = 0; p < 8; ++p) {
+    __m512i r0, r1;
+    t.expand(src + p * 64, r0, r1);
+    _mm512_store_si512((__m512i*)(dst + (2 * p) * 32), r0);
+    _mm512_store_si512((__m512i*)(dst + (2 * p + 1) * 32), r1);
   }
 }
 
@@ -181,15 +207,37 @@ const float* opt_f32(const std::optional<at::Tensor>& t, const char* name) {
 
 bool amx_init() { return request_amx(); }
 
-// ---- one row, int4: AVX-512 BF16 dot products straight from registers ----------------------------
+// ---- a few rows, int4 / fp8: AVX-512 BF16 dot products straight from registers ------------------
 // (written for up to 4 rows.) For tiny M the AMX path's fixed costs (expanded tiles written to and read back from L1, a tile op
 // per 1-row product, per-group tile stores) dominate; here each expanded row goes from the lookup
 // straight into vdpbf16ps against the broadcast activation pair. Even and odd tile rows accumulate
 // separately (more independent chains), summed at the group end in a fixed order.
-template <int MR>
-void int4_rows_block(const uint16_t* xp, int64_t ldx, const uint8_t* wblk, int64_t ngroups, int64_t gchunks,
-                     const float* swp, const float* zcp, const float* asum, int64_t Np, int64_t nb, __m512i table,
-                     float* acc /* [MR][32] */) {
+// The weight expansions the vector path takes: rows 2p and 2p+1 of one packed B tile as bf16.
+struct Int4Rows {
+  static constexpr int64_t TB = 256;  // packed bytes per tile
+  __m512i table;
+  inline void operator()(const uint8_t* tile, int p, __m512bh& wa, __m512bh& wb) const {
+    __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(tile + p * 32)));
+    wa = (__m512bh)_mm512_permutexvar_epi16(v, table);
+    wb = (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(v, 4), table);
+  }
+};
+struct Fp8Rows {
+  static constexpr int64_t TB = 512;
+  const Fp8Tables* t;
+  inline void operator()(const uint8_t* tile, int p, __m512bh& wa, __m512bh& wb) const {
+    __m512i a, b;
+    t->expand(tile + p * 64, a, b);
+    wa = (__m512bh)a;
+    wb = (__m512bh)b;
+  }
+};
+
+template <int MR, class Rows>
+void rows_block(const uint16_t* xp, int64_t ldx, const uint8_t* wblk, int64_t ngroups, int64_t gchunks,
+                const float* swp, const float* zcp, const float* asum, int64_t Np, int64_t nb, const Rows& rows,
+                float* acc /* [MR][32] */) {
+  constexpr int64_t TB = Rows::TB;
   __m512 tot[MR][2];
   for (int m = 0; m < MR; ++m) tot[m][0] = tot[m][1] = _mm512_setzero_ps();
   for (int64_t g = 0; g < ngroups; ++g) {
@@ -200,8 +248,8 @@ void int4_rows_block(const uint16_t* xp, int64_t ldx, const uint8_t* wblk, int64
       for (int t = 0; t < 2; ++t) ev[m][t][0] = ev[m][t][1] = od[m][t][0] = od[m][t][1] = _mm512_setzero_ps();
     for (int64_t kc = 0; kc < gchunks; ++kc) {
       const int64_t kchunk = g * gchunks + kc;
-      const uint8_t* src = wblk + kchunk * 2 * 256;
-      prefetch_lines(src + PREFETCH_AHEAD, 512);
+      const uint8_t* src = wblk + kchunk * 2 * TB;
+      prefetch_lines(src + PREFETCH_AHEAD, 2 * TB);
       const int64_t k0 = kchunk * 32;
 #pragma GCC unroll 8
       for (int p = 0; p < 8; ++p) {
@@ -213,9 +261,8 @@ void int4_rows_block(const uint16_t* xp, int64_t ldx, const uint8_t* wblk, int64
         }
 #pragma GCC unroll 2
         for (int t = 0; t < 2; ++t) {
-          __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(src + t * 256 + p * 32)));
-          __m512bh wa = (__m512bh)_mm512_permutexvar_epi16(v, table);
-          __m512bh wb = (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(v, 4), table);
+          __m512bh wa, wb;
+          rows(src + t * TB, p, wa, wb);
           for (int m = 0; m < MR; ++m) {
             ev[m][t][p & 1] = _mm512_dpbf16_ps(ev[m][t][p & 1], xa[m], wa);
             od[m][t][p & 1] = _mm512_dpbf16_ps(od[m][t][p & 1], xb[m], wb);
@@ -240,9 +287,8 @@ void int4_rows_block(const uint16_t* xp, int64_t ldx, const uint8_t* wblk, int64
   }
 }
 
-// rows up to which the int4 kernel uses int4_rows_block instead of AMX tiles
-// (measured on a 2-core Sapphire Rapids VM: the vector path ties AMX at M = 1 and loses from M = 2)
-constexpr int64_t INT4_VEC_MAX_M = 1;
+// vec_max_m (the caller's choice, up to 4): rows up to which the int4 / fp8 kernels use rows_block
+// instead of AMX tiles.
 
 // ==================================================================================================
 // gemm_dq: out[M, N] = x[M, Kp] (bf16) @ W (packed codes)
@@ -255,10 +301,13 @@ constexpr int64_t INT4_VEC_MAX_M = 1;
 //   sxr    : f32 [M] or [1] or None          activation scale per row (or one), applied at the end
 //   bias   : f32 [N] or None
 //   out    : [M, N] bf16 / fp16 / fp32, written
+//   vec_max_m: up to this many rows (<= 4), int4 / fp8 weights take the AVX512-BF16 vector path
 // ==================================================================================================
 void gemm_dq(const at::Tensor& x, const at::Tensor& wpack, int64_t kind, int64_t group, const at::Tensor& sw,
              const std::optional<at::Tensor>& zc, const std::optional<at::Tensor>& sxg,
-             const std::optional<at::Tensor>& sxr, const std::optional<at::Tensor>& bias, at::Tensor& out) {
+             const std::optional<at::Tensor>& sxr, const std::optional<at::Tensor>& bias, at::Tensor& out,
+             int64_t vec_max_m) {
+  TORCH_CHECK(vec_max_m <= 4, "vec_max_m: the vector path takes at most 4 rows");
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kBFloat16 && x.stride(1) == 1, "x: must be 2-D bf16 with unit column stride");
   const int64_t M = x.size(0), Kp = x.size(1), N = out.size(1);
   TORCH_CHECK(Kp % 32 == 0 && group % 32 == 0 && Kp % group == 0, "x.shape[1]=", Kp, " / group=", group, ": must be multiples of 32");
@@ -301,11 +350,8 @@ void gemm_dq(const at::Tensor& x, const at::Tensor& wpack, int64_t kind, int64_t
     alignas(64) uint16_t t[32];
     for (int i = 0; i < 32; ++i) t[i] = bf16_bits((float)((i & 15) - 8));
     table = _mm512_load_si512((const __m512i*)t);
-  } else if (kind == W_FP8) {
-    alignas(64) uint16_t t[32] = {0};
-    for (int i = 0; i < 8; ++i) t[i] = bf16_bits(std::ldexp((float)i, -9));
-    table = _mm512_load_si512((const __m512i*)t);
   }
+  const Fp8Tables fp8t;
 
   at::parallel_for(0, nblocks, 1, [&](int64_t b0, int64_t b1) {
     TileState tiles;
@@ -317,14 +363,25 @@ void gemm_dq(const at::Tensor& x, const at::Tensor& wpack, int64_t kind, int64_t
     float* ctmp = ctmpb.as<float>();
     for (int64_t nb = b0; nb < b1; ++nb) {
       const uint8_t* wblk = wp + nb * kchunks * 2 * tb;
-      const bool vec = kind == W_INT4 && M <= INT4_VEC_MAX_M && sxgp == nullptr;
+      const bool vec = sxgp == nullptr && (kind == W_INT4 || kind == W_FP8) && M <= vec_max_m;
       if (vec) {
         const float* as = zcp ? asum.data() : nullptr;
-        switch (M) {
-          case 1: int4_rows_block<1>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, table, acc); break;
-          case 2: int4_rows_block<2>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, table, acc); break;
-          case 3: int4_rows_block<3>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, table, acc); break;
-          default: int4_rows_block<4>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, table, acc); break;
+        if (kind == W_INT4) {
+          const Int4Rows r{table};
+          switch (M) {
+            case 1: rows_block<1>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
+            case 2: rows_block<2>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
+            case 3: rows_block<3>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
+            default: rows_block<4>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
+          }
+        } else {
+          const Fp8Rows r{&fp8t};
+          switch (M) {
+            case 1: rows_block<1>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
+            case 2: rows_block<2>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
+            case 3: rows_block<3>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
+            default: rows_block<4>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
+          }
         }
       } else {
         std::memset(acc, 0, M * NB * sizeof(float));
@@ -336,7 +393,7 @@ void gemm_dq(const at::Tensor& x, const at::Tensor& wpack, int64_t kind, int64_t
           prefetch_lines(src + t * tb + PREFETCH_AHEAD, tb);
           uint16_t* d = dq + t * (TILE_BYTES / 2);
           if (kind == W_INT4) expand_int4_tile(src + t * tb, d, table);
-          else if (kind == W_FP8) expand_fp8_tile(src + t * tb, d, table);
+          else if (kind == W_FP8) expand_fp8_tile(src + t * tb, d, fp8t);
           else expand_int8_tile(src + t * tb, d);
         }
         const float* swg = swp + (nb * ngroups + g) * NB;

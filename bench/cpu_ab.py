@@ -52,8 +52,12 @@ def main(argv):
     for m in ms:
         xs = [torch.randn(m, k).bfloat16() for _ in range(4)]
         t = {name: [] for name in runs}
+        names = list(runs)
         for it in range(int(os.environ.get("IT", "30"))):
-            for name, lst in runs.items():
+            # a kernel's place in the round can bias it (it runs after whatever ran before it, e.g.
+            # a 100 MiB bf16 stream): rotate the order so every kernel takes every place
+            for name in names[it % len(names):] + names[:it % len(names)]:
+                lst = runs[name]
                 kern, layer = lst[it % len(lst)]
                 x = xs[it % 4]
                 t0 = clock()

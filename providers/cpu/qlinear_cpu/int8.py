@@ -72,7 +72,8 @@ class CpuAmxInt8ScaledMMLinearKernel(CpuKernelMixin, Int8ScaledMMLinearKernel):
                     raise ValueError(f"{izp_name}: a static asymmetric scheme needs a one-element zero point")
                 self.static_zp = zp.to(torch.int32).reshape(1).contiguous()
         # 128 * colsum(W), int32: the VNNI path multiplies (q + 128) by W and takes this back off
-        self.comp = pack.pad_cols(w.to(torch.int32).sum(0).double() * 128, n_pad).to(torch.int32)
+        # (int32 throughout, as the kernel adds it)
+        self.comp = torch.nn.functional.pad(w.to(torch.int32).sum(0) * 128, (0, n_pad - n)).to(torch.int32).contiguous()
         self.replace_parameter(layer, w_name, pack.pack_int8_vnni4(w.t(), self.k_pad))
         self.replace_parameter(layer, s_name, sw)
         if colsum is not None:
@@ -94,8 +95,8 @@ class CpuAmxInt8ScaledMMLinearKernel(CpuKernelMixin, Int8ScaledMMLinearKernel):
         c = self.config
         w_name, s_name, _, _, azp_name = self.layer_param_names
         m = x2.shape[0]
-        # A-tile layout [ceil(M/16), Kp/64, 16, 64]; a dynamic row with NaN/inf gets scale NaN (a NaN output row)
-        q = torch.empty((m + 15) // 16, self.k_pad // 64, 16, 64, dtype=torch.int8)
+        # A-tile layout [ceil(M/16), Kp/64, min(M, 16), 64]; a dynamic row with NaN/inf gets scale NaN
+        q = torch.empty((m + 15) // 16, self.k_pad // 64, min(m, 16), 64, dtype=torch.int8)
         sx = torch.empty(m, dtype=torch.float32)
         zp = torch.empty(m, dtype=torch.int32)
         self._ext.quantize_i8(x2, q, sx, zp, c.input_symmetric, self.static_scale, self.static_zp)

@@ -38,6 +38,19 @@ def test_vnni_and_amx_paths_identical(static, sym, m):
     assert torch.equal(kern.apply_weights(layer, x, bias), amx)
 
 
+def test_paths_identical_with_large_column_sums():
+    """Large compensation terms (128 * colsum(W) > 2**24: K = 4096, all-positive columns)."""
+    kern, _, g = _layer(False, True, n=64, k=4096)
+    c = kern.config
+    params = quantize_layer_params(c, torch.rand(64, 4096, generator=g) + 0.5, calib_x=torch.randn(8, 4096, generator=g))
+    layer = make_layer(c, params)
+    kern = CpuAmxInt8ScaledMMLinearKernel.create(c)
+    kern.process_weights_after_loading(layer)
+    assert int(kern.comp.abs().max()) > 2**24
+    x = torch.randn(2, 4096, generator=g).bfloat16()
+    assert torch.equal(kern.run(layer, x, None, 64), kern.run(layer, x, None, 0))
+
+
 @pytest.mark.parametrize("vec_max_m", [0, 64])
 def test_dynamic_non_finite_row_comes_out_nan(vec_max_m):
     kern, layer, g = _layer(False, False)

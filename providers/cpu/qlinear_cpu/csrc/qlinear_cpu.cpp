@@ -58,11 +58,12 @@ void configure_tiles(int r0, int r1) {
   set(3, 16);
   set(4, r0);
   set(5, r0);
-  if (r1 > 0) {
-    set(1, r1);
-    set(6, r1);
-    set(7, r1);
-  }
+  // with one row block (r1 == 0) tiles 1, 6, 7 take r0 rows: the int8 kernel then splits K over
+  // two accumulator pairs (even / odd chunks) instead of leaving them idle
+  const int rb = r1 > 0 ? r1 : r0;
+  set(1, rb);
+  set(6, rb);
+  set(7, rb);
   _tile_loadconfig(&c);
 }
 
@@ -473,8 +474,8 @@ void gemm_dq(const at::Tensor& x, const at::Tensor& wpack, int64_t kind, int64_t
 
 // ==================================================================================================
 // INT8 W8A8.
-// quantize_i8: x [M, K] (bf16 / fp16 / fp32) -> q int8 in the A-tile layout [ceil(M/16), Kp/64, 16, 64]
-//   (one AMX A tile = 16 rows x 64 K values is 1 KiB contiguous: a tile load with a 4 KiB row
+// quantize_i8: x [M, K] (bf16 / fp16 / fp32) -> q int8 in the A-tile layout [ceil(M/16), Kp/64, R, 64],
+//   R = min(M, 16) (one AMX A tile = R rows x 64 K values contiguous: a tile load with a 4 KiB row
 //   stride would put all 16 rows in one L1 set), zero K tail; scale f32 [M], zp i32 [M].
 //   static_scale given: q = clamp(round(x / s) + zp) with the static scale (and zero point)
 //   else symmetric: s = max(amax / 127, 1e-10); asymmetric: s = max((hi - lo) / 255, 1e-10),
@@ -490,9 +491,10 @@ inline __m512 load16_as_f32(const void* p, at::ScalarType t, int64_t i, __mmask1
   return _mm512_cvtph_ps(h);
 }
 
-// byte offset of (row m, K chunk kc) in the A-tile layout
-inline int64_t a_off(int64_t m, int64_t kc, int64_t kchunks) {
-  return ((m >> 4) * kchunks + kc) * TILE_BYTES + (m & 15) * 64;
+// byte offset of (row m, K chunk kc) in the A-tile layout with R = min(M, 16) rows per tile (so
+// one or two rows are not spread one 64-byte line per KiB)
+inline int64_t a_off(int64_t m, int64_t kc, int64_t kchunks, int64_t R) {
+  return ((m >> 4) * kchunks + kc) * R * 64 + (m & 15) * 64;
 }
 }  // namespace
 
@@ -500,8 +502,9 @@ void quantize_i8(const at::Tensor& x, at::Tensor& q, at::Tensor& scale, at::Tens
                  const std::optional<at::Tensor>& static_scale, const std::optional<at::Tensor>& static_zp) {
   TORCH_CHECK(x.dim() == 2 && x.is_contiguous(), "x: must be contiguous 2-D");
   const int64_t M = x.size(0), K = x.size(1);
-  TORCH_CHECK(q.dim() == 4 && q.size(0) == (M + 15) / 16 && q.size(2) == 16 && q.size(3) == 64 && q.is_contiguous() &&
-                  q.scalar_type() == at::kChar, "q: must be int8 [ceil(M/16), Kp/64, 16, 64]");
+  const int64_t R = std::min<int64_t>(M, 16);
+  TORCH_CHECK(q.dim() == 4 && q.size(0) == (M + 15) / 16 && q.size(2) == R && q.size(3) == 64 && q.is_contiguous() &&
+                  q.scalar_type() == at::kChar, "q: must be int8 [ceil(M/16), Kp/64, min(M, 16), 64]");
   const int64_t kchunks = q.size(1), Kp = kchunks * 64;
   TORCH_CHECK(Kp >= K, "q: Kp=", Kp, " < K=", K);
   const auto dt = x.scalar_type();
@@ -554,7 +557,7 @@ void quantize_i8(const at::Tensor& x, at::Tensor& q, at::Tensor& scale, at::Tens
         v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, zv), lo8), hi8);
         __m128i b = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v));
         b = _mm_maskz_mov_epi8(mk, b);  // K padding stays 0 (the weights there are 0 too)
-        _mm_storeu_si128((__m128i*)(qp + a_off(m, k >> 6, kchunks) + (k & 63)), b);
+        _mm_storeu_si128((__m128i*)(qp + a_off(m, k >> 6, kchunks, R) + (k & 63)), b);
       }
     }
   });
@@ -589,7 +592,7 @@ struct I8Epilogue {
 // as is. vpdpbusd multiplies unsigned by signed bytes: the activation byte is used as q + 128
 // (xor 0x80) and 128 * colsum(W) (comp) is subtracted at the end; all of it exact in int32.
 template <int MR>
-inline void i8_rows_vnni(const int8_t* qp, int64_t kchunks, int64_t m0, const int8_t* wblk, const int32_t* comp,
+inline void i8_rows_vnni(const int8_t* qp, int64_t kchunks, int64_t R, int64_t m0, const int8_t* wblk, const int32_t* comp,
                          int64_t n0, const I8Epilogue& ep) {
   constexpr int CH = MR == 1 ? 4 : 2;  // independent accumulator chains per (row, tile)
   __m512i acc[MR][2][CH];
@@ -597,11 +600,11 @@ inline void i8_rows_vnni(const int8_t* qp, int64_t kchunks, int64_t m0, const in
     for (int t = 0; t < 2; ++t)
       for (int c = 0; c < CH; ++c) acc[m][t][c] = _mm512_setzero_si512();
   const uint32_t* arow[MR];
-  for (int m = 0; m < MR; ++m) arow[m] = (const uint32_t*)(qp + a_off(m0 + m, 0, kchunks));
+  for (int m = 0; m < MR; ++m) arow[m] = (const uint32_t*)(qp + a_off(m0 + m, 0, kchunks, R));
   const __m512i flip = _mm512_set1_epi32((int)0x80808080);
   for (int64_t kc = 0; kc < kchunks; ++kc) {
     const int8_t* wt = wblk + kc * 2 * TILE_BYTES;
-    const int64_t ao = kc * (TILE_BYTES / 4);
+    const int64_t ao = kc * R * 16;  // in uint32
 #pragma GCC unroll 16
     for (int r = 0; r < 16; ++r) {
       const __m512i w0 = _mm512_load_si512((const __m512i*)(wt + r * 64));
@@ -626,7 +629,7 @@ inline void i8_rows_vnni(const int8_t* qp, int64_t kchunks, int64_t m0, const in
 }  // namespace
 
 // gemm_i8: out = (q @ W - zp[m] * colsum[n]) * sx[m] * sw[n] + bias[n]
-//   q      : int8 [ceil(M/16), Kp/64, 16, 64] (quantize_i8's A-tile layout); M = out.size(0)
+//   q      : int8 [ceil(M/16), Kp/64, min(M, 16), 64] (quantize_i8's A-tile layout); M = out.size(0)
 //   wpack  : int8 [Np/32, Kp/64, 2 tiles, 16 rows, 64 bytes] (VNNI-4: 16 columns x 4 K per row)
 //   sw     : f32 [Np] ; comp: i32 [Np] = 128 * colsum(W) (for the VNNI path)
 //   colsum : f32 [Np] or None (asymmetric only) ; bias f32 [N] or None
@@ -637,8 +640,9 @@ void gemm_i8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& zp, co
              const at::Tensor& sw, const at::Tensor& comp, const std::optional<at::Tensor>& colsum,
              const std::optional<at::Tensor>& bias, at::Tensor& out, int64_t vec_max_m) {
   const int64_t M = out.size(0), N = out.size(1);
-  TORCH_CHECK(q.dim() == 4 && q.size(0) == (M + 15) / 16 && q.size(2) == 16 && q.size(3) == 64 &&
-                  q.scalar_type() == at::kChar && q.is_contiguous(), "q: must be int8 [ceil(M/16), Kp/64, 16, 64]");
+  const int64_t R = std::min<int64_t>(M, 16);
+  TORCH_CHECK(q.dim() == 4 && q.size(0) == (M + 15) / 16 && q.size(2) == R && q.size(3) == 64 &&
+                  q.scalar_type() == at::kChar && q.is_contiguous(), "q: must be int8 [ceil(M/16), Kp/64, min(M, 16), 64]");
   const int64_t kchunks = q.size(1), Kp = kchunks * 64;
   // |sum (q + 128) * w| <= 255 * 128 * Kp must fit int32
   TORCH_CHECK(Kp <= 65536, "K=", Kp, ": the int8 kernel accumulates in int32 and takes K <= 65536");
@@ -681,10 +685,10 @@ void gemm_i8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& zp, co
       if (vec) {
         for (int64_t m0 = 0; m0 < M; m0 += 4) {
           switch (std::min<int64_t>(4, M - m0)) {
-            case 1: i8_rows_vnni<1>(qp, kchunks, m0, wblk, compp + n0, n0, ep); break;
-            case 2: i8_rows_vnni<2>(qp, kchunks, m0, wblk, compp + n0, n0, ep); break;
-            case 3: i8_rows_vnni<3>(qp, kchunks, m0, wblk, compp + n0, n0, ep); break;
-            default: i8_rows_vnni<4>(qp, kchunks, m0, wblk, compp + n0, n0, ep); break;
+            case 1: i8_rows_vnni<1>(qp, kchunks, R, m0, wblk, compp + n0, n0, ep); break;
+            case 2: i8_rows_vnni<2>(qp, kchunks, R, m0, wblk, compp + n0, n0, ep); break;
+            case 3: i8_rows_vnni<3>(qp, kchunks, R, m0, wblk, compp + n0, n0, ep); break;
+            default: i8_rows_vnni<4>(qp, kchunks, R, m0, wblk, compp + n0, n0, ep); break;
           }
         }
         continue;
@@ -696,27 +700,62 @@ void gemm_i8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& zp, co
         _tile_zero(4);
         _tile_zero(5);
         if (r1) { _tile_zero(6); _tile_zero(7); }
-        const int8_t* qa0 = qp + a_off(m0, 0, kchunks);
-        const int8_t* qa1 = qa0 + kchunks * TILE_BYTES;  // the next 16 rows
+        const int8_t* qa0 = qp + a_off(m0, 0, kchunks, R);
+        const int8_t* qa1 = qa0 + kchunks * R * 64;  // the next 16 rows (R = 16 whenever they exist)
+        if (r1 == 0) {
+          // <= 16 rows: even K chunks accumulate in tiles 4, 5 and odd ones in 6, 7, so two
+          // independent dot-product chains run (exact int32 sums: the order does not matter)
+          _tile_zero(6);
+          _tile_zero(7);
+          int64_t kc = 0;
+          for (; kc + 1 < kchunks; kc += 2) {
+            const int8_t* wt = wblk + kc * 2 * TILE_BYTES;
+            _tile_loadd(0, qa0 + kc * R * 64, 64);
+            _tile_loadd(2, wt, 64);
+            _tile_loadd(3, wt + TILE_BYTES, 64);
+            _tile_dpbssd(4, 0, 2);
+            _tile_dpbssd(5, 0, 3);
+            _tile_loadd(1, qa0 + (kc + 1) * R * 64, 64);
+            _tile_loadd(2, wt + 2 * TILE_BYTES, 64);
+            _tile_loadd(3, wt + 3 * TILE_BYTES, 64);
+            _tile_dpbssd(6, 1, 2);
+            _tile_dpbssd(7, 1, 3);
+          }
+          if (kc < kchunks) {
+            const int8_t* wt = wblk + kc * 2 * TILE_BYTES;
+            _tile_loadd(0, qa0 + kc * R * 64, 64);
+            _tile_loadd(2, wt, 64);
+            _tile_loadd(3, wt + TILE_BYTES, 64);
+            _tile_dpbssd(4, 0, 2);
+            _tile_dpbssd(5, 0, 3);
+          }
+          _tile_stored(4, ctmp, NB * 4);
+          _tile_stored(5, ctmp + 16, NB * 4);
+          _tile_stored(6, ctmp + 16 * NB, NB * 4);
+          _tile_stored(7, ctmp + 16 * NB + 16, NB * 4);
+          for (int i = 0; i < r0; ++i)
+            ep.row(m0 + i, n0,
+                   _mm512_add_epi32(_mm512_load_si512((const __m512i*)(ctmp + i * NB)),
+                                    _mm512_load_si512((const __m512i*)(ctmp + 16 * NB + i * NB))),
+                   _mm512_add_epi32(_mm512_load_si512((const __m512i*)(ctmp + i * NB + 16)),
+                                    _mm512_load_si512((const __m512i*)(ctmp + 16 * NB + i * NB + 16))));
+          continue;
+        }
         for (int64_t kc = 0; kc < kchunks; ++kc) {
           const int8_t* wt = wblk + kc * 2 * TILE_BYTES;
-          _tile_loadd(0, qa0 + kc * TILE_BYTES, 64);
+          _tile_loadd(0, qa0 + kc * R * 64, 64);
           _tile_loadd(2, wt, 64);
           _tile_loadd(3, wt + TILE_BYTES, 64);
           _tile_dpbssd(4, 0, 2);
           _tile_dpbssd(5, 0, 3);
-          if (r1) {
-            _tile_loadd(1, qa1 + kc * TILE_BYTES, 64);
-            _tile_dpbssd(6, 1, 2);
-            _tile_dpbssd(7, 1, 3);
-          }
+          _tile_loadd(1, qa1 + kc * R * 64, 64);
+          _tile_dpbssd(6, 1, 2);
+          _tile_dpbssd(7, 1, 3);
         }
         _tile_stored(4, ctmp, NB * 4);
         _tile_stored(5, ctmp + 16, NB * 4);
-        if (r1) {
-          _tile_stored(6, ctmp + 16 * NB, NB * 4);
-          _tile_stored(7, ctmp + 16 * NB + 16, NB * 4);
-        }
+        _tile_stored(6, ctmp + 16 * NB, NB * 4);
+        _tile_stored(7, ctmp + 16 * NB + 16, NB * 4);
         for (int i = 0; i < r0 + r1; ++i)
           ep.row(m0 + i, n0, _mm512_load_si512((const __m512i*)(ctmp + i * NB)),
                  _mm512_load_si512((const __m512i*)(ctmp + i * NB + 16)));

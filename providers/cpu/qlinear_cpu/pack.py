@@ -90,9 +90,9 @@ def block_scales(t_gn: torch.Tensor, n_pad: int) -> torch.Tensor:
 # The C++ kernel expands one K group of weights to bf16 tiles before multiplying them (so every
 # 32-row block of M reuses them): 2 KiB of tiles per 32 K. A per-channel "group" of K = 4096 would
 # be a 256 KiB buffer written and read back through L2 for every 32 output columns; splitting it
-# into sub-groups of at most 512 K (32 KiB, L1-resident) with the same scale repeated costs one
-# fp32 scale-and-add per 512 K instead.
-MAX_GROUP = 512
+# into sub-groups of at most 128 K (8 KiB, L1-resident) with the same scale repeated costs one
+# fp32 scale-and-add per 128 K instead (512 K, 32 KiB, measured slower at M = 8-32).
+MAX_GROUP = 128
 
 
 def split_group(group: int) -> int:

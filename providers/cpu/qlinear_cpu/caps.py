@@ -10,8 +10,8 @@ import shutil
 from qlinear.platform import resolve_platform
 
 # The whole extension is compiled for Sapphire Rapids-class cores: AMX tiles (bf16 and int8) and the
-# AVX-512 subsets the dequantization and epilogues use.
-NEEDED = ("avx512f", "avx512bw", "avx512vl", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+# AVX-512 subsets the dequantization, epilogues and small-M int8 path (VNNI) use.
+NEEDED = ("avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_vnni", "avx512vbmi", "amx_tile", "amx_bf16", "amx_int8")
 # Every CPU with AMX has the AVX-512 subsets; a simulated platform (``--platform cpu``) lists only these.
 NEEDED_SIMULATED = ("avx512f", "amx_tile", "amx_bf16", "amx_int8")
 

@@ -2,7 +2,7 @@
 
 No CPU multiplies FP8, so these are W8A16 kernels (as vLLM's CPU FP8 path is): the activation stays
 bf16 (fp16 / fp32 activations are rounded to bf16) and is never quantized to FP8; the weight bytes
-are expanded exactly to bf16 tiles (``expand_fp8_tile``) and the weight scale is applied to the fp32
+are expanded exactly to bf16 tiles (``expand_fp8_tile``: a 128-entry byte-table lookup, ``pack.pack_fp8``) and the weight scale is applied to the fp32
 tile result, once at the end (per tensor / channel) or per 128-deep K group (blocks). Being
 weight-only, ``quantizes_activation`` is False: the conformance kit compares against the reference
 with the activation unquantized. A static ``input_scale`` is accepted and not needed.
@@ -20,6 +20,9 @@ from .common import PRIO, CpuKernelMixin, as_2d, bias_f32, new_out, out_dtype
 
 FP8 = torch.float8_e4m3fn
 W_FP8 = 1
+# rows up to which the weights take the AVX512-BF16 vector path (the table expansion feeding
+# vdpbf16ps from registers) instead of AMX tiles, which store every expanded tile and load it back
+VEC_MAX_M = 4
 
 
 def _check_act(c):
@@ -28,7 +31,7 @@ def _check_act(c):
     return None
 
 
-def _run(kernel, layer, w_name, x, bias):
+def _run(kernel, layer, w_name, x, bias, vec_max_m=None):
     c = kernel.config
     n, k = c.weight_shape
     lead = x.shape[:-1]
@@ -42,7 +45,8 @@ def _run(kernel, layer, w_name, x, bias):
     if kernel.k_pad != k:
         x2 = F.pad(x2, (0, kernel.k_pad - k))
     out = new_out(x2.shape[0], n, out_dtype(c, x))
-    kernel._ext.gemm_dq(x2, getattr(layer, w_name), W_FP8, kernel.group, kernel.sw, None, None, None, bias_f32(bias), out)
+    kernel._ext.gemm_dq(x2, getattr(layer, w_name), W_FP8, kernel.group, kernel.sw, None, None, None, bias_f32(bias), out,
+                        VEC_MAX_M if vec_max_m is None else vec_max_m)
     return out.reshape(*lead, n)
 
 
@@ -72,9 +76,10 @@ class CpuAmxFP8ScaledMMLinearKernel(CpuKernelMixin, FP8ScaledMMLinearKernel):
         if ws.numel() not in (1, n):
             raise ValueError(f"{s_name}: expected 1 or N={n} scales, got shape {tuple(getattr(layer, s_name).shape)}")
         self.k_pad = pack.round_up(k, 32)
-        self.group = self.k_pad
-        self.sw = pack.block_scales(ws.expand(n).reshape(1, n), pack.round_up(n, pack.NB))
-        self.replace_parameter(layer, w_name, pack.pack_bytes(w.t(), self.k_pad))
+        self.group = pack.split_group(self.k_pad)  # one scale for all of K, applied per sub-group
+        sw = pack.repeat_groups(ws.expand(n).reshape(1, n), self.k_pad // self.group)
+        self.sw = pack.block_scales(sw, pack.round_up(n, pack.NB))
+        self.replace_parameter(layer, w_name, pack.pack_fp8(w.t(), self.k_pad))
         self.replace_parameter(layer, s_name, self.sw)
 
     def apply_weights(self, layer, x, bias=None):
@@ -112,7 +117,7 @@ class CpuAmxFp8BlockScaledMMLinearKernel(CpuKernelMixin, Fp8BlockScaledMMLinearK
         self.group = bk
         sw = s.float().repeat_interleave(bn, 0)[:n].t()  # [K groups, N]
         self.sw = pack.block_scales(sw, pack.round_up(n, pack.NB))
-        self.replace_parameter(layer, "weight", pack.pack_bytes(w, self.k_pad))
+        self.replace_parameter(layer, "weight", pack.pack_fp8(w, self.k_pad))
         self.replace_parameter(layer, "weight_scale_inv", self.sw)
 
     def apply_weights(self, layer, x, bias=None):

@@ -25,6 +25,9 @@ from . import pack
 from .common import PRIO, CpuKernelMixin, as_2d, bias_f32, new_out, out_dtype
 
 W_INT4, W_FP8, W_INT8 = 0, 1, 2
+# rows up to which int4 weights take the AVX512-BF16 vector path instead of AMX tiles (measured on a
+# 2-core Sapphire Rapids VM: the vector path ties AMX at M = 1 and loses from M = 2)
+INT4_VEC_MAX_M = 1
 TYPES = {scalar_types.uint4b8: (W_INT4, 8), scalar_types.uint4: (W_INT4, 8),
          scalar_types.uint8b128: (W_INT8, 128), scalar_types.uint8: (W_INT8, 128)}
 
@@ -80,20 +83,22 @@ class CpuAmxWNA16LinearKernel(CpuKernelMixin, MPLinearKernel):
         kind, bias = TYPES[c.weight_type]
         self.kind = kind
         self.k_pad = pack.round_up(k, 32)
-        self.group = self.k_pad if g == k else g
+        # per channel: one scale for all of K, applied per sub-group (pack.split_group)
+        self.group = pack.split_group(self.k_pad) if g == k else g
+        reps = self.k_pad // self.group if g == k else 1
         n_pad = pack.round_up(n, pack.NB)
         if kind == W_INT4:
             wpack = pack.pack_int4(codes, self.k_pad)
         else:
             wpack = pack.pack_bytes((codes - bias).to(torch.int8), self.k_pad)
-        sw = pack.block_scales(ws.data.float().t(), n_pad)
+        sw = pack.block_scales(pack.repeat_groups(ws.data.float().t(), reps), n_pad)
         zc = None
         if c.zero_points:
             if wzp is None or tuple(wzp.shape) != (-(-n // c.pack_factor), ngroups):
                 raise ValueError(f"{self.w_zp_name}: expected int32 [N/{c.pack_factor}, {ngroups}], got "
                                  f"{None if wzp is None else tuple(wzp.shape)}")
             zp = unpack_along(wzp.data, c.bits, 0)[:n]
-            zc = pack.block_scales((zp.float() - bias).t(), n_pad)
+            zc = pack.block_scales(pack.repeat_groups((zp.float() - bias).t(), reps), n_pad)
         self.replace_parameter(layer, self.w_q_name, wpack)
         self.replace_parameter(layer, self.w_s_name, sw)
         if self.w_zp_name is not None:
@@ -115,5 +120,5 @@ class CpuAmxWNA16LinearKernel(CpuKernelMixin, MPLinearKernel):
         out = new_out(x2.shape[0], c.N, out_dtype(c, x))
         zc = getattr(layer, self.w_zp_name) if c.zero_points else None
         self._ext.gemm_dq(x2, getattr(layer, self.w_q_name), self.kind, self.group, getattr(layer, self.w_s_name),
-                          zc, None, None, bias_f32(bias), out)
+                          zc, None, None, bias_f32(bias), out, INT4_VEC_MAX_M if self.kind == W_INT4 else 0)
         return out.reshape(*lead, c.N)

@@ -52,6 +52,16 @@ def pack_bytes(codes_nk: torch.Tensor, k_pad: int) -> torch.Tensor:
     return rows.reshape(*rows.shape[:3], 512).contiguous()
 
 
+def pack_fp8(w_nk: torch.Tensor, k_pad: int) -> torch.Tensor:
+    """fp8 [N, K] -> uint8 [N/32, K/32, 2 tiles, 512 bytes] for the table expansion: in each 64-byte
+    pair of tile rows (2p, 2p+1), 128-bit lane j holds 8 codes of row 2p then 8 of row 2p+1 (what
+    the unpack of low / high bytes within lanes turns back into two whole rows)."""
+    rows = bf16_tile_rows(w_nk.contiguous().view(torch.uint8), k_pad, 0)  # [nb, kc, 2, 16, 32]
+    nb, kc = rows.shape[:2]
+    rows = rows.reshape(nb, kc, 2, 8, 2, 4, 8).permute(0, 1, 2, 3, 5, 4, 6)  # [.., pair, lane, row, 8]
+    return rows.reshape(nb, kc, 2, 512).contiguous()
+
+
 def pack_int8_vnni4(w_nk: torch.Tensor, k_pad: int) -> torch.Tensor:
     """int8 [N, K] -> int8 [N/32, K/64, 2 tiles, 16 rows, 64 bytes] for ``_tile_dpbssd``."""
     n, k = w_nk.shape
@@ -75,3 +85,23 @@ def block_scales(t_gn: torch.Tensor, n_pad: int) -> torch.Tensor:
     contiguous, so the kernel reads them in the order it walks K (no strided misses)."""
     t = pad_cols(t_gn, n_pad)
     return t.reshape(t.shape[0], n_pad // NB, NB).transpose(0, 1).contiguous()
+
+
+# The C++ kernel expands one K group of weights to bf16 tiles before multiplying them (so every
+# 32-row block of M reuses them): 2 KiB of tiles per 32 K. A per-channel "group" of K = 4096 would
+# be a 256 KiB buffer written and read back through L2 for every 32 output columns; splitting it
+# into sub-groups of at most 128 K (8 KiB, L1-resident) with the same scale repeated costs one
+# fp32 scale-and-add per 128 K instead (512 K, 32 KiB, measured slower at M = 8-32).
+MAX_GROUP = 128
+
+
+def split_group(group: int) -> int:
+    """The largest multiple of 32 that divides ``group`` and is at most ``MAX_GROUP``."""
+    if group <= MAX_GROUP:
+        return group
+    return max(g for g in range(32, MAX_GROUP + 1, 32) if group % g == 0)
+
+
+def repeat_groups(t_gn: torch.Tensor, times: int) -> torch.Tensor:
+    """[groups, N] -> [groups * times, N]: each group's row repeated for its sub-groups."""
+    return t_gn if times == 1 else t_gn.repeat_interleave(times, 0)

@@ -100,11 +100,16 @@ def _outputs(kernel_cls, c, m, threads):
 
 
 @needs_amx
-@pytest.mark.parametrize("m", [1, 8, 33])
-@pytest.mark.parametrize("which", ["w4a16-g128", "awq-g64", "int8-dyn-asym"])
+@pytest.mark.parametrize("m", [1, 3, 8, 33])
+@pytest.mark.parametrize("which", ["w4a16-g128", "awq-g64", "int8-dyn-asym", "fp8-block"])
 def test_results_identical_across_thread_counts(which, m):
     if which == "int8-dyn-asym":
         kc, c = CpuAmxInt8ScaledMMLinearKernel, Int8ScaledMMLinearLayerConfig(False, True, False, (200, 320), torch.bfloat16)
+    elif which == "fp8-block":
+        from qlinear.families.schemes import scheme_config
+        from qlinear_cpu.fp8 import CpuAmxFp8BlockScaledMMLinearKernel
+
+        kc, c = CpuAmxFp8BlockScaledMMLinearKernel, scheme_config("fp8-block", 512, 200)
     else:
         zp = which.startswith("awq")
         c = MPLinearLayerConfig((512, 200), (512, 200), scalar_types.uint4 if zp else scalar_types.uint4b8,

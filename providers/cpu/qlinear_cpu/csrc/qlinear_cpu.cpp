@@ -58,11 +58,12 @@ void configure_tiles(int r0, int r1) {
   set(3, 16);
   set(4, r0);
   set(5, r0);
-  if (r1 > 0) {
-    set(1, r1);
-    set(6, r1);
-    set(7, r1);
-  }
+  // with one row block (r1 == 0) tiles 1, 6, 7 take r0 rows: the int8 kernel then splits K over
+  // two accumulator pairs (even / odd chunks) instead of leaving them idle
+  const int rb = r1 > 0 ? r1 : r0;
+  set(1, rb);
+  set(6, rb);
+  set(7, rb);
   _tile_loadconfig(&c);
 }
 
@@ -122,20 +123,46 @@ inline void expand_int4_tile(const uint8_t* src, uint16_t* dst, __m512i table) {
   }
 }
 
-// FP8 E4M3 -> bf16, exactly: normal numbers re-bias the exponent (7 -> 127) with one add;
-// subnormals (exponent 0: m * 2^-9) come from an 8-entry table. NaN codes are not expected.
-inline void expand_fp8_tile(const uint8_t* src, uint16_t* dst, __m512i subnormals) {
-  const __m512i m7f = _mm512_set1_epi16(0x7F), bias = _mm512_set1_epi16(120 << 7), eight = _mm512_set1_epi16(8);
-  const __m512i m80 = _mm512_set1_epi16(0x80);
-#pragma GCC unroll 4
-  for (int r = 0; r < 16; ++r) {
-    __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(src + r * 32)));
-    __m512i mag = _mm512_and_si512(v, m7f);
-    __m512i normal = _mm512_add_epi16(_mm512_slli_epi16(mag, 4), bias);
-    __mmask32 sub = _mm512_cmplt_epu16_mask(mag, eight);
-    __m512i val = _mm512_mask_permutexvar_epi16(normal, sub, mag, subnormals);
-    __m512i sign = _mm512_slli_epi16(_mm512_and_si512(v, m80), 8);
-    _mm512_store_si512((__m512i*)(dst + r * 32), _mm512_or_si512(val, sign));
+// FP8 E4M3 -> bf16, exactly, by table: the bf16 bit pattern of each of the 128 magnitudes (sign
+// bit clear) is split into its low and its high byte, two 128-byte tables of two zmm each. vpermi2b
+// looks up 64 codes at once from their low 7 bits (the sign bit is ignored), the sign is or-ed into
+// the high byte, and unpacking low / high bytes yields the 16-bit lanes: 5 instructions per 64
+// weights, subnormals included. vpunpck{l,h}bw interleave within 128-bit lanes, so the packer stores
+// each pair of tile rows pre-shuffled (pack.pack_fp8): the unpacked halves are rows 2p and 2p+1.
+struct Fp8Tables {
+  __m512i lo0, lo1, hi0, hi1;
+  Fp8Tables() {
+    alignas(64) uint8_t lo[128], hi[128];
+    for (int c = 0; c < 128; ++c) {
+      const int e = c >> 3, m = c & 7;
+      const float v = c == 127 ? std::nanf("") : e == 0 ? std::ldexp((float)m, -9) : std::ldexp(1.0f + m / 8.0f, e - 7);
+      const uint16_t b = bf16_bits(v);
+      lo[c] = (uint8_t)(b & 0xFF);
+      hi[c] = (uint8_t)(b >> 8);
+    }
+    lo0 = _mm512_load_si512((const __m512i*)lo);
+    lo1 = _mm512_load_si512((const __m512i*)(lo + 64));
+    hi0 = _mm512_load_si512((const __m512i*)hi);
+    hi1 = _mm512_load_si512((const __m512i*)(hi + 64));
+  }
+  // 64 packed codes -> tile rows 2p (r0) and 2p+1 (r1), 32 bf16 each
+  inline void expand(const uint8_t* src, __m512i& r0, __m512i& r1) const {
+    const __m512i v = _mm512_loadu_si512((const __m512i*)src);
+    const __m512i lo = _mm512_permutex2var_epi8(lo0, v, lo1);
+    __m512i hi = _mm512_permutex2var_epi8(hi0, v, hi1);
+    hi = _mm512_ternarylogic_epi32(hi, v, _mm512_set1_epi8((char)0x80), 0xF8);  // hi | (v & 0x80)
+    r0 = _mm512_unpacklo_epi8(lo, hi);
+    r1 = _mm512_unpackhi_epi8(lo, hi);
+  }
+};
+
+inline void expand_fp8_tile(const uint8_t* src, uint16_t* dst, const Fp8Tables& t) {
+#pragma GCC unroll 8
+  for (int p = 0; p < 8; ++p) {
+    __m512i r0, r1;
+    t.expand(src + p * 64, r0, r1);
+    _mm512_store_si512((__m512i*)(dst + (2 * p) * 32), r0);
+    _mm512_store_si512((__m512i*)(dst + (2 * p + 1) * 32), r1);
   }
 }
 
@@ -181,15 +208,37 @@ const float* opt_f32(const std::optional<at::Tensor>& t, const char* name) {
 
 bool amx_init() { return request_amx(); }
 
-// ---- one row, int4: AVX-512 BF16 dot products straight from registers ----------------------------
+// ---- a few rows, int4 / fp8: AVX-512 BF16 dot products straight from registers ------------------
 // (written for up to 4 rows.) For tiny M the AMX path's fixed costs (expanded tiles written to and read back from L1, a tile op
 // per 1-row product, per-group tile stores) dominate; here each expanded row goes from the lookup
 // straight into vdpbf16ps against the broadcast activation pair. Even and odd tile rows accumulate
 // separately (more independent chains), summed at the group end in a fixed order.
-template <int MR>
-void int4_rows_block(const uint16_t* xp, int64_t ldx, const uint8_t* wblk, int64_t ngroups, int64_t gchunks,
-                     const float* swp, const float* zcp, const float* asum, int64_t Np, int64_t nb, __m512i table,
-                     float* acc /* [MR][32] */) {
+// The weight expansions the vector path takes: rows 2p and 2p+1 of one packed B tile as bf16.
+struct Int4Rows {
+  static constexpr int64_t TB = 256;  // packed bytes per tile
+  __m512i table;
+  inline void operator()(const uint8_t* tile, int p, __m512bh& wa, __m512bh& wb) const {
+    __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(tile + p * 32)));
+    wa = (__m512bh)_mm512_permutexvar_epi16(v, table);
+    wb = (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(v, 4), table);
+  }
+};
+struct Fp8Rows {
+  static constexpr int64_t TB = 512;
+  const Fp8Tables* t;
+  inline void operator()(const uint8_t* tile, int p, __m512bh& wa, __m512bh& wb) const {
+    __m512i a, b;
+    t->expand(tile + p * 64, a, b);
+    wa = (__m512bh)a;
+    wb = (__m512bh)b;
+  }
+};
+
+template <int MR, class Rows>
+void rows_block(const uint16_t* xp, int64_t ldx, const uint8_t* wblk, int64_t ngroups, int64_t gchunks,
+                const float* swp, const float* zcp, const float* asum, int64_t Np, int64_t nb, const Rows& rows,
+                float* acc /* [MR][32] */) {
+  constexpr int64_t TB = Rows::TB;
   __m512 tot[MR][2];
   for (int m = 0; m < MR; ++m) tot[m][0] = tot[m][1] = _mm512_setzero_ps();
   for (int64_t g = 0; g < ngroups; ++g) {
@@ -200,8 +249,8 @@ void int4_rows_block(const uint16_t* xp, int64_t ldx, const uint8_t* wblk, int64
       for (int t = 0; t < 2; ++t) ev[m][t][0] = ev[m][t][1] = od[m][t][0] = od[m][t][1] = _mm512_setzero_ps();
     for (int64_t kc = 0; kc < gchunks; ++kc) {
       const int64_t kchunk = g * gchunks + kc;
-      const uint8_t* src = wblk + kchunk * 2 * 256;
-      prefetch_lines(src + PREFETCH_AHEAD, 512);
+      const uint8_t* src = wblk + kchunk * 2 * TB;
+      prefetch_lines(src + PREFETCH_AHEAD, 2 * TB);
       const int64_t k0 = kchunk * 32;
 #pragma GCC unroll 8
       for (int p = 0; p < 8; ++p) {
@@ -213,9 +262,8 @@ void int4_rows_block(const uint16_t* xp, int64_t ldx, const uint8_t* wblk, int64
         }
 #pragma GCC unroll 2
         for (int t = 0; t < 2; ++t) {
-          __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(src + t * 256 + p * 32)));
-          __m512bh wa = (__m512bh)_mm512_permutexvar_epi16(v, table);
-          __m512bh wb = (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(v, 4), table);
+          __m512bh wa, wb;
+          rows(src + t * TB, p, wa, wb);
           for (int m = 0; m < MR; ++m) {
             ev[m][t][p & 1] = _mm512_dpbf16_ps(ev[m][t][p & 1], xa[m], wa);
             od[m][t][p & 1] = _mm512_dpbf16_ps(od[m][t][p & 1], xb[m], wb);
@@ -240,9 +288,8 @@ void int4_rows_block(const uint16_t* xp, int64_t ldx, const uint8_t* wblk, int64
   }
 }
 
-// rows up to which the int4 kernel uses int4_rows_block instead of AMX tiles
-// (measured on a 2-core Sapphire Rapids VM: the vector path ties AMX at M = 1 and loses from M = 2)
-constexpr int64_t INT4_VEC_MAX_M = 1;
+// vec_max_m (the caller's choice, up to 4): rows up to which the int4 / fp8 kernels use rows_block
+// instead of AMX tiles.
 
 // ==================================================================================================
 // gemm_dq: out[M, N] = x[M, Kp] (bf16) @ W (packed codes)
@@ -255,10 +302,13 @@ constexpr int64_t INT4_VEC_MAX_M = 1;
 //   sxr    : f32 [M] or [1] or None          activation scale per row (or one), applied at the end
 //   bias   : f32 [N] or None
 //   out    : [M, N] bf16 / fp16 / fp32, written
+//   vec_max_m: up to this many rows (<= 4), int4 / fp8 weights take the AVX512-BF16 vector path
 // ==================================================================================================
 void gemm_dq(const at::Tensor& x, const at::Tensor& wpack, int64_t kind, int64_t group, const at::Tensor& sw,
              const std::optional<at::Tensor>& zc, const std::optional<at::Tensor>& sxg,
-             const std::optional<at::Tensor>& sxr, const std::optional<at::Tensor>& bias, at::Tensor& out) {
+             const std::optional<at::Tensor>& sxr, const std::optional<at::Tensor>& bias, at::Tensor& out,
+             int64_t vec_max_m) {
+  TORCH_CHECK(vec_max_m <= 4, "vec_max_m: the vector path takes at most 4 rows");
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kBFloat16 && x.stride(1) == 1, "x: must be 2-D bf16 with unit column stride");
   const int64_t M = x.size(0), Kp = x.size(1), N = out.size(1);
   TORCH_CHECK(Kp % 32 == 0 && group % 32 == 0 && Kp % group == 0, "x.shape[1]=", Kp, " / group=", group, ": must be multiples of 32");
@@ -301,11 +351,8 @@ void gemm_dq(const at::Tensor& x, const at::Tensor& wpack, int64_t kind, int64_t
     alignas(64) uint16_t t[32];
     for (int i = 0; i < 32; ++i) t[i] = bf16_bits((float)((i & 15) - 8));
     table = _mm512_load_si512((const __m512i*)t);
-  } else if (kind == W_FP8) {
-    alignas(64) uint16_t t[32] = {0};
-    for (int i = 0; i < 8; ++i) t[i] = bf16_bits(std::ldexp((float)i, -9));
-    table = _mm512_load_si512((const __m512i*)t);
   }
+  const Fp8Tables fp8t;
 
   at::parallel_for(0, nblocks, 1, [&](int64_t b0, int64_t b1) {
     TileState tiles;
@@ -317,14 +364,25 @@ void gemm_dq(const at::Tensor& x, const at::Tensor& wpack, int64_t kind, int64_t
     float* ctmp = ctmpb.as<float>();
     for (int64_t nb = b0; nb < b1; ++nb) {
       const uint8_t* wblk = wp + nb * kchunks * 2 * tb;
-      const bool vec = kind == W_INT4 && M <= INT4_VEC_MAX_M && sxgp == nullptr;
+      const bool vec = sxgp == nullptr && (kind == W_INT4 || kind == W_FP8) && M <= vec_max_m;
       if (vec) {
         const float* as = zcp ? asum.data() : nullptr;
-        switch (M) {
-          case 1: int4_rows_block<1>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, table, acc); break;
-          case 2: int4_rows_block<2>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, table, acc); break;
-          case 3: int4_rows_block<3>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, table, acc); break;
-          default: int4_rows_block<4>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, table, acc); break;
+        if (kind == W_INT4) {
+          const Int4Rows r{table};
+          switch (M) {
+            case 1: rows_block<1>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
+            case 2: rows_block<2>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
+            case 3: rows_block<3>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
+            default: rows_block<4>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
+          }
+        } else {
+          const Fp8Rows r{&fp8t};
+          switch (M) {
+            case 1: rows_block<1>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
+            case 2: rows_block<2>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
+            case 3: rows_block<3>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
+            default: rows_block<4>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
+          }
         }
       } else {
         std::memset(acc, 0, M * NB * sizeof(float));
@@ -336,7 +394,7 @@ void gemm_dq(const at::Tensor& x, const at::Tensor& wpack, int64_t kind, int64_t
           prefetch_lines(src + t * tb + PREFETCH_AHEAD, tb);
           uint16_t* d = dq + t * (TILE_BYTES / 2);
           if (kind == W_INT4) expand_int4_tile(src + t * tb, d, table);
-          else if (kind == W_FP8) expand_fp8_tile(src + t * tb, d, table);
+          else if (kind == W_FP8) expand_fp8_tile(src + t * tb, d, fp8t);
           else expand_int8_tile(src + t * tb, d);
         }
         const float* swg = swp + (nb * ngroups + g) * NB;
@@ -416,10 +474,13 @@ void gemm_dq(const at::Tensor& x, const at::Tensor& wpack, int64_t kind, int64_t
 
 // ==================================================================================================
 // INT8 W8A8.
-// quantize_i8: x [M, K] (bf16 / fp16 / fp32) -> q int8 [M, Kp] (zero tail), scale f32 [M], zp i32 [M]
+// quantize_i8: x [M, K] (bf16 / fp16 / fp32) -> q int8 in the A-tile layout [ceil(M/16), Kp/64, R, 64],
+//   R = min(M, 16) (one AMX A tile = R rows x 64 K values contiguous: a tile load with a 4 KiB row
+//   stride would put all 16 rows in one L1 set), zero K tail; scale f32 [M], zp i32 [M].
 //   static_scale given: q = clamp(round(x / s) + zp) with the static scale (and zero point)
 //   else symmetric: s = max(amax / 127, 1e-10); asymmetric: s = max((hi - lo) / 255, 1e-10),
 //   zp = clamp(round(-128 - lo / s)); with lo = min(min x, 0), hi = max(max x, 0).
+//   A dynamic row holding NaN / inf gets scale NaN, so its whole output row comes out NaN.
 // The arithmetic is the reference's (fp32 division, round half to even).
 // ==================================================================================================
 namespace {
@@ -429,12 +490,23 @@ inline __m512 load16_as_f32(const void* p, at::ScalarType t, int64_t i, __mmask1
   if (t == at::kBFloat16) return (__m512)_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16);
   return _mm512_cvtph_ps(h);
 }
+
+// byte offset of (row m, K chunk kc) in the A-tile layout with R = min(M, 16) rows per tile (so
+// one or two rows are not spread one 64-byte line per KiB)
+inline int64_t a_off(int64_t m, int64_t kc, int64_t kchunks, int64_t R) {
+  return ((m >> 4) * kchunks + kc) * R * 64 + (m & 15) * 64;
+}
 }  // namespace
 
 void quantize_i8(const at::Tensor& x, at::Tensor& q, at::Tensor& scale, at::Tensor& zp, bool symmetric,
                  const std::optional<at::Tensor>& static_scale, const std::optional<at::Tensor>& static_zp) {
   TORCH_CHECK(x.dim() == 2 && x.is_contiguous(), "x: must be contiguous 2-D");
-  const int64_t M = x.size(0), K = x.size(1), Kp = q.size(1);
+  const int64_t M = x.size(0), K = x.size(1);
+  const int64_t R = std::min<int64_t>(M, 16);
+  TORCH_CHECK(q.dim() == 4 && q.size(0) == (M + 15) / 16 && q.size(2) == R && q.size(3) == 64 && q.is_contiguous() &&
+                  q.scalar_type() == at::kChar, "q: must be int8 [ceil(M/16), Kp/64, min(M, 16), 64]");
+  const int64_t kchunks = q.size(1), Kp = kchunks * 64;
+  TORCH_CHECK(Kp >= K, "q: Kp=", Kp, " < K=", K);
   const auto dt = x.scalar_type();
   TORCH_CHECK(dt == at::kBFloat16 || dt == at::kHalf || dt == at::kFloat, "x.dtype: must be bf16, fp16 or fp32");
   const void* xp = x.data_ptr();
@@ -444,22 +516,27 @@ void quantize_i8(const at::Tensor& x, at::Tensor& q, at::Tensor& scale, at::Tens
   const bool is_static = static_scale.has_value();
   const float s_static = is_static ? static_scale->item<float>() : 0.f;
   const int32_t zp_static = static_zp.has_value() ? static_zp->item<int32_t>() : 0;
-  at::parallel_for(0, M, 1, [&](int64_t r0, int64_t r1) {
+  // one row is a few microseconds of work: below 16 rows a second thread costs more than it saves
+  at::parallel_for(0, M, 16, [&](int64_t r0, int64_t r1) {
     for (int64_t m = r0; m < r1; ++m) {
       const char* row = (const char*)xp + m * K * x.element_size();
       float s;
       int32_t z = 0;
+      bool bad = false;
       if (is_static) {
         s = s_static;
         z = zp_static;
       } else {
         __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+        __mmask16 nonfinite = 0;
         for (int64_t k = 0; k < K; k += 16) {
           const __mmask16 mk = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
           __m512 v = load16_as_f32(row, dt, k, mk);  // masked-off lanes are 0, which min/max with 0 already
           lo = _mm512_min_ps(lo, v);
           hi = _mm512_max_ps(hi, v);
+          nonfinite |= _mm512_fpclass_ps_mask(v, 0x99);  // QNaN | SNaN | +inf | -inf
         }
+        bad = nonfinite != 0;
         const float mn = _mm512_reduce_min_ps(lo), mx = _mm512_reduce_max_ps(hi);
         if (symmetric) {
           s = std::max(std::max(-mn, mx) / 127.0f, 1e-10f);
@@ -469,11 +546,10 @@ void quantize_i8(const at::Tensor& x, at::Tensor& q, at::Tensor& scale, at::Tens
           z = (int32_t)std::min(127.f, std::max(-128.f, std::nearbyint(-128.0f - t)));
         }
       }
-      sp[m] = s;
+      sp[m] = bad ? std::nanf("") : s;
       zpp[m] = z;
       const __m512 sv = _mm512_set1_ps(s), zv = _mm512_set1_ps((float)z);
       const __m512 lo8 = _mm512_set1_ps(-128.f), hi8 = _mm512_set1_ps(127.f);
-      int8_t* qr = qp + m * Kp;
       for (int64_t k = 0; k < Kp; k += 16) {
         const int64_t rem = K - k;
         const __mmask16 mk = rem >= 16 ? (__mmask16)0xFFFF : rem > 0 ? (__mmask16)((1u << rem) - 1) : (__mmask16)0;
@@ -481,49 +557,142 @@ void quantize_i8(const at::Tensor& x, at::Tensor& q, at::Tensor& scale, at::Tens
         v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, zv), lo8), hi8);
         __m128i b = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v));
         b = _mm_maskz_mov_epi8(mk, b);  // K padding stays 0 (the weights there are 0 too)
-        _mm_storeu_si128((__m128i*)(qr + k), b);
+        _mm_storeu_si128((__m128i*)(qp + a_off(m, k >> 6, kchunks, R) + (k & 63)), b);
       }
     }
   });
 }
 
+namespace {
+// The scale / zero-point / bias epilogue of one output row's 32 columns, from exact int32 dot
+// products: every path (AMX tiles, VNNI vectors) ends here, so they give identical results.
+struct I8Epilogue {
+  const float* sxp;
+  const int32_t* zpp;
+  const float* csp;
+  void* outp;
+  int64_t out_kind, N;
+  __m512 s0, s1, cs0, cs1, bb0, bb1;
+  __mmask16 k0, k1;
+  inline void row(int64_t m, int64_t n0, __m512i c0i, __m512i c1i) const {
+    __m512 c0 = _mm512_cvtepi32_ps(c0i), c1 = _mm512_cvtepi32_ps(c1i);
+    if (csp) {
+      const __m512 z = _mm512_set1_ps(-(float)zpp[m]);
+      c0 = _mm512_fmadd_ps(cs0, z, c0);
+      c1 = _mm512_fmadd_ps(cs1, z, c1);
+    }
+    const __m512 sx = _mm512_set1_ps(sxp[m]);
+    store_row(outp, out_kind, m * N + n0, _mm512_fmadd_ps(c0, _mm512_mul_ps(s0, sx), bb0), k0);
+    if (k1) store_row(outp, out_kind, m * N + n0 + 16, _mm512_fmadd_ps(c1, _mm512_mul_ps(s1, sx), bb1), k1);
+  }
+};
+
+// MR rows (MR <= 4) x one block of 32 columns with AVX512-VNNI, for small M: a tile row of the
+// packed weight (16 columns x 4 K bytes) is exactly one vpdpbusd operand, so the AMX layout serves
+// as is. vpdpbusd multiplies unsigned by signed bytes: the activation byte is used as q + 128
+// (xor 0x80) and 128 * colsum(W) (comp) is subtracted at the end; all of it exact in int32.
+template <int MR>
+inline void i8_rows_vnni(const int8_t* qp, int64_t kchunks, int64_t R, int64_t m0, const int8_t* wblk, const int32_t* comp,
+                         int64_t n0, const I8Epilogue& ep) {
+  constexpr int CH = MR == 1 ? 4 : 2;  // independent accumulator chains per (row, tile)
+  __m512i acc[MR][2][CH];
+  for (int m = 0; m < MR; ++m)
+    for (int t = 0; t < 2; ++t)
+      for (int c = 0; c < CH; ++c) acc[m][t][c] = _mm512_setzero_si512();
+  const uint32_t* arow[MR];
+  for (int m = 0; m < MR; ++m) arow[m] = (const uint32_t*)(qp + a_off(m0 + m, 0, kchunks, R));
+  const __m512i flip = _mm512_set1_epi32((int)0x80808080);
+  for (int64_t kc = 0; kc < kchunks; ++kc) {
+    const int8_t* wt = wblk + kc * 2 * TILE_BYTES;
+    const int64_t ao = kc * R * 16;  // in uint32
+#pragma GCC unroll 16
+    for (int r = 0; r < 16; ++r) {
+      const __m512i w0 = _mm512_load_si512((const __m512i*)(wt + r * 64));
+      const __m512i w1 = _mm512_load_si512((const __m512i*)(wt + TILE_BYTES + r * 64));
+      for (int m = 0; m < MR; ++m) {
+        const __m512i a = _mm512_xor_si512(_mm512_set1_epi32((int)arow[m][ao + r]), flip);
+        acc[m][0][r % CH] = _mm512_dpbusd_epi32(acc[m][0][r % CH], a, w0);
+        acc[m][1][r % CH] = _mm512_dpbusd_epi32(acc[m][1][r % CH], a, w1);
+      }
+    }
+  }
+  const __m512i cp0 = _mm512_loadu_si512((const __m512i*)comp), cp1 = _mm512_loadu_si512((const __m512i*)(comp + 16));
+  for (int m = 0; m < MR; ++m) {
+    __m512i c0 = acc[m][0][0], c1 = acc[m][1][0];
+    for (int c = 1; c < CH; ++c) {
+      c0 = _mm512_add_epi32(c0, acc[m][0][c]);
+      c1 = _mm512_add_epi32(c1, acc[m][1][c]);
+    }
+    ep.row(m0 + m, n0, _mm512_sub_epi32(c0, cp0), _mm512_sub_epi32(c1, cp1));
+  }
+}
+}  // namespace
+
 // gemm_i8: out = (q @ W - zp[m] * colsum[n]) * sx[m] * sw[n] + bias[n]
-//   q      : int8 [M, Kp] (Kp multiple of 64)
+//   q      : int8 [ceil(M/16), Kp/64, min(M, 16), 64] (quantize_i8's A-tile layout); M = out.size(0)
 //   wpack  : int8 [Np/32, Kp/64, 2 tiles, 16 rows, 64 bytes] (VNNI-4: 16 columns x 4 K per row)
-//   sw     : f32 [Np] ; colsum: f32 [Np] or None (asymmetric only) ; bias f32 [N] or None
+//   sw     : f32 [Np] ; comp: i32 [Np] = 128 * colsum(W) (for the VNNI path)
+//   colsum : f32 [Np] or None (asymmetric only) ; bias f32 [N] or None
+//   vec_max_m: up to this many rows, AVX512-VNNI vectors instead of AMX tiles (same results)
+// No software prefetch here: each thread reads its weight blocks as one sequential stream, which the
+// hardware prefetcher follows; measured, prefetching 1-16 KiB ahead was as fast or slower.
 void gemm_i8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& zp, const at::Tensor& wpack,
-             const at::Tensor& sw, const std::optional<at::Tensor>& colsum, const std::optional<at::Tensor>& bias,
-             at::Tensor& out) {
-  const int64_t M = q.size(0), Kp = q.size(1), N = out.size(1);
-  TORCH_CHECK(Kp % 64 == 0 && q.scalar_type() == at::kChar && q.is_contiguous(), "q: must be int8 [M, Kp], Kp % 64 == 0");
-  const int64_t nblocks = wpack.size(0), kchunks = Kp / 64, Np = nblocks * NB;
+             const at::Tensor& sw, const at::Tensor& comp, const std::optional<at::Tensor>& colsum,
+             const std::optional<at::Tensor>& bias, at::Tensor& out, int64_t vec_max_m) {
+  const int64_t M = out.size(0), N = out.size(1);
+  const int64_t R = std::min<int64_t>(M, 16);
+  TORCH_CHECK(q.dim() == 4 && q.size(0) == (M + 15) / 16 && q.size(2) == R && q.size(3) == 64 &&
+                  q.scalar_type() == at::kChar && q.is_contiguous(), "q: must be int8 [ceil(M/16), Kp/64, min(M, 16), 64]");
+  const int64_t kchunks = q.size(1), Kp = kchunks * 64;
+  // |sum (q + 128) * w| <= 255 * 128 * Kp must fit int32
+  TORCH_CHECK(Kp <= 65536, "K=", Kp, ": the int8 kernel accumulates in int32 and takes K <= 65536");
+  const int64_t nblocks = wpack.size(0), Np = nblocks * NB;
   TORCH_CHECK(wpack.scalar_type() == at::kChar && wpack.is_contiguous() && wpack.numel() == nblocks * kchunks * 2 * TILE_BYTES,
               "wpack: size does not match K=", Kp);
-  TORCH_CHECK(sw.numel() == Np && sw.scalar_type() == at::kFloat, "sw: must be float32 [Np]");
+  TORCH_CHECK(N <= Np && out.is_contiguous(), "out: bad shape");
+  TORCH_CHECK(sw.numel() == Np && sw.scalar_type() == at::kFloat && sw.is_contiguous(), "sw: must be float32 [Np]");
+  TORCH_CHECK(comp.numel() == Np && comp.scalar_type() == at::kInt && comp.is_contiguous(), "comp: must be int32 [Np]");
   const int8_t* qp = q.data_ptr<int8_t>();
   const int8_t* wp = wpack.data_ptr<int8_t>();
-  const float* sxp = sx.data_ptr<float>();
-  const int32_t* zpp = zp.data_ptr<int32_t>();
   const float* swp = sw.data_ptr<float>();
-  const float* csp = opt_f32(colsum, "colsum");
+  const int32_t* compp = comp.data_ptr<int32_t>();
   const float* bp = opt_f32(bias, "bias");
-  const int64_t out_kind = out_kind_of(out);
-  void* outp = out.data_ptr();
+  I8Epilogue ep0;
+  ep0.sxp = sx.data_ptr<float>();
+  ep0.zpp = zp.data_ptr<int32_t>();
+  ep0.csp = opt_f32(colsum, "colsum");
+  ep0.outp = out.data_ptr();
+  ep0.out_kind = out_kind_of(out);
+  ep0.N = N;
+  const bool vec = M <= vec_max_m;
 
   at::parallel_for(0, nblocks, 1, [&](int64_t b0, int64_t b1) {
     TileState tiles;
     Buf ctmpb(32 * NB * sizeof(int32_t));
     int32_t* ctmp = ctmpb.as<int32_t>();
+    I8Epilogue ep = ep0;
     for (int64_t nb = b0; nb < b1; ++nb) {
       const int8_t* wblk = wp + nb * kchunks * 2 * TILE_BYTES;
       const int64_t n0 = nb * NB;
       const int64_t cols = std::min<int64_t>(NB, N - n0);
-      const __mmask16 k0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
-      const __mmask16 k1 = cols >= 32 ? (__mmask16)0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : (__mmask16)0;
-      const __m512 s0 = _mm512_loadu_ps(swp + n0), s1 = _mm512_loadu_ps(swp + n0 + 16);
-      __m512 cs0 = _mm512_setzero_ps(), cs1 = _mm512_setzero_ps(), bb0 = cs0, bb1 = cs1;
-      if (csp) { cs0 = _mm512_loadu_ps(csp + n0); cs1 = _mm512_loadu_ps(csp + n0 + 16); }
-      if (bp) { bb0 = _mm512_maskz_loadu_ps(k0, bp + n0); bb1 = _mm512_maskz_loadu_ps(k1, bp + n0 + 16); }
+      ep.k0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
+      ep.k1 = cols >= 32 ? (__mmask16)0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : (__mmask16)0;
+      ep.s0 = _mm512_loadu_ps(swp + n0);
+      ep.s1 = _mm512_loadu_ps(swp + n0 + 16);
+      ep.cs0 = ep.cs1 = ep.bb0 = ep.bb1 = _mm512_setzero_ps();
+      if (ep.csp) { ep.cs0 = _mm512_loadu_ps(ep.csp + n0); ep.cs1 = _mm512_loadu_ps(ep.csp + n0 + 16); }
+      if (bp) { ep.bb0 = _mm512_maskz_loadu_ps(ep.k0, bp + n0); ep.bb1 = _mm512_maskz_loadu_ps(ep.k1, bp + n0 + 16); }
+      if (vec) {
+        for (int64_t m0 = 0; m0 < M; m0 += 4) {
+          switch (std::min<int64_t>(4, M - m0)) {
+            case 1: i8_rows_vnni<1>(qp, kchunks, R, m0, wblk, compp + n0, n0, ep); break;
+            case 2: i8_rows_vnni<2>(qp, kchunks, R, m0, wblk, compp + n0, n0, ep); break;
+            case 3: i8_rows_vnni<3>(qp, kchunks, R, m0, wblk, compp + n0, n0, ep); break;
+            default: i8_rows_vnni<4>(qp, kchunks, R, m0, wblk, compp + n0, n0, ep); break;
+          }
+        }
+        continue;
+      }
       for (int64_t m0 = 0; m0 < M; m0 += 32) {
         const int r0 = (int)std::min<int64_t>(16, M - m0);
         const int r1 = (int)std::max<int64_t>(0, std::min<int64_t>(16, M - m0 - 16));
@@ -531,40 +700,65 @@ void gemm_i8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& zp, co
         _tile_zero(4);
         _tile_zero(5);
         if (r1) { _tile_zero(6); _tile_zero(7); }
-        const int8_t* qa = qp + m0 * Kp;
+        const int8_t* qa0 = qp + a_off(m0, 0, kchunks, R);
+        const int8_t* qa1 = qa0 + kchunks * R * 64;  // the next 16 rows (R = 16 whenever they exist)
+        if (r1 == 0) {
+          // <= 16 rows: even K chunks accumulate in tiles 4, 5 and odd ones in 6, 7, so two
+          // independent dot-product chains run (exact int32 sums: the order does not matter)
+          _tile_zero(6);
+          _tile_zero(7);
+          int64_t kc = 0;
+          for (; kc + 1 < kchunks; kc += 2) {
+            const int8_t* wt = wblk + kc * 2 * TILE_BYTES;
+            _tile_loadd(0, qa0 + kc * R * 64, 64);
+            _tile_loadd(2, wt, 64);
+            _tile_loadd(3, wt + TILE_BYTES, 64);
+            _tile_dpbssd(4, 0, 2);
+            _tile_dpbssd(5, 0, 3);
+            _tile_loadd(1, qa0 + (kc + 1) * R * 64, 64);
+            _tile_loadd(2, wt + 2 * TILE_BYTES, 64);
+            _tile_loadd(3, wt + 3 * TILE_BYTES, 64);
+            _tile_dpbssd(6, 1, 2);
+            _tile_dpbssd(7, 1, 3);
+          }
+          if (kc < kchunks) {
+            const int8_t* wt = wblk + kc * 2 * TILE_BYTES;
+            _tile_loadd(0, qa0 + kc * R * 64, 64);
+            _tile_loadd(2, wt, 64);
+            _tile_loadd(3, wt + TILE_BYTES, 64);
+            _tile_dpbssd(4, 0, 2);
+            _tile_dpbssd(5, 0, 3);
+          }
+          _tile_stored(4, ctmp, NB * 4);
+          _tile_stored(5, ctmp + 16, NB * 4);
+          _tile_stored(6, ctmp + 16 * NB, NB * 4);
+          _tile_stored(7, ctmp + 16 * NB + 16, NB * 4);
+          for (int i = 0; i < r0; ++i)
+            ep.row(m0 + i, n0,
+                   _mm512_add_epi32(_mm512_load_si512((const __m512i*)(ctmp + i * NB)),
+                                    _mm512_load_si512((const __m512i*)(ctmp + 16 * NB + i * NB))),
+                   _mm512_add_epi32(_mm512_load_si512((const __m512i*)(ctmp + i * NB + 16)),
+                                    _mm512_load_si512((const __m512i*)(ctmp + 16 * NB + i * NB + 16))));
+          continue;
+        }
         for (int64_t kc = 0; kc < kchunks; ++kc) {
           const int8_t* wt = wblk + kc * 2 * TILE_BYTES;
-          prefetch_lines(wt + PREFETCH_AHEAD, 2 * TILE_BYTES);
-          _tile_loadd(0, qa + kc * 64, Kp);
+          _tile_loadd(0, qa0 + kc * R * 64, 64);
           _tile_loadd(2, wt, 64);
           _tile_loadd(3, wt + TILE_BYTES, 64);
           _tile_dpbssd(4, 0, 2);
           _tile_dpbssd(5, 0, 3);
-          if (r1) {
-            _tile_loadd(1, qa + 16 * Kp + kc * 64, Kp);
-            _tile_dpbssd(6, 1, 2);
-            _tile_dpbssd(7, 1, 3);
-          }
+          _tile_loadd(1, qa1 + kc * R * 64, 64);
+          _tile_dpbssd(6, 1, 2);
+          _tile_dpbssd(7, 1, 3);
         }
         _tile_stored(4, ctmp, NB * 4);
         _tile_stored(5, ctmp + 16, NB * 4);
-        if (r1) {
-          _tile_stored(6, ctmp + 16 * NB, NB * 4);
-          _tile_stored(7, ctmp + 16 * NB + 16, NB * 4);
-        }
-        for (int i = 0; i < r0 + r1; ++i) {
-          const int64_t m = m0 + i;
-          __m512 c0 = _mm512_cvtepi32_ps(_mm512_load_si512((const __m512i*)(ctmp + i * NB)));
-          __m512 c1 = _mm512_cvtepi32_ps(_mm512_load_si512((const __m512i*)(ctmp + i * NB + 16)));
-          if (csp) {
-            const __m512 z = _mm512_set1_ps(-(float)zpp[m]);
-            c0 = _mm512_fmadd_ps(cs0, z, c0);
-            c1 = _mm512_fmadd_ps(cs1, z, c1);
-          }
-          const __m512 sx = _mm512_set1_ps(sxp[m]);
-          store_row(outp, out_kind, m * N + n0, _mm512_fmadd_ps(c0, _mm512_mul_ps(s0, sx), bb0), k0);
-          if (k1) store_row(outp, out_kind, m * N + n0 + 16, _mm512_fmadd_ps(c1, _mm512_mul_ps(s1, sx), bb1), k1);
-        }
+        _tile_stored(6, ctmp + 16 * NB, NB * 4);
+        _tile_stored(7, ctmp + 16 * NB + 16, NB * 4);
+        for (int i = 0; i < r0 + r1; ++i)
+          ep.row(m0 + i, n0, _mm512_load_si512((const __m512i*)(ctmp + i * NB)),
+                 _mm512_load_si512((const __m512i*)(ctmp + i * NB + 16)));
       }
     }
   });

@@ -76,7 +76,7 @@ class FastKernel:
             if compiled is not None:
                 names, defaults = self._names, self._defaults
                 # the launcher takes every parameter in order (it skips the constexprs itself)
-                tail = tuple(n for n in names[len(args):])
+                tail = names[len(args):]
                 missing = [n for n in tail if n not in kw and n not in defaults]
                 if not missing:
                     self._compiled[key] = (compiled, tail)

@@ -168,8 +168,7 @@ class TritonW4A16LinearKernel(W4A16Launch, TritonKernelMixin, MPLinearKernel):
         if self._has_perm:  # act-order: x's columns permuted once, as for the tiles
             x2 = x2.index_select(1, perm)
         group = self._group
-        one_scale = not self._has_gsorted and (group % 128 == 0 or group >= k)
-        spg = 1 if self._has_gsorted else (8 if one_scale else group // 16)
+        spg = 1 if self._has_gsorted else (8 if self._one_scale(k) else group // 16)
         wide = t.wide
         reg = t.reg and not wide and not self._has_gsorted  # REG has no per-row scale lookup
         pair = t.pair and not (wide or reg)

@@ -12,15 +12,7 @@ EXTRA=("$@")
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/out}
 PY=${PYTHON:-python3}
-if [ "${SETUP:-0}" = 1 ]; then
-    if compgen -G ".whl/*.whl" >/dev/null; then
-        $PY -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
-        export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-    fi
-    provs=()
-    for p in providers/*/pyproject.toml; do provs+=(-e "$(dirname "$p")"); done
-    $PY -m pip install -q --no-deps --no-build-isolation -e . "${provs[@]}"
-fi
+[ "${SETUP:-0}" = 1 ] && source bench/gpu_setup.sh
 export PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
 # Emulation is left out: it is the numeric reference, not a speed candidate, and at these shapes it

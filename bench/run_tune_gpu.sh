@@ -17,15 +17,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/out}
 PY=${PYTHON:-python3}
 STEP=${STEP:-tune}
-if [ "${SETUP:-0}" = 1 ]; then
-    if compgen -G ".whl/*.whl" >/dev/null; then
-        $PY -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
-        export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-    fi
-    provs=()
-    for p in providers/*/pyproject.toml; do provs+=(-e "$(dirname "$p")"); done
-    $PY -m pip install -q --no-deps --no-build-isolation -e . "${provs[@]}"
-fi
+[ "${SETUP:-0}" = 1 ] && source bench/gpu_setup.sh
 [ -d /tmp/site ] && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1
 CACHE=${CACHE:-bench/out/qlinear-cache}

@@ -367,23 +367,17 @@ void gemm_dq(const at::Tensor& x, const at::Tensor& wpack, int64_t kind, int64_t
       const bool vec = sxgp == nullptr && (kind == W_INT4 || kind == W_FP8) && M <= vec_max_m;
       if (vec) {
         const float* as = zcp ? asum.data() : nullptr;
-        if (kind == W_INT4) {
-          const Int4Rows r{table};
+        // the row count as a template argument, for either weight decoder
+        auto rows = [&](const auto& r) {
           switch (M) {
             case 1: rows_block<1>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
             case 2: rows_block<2>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
             case 3: rows_block<3>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
             default: rows_block<4>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
           }
-        } else {
-          const Fp8Rows r{&fp8t};
-          switch (M) {
-            case 1: rows_block<1>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
-            case 2: rows_block<2>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
-            case 3: rows_block<3>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
-            default: rows_block<4>(xp, ldx, wblk, ngroups, gchunks, swp, zcp, as, Np, nb, r, acc); break;
-          }
-        }
+        };
+        if (kind == W_INT4) rows(Int4Rows{table});
+        else rows(Fp8Rows{&fp8t});
       } else {
         std::memset(acc, 0, M * NB * sizeof(float));
       }

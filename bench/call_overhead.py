@@ -20,6 +20,9 @@ end (what a decode loop sees), not an event pair around one call; both figures c
 used before issue #13) and the bare ``apply_weights``; minimum over reps (the noise floor of a
 shared machine is one-sided).
 
+``--profile`` runs ``layer(x)`` back to back under cProfile and prints where the host time goes
+(functions by own time, per call): the profiler's own cost inflates every figure, the ranking stays.
+
 Writes ``<out>/call_overhead-<device>.json`` (medians, the machine named) and prints a table.
 """
 
@@ -90,6 +93,35 @@ def measure_host(scheme: str, n: int, k: int, m: int, device: torch.device, call
                for name, f in rows.items()}}
 
 
+def profile_host(scheme: str, n: int, k: int, m: int, device: torch.device, calls: int, top: int = 25) -> str:
+    """cProfile of ``calls`` back-to-back ``layer(x)``: the functions that take the host time."""
+    import cProfile
+    import io
+    import pstats
+
+    from qlinear import QuantLinear
+
+    lin = torch.nn.Linear(k, n, bias=False, dtype=torch.bfloat16, device=device)
+    layer = QuantLinear.from_linear(lin, scheme, calib_x=torch.randn(16, k, dtype=torch.bfloat16, device=device))
+    x = torch.randn(m, k, dtype=torch.bfloat16, device=device)
+    for _ in range(10):
+        layer(x)
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(calls):
+        layer(x)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    prof.disable()
+    buf = io.StringIO()
+    stats = pstats.Stats(prof, stream=buf)
+    total = stats.total_tt * 1e6 / calls  # type: ignore[attr-defined]
+    buf.write(f"== {scheme} {n}x{k} M={m} kernel={type(layer.kernel).__name__}: {total:.1f} us per call "
+              f"under the profiler (tottime / calls below are per-function totals over {calls} calls)\n")
+    stats.sort_stats("tottime").print_stats(top)
+    return buf.getvalue()
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -101,6 +133,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="bench/out")
     p.add_argument("--host-only", action="store_true", help="the layer's host cost alone (no kernel work), see above")
+    p.add_argument("--profile", action="store_true", help="cProfile of back-to-back calls per scheme/shape/M, see above")
     a = p.parse_args(argv)
     from qlinear import bench as B
 
@@ -110,6 +143,12 @@ def main(argv=None) -> int:
     calls = a.calls or (200 if dev.type == "cuda" else 20)
     ms = [int(v) for v in a.m.split(",")]
     shapes = [SHAPES[s] if s in SHAPES else tuple(int(v) for v in s.split("x")) for s in a.shapes.split(",")]
+    if a.profile:
+        for s in (a.schemes or "w4a16-g128").split(","):
+            for n, k in shapes:
+                for m in ms:
+                    print(profile_host(s, n, k, m, dev, calls))
+        return 0
     if a.host_only:
         rows = [measure_host(s, n, k, m, dev, calls * 50, a.reps) for s in (a.schemes or "w8a16-ch").split(",")
                 for n, k in shapes for m in ms]

@@ -108,16 +108,17 @@ def test_marlin_workspace_is_per_stream(fake_streams):
 
 def test_triton_split_k_counters_are_per_stream(fake_streams):
     pytest.importorskip("triton")
-    from qlinear_triton.scaled_mm import FixedTile, counters
+    from qlinear_triton.scaled_mm import FixedTile, gemv_scratch
 
     tile = FixedTile.__new__(FixedTile)
     dev = torch.device("cpu")
     fake_streams(1)
-    c1 = counters(tile, 512, dev)
-    assert counters(tile, 512, dev) is c1 and c1.numel() == 64
+    c1, p1 = gemv_scratch(tile, 512, 4, dev)
+    assert gemv_scratch(tile, 512, 4, dev)[0] is c1 and c1.numel() == 64 and tuple(p1.shape) == (4, 1, 512)
+    assert gemv_scratch(tile, 512, 8, dev)[1].shape[0] == 8  # more splits: this stream's scratch grows
     fake_streams(2)
-    c2 = counters(tile, 512, dev)
-    assert c2 is not c1 and c2.data_ptr() != c1.data_ptr()
+    c2, p2 = gemv_scratch(tile, 512, 4, dev)
+    assert c2 is not c1 and c2.data_ptr() != c1.data_ptr() and p2.data_ptr() != p1.data_ptr()
 
 
 # ---- GPU: one layer, two streams at once ------------------------------------------------------------

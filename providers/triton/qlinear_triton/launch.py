@@ -24,20 +24,39 @@ import torch
 from .runtime import interpreting
 
 _I32 = (-(2**31), 2**31 - 1)
+_Tensor, _Parameter = torch.Tensor, torch.nn.Parameter
+_current_device = getattr(torch._C, "_cuda_getDevice", None) or torch.cuda.current_device
 
 
 def _spec(a):
-    if isinstance(a, torch.Tensor):
-        return a.dtype, a.data_ptr() % 16 == 0
-    if isinstance(a, bool):
-        return bool, a
-    if isinstance(a, int):
+    t = type(a)
+    if t is int:  # the commonest argument first (type() is, not isinstance: bool is an int subclass)
         return int, a == 1, a % 16 == 0, _I32[0] <= a <= _I32[1]
-    if isinstance(a, float):
+    if t is _Tensor or t is _Parameter or isinstance(a, torch.Tensor):
+        return a.dtype, a.data_ptr() % 16 == 0
+    if t is bool:
+        return bool, a
+    if t is float:
         return float
     if a is None:
         return None
+    if isinstance(a, int):  # an int subclass (numpy ints are not): by its int value
+        return int, a == 1, a % 16 == 0, _I32[0] <= a <= _I32[1]
     return type(a), a  # anything else (a dtype, a constexpr): by value; unhashable -> TypeError -> slow path
+
+
+def _key_of(args: tuple) -> tuple:
+    """``tuple(map(_spec, args))`` with the two common kinds inline: one frame per call instead of
+    one per argument (a W4A16 GEMV launch has 20; their frames were ~40% of its host time)."""
+    return tuple([(int, a == 1, a % 16 == 0, _I32[0] <= a <= _I32[1]) if type(a) is int else
+                  (a.dtype, a.data_ptr() % 16 == 0) if isinstance(a, _Tensor) else _spec(a) for a in args])
+
+
+def _is_constexpr(annotation) -> bool:
+    """A ``tl.constexpr`` parameter annotation (the object, or its text under postponed annotations)."""
+    import triton.language as tl
+
+    return annotation is tl.constexpr or (isinstance(annotation, str) and annotation.split(".")[-1] == "constexpr")
 
 
 def _hooked(hook) -> bool:
@@ -56,38 +75,71 @@ class FastKernel:
         params = list(inspect.signature(fn.fn).parameters.values())
         self._names = tuple(p.name for p in params)
         self._defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+        # run-time parameters (not tl.constexpr): passed by keyword they are keyed by kind, like
+        # positional ones; constexprs and launch options (num_warps, ...) by value
+        self._runtime = frozenset(p.name for p in params if not _is_constexpr(p.annotation))
         self._compiled: dict = {}
 
     def __getitem__(self, grid):
         return lambda *args, **kw: self.launch(grid, args, kw)
 
-    def launch(self, grid, args: tuple, kw: dict):
+    def kw_key(self, kw: dict) -> tuple:
+        """The key of a call's keywords. A run-time argument passed by keyword (a tensor, a size) is
+        keyed by what Triton specializes on, never by value: a fresh output tensor per call must
+        not make every call a new entry (each one missed the cache and kept its tensor alive)."""
+        rt = self._runtime
+        return tuple((n, _spec(v)) if n in rt else (n, v) for n, v in kw.items())
+
+    def launch(self, grid, args: tuple, kw: dict, kw_key: tuple | None = None):
+        """``kw_key``: ``tuple(kw.items())`` kept by a caller whose keywords, values included, never
+        change (a launch site: constexprs, launch options, a per-layer constant), saving the key's
+        construction per call."""
         knobs = self._knobs
         if _hooked(knobs.launch_enter_hook) or _hooked(knobs.launch_exit_hook):
             return self.fn[grid](*args, **kw)
-        device = torch.cuda.current_device()
+        device = _current_device()
         try:
-            key = (device, tuple(map(_spec, args)), tuple(kw.items()))
+            key = (device, _key_of(args), kw_key if kw_key is not None else self.kw_key(kw))
             hit = self._compiled.get(key)
         except TypeError:  # an unhashable argument: no fast path for this call
             return self.fn[grid](*args, **kw)
         if hit is None:
             compiled = self.fn[grid](*args, **kw)
             if compiled is not None:
-                names, defaults = self._names, self._defaults
-                # the launcher takes every parameter in order (it skips the constexprs itself)
-                tail = names[len(args):]
-                missing = [n for n in tail if n not in kw and n not in defaults]
-                if not missing:
-                    self._compiled[key] = (compiled, tail)
+                self._remember(key, compiled, len(args), kw, kw_key is not None)
             return compiled
-        compiled, tail = hit
-        full = args + tuple(kw[n] if n in kw else self._defaults[n] for n in tail)
+        launch, head, tail, tail_names, compiled = hit
+        if tail is None:  # run-time values among the keywords: this call's, in parameter order
+            defaults = self._defaults
+            tail = tuple(kw[n] if n in kw else defaults[n] for n in tail_names)
         g1 = grid[1] if len(grid) > 1 else 1
         g2 = grid[2] if len(grid) > 2 else 1
-        compiled.run(grid[0], g1, g2, torch._C._cuda_getCurrentRawStream(device), compiled.function,
-                     compiled.packed_metadata, None, None, None, *full)
+        launch(grid[0], g1, g2, torch._C._cuda_getCurrentRawStream(device), *head, *args, *tail)
         return compiled
+
+    def _remember(self, key, compiled, n_args: int, kw: dict, site: bool) -> None:
+        """Cache what a repeat of this key passes besides its positional arguments. The launcher
+        takes every parameter in order (it skips the constexprs itself); at a launch site, or with
+        no run-time keyword, the tail (keywords, defaults) is fixed for the key and kept as a tuple."""
+        names, defaults = self._names, self._defaults
+        tail_names = names[n_args:]
+        if any(n not in kw and n not in defaults for n in tail_names):
+            return
+        # a site's keywords never change (its key holds them by value); elsewhere run-time keywords
+        # (keyed by kind) take this call's values at each launch
+        fixed = site or not any(n in self._runtime for n in kw)
+        tail = tuple(kw[n] if n in kw else defaults[n] for n in tail_names) if fixed else None
+        run = compiled.run
+        c_launch = getattr(run, "launch", None)
+        if (c_launch is not None and getattr(run, "global_scratch_size", 1) == 0
+                and getattr(run, "profile_scratch_size", 1) == 0 and hasattr(run, "launch_pdl")):
+            # the C launcher itself: CudaLauncher.__call__ only adds scratch buffers, none here
+            head = (compiled.function, run.launch_cooperative_grid, run.launch_pdl, None, None,
+                    compiled.packed_metadata, None, None, None)
+            self._compiled[key] = (c_launch, head, tail, tail_names, compiled)
+        else:
+            self._compiled[key] = (run, (compiled.function, compiled.packed_metadata, None, None, None), tail,
+                                   tail_names, compiled)
 
 
 def fast_kernels(namespace: dict) -> None:

@@ -111,46 +111,73 @@ def launch_scaled_mm(kernel, tile, a, w_nk, out, a_scale, w_scale, bias, azp, az
     t = tile(m)
     if isinstance(t, GemvTile) and (m != 1 or k % 4 or w_nk.stride(1) != 1 or a.stride(1) != 1):
         t = Tile(16, 64, 128, 1, 4, 4)  # the GEMV reads one row and B as 4-byte words of K
-    gemv = isinstance(t, GemvTile)
-    if gemv:  # decode: the GEMV kernel, K split per the tile's programs-per-SM and finished in-kernel
-        kernel = mm_kernels.scaled_gemv_kernel
-        tiles = -(-n // t.bn)
-        splits, k_split = gemv_split(tiles, k, t.bk, tile.sms or SM_COUNT_DEFAULT, t.per_sm)
-        extra = dict(out_ptr=out, cnt_ptr=counters(tile, n, out.device), stride_om=out.stride(0),
-                     PTX=tile.ptx, QBK=min(8192, 1 << max(4, (k - 1).bit_length())))
-    else:
-        tiles = -(-m // t.bm) * -(-n // t.bn)
-        pinned = getattr(tile, "splits", None)
-        if not tile.allow_split:
-            splits, k_split = 1, k
-        elif pinned:
-            splits, k_split = fixed_split(k, pinned, t.bk)
-        else:
-            splits, k_split = split_k(m, tiles, k, t.bk, tile.sms)
-        extra = dict(GROUP_M=t.group_m, BM=t.bm, stride_am=a.stride(0))
-    c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=out.device)
-    args = [a, w_nk, c, a_scale, w_scale, bias if bias is not None else w_scale,
+    args = (a, w_nk, out, a_scale, w_scale, bias if bias is not None else w_scale,
             azp if azp is not None else w_scale, azp_adj if azp_adj is not None else w_scale,
-            ub if ub is not None else w_scale]
+            ub if ub is not None else w_scale)
+    flags = (is_int8, a_mode, a_per_row, b_per_col, azp_mode, bias is not None, ub is not None)
+    if isinstance(t, GemvTile):
+        _launch_gemv(tile, t, args, m, n, k, a, w_nk, out, flags)
+        return
+    tiles = -(-m // t.bm) * -(-n // t.bn)
+    pinned = getattr(tile, "splits", None)
+    if not tile.allow_split:
+        splits, k_split = 1, k
+    elif pinned:
+        splits, k_split = fixed_split(k, pinned, t.bk)
+    else:
+        splits, k_split = split_k(m, tiles, k, t.bk, tile.sms)
+    c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=out.device)
     kernel[(tiles, splits)](
-        *args, M=m, N=n, K=k, stride_ak=a.stride(1), stride_bn=w_nk.stride(0),
+        *args[:2], c, *args[3:], M=m, N=n, K=k, stride_ak=a.stride(1), stride_bn=w_nk.stride(0),
         stride_bk=w_nk.stride(1), stride_cm=c.stride(-2), stride_cn=c.stride(-1), k_split=k_split,
         stride_cs=c.stride(0) if splits > 1 else 0, SPLIT_K=splits, IS_INT8=is_int8, A_MODE=a_mode,
         A_PER_ROW=a_per_row, B_PER_COL=b_per_col, AZP=azp_mode, HAS_BIAS=bias is not None, HAS_UB=ub is not None,
         BN=t.bn, BK=t.bk, EVEN_K=k % t.bk == 0 and k_split % t.bk == 0, num_warps=t.num_warps,
-        num_stages=t.num_stages, **extra)
-    if splits > 1 and not gemv:
+        num_stages=t.num_stages, GROUP_M=t.group_m, BM=t.bm, stride_am=a.stride(0))
+    if splits > 1:
         reduce_splits(mm_kernels.splitk_reduce_kernel, c, out)
 
 
-def counters(tile, n: int, device) -> torch.Tensor:
-    """The zeroed split-K arrival counters of finish_splits (one per N tile), kept on the layer's
-    tile cache per (device, stream): two streams running the layer at once never count into the
-    same slots. The kernel leaves them zeroed."""
+def _launch_gemv(tile, t, args, m, n, k, a, w_nk, out, flags) -> None:
+    """Decode: the one-row GEMV, K split per the tile's programs per SM and finished in-kernel. What
+    does not change between calls of one (tile, flags) is settled once and kept on the tile chooser
+    (grid, split, constexprs); the per-call host work is one key and one launch."""
+    from . import mm_kernels
+
+    sites = tile.__dict__.setdefault("gemv_sites", {})
+    key = (t, n, k, flags)
+    site = sites.get(key)
+    if site is None:
+        tiles = -(-n // t.bn)
+        splits, k_split = gemv_split(tiles, k, t.bk, tile.sms or SM_COUNT_DEFAULT, t.per_sm)
+        is_int8, a_mode, a_per_row, b_per_col, azp_mode, has_bias, has_ub = flags
+        kw = dict(PTX=tile.ptx, SPLIT_K=splits, IS_INT8=is_int8, A_MODE=a_mode, A_PER_ROW=a_per_row,
+                  B_PER_COL=b_per_col, AZP=azp_mode, HAS_BIAS=has_bias, HAS_UB=has_ub, BN=t.bn, BK=t.bk,
+                  EVEN_K=k % t.bk == 0 and k_split % t.bk == 0, QBK=min(8192, 1 << max(4, (k - 1).bit_length())),
+                  num_warps=t.num_warps, num_stages=t.num_stages)
+        site = sites[key] = ((tiles, splits), splits, k_split, kw, tuple(kw.items()))
+    grid, splits, k_split, kw, kw_key = site
+    cnt, part = gemv_scratch(tile, n, splits, out.device)
+    c = part if splits > 1 else out
+    full = (*args[:2], c, *args[3:], out, cnt, m, n, k, a.stride(1), w_nk.stride(0), w_nk.stride(1), n, 1, k_split,
+            n if splits > 1 else 0, out.stride(0))
+    kernel = mm_kernels.scaled_gemv_kernel
+    if hasattr(kernel, "launch"):  # a FastKernel (not under the interpreter)
+        kernel.launch(grid, full, kw, kw_key)
+    else:
+        kernel[grid](*full, **kw)
+
+
+def gemv_scratch(tile, n: int, splits: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(split-K arrival counters of finish_splits, one per N tile; fp32 partials [splits, 1, N]),
+    kept on the layer's tile chooser per (device, stream): calls on one stream are ordered and
+    share them, two streams running the layer at once never count into the same slots. The kernel
+    leaves the counters zeroed."""
     per = tile.__dict__.setdefault("counters", PerStream())  # setdefault: one per tile, even from two threads
     need = -(-n // 8)
-    return per.get(device, lambda old: torch.zeros(need, dtype=torch.int32, device=device),
-                   lambda cnt: cnt.numel() >= need)
+    return per.get(device, lambda old: (torch.zeros(need, dtype=torch.int32, device=device),
+                                        torch.empty((max(splits, 1), 1, n), dtype=torch.float32, device=device)),
+                   lambda v: v[0].numel() >= need and v[1].shape[0] >= splits and v[1].shape[2] >= n)
 
 
 def reduce_splits(kernel, ws: torch.Tensor, out: torch.Tensor) -> None:

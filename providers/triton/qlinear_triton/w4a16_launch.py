@@ -16,6 +16,7 @@ from qlinear.streams import PerStream
 
 from .base import out_dtype_of
 from .configs import GemvTile, fixed_split, gemv_split, interpreter_tile, is_rocm, rocm_tile, sm_count, w4a16_split, w4a16_tile
+from .launch import FastKernel
 from .runtime import inline_ptx, interpreting
 
 ONE_BITS = 0x3F800000  # the bits of 1.0f: the kernels' decode constant, passed at run time (see w4a16_kernels._nib)
@@ -41,6 +42,7 @@ class W4A16Launch:
 
         self._kernel = w4a16_kernels.w4a16_kernel
         self._gemv = w4a16_kernels.w4a16_gemv_kernel
+        self._gemv_fast = isinstance(self._gemv, FastKernel)  # (not under the interpreter)
         self._dequant = w4a16_kernels.w4a16_dequant_kernel
         self._reduce_kernel = mm_kernels.splitk_reduce_kernel
         self._reduce = reduce_splits
@@ -51,9 +53,11 @@ class W4A16Launch:
         self._ptx = inline_ptx()
         # split-K arrivals per N tile (mm_kernels.finish_splits), per (device, stream): calls on one
         # stream are ordered and share them, a second stream running this layer at once gets its own
-        self._counters: PerStream[torch.Tensor] = PerStream()
+        # GEMV split K: (arrival counters, fp32 partials [splits, 2 rows, N]) per stream, made once
+        self._counters: PerStream[tuple[torch.Tensor, torch.Tensor]] = PerStream()
         self._n_counters = -(-n // 8)
         self._tiles: dict[int, object] = {}
+        self._gemv_sites: dict[tuple, tuple] = {}  # (tile, M, dtype, bias?) -> the launch's fixed parts
 
     # ---- what a user of the launcher supplies ------------------------------------------------------
     def _nk(self) -> tuple[int, int]:
@@ -122,7 +126,8 @@ class W4A16Launch:
     # ---- one call ---------------------------------------------------------------------------------
     def apply_weights(self, layer, x, bias=None):
         n, k = self._nk()
-        x2 = x.reshape(-1, k)
+        flat = x.dim() == 2  # (a reshape per call costs a few us of host time: only where needed)
+        x2 = x if flat else x.reshape(-1, k)
         if x2.stride(-1) != 1:
             x2 = x2.contiguous()
         m = x2.shape[0]
@@ -130,6 +135,10 @@ class W4A16Launch:
         if m == 0:
             return torch.empty((*x.shape[:-1], n), dtype=out_dtype, device=x.device)
         qw, s, zp, perm, gsorted = self._weights(layer)
+        t = self._tile(m) if m < self.dense_min_m else None
+        if isinstance(t, GemvTile) and not self._has_perm and self._mid_tile(m) is None:
+            out = self._apply_gemv(t, x2, m, qw, s, zp, gsorted, bias, out_dtype)
+            return out if flat else out.reshape(*x.shape[:-1], n)
         perm = perm if perm is not None else qw  # unused placeholders where a flag is off
         gsorted = gsorted if gsorted is not None else perm
         zps = zp if zp is not None else s
@@ -148,24 +157,53 @@ class W4A16Launch:
             return res.to(out_dtype).reshape(*x.shape[:-1], n)
         if self._has_perm:  # act-order: permute the activation once (one small gather) so the GEMM streams x
             x2 = x2.index_select(1, perm)  # contiguously; gathering it inside the tiles cost 3-7x at M=16-64
+        if isinstance(t, GemvTile):
+            out = self._apply_gemv(t, x2, m, qw, s, zp, gsorted, bias, out_dtype)
+            return out.reshape(*x.shape[:-1], n)
         out = torch.empty((m, n), dtype=out_dtype, device=x.device)
-        t = self._tile(m)
         tiles, splits, k_split = self._splits(t, m, n, k)
         c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=out.device)
         args = (x2, qw, s, zps, perm, gsorted, bias if bias is not None else s, c,
                 m, n, k, self._ng, x2.stride(0), c.stride(-2), -(-k_split // 128), c.stride(0) if splits > 1 else 0)
-        one_scale = self._one_scale(k)
         common = dict(SPLIT_K=splits, GROUP=group, HAS_ZP=zp is not None, ZP_CONST=self._zp_const,
                       X_PERM=False, IRREG=self._has_gsorted, HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn,
-                      SPG=8 if one_scale else group // 16, num_warps=t.num_warps, num_stages=t.num_stages)
-        if isinstance(t, GemvTile):  # split K finishes in-kernel (mm_kernels.finish_splits): one launch
-            cnt = self._counters.get(x2.device, lambda old: torch.zeros(self._n_counters, dtype=torch.int32,
-                                                                          device=x2.device))
-            self._gemv[(tiles, splits)](*args, out, cnt, out.stride(0), ONE_BITS, PTX=self._ptx, ONE_SCALE=one_scale,
-                                        **common, **self._extra("gemv", x2.dtype))
-        else:
-            self._kernel[(tiles, splits)](*args, ONE_BITS, GROUP_M=t.group_m, **common,
-                                          **self._extra("tiles", x2.dtype))
-            if splits > 1:
-                self._reduce(self._reduce_kernel, c, out)
+                      SPG=8 if self._one_scale(k) else group // 16, num_warps=t.num_warps, num_stages=t.num_stages)
+        self._kernel[(tiles, splits)](*args, ONE_BITS, GROUP_M=t.group_m, **common, **self._extra("tiles", x2.dtype))
+        if splits > 1:
+            self._reduce(self._reduce_kernel, c, out)
         return out.reshape(*x.shape[:-1], n)
+
+    def _apply_gemv(self, t, x2, m, qw, s, zp, gsorted, bias, out_dtype):
+        """The decode GEMV: one launch (split K finishes in-kernel, mm_kernels.finish_splits), one
+        allocation (the output; the counters and fp32 partials are per-stream scratch made once).
+        Everything that does not change between calls with this (tile, M, dtype, bias?) is settled
+        the first time and kept: this is the path where host time exceeds GPU time."""
+        key = (t, m, x2.dtype, out_dtype, bias is None, zp is None)
+        site = self._gemv_sites.get(key)
+        n, k = self._nk()
+        if site is None:
+            tiles, splits, k_split = self._splits(t, m, n, k)
+            one_scale = self._one_scale(k)
+            kw = dict(PTX=self._ptx, ONE_SCALE=one_scale, SPLIT_K=splits, GROUP=self._group, HAS_ZP=zp is not None,
+                      ZP_CONST=self._zp_const, X_PERM=False, IRREG=self._has_gsorted, HAS_BIAS=bias is not None,
+                      BM=t.bm, BN=t.bn, SPG=8 if one_scale else self._group // 16, num_warps=t.num_warps,
+                      num_stages=t.num_stages, **self._extra("gemv", x2.dtype))
+            site = ((tiles, splits), splits, -(-k_split // 128), kw, tuple(kw.items()))
+            self._gemv_sites[key] = site
+        grid, splits, block_split, kw, kw_key = site
+        dev = x2.device
+        cnt, part = self._counters.get(dev, lambda old: (
+            torch.zeros(self._n_counters, dtype=torch.int32, device=dev),
+            torch.empty((splits, 2, n), dtype=torch.float32, device=dev)),
+            lambda v: v[1].shape[0] >= splits)
+        out = torch.empty((m, n), dtype=out_dtype, device=dev)
+        c = part if splits > 1 else out
+        stride_cs = part.stride(0) if splits > 1 else 0
+        args = (x2, qw, s, zp if zp is not None else s, qw, gsorted if gsorted is not None else qw,
+                bias if bias is not None else s, c, m, n, k, self._ng, x2.stride(0), n, block_split, stride_cs, out,
+                cnt, n, ONE_BITS)  # (perm: a placeholder, x comes permuted)
+        if self._gemv_fast:
+            self._gemv.launch(grid, args, kw, kw_key)
+        else:
+            self._gemv[grid](*args, **kw)
+        return out

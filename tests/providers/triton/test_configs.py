@@ -26,10 +26,14 @@ def test_w4a16_tiles():
 
 @pytest.mark.parametrize("n", [4096, 14336])
 @pytest.mark.parametrize("m", [3, 16, 32, 64])
-def test_w4a16_tiles_split_k_in_four_to_m64(n, m):
+def test_w4a16_tiles_split_k_in_eight_to_m16_then_four_to_m64(n, m):
     tiles = -(-n // 64)
-    assert w4a16_split(m, tiles, 4096) == (4, 1024)
-    assert w4a16_split(m, tiles, 4100) == (4, 1152)  # per split a multiple of the 128-row block
+    if m <= 16:  # 128-wide tiles, split in 8
+        assert w4a16_split(m, tiles, 4096) == (8, 512)
+        assert w4a16_split(m, tiles, 4100) == (7, 640)  # per split a multiple of the 128-row block
+    else:
+        assert w4a16_split(m, tiles, 4096) == (4, 1024)
+        assert w4a16_split(m, tiles, 4100) == (4, 1152)
     assert w4a16_split(m, tiles, 512) == split_k(m, tiles, 512, 128)  # short K: the general rule
 
 

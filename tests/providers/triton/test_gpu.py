@@ -140,3 +140,7 @@ def test_fast_launch_matches_triton_launch(scheme, m):
         torch.testing.assert_close(y, ref, rtol=1e-2, atol=1e-2)
     kernels = [v for mod in (w4a16_kernels, mm_kernels, quant_kernels) for v in vars(mod).values() if isinstance(v, launch.FastKernel)]
     assert any(len(fk._compiled) >= 2 for fk in kernels), "the unaligned x must have its own cache entry"
+    entries = sum(len(fk._compiled) for fk in kernels)
+    for _ in range(20):  # a fresh output per call must hit the same entries (keyed by value it missed and leaked)
+        q(x)
+    assert sum(len(fk._compiled) for fk in kernels) == entries

@@ -237,7 +237,7 @@ def test_split_k(kernel, case, fused, monkeypatch):
     assert testing.run_case(Forced, case, device="cpu").ran
     assert splits and splits[-1][0] > 1  # the split path really ran
     if gemv:  # the in-kernel finish left its arrival counters zeroed for the next call
-        assert all(int(c.abs().sum()) == 0 for c in made[-1]._tiles.counters.values())
+        assert all(int(cnt.abs().sum()) == 0 for cnt, _ in made[-1]._tiles.counters.values())
 
 
 @pytest.mark.parametrize("m", [1, 3])  # the GEMV kernel, the tensor-core kernel
@@ -266,7 +266,7 @@ def test_w4a16_split_k(group, zp, gidx, m, monkeypatch):
     forced.create = classmethod(lambda cls, c: (made.append(real_create(cls, c)), made[-1])[1])
     assert testing.run_case(forced, testing.Case(c, m, with_bias=True), device="cpu").ran
     assert splits and splits[-1][0] > 1
-    assert all(int(c.abs().sum()) == 0 for c in made[-1]._counters.values())  # left zeroed for the next call
+    assert all(int(cnt.abs().sum()) == 0 for cnt, _ in made[-1]._counters.values())  # left zeroed for the next call
 
 
 def _tool(name, monkeypatch):

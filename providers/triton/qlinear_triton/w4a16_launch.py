@@ -42,7 +42,7 @@ class W4A16Launch:
 
         self._kernel = w4a16_kernels.w4a16_kernel
         self._gemv = w4a16_kernels.w4a16_gemv_kernel
-        self._gemv_fast = isinstance(self._gemv, FastKernel)  # (not under the interpreter)
+        self._fast = isinstance(self._gemv, FastKernel)  # (not under the interpreter)
         self._dequant = w4a16_kernels.w4a16_dequant_kernel
         self._reduce_kernel = mm_kernels.splitk_reduce_kernel
         self._reduce = reduce_splits
@@ -57,7 +57,7 @@ class W4A16Launch:
         self._counters: PerStream[tuple[torch.Tensor, torch.Tensor]] = PerStream()
         self._n_counters = -(-n // 8)
         self._tiles: dict[int, object] = {}
-        self._gemv_sites: dict[tuple, tuple] = {}  # (tile, M, dtype, bias?) -> the launch's fixed parts
+        self._sites: dict[tuple, tuple] = {}  # (tile, M, dtypes, bias?, zero points?) -> a launch's fixed parts
 
     # ---- what a user of the launcher supplies ------------------------------------------------------
     def _nk(self) -> tuple[int, int]:
@@ -135,75 +135,66 @@ class W4A16Launch:
         if m == 0:
             return torch.empty((*x.shape[:-1], n), dtype=out_dtype, device=x.device)
         qw, s, zp, perm, gsorted = self._weights(layer)
-        t = self._tile(m) if m < self.dense_min_m else None
-        if isinstance(t, GemvTile) and not self._has_perm and self._mid_tile(m) is None:
-            out = self._apply_gemv(t, x2, m, qw, s, zp, gsorted, bias, out_dtype)
+        mid = self._mid_tile(m)
+        if mid is None and m < self.dense_min_m:  # the GEMV or the tiles: one launch site each
+            if self._has_perm:  # act-order: permute the activation once (one small gather) so the GEMM
+                x2 = x2.index_select(1, perm)  # streams x contiguously (a gather in the tiles cost 3-7x at M=16-64)
+            out = self._apply_site(self._tile(m), x2, m, qw, s, zp, gsorted, bias, out_dtype)
             return out if flat else out.reshape(*x.shape[:-1], n)
         perm = perm if perm is not None else qw  # unused placeholders where a flag is off
         gsorted = gsorted if gsorted is not None else perm
-        zps = zp if zp is not None else s
-        group = self._group
-        mid = self._mid_tile(m)
         if mid is not None:  # a subclass's mid-M kernel serves this M (mp: w4a16_swap_kernels)
             return self._apply_mid(mid, x, x2, qw, s, zp, perm, gsorted, bias, out_dtype)
-        if m >= self.dense_min_m:
-            w = torch.empty((k, n), dtype=x2.dtype, device=x2.device)
-            bn = 128 if not self._interp else 64
-            self._dequant[(-(-k // 128), -(-n // bn))](
-                qw, s, zps, perm, gsorted, w, n, k, self._ng, GROUP=group, HAS_ZP=zp is not None,
-                ZP_CONST=self._zp_const, X_PERM=self._has_perm, IRREG=self._has_gsorted, BN=bn, num_warps=4,
-                **self._extra("dense", x2.dtype))
-            res = torch.mm(x2, w) if bias is None else torch.addmm(bias.to(x2.dtype), x2, w)
-            return res.to(out_dtype).reshape(*x.shape[:-1], n)
-        if self._has_perm:  # act-order: permute the activation once (one small gather) so the GEMM streams x
-            x2 = x2.index_select(1, perm)  # contiguously; gathering it inside the tiles cost 3-7x at M=16-64
-        if isinstance(t, GemvTile):
-            out = self._apply_gemv(t, x2, m, qw, s, zp, gsorted, bias, out_dtype)
-            return out.reshape(*x.shape[:-1], n)
-        out = torch.empty((m, n), dtype=out_dtype, device=x.device)
-        tiles, splits, k_split = self._splits(t, m, n, k)
-        c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=out.device)
-        args = (x2, qw, s, zps, perm, gsorted, bias if bias is not None else s, c,
-                m, n, k, self._ng, x2.stride(0), c.stride(-2), -(-k_split // 128), c.stride(0) if splits > 1 else 0)
-        common = dict(SPLIT_K=splits, GROUP=group, HAS_ZP=zp is not None, ZP_CONST=self._zp_const,
-                      X_PERM=False, IRREG=self._has_gsorted, HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn,
-                      SPG=8 if self._one_scale(k) else group // 16, num_warps=t.num_warps, num_stages=t.num_stages)
-        self._kernel[(tiles, splits)](*args, ONE_BITS, GROUP_M=t.group_m, **common, **self._extra("tiles", x2.dtype))
-        if splits > 1:
-            self._reduce(self._reduce_kernel, c, out)
-        return out.reshape(*x.shape[:-1], n)
+        w = torch.empty((k, n), dtype=x2.dtype, device=x2.device)
+        bn = 128 if not self._interp else 64
+        self._dequant[(-(-k // 128), -(-n // bn))](
+            qw, s, zp if zp is not None else s, perm, gsorted, w, n, k, self._ng, GROUP=self._group,
+            HAS_ZP=zp is not None, ZP_CONST=self._zp_const, X_PERM=self._has_perm, IRREG=self._has_gsorted, BN=bn,
+            num_warps=4, **self._extra("dense", x2.dtype))
+        res = torch.mm(x2, w) if bias is None else torch.addmm(bias.to(x2.dtype), x2, w)
+        return res.to(out_dtype).reshape(*x.shape[:-1], n)
 
-    def _apply_gemv(self, t, x2, m, qw, s, zp, gsorted, bias, out_dtype):
-        """The decode GEMV: one launch (split K finishes in-kernel, mm_kernels.finish_splits), one
-        allocation (the output; the counters and fp32 partials are per-stream scratch made once).
-        Everything that does not change between calls with this (tile, M, dtype, bias?) is settled
-        the first time and kept: this is the path where host time exceeds GPU time."""
-        key = (t, m, x2.dtype, out_dtype, bias is None, zp is None)
-        site = self._gemv_sites.get(key)
+    def _apply_site(self, t, x2, m, qw, s, zp, gsorted, bias, out_dtype):
+        """The GEMV (one launch: split K finishes in-kernel, mm_kernels.finish_splits; its counters and
+        fp32 partials are per-stream scratch made once) or the tensor-core tiles (split K into fp32
+        partials summed by a reduce launch). What does not change between calls with this (tile, M,
+        dtypes, bias?, zero points?) is settled the first time and kept: at these M the host time
+        of a call exceeds its GPU time."""
+        key = (t, self._pinned, m, x2.dtype, out_dtype, bias is None, zp is None)  # (pinned: a sweep's forced split)
+        site = self._sites.get(key)
         n, k = self._nk()
+        gemv = isinstance(t, GemvTile)
         if site is None:
             tiles, splits, k_split = self._splits(t, m, n, k)
             one_scale = self._one_scale(k)
-            kw = dict(PTX=self._ptx, ONE_SCALE=one_scale, SPLIT_K=splits, GROUP=self._group, HAS_ZP=zp is not None,
-                      ZP_CONST=self._zp_const, X_PERM=False, IRREG=self._has_gsorted, HAS_BIAS=bias is not None,
-                      BM=t.bm, BN=t.bn, SPG=8 if one_scale else self._group // 16, num_warps=t.num_warps,
-                      num_stages=t.num_stages, **self._extra("gemv", x2.dtype))
-            site = ((tiles, splits), splits, -(-k_split // 128), kw, tuple(kw.items()))
-            self._gemv_sites[key] = site
+            kw = dict(SPLIT_K=splits, GROUP=self._group, HAS_ZP=zp is not None, ZP_CONST=self._zp_const, X_PERM=False,
+                      IRREG=self._has_gsorted, HAS_BIAS=bias is not None, BM=t.bm, BN=t.bn,
+                      SPG=8 if one_scale else self._group // 16, num_warps=t.num_warps, num_stages=t.num_stages)
+            if gemv:
+                kw.update(PTX=self._ptx, ONE_SCALE=one_scale, **self._extra("gemv", x2.dtype))
+            else:
+                kw.update(GROUP_M=t.group_m, **self._extra("tiles", x2.dtype))
+            site = self._sites[key] = ((tiles, splits), splits, -(-k_split // 128), kw, tuple(kw.items()))
         grid, splits, block_split, kw, kw_key = site
         dev = x2.device
-        cnt, part = self._counters.get(dev, lambda old: (
-            torch.zeros(self._n_counters, dtype=torch.int32, device=dev),
-            torch.empty((splits, 2, n), dtype=torch.float32, device=dev)),
-            lambda v: v[1].shape[0] >= splits)
         out = torch.empty((m, n), dtype=out_dtype, device=dev)
-        c = part if splits > 1 else out
-        stride_cs = part.stride(0) if splits > 1 else 0
-        args = (x2, qw, s, zp if zp is not None else s, qw, gsorted if gsorted is not None else qw,
-                bias if bias is not None else s, c, m, n, k, self._ng, x2.stride(0), n, block_split, stride_cs, out,
-                cnt, n, ONE_BITS)  # (perm: a placeholder, x comes permuted)
-        if self._gemv_fast:
-            self._gemv.launch(grid, args, kw, kw_key)
+        if gemv:
+            cnt, part = self._counters.get(dev, lambda old: (
+                torch.zeros(self._n_counters, dtype=torch.int32, device=dev),
+                torch.empty((splits, 2, n), dtype=torch.float32, device=dev)),
+                lambda v: v[1].shape[0] >= splits)
+            c = part if splits > 1 else out
         else:
-            self._gemv[grid](*args, **kw)
+            c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=dev)
+        args = (x2, qw, s, zp if zp is not None else s, qw, gsorted if gsorted is not None else qw,
+                bias if bias is not None else s, c, m, n, k, self._ng, x2.stride(0), n, block_split,
+                c.stride(0) if splits > 1 else 0)  # (perm: a placeholder, x comes permuted)
+        kernel = self._gemv if gemv else self._kernel
+        args = args + (out, cnt, n, ONE_BITS) if gemv else args + (ONE_BITS,)
+        if self._fast:
+            kernel.launch(grid, args, kw, kw_key)
+        else:
+            kernel[grid](*args, **kw)
+        if splits > 1 and not gemv:
+            self._reduce(self._reduce_kernel, c, out)
         return out

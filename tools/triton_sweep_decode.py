@@ -34,7 +34,13 @@ from .harness import Timer, copies_for, make_layers, rel_error
 # ("t", bm, bn, bk, group_m, warps, stages).
 CANDIDATES = {
     ("w4a16", 1): [(1, 128, 128, 8, 4, 1), (1, 64, 128, 16, 2, 1), (1, 64, 128, 8, 2, 1), (1, 64, 128, 32, 2, 1),
-                   (1, 32, 128, 16, 1, 1)],
+                   (1, 32, 128, 16, 1, 1),
+                   # 8 weights a thread per slab instead of 16: ~96 registers instead of ~127-157 (sm_90
+                   # compile), so more warps per SM (ncu: the shipped tile was register-limited to 25 %).
+                   # H200: all slower (4096x4096 10.2-12.0 vs 8.5 us; 14336x4096 20.1-24.1 vs 18.4): fewer
+                   # loads in flight per thread cost more than the extra warps gave
+                   (1, 64, 128, 16, 4, 1), (1, 32, 128, 16, 2, 1), (1, 64, 128, 24, 4, 1), (1, 32, 128, 32, 2, 1),
+                   (1, 128, 128, 8, 8, 1)],
     ("w4a16", 2): [(2, 64, 128, 8, 4, 1), (2, 64, 128, 16, 2, 1), (2, 64, 128, 16, 4, 1)],
     ("w8a8", 1): [(1, 8, 512, 2, 4, 1), (1, 16, 256, 2, 4, 1), (1, 32, 256, 2, 4, 1), (1, 8, 256, 2, 4, 1),
                   (1, 8, 512, 4, 4, 1)],

@@ -127,45 +127,53 @@ def launch_scaled_mm(kernel, tile, a, w_nk, out, a_scale, w_scale, bias, azp, az
     else:
         splits, k_split = split_k(m, tiles, k, t.bk, tile.sms)
     c = out if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=out.device)
-    kernel[(tiles, splits)](
-        *args[:2], c, *args[3:], M=m, N=n, K=k, stride_ak=a.stride(1), stride_bn=w_nk.stride(0),
-        stride_bk=w_nk.stride(1), stride_cm=c.stride(-2), stride_cn=c.stride(-1), k_split=k_split,
-        stride_cs=c.stride(0) if splits > 1 else 0, SPLIT_K=splits, IS_INT8=is_int8, A_MODE=a_mode,
-        A_PER_ROW=a_per_row, B_PER_COL=b_per_col, AZP=azp_mode, HAS_BIAS=bias is not None, HAS_UB=ub is not None,
-        BN=t.bn, BK=t.bk, EVEN_K=k % t.bk == 0 and k_split % t.bk == 0, num_warps=t.num_warps,
-        num_stages=t.num_stages, GROUP_M=t.group_m, BM=t.bm, stride_am=a.stride(0))
+    even_k = k % t.bk == 0 and k_split % t.bk == 0
+    kw, kw_key = _constexprs(tile, (t, splits, flags, even_k), lambda: dict(
+        SPLIT_K=splits, IS_INT8=is_int8, A_MODE=a_mode, A_PER_ROW=a_per_row, B_PER_COL=b_per_col, AZP=azp_mode,
+        HAS_BIAS=bias is not None, HAS_UB=ub is not None, BM=t.bm, BN=t.bn, BK=t.bk, GROUP_M=t.group_m, EVEN_K=even_k,
+        num_warps=t.num_warps, num_stages=t.num_stages))
+    full = (*args[:2], c, *args[3:], m, n, k, a.stride(0), a.stride(1), w_nk.stride(0), w_nk.stride(1), c.stride(-2),
+            c.stride(-1), k_split, c.stride(0) if splits > 1 else 0)
+    _launch(kernel, (tiles, splits), full, kw, kw_key)
     if splits > 1:
         reduce_splits(mm_kernels.splitk_reduce_kernel, c, out)
 
 
+def _constexprs(tile, key, make) -> tuple[dict, tuple]:
+    """A launch's constexprs and launch options for ``key``, built once and kept on the layer's tile
+    chooser with their cache key (``FastKernel.launch``'s ``kw_key``): per call, no dict to build."""
+    sites = tile.__dict__.setdefault("sites", {})
+    hit = sites.get(key)
+    if hit is None:
+        kw = make()
+        hit = sites[key] = (kw, tuple(kw.items()))
+    return hit
+
+
+def _launch(kernel, grid, args, kw, kw_key) -> None:
+    if hasattr(kernel, "launch"):  # a FastKernel (not under the interpreter)
+        kernel.launch(grid, args, kw, kw_key)
+    else:
+        kernel[grid](*args, **kw)
+
+
 def _launch_gemv(tile, t, args, m, n, k, a, w_nk, out, flags) -> None:
-    """Decode: the one-row GEMV, K split per the tile's programs per SM and finished in-kernel. What
-    does not change between calls of one (tile, flags) is settled once and kept on the tile chooser
-    (grid, split, constexprs); the per-call host work is one key and one launch."""
+    """Decode: the one-row GEMV, K split per the tile's programs per SM and finished in-kernel into
+    per-stream scratch; its constexprs are kept on the tile chooser (``_constexprs``)."""
     from . import mm_kernels
 
-    sites = tile.__dict__.setdefault("gemv_sites", {})
-    key = (t, n, k, flags)
-    site = sites.get(key)
-    if site is None:
-        tiles = -(-n // t.bn)
-        splits, k_split = gemv_split(tiles, k, t.bk, tile.sms or SM_COUNT_DEFAULT, t.per_sm)
-        is_int8, a_mode, a_per_row, b_per_col, azp_mode, has_bias, has_ub = flags
-        kw = dict(PTX=tile.ptx, SPLIT_K=splits, IS_INT8=is_int8, A_MODE=a_mode, A_PER_ROW=a_per_row,
-                  B_PER_COL=b_per_col, AZP=azp_mode, HAS_BIAS=has_bias, HAS_UB=has_ub, BN=t.bn, BK=t.bk,
-                  EVEN_K=k % t.bk == 0 and k_split % t.bk == 0, QBK=min(8192, 1 << max(4, (k - 1).bit_length())),
-                  num_warps=t.num_warps, num_stages=t.num_stages)
-        site = sites[key] = ((tiles, splits), splits, k_split, kw, tuple(kw.items()))
-    grid, splits, k_split, kw, kw_key = site
+    tiles = -(-n // t.bn)
+    splits, k_split = gemv_split(tiles, k, t.bk, tile.sms or SM_COUNT_DEFAULT, t.per_sm)
+    is_int8, a_mode, a_per_row, b_per_col, azp_mode, has_bias, has_ub = flags
+    kw, kw_key = _constexprs(tile, (t, splits, k, flags), lambda: dict(
+        PTX=tile.ptx, SPLIT_K=splits, IS_INT8=is_int8, A_MODE=a_mode, A_PER_ROW=a_per_row, B_PER_COL=b_per_col,
+        AZP=azp_mode, HAS_BIAS=has_bias, HAS_UB=has_ub, BN=t.bn, BK=t.bk, EVEN_K=k % t.bk == 0 and k_split % t.bk == 0,
+        QBK=min(8192, 1 << max(4, (k - 1).bit_length())), num_warps=t.num_warps, num_stages=t.num_stages))
     cnt, part = gemv_scratch(tile, n, splits, out.device)
     c = part if splits > 1 else out
     full = (*args[:2], c, *args[3:], out, cnt, m, n, k, a.stride(1), w_nk.stride(0), w_nk.stride(1), n, 1, k_split,
             n if splits > 1 else 0, out.stride(0))
-    kernel = mm_kernels.scaled_gemv_kernel
-    if hasattr(kernel, "launch"):  # a FastKernel (not under the interpreter)
-        kernel.launch(grid, full, kw, kw_key)
-    else:
-        kernel[grid](*full, **kw)
+    _launch(mm_kernels.scaled_gemv_kernel, (tiles, splits), full, kw, kw_key)
 
 
 def gemv_scratch(tile, n: int, splits: int, device) -> tuple[torch.Tensor, torch.Tensor]:

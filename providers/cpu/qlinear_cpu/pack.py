@@ -105,3 +105,18 @@ def split_group(group: int) -> int:
 def repeat_groups(t_gn: torch.Tensor, times: int) -> torch.Tensor:
     """[groups, N] -> [groups * times, N]: each group's row repeated for its sub-groups."""
     return t_gn if times == 1 else t_gn.repeat_interleave(times, 0)
+
+
+def pack_int4_vnni4(codes_nk: torch.Tensor, k_pad: int) -> torch.Tensor:
+    """int codes 0..15 [N, K] -> uint8 [N/32, K/32, 2 tiles, 256 bytes] for the W4A8 kernel: each
+    tile's 32 K are 8 VNNI-4 rows (16 columns x 4 consecutive K, the int8 B-tile / ``vpdpbusd``
+    operand layout), stored as 4 lines of 64 bytes with row 2p in the low nibbles and row 2p+1 in
+    the high ones (pad codes 0: the activation is 0 there)."""
+    n, k = codes_nk.shape
+    n_pad = round_up(n, NB)
+    w = _pad_nk(codes_nk.to(torch.uint8), n_pad, k_pad, 0)
+    # [nb, tile, col, kc, row, quad] -> [nb, kc, tile, row, col, quad]
+    w = w.reshape(n_pad // NB, 2, 16, k_pad // 32, 8, 4).permute(0, 3, 1, 4, 2, 5)
+    w = w.reshape(n_pad // NB, k_pad // 32, 2, 8, 64)
+    lo, hi = w[:, :, :, 0::2], w[:, :, :, 1::2]  # rows 2p and 2p+1
+    return (lo | (hi << 4)).reshape(n_pad // NB, k_pad // 32, 2, 256).contiguous()

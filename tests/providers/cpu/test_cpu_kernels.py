@@ -7,11 +7,14 @@ pytest.importorskip("qlinear_cpu")
 
 from qlinear import testing  # noqa: E402
 from qlinear_cpu import caps  # noqa: E402
-from qlinear_cpu.kernels import KERNELS  # noqa: E402
+from qlinear_cpu.kernels import KERNELS as ALL_KERNELS  # noqa: E402
+from qlinear_cpu.w4a8 import CpuAmxW4A8LinearKernel  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not caps.gate()[0], reason=f"{caps.gate()[1]}")
 
 MS = (1, 3, 8, 33, 128)
+# the opt-in W4A8 kernel has its own module (test_cpu_w4a8.py: its own tolerance, the switch on)
+KERNELS = [k for k in ALL_KERNELS if k is not CpuAmxW4A8LinearKernel]
 
 
 def _cases():

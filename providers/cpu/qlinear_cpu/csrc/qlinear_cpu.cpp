@@ -47,21 +47,22 @@ struct alignas(64) TileConfig {
   uint8_t rows[16];
 };
 
-// Tiles: 0, 1 = A (rows r0, r1); 2, 3 = B (16 rows); 4, 5 = C for A0; 6, 7 = C for A1.
-void configure_tiles(int r0, int r1) {
+// Tiles: 0, 1 = A (rows r0, r1; kb bytes of K each); 2, 3 = B (kb / 4 rows); 4, 5 = C for A0;
+// 6, 7 = C for A1. kb is 64 (32 bf16 or 64 int8 K values) except for W4A8 with 32-deep groups.
+void configure_tiles(int r0, int r1, int kb) {
   TileConfig c;
   std::memset(&c, 0, sizeof c);
   c.palette = 1;
-  auto set = [&](int t, int rows) { c.rows[t] = (uint8_t)rows; c.colsb[t] = 64; };
-  set(0, r0);
-  set(2, 16);
-  set(3, 16);
+  auto set = [&](int t, int rows, int cols = 64) { c.rows[t] = (uint8_t)rows; c.colsb[t] = (uint16_t)cols; };
+  set(0, r0, kb);
+  set(2, kb / 4);
+  set(3, kb / 4);
   set(4, r0);
   set(5, r0);
   // with one row block (r1 == 0) tiles 1, 6, 7 take r0 rows: the int8 kernel then splits K over
   // two accumulator pairs (even / odd chunks) instead of leaving them idle
   const int rb = r1 > 0 ? r1 : r0;
-  set(1, rb);
+  set(1, rb, kb);
   set(6, rb);
   set(7, rb);
   _tile_loadconfig(&c);
@@ -70,12 +71,13 @@ void configure_tiles(int r0, int r1) {
 // Per-thread tile configuration; re-loaded at the start of every parallel chunk (other libraries,
 // oneDNN among them, configure tiles on the same threads between our calls).
 struct TileState {
-  int r0 = -1, r1 = -1;
-  void set(int a, int b) {
-    if (a != r0 || b != r1) {
-      configure_tiles(a, b);
+  int r0 = -1, r1 = -1, kb = -1;
+  void set(int a, int b, int k = 64) {
+    if (a != r0 || b != r1 || k != kb) {
+      configure_tiles(a, b, k);
       r0 = a;
       r1 = b;
+      kb = k;
     }
   }
   ~TileState() { if (r0 >= 0) _tile_release(); }
@@ -758,9 +760,253 @@ void gemm_i8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& zp, co
   });
 }
 
+// ==================================================================================================
+// W4A8: 4-bit weight codes x int8 activations (quantize_i8, dynamic symmetric per row), for W4A16
+// checkpoints (GPTQ uint4b8, AWQ uint4 + zero points) when the caller accepts the activation error.
+//
+// Both paths compute, per K group and exactly in int32, D = sum_k q * (code - z) (z = 8 for GPTQ,
+// AWQ's zero point per group and column):
+//  - vector path (a few rows): the unsigned codes multiply the signed activation bytes with
+//    vpdpbusd, and z * sum(q over the group) comes off after the int32 -> fp32 conversion (the
+//    per-row group sums are computed first);
+//  - AMX path: each group is unpacked once per 32-column block into signed int8 tiles holding
+//    code - z (-15..15), multiplied with _tile_dpbssd.
+// Then, in fp32: acc += s_w * D per group; at the end out = acc * s_x + bias. Every integer involved
+// stays below 2^24 in magnitude (15 * 128 * group, group <= 8192), so the conversions and the
+// zero-point fma are exact: both paths give the same float D, hence the same bits for a row,
+// whatever the batch around it and the thread count (tested).
+//
+// Packed layout (pack.pack_int4_vnni4): uint8 [Np/32, Kp/32, 2 tiles, 4 lines, 64 bytes]. A line
+// holds two VNNI-4 rows (16 columns x 4 consecutive K values each): row 2p in the low nibbles,
+// row 2p+1 in the high ones, so one 64-byte load, an and, a shift and an and give two vpdpbusd
+// operands, or two rows of an int8 B tile.
+// ==================================================================================================
+namespace {
+constexpr int64_t W4A8_CHUNK = 512;  // packed bytes of one 32-K chunk of one N block (2 x 256)
+
+inline void unpack_line(const uint8_t* src, __m512i mask, __m512i& lo, __m512i& hi) {
+  const __m512i v = _mm512_loadu_si512((const __m512i*)src);
+  lo = _mm512_and_si512(v, mask);
+  hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), mask);
+}
+
+// MR rows (<= 4) x one block of 32 columns with AVX512-VNNI: each unpacked line feeds vpdpbusd
+// against the row's broadcast K quad. acc [MR][32] (fp32, zeroed by the caller) gets
+// sum over groups of s_w * D, D = C - z * sum q, in the same operation order as the AMX path.
+template <int MR>
+void w4a8_rows(const int8_t* qp, int64_t kq, int64_t R, int64_t m0, const uint8_t* wblk, int64_t ngroups,
+               int64_t gchunks, const float* swb, const float* zcb, const float* sumq, float* acc) {
+  constexpr int CH = MR == 1 ? 2 : 1;  // independent chains per (row, tile, nibble half)
+  const __m512i mask = _mm512_set1_epi8(0x0F);
+  const int8_t* xrow[MR];
+  for (int m = 0; m < MR; ++m) xrow[m] = qp + a_off(m0 + m, 0, kq, R);
+  for (int64_t g = 0; g < ngroups; ++g) {
+    __m512i a[MR][2][2 * CH];
+    for (int m = 0; m < MR; ++m)
+      for (int t = 0; t < 2; ++t)
+        for (int c = 0; c < 2 * CH; ++c) a[m][t][c] = _mm512_setzero_si512();
+    for (int64_t kc = 0; kc < gchunks; ++kc) {
+      const int64_t kk = g * gchunks + kc, k0 = kk * 32;
+      const uint8_t* src = wblk + kk * W4A8_CHUNK;
+      const int32_t* xr[MR];
+      for (int m = 0; m < MR; ++m) xr[m] = (const int32_t*)(xrow[m] + (k0 >> 6) * R * 64 + (k0 & 63));
+#pragma GCC unroll 4
+      for (int p = 0; p < 4; ++p) {
+        const int c = CH == 2 ? 2 * (p & 1) : 0;
+#pragma GCC unroll 2
+        for (int t = 0; t < 2; ++t) {
+          __m512i lo, hi;
+          unpack_line(src + t * 256 + p * 64, mask, lo, hi);
+          for (int m = 0; m < MR; ++m) {
+            a[m][t][c] = _mm512_dpbusd_epi32(a[m][t][c], lo, _mm512_set1_epi32(xr[m][2 * p]));
+            a[m][t][c + 1] = _mm512_dpbusd_epi32(a[m][t][c + 1], hi, _mm512_set1_epi32(xr[m][2 * p + 1]));
+          }
+        }
+      }
+    }
+    for (int t = 0; t < 2; ++t) {
+      const __m512 s = _mm512_loadu_ps(swb + g * NB + 16 * t);
+      const __m512 z = zcb ? _mm512_loadu_ps(zcb + g * NB + 16 * t) : _mm512_set1_ps(8.f);
+      for (int m = 0; m < MR; ++m) {
+        __m512i ci = a[m][t][0];
+        for (int c = 1; c < 2 * CH; ++c) ci = _mm512_add_epi32(ci, a[m][t][c]);
+        const __m512 cf = _mm512_fmadd_ps(z, _mm512_set1_ps(-sumq[(m0 + m) * ngroups + g]), _mm512_cvtepi32_ps(ci));
+        float* ar = acc + m * NB + 16 * t;
+        _mm512_store_ps(ar, _mm512_fmadd_ps(cf, s, _mm512_load_ps(ar)));
+      }
+    }
+  }
+}
+}  // namespace
+
+// gemm_w4a8: out = sum_g s_w[g] * (q @ (codes - z[g]) over group g) * s_x + bias
+//   q      : int8 [ceil(M/16), Kq/64, min(M, 16), 64] (quantize_i8's A-tile layout, symmetric)
+//   sx     : f32 [M] activation scale per row (NaN for a row holding NaN / inf)
+//   wpack  : uint8 [Np/32, Kp/32, 2, 256] (pack.pack_int4_vnni4); Kq = Kp rounded up to 64
+//   group  : K rows per scale row (a multiple of 32 dividing Kp, <= 8192)
+//   sw     : f32 [Np/32, Kp/group, 32] ; zc: same shape (zero points as floats) or None (all 8)
+//   bias   : f32 [N] or None ; out: [M, N] bf16 / fp16 / fp32
+//   vec_max_m: up to this many rows the AVX512-VNNI path runs instead of AMX tiles (same bits)
+void gemm_w4a8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& wpack, int64_t group, const at::Tensor& sw,
+               const std::optional<at::Tensor>& zc, const std::optional<at::Tensor>& bias, at::Tensor& out,
+               int64_t vec_max_m) {
+  const int64_t M = out.size(0), N = out.size(1);
+  const int64_t R = std::min<int64_t>(M, 16);
+  TORCH_CHECK(M >= 1 && out.dim() == 2 && out.is_contiguous(), "out: must be contiguous [M >= 1, N]");
+  TORCH_CHECK(q.dim() == 4 && q.size(0) == (M + 15) / 16 && q.size(2) == R && q.size(3) == 64 &&
+                  q.scalar_type() == at::kChar && q.is_contiguous(), "q: must be int8 [ceil(M/16), Kq/64, min(M, 16), 64]");
+  TORCH_CHECK(sx.scalar_type() == at::kFloat && sx.is_contiguous() && sx.numel() == M, "sx: must be float32 [M]");
+  TORCH_CHECK(wpack.dim() == 4 && wpack.scalar_type() == at::kByte && wpack.is_contiguous() && wpack.size(2) == 2 &&
+                  wpack.size(3) == 256, "wpack: must be contiguous uint8 [Np/32, Kp/32, 2, 256]");
+  const int64_t kq = q.size(1), nblocks = wpack.size(0), kchunks = wpack.size(1), Kp = kchunks * 32, Np = nblocks * NB;
+  TORCH_CHECK((Kp + 63) / 64 == kq, "q: Kq/64=", kq, " does not match the weights' K=", Kp);
+  TORCH_CHECK(group >= 32 && group % 32 == 0 && Kp % group == 0 && group <= 8192, "group=", group,
+              ": must be a multiple of 32 dividing K=", Kp, ", at most 8192");
+  TORCH_CHECK(N <= Np, "out: N=", N, " exceeds the packed N=", Np);
+  const int64_t ngroups = Kp / group, gchunks = group / 32;
+  TORCH_CHECK(sw.scalar_type() == at::kFloat && sw.is_contiguous() && sw.numel() == nblocks * ngroups * NB,
+              "sw: must be float32 [Np/32, K/group, 32]");
+  const float* zcp = opt_f32(zc, "zc");
+  TORCH_CHECK(!zcp || zc->numel() == sw.numel(), "zc: must have sw's shape");
+  const float* bp = opt_f32(bias, "bias");
+  TORCH_CHECK(!bp || bias->numel() == N, "bias: must have N=", N, " elements");
+  const int8_t* qp = q.data_ptr<int8_t>();
+  const float* sxp = sx.data_ptr<float>();
+  const uint8_t* wp = wpack.data_ptr<uint8_t>();
+  const float* swp = sw.data_ptr<float>();
+  const int64_t out_kind = out_kind_of(out);
+  void* outp = out.data_ptr();
+  // AMX tile depth in K: 64 bytes, or 32 when the group is an odd multiple of 32
+  const int kd = group % 64 == 0 ? 64 : 32;
+  const int64_t gk = group / kd;  // tile steps per group
+  const bool vec = M <= vec_max_m;
+
+  // sum of the int8 codes per (row, group), as floats (exact): the zero-point term
+  std::vector<float> sumq(vec ? M * ngroups : 0);
+  if (vec) {
+    const __m256i ones = _mm256_set1_epi8(1);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t g = 0; g < ngroups; ++g) {
+        __m256i s = _mm256_setzero_si256();
+        for (int64_t k = g * group; k < (g + 1) * group; k += 32)
+          s = _mm256_dpbusd_epi32(s, ones, _mm256_loadu_si256((const __m256i*)(qp + a_off(m, k >> 6, kq, R) + (k & 63))));
+        sumq[m * ngroups + g] = (float)_mm512_reduce_add_epi32(_mm512_zextsi256_si512(s));
+      }
+  }
+  const float* sq = sumq.data();
+
+  at::parallel_for(0, nblocks, 1, [&](int64_t b0, int64_t b1) {
+    TileState tiles;
+    Buf deq(group * NB);  // one group of one N block as int8 B tiles
+    Buf accb(M * NB * sizeof(float));
+    Buf ctmpb(32 * NB * sizeof(int32_t));
+    int8_t* dq = deq.as<int8_t>();
+    float* acc = accb.as<float>();
+    int32_t* ctmp = ctmpb.as<int32_t>();
+    const __m512i mask = _mm512_set1_epi8(0x0F);
+    for (int64_t nb = b0; nb < b1; ++nb) {
+      const uint8_t* wblk = wp + nb * kchunks * W4A8_CHUNK;
+      const float* swb = swp + nb * ngroups * NB;
+      const float* zcb = zcp ? zcp + nb * ngroups * NB : nullptr;
+      std::memset(acc, 0, M * NB * sizeof(float));
+      if (vec) {
+        for (int64_t m0 = 0; m0 < M; m0 += 4) {
+          float* am = acc + m0 * NB;
+          switch (std::min<int64_t>(4, M - m0)) {
+            case 1: w4a8_rows<1>(qp, kq, R, m0, wblk, ngroups, gchunks, swb, zcb, sq, am); break;
+            case 2: w4a8_rows<2>(qp, kq, R, m0, wblk, ngroups, gchunks, swb, zcb, sq, am); break;
+            case 3: w4a8_rows<3>(qp, kq, R, m0, wblk, ngroups, gchunks, swb, zcb, sq, am); break;
+            default: w4a8_rows<4>(qp, kq, R, m0, wblk, ngroups, gchunks, swb, zcb, sq, am); break;
+          }
+        }
+      }
+      for (int64_t g = 0; g < (vec ? 0 : ngroups); ++g) {
+        // unpack this group to signed int8 B tiles (code - z, in -15..15) once ([step][tile][kd/4
+        // rows][64 bytes]); every M block reuses them. The zero point is subtracted here, so the
+        // tiles give C - z * sum(q) directly (the same exact integer as the vector path's).
+        __m512i zb[2];
+        for (int t = 0; t < 2; ++t) {
+          // each column's zero in the 4 bytes of its 32-bit lane
+          const __m512i z = zcb ? _mm512_cvtps_epi32(_mm512_loadu_ps(zcb + g * NB + 16 * t)) : _mm512_set1_epi32(8);
+          zb[t] = _mm512_mullo_epi32(z, _mm512_set1_epi32(0x01010101));
+        }
+        for (int64_t kc = 0; kc < gchunks; ++kc) {
+          const uint8_t* src = wblk + (g * gchunks + kc) * W4A8_CHUNK;
+          const int64_t j = kc * 32 / kd, r0 = (kc * 32 % kd) / 4;
+          for (int t = 0; t < 2; ++t) {
+            int8_t* d = dq + ((j * 2 + t) * (kd / 4) + r0) * 64;
+#pragma GCC unroll 4
+            for (int p = 0; p < 4; ++p) {
+              __m512i lo, hi;
+              unpack_line(src + t * 256 + p * 64, mask, lo, hi);
+              _mm512_store_si512((__m512i*)(d + (2 * p) * 64), _mm512_sub_epi8(lo, zb[t]));
+              _mm512_store_si512((__m512i*)(d + (2 * p + 1) * 64), _mm512_sub_epi8(hi, zb[t]));
+            }
+          }
+        }
+        const __m512 s0 = _mm512_loadu_ps(swb + g * NB), s1 = _mm512_loadu_ps(swb + g * NB + 16);
+        const int64_t bstep = (kd / 4) * 64;  // bytes of one B tile in dq
+        for (int64_t m0 = 0; m0 < M; m0 += 32) {
+          const int r0 = (int)std::min<int64_t>(16, M - m0);
+          const int r1 = (int)std::max<int64_t>(0, std::min<int64_t>(16, M - m0 - 16));
+          tiles.set(r0, r1, kd);
+          _tile_zero(4);
+          _tile_zero(5);
+          if (r1) { _tile_zero(6); _tile_zero(7); }
+          const int8_t* qa0 = qp + a_off(m0, 0, kq, R);
+          const int8_t* qa1 = qa0 + kq * R * 64;  // the next 16 rows (R = 16 whenever they exist)
+          for (int64_t j = 0; j < gk; ++j) {
+            const int64_t k = g * group + j * kd;
+            const int64_t ao = (k >> 6) * R * 64 + (k & 63);
+            const int8_t* b = dq + j * 2 * bstep;
+            _tile_loadd(0, qa0 + ao, 64);
+            _tile_loadd(2, b, 64);
+            _tile_loadd(3, b + bstep, 64);
+            _tile_dpbssd(4, 0, 2);
+            _tile_dpbssd(5, 0, 3);
+            if (r1) {
+              _tile_loadd(1, qa1 + ao, 64);
+              _tile_dpbssd(6, 1, 2);
+              _tile_dpbssd(7, 1, 3);
+            }
+          }
+          // a group is at most 4 tile steps deep: no point in splitting them over more accumulators
+          _tile_stored(4, ctmp, NB * 4);
+          _tile_stored(5, ctmp + 16, NB * 4);
+          if (r1) {
+            _tile_stored(6, ctmp + 16 * NB, NB * 4);
+            _tile_stored(7, ctmp + 16 * NB + 16, NB * 4);
+          }
+          for (int i = 0; i < r0 + r1; ++i) {
+            const int64_t m = m0 + i;
+            const __m512i c0 = _mm512_load_si512((const __m512i*)(ctmp + i * NB));
+            const __m512i c1 = _mm512_load_si512((const __m512i*)(ctmp + i * NB + 16));
+            float* ar = acc + m * NB;
+            _mm512_store_ps(ar, _mm512_fmadd_ps(_mm512_cvtepi32_ps(c0), s0, _mm512_load_ps(ar)));
+            _mm512_store_ps(ar + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(c1), s1, _mm512_load_ps(ar + 16)));
+          }
+        }
+      }
+      // epilogue: per-row activation scale, bias, output dtype; the last block may be partial
+      const int64_t n0 = nb * NB;
+      const int64_t cols = std::min<int64_t>(NB, N - n0);
+      const __mmask16 k0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
+      const __mmask16 k1 = cols >= 32 ? (__mmask16)0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : (__mmask16)0;
+      __m512 b0v = _mm512_setzero_ps(), b1v = _mm512_setzero_ps();
+      if (bp) { b0v = _mm512_maskz_loadu_ps(k0, bp + n0); b1v = _mm512_maskz_loadu_ps(k1, bp + n0 + 16); }
+      for (int64_t m = 0; m < M; ++m) {
+        const __m512 s = _mm512_set1_ps(sxp[m]);
+        store_row(outp, out_kind, m * N + n0, _mm512_fmadd_ps(_mm512_load_ps(acc + m * NB), s, b0v), k0);
+        if (k1) store_row(outp, out_kind, m * N + n0 + 16, _mm512_fmadd_ps(_mm512_load_ps(acc + m * NB + 16), s, b1v), k1);
+      }
+    }
+  });
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("amx_init", &amx_init, "ask Linux for the AMX tile state (once per process)");
   m.def("gemm_dq", &gemm_dq, "bf16 x (int4 | int8 | fp8 codes) GEMM on AMX with per-group scales");
   m.def("quantize_i8", &quantize_i8, "per-row / static int8 activation quantization");
   m.def("gemm_i8", &gemm_i8, "int8 x int8 GEMM on AMX with the scale / zero-point epilogue");
+  m.def("gemm_w4a8", &gemm_w4a8, "int8 activations x 4-bit weight codes (VNNI / AMX int8) with per-group scales");
 }

@@ -31,7 +31,8 @@ def _mp(n, k, wt, dt, g, zp=False, gidx=False):
 
 # Several N tiles, many K tiles; GPTQ / AWQ, bf16 / fp16, groups 64 / 128 / channel, act-order.
 LARGER = [_mp(1024, 2048, U4B8, BF, 128), _mp(1536, 1024, U4, FP, 64, True), _mp(512, 4096, U4B8, FP, -1),
-          _mp(2048, 512, U4, BF, -1, True), _mp(768, 2048, U4B8, BF, 128, gidx=True), _mp(1024, 1024, U4, FP, 128, True, True)]
+          _mp(2048, 512, U4, BF, -1, True), _mp(768, 2048, U4B8, BF, 128, gidx=True), _mp(1024, 1024, U4, FP, 128, True, True),
+          _mp(400, 1024, U4B8, BF, 128), _mp(272, 576, U4, FP, -1, True)]  # N not a multiple of the 128-row tile; K of 9 K tiles
 
 
 @pytest.mark.parametrize("case", testing.cases_for(W4, ms=MS), ids=str)

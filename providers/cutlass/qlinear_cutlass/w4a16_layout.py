@@ -38,13 +38,22 @@ def reorder_offsets(n: int, k: int, device=None) -> torch.Tensor:
     return atom + 256 * (nn // ATOM) + ATOM * n * (kk // ATOM)
 
 
+def _atom_gather() -> torch.Tensor:
+    """int64 [256]: slot o of an atom holds the element at (n_in * 16 + k_in) = this[o]."""
+    atom = reorder_offsets(ATOM, ATOM).reshape(-1)
+    return torch.argsort(atom)
+
+
 def reorder_int4(codes_nk: torch.Tensor) -> torch.Tensor:
-    """[N, K] 4-bit codes (0..15, any int dtype) -> uint8 [N*K/2] in the kernel's order."""
+    """[N, K] 4-bit codes (0..15, any int dtype) -> uint8 [N*K/2] in the kernel's order. The same map
+    as ``reorder_offsets``, done per atom (a 256-entry gather) so a large layer needs no [N, K]
+    index tensor."""
     n, k = codes_nk.shape
-    flat = torch.empty(n * k, dtype=torch.uint8, device=codes_nk.device)
-    flat[reorder_offsets(n, k, codes_nk.device).reshape(-1)] = (codes_nk.reshape(-1) & 0xF).to(torch.uint8)
-    pairs = flat.view(-1, 2)
-    return (pairs[:, 0] | (pairs[:, 1] << 4)).contiguous()
+    if n % ATOM or k % ATOM:
+        raise ValueError(f"weight shape: N={n} and K={k} must be multiples of {ATOM} (the reorder atom)")
+    c = (codes_nk & 0xF).to(torch.uint8).view(n // ATOM, ATOM, k // ATOM, ATOM).permute(2, 0, 1, 3)
+    flat = c.reshape(k // ATOM, n // ATOM, ATOM * ATOM)[..., _atom_gather().to(codes_nk.device)].reshape(-1, 2)
+    return (flat[:, 0] | (flat[:, 1] << 4)).contiguous()
 
 
 def unreorder_int4(packed: torch.Tensor, n: int, k: int) -> torch.Tensor:

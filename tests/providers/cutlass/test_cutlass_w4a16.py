@@ -30,6 +30,9 @@ def test_reorder_is_a_bijection_and_round_trips(n, k):
     packed = L.reorder_int4(codes)
     assert packed.dtype == torch.uint8 and packed.shape == (n * k // 2,)
     assert torch.equal(L.unreorder_int4(packed, n, k), codes)
+    # the per-atom gather is the documented map: element (n, k) at offset reorder_offsets[n, k]
+    flat = torch.stack([packed & 0xF, packed >> 4], 1).reshape(-1)
+    assert torch.equal(flat[off.reshape(-1)].reshape(n, k), codes)
 
 
 def test_reorder_atom_is_the_wgmma_fragment_order():

@@ -38,8 +38,8 @@ def tile_for(m: int) -> int:
 # Tiles are (weight rows) x (token rows) of the transposed GEMM: the token side grows with M so each
 # int4 weight tile is converted once per 64 / 128 / 256 rows. Unmeasured until gpu_check.sh runs;
 # ``QLINEAR_CUTLASS_W4A16_TILE`` forces one for sweeps.
-W4A16_SHAPES = {SMALL: "128x64x64 cluster 2x1 (cooperative)", MID: "128x128x64 cluster 2x1 (cooperative)",
-                LARGE: "128x256x64 cluster 2x1 (cooperative)"}
+W4A16_SHAPES = {SMALL: "128x64x64 cluster 2x1 (cooperative, stream-K)", MID: "128x128x64 cluster 2x1 (cooperative, stream-K)",
+                LARGE: "128x256x64 cluster 2x1 (cooperative, persistent)"}
 W4A16_SMALL_MAX_M = 64
 W4A16_MID_MAX_M = 128
 

@@ -49,7 +49,8 @@ struct W4BiasEpilogue {  // D' = acc + bias[row of D'] (= bias[n]); a null bias 
   }
 };
 
-template <class Act, bool kZero, class TileShape, class ClusterShape, class KernelSchedule, class EpilogueSchedule>
+template <class Act, bool kZero, class TileShape, class ClusterShape, class KernelSchedule, class EpilogueSchedule,
+          class Scheduler>
 struct W4A16Gemm {
   using ElementW = cutlass::int4b_t;  // uint4b8 codes become int4 by flipping bit 3 (q - 8), at load
   using ElementScale = Act;
@@ -73,7 +74,7 @@ struct W4A16Gemm {
       KernelSchedule>::CollectiveOp;
 
   using Kernel = cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>, CollectiveMainloop, CollectiveEpilogue,
-                                                      cutlass::gemm::PersistentScheduler>;
+                                                      Scheduler>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
 
   static typename Gemm::Arguments arguments(W4A16Args const& p) {
@@ -115,23 +116,30 @@ struct W4A16Gemm {
 namespace w4cfg {
 using namespace cutlass::gemm;
 using Epi = cutlass::epilogue::TmaWarpSpecializedCooperative;  // the epilogue that takes the transposed D
-// M <= 64: 64 tokens per tile; a cluster of 2 along the weight rows multicasts the x tile.
+// M <= 64: 64 tokens per tile; a cluster of 2 along the weight rows multicasts the x tile. With one
+// token tile there are only N / 128 output tiles (32 for N = 4096, on 132 SMs), so the stream-K
+// scheduler splits K across the idle SMs when that pays (its heuristic; a fixed-order, deterministic
+// reduction of the partial tiles in the workspace).
 struct Small {
   using Tile = Shape<_128, _64, _64>;
   using Cluster = Shape<_2, _1, _1>;
   using Kernel = KernelTmaWarpSpecializedCooperative;
+  using Scheduler = StreamKScheduler;
 };
-// 64 < M <= 128.
+// 64 < M <= 128: still one token tile per weight tile, stream-K as above.
 struct Mid {
   using Tile = Shape<_128, _128, _64>;
   using Cluster = Shape<_2, _1, _1>;
   using Kernel = KernelTmaWarpSpecializedCooperative;
+  using Scheduler = StreamKScheduler;
 };
-// M > 128: 256 tokens per tile, so each weight tile is converted once per 256 rows.
+// M > 128: 256 tokens per tile, so each weight tile is converted once per 256 rows; enough tiles to
+// fill the SMs from M = 512 on with N >= 4096 (data-parallel, persistent).
 struct Large {
   using Tile = Shape<_128, _256, _64>;
   using Cluster = Shape<_2, _1, _1>;
   using Kernel = KernelTmaWarpSpecializedCooperative;
+  using Scheduler = PersistentScheduler;
 };
 }  // namespace w4cfg
 
@@ -142,7 +150,7 @@ template <> struct W4ConfigOf<kW4Large> : w4cfg::Large {};
 
 template <class Act, bool kZero, int Config>
 using W4A16GemmOf = W4A16Gemm<Act, kZero, typename W4ConfigOf<Config>::Tile, typename W4ConfigOf<Config>::Cluster,
-                              typename W4ConfigOf<Config>::Kernel, w4cfg::Epi>;
+                              typename W4ConfigOf<Config>::Kernel, w4cfg::Epi, typename W4ConfigOf<Config>::Scheduler>;
 
 template <class Act, bool kZero, int Config>
 char const* w4a16_run(W4A16Args const& p, cudaStream_t stream) {

@@ -45,15 +45,16 @@ KINDS = [  # (column, config maker, provider, class name)
 ]
 
 
-SMOKE = False  # --smoke: run every step once on the CPU (checks the script, times nothing)
-
-
-def graph_us(step, reps: int = 15) -> float:
-    if SMOKE:
-        for j in range(CALLS):
-            step(j)
-        return 1.0
-    return timing.graph_us(step, "cuda", calls=CALLS, reps=reps)
+def make_timer(smoke: bool):
+    """``us(step, reps)``: median µs per call over graph replays of CALLS steps; with ``smoke`` (CPU,
+    checks the script) each step runs once and 1.0 is returned."""
+    def us(step, reps: int = 15) -> float:
+        if smoke:
+            for j in range(CALLS):
+                step(j)
+            return 1.0
+        return timing.graph_us(step, "cuda", calls=CALLS, reps=reps)
+    return us
 
 
 def kernel_cls(provider: str, name: str):
@@ -70,8 +71,7 @@ def main() -> None:
     ap.add_argument("--no-sweep", action="store_true", help="skip the per-tile sweep of the cutlass layers")
     ap.add_argument("--smoke", action="store_true", help="CPU: run each step once, time nothing (checks the script)")
     args = ap.parse_args()
-    global SMOKE
-    SMOKE = args.smoke
+    graph_us = make_timer(args.smoke)
     dev = torch.device("cpu" if args.smoke else "cuda")
     print(f"# {'cpu smoke run' if args.smoke else torch.cuda.get_device_name()} | torch {torch.__version__} | W4A16 group 128, bf16 activations | CUDA graphs, "
           f"{CALLS} calls/replay, median us per call and speed-up over bf16 F.linear")
@@ -164,7 +164,7 @@ def main() -> None:
         print(f"M={m:>5}: cutlass {c:.2f}x | " + " ".join(f"{k} {v:.2f}x" for k, v in others.items()) + f" | best other: {best}")
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"device": "cpu smoke" if SMOKE else torch.cuda.get_device_name(), "torch": torch.__version__, "unit": "us",
+            json.dump({"device": "cpu smoke" if args.smoke else torch.cuda.get_device_name(), "torch": torch.__version__, "unit": "us",
                        "method": f"CUDA graph of {CALLS} calls, median of replays", "skipped": skipped, "rows": results}, f, indent=1)
 
 

@@ -77,6 +77,14 @@ def main() -> None:
           f"{CALLS} calls/replay, median us per call and speed-up over bf16 F.linear")
     cols = ["bf16"] + [c for c, *_ in KINDS]
     results, skipped = [], {}
+
+    def save():  # after every shape, so a run cut short by its time limit still leaves its rows
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump({"device": "cpu smoke" if args.smoke else torch.cuda.get_device_name(), "torch": torch.__version__,
+                           "unit": "us", "method": f"CUDA graph of {CALLS} calls, median of replays", "skipped": skipped,
+                           "rows": results}, f, indent=1)
+
     header = f"{'N x K':>11} {'M':>5} " + " ".join(f"{c:>13}" for c in cols)
     print(header)
     for shape in args.shapes.split(","):
@@ -141,6 +149,7 @@ def main() -> None:
             print(f"{shape:>11} {m:>5} " + " ".join(cells), flush=True)
         del prepared, weights, w16, params, deq
         torch.cuda.empty_cache()
+        save()
     for col, why in skipped.items():
         print(f"# {col}: left out ({why})")
     if not args.no_sweep:
@@ -162,10 +171,7 @@ def main() -> None:
         ran = {k: v for k, v in others.items() if v == v}
         best = max(ran, key=ran.get) if ran else "none"
         print(f"M={m:>5}: cutlass {c:.2f}x | " + " ".join(f"{k} {v:.2f}x" for k, v in others.items()) + f" | best other: {best}")
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"device": "cpu smoke" if args.smoke else torch.cuda.get_device_name(), "torch": torch.__version__, "unit": "us",
-                       "method": f"CUDA graph of {CALLS} calls, median of replays", "skipped": skipped, "rows": results}, f, indent=1)
+    save()
 
 
 if __name__ == "__main__":

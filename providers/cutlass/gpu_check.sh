@@ -1,27 +1,44 @@
 #!/usr/bin/env bash
 # GPU check of the cutlass provider on an H100/H200 (cc 9.0). Run from the repository root, with the
 # nvidia-cutlass wheel carried in .whl/ (carry: [".whl"]):
-#     bash providers/cutlass/gpu_check.sh
-# install (offline) -> build the extension once (ninja, per-family times from .ninja_log) -> GPU tests
-# (3 parallel groups) beside compute-sanitizer memcheck over every path -> side-by-side bench (CUDA graphs).
-# Writes under $OUT: build.log, tests-{fp8,int8,rest}.log, sanitize.log, bench.log, cutlass_bench.json.
-# Budget: ~8 min (build ~2 min with 16 cores, tests and sanitizer ~2-3 min together, bench ~2-3 min).
+#     bash providers/cutlass/gpu_check.sh               # everything: W8A8, W4A16, W4A16 bench (~20 min)
+#     bash providers/cutlass/gpu_check.sh w8a8          # the W8A8 extension (FP8 / INT8 / block FP8): ~8 min
+#     bash providers/cutlass/gpu_check.sh w4a16         # W4A16: build (+ marlin's), tests, memcheck: ~6 min
+#     bash providers/cutlass/gpu_check.sh w4a16-bench   # W4A16 bench only (reuses the warm build caches): ~6 min
+# (each part fits one 10-minute device call; the build caches live under /tmp while the machine is warm)
+# Per part: install (offline) -> build the extension once (ninja, per-family times from .ninja_log) ->
+# GPU tests (parallel groups) beside compute-sanitizer memcheck over every path -> side-by-side bench
+# (CUDA graphs). Writes under $OUT: build.log, tests-{fp8,int8,rest}.log, sanitize.log, bench.log,
+# cutlass_bench.json (W8A8); w4a16-build.log, marlin-build.log, tests-w4a16-{kit,rest}.log,
+# w4a16-sanitize.log, w4a16-bench.log, cutlass_w4a16_bench.json (W4A16). Ends with the compact tables.
+# Budget: ~8 min per part (build ~2 min with 16 cores, tests and sanitizer ~2-3 min together, bench ~3 min).
 set -o pipefail
 OUT=${OUT:-/tmp/cutlass_out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 export QLINEAR_CUTLASS_CACHE=${QLINEAR_CUTLASS_CACHE:-/tmp/qlinear_cutlass_cache}  # kept while the machine is warm
+export QLINEAR_MARLIN_CACHE=${QLINEAR_MARLIN_CACHE:-/tmp/qlinear_marlin_cache}  # the W4A16 bench's marlin column
 export MAX_JOBS=${MAX_JOBS:-$(nproc)}
+PART=${1:-all}
+case "$PART" in all|w8a8|w4a16|w4a16-bench) ;; *) echo "usage: $0 [all|w8a8|w4a16|w4a16-bench]"; exit 2;; esac
 
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/nvidia_cutlass-*.whl || exit 1
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+EXTRA=()
+if [ "$PART" != w8a8 ]; then  # the W4A16 bench compares with marlin (and fbgemm where its wheel travels)
+  EXTRA+=(-e providers/marlin)
+  if compgen -G ".whl/fbgemm_gpu*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/fbgemm_gpu*.whl && EXTRA+=(-e providers/fbgemm)
+  fi
+fi
 python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . -e providers/emulation -e providers/torch \
-  -e providers/triton -e providers/cutlass || exit 1
+  -e providers/triton -e providers/cutlass "${EXTRA[@]}" || exit 1
 python3 -c "import torch; print(torch.cuda.get_device_name(), '| torch', torch.__version__, '| cuda', torch.version.cuda)"
 nvcc --version | tail -1
 
-echo "== build (binding + quantizers + dispatch + 16 GEMM instantiations, MAX_JOBS=$MAX_JOBS)"
-timeout 420 python3 - <<'PY' 2>&1 | tail -40 | tee "$OUT/build.log"
+w8a8_part() {
+  echo "== build (binding + quantizers + dispatch + 16 GEMM instantiations, MAX_JOBS=$MAX_JOBS)"
+  timeout 420 python3 - <<'PY' 2>&1 | tail -40 | tee "$OUT/build.log"
 import time
 t = time.time()
 from qlinear.cuda_jit import cache_root
@@ -41,35 +58,109 @@ if log.exists():
     for fam, (s, e) in spans.items():
         print(f"family {fam}: {(e - s) / 1000:.1f} s wall (objects compiled in parallel)")
 PY
-grep -q "built/loaded" "$OUT/build.log" || { echo "BUILD FAILED (see build.log above)"; exit 1; }
+  grep -q "built/loaded" "$OUT/build.log" || { echo "BUILD FAILED (see build.log above)"; return 1; }
 
-echo "== tests (3 parallel groups) + compute-sanitizer memcheck over every path, side by side"
-T=tests/providers/cutlass
-PYTEST="env CUDA_LAUNCH_BLOCKING=1 timeout 300 python3 -m pytest -q -p no:cacheprovider --tb=short -rfE --maxfail=40"
-$PYTEST $T/test_cutlass_gpu.py -k "CutlassFP8 or fp8" > "$OUT/tests-fp8.log" 2>&1 &
-p1=$!
-$PYTEST $T/test_cutlass_gpu.py -k "not (CutlassFP8 or fp8)" > "$OUT/tests-int8.log" 2>&1 &
-p2=$!
-QLINEAR_CUTLASS_COMPILE_CHECK=0 $PYTEST $T -k "not test_cutlass_gpu" > "$OUT/tests-rest.log" 2>&1 &  # the build above compiled everything
-p3=$!
-SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-if [ -x "$SAN" ]; then
-  timeout 300 "$SAN" --tool memcheck --error-exitcode 9 python3 -m tools.cutlass_sanitize > "$OUT/sanitize.log" 2>&1 &
-  p4=$!
-fi
-wait $p1 $p2 $p3
-for g in fp8 int8 rest; do
-  echo "-- tests-$g: $(tail -1 "$OUT/tests-$g.log")"
-  grep -E "^(FAILED|ERROR)" "$OUT/tests-$g.log" | head -15
-done
-if [ -n "${p4:-}" ]; then
-  wait $p4
-  rc=$?
-  echo "-- compute-sanitizer memcheck: exit $rc : $(grep -E "ERROR SUMMARY|OK: every path" "$OUT/sanitize.log" | tail -2 | tr '\n' ' ')"
-  grep -E "Invalid|out of bounds|misaligned" "$OUT/sanitize.log" | head -5
-else
-  echo "-- compute-sanitizer not found: skipped"
-fi
+  echo "== tests (3 parallel groups) + compute-sanitizer memcheck over every path, side by side"
+  T=tests/providers/cutlass
+  PYTEST="env CUDA_LAUNCH_BLOCKING=1 timeout 300 python3 -m pytest -q -p no:cacheprovider --tb=short -rfE --maxfail=40"
+  $PYTEST $T/test_cutlass_gpu.py -k "CutlassFP8 or fp8" > "$OUT/tests-fp8.log" 2>&1 &
+  p1=$!
+  $PYTEST $T/test_cutlass_gpu.py -k "not (CutlassFP8 or fp8)" > "$OUT/tests-int8.log" 2>&1 &
+  p2=$!
+  QLINEAR_CUTLASS_COMPILE_CHECK=0 $PYTEST $T -k "not test_cutlass_gpu and not w4a16" > "$OUT/tests-rest.log" 2>&1 &  # the build above compiled everything
+  p3=$!
+  SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  if [ -x "$SAN" ]; then
+    timeout 300 "$SAN" --tool memcheck --error-exitcode 9 python3 -m tools.cutlass_sanitize > "$OUT/sanitize.log" 2>&1 &
+    p4=$!
+  fi
+  wait $p1 $p2 $p3
+  for g in fp8 int8 rest; do
+    echo "-- tests-$g: $(tail -1 "$OUT/tests-$g.log")"
+    grep -E "^(FAILED|ERROR)" "$OUT/tests-$g.log" | head -15
+  done
+  if [ -n "${p4:-}" ]; then
+    wait $p4
+    rc=$?
+    echo "-- compute-sanitizer memcheck: exit $rc : $(grep -E "ERROR SUMMARY|OK: every path" "$OUT/sanitize.log" | tail -2 | tr '\n' ' ')"
+    grep -E "Invalid|out of bounds|misaligned" "$OUT/sanitize.log" | head -5
+  else
+    echo "-- compute-sanitizer not found: skipped"
+  fi
 
-echo "== bench"
-timeout 240 python3 -m tools.cutlass_bench --out "$OUT/cutlass_bench.json" 2>&1 | tee "$OUT/bench.log"
+  echo "== bench"
+  timeout 240 python3 -m tools.cutlass_bench --out "$OUT/cutlass_bench.json" 2>&1 | tee "$OUT/bench.log"
+}
+
+w4a16_part() {
+  echo "== W4A16: build its extension (binding + dispatch + 12 mixed-input GEMMs, MAX_JOBS=$MAX_JOBS); marlin's beside it"
+  # marlin's extension is only needed by the bench: built in the background (its own cache) meanwhile
+  (timeout 600 env MAX_JOBS=4 python3 -c 'import time; t = time.time()
+from qlinear_marlin.build import load_extension
+load_extension(); print(f"marlin built/loaded in {time.time() - t:.1f} s")' > "$OUT/marlin-build.log" 2>&1) &
+  local pm=$!
+  timeout 420 python3 - <<'PY' 2>&1 | tail -30 | tee "$OUT/w4a16-build.log"
+import time
+t = time.time()
+from qlinear.cuda_jit import cache_root
+from qlinear_cutlass import build
+build.load_w4a16_extension()
+d = cache_root("cutlass") / f"w4a16-{build.build_key(build.W4A16_SOURCES, build.W4A16_HEADERS)}"
+print(f"W4A16 extension built/loaded in {time.time() - t:.1f} s into {d}")
+log = d / ".ninja_log"  # start/end ms per object
+if log.exists():
+    lo, hi = 1 << 60, 0
+    for line in log.read_text().splitlines()[1:]:
+        start, end, _, target, _ = line.split("\t")
+        lo, hi = min(lo, int(start)), max(hi, int(end))
+        print(f"   {target:40s} {(int(end) - int(start)) / 1000:6.1f} s")
+    print(f"family w4a16: {(hi - lo) / 1000:.1f} s wall (objects compiled in parallel)")
+PY
+  grep -q "built/loaded" "$OUT/w4a16-build.log" || { echo "W4A16 BUILD FAILED (see w4a16-build.log above)"; wait $pm; return 1; }
+
+  echo "== W4A16 tests (2 parallel groups) + compute-sanitizer memcheck over every W4A16 path, side by side"
+  local T=tests/providers/cutlass
+  local PYTEST="env CUDA_LAUNCH_BLOCKING=1 timeout 420 python3 -m pytest -q -p no:cacheprovider --tb=short -rfE --maxfail=40"
+  $PYTEST $T/test_cutlass_w4a16_gpu.py -k "test_conformance" > "$OUT/tests-w4a16-kit.log" 2>&1 &
+  local q1=$!
+  QLINEAR_CUTLASS_COMPILE_CHECK=0 $PYTEST $T/test_cutlass_w4a16_gpu.py $T/test_cutlass_w4a16.py -k "not test_conformance or stand_in" \
+    > "$OUT/tests-w4a16-rest.log" 2>&1 &
+  local q2=$!
+  local SAN q3=
+  SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  if [ -x "$SAN" ]; then
+    timeout 420 "$SAN" --tool memcheck --error-exitcode 9 python3 -m tools.cutlass_w4a16_sanitize > "$OUT/w4a16-sanitize.log" 2>&1 &
+    q3=$!
+  fi
+  wait $q1 $q2
+  for g in kit rest; do
+    echo "-- tests-w4a16-$g: $(tail -1 "$OUT/tests-w4a16-$g.log")"
+    grep -E "^(FAILED|ERROR)" "$OUT/tests-w4a16-$g.log" | head -15
+  done
+  if [ -n "$q3" ]; then
+    wait $q3
+    echo "-- compute-sanitizer memcheck (W4A16): exit $? : $(grep -E "ERROR SUMMARY|OK: every path" "$OUT/w4a16-sanitize.log" | tail -2 | tr '\n' ' ')"
+    grep -E "Invalid|out of bounds|misaligned" "$OUT/w4a16-sanitize.log" | head -5
+  else
+    echo "-- compute-sanitizer not found: skipped"
+  fi
+  wait $pm
+  echo "-- marlin build: $(tail -1 "$OUT/marlin-build.log")"
+}
+
+w4a16_bench() {
+  echo "== W4A16 bench: bf16 F.linear vs cutlass / triton / marlin / fbgemm W4A16, M = 64 .. 4096, Llama-3-8B shapes"
+  timeout 540 python3 -m tools.cutlass_w4a16_bench --out "$OUT/cutlass_w4a16_bench.json" 2>&1 | tee "$OUT/w4a16-bench.log"
+}
+
+rc=0
+case "$PART" in all|w8a8) w8a8_part || rc=1;; esac
+case "$PART" in all|w4a16) w4a16_part || rc=1;; esac
+case "$PART" in all|w4a16-bench) w4a16_bench || rc=1;; esac
+echo "== summary ($PART)"
+case "$PART" in all|w8a8) grep -E "^(family|extension)" "$OUT/build.log" 2>/dev/null;; esac
+case "$PART" in all|w4a16) grep -E "^(family|W4A16 extension)" "$OUT/w4a16-build.log" 2>/dev/null
+  echo "marlin: $(tail -1 "$OUT/marlin-build.log" 2>/dev/null)";; esac
+for f in "$OUT"/tests-*.log; do [ -f "$f" ] && echo "$(basename "$f"): $(tail -1 "$f")"; done
+case "$PART" in all|w4a16-bench) [ -f "$OUT/w4a16-bench.log" ] && sed -n '/# summary/,$p' "$OUT/w4a16-bench.log";; esac
+exit $rc

@@ -32,3 +32,28 @@ def tile_for(m: int) -> int:
     if m <= SMALL_MAX_M:
         return SMALL
     return MID if m <= MID_MAX_M else LARGE
+
+
+# ---- W4A16 (csrc/w4a16.cuh w4cfg::Small / Mid / Large; ids W4A16Config in csrc/w4a16_api.h) ------
+# Tiles are (weight rows) x (token rows) of the transposed GEMM: the token side grows with M so each
+# int4 weight tile is converted once per 64 / 128 / 256 rows. Unmeasured until gpu_check.sh runs;
+# ``QLINEAR_CUTLASS_W4A16_TILE`` forces one for sweeps.
+W4A16_SHAPES = {SMALL: "128x64x64 cluster 2x1 (cooperative, stream-K)", MID: "128x128x64 cluster 2x1 (cooperative, stream-K)",
+                LARGE: "128x256x64 cluster 2x1 (cooperative, persistent)"}
+W4A16_SMALL_MAX_M = 64
+W4A16_MID_MAX_M = 128
+
+
+def w4a16_forced() -> int | None:
+    name = os.environ.get("QLINEAR_CUTLASS_W4A16_TILE")
+    if not name:
+        return None
+    if name not in NAMES:
+        raise ValueError(f"QLINEAR_CUTLASS_W4A16_TILE: expected one of {sorted(NAMES)}, got {name!r}")
+    return NAMES[name]
+
+
+def w4a16_tile_for(m: int) -> int:
+    if m <= W4A16_SMALL_MAX_M:
+        return SMALL
+    return MID if m <= W4A16_MID_MAX_M else LARGE

@@ -81,9 +81,11 @@ def test_tile_buckets(monkeypatch):
 
 
 def test_sources_listed_exist():
-    for name in build.SOURCES + build.HEADERS:
+    every = build.SOURCES + build.HEADERS + build.W4A16_SOURCES + build.W4A16_HEADERS
+    for name in every:
         assert (build.CSRC / name).is_file(), name
-    listed = set(build.SOURCES + build.HEADERS)
+    listed = set(every)
+    assert not set(build.SOURCES + build.HEADERS) & set(build.W4A16_SOURCES + build.W4A16_HEADERS)  # two extensions
     on_disk = {p.name for p in build.CSRC.iterdir() if p.suffix in (".cu", ".cuh", ".h", ".cpp")}
     assert on_disk == listed  # a new source must enter the build and the cache key
 

@@ -1,0 +1,101 @@
+"""Load-time re-lay of GPTQ / AWQ 4-bit weights for the CUTLASS mixed-input W4A16 GEMM (pure torch,
+runs and is tested on CPU; the kernel is ``csrc/w4a16.cuh``).
+
+What the kernel reads:
+- the weight as signed int4 (``cutlass::int4b_t``): a uint4b8 / uint4 code q becomes q - 8, which in
+  4-bit two's complement is q with bit 3 flipped; stored in CUTLASS's shuffled order (below), two
+  codes per byte, element 2i in the low nibble;
+- scales as a [K/group, N] table in the activation dtype (N contiguous: CUTLASS wants them MN-major);
+- for zero points, an additive [K/group, N] term in the activation dtype:
+  (q - z) s = (q - 8) s + (8 - z) s, so the term is (8 - z) s (|8 - z| <= 8 keeps its rounding small).
+
+The shuffled order is the layout ``tile_to_shape(atom, (N, K, 1))`` of CUTLASS's
+``compute_memory_reordering_atom`` for a 16-bit wgmma with the [0,2,4,6,1,3,5,7] value shuffle
+(example 55's int4 path): a 16 x 16 (n x k) atom, atoms N-fastest. Within the atom
+n = a + 8 b (a < 8, b < 2) and k = c + 2 d + 8 e (c < 2, d < 4, e < 2) sit at 32 a + b + 4 c + 8 d + 2 e:
+each thread's 8 values of one k-block are one 32-bit word, in the order the lop3 converter wants.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from qlinear.formats.int_pack import unpack_along
+
+ATOM = 16  # rows and columns of the reorder atom
+K_TILE = 64  # the GEMM's K tile: a scale group must hold whole K tiles (or be all of K)
+
+
+def reorder_offsets(n: int, k: int, device=None) -> torch.Tensor:
+    """int64 [N, K]: where logical element (n, k) of the int4 weight lives in the re-laid buffer."""
+    if n % ATOM or k % ATOM:
+        raise ValueError(f"weight shape: N={n} and K={k} must be multiples of {ATOM} (the reorder atom)")
+    nn = torch.arange(n, device=device, dtype=torch.int64).view(n, 1)
+    kk = torch.arange(k, device=device, dtype=torch.int64).view(1, k)
+    a, b = nn % 8, (nn // 8) % 2
+    c, d, e = kk % 2, (kk // 2) % 4, (kk // 8) % 2
+    atom = 32 * a + b + 4 * c + 8 * d + 2 * e
+    return atom + 256 * (nn // ATOM) + ATOM * n * (kk // ATOM)
+
+
+def _atom_gather() -> torch.Tensor:
+    """int64 [256]: slot o of an atom holds the element at (n_in * 16 + k_in) = this[o]."""
+    atom = reorder_offsets(ATOM, ATOM).reshape(-1)
+    return torch.argsort(atom)
+
+
+def reorder_int4(codes_nk: torch.Tensor) -> torch.Tensor:
+    """[N, K] 4-bit codes (0..15, any int dtype) -> uint8 [N*K/2] in the kernel's order. The same map
+    as ``reorder_offsets``, done per atom (a 256-entry gather) so a large layer needs no [N, K]
+    index tensor."""
+    n, k = codes_nk.shape
+    if n % ATOM or k % ATOM:
+        raise ValueError(f"weight shape: N={n} and K={k} must be multiples of {ATOM} (the reorder atom)")
+    c = (codes_nk & 0xF).to(torch.uint8).view(n // ATOM, ATOM, k // ATOM, ATOM).permute(2, 0, 1, 3)
+    flat = c.reshape(k // ATOM, n // ATOM, ATOM * ATOM)[..., _atom_gather().to(codes_nk.device)].reshape(-1, 2)
+    return (flat[:, 0] | (flat[:, 1] << 4)).contiguous()
+
+
+def unreorder_int4(packed: torch.Tensor, n: int, k: int) -> torch.Tensor:
+    """Inverse of ``reorder_int4``: uint8 [N*K/2] -> [N, K] codes (uint8)."""
+    flat = torch.stack([packed & 0xF, packed >> 4], 1).reshape(-1)
+    return flat[reorder_offsets(n, k, packed.device).reshape(-1)].reshape(n, k)
+
+
+def weight_int4(weight_packed: torch.Tensor, perm: torch.Tensor | None = None) -> torch.Tensor:
+    """compressed-tensors int32 [N, K/8] (uint4 codes packed along K) -> the kernel's uint8 buffer:
+    K permuted by ``perm`` (act-order: row i <- row perm[i]) if given, codes shifted to int4 (q - 8)."""
+    if weight_packed.dtype != torch.int32 or weight_packed.dim() != 2:
+        raise ValueError(f"weight_packed: expected int32 [N, K/8], got {weight_packed.dtype} {tuple(weight_packed.shape)}")
+    codes = unpack_along(weight_packed, 4, 1)  # [N, K], 0..15
+    if perm is not None:
+        codes = codes[:, perm.long()]
+    return reorder_int4(codes ^ 8)  # q - 8 in two's complement
+
+
+def scale_table(weight_scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """[N, G] -> [G, N] contiguous in ``dtype``."""
+    if weight_scale.dim() != 2:
+        raise ValueError(f"weight_scale: expected 2-D [N, K/group], got {tuple(weight_scale.shape)}")
+    return weight_scale.to(dtype).t().contiguous()
+
+
+def zero_table(weight_zero_point: torch.Tensor, weight_scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """compressed-tensors int32 [N/8, G] zero points (packed along N) and scales [N, G] -> the additive
+    term (8 - z) * s as [G, N] in ``dtype`` (computed in fp32, rounded once)."""
+    n, g = weight_scale.shape
+    z = unpack_along(weight_zero_point, 4, 0)[:n]  # [N, G]
+    if tuple(z.shape) != (n, g):
+        raise ValueError(f"weight_zero_point.shape: expected [{n // 8}, {g}] packed along N, got {tuple(weight_zero_point.shape)}")
+    return ((8 - z).to(torch.float32) * weight_scale.to(torch.float32)).to(dtype).t().contiguous()
+
+
+def act_order_perm(g_idx: torch.Tensor, k: int, group: int) -> torch.Tensor:
+    """g_idx [K] -> the int64 permutation sorting K by group. The kernel needs the sorted groups to be
+    the contiguous k // group blocks (what GPTQ act-order produces); anything else is refused."""
+    gi = g_idx.to(torch.int64)
+    perm = torch.argsort(gi, stable=True)
+    if not torch.equal(gi[perm], torch.arange(k, device=gi.device) // group):
+        raise ValueError(f"weight_g_idx: every group must hold exactly group_size={group} channels "
+                         "(the mixed-input kernel reads contiguous scale groups)")
+    return perm

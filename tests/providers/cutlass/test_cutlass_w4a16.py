@@ -122,7 +122,7 @@ def test_can_implement(c, ok, why):
 
 
 def test_tile_buckets(monkeypatch):
-    assert [configs.w4a16_tile_for(m) for m in (1, 64, 65, 128, 129, 4096)] == [0, 0, 1, 1, 2, 2]
+    assert [configs.w4a16_tile_for(m) for m in (1, 64, 65, 128, 512, 513, 4096)] == [0, 0, 1, 1, 1, 2, 2]
     monkeypatch.setenv("QLINEAR_CUTLASS_W4A16_TILE", "mid")
     assert configs.w4a16_forced() == configs.MID
     monkeypatch.setenv("QLINEAR_CUTLASS_W4A16_TILE", "huge")

@@ -9,7 +9,8 @@ first launch returned and calls its launcher directly next time.
 
 Its key is at least as fine as Triton's: every tensor's dtype and whether its address is 16-byte
 aligned, every integer's "is 1", "divisible by 16" and "fits in int32", every float/bool/None by
-kind, every keyword (constexprs, num_warps, num_stages) by value, the current device. Two calls with
+kind (run-time arguments passed by keyword too), constexprs and launch options (num_warps,
+num_stages) by value, the current device. Two calls with
 equal keys get the same specialization from Triton, so reusing its compiled kernel is exact; a call
 whose key is new goes through ``kernel[grid]`` (compiling if needed) and is remembered. The Triton
 interpreter, and launch hooks (profilers such as proton), always take Triton's own path.

@@ -43,18 +43,8 @@ class CpuAmxWNA16LinearKernel(CpuKernelMixin, MPLinearKernel):
 
     @classmethod
     def can_implement(cls, c):
-        if c.weight_type not in TYPES:
-            return False, f"weight_type {c.weight_type.name} is not one of {[t.name for t in TYPES]}"
-        if c.zero_points != (c.weight_type in (scalar_types.uint4, scalar_types.uint8)):
-            return False, f"weight_type {c.weight_type.name} with zero_points={c.zero_points} is not a GPTQ/AWQ format"
-        if c.act_type not in (torch.bfloat16, torch.float16):
-            return False, f"act_type {c.act_type} is not bf16/fp16"
-        if c.has_g_idx and not c.is_k_full:
-            return False, "row-parallel slice of an act-order layer (is_k_full False) is not supported"
-        g = c.effective_group_size
-        if g != c.K and g % 32:
-            return False, f"group size {c.group_size} must be a multiple of 32 (one bf16 tile is 32 K deep) or per channel"
-        return True, None
+        why = layer_reason(c, TYPES)
+        return why is None, why
 
     def process_weights_after_loading(self, layer):
         c = self.config
@@ -100,6 +90,23 @@ class CpuAmxWNA16LinearKernel(CpuKernelMixin, MPLinearKernel):
         self._ext.gemm_dq(x2, getattr(layer, self.w_q_name), self.kind, self.group, getattr(layer, self.w_s_name),
                           zc, None, None, bias_f32(bias), out, INT4_VEC_MAX_M if self.kind == W_INT4 else 0)
         return out.reshape(*lead, c.N)
+
+
+def layer_reason(c, types) -> str | None:
+    """Why the CPU integer-weight kernels (W4A16 / W8A16 here, W4A8 in ``w4a8``) cannot take layer
+    ``c`` with weight types ``types``, or None."""
+    if c.weight_type not in types:
+        return f"weight_type {c.weight_type.name} is not one of {[t.name for t in types]}"
+    if c.zero_points != (c.weight_type in (scalar_types.uint4, scalar_types.uint8)):
+        return f"weight_type {c.weight_type.name} with zero_points={c.zero_points} is not a GPTQ/AWQ format"
+    if c.act_type not in (torch.bfloat16, torch.float16):
+        return f"act_type {c.act_type} is not bf16/fp16"
+    if c.has_g_idx and not c.is_k_full:
+        return "row-parallel slice of an act-order layer (is_k_full False) is not supported"
+    g = c.effective_group_size
+    if g != c.K and g % 32:
+        return f"group size {c.group_size} must be a multiple of 32 (one tile is 32 K deep) or per channel"
+    return None
 
 
 def checked_codes(kernel: MPLinearKernel, layer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

@@ -27,7 +27,7 @@ from qlinear.settings import get_settings
 
 from . import pack
 from .common import PRIO, CpuKernelMixin, as_2d, bias_f32, new_out, out_dtype
-from .mp import checked_codes
+from .mp import checked_codes, layer_reason
 
 # rows up to which the AVX512-VNNI path runs instead of AMX int8 tiles
 # (measured: providers/cpu/README.md, "W4A8")
@@ -57,18 +57,8 @@ class CpuAmxW4A8LinearKernel(CpuKernelMixin, MPLinearKernel):
     def can_implement(cls, c):
         if not get_settings().cpu_w4a8:
             return False, OPT_IN
-        if c.weight_type not in (scalar_types.uint4b8, scalar_types.uint4):
-            return False, f"weight_type {c.weight_type.name} is not a 4-bit type (uint4b8 / uint4)"
-        if c.zero_points != (c.weight_type == scalar_types.uint4):
-            return False, f"weight_type {c.weight_type.name} with zero_points={c.zero_points} is not a GPTQ/AWQ format"
-        if c.act_type not in (torch.bfloat16, torch.float16):
-            return False, f"act_type {c.act_type} is not bf16/fp16"
-        if c.has_g_idx and not c.is_k_full:
-            return False, "row-parallel slice of an act-order layer (is_k_full False) is not supported"
-        g = c.effective_group_size
-        if g != c.K and g % 32:
-            return False, f"group size {c.group_size} must be a multiple of 32 or per channel"
-        return True, None
+        why = layer_reason(c, (scalar_types.uint4b8, scalar_types.uint4))
+        return why is None, why
 
     def process_weights_after_loading(self, layer):
         c = self.config

@@ -19,19 +19,20 @@ SMALL_MAX_M = 64
 MID_MAX_M = 128
 
 
-def forced() -> int | None:
-    name = os.environ.get("QLINEAR_CUTLASS_TILE")
+def forced(var: str = "QLINEAR_CUTLASS_TILE") -> int | None:
+    """The tile the environment variable ``var`` forces (small / mid / large), or None."""
+    name = os.environ.get(var)
     if not name:
         return None
     if name not in NAMES:
-        raise ValueError(f"QLINEAR_CUTLASS_TILE: expected one of {sorted(NAMES)}, got {name!r}")
+        raise ValueError(f"{var}: expected one of {sorted(NAMES)}, got {name!r}")
     return NAMES[name]
 
 
-def tile_for(m: int) -> int:
-    if m <= SMALL_MAX_M:
+def tile_for(m: int, small_max_m: int = SMALL_MAX_M, mid_max_m: int = MID_MAX_M) -> int:
+    if m <= small_max_m:
         return SMALL
-    return MID if m <= MID_MAX_M else LARGE
+    return MID if m <= mid_max_m else LARGE
 
 
 # ---- W4A16 (csrc/w4a16.cuh w4cfg::Small / Mid / Large; ids W4A16Config in csrc/w4a16_api.h) ------
@@ -49,15 +50,8 @@ W4A16_MID_MAX_M = 512
 
 
 def w4a16_forced() -> int | None:
-    name = os.environ.get("QLINEAR_CUTLASS_W4A16_TILE")
-    if not name:
-        return None
-    if name not in NAMES:
-        raise ValueError(f"QLINEAR_CUTLASS_W4A16_TILE: expected one of {sorted(NAMES)}, got {name!r}")
-    return NAMES[name]
+    return forced("QLINEAR_CUTLASS_W4A16_TILE")
 
 
 def w4a16_tile_for(m: int) -> int:
-    if m <= W4A16_SMALL_MAX_M:
-        return SMALL
-    return MID if m <= W4A16_MID_MAX_M else LARGE
+    return tile_for(m, W4A16_SMALL_MAX_M, W4A16_MID_MAX_M)

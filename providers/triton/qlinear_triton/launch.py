@@ -143,6 +143,15 @@ class FastKernel:
                                    tail_names, compiled)
 
 
+def launch_site(kernel, grid, args: tuple, kw: dict, kw_key: tuple) -> None:
+    """A launch site's call: ``FastKernel.launch`` with the key the site keeps, or Triton's own launch
+    where the kernel is not wrapped (the interpreter)."""
+    if isinstance(kernel, FastKernel):
+        kernel.launch(grid, args, kw, kw_key)
+    else:
+        kernel[grid](*args, **kw)
+
+
 def fast_kernels(namespace: dict) -> None:
     """Wrap every top-level ``*_kernel`` of a kernels module (``namespace``: its globals()) in a
     FastKernel. Helpers called from kernels keep their names unwrapped (Triton inlines them)."""

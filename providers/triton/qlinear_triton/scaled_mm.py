@@ -8,6 +8,7 @@ from qlinear.streams import PerStream
 
 from .configs import (SM_COUNT_DEFAULT, GemvTile, Tile, fixed_split, gemv_split, interpreter_tile, is_rocm, rocm_tile,
                       sm_count, split_k, w8a8_tile)
+from .launch import launch_site
 from .runtime import inline_ptx, interpreting
 
 
@@ -134,7 +135,7 @@ def launch_scaled_mm(kernel, tile, a, w_nk, out, a_scale, w_scale, bias, azp, az
         num_warps=t.num_warps, num_stages=t.num_stages))
     full = (*args[:2], c, *args[3:], m, n, k, a.stride(0), a.stride(1), w_nk.stride(0), w_nk.stride(1), c.stride(-2),
             c.stride(-1), k_split, c.stride(0) if splits > 1 else 0)
-    _launch(kernel, (tiles, splits), full, kw, kw_key)
+    launch_site(kernel, (tiles, splits), full, kw, kw_key)
     if splits > 1:
         reduce_splits(mm_kernels.splitk_reduce_kernel, c, out)
 
@@ -148,13 +149,6 @@ def _constexprs(tile, key, make) -> tuple[dict, tuple]:
         kw = make()
         hit = sites[key] = (kw, tuple(kw.items()))
     return hit
-
-
-def _launch(kernel, grid, args, kw, kw_key) -> None:
-    if hasattr(kernel, "launch"):  # a FastKernel (not under the interpreter)
-        kernel.launch(grid, args, kw, kw_key)
-    else:
-        kernel[grid](*args, **kw)
 
 
 def _launch_gemv(tile, t, args, m, n, k, a, w_nk, out, flags) -> None:
@@ -173,7 +167,7 @@ def _launch_gemv(tile, t, args, m, n, k, a, w_nk, out, flags) -> None:
     c = part if splits > 1 else out
     full = (*args[:2], c, *args[3:], out, cnt, m, n, k, a.stride(1), w_nk.stride(0), w_nk.stride(1), n, 1, k_split,
             n if splits > 1 else 0, out.stride(0))
-    _launch(mm_kernels.scaled_gemv_kernel, (tiles, splits), full, kw, kw_key)
+    launch_site(mm_kernels.scaled_gemv_kernel, (tiles, splits), full, kw, kw_key)
 
 
 def gemv_scratch(tile, n: int, splits: int, device) -> tuple[torch.Tensor, torch.Tensor]:

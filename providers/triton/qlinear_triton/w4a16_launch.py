@@ -16,7 +16,7 @@ from qlinear.streams import PerStream
 
 from .base import out_dtype_of
 from .configs import GemvTile, fixed_split, gemv_split, interpreter_tile, is_rocm, rocm_tile, sm_count, w4a16_split, w4a16_tile
-from .launch import FastKernel
+from .launch import launch_site
 from .runtime import inline_ptx, interpreting
 
 ONE_BITS = 0x3F800000  # the bits of 1.0f: the kernels' decode constant, passed at run time (see w4a16_kernels._nib)
@@ -42,7 +42,6 @@ class W4A16Launch:
 
         self._kernel = w4a16_kernels.w4a16_kernel
         self._gemv = w4a16_kernels.w4a16_gemv_kernel
-        self._fast = isinstance(self._gemv, FastKernel)  # (not under the interpreter)
         self._dequant = w4a16_kernels.w4a16_dequant_kernel
         self._reduce_kernel = mm_kernels.splitk_reduce_kernel
         self._reduce = reduce_splits
@@ -191,10 +190,7 @@ class W4A16Launch:
                 c.stride(0) if splits > 1 else 0)  # (perm: a placeholder, x comes permuted)
         kernel = self._gemv if gemv else self._kernel
         args = args + (out, cnt, n, ONE_BITS) if gemv else args + (ONE_BITS,)
-        if self._fast:
-            kernel.launch(grid, args, kw, kw_key)
-        else:
-            kernel[grid](*args, **kw)
+        launch_site(kernel, grid, args, kw, kw_key)
         if splits > 1 and not gemv:
             self._reduce(self._reduce_kernel, c, out)
         return out

@@ -37,8 +37,9 @@ def test_step_reports_a_scheme_it_cannot_build():
 
 def test_cli_writes_json(tmp_path, capsys):
     rc = main(["bench", "--model", "tiny", "--device", "cpu", "--schemes", "w8a16-ch", "--m", "2",
-               "--reps", "1", "--out", str(tmp_path), "--no-plot"])
+               "--reps", "1", "--out", str(tmp_path), "--no-plot", "--regime", "decode"])
     assert rc == 0
     data = json.loads((tmp_path / "decode-step-tiny-cpu.json").read_text())
     assert [s["scheme"] for s in data["schemes"]] == ["bf16", "w8a16-ch"]
+    assert data["selection"]["regime"] == "decode"  # the layers were chosen for the regime asked
     assert "decode step (tiny, 1 layers)" in capsys.readouterr().out

@@ -1,5 +1,5 @@
 """Run every kernel path once on small layers, for compute-sanitizer (memcheck / racecheck / synccheck):
-integer 4/8-bit with and without zero points, act-order with uneven groups, split-K and single-slice
+integer 4/8-bit with and without zero points, the 4-bit decode kernel (1 and 2 row blocks), act-order with uneven groups, split-K and single-slice
 tiles, 1/2/4 m16 tiles, float formats, and the dequant + cuBLAS path. Prints OK at the end."""
 
 from __future__ import annotations
@@ -14,13 +14,15 @@ from qlinear_marlin.fp import MarlinMxfp8LinearKernel, MarlinNvFp4LinearKernel
 from qlinear_marlin.mp import MarlinMPLinearKernel
 
 
-def run(kc, c, m, dense=False):
+def run(kc, c, m, dense=False, tile=False):
     case = testing.Case(c, m)
     params, x, bias = testing.make_case_layer(case, "cuda")
     layer = make_layer(c, params)
     k = kc.create(c)
     if dense:
         k.dequant_min_m = 1
+    if tile:
+        k.decode_max_m = 0
     k.process_weights_after_loading(layer)
     out = k.apply(layer, x, bias)
     torch.cuda.synchronize()
@@ -39,6 +41,9 @@ def main() -> None:
     for c, ms in plan:
         for m in ms:
             run(mp, c, m)
+    for c, _ in plan[:3]:  # 4-bit at M <= 16 took the decode kernel above: the tile kernel too, and 9..16 rows
+        run(mp, c, 1, tile=True)
+        run(mp, c, 12)
     run(mp, plan[0][0], 3, dense=True)
     run(MarlinNvFp4LinearKernel, NvFp4LinearLayerConfig((128, 512), torch.float16), 1)
     run(MarlinMxfp8LinearKernel, Mxfp8LinearLayerConfig((128, 512), torch.bfloat16), 40)

@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from .settings import get_settings
 from .timing import graph_us, wall_us
 
 MODELS: dict[str, dict[str, tuple[int, int]]] = {
@@ -148,6 +149,7 @@ def run(spec: StepSpec, log: Callable[[str], None] = print) -> dict:
     result: dict = {
         "machine": machine_info(dev), "model": spec.model, "shapes": {r: list(s) for r, s in shapes.items()},
         "layers": layers, "ms": list(spec.ms), "bandwidth_gbs": round(bw, 1),
+        "selection": {"regime": get_settings().regime, "backend": get_settings().linear_backend},
         "method": {"graph": "one CUDA graph holding the whole step, median of replays (CUDA events)" if graph else None,
                    "eager": "perf_counter around one Python loop over the layers + device sync, median",
                    "reps": spec.reps, "floor": "(parameter bytes + activation + output bytes) / copy bandwidth"},

@@ -13,9 +13,10 @@ def test_demo_one_scheme_end_to_end():
     from qlinear.models import demo
 
     r = subprocess.run([sys.executable, "-m", "qlinear.models.demo", "--schemes", "w8a16-ch,int3-magic",
-                        "--prompt", "4", "--tokens", "3"], capture_output=True, text=True, timeout=600)
+                        "--prompt", "4", "--tokens", "3", "--regime", "decode"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     out = r.stdout
+    assert "regime decode" in out.splitlines()[0], out.splitlines()[0]
     assert "bf16:" in out and "checkpoint" in out and "saved + reloaded" in out
     assert "int3-magic: skipped here" in out
     row = next(line for line in out.splitlines() if line.startswith("w8a16-ch "))

@@ -53,6 +53,9 @@ def add_parser(sub) -> None:
     b.add_argument("--layers", type=int, default=None, help="--model: transformer layers per step (default 8 on GPU, 1 on CPU)")
     b.add_argument("--reps", type=int, default=20, help="--model: timed steps per point (median)")
     b.add_argument("--backend", default=None, help="--model: like QLINEAR_LINEAR_BACKEND while the layers are built")
+    b.add_argument("--regime", default=None, choices=["decode", "prefill", "mixed"],
+                   help="--model: like QLINEAR_REGIME while the layers are built (the M range the tuned tables "
+                        "judge each layer's kernel over; decode = M <= 16)")
     g = b.add_mutually_exclusive_group()
     g.add_argument("--progress", dest="progress", action="store_true", default=None, help="force the stderr progress bar")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar (default: on when stderr is a TTY)")
@@ -115,7 +118,8 @@ def bench_model(a, device: str) -> int:
     ms = a.m or ([1, 16, 32, 64, 128, 256, 512, 2048] if dev.type == "cuda" else [1, 8, 32])
     spec = D.StepSpec(model=a.model, schemes=bench_schemes(a, device), ms=ms, layers=a.layers, device=device,
                       reps=a.reps)
-    with override_settings(**({"linear_backend": a.backend} if a.backend else {})):
+    changes = {"linear_backend": a.backend, "regime": a.regime}
+    with override_settings(**{k: v for k, v in changes.items() if v}):
         result = D.run(spec, log=lambda s: print(s, file=sys.stderr))
     print(D.format_table(result))
     paths = D.write(result, a.out, a.tag) if not a.no_plot else D.write_json(result, a.out, a.tag)

@@ -114,13 +114,26 @@ def main(argv=None) -> int:
     ap.add_argument("--tokens", type=int, default=24, help="tokens to generate")
     ap.add_argument("--static-cache", action="store_true", help="transformers' static KV cache (compiles the decode step)")
     ap.add_argument("--no-save", action="store_true", help="skip the save/load round trip (default for llama3-8b)")
+    ap.add_argument("--regime", choices=["decode", "prefill", "mixed"], default=None,
+                    help="the M range each layer's kernel is chosen for from the tuned tables (like QLINEAR_REGIME; "
+                         "decode = M <= 16, what token generation runs)")
     args = ap.parse_args(argv)
+    if args.regime:
+        from ..settings import override_settings
+
+        with override_settings(regime=args.regime):
+            return _run(args)
+    return _run(args)
+
+
+def _run(args) -> int:
     device = torch.device(args.device or ("cuda" if args.preset == "llama3-8b" else "cpu"))
     save = not args.no_save and args.preset != "llama3-8b"
     schemes = args.schemes.split(",") if args.schemes else (GPU_SCHEMES if device.type == "cuda" else CPU_SCHEMES)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} threads)"
     print(f"qlinear demo: {args.preset} Llama ({PRESETS[args.preset]}, seed 0) on {where}; prompt {args.prompt}, "
-          f"{args.tokens} new tokens, greedy{', static KV cache' if args.static_cache else ''}")
+          f"{args.tokens} new tokens, greedy{', static KV cache' if args.static_cache else ''}"
+          f"{f', regime {args.regime}' if args.regime else ''}")
 
     model = build_model(args.preset, device)
     nparams = sum(p.numel() for p in model.parameters())

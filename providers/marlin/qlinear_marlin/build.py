@@ -30,7 +30,7 @@ from qlinear.settings import env_int
 
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = ("binding.cpp", "mp_kernels_int.cu", "mp_kernels_fp.cu")
-HEADERS = ("mp_params.h", "marlin_mp.cuh", "mp_dequant.cuh")
+HEADERS = ("mp_params.h", "marlin_mp.cuh", "mp_decode.cuh", "mp_dequant.cuh")
 
 
 def _arch_flags() -> tuple[list[str], str]:

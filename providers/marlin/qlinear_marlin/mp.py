@@ -32,6 +32,8 @@ class MarlinMPLinearKernel(K.MPLinearKernel):
     # From this many rows on, dequantize the tiles to a dense 16-bit weight (our kernel) and run a dense
     # GEMM (cuBLAS): the W4A16 kernel re-reads and re-dequantizes the weight for every 64 rows.
     dequant_min_m: int = runtime.DEQUANT_MIN_M
+    # Up to this many rows 4-bit codes run the decode kernel (csrc/mp_decode.cuh), not the tile kernel.
+    decode_max_m: int = runtime.DECODE_MAX_M
 
     @classmethod
     def is_supported(cls, platform=None):
@@ -92,4 +94,4 @@ class MarlinMPLinearKernel(K.MPLinearKernel):
             zm=getattr(layer, self.w_zp_name) if c.zero_points else None,
             tile_group=getattr(layer, self.w_gidx_name) if c.has_g_idx else None,
             kidx=layer.qlinear_marlin_kidx, group_k=layer.qlinear_marlin_group_k, fmt=runtime.INT_CODES,
-            bias=bias, dequant_min_m=self.dequant_min_m, out_dtype=c.out_type)
+            bias=bias, dequant_min_m=self.dequant_min_m, decode_max_m=self.decode_max_m, out_dtype=c.out_type)

@@ -20,6 +20,11 @@ INT_CODES, FLOAT_CODES = 0, 1  # the binding's ``fmt``
 #   14336x4096: M=32 46.0 vs 113.3, M=64 69.1 vs 113.5, M=128 135.8 vs 114.3
 # so the dense path pays from M=128 on at both widths.
 DEQUANT_MIN_M = env_int("QLINEAR_MARLIN_DEQUANT_MIN_M", 128, minimum=0)
+# Up to this many rows, 4-bit integer codes with K % 128 == 0 run the decode kernel (csrc/mp_decode.cuh:
+# the weight as the mma's A operand straight from global memory, scales folded into the fp32 sums per
+# group) instead of the tile kernel; 0 turns it off, 16 is the kernel's limit. H200 (docs/gpu-results.md,
+# fourth lease): faster than the tile kernel on every Llama-3-8B shape at every M from 1 to 16.
+DECODE_MAX_M = min(16, env_int("QLINEAR_MARLIN_DECODE_MAX_M", 16, minimum=0))
 
 _workspaces: PerStream[tuple[torch.Tensor, torch.Tensor]] = PerStream()
 
@@ -72,8 +77,11 @@ def split_planes(device: torch.device, n: int, kp: int) -> int:
 
 def run(x: torch.Tensor, n: int, w: torch.Tensor, s: torch.Tensor, *, zm=None, tile_group=None, kidx=None,
         col_scale=None, group_k: int, fmt: int, bias=None, dequant_min_m: int = DEQUANT_MIN_M,
+        decode_max_m: int = DECODE_MAX_M, decode: int | None = None, splits: int = 0,
         out_dtype: torch.dtype | None = None) -> torch.Tensor:
-    """x [..., K] (16-bit) -> [..., N] through the tile-layout weight."""
+    """x [..., K] (16-bit) -> [..., N] through the tile-layout weight. ``decode`` (None: by
+    ``decode_max_m``: 1 the decode kernel, 0 the tile kernel) and ``splits`` (0: the launcher's choice)
+    pin the path for sweeps and tests."""
     ext = extension()
     lead = x.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1])
@@ -91,7 +99,14 @@ def run(x: torch.Tensor, n: int, w: torch.Tensor, s: torch.Tensor, *, zm=None, t
     else:
         planes = split_planes(x2.device, n, x2.shape[1])
         wsp, cnt = workspace(x2.device, planes * m * n, ((m + 15) // 16) * (n // TILE_N))
-        out = ext.mp_gemm(x2, w, s, zm, tile_group, bias, col_scale, wsp, cnt, group_k, fmt)
+        decodable = m <= 16 and fmt == INT_CODES and w.shape[-1] == 4 and x2.shape[1] % 128 == 0
+        if decode is None:
+            decode = int(decodable and m <= decode_max_m)
+        elif decode and not decodable:  # checked here: the binding's own refusal of this call crashed the
+            # process on the H200 instead of raising (docs/gpu-results.md, fourth lease)
+            raise ValueError(f"decode: the decode kernel takes 4-bit integer codes, M <= 16 and K a multiple of 128; "
+                             f"got M={m}, {w.shape[-1]}-bit, fmt {fmt}, K={x2.shape[1]}")
+        out = ext.mp_gemm(x2, w, s, zm, tile_group, bias, col_scale, wsp, cnt, group_k, fmt, decode, splits)
     if out_dtype is not None and out_dtype != out.dtype:
         out = out.to(out_dtype)
     return out.reshape(*lead, n)

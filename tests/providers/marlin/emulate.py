@@ -83,3 +83,47 @@ def emulate_tiles(x, w, s, *, zm=None, tile_group=None, kidx=None, col_scale=Non
     if col_scale is not None:
         out = out * col_scale.double()
     return out
+
+
+def unrepack_codes_as_a(w: torch.Tensor) -> torch.Tensor:
+    """4-bit int32 [N/64, Kp/16, 32, 4] -> codes [N, Kp], read the way the decode kernel (mp_decode.cuh)
+    reads them: word j of lane (g, t) is the mma.m16n8k16 A fragment of output columns 16j..16j+15 x 16 k,
+    a0 = (row g, k 2t, 2t+1), a1 = (row g+8, k 2t..), a2 = (row g, k 2t+8..), a3 = (row g+8, k 2t+8..),
+    taken from the word at shifts 0, 8, 4, 12 (low half = the lower k)."""
+    nt_n, kt_n, _, bits = w.shape
+    assert bits == 4
+    out = torch.full((nt_n * 64, kt_n * 16), -1, dtype=torch.int64)
+    words = w.to(torch.int64) & 0xFFFFFFFF
+    g, t = _lane_coords()
+    o4 = out.view(nt_n, 64, kt_n, 16)
+    for j in range(4):
+        for a, sh in enumerate((0, 8, 4, 12)):
+            row = 16 * j + g + 8 * (a % 2)  # the A row is an output column
+            k = 2 * t + 8 * (a // 2)
+            lo = (words[:, :, :, j] >> sh) & 0xF
+            hi = (words[:, :, :, j] >> (sh + 16)) & 0xF
+            o4[:, row, :, k] = lo.permute(2, 0, 1)
+            o4[:, row, :, k + 1] = hi.permute(2, 0, 1)
+    assert int(out.min()) >= 0, "some code position was never written"
+    return out
+
+
+def emulate_decode(x: torch.Tensor, rep, magic: int) -> torch.Tensor:
+    """The decode kernel's arithmetic in float64: per scale group, sum x * (MAGIC + code) and sum x,
+    then s * (first - (MAGIC + zero) * second), added over groups. x [M, K] in original order."""
+    xg = x.double()
+    if rep.kidx is not None:
+        xg = xg[:, rep.kidx]
+    codes = unrepack_codes_as_a(rep.w)
+    n, kp = codes.shape
+    sc = unrepack_group_values(rep.s).double()
+    off = unrepack_group_values(rep.zm).double() if rep.zm is not None else torch.full_like(sc, magic + 8.0)
+    tiles = torch.arange(kp) // 16
+    grp = rep.tile_group.long()[tiles] if rep.tile_group is not None else torch.arange(kp) // rep.group_k
+    out = torch.zeros(xg.shape[0], n, dtype=torch.float64)
+    for gi in grp.unique().tolist():
+        cols = (grp == gi).nonzero().flatten()
+        a = xg[:, cols] @ (magic + codes[:, cols].double()).t()  # [M, N]
+        xs = xg[:, cols].sum(1, keepdim=True)  # [M, 1]
+        out += sc[:, gi] * (a - off[:, gi] * xs)
+    return out

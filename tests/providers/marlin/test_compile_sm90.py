@@ -25,3 +25,5 @@ def test_compiles_for_sm90a(source, tmp_path):
     if nm:  # the tile kernel templates were instantiated (an empty TU would also "compile")
         syms = subprocess.run([nm, str(cubin)], capture_output=True, text=True).stdout
         assert "mp_gemm_kernel" in syms, syms[:2000]
+        if source == "mp_kernels_int.cu":
+            assert "mp_decode_kernel" in syms, syms[:2000]

@@ -31,6 +31,53 @@ def test_conformance_split_k_shapes(case):
     testing.run_case(K, case, device="cuda")
 
 
+class TileMarlin(K):
+    """The tile kernel at every M (4-bit codes take the decode kernel up to decode_max_m rows)."""
+
+    decode_max_m = 0
+
+
+@pytest.mark.parametrize("case", testing.cases_for(TileMarlin, ms=(1, 3, 16)), ids=str)
+def test_conformance_tile_kernel_small_m(case):
+    testing.run_case(TileMarlin, case, device="cuda")
+
+
+@pytest.mark.parametrize("case", testing.cases_for(K, ms=(1, 2, 8, 9, 16), configs=EXTRA), ids=str)
+@pytest.mark.parametrize("splits", [1, 3, 64])
+def test_decode_kernel_pinned_splits(case, splits, monkeypatch):
+    """The decode kernel with K cut into 1, 3 or (capped) 64 slices: the slice edges fall inside
+    groups and chunks, so every fold/boundary path runs."""
+    if case.config.weight_type.size_bits != 4 or case.config.K % 128:
+        pytest.skip("the decode kernel takes 4-bit codes and K % 128 == 0")
+    from qlinear_marlin import runtime
+
+    run = runtime.run
+
+    def pinned(x, n, w, *a, **kw):  # act-order pads groups: the packed K may not be whole chunks of 128
+        return run(x, n, w, *a, **{**kw, "splits": splits, "decode": int(w.shape[1] % 8 == 0)})
+
+    monkeypatch.setattr(runtime, "run", pinned)
+    testing.run_case(K, case, device="cuda")
+
+
+def test_decode_and_tile_kernels_agree():
+    """Same layer, both kernels, M = 1..16: within the kit's tolerance of each other."""
+    c = EXTRA[0]
+    for m in (1, 5, 16):
+        params, x, bias = testing.make_case_layer(testing.Case(c, m), "cuda")
+        from qlinear.layers import make_layer
+
+        layer = make_layer(c, params)
+        k = K.create(c)
+        k.process_weights_after_loading(layer)
+        k.decode_max_m = 16
+        dec = k.apply(layer, x, bias).float()
+        k.decode_max_m = 0
+        tile = k.apply(layer, x, bias).float()
+        err = (dec - tile).norm() / tile.norm()
+        assert err < 1e-2, f"M={m}: decode vs tile kernel relative error {err:.2e}"
+
+
 class DenseMarlin(K):
     """The large-M path (our dequantizer + a dense GEMM) taken at every M."""
 

@@ -106,3 +106,32 @@ def test_float_layer_load_and_emulate(kc, case):
 def test_float_kernels_cover_every_family():
     fams = {kc.family for kc, _ in FP_CASES}
     assert fams == {"fp8", "fp8_block", "nvfp4", "mxfp4", "mxfp8"}
+
+
+def test_run_picks_the_decode_kernel_and_refuses_it_where_it_does_not_apply(monkeypatch):
+    """runtime.run: 4-bit codes with K a multiple of 128 take the decode kernel up to decode_max_m rows;
+    a forced decode call that the kernel cannot take is refused in Python, before the extension."""
+    from qlinear_marlin import runtime
+
+    calls = []
+
+    class Ext:  # records the binding's arguments; the decode flag is the 12th
+        def mp_gemm(self, x, *a):
+            calls.append(a[10])
+            return torch.zeros(x.shape[0], 64, dtype=x.dtype)
+
+    monkeypatch.setattr(runtime, "extension", lambda: Ext())
+    monkeypatch.setattr(runtime, "_sm_count", lambda device: 132)
+    s = torch.zeros(1, 1, 8, 8, dtype=torch.bfloat16)
+    for k, m, expect in ((128, 1, 1), (256, 16, 1), (256, 17, 0), (96, 1, 0)):
+        w = torch.zeros(1, k // 16, 32, 4, dtype=torch.int32)
+        runtime.run(torch.zeros(m, k, dtype=torch.bfloat16), 64, w, s, group_k=k, fmt=runtime.INT_CODES)
+        assert calls[-1] == expect, (k, m)
+    w8 = torch.zeros(1, 8, 32, 8, dtype=torch.int32)  # 8-bit codes: the tile kernel
+    runtime.run(torch.zeros(1, 128, dtype=torch.bfloat16), 64, w8, s, group_k=128, fmt=runtime.INT_CODES)
+    assert calls[-1] == 0
+    n = len(calls)
+    with pytest.raises(ValueError, match="decode kernel takes"):
+        runtime.run(torch.zeros(1, 96, dtype=torch.bfloat16), 64, torch.zeros(1, 6, 32, 4, dtype=torch.int32), s,
+                    group_k=96, fmt=runtime.INT_CODES, decode=1)
+    assert len(calls) == n  # never reached the extension

@@ -7,9 +7,9 @@ import torch
 from qlinear.config import MPLinearLayerConfig
 from qlinear.formats.int_pack import dequantize_wna16, quantize_wna16, unpack_along, act_order_g_idx
 from qlinear.scalar_type import scalar_types
-from qlinear_marlin.repack import act_order_plan, repack_codes, repack_group_values, repack_wna16, zero_offset
+from qlinear_marlin.repack import MAGIC, act_order_plan, repack_codes, repack_group_values, repack_wna16, zero_offset
 
-from .emulate import emulate_gemm, unrepack_codes, unrepack_group_values
+from .emulate import emulate_decode, emulate_gemm, unrepack_codes, unrepack_codes_as_a, unrepack_group_values
 
 
 @pytest.mark.parametrize("bits", [4, 8])
@@ -105,10 +105,11 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("wt,zp,gs,act,dt", CASES, ids=lambda v: str(getattr(v, "name", v)))
-def test_emulated_kernel_matches_reference(wt, zp, gs, act, dt):
+def _repacked_case(wt, zp, gs, act, dt, seed):
+    """A random 128 x 256 layer quantized in the format, its float64 reference weight, its repack and
+    zero points, and a 5-row activation from the same generator."""
     n, k = 128, 256
-    gen = torch.Generator().manual_seed(3)
+    gen = torch.Generator().manual_seed(seed)
     w = torch.randn(n, k, generator=gen) * 0.05
     gi = act_order_g_idx(k, gs, gen) if act else None
     p = quantize_wna16(w, wt, gs, zp, gi, scale_dtype=dt)
@@ -118,9 +119,15 @@ def test_emulated_kernel_matches_reference(wt, zp, gs, act, dt):
     codes = unpack_along(p["weight_packed"], bits, 1)
     zeros = unpack_along(p["weight_zero_point"], bits, 0)[:n] if zp else None
     rep = repack_wna16(codes, p["weight_scale"], zeros, p.get("weight_g_idx"), gs, dt, bits)
+    return rep, ref_w, zeros, torch.randn(5, k, generator=gen).to(dt)
+
+
+@pytest.mark.parametrize("wt,zp,gs,act,dt", CASES, ids=lambda v: str(getattr(v, "name", v)))
+def test_emulated_kernel_matches_reference(wt, zp, gs, act, dt):
+    rep, ref_w, zeros, x = _repacked_case(wt, zp, gs, act, dt, 3)
+    bits = wt.size_bits
     if zp:  # the stored offset must be exact in the 16-bit type
         assert torch.equal(unrepack_group_values(rep.zm).double(), zeros.double() + zero_offset(dt, bits))
-    x = torch.randn(5, k, generator=gen).to(dt)
     out = emulate_gemm(x, rep, zero_offset(dt, bits))
     ref = x.double() @ ref_w.t()
     assert torch.allclose(out, ref, rtol=1e-9, atol=1e-9)
@@ -141,3 +148,14 @@ def test_emulated_kernel_uneven_act_order_groups():
     wd = (codes.double() - zeros.double()[:, gi]) * scales.double()[:, gi]
     assert torch.allclose(emulate_gemm(x, rep, zero_offset(torch.bfloat16, 4)), x.double() @ wd.t(), rtol=1e-9, atol=1e-9)
     _ = w
+
+
+@pytest.mark.parametrize("wt,zp,gs,act,dt", [c for c in CASES if c[0].size_bits == 4], ids=lambda v: str(getattr(v, "name", v)))
+def test_decode_kernel_reading_matches_reference(wt, zp, gs, act, dt):
+    """The decode kernel reads each tile-layout word as an A fragment (columns as mma rows): that reading
+    gives back every code, and its arithmetic (sums of x * (MAGIC + code) folded per group) is the layer's."""
+    rep, ref_w, _, x = _repacked_case(wt, zp, gs, act, dt, 5)
+    assert torch.equal(unrepack_codes_as_a(rep.w), unrepack_codes(rep.w))
+    out = emulate_decode(x, rep, MAGIC[dt])
+    ref = x.double() @ ref_w.t()
+    assert torch.allclose(out, ref, rtol=1e-9, atol=1e-9)

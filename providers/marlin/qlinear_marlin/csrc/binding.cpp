@@ -47,7 +47,7 @@ void check_format(int64_t fmt, bool has_zp) {
 torch::Tensor mp_gemm(torch::Tensor x, torch::Tensor w, torch::Tensor s, std::optional<torch::Tensor> zm,
                       std::optional<torch::Tensor> tile_group, std::optional<torch::Tensor> bias,
                       std::optional<torch::Tensor> col_scale, torch::Tensor ws, torch::Tensor counters, int64_t group_k,
-                      int64_t fmt) {
+                      int64_t fmt, int64_t decode, int64_t want_splits) {
   check_cuda(x, "x");
   check_cuda(w, "w");
   check_cuda(s, "s");
@@ -91,6 +91,12 @@ torch::Tensor mp_gemm(torch::Tensor x, torch::Tensor w, torch::Tensor s, std::op
 
   // 16, 32 or 64 rows per block; the launcher splits K when the output has too few tiles to fill the GPU.
   const int mt = M <= 16 ? 1 : (M <= 32 ? 2 : 4);
+  // decode: 0 the tile kernel, 1 the decode kernel (mp_decode.cuh)
+  QLM_CHECK(decode == 0 || decode == 1, "decode: must be 0 or 1");
+  QLM_CHECK(decode == 0 || (M <= 16 && bits == 4 && fmt == qlinear_marlin::kIntCodes && Kp % 128 == 0),
+            "decode: the decode kernel takes 4-bit integer codes, M <= 16 and K a multiple of 128, got M=", M, ", ",
+            bits, "-bit, fmt ", fmt, ", K=", Kp);
+  QLM_CHECK(want_splits >= 0, "want_splits: must be >= 0");
   QLM_CHECK(ws.is_cuda() && ws.scalar_type() == at::kFloat && ws.numel() >= M * N, "ws: needs >= M*N fp32");
   QLM_CHECK(counters.is_cuda() && counters.scalar_type() == at::kInt && counters.numel() >= ((M + 15) / 16) * n_tiles,
             "counters: needs >= ceil(M/16) * N/64 zeroed int32");
@@ -111,10 +117,12 @@ torch::Tensor mp_gemm(torch::Tensor x, torch::Tensor w, torch::Tensor s, std::op
   p.N = static_cast<int>(N);
   p.Kp = static_cast<int>(Kp);
   p.group_k = static_cast<int>(tile_group ? Kp : group_k);
+  p.want_splits = static_cast<int>(std::min<int64_t>(want_splits, 1 << 20));
   const int dtype = x.scalar_type() == at::kHalf ? 0 : 1;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.get_device()).stream();
-  cudaError_t e = fmt == qlinear_marlin::kFloatCodes ? qlinear_marlin::launch_mp_fp(p, dtype, bits, mt, stream)
-                                                     : qlinear_marlin::launch_mp_int(p, dtype, bits, mt, zm.has_value(), stream);
+  cudaError_t e = decode ? qlinear_marlin::launch_mp_decode(p, dtype, zm.has_value(), stream)
+                  : fmt == qlinear_marlin::kFloatCodes ? qlinear_marlin::launch_mp_fp(p, dtype, bits, mt, stream)
+                                                       : qlinear_marlin::launch_mp_int(p, dtype, bits, mt, zm.has_value(), stream);
   TORCH_CHECK(e == cudaSuccess, "qlinear marlin GEMM launch failed: ", cudaGetErrorString(e));
   return out;
 }

@@ -179,6 +179,55 @@ struct StageLayout {
   static constexpr int kBytes = kW + kS + kZ + kA;
 };
 
+// The block's fp32 sums of its output tile ([rows][64] in shared memory `red`) -> the output. One
+// K slice: scaled, biased and stored. Split-K: this slice's partial tile goes to its workspace plane;
+// the last slice to arrive (counter `cidx`) adds the planes in slice order, writes the tile and
+// re-zeroes the counter for the next call. Called by every thread of the block.
+template <typename T>
+__device__ __forceinline__ void finish_tile(const Params& p, const float* red, int rows, int row0, int ntile,
+                                            int split, int cidx, int nthreads) {
+  using Tr = Traits<T>;
+  const T* bias = static_cast<const T*>(p.bias);
+  const float* cs = p.col_scale;
+  T* out = static_cast<T*>(p.out);
+  const int col0 = ntile * kTileN;
+  if (p.splits == 1) {
+    for (int i = threadIdx.x; i < rows * kTileN; i += nthreads) {
+      const int r = i / kTileN, c = i % kTileN;
+      float v = red[i];
+      if (cs) v *= cs[col0 + c];
+      if (bias) v += Tr::to_float(bias[col0 + c]);
+      out[(size_t)(row0 + r) * p.N + col0 + c] = Tr::from_float(v);
+    }
+    return;
+  }
+  const size_t plane = (size_t)p.M * p.N;
+  for (int i = threadIdx.x; i < rows * kTileN; i += nthreads) {
+    const int r = i / kTileN, c = i % kTileN;
+    __stcg(&p.ws[split * plane + (size_t)(row0 + r) * p.N + col0 + c], red[i]);
+  }
+  __threadfence();
+  __syncthreads();
+  __shared__ int is_last;
+  if (threadIdx.x == 0) {
+    const int prev = atomicAdd(&p.counters[cidx], 1);
+    is_last = (prev == p.splits - 1);
+  }
+  __syncthreads();
+  if (!is_last) return;
+  __threadfence();
+  for (int i = threadIdx.x; i < rows * kTileN; i += nthreads) {
+    const int r = i / kTileN, c = i % kTileN;
+    const float* wp = &p.ws[(size_t)(row0 + r) * p.N + col0 + c];
+    float v = 0.f;
+    for (int sl = 0; sl < p.splits; ++sl) v += __ldcg(wp + sl * plane);
+    if (cs) v *= cs[col0 + c];
+    if (bias) v += Tr::to_float(bias[col0 + c]);
+    out[(size_t)(row0 + r) * p.N + col0 + c] = Tr::from_float(v);
+  }
+  if (threadIdx.x == 0) p.counters[cidx] = 0;
+}
+
 template <typename T, int MT, int BITS, bool HAS_ZP, bool FP>
 __global__ void __launch_bounds__(kThreads) mp_gemm_kernel(const Params p) {
   using Tr = Traits<T>;
@@ -345,48 +394,7 @@ __global__ void __launch_bounds__(kThreads) mp_gemm_kernel(const Params p) {
   }
   __syncthreads();
 
-  const int rows = min(16 * MT, p.M - row0);
-  const T* bias = static_cast<const T*>(p.bias);
-  const float* cs = p.col_scale;
-  T* out = static_cast<T*>(p.out);
-  const int col0 = ntile * kTileN;
-  if (p.splits == 1) {
-    for (int i = threadIdx.x; i < rows * kTileN; i += kThreads) {
-      const int r = i / kTileN, c = i % kTileN;
-      float v = red[i];
-      if (cs) v *= cs[col0 + c];
-      if (bias) v += Tr::to_float(bias[col0 + c]);
-      out[(size_t)(row0 + r) * p.N + col0 + c] = Tr::from_float(v);
-    }
-    return;
-  }
-  // split-K: store this slice's partial tile in its workspace plane; the last slice to arrive adds
-  // the planes in slice order and writes the tile
-  const size_t plane = (size_t)p.M * p.N;
-  for (int i = threadIdx.x; i < rows * kTileN; i += kThreads) {
-    const int r = i / kTileN, c = i % kTileN;
-    __stcg(&p.ws[split * plane + (size_t)(row0 + r) * p.N + col0 + c], red[i]);
-  }
-  __threadfence();
-  __syncthreads();
-  __shared__ int is_last;
-  if (threadIdx.x == 0) {
-    const int prev = atomicAdd(&p.counters[mblk * n_tiles + ntile], 1);
-    is_last = (prev == p.splits - 1);
-  }
-  __syncthreads();
-  if (!is_last) return;
-  __threadfence();
-  for (int i = threadIdx.x; i < rows * kTileN; i += kThreads) {
-    const int r = i / kTileN, c = i % kTileN;
-    const float* wp = &p.ws[(size_t)(row0 + r) * p.N + col0 + c];
-    float v = 0.f;
-    for (int sl = 0; sl < p.splits; ++sl) v += __ldcg(wp + sl * plane);
-    if (cs) v *= cs[col0 + c];
-    if (bias) v += Tr::to_float(bias[col0 + c]);
-    out[(size_t)(row0 + r) * p.N + col0 + c] = Tr::from_float(v);
-  }
-  if (threadIdx.x == 0) p.counters[mblk * n_tiles + ntile] = 0;
+  finish_tile<T>(p, red, min(16 * MT, p.M - row0), row0, ntile, split, mblk * n_tiles + ntile, kThreads);
 }
 
 template <int MT, int BITS>
@@ -418,22 +426,24 @@ inline void choose_splits(Params& p, int m_blocks, int resident) {
   p.slice_tiles = slice;
 }
 
-template <typename T, int MT, int BITS, bool HAS_ZP, bool FP>
-cudaError_t launch_mp_gemm(Params p, int m_blocks, cudaStream_t stream) {
-  constexpr int smem = smem_bytes<MT, BITS>();
+// Blocks of kernel `Kern` resident on the current device at once, asked of the occupancy calculator
+// once per (kernel, device); the dynamic shared-memory attribute is set first when it needs some.
+template <auto Kern>
+cudaError_t resident_blocks(int threads, int smem, int& resident) {
   constexpr int kMaxDevices = 64;
   static LaunchInfo info[kMaxDevices];
-  auto kern = mp_gemm_kernel<T, MT, BITS, HAS_ZP, FP>;
   int dev = 0;
   cudaError_t e = cudaGetDevice(&dev);
   if (e != cudaSuccess) return e;
   LaunchInfo local;
   LaunchInfo& li = dev < kMaxDevices ? info[dev] : local;
   if (!li.ready) {
-    e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-    if (e != cudaSuccess) return e;
+    if (smem > 0) {
+      e = cudaFuncSetAttribute(Kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+      if (e != cudaSuccess) return e;
+    }
     int per_sm = 0, sms = 0;
-    e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, kThreads, smem);
+    e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kern, threads, smem);
     if (e != cudaSuccess) return e;
     e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
     if (e != cudaSuccess) return e;
@@ -441,7 +451,18 @@ cudaError_t launch_mp_gemm(Params p, int m_blocks, cudaStream_t stream) {
     li.resident = per_sm * sms;
     li.ready = true;
   }
-  choose_splits(p, m_blocks, li.resident);
+  resident = li.resident;
+  return cudaSuccess;
+}
+
+template <typename T, int MT, int BITS, bool HAS_ZP, bool FP>
+cudaError_t launch_mp_gemm(Params p, int m_blocks, cudaStream_t stream) {
+  constexpr int smem = smem_bytes<MT, BITS>();
+  constexpr auto kern = mp_gemm_kernel<T, MT, BITS, HAS_ZP, FP>;
+  int resident = 1;
+  const cudaError_t e = resident_blocks<kern>(kThreads, smem, resident);
+  if (e != cudaSuccess) return e;
+  choose_splits(p, m_blocks, resident);
   dim3 grid(p.N / kTileN, m_blocks, p.splits);
   kern<<<grid, kThreads, smem, stream>>>(p);
   return cudaGetLastError();

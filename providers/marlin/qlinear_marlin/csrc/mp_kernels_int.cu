@@ -1,7 +1,8 @@
-// GEMM instantiations for integer codes (fp16/bf16 x 4/8-bit x 1/2/4 m16 tiles x zero points or not)
-// and every dequantizer. No torch headers: compiles fast and checks alone:
+// GEMM instantiations for integer codes (fp16/bf16 x 4/8-bit x 1/2/4 m16 tiles x zero points or not),
+// the 4-bit decode kernel and every dequantizer. No torch headers: compiles fast and checks alone:
 //   nvcc -std=c++17 -arch=sm_90a -c mp_kernels_int.cu
 #include "marlin_mp.cuh"
+#include "mp_decode.cuh"
 #include "mp_dequant.cuh"
 
 namespace qlinear_marlin {
@@ -10,6 +11,10 @@ cudaError_t launch_mp_int(const Params& p, int dtype, int bits, int mt, bool has
   if (bits == 4) return dtype == 0 ? launch_int<__half, 4>(p, mt, has_zp, stream) : launch_int<__nv_bfloat16, 4>(p, mt, has_zp, stream);
   if (bits == 8) return dtype == 0 ? launch_int<__half, 8>(p, mt, has_zp, stream) : launch_int<__nv_bfloat16, 8>(p, mt, has_zp, stream);
   return cudaErrorInvalidValue;
+}
+
+cudaError_t launch_mp_decode(const Params& p, int dtype, bool has_zp, cudaStream_t stream) {
+  return dtype == 0 ? launch_decode<__half>(p, has_zp, stream) : launch_decode<__nv_bfloat16>(p, has_zp, stream);
 }
 
 cudaError_t launch_mp_dequant(const Params& p, int dtype, int bits, bool has_zp, int fmt, cudaStream_t stream) {

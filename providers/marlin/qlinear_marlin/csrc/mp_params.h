@@ -21,6 +21,7 @@ struct Params {
   int group_k;      // group size along K (Kp for per-channel); a multiple of 16 unless tile_group is set
   int splits;       // K slices (set by the launcher)
   int slice_tiles;  // k tiles per slice (set by the launcher)
+  int want_splits;  // decode kernel: K slices asked for (0: the launcher's choice; sweeps and tests)
 };
 
 // Code formats: integer (uint4/uint8, optional zero points) or float (E2M1 / E4M3 by bits).
@@ -30,6 +31,8 @@ enum CodeFormat : int { kIntCodes = 0, kFloatCodes = 1 };
 // mt = m16 tiles per block (1, 2, 4).
 cudaError_t launch_mp_int(const Params& p, int dtype, int bits, int mt, bool has_zp, cudaStream_t stream);
 cudaError_t launch_mp_fp(const Params& p, int dtype, int bits, int mt, cudaStream_t stream);
+// Decode kernel (mp_decode.cuh): 4-bit integer codes, M <= 16.
+cudaError_t launch_mp_decode(const Params& p, int dtype, bool has_zp, cudaStream_t stream);
 // Dense dequantized weight [N][Kp] of the dtype into p.out (p.x, p.bias, p.ws, p.counters unused).
 cudaError_t launch_mp_dequant(const Params& p, int dtype, int bits, bool has_zp, int fmt, cudaStream_t stream);
 

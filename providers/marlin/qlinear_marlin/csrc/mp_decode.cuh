@@ -1,0 +1,297 @@
+// Decode GEMM for 4-bit integer codes and up to 16 activation rows, on the tile layout of
+// marlin_mp.cuh (no second re-layout: the same repacked weight serves both kernels).
+//
+// Why a second kernel: at M <= 16 the tile kernel streams the weight through a shared-memory
+// pipeline and spends ~3 instructions per weight (cp.async issue, LDS, subtract, scale multiply,
+// mma with the activation padded to 16 rows), which leaves it issue- and latency-bound at half the
+// memory bandwidth. Here:
+//   * the weight is the mma's A operand and the activation its B operand (n8 = 8 rows of x), so one
+//     32-bit word of the tile layout IS one A fragment (16 output columns x 16 k): the B registers
+//     of n8 tiles 2j and 2j+1 are the A rows g and g+8 (see the register map below). One mma covers
+//     256 weights, not 128, and rows of x are not padded to 16;
+//   * the weight goes from global memory straight into registers (16 bytes per lane per k tile,
+//     never cached in L1), a whole chunk of 8 k tiles in flight per warp while the previous chunk
+//     is computed; no shared memory in the main loop;
+//   * codes are not turned into weights: (code | MAGIC) is MAGIC + code exactly, the mma sums
+//     x * (MAGIC + code) in fp32 per scale group, and one more mma with an all-ones A gives sum(x)
+//     of the group; the group's share is then s * (sum x (MAGIC + code) - (MAGIC + zero) * sum x),
+//     two FMAs per output value per group instead of a subtract and a multiply per weight pair.
+// Cost per 32 weights per lane: 1 LDG.128, 7 integer ops, 5 mma, 2 activation loads, plus the fold
+// once per group.
+//
+// Work split: a block of 8 warps owns one 64-column tile and a K slice of whole chunks; its warps
+// take the slice's chunks round-robin, reduce their sums in shared memory in warp order, and the
+// slices (split-K) are added by the last block of the tile in slice order (finish_tile, shared with
+// the tile kernel). Deterministic.
+#pragma once
+
+#include "marlin_mp.cuh"
+
+namespace qlinear_marlin {
+
+constexpr int kDecWarps = 8;
+constexpr int kDecThreads = kDecWarps * 32;
+constexpr int kDecChunk = 8;  // k tiles (of 16) a warp loads at once: 128 k, one group of 128
+
+__device__ __forceinline__ uint4 ld_stream(const uint4* p) {
+  uint4 v;  // read once: bypass L1, the weight never fits anyway
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+template <typename T>
+__device__ __forceinline__ float elem(const uint4& v, int i) {  // i-th 16-bit value of 8, as float
+  const uint32_t w = (&v.x)[i / 2];
+  const unsigned short h = (unsigned short)(i % 2 ? w >> 16 : w & 0xFFFFu);
+  if constexpr (Traits<T>::kIsBf16) {
+    return __uint_as_float((uint32_t)h << 16);
+  } else {
+    return __half2float(__ushort_as_half(h));
+  }
+}
+
+// (q & 0x000F000F) | MAGIC in one three-input op: written as asm so the two constants do not become
+// an AND and an OR (an instruction holds one immediate; ptxas keeps the other in a register).
+template <uint32_t MAGIC>
+__device__ __forceinline__ uint32_t mask_or(uint32_t q) {
+  uint32_t r;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(r) : "r"(q), "n"(0x000F000Fu), "n"(MAGIC));
+  return r;
+}
+
+// How scale groups meet chunks, fixed per instantiation so the per-tile code carries no test it does
+// not need: whole chunks per group (group_k a multiple of 128, per-channel included: one fold per
+// chunk), smaller groups (32, 64: a fold at each group's end), act-order (the group of every k tile
+// is read from tile_group; a fold where it changes).
+enum GroupMode : int { kChunkGroups = 0, kSmallGroups = 1, kTileGroups = 2 };
+
+// MR: n8 blocks of activation rows (1: M <= 8, 2: M <= 16).
+template <typename T, int MR, bool HAS_ZP, int GM>
+__global__ void __launch_bounds__(kDecThreads, MR == 1 ? 2 : 1) mp_decode_kernel(const Params p) {
+  using Tr = Traits<T>;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, t = lane % 4;
+  const int ntile = blockIdx.x, split = blockIdx.y;
+  const int n_tiles = p.N / kTileN, tiles_k = p.Kp / kTileK;
+  const int s_lo = split * p.slice_tiles;
+  const int s_hi = min(s_lo + p.slice_tiles, tiles_k);
+  const int n_chunks = (s_hi - s_lo) / kDecChunk;  // whole chunks: the launcher requires Kp % 128 == 0
+  // tile kt of this column tile: 32 lanes x 16 bytes
+  const uint4* wt = static_cast<const uint4*>(p.w) + (size_t)ntile * tiles_k * 32 + lane;
+  const uint4* s4 = static_cast<const uint4*>(p.s);
+  const uint4* z4 = static_cast<const uint4*>(p.zm);
+  const T* x = static_cast<const T*>(p.x);
+  const int tpg = p.group_k / kTileK;  // k tiles per group (group_k is Kp under act-order: unused)
+
+  // B fragments read x[row][k .. k+1] for rows 8*mr + g. Lanes of rows past M read row 0 instead:
+  // each B column (row of x) only feeds its own output column, and those are never stored, so no
+  // predicate or zeroing is needed per load.
+  const T* xrow[MR];
+#pragma unroll
+  for (int mr = 0; mr < MR; ++mr) {
+    const int row = 8 * mr + g;
+    xrow[mr] = x + (size_t)(row < p.M ? row : 0) * p.Kp + 2 * t;
+  }
+  constexpr uint32_t kOnes = Tr::kIsBf16 ? 0x3F803F80u : 0x3C003C00u;  // 1.0 in each half
+  const uint32_t ones[4] = {kOnes, kOnes, kOnes, kOnes};
+  // (MAGIC + zero) without zero points: MAGIC + 8 (uint4b8)
+  const float k_off = Tr::kMagicF + 8.f;
+
+  float acc[MR][4][4], gacc[MR][4][4], xs[MR][4];
+#pragma unroll
+  for (int mr = 0; mr < MR; ++mr)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      xs[mr][i] = 0.f;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[mr][j][i] = gacc[mr][j][i] = 0.f;
+    }
+
+  // a group's 8 scales (and zero offsets) for this lane: columns 16j + 8h + g, entry 2j + h
+  auto group_values = [&](int grp, uint4& sv, uint4& zv) {
+    const size_t sidx = ((size_t)grp * n_tiles + ntile) * 8 + g;
+    sv = __ldg(s4 + sidx);
+    if constexpr (HAS_ZP) zv = __ldg(z4 + sidx);
+  };
+  auto chunk_group = [&](int c) {  // the group of a chunk's first k tile
+    const int kt0 = s_lo + c * kDecChunk;
+    return GM == kTileGroups ? p.tile_group[kt0] : kt0 / tpg;
+  };
+
+  // scale a group's sums into acc (see the header): s * (sum x (MAGIC + q) - (MAGIC + zero) * sum x)
+  auto fold = [&](const uint4& sv, const uint4& zv) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const float s = elem<T>(sv, 2 * j + h);
+        const float z = HAS_ZP ? elem<T>(zv, 2 * j + h) : k_off;
+#pragma unroll
+        for (int mr = 0; mr < MR; ++mr)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            acc[mr][j][2 * h + e] = fmaf(s, fmaf(-z, xs[mr][e], gacc[mr][j][2 * h + e]), acc[mr][j][2 * h + e]);
+            gacc[mr][j][2 * h + e] = 0.f;
+          }
+      }
+#pragma unroll
+    for (int mr = 0; mr < MR; ++mr)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) xs[mr][i] = 0.f;
+  };
+
+  // Rolling prefetch: as soon as tile i of chunk c is in the mma, tile i of the warp's next chunk
+  // (weights and activation fragments) is loaded into the same registers, and the next chunk's first
+  // scales after its last tile: a whole chunk is in flight while one computes, without a second
+  // buffer (so 2 blocks of 8 warps fit an SM at M <= 8). Every chunk is whole (Kp % 128 == 0, slices
+  // of whole chunks), so the loads need no bounds: a chunk's tiles sit at fixed offsets from one
+  // pointer (immediates in the load instructions, no per-tile address arithmetic).
+  uint4 w[kDecChunk];
+  uint32_t b[kDecChunk][MR][2];
+  auto load_tile = [&](const uint4* wc, const T* const* xc, int i) {
+    w[i] = ld_stream(wc + i * 32);
+#pragma unroll
+    for (int mr = 0; mr < MR; ++mr) {
+      const unsigned int* xp = reinterpret_cast<const unsigned int*>(xc[mr] + i * kTileK);
+      b[i][mr][0] = __ldg(xp);
+      b[i][mr][1] = __ldg(xp + 4);  // k + 8
+    }
+  };
+  constexpr int kStep = kDecWarps * kDecChunk;  // k tiles between a warp's chunks
+  uint4 sv = make_uint4(0, 0, 0, 0), zv = make_uint4(0, 0, 0, 0);
+  int c = warp;
+  const uint4* wc = wt + (size_t)(s_lo + c * kDecChunk) * 32;
+  const T* xc[MR];
+#pragma unroll
+  for (int mr = 0; mr < MR; ++mr) xc[mr] = xrow[mr] + (s_lo + c * kDecChunk) * kTileK;
+  if (c < n_chunks) {
+#pragma unroll
+    for (int i = 0; i < kDecChunk; ++i) load_tile(wc, xc, i);
+    group_values(chunk_group(c), sv, zv);
+  }
+  for (; c < n_chunks; c += kDecWarps) {
+    const int kt0 = s_lo + c * kDecChunk;
+    const bool has_next = c + kDecWarps < n_chunks;
+    wc += kStep * 32;
+#pragma unroll
+    for (int mr = 0; mr < MR; ++mr) xc[mr] += kStep * kTileK;
+    int grp = chunk_group(c);
+    int next_start = (grp + 1) * tpg;  // kSmallGroups: the first k tile of the next group
+#pragma unroll
+    for (int i = 0; i < kDecChunk; ++i) {
+      const int kt = kt0 + i;
+      const uint32_t words[4] = {w[i].x, w[i].y, w[i].z, w[i].w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        // word j = n8 tiles 2j, 2j+1; nibble pairs (r, r+4) at shift 4r are B register r of the tile
+        // layout: r0 = (cols 16j+g, k 2t..), r1 = (same cols, k+8), r2 = (cols 16j+8+g, k 2t..), r3.
+        // As an A fragment of the 16 columns 16j.. x 16 k: {r0, r2, r1, r3}.
+        const uint32_t q = words[j];
+        uint32_t a[4];
+        a[0] = mask_or<Tr::kMagic>(q);
+        a[2] = mask_or<Tr::kMagic>(q >> 4);
+        a[1] = mask_or<Tr::kMagic>(q >> 8);
+        a[3] = mask_or<Tr::kMagic>(q >> 12);
+#pragma unroll
+        for (int mr = 0; mr < MR; ++mr) Tr::mma(gacc[mr][j], a, b[i][mr]);
+      }
+#pragma unroll
+      for (int mr = 0; mr < MR; ++mr) Tr::mma(xs[mr], ones, b[i][mr]);
+      if (has_next) load_tile(wc, xc, i);
+      // fold at the end of a group or of the chunk
+      const bool last = i == kDecChunk - 1;
+      if constexpr (GM == kChunkGroups) {
+        if (last) fold(sv, zv);
+      } else if constexpr (GM == kTileGroups) {
+        const int gn = last ? grp : p.tile_group[kt + 1];
+        if (last || gn != grp) {
+          fold(sv, zv);
+          if (!last) group_values(gn, sv, zv);  // a second group inside the chunk (act-order)
+        }
+        grp = gn;
+      } else {
+        const bool boundary = kt + 1 == next_start;
+        if (last || boundary) {
+          fold(sv, zv);
+          if (!last) group_values(grp + 1, sv, zv);  // groups smaller than a chunk (32, 64)
+        }
+        if (boundary) {
+          ++grp;
+          next_start += tpg;
+        }
+      }
+    }
+    if (has_next) group_values(chunk_group(c + kDecWarps), sv, zv);
+  }
+
+  // block reduction: each warp's sums to shared memory, added in warp order
+  __shared__ float part[kDecWarps][8 * MR][kTileN];
+  __shared__ float red[8 * MR * kTileN];
+#pragma unroll
+  for (int mr = 0; mr < MR; ++mr)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) part[warp][8 * mr + 2 * t + (i % 2)][16 * j + 8 * (i / 2) + g] = acc[mr][j][i];
+  __syncthreads();
+  const int rows = min(8 * MR, p.M);
+  for (int i = threadIdx.x; i < rows * kTileN; i += kDecThreads) {
+    float v = 0.f;
+#pragma unroll
+    for (int w = 0; w < kDecWarps; ++w) v += part[w][i / kTileN][i % kTileN];
+    red[i] = v;
+  }
+  __syncthreads();
+  finish_tile<T>(p, red, rows, 0, ntile, split, ntile, kDecThreads);
+}
+
+// Split K like the tile kernel (choose_splits): as many slices as fill one wave of resident blocks,
+// so each warp streams as many chunks as it can (its next chunk loads while one computes). Measured on
+// the H200 at M=1 against every split count, this picked the fastest on all four Llama-3-8B shapes.
+// Slices hold whole chunks (a group of 128 never straddles two warps).
+inline void choose_decode_splits(Params& p, int resident) {
+  const int n_tiles = p.N / kTileN;
+  const int chunks = (p.Kp / kTileK + kDecChunk - 1) / kDecChunk;
+  int splits = p.want_splits > 0 ? p.want_splits : max(1, resident / n_tiles);
+  splits = min(splits, chunks);
+  splits = (int)min((long long)splits, max(1LL, p.ws_floats / ((long long)p.M * p.N)));  // planes that fit in ws
+  if (p.ws == nullptr || p.counters == nullptr) splits = 1;
+  const int per_slice = (chunks + splits - 1) / splits;
+  p.slice_tiles = per_slice * kDecChunk;
+  p.splits = (chunks + per_slice - 1) / per_slice;
+}
+
+template <typename T, int MR, bool HAS_ZP, int GM>
+cudaError_t launch_decode_t(Params p, cudaStream_t stream) {
+  constexpr auto kern = mp_decode_kernel<T, MR, HAS_ZP, GM>;
+  int resident = 1;
+  const cudaError_t e = resident_blocks<kern>(kDecThreads, 0, resident);
+  if (e != cudaSuccess) return e;
+  choose_decode_splits(p, resident);
+  dim3 grid(p.N / kTileN, p.splits);
+  kern<<<grid, kDecThreads, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+template <typename T, int MR, int GM>
+cudaError_t launch_decode_gm(const Params& p, bool has_zp, cudaStream_t stream) {
+  return has_zp ? launch_decode_t<T, MR, true, GM>(p, stream) : launch_decode_t<T, MR, false, GM>(p, stream);
+}
+
+template <typename T, int MR>
+cudaError_t launch_decode_mr(const Params& p, bool has_zp, cudaStream_t stream) {
+  if (p.tile_group) return launch_decode_gm<T, MR, kTileGroups>(p, has_zp, stream);
+  if (p.group_k % (kDecChunk * kTileK) == 0) return launch_decode_gm<T, MR, kChunkGroups>(p, has_zp, stream);
+  return launch_decode_gm<T, MR, kSmallGroups>(p, has_zp, stream);
+}
+
+// 4-bit integer codes, M <= 16, K a multiple of 128 (whole chunks).
+template <typename T>
+cudaError_t launch_decode(const Params& p, bool has_zp, cudaStream_t stream) {
+  if (p.M > 16 || p.Kp % (kDecChunk * kTileK)) return cudaErrorInvalidValue;
+  return p.M <= 8 ? launch_decode_mr<T, 1>(p, has_zp, stream) : launch_decode_mr<T, 2>(p, has_zp, stream);
+}
+
+}  // namespace qlinear_marlin

@@ -53,6 +53,10 @@ def test_merge_keeps_other_shapes_and_replaces_retimed_ones(cache, fresh_registr
     assert {(r["n"], r["m"]) for r in rows} == {(N, 1), (N, 8), (2 * N, 1), (2 * N, 8)}
     tune.write_table(_run(shapes=((N, K),)), out)
     assert len(json.loads(out.read_text())["rows"]) == 4  # re-timed rows replaced, not duplicated
+    before = {(r["n"], r["m"]): r["us"] for r in json.loads(out.read_text())["rows"]}
+    tune.write_table(_run(shapes=((N, K),), ms=(1,)), out)  # a run of one M keeps the shape's other M
+    after = {(r["n"], r["m"]): r["us"] for r in json.loads(out.read_text())["rows"]}
+    assert set(after) == set(before) and after[(N, 8)] == before[(N, 8)]
     out.write_text("{ not json")
     tune.write_table(_run(), out)  # a corrupt file is replaced, not fatal
     assert len(json.loads(out.read_text())["rows"]) == 2

@@ -135,12 +135,13 @@ def run_tune(schemes: Sequence[str] = SCHEMES, shapes: Sequence[tuple[int, int]]
 
 
 def _row_key(r: dict) -> tuple:
-    return (r["family"], r["config"], int(r["n"]), int(r["k"]))
+    return (r["family"], r["config"], int(r["n"]), int(r["k"]), int(r["m"]), r["kernel"])
 
 
 def merge(old: dict | None, new: dict) -> dict:
-    """``new`` plus the rows of ``old`` (same card) for (config, shape)s that ``new`` did not time,
-    so a table can be made in several runs."""
+    """``new`` plus the rows of ``old`` (same card) that ``new`` did not re-time, so a table can be
+    made in several runs: other shapes, and also other M or kernels of the same shape (a run with
+    ``--m`` or ``--kernels`` replaces only what it timed)."""
     if not old or old.get("arch") != new["arch"] or old.get("device") != new["device"]:
         return new
     fresh = {_row_key(r) for r in new["rows"]}

@@ -50,7 +50,7 @@ class CpuAmxWNA16LinearKernel(CpuKernelMixin, MPLinearKernel):
         c = self.config
         ext = self.ext()  # build (or load) the extension now, never in apply
         codes, ws, zp = checked_codes(self, layer)
-        n, k = c.N, c.K
+        k = c.K
         g = c.effective_group_size
         kind, bias = TYPES[c.weight_type]
         self.kind = kind
@@ -58,19 +58,11 @@ class CpuAmxWNA16LinearKernel(CpuKernelMixin, MPLinearKernel):
         # per channel: one scale for all of K, applied per sub-group (pack.split_group)
         self.group = pack.split_group(self.k_pad) if g == k else g
         reps = self.k_pad // self.group if g == k else 1
-        n_pad = pack.round_up(n, pack.NB)
         if kind == W_INT4:
             wpack = pack.pack_int4(codes, self.k_pad)
         else:
             wpack = pack.pack_bytes((codes - bias).to(torch.int8), self.k_pad)
-        sw = pack.block_scales(pack.repeat_groups(ws.data.float().t(), reps), n_pad)
-        zc = None
-        if zp is not None:
-            zc = pack.block_scales(pack.repeat_groups((zp.float() - bias).t(), reps), n_pad)
-        self.replace_parameter(layer, self.w_q_name, wpack)
-        self.replace_parameter(layer, self.w_s_name, sw)
-        if self.w_zp_name is not None:
-            self.replace_parameter(layer, self.w_zp_name, zc if zc is not None else torch.empty(0))
+        store_packed(self, layer, wpack, ws.data, zp, reps, zero_offset=bias)
         self._ext = ext
 
     def apply_weights(self, layer, x, bias=None):
@@ -107,6 +99,22 @@ def layer_reason(c, types) -> str | None:
     if g != c.K and g % 32:
         return f"group size {c.group_size} must be a multiple of 32 (one tile is 32 K deep) or per channel"
     return None
+
+
+def store_packed(kernel: MPLinearKernel, layer, wpack: torch.Tensor, ws: torch.Tensor, zp: torch.Tensor | None,
+                 reps: int, zero_offset: float = 0.0) -> None:
+    """Replace the layer's parameters with what the C++ kernels read: the packed codes, the scales
+    [N, G] and the zero-point codes minus ``zero_offset`` (an empty tensor without them) as per-N-block
+    tables (``pack.block_scales``), each group's row repeated ``reps`` times for its sub-groups."""
+    n_pad = pack.round_up(kernel.config.N, pack.NB)
+
+    def table(t_ng: torch.Tensor) -> torch.Tensor:
+        return pack.block_scales(pack.repeat_groups(t_ng.float().t(), reps), n_pad)
+
+    kernel.replace_parameter(layer, kernel.w_q_name, wpack)
+    kernel.replace_parameter(layer, kernel.w_s_name, table(ws))
+    if kernel.w_zp_name is not None:
+        kernel.replace_parameter(layer, kernel.w_zp_name, table(zp.float() - zero_offset) if zp is not None else torch.empty(0))
 
 
 def checked_codes(kernel: MPLinearKernel, layer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

@@ -27,7 +27,7 @@ from qlinear.settings import get_settings
 
 from . import pack
 from .common import PRIO, CpuKernelMixin, as_2d, bias_f32, new_out, out_dtype
-from .mp import checked_codes, layer_reason
+from .mp import checked_codes, layer_reason, store_packed
 
 # rows up to which the AVX512-VNNI path runs instead of AMX int8 tiles
 # (measured: providers/cpu/README.md, "W4A8")
@@ -64,21 +64,13 @@ class CpuAmxW4A8LinearKernel(CpuKernelMixin, MPLinearKernel):
         c = self.config
         ext = self.ext()  # build (or load) the extension now, never in apply
         codes, ws, zp = checked_codes(self, layer)
-        n, k = c.N, c.K
+        k = c.K
         self.k_pad = pack.round_up(k, 32)
         g = self.k_pad if c.effective_group_size == k else c.effective_group_size
         self.group = pack.split_group(g) if g > MAX_GROUP else g
         reps = g // self.group
-        n_pad = pack.round_up(n, pack.NB)
         # per channel with K not a multiple of 32: the one scale row covers the padded K too
-        sw = pack.block_scales(pack.repeat_groups(ws.data.float().t(), reps), n_pad)
-        zc = None
-        if zp is not None:
-            zc = pack.block_scales(pack.repeat_groups(zp.float().t(), reps), n_pad)
-        self.replace_parameter(layer, self.w_q_name, pack.pack_int4_vnni4(codes, self.k_pad))
-        self.replace_parameter(layer, self.w_s_name, sw)
-        if self.w_zp_name is not None:
-            self.replace_parameter(layer, self.w_zp_name, zc if zc is not None else torch.empty(0))
+        store_packed(self, layer, pack.pack_int4_vnni4(codes, self.k_pad), ws.data, zp, reps)
         self._ext = ext
 
     def apply_weights(self, layer, x, bias=None):

@@ -83,6 +83,25 @@ struct TileState {
   ~TileState() { if (r0 >= 0) _tile_release(); }
 };
 
+// The C tiles 4-7: rows 0-15 (tiles 4, 5: columns 0-15, 16-31) and, when the block has a second
+// 16 rows (r1), rows 16-31 (tiles 6, 7).
+inline void zero_c_tiles(bool r1) {
+  _tile_zero(4);
+  _tile_zero(5);
+  if (r1) { _tile_zero(6); _tile_zero(7); }
+}
+// ... stored to ctmp, [32][NB] 4-byte sums (fp32 or int32).
+template <class T>
+inline void store_c_tiles(T* ctmp, bool r1) {
+  static_assert(sizeof(T) == 4, "C tiles hold 4-byte sums");
+  _tile_stored(4, ctmp, NB * 4);
+  _tile_stored(5, ctmp + 16, NB * 4);
+  if (r1) {
+    _tile_stored(6, ctmp + 16 * NB, NB * 4);
+    _tile_stored(7, ctmp + 16 * NB + 16, NB * 4);
+  }
+}
+
 void* aligned_buf(size_t bytes) {
   void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
   TORCH_CHECK(p != nullptr, "qlinear_cpu: out of memory for a ", bytes, "-byte buffer");
@@ -399,9 +418,7 @@ void gemm_dq(const at::Tensor& x, const at::Tensor& wpack, int64_t kind, int64_t
           const int r0 = (int)std::min<int64_t>(16, M - m0);
           const int r1 = (int)std::max<int64_t>(0, std::min<int64_t>(16, M - m0 - 16));
           tiles.set(r0, r1);
-          _tile_zero(4);
-          _tile_zero(5);
-          if (r1) { _tile_zero(6); _tile_zero(7); }
+          zero_c_tiles(r1);
           const uint16_t* xa = xp + m0 * ldx + g * group;
           for (int64_t kc = 0; kc < gchunks; ++kc) {
             _tile_loadd(0, xa + kc * 32, ldx * 2);
@@ -415,12 +432,7 @@ void gemm_dq(const at::Tensor& x, const at::Tensor& wpack, int64_t kind, int64_t
               _tile_dpbf16ps(7, 1, 3);
             }
           }
-          _tile_stored(4, ctmp, NB * 4);
-          _tile_stored(5, ctmp + 16, NB * 4);
-          if (r1) {
-            _tile_stored(6, ctmp + 16 * NB, NB * 4);
-            _tile_stored(7, ctmp + 16 * NB + 16, NB * 4);
-          }
+          store_c_tiles(ctmp, r1);
           const __m512 s0 = _mm512_loadu_ps(swg), s1 = _mm512_loadu_ps(swg + 16);
           __m512 z0 = _mm512_setzero_ps(), z1 = _mm512_setzero_ps();
           if (zcg) { z0 = _mm512_loadu_ps(zcg); z1 = _mm512_loadu_ps(zcg + 16); }
@@ -693,9 +705,7 @@ void gemm_i8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& zp, co
         const int r0 = (int)std::min<int64_t>(16, M - m0);
         const int r1 = (int)std::max<int64_t>(0, std::min<int64_t>(16, M - m0 - 16));
         tiles.set(r0, r1);
-        _tile_zero(4);
-        _tile_zero(5);
-        if (r1) { _tile_zero(6); _tile_zero(7); }
+        zero_c_tiles(r1);
         const int8_t* qa0 = qp + a_off(m0, 0, kchunks, R);
         const int8_t* qa1 = qa0 + kchunks * R * 64;  // the next 16 rows (R = 16 whenever they exist)
         if (r1 == 0) {
@@ -950,9 +960,7 @@ void gemm_w4a8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& wpac
           const int r0 = (int)std::min<int64_t>(16, M - m0);
           const int r1 = (int)std::max<int64_t>(0, std::min<int64_t>(16, M - m0 - 16));
           tiles.set(r0, r1, kd);
-          _tile_zero(4);
-          _tile_zero(5);
-          if (r1) { _tile_zero(6); _tile_zero(7); }
+          zero_c_tiles(r1);
           const int8_t* qa0 = qp + a_off(m0, 0, kq, R);
           const int8_t* qa1 = qa0 + kq * R * 64;  // the next 16 rows (R = 16 whenever they exist)
           for (int64_t j = 0; j < gk; ++j) {
@@ -971,12 +979,7 @@ void gemm_w4a8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& wpac
             }
           }
           // a group is at most 4 tile steps deep: no point in splitting them over more accumulators
-          _tile_stored(4, ctmp, NB * 4);
-          _tile_stored(5, ctmp + 16, NB * 4);
-          if (r1) {
-            _tile_stored(6, ctmp + 16 * NB, NB * 4);
-            _tile_stored(7, ctmp + 16 * NB + 16, NB * 4);
-          }
+          store_c_tiles(ctmp, r1);
           for (int i = 0; i < r0 + r1; ++i) {
             const int64_t m = m0 + i;
             const __m512i c0 = _mm512_load_si512((const __m512i*)(ctmp + i * NB));

@@ -54,3 +54,17 @@ def verdict(platform: "Platform | int | None") -> tuple[bool, str | None]:
     if cutlass_include_dirs() is None:
         return False, "CUTLASS headers not found: pip install nvidia-cutlass (or set QLINEAR_CUTLASS_DIR to a CUTLASS checkout)"
     return True, None
+
+
+class CutlassKernelMixin:
+    """What every cutlass kernel class shares: the provider's name, the Hopper gate (``verdict``) and
+    a tile (so the K order of the sums) chosen per M bucket, hence not batch invariant."""
+
+    provider = "cutlass"
+    backend = "cutlass"
+    batch_invariant = False
+    min_capability = 90
+
+    @classmethod
+    def is_supported(cls, platform=None):
+        return verdict(platform)

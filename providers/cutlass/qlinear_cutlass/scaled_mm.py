@@ -6,24 +6,16 @@ from __future__ import annotations
 import torch
 
 from . import configs
-from .gates import verdict
+from .gates import CutlassKernelMixin
 
 PRIORITY = 10  # below torch (17-19), triton (20) and fbgemm (25) until measured faster on the H200
 IO_DTYPES = (torch.bfloat16, torch.float16)  # activations in, output out (the epilogue's dtypes)
 ALIGN = 16  # TMA: 16-byte rows of the 1-byte A and B (K), and 16-element rows of the output (N)
 
 
-class CutlassW8A8Mixin:
-    provider = "cutlass"
-    backend = "cutlass"
+class CutlassW8A8Mixin(CutlassKernelMixin):
     priority = PRIORITY
-    batch_invariant = False  # the tile (and its K order) is chosen per M bucket
-    min_capability = 90
     notes = "JIT-compiles its CUDA extension (CUTLASS, sm_90a) when the first layer loads"
-
-    @classmethod
-    def is_supported(cls, platform=None):
-        return verdict(platform)
 
     @classmethod
     def shape_reason(cls, c) -> str | None:

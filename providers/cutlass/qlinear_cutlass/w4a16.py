@@ -21,7 +21,7 @@ from qlinear.kernel import MPLinearKernel
 from qlinear.scalar_type import scalar_types
 
 from . import configs
-from .gates import verdict
+from .gates import CutlassKernelMixin
 from .w4a16_layout import K_TILE, act_order_perm, scale_table, weight_int4, zero_table
 
 # Below triton (55), marlin (50) and fbgemm (25) for the MP family until the H200 tables say where it
@@ -30,17 +30,9 @@ PRIORITY = 20
 ACT_DTYPES = (torch.bfloat16, torch.float16)
 
 
-class CutlassW4A16LinearKernel(MPLinearKernel):
-    provider = "cutlass"
-    backend = "cutlass"
+class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
     priority = PRIORITY
-    batch_invariant = False  # the tile (and so the K order of the sums) is chosen per M bucket
-    min_capability = 90
     notes = "JIT-compiles its CUDA extension (CUTLASS mixed-input, sm_90a) when the first layer loads"
-
-    @classmethod
-    def is_supported(cls, platform=None):
-        return verdict(platform)
 
     @classmethod
     def can_implement(cls, c):

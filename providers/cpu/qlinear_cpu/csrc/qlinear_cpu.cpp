@@ -102,6 +102,13 @@ inline void store_c_tiles(T* ctmp, bool r1) {
   }
 }
 
+// Lane masks of a 32-column block's two 16-column halves when only `cols` of its columns exist (the
+// last block of a layer whose N is not a multiple of 32).
+inline void block_masks(int64_t cols, __mmask16& k0, __mmask16& k1) {
+  k0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
+  k1 = cols >= 32 ? (__mmask16)0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : (__mmask16)0;
+}
+
 void* aligned_buf(size_t bytes) {
   void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
   TORCH_CHECK(p != nullptr, "qlinear_cpu: out of memory for a ", bytes, "-byte buffer");
@@ -459,8 +466,8 @@ void gemm_dq(const at::Tensor& x, const at::Tensor& wpack, int64_t kind, int64_t
       // epilogue: per-row activation scale, bias, output dtype; the last block may be partial
       const int64_t n0 = nb * NB;
       const int64_t cols = std::min<int64_t>(NB, N - n0);
-      const __mmask16 k0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
-      const __mmask16 k1 = cols >= 32 ? (__mmask16)0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : (__mmask16)0;
+      __mmask16 k0, k1;
+      block_masks(cols, k0, k1);
       __m512 b0v = _mm512_setzero_ps(), b1v = _mm512_setzero_ps();
       if (bp) { b0v = _mm512_maskz_loadu_ps(k0, bp + n0); b1v = _mm512_maskz_loadu_ps(k1, bp + n0 + 16); }
       for (int64_t m = 0; m < M; ++m) {
@@ -683,8 +690,7 @@ void gemm_i8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& zp, co
       const int8_t* wblk = wp + nb * kchunks * 2 * TILE_BYTES;
       const int64_t n0 = nb * NB;
       const int64_t cols = std::min<int64_t>(NB, N - n0);
-      ep.k0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
-      ep.k1 = cols >= 32 ? (__mmask16)0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : (__mmask16)0;
+      block_masks(cols, ep.k0, ep.k1);
       ep.s0 = _mm512_loadu_ps(swp + n0);
       ep.s1 = _mm512_loadu_ps(swp + n0 + 16);
       ep.cs0 = ep.cs1 = ep.bb0 = ep.bb1 = _mm512_setzero_ps();
@@ -993,8 +999,8 @@ void gemm_w4a8(const at::Tensor& q, const at::Tensor& sx, const at::Tensor& wpac
       // epilogue: per-row activation scale, bias, output dtype; the last block may be partial
       const int64_t n0 = nb * NB;
       const int64_t cols = std::min<int64_t>(NB, N - n0);
-      const __mmask16 k0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
-      const __mmask16 k1 = cols >= 32 ? (__mmask16)0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : (__mmask16)0;
+      __mmask16 k0, k1;
+      block_masks(cols, k0, k1);
       __m512 b0v = _mm512_setzero_ps(), b1v = _mm512_setzero_ps();
       if (bp) { b0v = _mm512_maskz_loadu_ps(k0, bp + n0); b1v = _mm512_maskz_loadu_ps(k1, bp + n0 + 16); }
       for (int64_t m = 0; m < M; ++m) {

@@ -5,7 +5,8 @@ kernel at every K split count (M = 1), to check the launcher's split choice.
     python3 -m tools.marlin_decode_sweep [--out sweep.json] [--ms 1,2,4,8,16] [--splits 1,2,4,8,16]
 
 Per (shape, M): CUDA-graph time per call over rotated layer copies (no L2 reuse) of bf16, the triton
-kernel, the marlin tile kernel and the decode kernel with the launcher's split choice; at M = 1 also
+kernel, the marlin tile kernel and the decode kernel with the launcher's split choice (also without
+programmatic dependent launch); at M = 1 also
 the decode kernel at every --splits. Relative error of every path against the float64 reference.
 JSON to --out, table to stdout.
 """
@@ -64,14 +65,16 @@ def main() -> None:
             x = torch.randn(m, k, device=dev, dtype=torch.bfloat16, generator=gen)
             ref = (x.double() @ ref_w.t()).float()
 
-            def marlin(decode, splits=0):
+            def marlin(decode, splits=0, **kw):
                 def call(i):
                     L = mlayers[i]
                     return runtime.run(x, n, getattr(L, kern.w_q_name), getattr(L, kern.w_s_name), group_k=L.qlinear_marlin_group_k,
-                                       fmt=runtime.INT_CODES, decode=decode, splits=splits)
+                                       fmt=runtime.INT_CODES, decode=decode, splits=splits, **kw)
                 return call
 
-            paths = {"bf16": lambda i: F.linear(x, bf[i % len(bf)]), "tile": marlin(0), "decode": marlin(1)}
+            # decode: with PDL (the default) and without, for the A/B
+            paths = {"bf16": lambda i: F.linear(x, bf[i % len(bf)]), "tile": marlin(0), "decode": marlin(1),
+                     "decode_nopdl": marlin(1, pdl=False)}
             if tkerns is not None:
                 paths["triton"] = lambda i: tkerns[i].apply_weights(tlayers[i], x)
             r = dict(shape=name, n=n, k=k, m=m, copies=copies)

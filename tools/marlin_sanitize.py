@@ -1,5 +1,5 @@
 """Run every kernel path once on small layers, for compute-sanitizer (memcheck / racecheck / synccheck):
-integer 4/8-bit with and without zero points, the 4-bit decode kernel (1 and 2 row blocks), act-order with uneven groups, split-K and single-slice
+integer 4/8-bit with and without zero points, the 4-bit decode kernel (1 and 2 row blocks, act-order gather), act-order with uneven groups, split-K and single-slice
 tiles, 1/2/4 m16 tiles, float formats, and the dequant + cuBLAS path. Prints OK at the end."""
 
 from __future__ import annotations

@@ -32,3 +32,33 @@ def test_python_dash_m_qlinear_is_the_cli():
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "MPLinearLayerConfig" in r.stdout or "selected" in r.stdout.lower()
+
+
+def test_decode_loop_generates_what_generate_does():
+    """The demo's own decode loop (static cache, device-side position, the step that --cuda-graph
+    captures; run eagerly here) gives generate()'s greedy tokens on the tiny model."""
+    import torch
+
+    from qlinear.models import demo
+
+    model = demo.build_model("tiny", torch.device("cpu"))
+    ids = demo.prompt_ids(model.config.vocab_size, 5, "cpu")
+    ref, _ = demo.generate(model, ids, 6, static_cache=False)
+    seq, tps = demo.decode_loop(model, ids, 6, graph=False, reps=2)
+    assert torch.equal(seq, ref), (seq, ref)
+    assert tps > 0
+    with pytest.raises(SystemExit):  # CUDA graphs need a CUDA device: refused up front, with the flag named
+        demo.main(["--cuda-graph", "--device", "cpu"])
+
+
+def test_decode_loop_compiled_step_matches():
+    """The same loop with the step's model call through torch.compile (what --compile captures)."""
+    import torch
+
+    from qlinear.models import demo
+
+    model = demo.build_model("tiny", torch.device("cpu"))
+    ids = demo.prompt_ids(model.config.vocab_size, 5, "cpu")
+    ref, _ = demo.decode_loop(model, ids, 4, graph=False, reps=1)
+    seq, _ = demo.decode_loop(model, ids, 4, graph=False, compile_step=True, reps=1)
+    assert torch.equal(seq, ref), (seq, ref)

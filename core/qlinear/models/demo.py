@@ -2,6 +2,7 @@
 
     python -m qlinear.models.demo                       # tiny Llama (shipped config), CPU
     python -m qlinear.models.demo --preset llama3-8b --device cuda --static-cache
+    python -m qlinear.models.demo --preset llama3-8b --device cuda --cuda-graph --compile --regime decode
 
 Builds the model from a transformers config shipped in ``qlinear/models/configs`` with weights from
 a fixed seed (nothing is downloaded), generates greedily in bf16, then per scheme: quantizes it
@@ -81,6 +82,77 @@ def generate(model, ids: torch.Tensor, new: int, static_cache: bool) -> tuple[to
     return out, (new - 1) / max(tn - t1, 1e-9)
 
 
+def decode_loop(model, ids: torch.Tensor, new: int, *, graph: bool, compile_step: bool = False,
+                reps: int = 3) -> tuple[torch.Tensor, float]:
+    """Greedy ``new`` tokens with transformers' static KV cache and a decode loop of our own: the
+    prompt runs eagerly (prefill, first token), then one decode step (1 token at a device-side
+    position) is captured as a CUDA graph (``graph``) and replayed per token. Nothing in the loop
+    goes back to the host, so tokens/s is the device time of the step: what a serving engine with
+    CUDA graphs sees, without ``generate``'s per-token Python. ``compile_step``: the step's model call
+    goes through ``torch.compile`` first (Inductor fuses the norms, rotary and residual adds, which
+    eagerly are ~40 small kernels per layer; each qlinear layer stays one opaque op). ``graph=False``
+    runs the same step eagerly (CPU tests check the loop against ``generate``). Returns (sequence,
+    decode tokens/s: the best of ``reps`` timed runs of the ``new - 1`` steps after the first token)."""
+    from transformers import StaticCache
+
+    dev = ids.device
+    p = ids.shape[1]
+    cache = StaticCache(config=model.config, max_cache_len=p + new)
+    seq = torch.zeros(1, p + new, dtype=ids.dtype, device=dev)
+    tok = torch.zeros(1, 1, dtype=ids.dtype, device=dev)
+    pos = torch.zeros(1, dtype=torch.long, device=dev)
+
+    # positions are passed both ways: as cache_position (read by older StaticCache versions) and as
+    # position_ids (newer ones keep their own device-side length, which reset() zeroes)
+    def prefill():  # (re)starts the sequence
+        cache.reset()
+        at = torch.arange(p, device=dev)
+        logits = model(input_ids=ids, past_key_values=cache, cache_position=at, position_ids=at[None],
+                       use_cache=True).logits
+        seq.zero_()
+        seq[:, :p] = ids
+        tok.copy_(logits[:, -1:].argmax(-1))
+        pos.fill_(p)
+
+    def next_token(tok, pos):
+        logits = model(input_ids=tok, past_key_values=cache, cache_position=pos, position_ids=pos[None],
+                       use_cache=True).logits
+        return logits[:, -1:].argmax(-1)
+
+    fwd = torch.compile(next_token, dynamic=False) if compile_step else next_token
+
+    def step():  # token `tok` at position `pos`: stored, fed, its successor becomes `tok`
+        seq.index_copy_(1, pos, tok)
+        tok.copy_(fwd(tok, pos))
+        pos.add_(1)
+
+    run = step
+    with torch.no_grad():
+        prefill()
+        if graph:
+            side = torch.cuda.Stream(dev)
+            side.wait_stream(torch.cuda.current_stream(dev))
+            with torch.cuda.stream(side):  # warm up off the capture (lazy allocations, JIT builds)
+                for _ in range(2):
+                    step()
+            torch.cuda.current_stream(dev).wait_stream(side)
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g, stream=side):
+                step()
+            run = g.replay
+        best = float("inf")
+        for _ in range(max(1, reps)):
+            prefill()
+            _sync(dev)
+            t = time.perf_counter()
+            for _ in range(new - 1):
+                run()
+            _sync(dev)
+            best = min(best, time.perf_counter() - t)
+        seq[:, -1:] = tok
+    return seq, (new - 1) / max(best, 1e-9)
+
+
 def agreement(model, seq: torch.Tensor, ref_logits: torch.Tensor, start: int) -> tuple[float, float]:
     """Top-1 agreement with the reference logits on positions ``start:``, and max |logit diff|."""
     with torch.no_grad():
@@ -113,17 +185,33 @@ def main(argv=None) -> int:
     ap.add_argument("--prompt", type=int, default=24, help="prompt length in tokens")
     ap.add_argument("--tokens", type=int, default=24, help="tokens to generate")
     ap.add_argument("--static-cache", action="store_true", help="transformers' static KV cache (compiles the decode step)")
+    ap.add_argument("--cuda-graph", action="store_true",
+                    help="decode with a static KV cache and one CUDA graph of the decode step replayed per token "
+                         "(no generate(): measures the device time of a token, as a serving engine would see it)")
+    ap.add_argument("--compile", action="store_true",
+                    help="with --cuda-graph: torch.compile the decode step before capturing it (fuses the "
+                         "non-linear ops; the first step takes a minute or two to compile)")
     ap.add_argument("--no-save", action="store_true", help="skip the save/load round trip (default for llama3-8b)")
     ap.add_argument("--regime", choices=["decode", "prefill", "mixed"], default=None,
                     help="the M range each layer's kernel is chosen for from the tuned tables (like QLINEAR_REGIME; "
                          "decode = M <= 16, what token generation runs)")
     args = ap.parse_args(argv)
+    if args.cuda_graph and (args.device or ("cuda" if args.preset == "llama3-8b" else "cpu")) == "cpu":
+        ap.error("--cuda-graph: needs --device cuda")
+    if args.compile and not args.cuda_graph:
+        ap.error("--compile: goes with --cuda-graph (--static-cache compiles through generate itself)")
     if args.regime:
         from ..settings import override_settings
 
         with override_settings(regime=args.regime):
             return _run(args)
     return _run(args)
+
+
+def _generate(model, ids, args) -> tuple[torch.Tensor, float]:
+    if args.cuda_graph:
+        return decode_loop(model, ids, args.tokens, graph=True, compile_step=args.compile)
+    return generate(model, ids, args.tokens, args.static_cache)
 
 
 def _run(args) -> int:
@@ -133,12 +221,14 @@ def _run(args) -> int:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} threads)"
     print(f"qlinear demo: {args.preset} Llama ({PRESETS[args.preset]}, seed 0) on {where}; prompt {args.prompt}, "
           f"{args.tokens} new tokens, greedy{', static KV cache' if args.static_cache else ''}"
+          f"{', static KV cache + one CUDA graph per decode step' if args.cuda_graph else ''}"
+          f"{' (torch.compile)' if args.cuda_graph and args.compile else ''}"
           f"{f', regime {args.regime}' if args.regime else ''}")
 
     model = build_model(args.preset, device)
     nparams = sum(p.numel() for p in model.parameters())
     ids = prompt_ids(model.config.vocab_size, args.prompt, device)
-    seq, tps_ref = generate(model, ids, args.tokens, args.static_cache)
+    seq, tps_ref = _generate(model, ids, args)
     with torch.no_grad():
         ref_logits = model(seq).logits.float()
     del model
@@ -169,7 +259,7 @@ def _run(args) -> int:
             note = f", checkpoint {mb:.1f} MB saved + reloaded"
         prep = time.perf_counter() - t0
         try:
-            out, tps = generate(model, ids, args.tokens, args.static_cache)
+            out, tps = _generate(model, ids, args)
             top1, diff = agreement(model, seq, ref_logits, 0)
         except Exception as e:  # a kernel failing at run time is reported, the others still run
             print(f"{scheme}: FAILED while generating: {type(e).__name__}: {e}")

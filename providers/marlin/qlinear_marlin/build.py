@@ -30,7 +30,7 @@ from qlinear.settings import env_int
 
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = ("binding.cpp", "mp_kernels_int.cu", "mp_kernels_fp.cu")
-HEADERS = ("mp_params.h", "marlin_mp.cuh", "mp_decode.cuh", "mp_dequant.cuh")
+HEADERS = tuple(sorted(p.name for p in CSRC.iterdir() if p.suffix in (".cuh", ".h")))  # all: any edit rebuilds
 
 
 def _arch_flags() -> tuple[list[str], str]:

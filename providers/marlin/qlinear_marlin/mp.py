@@ -80,18 +80,25 @@ class MarlinMPLinearKernel(K.MPLinearKernel):
         if c.zero_points:
             self.replace_parameter(layer, self.w_zp_name, r.zm)
         if c.has_g_idx and getattr(layer, self.w_gidx_name, None) is not None:
-            # the kernel reads the group of each k tile; g_idx itself is not needed any more
-            self.replace_parameter(layer, self.w_gidx_name, r.tile_group)
+            # the kernel reads the group of each k tile; g_idx itself is not needed any more. Empty
+            # when the sorted groups are plain groups of group_k rows (no per-tile lookup).
+            tg = r.tile_group if r.tile_group is not None else torch.empty(0, dtype=torch.int32, device=r.w.device)
+            self.replace_parameter(layer, self.w_gidx_name, tg)
         # a buffer, so module.to(device) moves it with the weights
         layer.register_buffer("qlinear_marlin_kidx", r.kidx, persistent=False)
         layer.qlinear_marlin_group_k = r.group_k
 
     # ---- run time ----------------------------------------------------------------------------
+    def tile_group(self, layer: torch.nn.Module) -> torch.Tensor | None:
+        """The group of each k tile (act-order with uneven groups), or None."""
+        tg = getattr(layer, self.w_gidx_name) if self.config.has_g_idx else None
+        return tg if tg is not None and tg.numel() else None
+
     def apply_weights(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         c = self.config
         return runtime.run(
             x, c.N, getattr(layer, self.w_q_name), getattr(layer, self.w_s_name),
             zm=getattr(layer, self.w_zp_name) if c.zero_points else None,
-            tile_group=getattr(layer, self.w_gidx_name) if c.has_g_idx else None,
+            tile_group=self.tile_group(layer),
             kidx=layer.qlinear_marlin_kidx, group_k=layer.qlinear_marlin_group_k, fmt=runtime.INT_CODES,
             bias=bias, dequant_min_m=self.dequant_min_m, decode_max_m=self.decode_max_m, out_dtype=c.out_type)

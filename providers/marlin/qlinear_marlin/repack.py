@@ -93,6 +93,17 @@ class ActOrderPlan:
         return int(self.kidx.numel())
 
     @property
+    def uniform_rows(self) -> int:
+        """R when packed row r is in group r // R for every r (GPTQ act-order: K / G channels per
+        group), i.e. the groups are plain groups of R rows after the sort; else 0."""
+        used = int(self.row_group[-1]) + 1 if self.kp else 0
+        if used == 0 or self.kp % used:
+            return 0
+        per = self.kp // used
+        rows = torch.arange(self.kp, device=self.row_group.device) // per
+        return per if bool(torch.equal(self.row_group.to(torch.int64), rows)) else 0
+
+    @property
     def identity(self) -> bool:
         k = int((~self.is_pad).sum())
         return self.kp == k and bool(torch.equal(self.kidx, torch.arange(k, device=self.kidx.device)))
@@ -158,6 +169,8 @@ def repack_wna16(codes: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor 
         tile_group, kidx, group_k = plan.tile_group, plan.kidx, plan.kp
         if plan.identity:
             kidx = None  # channels already in group order, no pads: no gather needed
+        if plan.uniform_rows:  # every group spans the same packed rows: plain groups of that size,
+            tile_group, group_k = None, plan.uniform_rows  # no per-tile group lookup in the kernels
     else:
         group_k = k if group_size == -1 else group_size
         if group_k % TILE_K:

@@ -25,6 +25,9 @@ DEQUANT_MIN_M = env_int("QLINEAR_MARLIN_DEQUANT_MIN_M", 128, minimum=0)
 # group) instead of the tile kernel; 0 turns it off, 16 is the kernel's limit. H200 (docs/gpu-results.md,
 # fourth lease): faster than the tile kernel on every Llama-3-8B shape at every M from 1 to 16.
 DECODE_MAX_M = min(16, env_int("QLINEAR_MARLIN_DECODE_MAX_M", 16, minimum=0))
+# Launch the decode kernel as a programmatic dependent of the kernel before it (Hopper and later):
+# its first weight loads overlap that kernel's tail. 0 turns it off (A/B measurements).
+PDL = env_int("QLINEAR_MARLIN_PDL", 1, minimum=0)
 
 _workspaces: PerStream[tuple[torch.Tensor, torch.Tensor]] = PerStream()
 
@@ -68,6 +71,12 @@ def _sm_count(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
+@functools.lru_cache(maxsize=None)
+def _has_pdl(device: torch.device) -> bool:
+    """Programmatic dependent launch: compute capability 9.0 and later."""
+    return torch.cuda.get_device_capability(device)[0] >= 9
+
+
 def split_planes(device: torch.device, n: int, kp: int) -> int:
     """An upper bound of the K slices the launcher picks (choose_splits in marlin_mp.cuh: resident
     blocks over the output tiles, at most Kp / 256), taking 8 resident blocks per SM and one row
@@ -78,35 +87,39 @@ def split_planes(device: torch.device, n: int, kp: int) -> int:
 def run(x: torch.Tensor, n: int, w: torch.Tensor, s: torch.Tensor, *, zm=None, tile_group=None, kidx=None,
         col_scale=None, group_k: int, fmt: int, bias=None, dequant_min_m: int = DEQUANT_MIN_M,
         decode_max_m: int = DECODE_MAX_M, decode: int | None = None, splits: int = 0,
+        pdl: bool | None = None,
         out_dtype: torch.dtype | None = None) -> torch.Tensor:
     """x [..., K] (16-bit) -> [..., N] through the tile-layout weight. ``decode`` (None: by
-    ``decode_max_m``: 1 the decode kernel, 0 the tile kernel) and ``splits`` (0: the launcher's choice)
-    pin the path for sweeps and tests."""
+    ``decode_max_m``: 1 the decode kernel, 0 the tile kernel), ``splits`` (0: the launcher's choice)
+    and ``pdl`` (None: PDL where the GPU has it) pin the path for sweeps and tests."""
     ext = extension()
     lead = x.shape[:-1]
-    x2 = x.reshape(-1, x.shape[-1])
-    if kidx is not None:
-        x2 = x2.index_select(1, kidx)
-    x2 = x2.contiguous()
+    x2 = x.reshape(-1, x.shape[-1]).contiguous()
+    m = x2.shape[0]
+    if kidx is not None and m >= dequant_min_m:  # below, the extension gathers (its own kernel, PDL)
+        x2, kidx = x2.index_select(1, kidx), None
     if x2.data_ptr() % 16:  # the kernel copies activations 16 bytes at a time
         x2 = x2.clone(memory_format=torch.contiguous_format)
-    m = x2.shape[0]
     if bias is not None and bias.dtype != x2.dtype:
         bias = bias.to(x2.dtype)
     if m >= dequant_min_m:
         dense = ext.mp_dequant(w, s, zm, tile_group, col_scale, group_k, fmt)
         out = F.linear(x2, dense, bias)
     else:
-        planes = split_planes(x2.device, n, x2.shape[1])
-        wsp, cnt = workspace(x2.device, planes * m * n, ((m + 15) // 16) * (n // TILE_N))
-        decodable = m <= 16 and fmt == INT_CODES and w.shape[-1] == 4 and x2.shape[1] % 128 == 0
+        kp = w.shape[1] * 16  # packed K (act-order: the gathered x's width)
+        planes = split_planes(x2.device, n, kp)
+        wsp, cnt = workspace(x2.device, planes * m * n, ((m + 7) // 8) * (n // TILE_N))
+        decodable = m <= 16 and fmt == INT_CODES and w.shape[-1] == 4 and kp % 128 == 0
         if decode is None:
             decode = int(decodable and m <= decode_max_m)
         elif decode and not decodable:  # checked here: the binding's own refusal of this call crashed the
             # process on the H200 instead of raising (docs/gpu-results.md, fourth lease)
             raise ValueError(f"decode: the decode kernel takes 4-bit integer codes, M <= 16 and K a multiple of 128; "
-                             f"got M={m}, {w.shape[-1]}-bit, fmt {fmt}, K={x2.shape[1]}")
-        out = ext.mp_gemm(x2, w, s, zm, tile_group, bias, col_scale, wsp, cnt, group_k, fmt, decode, splits)
+                             f"got M={m}, {w.shape[-1]}-bit, fmt {fmt}, K={kp}")
+        if pdl is None:
+            pdl = bool(PDL) and x2.is_cuda and _has_pdl(x2.device)
+        out = ext.mp_gemm(x2, w, s, zm, tile_group, bias, col_scale, wsp, cnt, group_k, fmt, decode, splits, int(pdl),
+                          kidx)
     if out_dtype is not None and out_dtype != out.dtype:
         out = out.to(out_dtype)
     return out.reshape(*lead, n)

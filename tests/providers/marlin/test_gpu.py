@@ -44,9 +44,11 @@ def test_conformance_tile_kernel_small_m(case):
 
 @pytest.mark.parametrize("case", testing.cases_for(K, ms=(1, 2, 8, 9, 16), configs=EXTRA), ids=str)
 @pytest.mark.parametrize("splits", [1, 3, 64])
-def test_decode_kernel_pinned_splits(case, splits, monkeypatch):
+@pytest.mark.parametrize("pdl", [True, False], ids=["pdl", "nopdl"])
+def test_decode_kernel_pinned_splits(case, splits, pdl, monkeypatch):
     """The decode kernel with K cut into 1, 3 or (capped) 64 slices: the slice edges fall inside
-    groups and chunks, so every fold/boundary path runs."""
+    groups and chunks, so every fold/boundary path runs; launched with and without programmatic
+    dependent launch (PDL), act-order activations gathered by the extension's own kernel."""
     if case.config.weight_type.size_bits != 4 or case.config.K % 128:
         pytest.skip("the decode kernel takes 4-bit codes and K % 128 == 0")
     from qlinear_marlin import runtime
@@ -54,7 +56,7 @@ def test_decode_kernel_pinned_splits(case, splits, monkeypatch):
     run = runtime.run
 
     def pinned(x, n, w, *a, **kw):  # act-order pads groups: the packed K may not be whole chunks of 128
-        return run(x, n, w, *a, **{**kw, "splits": splits, "decode": int(w.shape[1] % 8 == 0)})
+        return run(x, n, w, *a, **{**kw, "splits": splits, "decode": int(w.shape[1] % 8 == 0), "pdl": pdl})
 
     monkeypatch.setattr(runtime, "run", pinned)
     testing.run_case(K, case, device="cuda")
@@ -76,6 +78,50 @@ def test_decode_and_tile_kernels_agree():
         tile = k.apply(layer, x, bias).float()
         err = (dec - tile).norm() / tile.norm()
         assert err < 1e-2, f"M={m}: decode vs tile kernel relative error {err:.2e}"
+
+
+@pytest.mark.parametrize("m", [1, 16])
+def test_decode_chain_with_pdl_is_ordered(m, monkeypatch):
+    """Each layer's input is the previous layer's output, eagerly and replayed in a CUDA graph: with
+    programmatic dependent launch the next kernel starts early, so a read of x before the wait would
+    see a stale input. The chain with PDL must equal it without, bit for bit."""
+    from qlinear.layers import make_layer
+    from qlinear_marlin import runtime
+
+    c = EXTRA[0]  # 4096 x 4096: the output of one layer is the next one's input
+    layers = []
+    for seed in range(4):
+        torch.manual_seed(seed)
+        params, x, _ = testing.make_case_layer(testing.Case(c, m), "cuda")
+        layer = make_layer(c, params)
+        k = K.create(c)
+        k.process_weights_after_loading(layer)
+        layers.append((k, layer))
+
+    def chain(pdl):
+        monkeypatch.setattr(runtime, "PDL", int(pdl))
+        y = x
+        for k, layer in layers * 3:
+            y = k.apply(layer, y, None)
+            y = y / y.abs().amax().clamp_min(1e-3)  # keep the values in range over 12 layers
+        return y
+
+    ref = chain(False)
+    assert torch.equal(chain(True), ref)
+    torch.cuda.synchronize()
+    out = {}
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        chain(True)
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        out["y"] = chain(True)
+    for _ in range(3):
+        g.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(out["y"], ref)
 
 
 class DenseMarlin(K):

@@ -79,7 +79,7 @@ def test_mp_layer_load_and_emulate(case):
     c = case.config
     out = emulate_tiles(x, layer.weight_packed, layer.weight_scale,
                         zm=layer.weight_zero_point if c.zero_points else None,
-                        tile_group=layer.weight_g_idx if c.has_g_idx else None, kidx=layer.qlinear_marlin_kidx,
+                        tile_group=k.tile_group(layer), kidx=layer.qlinear_marlin_kidx,
                         group_k=layer.qlinear_marlin_group_k, zero_offset=zero_offset(c.act_type, c.bits))
     if bias is not None:
         out = out + bias.double()
@@ -115,9 +115,10 @@ def test_run_picks_the_decode_kernel_and_refuses_it_where_it_does_not_apply(monk
 
     calls = []
 
-    class Ext:  # records the binding's arguments; the decode flag is the 12th
+    class Ext:  # records the binding's arguments; the decode mode is the 12th, the PDL flag the 14th
         def mp_gemm(self, x, *a):
             calls.append(a[10])
+            assert a[12] == 0  # no PDL off CUDA
             return torch.zeros(x.shape[0], 64, dtype=x.dtype)
 
     monkeypatch.setattr(runtime, "extension", lambda: Ext())

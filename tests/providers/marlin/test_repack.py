@@ -75,6 +75,18 @@ def test_act_order_plan_full_groups_no_padding():
     assert torch.equal(gi[plan.kidx].long(), plan.row_group)
     assert torch.equal(plan.tile_group.long(), torch.arange(16) // 4)
     assert sorted(plan.kidx.tolist()) == list(range(256))
+    assert plan.uniform_rows == 64  # sorted, the groups are plain groups of 64: no per-tile lookup
+    codes = torch.randint(0, 16, (64, 256))
+    rep = repack_wna16(codes, torch.rand(64, 4), None, gi, 64, torch.float16)
+    assert rep.tile_group is None and rep.group_k == 64 and rep.kidx is not None
+
+
+def test_act_order_plan_unequal_groups_keep_the_tile_lookup():
+    gi = torch.cat([torch.full((48,), 0), torch.full((16,), 1), torch.full((64,), 2)])[torch.randperm(128)]
+    plan = act_order_plan(gi, 3)
+    assert plan.uniform_rows == 0
+    rep = repack_wna16(torch.randint(0, 16, (64, 128)), torch.rand(64, 3), None, gi, 64, torch.float16)
+    assert rep.tile_group is not None and rep.group_k == 128
 
 
 def test_act_order_plan_uneven_groups_pads_to_tiles():
@@ -83,6 +95,7 @@ def test_act_order_plan_uneven_groups_pads_to_tiles():
     plan = act_order_plan(gi, 4)
     assert plan.kp == 32 + 0 + 16 + 48
     assert plan.tile_group.tolist() == [0, 0, 2, 3, 3, 3]
+    assert plan.uniform_rows == 0
     real = ~plan.is_pad
     assert int(real.sum()) == 64 and sorted(plan.kidx[real].tolist()) == list(range(64))
     assert torch.equal(gi[plan.kidx[real]].long(), plan.row_group[real])

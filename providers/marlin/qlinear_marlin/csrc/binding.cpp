@@ -47,7 +47,7 @@ void check_format(int64_t fmt, bool has_zp) {
 torch::Tensor mp_gemm(torch::Tensor x, torch::Tensor w, torch::Tensor s, std::optional<torch::Tensor> zm,
                       std::optional<torch::Tensor> tile_group, std::optional<torch::Tensor> bias,
                       std::optional<torch::Tensor> col_scale, torch::Tensor ws, torch::Tensor counters, int64_t group_k,
-                      int64_t fmt, int64_t decode, int64_t want_splits) {
+                      int64_t fmt, int64_t decode, int64_t want_splits, int64_t pdl, std::optional<torch::Tensor> kidx) {
   check_cuda(x, "x");
   check_cuda(w, "w");
   check_cuda(s, "s");
@@ -57,8 +57,16 @@ torch::Tensor mp_gemm(torch::Tensor x, torch::Tensor w, torch::Tensor s, std::op
   QLM_CHECK(w.scalar_type() == at::kInt && w.dim() == 4 && w.size(2) == 32 && (w.size(3) == 4 || w.size(3) == 8),
             "w: expected int32 [N/64, K/16, 32, BITS] with BITS 4 or 8");
   const int bits = static_cast<int>(w.size(3));
-  const int64_t M = x.size(0), Kp = x.size(1), n_tiles = w.size(0), tiles_k = w.size(1), N = n_tiles * 64;
-  QLM_CHECK(tiles_k * 16 == Kp, "x.shape: K=", Kp, " but the packed weight holds K=", tiles_k * 16);
+  const int64_t M = x.size(0), n_tiles = w.size(0), tiles_k = w.size(1), N = n_tiles * 64;
+  // act-order: x [M, K] is gathered to [M, Kp] by kidx [Kp] (our gather kernel; kidx comes from the
+  // repack, its entries are < K); else x is [M, Kp] as packed
+  const int64_t Kp = kidx ? kidx->numel() : x.size(1);
+  if (kidx) {
+    check_cuda(*kidx, "kidx");
+    QLM_CHECK(kidx->scalar_type() == at::kLong && kidx->dim() == 1, "kidx: expected int64 [Kp]");
+    check_same_device(*kidx, w, "kidx");
+  }
+  QLM_CHECK(tiles_k * 16 == Kp, "x.shape: K=", Kp, kidx ? " (gathered)" : "", " but the packed weight holds K=", tiles_k * 16);
   QLM_CHECK(s.dim() == 4 && s.size(1) == n_tiles && s.size(2) == 8 && s.size(3) == 8, "s: expected [G, N/64, 8, 8]");
   QLM_CHECK(reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0, "x: data must be 16-byte aligned");
   QLM_CHECK(M <= INT32_MAX / 2 && N * Kp < (int64_t(1) << 40), "x.shape: too large");
@@ -88,6 +96,8 @@ torch::Tensor mp_gemm(torch::Tensor x, torch::Tensor w, torch::Tensor s, std::op
   c10::cuda::CUDAGuard guard(x.device());
   auto out = torch::empty({M, N}, x.options());
   if (M == 0) return out;
+  const int dtype = x.scalar_type() == at::kHalf ? 0 : 1;
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.get_device()).stream();
 
   // 16, 32 or 64 rows per block; the launcher splits K when the output has too few tiles to fill the GPU.
   const int mt = M <= 16 ? 1 : (M <= 32 ? 2 : 4);
@@ -98,11 +108,20 @@ torch::Tensor mp_gemm(torch::Tensor x, torch::Tensor w, torch::Tensor s, std::op
             bits, "-bit, fmt ", fmt, ", K=", Kp);
   QLM_CHECK(want_splits >= 0, "want_splits: must be >= 0");
   QLM_CHECK(ws.is_cuda() && ws.scalar_type() == at::kFloat && ws.numel() >= M * N, "ws: needs >= M*N fp32");
-  QLM_CHECK(counters.is_cuda() && counters.scalar_type() == at::kInt && counters.numel() >= ((M + 15) / 16) * n_tiles,
-            "counters: needs >= ceil(M/16) * N/64 zeroed int32");
+  QLM_CHECK(counters.is_cuda() && counters.scalar_type() == at::kInt && counters.numel() >= ((M + 7) / 8) * n_tiles,
+            "counters: needs >= ceil(M/8) * N/64 zeroed int32");
+
+  torch::Tensor xg = x;  // act-order: x gathered by our kernel (PDL-launched like the decode kernel)
+  if (kidx) {
+    xg = torch::empty({M, Kp}, x.options());
+    const cudaError_t e = qlinear_marlin::launch_mp_gather(x.data_ptr(), reinterpret_cast<const long long*>(kidx->data_ptr<int64_t>()), xg.data_ptr(),
+                                                           static_cast<int>(M), static_cast<int>(x.size(1)),
+                                                           static_cast<int>(Kp), dtype, pdl != 0, stream);
+    TORCH_CHECK(e == cudaSuccess, "qlinear marlin gather launch failed: ", cudaGetErrorString(e));
+  }
 
   qlinear_marlin::Params p{};
-  p.x = x.data_ptr();
+  p.x = xg.data_ptr();
   p.w = w.data_ptr();
   p.s = s.data_ptr();
   p.zm = zm ? zm->data_ptr() : nullptr;
@@ -118,8 +137,7 @@ torch::Tensor mp_gemm(torch::Tensor x, torch::Tensor w, torch::Tensor s, std::op
   p.Kp = static_cast<int>(Kp);
   p.group_k = static_cast<int>(tile_group ? Kp : group_k);
   p.want_splits = static_cast<int>(std::min<int64_t>(want_splits, 1 << 20));
-  const int dtype = x.scalar_type() == at::kHalf ? 0 : 1;
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.get_device()).stream();
+  p.pdl = pdl != 0;
   cudaError_t e = decode ? qlinear_marlin::launch_mp_decode(p, dtype, zm.has_value(), stream)
                   : fmt == qlinear_marlin::kFloatCodes ? qlinear_marlin::launch_mp_fp(p, dtype, bits, mt, stream)
                                                        : qlinear_marlin::launch_mp_int(p, dtype, bits, mt, zm.has_value(), stream);

@@ -4,6 +4,7 @@
 #include "marlin_mp.cuh"
 #include "mp_decode.cuh"
 #include "mp_dequant.cuh"
+#include "mp_gather.cuh"
 
 namespace qlinear_marlin {
 
@@ -15,6 +16,11 @@ cudaError_t launch_mp_int(const Params& p, int dtype, int bits, int mt, bool has
 
 cudaError_t launch_mp_decode(const Params& p, int dtype, bool has_zp, cudaStream_t stream) {
   return dtype == 0 ? launch_decode<__half>(p, has_zp, stream) : launch_decode<__nv_bfloat16>(p, has_zp, stream);
+}
+
+cudaError_t launch_mp_gather(const void* x, const long long* kidx, void* xp, int M, int K, int Kp, int dtype, bool pdl,
+                             cudaStream_t stream) {
+  return launch_gather(x, kidx, xp, M, K, Kp, dtype, pdl, stream);
 }
 
 cudaError_t launch_mp_dequant(const Params& p, int dtype, int bits, bool has_zp, int fmt, cudaStream_t stream) {

@@ -22,6 +22,8 @@ struct Params {
   int splits;       // K slices (set by the launcher)
   int slice_tiles;  // k tiles per slice (set by the launcher)
   int want_splits;  // decode kernel: K slices asked for (0: the launcher's choice; sweeps and tests)
+  int row_blocks;   // decode kernel: blocks per column tile along M (set by the launcher)
+  int pdl;          // decode kernel: launch as a programmatic dependent of the previous kernel (sm_90+)
 };
 
 // Code formats: integer (uint4/uint8, optional zero points) or float (E2M1 / E4M3 by bits).
@@ -33,6 +35,9 @@ cudaError_t launch_mp_int(const Params& p, int dtype, int bits, int mt, bool has
 cudaError_t launch_mp_fp(const Params& p, int dtype, int bits, int mt, cudaStream_t stream);
 // Decode kernel (mp_decode.cuh): 4-bit integer codes, M <= 16.
 cudaError_t launch_mp_decode(const Params& p, int dtype, bool has_zp, cudaStream_t stream);
+// Act-order activation gather xp[m][j] = x[m][kidx[j]] (mp_gather.cuh), PDL-launched when pdl.
+cudaError_t launch_mp_gather(const void* x, const long long* kidx, void* xp, int M, int K, int Kp, int dtype, bool pdl,
+                             cudaStream_t stream);
 // Dense dequantized weight [N][Kp] of the dtype into p.out (p.x, p.bias, p.ws, p.counters unused).
 cudaError_t launch_mp_dequant(const Params& p, int dtype, int bits, bool has_zp, int fmt, cudaStream_t stream);
 

@@ -6,7 +6,7 @@ kernel at every K split count (M = 1), to check the launcher's split choice.
 
 Per (shape, M): CUDA-graph time per call over rotated layer copies (no L2 reuse) of bf16, the triton
 kernel, the marlin tile kernel and the decode kernel with the launcher's split choice (also without
-programmatic dependent launch); at M = 1 also
+programmatic dependent launch, and with 4 and 8 warps per block instead of the launcher's rule); at M = 1 also
 the decode kernel at every --splits. Relative error of every path against the float64 reference.
 JSON to --out, table to stdout.
 """
@@ -74,7 +74,7 @@ def main() -> None:
 
             # decode: with PDL (the default) and without, for the A/B
             paths = {"bf16": lambda i: F.linear(x, bf[i % len(bf)]), "tile": marlin(0), "decode": marlin(1),
-                     "decode_nopdl": marlin(1, pdl=False)}
+                     "decode_nopdl": marlin(1, pdl=False), "decode_w4": marlin(1, warps=4), "decode_w8": marlin(1, warps=8)}
             if tkerns is not None:
                 paths["triton"] = lambda i: tkerns[i].apply_weights(tlayers[i], x)
             r = dict(shape=name, n=n, k=k, m=m, copies=copies)

@@ -44,11 +44,12 @@ def test_conformance_tile_kernel_small_m(case):
 
 @pytest.mark.parametrize("case", testing.cases_for(K, ms=(1, 2, 8, 9, 16), configs=EXTRA), ids=str)
 @pytest.mark.parametrize("splits", [1, 3, 64])
-@pytest.mark.parametrize("pdl", [True, False], ids=["pdl", "nopdl"])
-def test_decode_kernel_pinned_splits(case, splits, pdl, monkeypatch):
+@pytest.mark.parametrize("pdl,warps", [(True, 8), (False, 4)], ids=["pdl-8warps", "nopdl-4warps"])
+def test_decode_kernel_pinned_splits(case, splits, pdl, warps, monkeypatch):
     """The decode kernel with K cut into 1, 3 or (capped) 64 slices: the slice edges fall inside
     groups and chunks, so every fold/boundary path runs; launched with and without programmatic
-    dependent launch (PDL), act-order activations gathered by the extension's own kernel."""
+    dependent launch (PDL), blocks of 8 and 4 warps, act-order activations gathered by the
+    extension's own kernel."""
     if case.config.weight_type.size_bits != 4 or case.config.K % 128:
         pytest.skip("the decode kernel takes 4-bit codes and K % 128 == 0")
     from qlinear_marlin import runtime
@@ -56,7 +57,8 @@ def test_decode_kernel_pinned_splits(case, splits, pdl, monkeypatch):
     run = runtime.run
 
     def pinned(x, n, w, *a, **kw):  # act-order pads groups: the packed K may not be whole chunks of 128
-        return run(x, n, w, *a, **{**kw, "splits": splits, "decode": int(w.shape[1] % 8 == 0), "pdl": pdl})
+        return run(x, n, w, *a, **{**kw, "splits": splits, "decode": int(w.shape[1] % 8 == 0), "pdl": pdl,
+                                   "warps": warps})
 
     monkeypatch.setattr(runtime, "run", pinned)
     testing.run_case(K, case, device="cuda")

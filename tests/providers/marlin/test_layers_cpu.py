@@ -115,10 +115,11 @@ def test_run_picks_the_decode_kernel_and_refuses_it_where_it_does_not_apply(monk
 
     calls = []
 
-    class Ext:  # records the binding's arguments; the decode mode is the 12th, the PDL flag the 14th
+    class Ext:  # records the binding's arguments; the decode mode is the 12th, the PDL flag the 14th, the warps the 16th
         def mp_gemm(self, x, *a):
             calls.append(a[10])
             assert a[12] == 0  # no PDL off CUDA
+            assert a[14] == runtime.DECODE_WARPS  # 0 by default: the launcher's rule
             return torch.zeros(x.shape[0], 64, dtype=x.dtype)
 
     monkeypatch.setattr(runtime, "extension", lambda: Ext())

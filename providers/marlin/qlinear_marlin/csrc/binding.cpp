@@ -47,7 +47,7 @@ void check_format(int64_t fmt, bool has_zp) {
 torch::Tensor mp_gemm(torch::Tensor x, torch::Tensor w, torch::Tensor s, std::optional<torch::Tensor> zm,
                       std::optional<torch::Tensor> tile_group, std::optional<torch::Tensor> bias,
                       std::optional<torch::Tensor> col_scale, torch::Tensor ws, torch::Tensor counters, int64_t group_k,
-                      int64_t fmt, int64_t decode, int64_t want_splits, int64_t pdl, std::optional<torch::Tensor> kidx) {
+                      int64_t fmt, int64_t decode, int64_t want_splits, int64_t pdl, std::optional<torch::Tensor> kidx, int64_t dec_warps) {
   check_cuda(x, "x");
   check_cuda(w, "w");
   check_cuda(s, "s");
@@ -107,6 +107,7 @@ torch::Tensor mp_gemm(torch::Tensor x, torch::Tensor w, torch::Tensor s, std::op
             "decode: the decode kernel takes 4-bit integer codes, M <= 16 and K a multiple of 128, got M=", M, ", ",
             bits, "-bit, fmt ", fmt, ", K=", Kp);
   QLM_CHECK(want_splits >= 0, "want_splits: must be >= 0");
+  QLM_CHECK(dec_warps == 0 || dec_warps == 4 || dec_warps == 8, "dec_warps: must be 0 (the launcher's rule), 4 or 8");
   QLM_CHECK(ws.is_cuda() && ws.scalar_type() == at::kFloat && ws.numel() >= M * N, "ws: needs >= M*N fp32");
   QLM_CHECK(counters.is_cuda() && counters.scalar_type() == at::kInt && counters.numel() >= ((M + 7) / 8) * n_tiles,
             "counters: needs >= ceil(M/8) * N/64 zeroed int32");
@@ -138,6 +139,7 @@ torch::Tensor mp_gemm(torch::Tensor x, torch::Tensor w, torch::Tensor s, std::op
   p.group_k = static_cast<int>(tile_group ? Kp : group_k);
   p.want_splits = static_cast<int>(std::min<int64_t>(want_splits, 1 << 20));
   p.pdl = pdl != 0;
+  p.dec_warps = static_cast<int>(dec_warps);
   cudaError_t e = decode ? qlinear_marlin::launch_mp_decode(p, dtype, zm.has_value(), stream)
                   : fmt == qlinear_marlin::kFloatCodes ? qlinear_marlin::launch_mp_fp(p, dtype, bits, mt, stream)
                                                        : qlinear_marlin::launch_mp_int(p, dtype, bits, mt, zm.has_value(), stream);

@@ -35,8 +35,6 @@
 
 namespace qlinear_marlin {
 
-constexpr int kDecWarps = 8;
-constexpr int kDecThreads = kDecWarps * 32;
 constexpr int kDecChunk = 8;  // k tiles (of 16) a warp loads at once: 128 k, one group of 128
 
 __device__ __forceinline__ uint4 ld_stream(const uint4* p) {
@@ -77,8 +75,11 @@ enum GroupMode : int { kChunkGroups = 0, kSmallGroups = 1, kTileGroups = 2 };
 // (rows 0..7 and 8..15), neighbours in blockIdx.x, so they run at the same time and the second read
 // of their weight tile is an L2 hit. Measured on the H200 against one block holding both row blocks
 // (twice the accumulators: one block per SM instead of two), 6-18% faster on the Llama-3-8B shapes.
-template <typename T, bool HAS_ZP, int GM>
-__global__ void __launch_bounds__(kDecThreads, 2) mp_decode_kernel(const Params p) {
+// WARPS per block (4 or 8): 4 halves the block, so twice as many fit an SM (same registers per
+// thread) and the grid fills the GPU in finer steps (waves of 528 blocks instead of 264 on 132 SMs).
+template <typename T, int WARPS, bool HAS_ZP, int GM>
+__global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) mp_decode_kernel(const Params p) {
+  constexpr int kDecWarps = WARPS, kDecThreads = WARPS * 32;
   using Tr = Traits<T>;
   allow_dependent_launch();  // PDL (pdl.cuh): the next kernel's blocks may take SMs as ours leave
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -266,9 +267,10 @@ inline void choose_decode_splits(Params& p, int resident) {
   p.splits = (chunks + per_slice - 1) / per_slice;
 }
 
-template <typename T, bool HAS_ZP, int GM>
+template <typename T, int WARPS, bool HAS_ZP, int GM>
 cudaError_t launch_decode_t(Params p, cudaStream_t stream) {
-  constexpr auto kern = mp_decode_kernel<T, HAS_ZP, GM>;
+  constexpr auto kern = mp_decode_kernel<T, WARPS, HAS_ZP, GM>;
+  constexpr int kDecThreads = WARPS * 32;
   int resident = 1;
   const cudaError_t e = resident_blocks<kern>(kDecThreads, 0, resident);
   if (e != cudaSuccess) return e;
@@ -276,9 +278,29 @@ cudaError_t launch_decode_t(Params p, cudaStream_t stream) {
   return launch_pdl(kern, dim3(p.N / kTileN * p.row_blocks, p.splits), dim3(kDecThreads), stream, p.pdl != 0, p);
 }
 
+// Warps per block when the caller leaves it to us (dec_warps 0): 4 when the 8-warp grid of whole-K
+// blocks would need more than one wave (many column tiles: 28672x4096, and any layer at M > 8 with
+// 448+ tiles), else 8. H200 A/B per layer (docs/gpu-results.md, fifth lease): 4 warps won there
+// (gate_up 20.3 -> 19.6 us at M=1, 35.4 -> 32.8 at M=16) and lost or tied on the narrower layers,
+// where 8-warp blocks already fit one wave (qkv at M=16: 10.9 vs 13.9).
+template <typename T, int GM>
+cudaError_t pick_decode_warps(const Params& p, int& warps) {
+  warps = p.dec_warps;
+  if (warps != 0) return cudaSuccess;
+  int resident8 = 1;
+  const cudaError_t e = resident_blocks<mp_decode_kernel<T, 8, false, GM>>(8 * 32, 0, resident8);
+  warps = (long long)(p.N / kTileN) * p.row_blocks > resident8 ? 4 : 8;
+  return e;
+}
+
 template <typename T, int GM>
 cudaError_t launch_decode_gm(const Params& p, bool has_zp, cudaStream_t stream) {
-  return has_zp ? launch_decode_t<T, true, GM>(p, stream) : launch_decode_t<T, false, GM>(p, stream);
+  int warps = 8;
+  const cudaError_t e = pick_decode_warps<T, GM>(p, warps);
+  if (e != cudaSuccess) return e;
+  if (warps == 4)
+    return has_zp ? launch_decode_t<T, 4, true, GM>(p, stream) : launch_decode_t<T, 4, false, GM>(p, stream);
+  return has_zp ? launch_decode_t<T, 8, true, GM>(p, stream) : launch_decode_t<T, 8, false, GM>(p, stream);
 }
 
 // 4-bit integer codes, M <= 16, K a multiple of 128 (whole chunks); a block per 8 rows.

@@ -24,6 +24,7 @@ struct Params {
   int want_splits;  // decode kernel: K slices asked for (0: the launcher's choice; sweeps and tests)
   int row_blocks;   // decode kernel: blocks per column tile along M (set by the launcher)
   int pdl;          // decode kernel: launch as a programmatic dependent of the previous kernel (sm_90+)
+  int dec_warps;    // decode kernel: warps per block, 4 or 8 (0: the launcher's rule, pick_decode_warps)
 };
 
 // Code formats: integer (uint4/uint8, optional zero points) or float (E2M1 / E4M3 by bits).

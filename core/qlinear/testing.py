@@ -347,3 +347,38 @@ def capture_graph(fn, warm: bool = True):
 
 __all__ = ["Case", "StandIn", "capture_graph", "check_batch_invariance", "CaseResult", "TOLERANCE", "cases_for", "check_bad_inputs", "check_kernel",
            "case_params", "check_leading_dims", "conformance_suite", "default_configs", "library_imports_during_selection", "make_case_layer", "run_case"]
+
+
+def check_torch_binding_syntax(source, scratch, extra_includes=()):
+    """Run the C++ front end (``g++ -fsyntax-only``) over a provider's torch binding against this
+    torch's headers and CUDA's, so a mismatch between a binding and its kernels' launchers is caught
+    on a machine without a GPU (CI). Returns the ``CompletedProcess``, or None when g++, torch's
+    c10/cuda headers or CUDA's headers are missing (the caller skips). A CPU build of torch ships
+    the c10/cuda headers but not the CMake-generated ``cuda_cmake_macros.h``: an empty stand-in in
+    ``scratch`` is enough for a syntax check."""
+    import os
+    import shutil
+    import subprocess
+    import sysconfig
+    from pathlib import Path
+
+    from .cuda_jit import find_nvcc
+
+    gxx = shutil.which("g++")
+    root = Path(torch.__file__).parent / "include"
+    nvcc = find_nvcc()
+    # CUDA's headers: under CUDA_HOME / CUDA_PATH, /usr/local/cuda, or beside nvcc (which may be a
+    # wrapper script elsewhere on PATH)
+    homes = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda",
+             str(Path(nvcc).resolve().parent.parent) if nvcc else None]
+    cuda = next((Path(h) / "include" for h in homes if h and (Path(h) / "include" / "cuda_runtime_api.h").exists()), None)
+    if gxx is None or cuda is None or not (root / "c10" / "cuda" / "CUDAGuard.h").exists():
+        return None
+    stub = Path(scratch) / "c10" / "cuda" / "impl"
+    stub.mkdir(parents=True, exist_ok=True)
+    (stub / "cuda_cmake_macros.h").write_text("#pragma once\n")
+    incs = [Path(scratch), root, root / "torch" / "csrc" / "api" / "include", cuda,
+            Path(sysconfig.get_paths()["include"]), *map(Path, extra_includes)]
+    cmd = [gxx, "-std=c++17", "-fsyntax-only", "-DTORCH_EXTENSION_NAME=qlinear_binding_check",
+           *(f"-I{p}" for p in incs), str(source)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)

@@ -28,8 +28,9 @@ FAMILIES = (*FAMILIES, "fp8_block")
 SOURCES = ("binding.cpp", "act_quant.cu", "scaled_mm_dispatch.cu", *(s for f in FAMILIES for s in GEMM_SOURCES[f]))
 W4A16_SOURCES = ("w4a16_binding.cpp", "w4a16_dispatch.cu",
                  *(f"w4a16_{z}_{o}_{t}.cu" for z in ("scale", "zero") for o in OUTS for t in TILES))
-W4A16_HEADERS = ("w4a16_api.h", "w4a16_layout.h", "w4a16.cuh")
-HEADERS = ("act_quant.h", "scaled_mm_api.h", "scaled_mm_dispatch.h", "scaled_mm.cuh", "block_fp8.cuh")
+SHARED_HEADERS = ("torch_binding_util.h",)  # both bindings include it: part of both cache keys
+W4A16_HEADERS = ("w4a16_api.h", "w4a16_layout.h", "w4a16.cuh", *SHARED_HEADERS)
+HEADERS = ("act_quant.h", "scaled_mm_api.h", "scaled_mm_dispatch.h", "scaled_mm.cuh", "block_fp8.cuh", *SHARED_HEADERS)
 GENCODE = "-gencode=arch=compute_90a,code=sm_90a"  # wgmma / TMA / setmaxnreg exist only on sm_90a
 CUDA_FLAGS = ["-O3", "-std=c++17", "-DNDEBUG", "--expt-relaxed-constexpr", "--expt-extended-lambda",
               "-DCUTLASS_ENABLE_TENSOR_CORE_MMA=1", GENCODE,

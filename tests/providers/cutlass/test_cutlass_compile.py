@@ -150,3 +150,4 @@ def test_w4a16_weight_order_matches_the_kernel_and_cutlass(tmp_path):
         out = subprocess.run([exe, str(n), str(k)], capture_output=True, text=True, timeout=60, check=True).stdout
         cpp = torch.tensor([int(v) for v in out.split()], dtype=torch.int64).reshape(n, k)
         assert torch.equal(cpp, reorder_offsets(n, k)), f"w4a16_layout.py and w4a16_layout.h disagree at N={n} K={k}"
+

@@ -6,6 +6,8 @@
 #include <cuda_runtime.h>
 #include <torch/extension.h>
 
+#include "torch_binding_util.h"
+
 #include "act_quant.h"
 #include "scaled_mm_api.h"
 
@@ -15,14 +17,6 @@ namespace {
 
 void check_ok(char const* err, char const* what) { TORCH_CHECK(err == nullptr, what, ": ", err ? err : ""); }
 
-int sm_count(int device) {  // cached: CUTLASS's persistent scheduler sizes its grid by it
-  static int cached[64] = {0};
-  if (device >= 0 && device < 64 && cached[device]) return cached[device];
-  int n = 0;
-  TORCH_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) == cudaSuccess, "cudaDeviceGetAttribute failed");
-  if (device >= 0 && device < 64) cached[device] = n;
-  return n;
-}
 
 void check_vec(torch::Tensor const& t, char const* name, torch::ScalarType dt, int64_t full) {
   TORCH_CHECK(t.is_cuda() && t.scalar_type() == dt && t.is_contiguous(), name, ": expected a contiguous CUDA ",
@@ -76,13 +70,8 @@ void scaled_mm(torch::Tensor out, torch::Tensor a, torch::Tensor b, torch::Tenso
   p.config = int(config);
   p.out_type = out.scalar_type() == torch::kBFloat16 ? qlc::kOutBF16 : qlc::kOutF16;
   p.device = a.get_device();
-  p.sm_count = sm_count(p.device);
-  size_t ws = is_int ? qlc::scaled_mm_int8_workspace(p) : qlc::scaled_mm_fp8_workspace(p);
-  torch::Tensor workspace;
-  if (ws) {
-    workspace = torch::empty({int64_t(ws)}, a.options().dtype(torch::kUInt8));
-    p.workspace = workspace.data_ptr(), p.workspace_bytes = ws;
-  }
+  p.sm_count = qlc::sm_count(p.device);
+  torch::Tensor workspace = qlc::attach_workspace(p, is_int ? qlc::scaled_mm_int8_workspace(p) : qlc::scaled_mm_fp8_workspace(p), a);
   auto stream = c10::cuda::getCurrentCUDAStream(p.device).stream();
   check_ok(is_int ? qlc::scaled_mm_int8(p, stream) : qlc::scaled_mm_fp8(p, stream), "cutlass scaled_mm");
 }
@@ -180,13 +169,8 @@ void block_fp8_mm(torch::Tensor out, torch::Tensor a, torch::Tensor b, torch::Te
   p.config = int(config);
   p.out_type = out.scalar_type() == torch::kBFloat16 ? qlc::kOutBF16 : qlc::kOutF16;
   p.device = a.get_device();
-  p.sm_count = sm_count(p.device);
-  size_t ws = qlc::block_fp8_mm_workspace(p);
-  torch::Tensor workspace;
-  if (ws) {
-    workspace = torch::empty({int64_t(ws)}, a.options().dtype(torch::kUInt8));
-    p.workspace = workspace.data_ptr(), p.workspace_bytes = ws;
-  }
+  p.sm_count = qlc::sm_count(p.device);
+  torch::Tensor workspace = qlc::attach_workspace(p, qlc::block_fp8_mm_workspace(p), a);
   check_ok(qlc::block_fp8_mm(p, c10::cuda::getCurrentCUDAStream(p.device).stream()), "cutlass block_fp8_mm");
 }
 

@@ -7,20 +7,14 @@
 #include <cuda_runtime.h>
 #include <torch/extension.h>
 
+#include "torch_binding_util.h"
+
 #include "w4a16_api.h"
 
 namespace qlc = qlinear_cutlass;
 
 namespace {
 
-int sm_count(int device) {  // cached: CUTLASS's persistent scheduler sizes its grid by it
-  static int cached[64] = {0};
-  if (device >= 0 && device < 64 && cached[device]) return cached[device];
-  int n = 0;
-  TORCH_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) == cudaSuccess, "cudaDeviceGetAttribute failed");
-  if (device >= 0 && device < 64) cached[device] = n;
-  return n;
-}
 
 void check_table(torch::Tensor const& t, char const* name, torch::ScalarType dt, int64_t groups, int64_t n) {
   TORCH_CHECK(t.is_cuda() && t.scalar_type() == dt && t.is_contiguous() && t.dim() == 2 && t.size(0) == groups && t.size(1) == n,
@@ -63,13 +57,8 @@ void w4a16_mm(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor
   p.config = int(config);
   p.act = x.scalar_type() == torch::kBFloat16 ? qlc::kActBF16 : qlc::kActF16;
   p.device = x.get_device();
-  p.sm_count = sm_count(p.device);
-  size_t ws = qlc::w4a16_mm_workspace(p);
-  torch::Tensor workspace;
-  if (ws) {
-    workspace = torch::empty({int64_t(ws)}, x.options().dtype(torch::kUInt8));
-    p.workspace = workspace.data_ptr(), p.workspace_bytes = ws;
-  }
+  p.sm_count = qlc::sm_count(p.device);
+  torch::Tensor workspace = qlc::attach_workspace(p, qlc::w4a16_mm_workspace(p), x);
   char const* err = qlc::w4a16_mm(p, c10::cuda::getCurrentCUDAStream(p.device).stream());
   TORCH_CHECK(err == nullptr, "cutlass w4a16_mm: ", err ? err : "");
 }

@@ -175,3 +175,10 @@ def test_no_shards(good, tmp_path):
     os.remove(p / "model.safetensors")
     with pytest.raises(CheckpointError, match="no \\*.safetensors shards"):
         _load(p)
+
+
+def test_bad_regime_is_refused_before_reading(tmp_path):
+    from qlinear.models.checkpoint import load_quantized
+
+    with pytest.raises(ValueError, match="regime: 'fast'"):
+        load_quantized(str(tmp_path / "nowhere"), regime="fast")

@@ -111,3 +111,24 @@ def test_calib_forms(llama, ids):
         assert torch.equal(s, scales[0])
     with pytest.raises(TypeError, match="calib"):
         qlinear.quantize_model(copy.deepcopy(llama), "int8-static", calib=3.5, show_progress=False)
+
+
+def test_regime_reaches_every_layer(llama, monkeypatch):
+    """quantize_model(regime=...) chooses each layer's kernel for that M range (token generation:
+    "decode"); a bad regime is refused by name before anything changes."""
+    import qlinear.nn as qnn
+
+    seen = []
+    real = qnn.select
+
+    def recording(config, *a, **kw):
+        seen.append(kw.get("regime"))
+        return real(config, *a, **kw)
+
+    monkeypatch.setattr(qnn, "select", recording)
+    new = qlinear.quantize_model(llama, "w8a16-ch", regime="decode", show_progress=False)
+    assert seen and len(seen) == len(new) and set(seen) == {"decode"}
+    before = _snapshot(llama)
+    with pytest.raises(ValueError, match="regime"):
+        qlinear.quantize_model(llama, "w8a16-ch", regime="sometimes", show_progress=False)
+    assert _snapshot(llama) == before

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from ..nn import QuantLinear
+from ..tables import check_regime
 from . import ct_format as ct
 from .ct_format import CheckpointError
 from .quantize import progress, set_submodule
@@ -170,9 +171,11 @@ def _scheme_dict(scheme, actorder: bool) -> dict:
 
 # ---- load -----------------------------------------------------------------------------------------
 def load_quantized(path: str, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
-                   kernel: str | None = None, show_progress: bool = True, keep_checkpoint: bool = True):
+                   kernel: str | None = None, regime: str | None = None, show_progress: bool = True,
+                   keep_checkpoint: bool = True):
     """A compressed-tensors checkpoint directory -> its transformers model, quantized linears as
-    ``QuantLinear``.
+    ``QuantLinear`` (chosen for ``regime``: ``"decode"``, ``"prefill"`` or ``"mixed"``, default
+    ``QLINEAR_REGIME`` or mixed; see ``QuantLinear``).
 
     ``device`` (default CPU) receives every tensor; ``dtype`` is the activation / unquantized
     parameter dtype (default: the config's ``torch_dtype``/``dtype`` when 16-bit, else bfloat16).
@@ -180,6 +183,8 @@ def load_quantized(path: str, *, device: torch.device | str | None = None, dtype
     malformed or holds a scheme qlinear cannot run; all of that is checked before any tensor is
     read. ``keep_checkpoint=False``: don't keep the as-stored tensors ``save_quantized`` needs.
     """
+    if regime is not None:
+        check_regime(regime)
     transformers = _need("transformers")
     cmatch = _need("compressed_tensors.utils.match")
     cfg_file = os.path.join(path, "config.json")
@@ -214,7 +219,7 @@ def load_quantized(path: str, *, device: torch.device | str | None = None, dtype
     shards = Shards(path)
     try:
         plan = _plan(model, qconf, actorder, top_format, shards, dtype, cmatch)
-        return _load(model, plan, shards, device, dtype, kernel, show_progress, keep_checkpoint)
+        return _load(model, plan, shards, device, dtype, kernel, regime, show_progress, keep_checkpoint)
     finally:
         shards.close()
 
@@ -301,7 +306,7 @@ def _check_plain(shards: Shards, key: str, shape: tuple[int, ...]) -> None:
         raise CheckpointError(f"{key}: dtype {dt}; an unquantized parameter must be floating point")
 
 
-def _load(model, plan, shards: Shards, device, dtype, kernel, show_progress, keep_checkpoint):
+def _load(model, plan, shards: Shards, device, dtype, kernel, regime, show_progress, keep_checkpoint):
     quantized, plain = plan
     for names, key in plain:
         t = shards.get(key, device).to(device=device, dtype=dtype)
@@ -314,7 +319,7 @@ def _load(model, plan, shards: Shards, device, dtype, kernel, show_progress, kee
         tensors = {local: shards.get(full, device).to(device) for local, full in keys.items()}
         params = ct.params_from_checkpoint(c, tensors, name + ".")
         bias = shards.get(bias_key, device).to(device=device, dtype=dtype) if bias_key else None
-        layer = QuantLinear(c, params, bias, kernel)
+        layer = QuantLinear(c, params, bias, kernel, regime)
         if keep_checkpoint:
             layer.checkpoint_params = params
         set_submodule(model, name, layer)

@@ -17,6 +17,7 @@ import torch
 
 from ..layers import quantize_layer_params
 from ..nn import QuantLinear, scheme_config
+from ..tables import check_regime
 
 # schemes whose activation scale is static, calibrated from sample activations
 STATIC_SCHEMES = ("int8-static", "int8-static-asym", "fp8-tensor", "nvfp4")
@@ -105,7 +106,7 @@ def _run_calibration(model: torch.nn.Module, layers: list[tuple[str, torch.nn.Li
 
 def quantize_model(model: torch.nn.Module, scheme: str, *, skip: Iterable[str] = ("lm_head",),
                    include: Iterable[str] | None = None, calib: Any = None,
-                   kernel: str | None = None, dtype: torch.dtype | None = None,
+                   kernel: str | None = None, dtype: torch.dtype | None = None, regime: str | None = None,
                    show_progress: bool = True, keep_checkpoint: bool = True) -> dict[str, QuantLinear]:
     """Replace the model's ``nn.Linear`` layers with ``QuantLinear`` layers of ``scheme``, in place.
 
@@ -113,10 +114,14 @@ def quantize_model(model: torch.nn.Module, scheme: str, *, skip: Iterable[str] =
     ``lm_head``. Static-scale schemes (``int8-static*``, ``fp8-tensor``, ``nvfp4``) need ``calib``:
     model inputs (a tensor of input ids, a dict of keyword inputs, a list of either) or a
     ``callable(model)`` that runs the float model. ``dtype`` is the layers' activation dtype
-    (default: each weight's dtype when 16-bit, else bfloat16). ``keep_checkpoint=False`` drops the
+    (default: each weight's dtype when 16-bit, else bfloat16). ``regime``: the M range the layers are
+    chosen for (``"decode"`` for token generation, ``"prefill"``, ``"mixed"``; default
+    ``QLINEAR_REGIME`` or mixed), see ``QuantLinear``. ``keep_checkpoint=False`` drops the
     as-quantized copy ``save_quantized`` needs, saving memory when a kernel re-lays its weights.
     Returns {name: new layer}.
     """
+    if regime is not None:
+        check_regime(regime)
     skip = (skip,) if isinstance(skip, str) else tuple(skip or ())
     include = (include,) if isinstance(include, str) else include
     layers = find_linears(model, include, skip)
@@ -145,7 +150,7 @@ def quantize_model(model: torch.nn.Module, scheme: str, *, skip: Iterable[str] =
         params = quantize_layer_params(c, w.float(), calib_x=stats.get(name))
         params = {k: v.to(w.device) for k, v in params.items()}
         bias = lin.bias.detach().to(act_dtype(c)) if lin.bias is not None else None
-        layer = QuantLinear(c, params, bias, kernel)
+        layer = QuantLinear(c, params, bias, kernel, regime)
         if keep_checkpoint:
             layer.checkpoint_params = params
         new[name] = layer

@@ -95,7 +95,7 @@ def run(x: torch.Tensor, n: int, w: torch.Tensor, s: torch.Tensor, *, zm=None, t
         pdl: bool | None = None, warps: int | None = None,
         out_dtype: torch.dtype | None = None) -> torch.Tensor:
     """x [..., K] (16-bit) -> [..., N] through the tile-layout weight. ``decode`` (None: by
-    ``decode_max_m``: 1 the decode kernel, 0 the tile kernel), ``splits`` (0: the launcher's choice)
+    ``decode_max_m``: 1 the decode kernel, 0 the tile kernel), ``splits`` (0: the launcher's choice),
     ``pdl`` (None: PDL where the GPU has it) and ``warps`` (None: DECODE_WARPS) pin the path for sweeps
     and tests."""
     ext = extension()

@@ -1,7 +1,6 @@
 """The main job: a Llama-architecture model, end to end, per scheme.
 
     python -m qlinear.models.demo                       # tiny Llama (shipped config), CPU
-    python -m qlinear.models.demo --preset llama3-8b --device cuda --static-cache
     python -m qlinear.models.demo --preset llama3-8b --device cuda --cuda-graph --compile --regime decode
 
 Builds the model from a transformers config shipped in ``qlinear/models/configs`` with weights from
@@ -284,7 +283,8 @@ def _run(args) -> int:
     print(f"\n(top-1 agreement and logit difference: teacher-forced on bf16's prompt + {args.tokens} greedy tokens; "
           "random weights, so agreement measures quantization noise, not model quality)")
     if device.type == "cpu":
-        print("On a CUDA machine: bash scripts/main.sh --preset llama3-8b --static-cache  (Llama-3-8B-shaped, random weights)")
+        print("On a CUDA machine: bash scripts/main.sh --preset llama3-8b --cuda-graph --compile --regime decode  "
+              "(Llama-3-8B-shaped, random weights, one CUDA graph per decode step)")
     return 1 if failed else 0
 
 

@@ -350,35 +350,32 @@ __all__ = ["Case", "StandIn", "capture_graph", "check_batch_invariance", "CaseRe
 
 
 def check_torch_binding_syntax(source, scratch, extra_includes=()):
-    """Run the C++ front end (``g++ -fsyntax-only``) over a provider's torch binding against this
+    """Run the C++ front end (``-fsyntax-only``) over a provider's torch binding against this
     torch's headers and CUDA's, so a mismatch between a binding and its kernels' launchers is caught
     on a machine without a GPU (CI). Returns the ``CompletedProcess``, or None when g++, torch's
     c10/cuda headers or CUDA's headers are missing (the caller skips). A CPU build of torch ships
     the c10/cuda headers but not the CMake-generated ``cuda_cmake_macros.h``: an empty stand-in in
     ``scratch`` is enough for a syntax check."""
-    import os
     import shutil
     import subprocess
     import sysconfig
     from pathlib import Path
 
-    from .cuda_jit import find_nvcc
+    from .cuda_jit import find_nvcc, host_compiler
 
-    gxx = shutil.which("g++")
+    cxx = shutil.which(host_compiler())  # the compiler torch's builder would run
     root = Path(torch.__file__).parent / "include"
-    nvcc = find_nvcc()
-    # CUDA's headers: under CUDA_HOME / CUDA_PATH, /usr/local/cuda, or beside nvcc (which may be a
-    # wrapper script elsewhere on PATH)
-    homes = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda",
-             str(Path(nvcc).resolve().parent.parent) if nvcc else None]
-    cuda = next((Path(h) / "include" for h in homes if h and (Path(h) / "include" / "cuda_runtime_api.h").exists()), None)
-    if gxx is None or cuda is None or not (root / "c10" / "cuda" / "CUDAGuard.h").exists():
+    nvcc = find_nvcc()  # honours CUDA_HOME / CUDA_PATH
+    # CUDA's headers: beside that nvcc, or under /usr/local/cuda (nvcc on PATH may be a wrapper script)
+    homes = [Path(nvcc).resolve().parent.parent if nvcc else None, Path("/usr/local/cuda")]
+    cuda = next((h / "include" for h in homes if h and (h / "include" / "cuda_runtime_api.h").exists()), None)
+    if cxx is None or cuda is None or not (root / "c10" / "cuda" / "CUDAGuard.h").exists():
         return None
     stub = Path(scratch) / "c10" / "cuda" / "impl"
     stub.mkdir(parents=True, exist_ok=True)
     (stub / "cuda_cmake_macros.h").write_text("#pragma once\n")
     incs = [Path(scratch), root, root / "torch" / "csrc" / "api" / "include", cuda,
             Path(sysconfig.get_paths()["include"]), *map(Path, extra_includes)]
-    cmd = [gxx, "-std=c++17", "-fsyntax-only", "-DTORCH_EXTENSION_NAME=qlinear_binding_check",
+    cmd = [cxx, "-std=c++17", "-fsyntax-only", "-DTORCH_EXTENSION_NAME=qlinear_binding_check",
            *(f"-I{p}" for p in incs), str(source)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)

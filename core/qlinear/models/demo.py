@@ -195,7 +195,7 @@ def main(argv=None) -> int:
                     help="the M range each layer's kernel is chosen for from the tuned tables (like QLINEAR_REGIME; "
                          "decode = M <= 16, what token generation runs)")
     args = ap.parse_args(argv)
-    if args.cuda_graph and (args.device or ("cuda" if args.preset == "llama3-8b" else "cpu")) == "cpu":
+    if args.cuda_graph and _device(args).type == "cpu":
         ap.error("--cuda-graph: needs --device cuda")
     if args.compile and not args.cuda_graph:
         ap.error("--compile: goes with --cuda-graph (--static-cache compiles through generate itself)")
@@ -207,6 +207,10 @@ def main(argv=None) -> int:
     return _run(args)
 
 
+def _device(args) -> torch.device:
+    return torch.device(args.device or ("cuda" if args.preset == "llama3-8b" else "cpu"))
+
+
 def _generate(model, ids, args) -> tuple[torch.Tensor, float]:
     if args.cuda_graph:
         return decode_loop(model, ids, args.tokens, graph=True, compile_step=args.compile)
@@ -214,7 +218,7 @@ def _generate(model, ids, args) -> tuple[torch.Tensor, float]:
 
 
 def _run(args) -> int:
-    device = torch.device(args.device or ("cuda" if args.preset == "llama3-8b" else "cpu"))
+    device = _device(args)
     save = not args.no_save and args.preset != "llama3-8b"
     schemes = args.schemes.split(",") if args.schemes else (GPU_SCHEMES if device.type == "cuda" else CPU_SCHEMES)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} threads)"

@@ -15,5 +15,5 @@ CSRC = Path(__file__).resolve().parents[3] / "providers" / "cutlass" / "qlinear_
 def test_torch_binding_compiles(source, tmp_path):
     r = check_torch_binding_syntax(CSRC / source, tmp_path)
     if r is None:
-        pytest.skip("g++, torch's c10/cuda headers or CUDA's headers are not here")
+        pytest.skip("no host C++ compiler, or torch's c10/cuda headers or CUDA's headers are not here")
     assert r.returncode == 0, f"{source}:\n{r.stderr[-4000:]}"

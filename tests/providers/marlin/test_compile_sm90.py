@@ -29,7 +29,6 @@ def test_compiles_for_sm90a(source, tmp_path):
             assert "mp_decode_kernel" in syms and "gather_cols_kernel" in syms, syms[:2000]
 
 
-
 def test_binding_compiles(tmp_path):
     """The torch binding (host code) passes the compiler's front end against this torch's headers:
     a signature change between the binding and the kernels' launchers is caught here, not on the
@@ -38,5 +37,5 @@ def test_binding_compiles(tmp_path):
 
     r = check_torch_binding_syntax(CSRC / "binding.cpp", tmp_path)
     if r is None:
-        pytest.skip("g++, torch's c10/cuda headers or CUDA's headers are not here")
+        pytest.skip("no host C++ compiler, or torch's c10/cuda headers or CUDA's headers are not here")
     assert r.returncode == 0, f"binding.cpp:\n{r.stderr[-4000:]}"

@@ -256,9 +256,9 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) mp_decode_kernel(const
 // the H200 at M=1 against every split count, this picked the fastest on all four Llama-3-8B shapes.
 // Slices hold whole chunks (a group of 128 never straddles two warps).
 inline void choose_decode_splits(Params& p, int resident) {
-  const int n_tiles = p.N / kTileN * p.row_blocks;  // blocks per slice
+  const int blocks_per_slice = p.N / kTileN * p.row_blocks;
   const int chunks = (p.Kp / kTileK + kDecChunk - 1) / kDecChunk;
-  int splits = p.want_splits > 0 ? p.want_splits : max(1, resident / n_tiles);
+  int splits = p.want_splits > 0 ? p.want_splits : max(1, resident / blocks_per_slice);
   splits = min(splits, chunks);
   splits = (int)min((long long)splits, max(1LL, p.ws_floats / ((long long)p.M * p.N)));  // planes that fit in ws
   if (p.ws == nullptr || p.counters == nullptr) splits = 1;

@@ -4,9 +4,11 @@ reproduce the formats' activation quantization: ``quantizes_activation = False``
 then compares against the weight-only reference). Useful where the GPU has no FP8/FP4 tensor cores,
 or to skip the activation quantization's error.
 
-Decoding is exact (bit placement + a power-of-two multiply, any cc>=80). Scales: one group scale per
-(column, K block) in the activation dtype, times an optional fp32 per-column factor applied to the
-fp32 sums (per-tensor/channel FP8 scales, NVFP4's global scale, fp16 range normalisation).
+Decoding: the code's bits placed into the 16-bit type (exact) times one group scale per (column, K
+block) in the activation dtype, which carries the power of two that placement leaves out
+(``code_scales``); an fp32 per-column factor is applied to the fp32 sums (per-tensor/channel FP8 scales,
+NVFP4's global scale, that power of two back). Up to 16 rows the decode kernel streams the weight
+(csrc/mp_decode_fp.cuh), above that the tile kernel or, from ``dequant_min_m`` rows, a dense GEMM.
 """
 
 from __future__ import annotations
@@ -25,20 +27,35 @@ from .repack import TILE_K, TILE_N, repack_codes, repack_group_values
 _16BIT = (torch.float16, torch.bfloat16)
 
 
-def group_scales(s32: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, float]:
-    """fp32 group scales -> (scales in ``dtype``, power-of-two factor to apply per column). For fp16,
-    scales whose largest is below 1 (tiny FP8 block scales, which would fall into fp16 subnormals and
-    lose precision) or above 2^15 are shifted by a power of two so the largest is in [1, 2). E4M3
-    scales (NVFP4, up to 448) are left as they are: exact in fp16."""
-    if dtype != torch.float16:
-        return s32.to(dtype), 1.0
-    amax = float(s32.abs().max()) if s32.numel() else 0.0
+# The kernels place a float code's bits into the 16-bit type without arithmetic (csrc/marlin_mp.cuh
+# fp_raw), which reads as value * 2^-bias: bias = the type's exponent bias minus the code's.
+_FP_BIAS = {(torch.float16, 4): 14, (torch.float16, 8): 8, (torch.bfloat16, 4): 126, (torch.bfloat16, 8): 120}
+_MAX_EXP = {torch.float16: 15, torch.bfloat16: 127}  # keep scales and weights below 2^this
+_CODE_MAX = {4: 6.0, 8: 448.0}  # largest E2M1 / E4M3 magnitude
+
+
+def code_scales(s32: torch.Tensor, dtype: torch.dtype, bits: int) -> tuple[torch.Tensor, float]:
+    """fp32 group scales -> (stored scales in ``dtype``, power-of-two factor for the fp32 sums per column).
+
+    A weight is made by one 16-bit multiply of the placed code (value * 2^-bias) by the stored scale
+    s * 2^a, so it is value * s * 2^(a - bias), rounded once; the factor 2^(bias - a) undoes that on
+    the fp32 sums (exact). ``a`` is the largest shift that keeps both the stored scales and the
+    weights below 2^15 (float16) or 2^127 (bfloat16): weights then sit as far above the 16-bit
+    subnormals as they can, and E4M3 / E8M0 scales (NVFP4, MX) stay exact."""
+    bias, top = _FP_BIAS[(dtype, bits)], _MAX_EXP[dtype]
+    s64 = s32.double()
+    amax = float(s64.abs().max()) if s64.numel() else 0.0
     if not math.isfinite(amax):
         raise ValueError("weight scales: contain Inf/NaN")
-    if amax == 0.0 or 1.0 <= amax < 2.0**15:
+    if amax == 0.0:
         return s32.to(dtype), 1.0
-    e = math.floor(math.log2(amax))
-    return (s32 * 2.0 ** (-e)).to(dtype), 2.0 ** e
+    a = min(top - math.ceil(math.log2(amax * _CODE_MAX[bits])) + bias, top - math.ceil(math.log2(amax)))
+    stored = (s64 * 2.0 ** a).to(dtype)
+    lost = (stored == 0) & (s64 != 0)
+    if bool(lost.any()):
+        raise ValueError(f"weight scales: span more than {dtype} can hold (smallest {float(s64[s64 != 0].abs().min()):.3g}, "
+                         f"largest {amax:.3g})")
+    return stored, 2.0 ** (bias - a)
 
 
 class _MarlinFloatWeights:
@@ -76,7 +93,7 @@ class _MarlinFloatWeights:
         n, k = self.config.weight_shape
         if tuple(codes.shape) != (n, k):
             raise ValueError(f"{weight_name}.shape: unpacks to {tuple(codes.shape)}, expected ({n}, {k})")
-        s16, factor = group_scales(s32.float(), dt)
+        s16, factor = code_scales(s32.float(), dt, self.BITS)
         if factor != 1.0:
             col_scale = (col_scale if col_scale is not None else torch.ones(n, device=codes.device)) * factor
         self.replace_parameter(layer, weight_name, repack_codes(codes, self.BITS))

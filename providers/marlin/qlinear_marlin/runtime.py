@@ -20,10 +20,13 @@ INT_CODES, FLOAT_CODES = 0, 1  # the binding's ``fmt``
 #   14336x4096: M=32 46.0 vs 113.3, M=64 69.1 vs 113.5, M=128 135.8 vs 114.3
 # so the dense path pays from M=128 on at both widths.
 DEQUANT_MIN_M = env_int("QLINEAR_MARLIN_DEQUANT_MIN_M", 128, minimum=0)
-# Up to this many rows, 4-bit integer codes with K % 128 == 0 run the decode kernel (csrc/mp_decode.cuh:
-# the weight as the mma's A operand straight from global memory, scales folded into the fp32 sums per
-# group) instead of the tile kernel; 0 turns it off, 16 is the kernel's limit. H200 (docs/gpu-results.md,
-# fourth lease): faster than the tile kernel on every Llama-3-8B shape at every M from 1 to 16.
+# Up to this many rows, calls the decode kernels take (decode_applies) run them instead of the tile kernel
+# (csrc/mp_decode.cuh, 4-bit integer codes: the weight as the mma's A operand straight from global
+# memory, scales folded into the fp32 sums per group; csrc/mp_decode_scaled.cuh, float and 8-bit
+# integer codes: the same streaming, each weight pair dequantized as the tile kernel does it);
+# 0 turns it off, 16 is the kernels' limit.
+# H200 (docs/gpu-results.md, fourth lease): the integer kernel is faster than the tile kernel on every
+# Llama-3-8B shape at every M from 1 to 16.
 DECODE_MAX_M = min(16, env_int("QLINEAR_MARLIN_DECODE_MAX_M", 16, minimum=0))
 # Warps per block of the decode kernel: 0 = the launcher's rule (4 when 8-warp blocks would need more
 # than one wave, else 8; csrc/mp_decode.cuh pick_decode_warps), or 4 / 8 (A/B: tools.marlin_decode_sweep).
@@ -82,6 +85,24 @@ def _has_pdl(device: torch.device) -> bool:
     return torch.cuda.get_device_capability(device)[0] >= 9
 
 
+def decode_chunk_tiles(bits: int) -> int:
+    """k tiles (of 16) per chunk of the decode kernels (csrc/mp_params.h): 128 bytes of weight per lane."""
+    return 8 if bits == 4 else 4
+
+
+def decode_applies(fmt: int, m: int, bits: int, kp: int, group_k: int, act_order: bool) -> bool:
+    """Whether a decode kernel takes the call (csrc/mp_params.h decode_applies, which the binding checks):
+    M <= 16 and K in whole chunks; 4-bit integer codes with any groups (act-order too); float codes
+    (4 or 8-bit) and 8-bit integer codes in plain groups that divide a chunk or are whole chunks
+    (NVFP4 16, MX 32, blocks of 128, per channel)."""
+    if m > 16 or bits not in (4, 8) or kp % (16 * decode_chunk_tiles(bits)):
+        return False
+    if fmt == INT_CODES and bits == 4:
+        return True
+    ch, tpg = decode_chunk_tiles(bits), group_k // 16
+    return not act_order and group_k % 16 == 0 and tpg > 0 and (tpg % ch == 0 or ch % tpg == 0)
+
+
 def split_planes(device: torch.device, n: int, kp: int) -> int:
     """An upper bound of the K slices the launcher picks (choose_splits in marlin_mp.cuh: resident
     blocks over the output tiles, at most Kp / 256), taking 8 resident blocks per SM and one row
@@ -115,13 +136,14 @@ def run(x: torch.Tensor, n: int, w: torch.Tensor, s: torch.Tensor, *, zm=None, t
         kp = w.shape[1] * 16  # packed K (act-order: the gathered x's width)
         planes = split_planes(x2.device, n, kp)
         wsp, cnt = workspace(x2.device, planes * m * n, ((m + 7) // 8) * (n // TILE_N))
-        decodable = m <= 16 and fmt == INT_CODES and w.shape[-1] == 4 and kp % 128 == 0
+        decodable = decode_applies(fmt, m, w.shape[-1], kp, group_k, tile_group is not None)
         if decode is None:
             decode = int(decodable and m <= decode_max_m)
         elif decode and not decodable:  # checked here: the binding's own refusal of this call crashed the
             # process on the H200 instead of raising (docs/gpu-results.md, fourth lease)
-            raise ValueError(f"decode: the decode kernel takes 4-bit integer codes, M <= 16 and K a multiple of 128; "
-                             f"got M={m}, {w.shape[-1]}-bit, fmt {fmt}, K={kp}")
+            raise ValueError(f"decode: the decode kernels take M <= 16, K in whole chunks, 4-bit integer codes, or "
+                             f"8-bit integer and 4/8-bit float codes in groups that divide or fill a chunk; got M={m}, "
+                             f"{w.shape[-1]}-bit, fmt {fmt}, K={kp}, group_k={group_k}")
         if pdl is None:
             pdl = bool(PDL) and x2.is_cuda and _has_pdl(x2.device)
         out = ext.mp_gemm(x2, w, s, zm, tile_group, bias, col_scale, wsp, cnt, group_k, fmt, decode, splits, int(pdl),

@@ -71,9 +71,10 @@ def emulate_tiles(x, w, s, *, zm=None, tile_group=None, kidx=None, col_scale=Non
     sc = unrepack_group_values(s).double()  # [N, G]
     tiles = torch.arange(kp) // 16
     grp = tile_group.long()[tiles] if tile_group is not None else (torch.arange(kp) // group_k)
-    if fmt == 1:  # float codes: E2M1 (4-bit) / E4M3 (8-bit)
+    if fmt == 1:  # float codes: E2M1 (4-bit) / E4M3 (8-bit), placed into s.dtype: value * 2^-bias (fp_raw)
         vals = e2m1_decode(codes.to(torch.uint8), torch.float64) if bits == 4 else e4m3_decode(codes.to(torch.uint8), torch.float64)
-        wd = vals * sc[:, grp]
+        bias = (15 if s.dtype == torch.float16 else 127) - (1 if bits == 4 else 7)
+        wd = vals * 2.0 ** -bias * sc[:, grp]
     elif zm is not None:
         off = unrepack_group_values(zm).double()[:, grp]  # zero_offset + z
         wd = ((codes.double() + zero_offset) - off) * sc[:, grp]

@@ -46,22 +46,26 @@ def test_conformance_tile_kernel_small_m(case):
 @pytest.mark.parametrize("splits", [1, 3, 64])
 @pytest.mark.parametrize("pdl,warps", [(True, 8), (False, 4)], ids=["pdl-8warps", "nopdl-4warps"])
 def test_decode_kernel_pinned_splits(case, splits, pdl, warps, monkeypatch):
-    """The decode kernel with K cut into 1, 3 or (capped) 64 slices: the slice edges fall inside
-    groups and chunks, so every fold/boundary path runs; launched with and without programmatic
-    dependent launch (PDL), blocks of 8 and 4 warps, act-order activations gathered by the
-    extension's own kernel."""
-    if case.config.weight_type.size_bits != 4 or case.config.K % 128:
-        pytest.skip("the decode kernel takes 4-bit codes and K % 128 == 0")
+    """The decode kernels (4-bit: mp_decode.cuh, 8-bit: mp_decode_scaled.cuh) with K cut into 1, 3 or
+    (capped) 64 slices: the slice edges fall inside groups and chunks, so every fold/boundary path
+    runs; launched with and without programmatic dependent launch (PDL), blocks of 8 and 4 warps,
+    act-order activations gathered by the extension's own kernel."""
     from qlinear_marlin import runtime
 
     run = runtime.run
+    used = []
 
-    def pinned(x, n, w, *a, **kw):  # act-order pads groups: the packed K may not be whole chunks of 128
-        return run(x, n, w, *a, **{**kw, "splits": splits, "decode": int(w.shape[1] % 8 == 0), "pdl": pdl,
-                                   "warps": warps})
+    def pinned(x, n, w, s, **kw):  # act-order pads groups: the packed K may not be whole chunks
+        m = x.reshape(-1, x.shape[-1]).shape[0]
+        dec = runtime.decode_applies(kw["fmt"], m, w.shape[-1], w.shape[1] * 16, kw["group_k"],
+                                     kw.get("tile_group") is not None)
+        used.append(dec)
+        return run(x, n, w, s, **{**kw, "splits": splits, "decode": int(dec), "pdl": pdl, "warps": warps})
 
     monkeypatch.setattr(runtime, "run", pinned)
     testing.run_case(K, case, device="cuda")
+    if not any(used):
+        pytest.skip(f"K={case.config.K} or its groups do not fit a decode kernel's chunks")
 
 
 def test_decode_and_tile_kernels_agree():
@@ -189,3 +193,58 @@ def test_float_kit_and_bad_inputs(kc):
 def test_float_dense_path(kc):
     dense = type("Dense" + kc.__name__, (kc,), {"dequant_min_m": 1})
     testing.check_kernel(dense, device="cuda", cases=testing.cases_for(dense, ms=(5,)))
+
+
+@pytest.mark.parametrize("kc,case", [(kc, case) for kc in FLOAT_KERNELS for case in testing.cases_for(kc, ms=(1, 2, 9, 16))],
+                         ids=lambda v: v.__name__ if isinstance(v, type) else str(v))
+@pytest.mark.parametrize("splits", [1, 3, 64])
+@pytest.mark.parametrize("pdl,warps", [(True, 8), (False, 4)], ids=["pdl-8warps", "nopdl-4warps"])
+def test_float_decode_kernel_pinned_splits(kc, case, splits, pdl, warps, monkeypatch):
+    """The float-code decode kernel (csrc/mp_decode_fp.cuh) for every format, K cut into 1, 3 or
+    (capped) 64 slices, with and without PDL, blocks of 8 and 4 warps."""
+    from qlinear_marlin import runtime
+
+    run = runtime.run
+    used = []
+
+    def pinned(x, n, w, s, **kw):
+        m = x.reshape(-1, x.shape[-1]).shape[0]
+        dec = runtime.decode_applies(kw["fmt"], m, w.shape[-1], w.shape[1] * 16, kw["group_k"], False)
+        used.append(dec)
+        return run(x, n, w, s, **{**kw, "splits": splits, "decode": int(dec), "pdl": pdl, "warps": warps})
+
+    monkeypatch.setattr(runtime, "run", pinned)
+    testing.run_case(kc, case, device="cuda")
+    if not any(used):
+        pytest.skip(f"K={case.config.K} or its groups do not fit the decode kernel's chunks")
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_float_code_weights_are_exact_on_gpu(bits, dtype):
+    """The GPU's weights (dense dequant kernel: the GEMM's own placement + 16-bit multiply) equal the
+    CPU's placed code x stored scale rounded once, bit for bit, for every code and E4M3-like scales
+    (bfloat16 subnormal placements included: a flush to zero would show here)."""
+    from qlinear_marlin import runtime
+    from qlinear_marlin.fp import _FP_BIAS, code_scales
+    from qlinear_marlin.repack import repack_codes, repack_group_values
+
+    from .test_layers_cpu import fp_raw
+
+    runtime.prepare(torch.device("cuda"))
+    n, k, group_k = 128, 256, 32
+    gen = torch.Generator().manual_seed(3)
+    codes = torch.randint(0, 1 << bits, (n, k), generator=gen, dtype=torch.int32).to(torch.uint8)
+    if bits == 8:
+        codes[(codes & 0x7F) == 0x7F] = 0  # E4M3FN NaN codes never occur in weights
+    codes[0, : 1 << bits] = torch.arange(1 << bits, dtype=torch.uint8)  # every code at least once
+    e4m3_like = torch.tensor([448.0, 2.0 ** -9, 1.0, 3.5, 0.0234375, 96.0, 2.0 ** -6, 13.0])
+    s32 = e4m3_like[torch.randint(0, 8, (n, k // group_k), generator=gen)]
+    stored, _ = code_scales(s32, dtype, bits)
+    want = (fp_raw(codes, bits, dtype) * stored.double().repeat_interleave(group_k, 1)).to(dtype)
+    ext = runtime.extension()
+    dense = ext.mp_dequant(repack_codes(codes, bits).cuda(), repack_group_values(stored).cuda(), None, None, None, group_k,
+                           runtime.FLOAT_CODES)
+    bad = (dense.cpu().view(torch.int16) != want.view(torch.int16)).nonzero()
+    assert bad.numel() == 0, (f"{len(bad)} weights differ (placement bias 2^{_FP_BIAS[(dtype, bits)]}), first codes "
+                              f"{codes[bad[:4, 0], bad[:4, 1]].tolist()}")

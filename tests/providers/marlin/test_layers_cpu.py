@@ -12,45 +12,72 @@ from qlinear.formats.codes import e2m1_decode, e4m3_decode
 from qlinear.layers import make_layer
 from qlinear.scalar_type import scalar_types
 from qlinear_marlin.fp import KERNELS as FLOAT_KERNELS
-from qlinear_marlin.fp import group_scales
 from qlinear_marlin.mp import MarlinMPLinearKernel
 from qlinear_marlin.repack import zero_offset
 
 from .emulate import emulate_tiles
 
 
-def _fp16_bits_decode(codes: torch.Tensor, bits: int) -> torch.Tensor:
-    """The kernel's fp_codes_to_half2 on CPU: bit placement into a half, then a power-of-two multiply."""
+def fp_raw(codes: torch.Tensor, bits: int, dtype: torch.dtype) -> torch.Tensor:
+    """The kernels' fp_raw (csrc/marlin_mp.cuh) on CPU: the code's bits placed into a 16-bit value."""
     c = codes.to(torch.int32)
-    if bits == 8:
-        h = ((c & 0x80) << 8) | ((c & 0x7F) << 7)
-        k = 256.0
-    else:
-        h = ((c & 0x8) << 12) | ((c & 0x7) << 9)
-        k = 16384.0
-    return (h.to(torch.int16).view(torch.float16).float() * k).double()
+    lo = {(8, torch.float16): 7, (8, torch.bfloat16): 4, (4, torch.float16): 9, (4, torch.bfloat16): 6}[(bits, dtype)]
+    h = ((c & 0x80) << 8) | ((c & 0x7F) << lo) if bits == 8 else ((c & 0x8) << 12) | ((c & 0x7) << lo)
+    return h.to(torch.int16).view(dtype).double()
 
 
-def test_float_code_bit_trick_is_exact():
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_float_code_bit_placement_is_exact(dtype):
+    """Placed bits read as value * 2^-bias for every finite code (subnormals included)."""
+    from qlinear_marlin.fp import _FP_BIAS
+
     e4m3 = torch.arange(256, dtype=torch.uint8)
     finite = (e4m3 & 0x7F) != 0x7F  # 0x7F / 0xFF are NaN in E4M3FN (weights never hold them)
-    want = e4m3_decode(e4m3, torch.float64)
-    got = _fp16_bits_decode(e4m3, 8)
-    assert torch.equal(got[finite], want[finite])
+    got = fp_raw(e4m3, 8, dtype) * 2.0 ** _FP_BIAS[(dtype, 8)]
+    assert torch.equal(got[finite], e4m3_decode(e4m3, torch.float64)[finite])
     e2m1 = torch.arange(16, dtype=torch.uint8)
-    assert torch.equal(_fp16_bits_decode(e2m1, 4), e2m1_decode(e2m1, torch.float64))
+    assert torch.equal(fp_raw(e2m1, 4, dtype) * 2.0 ** _FP_BIAS[(dtype, 4)], e2m1_decode(e2m1, torch.float64))
 
 
-def test_group_scales_fp16_normalises_range():
-    s = torch.tensor([[4.4e-6, 1e-5], [3e-6, 2e-6]])
-    s16, f = group_scales(s, torch.float16)
-    assert 1.0 <= float(s16.float().abs().max()) < 2.0 and f == 2.0 ** -17
-    assert torch.allclose(s16.double() * f, s.double(), rtol=1e-3)
-    sb, fb = group_scales(s, torch.bfloat16)
-    assert fb == 1.0 and sb.dtype == torch.bfloat16
-    e4m3_like = torch.tensor([[448.0, 2.0**-9], [1.0, 3.5]])  # NVFP4 scales: exact in fp16, left alone
-    s16, f = group_scales(e4m3_like, torch.float16)
-    assert f == 1.0 and torch.equal(s16.float(), e4m3_like)
+@pytest.mark.parametrize("dtype,bits", [(torch.float16, 4), (torch.float16, 8), (torch.bfloat16, 4), (torch.bfloat16, 8)],
+                         ids=["fp16-4bit", "fp16-8bit", "bf16-4bit", "bf16-8bit"])
+@pytest.mark.parametrize("scales", ["e4m3", "e8m0", "tiny", "ones"])
+def test_code_scales_weights_are_exact_and_in_range(dtype, bits, scales):
+    """Every (code, scale) weight the kernel makes, placed code x stored scale rounded once to the
+    16-bit type, times the factor, equals code x scale rounded once (exactly, for E4M3 / E8M0 / ones
+    scales), and no stored scale or weight overflows."""
+    from qlinear_marlin.fp import code_scales
+
+    if scales == "e8m0" and dtype == torch.float16:
+        pytest.skip("MX formats refuse float16 activations (E8M0 scales exceed its range)")
+
+    gen = torch.Generator().manual_seed(1)
+    s32 = {"e4m3": torch.tensor([448.0, 2.0 ** -9, 1.0, 3.5, 0.0234375]),
+           "e8m0": torch.tensor([2.0 ** -20, 2.0 ** 3, 1.0, 2.0 ** -1]),
+           "tiny": torch.rand(64, generator=gen) * 1e-3 + 1e-5,  # FP8 block scales
+           "ones": torch.ones(4)}[scales]
+    stored, factor = code_scales(s32, dtype, bits)
+    assert stored.dtype == dtype and torch.isfinite(stored).all()
+    codes = torch.arange(16 if bits == 4 else 256, dtype=torch.uint8)
+    if bits == 8:
+        codes = codes[(codes & 0x7F) != 0x7F]
+    dec = (e2m1_decode if bits == 4 else e4m3_decode)(codes, torch.float64)
+    w16 = (fp_raw(codes, bits, dtype)[:, None] * stored.double()[None, :]).to(dtype)  # one rounding
+    assert torch.isfinite(w16).all()
+    got = w16.double() * factor
+    if scales != "tiny":  # exact scales: the product is exact
+        assert torch.equal(got, dec[:, None] * s32.double()[None, :])
+    else:  # fp32 block scales rounded to 16 bits: within the type's rounding (twice)
+        want = dec[:, None] * s32.double()[None, :]
+        eps = 2.0 ** -8 if dtype == torch.bfloat16 else 2.0 ** -11
+        assert ((got - want).abs() <= 2.1 * eps * want.abs()).all()
+
+
+def test_code_scales_refuse_non_finite():
+    from qlinear_marlin.fp import code_scales
+
+    with pytest.raises(ValueError, match="Inf/NaN"):
+        code_scales(torch.tensor([1.0, float("inf")]), torch.float16, 4)
 
 
 def _run_cpu(kernel_cls, case, **kw):
@@ -129,11 +156,24 @@ def test_run_picks_the_decode_kernel_and_refuses_it_where_it_does_not_apply(monk
         w = torch.zeros(1, k // 16, 32, 4, dtype=torch.int32)
         runtime.run(torch.zeros(m, k, dtype=torch.bfloat16), 64, w, s, group_k=k, fmt=runtime.INT_CODES)
         assert calls[-1] == expect, (k, m)
-    w8 = torch.zeros(1, 8, 32, 8, dtype=torch.int32)  # 8-bit codes: the tile kernel
+    w8 = torch.zeros(1, 8, 32, 8, dtype=torch.int32)  # 8-bit integer codes: whole groups of 64 k
     runtime.run(torch.zeros(1, 128, dtype=torch.bfloat16), 64, w8, s, group_k=128, fmt=runtime.INT_CODES)
+    assert calls[-1] == 1
+    runtime.run(torch.zeros(1, 128, dtype=torch.bfloat16), 64, w8, s, group_k=128, fmt=runtime.INT_CODES,
+                tile_group=torch.zeros(8, dtype=torch.int32))  # 8-bit act-order: the tile kernel
     assert calls[-1] == 0
+    # float codes: 4-bit in groups of 16 (NVFP4), 32 (MX), 128 or per channel; 8-bit with K % 64 == 0
+    for bits, k, group_k, expect in ((4, 128, 16, 1), (4, 256, 32, 1), (4, 256, 256, 1), (4, 384, 128, 1),
+                                     (4, 192, 16, 0), (4, 256, 48, 0), (8, 64, 32, 1), (8, 192, 64, 1),
+                                     (8, 256, 128, 1), (8, 96, 32, 0), (8, 128, 48, 0)):
+        wf = torch.zeros(1, k // 16, 32, bits, dtype=torch.int32)
+        runtime.run(torch.zeros(3, k, dtype=torch.bfloat16), 64, wf, s, group_k=group_k, fmt=runtime.FLOAT_CODES)
+        assert calls[-1] == expect, (bits, k, group_k)
     n = len(calls)
-    with pytest.raises(ValueError, match="decode kernel takes"):
+    with pytest.raises(ValueError, match="decode kernels take"):
         runtime.run(torch.zeros(1, 96, dtype=torch.bfloat16), 64, torch.zeros(1, 6, 32, 4, dtype=torch.int32), s,
                     group_k=96, fmt=runtime.INT_CODES, decode=1)
+    with pytest.raises(ValueError, match="decode kernels take"):
+        runtime.run(torch.zeros(1, 128, dtype=torch.bfloat16), 64, torch.zeros(1, 8, 32, 8, dtype=torch.int32), s,
+                    group_k=48, fmt=runtime.FLOAT_CODES, decode=1)
     assert len(calls) == n  # never reached the extension

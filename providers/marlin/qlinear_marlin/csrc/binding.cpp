@@ -101,11 +101,12 @@ torch::Tensor mp_gemm(torch::Tensor x, torch::Tensor w, torch::Tensor s, std::op
 
   // 16, 32 or 64 rows per block; the launcher splits K when the output has too few tiles to fill the GPU.
   const int mt = M <= 16 ? 1 : (M <= 32 ? 2 : 4);
-  // decode: 0 the tile kernel, 1 the decode kernel (mp_decode.cuh)
+  // decode: 0 the tile kernel, 1 the decode kernel (mp_decode.cuh; float and 8-bit codes mp_decode_scaled.cuh)
   QLM_CHECK(decode == 0 || decode == 1, "decode: must be 0 or 1");
-  QLM_CHECK(decode == 0 || (M <= 16 && bits == 4 && fmt == qlinear_marlin::kIntCodes && Kp % 128 == 0),
-            "decode: the decode kernel takes 4-bit integer codes, M <= 16 and K a multiple of 128, got M=", M, ", ",
-            bits, "-bit, fmt ", fmt, ", K=", Kp);
+  QLM_CHECK(decode == 0 || qlinear_marlin::decode_applies(static_cast<int>(fmt), static_cast<int>(M), bits, Kp, group_k,
+                                                         tile_group.has_value()),
+            "decode: the decode kernels take M <= 16, K in whole chunks, 4-bit integer codes, or 8-bit integer and "
+            "4/8-bit float codes in groups that divide or fill a chunk; got M=", M, ", ", bits, "-bit, fmt ", fmt, ", K=", Kp, ", group_k=", group_k);
   QLM_CHECK(want_splits >= 0, "want_splits: must be >= 0");
   QLM_CHECK(dec_warps == 0 || dec_warps == 4 || dec_warps == 8, "dec_warps: must be 0 (the launcher's rule), 4 or 8");
   QLM_CHECK(ws.is_cuda() && ws.scalar_type() == at::kFloat && ws.numel() >= M * N, "ws: needs >= M*N fp32");
@@ -140,7 +141,7 @@ torch::Tensor mp_gemm(torch::Tensor x, torch::Tensor w, torch::Tensor s, std::op
   p.want_splits = static_cast<int>(std::min<int64_t>(want_splits, 1 << 20));
   p.pdl = pdl != 0;
   p.dec_warps = static_cast<int>(dec_warps);
-  cudaError_t e = decode ? qlinear_marlin::launch_mp_decode(p, dtype, zm.has_value(), stream)
+  cudaError_t e = decode ? qlinear_marlin::launch_mp_decode(p, dtype, static_cast<int>(fmt), bits, zm.has_value(), stream)
                   : fmt == qlinear_marlin::kFloatCodes ? qlinear_marlin::launch_mp_fp(p, dtype, bits, mt, stream)
                                                        : qlinear_marlin::launch_mp_int(p, dtype, bits, mt, zm.has_value(), stream);
   TORCH_CHECK(e == cudaSuccess, "qlinear marlin GEMM launch failed: ", cudaGetErrorString(e));

@@ -14,7 +14,7 @@
 // Dequant: (code | MAGIC) is exactly MAGIC + code as a 16-bit float (fp16: 1024, exact to 1023;
 // bf16: 128, exact to 127), so subtracting zm = MAGIC + zero gives the exact integer code - zero, and
 // one 16-bit multiply by the scale follows. bf16 cannot hold 128 + an 8-bit code exactly, so 8-bit bf16
-// goes through fp32 (2^23 + code) instead, and its zm is the zero point itself.
+// takes the code as two exact nibble sums (dequant_pair), and its zm is the zero point itself.
 // Work split: a block owns one 64-column tile, 16*MT rows and a contiguous K slice; its 8 warps split
 // the slice further, each running its own cp.async pipeline (no block barriers in the main loop),
 // then reduce through shared memory in a fixed order (no atomics: float atomics on shared memory are
@@ -114,46 +114,58 @@ __device__ __forceinline__ typename Traits<T>::T2 bcast(T v) {
   return r;
 }
 
-// Two float codes (FP8 E4M3 when BITS == 8, FP4 E2M1 when 4) at bits [0, BITS) and [16, 16 + BITS)
-// -> their exact values as half2. The sign goes to bit 15 and exponent|mantissa to the top of the
-// half's exponent|mantissa field, which reads as value * 2^-(15 - bias) (subnormals included, fp16
-// keeps them); one multiply by that power of two (exact) fixes the exponent bias.
-template <int BITS>
-__device__ __forceinline__ __half2 fp_codes_to_half2(uint32_t bits16) {
-  uint32_t h;
-  if constexpr (BITS == 8) {  // E4M3: bias 7 -> fp16 bias 15, mantissa 3 bits -> shift 7
-    h = ((bits16 & 0x00800080u) << 8) | ((bits16 & 0x007F007Fu) << 7);
-  } else {  // E2M1: bias 1 -> 15, mantissa 1 bit -> shift 9
-    h = ((bits16 & 0x00080008u) << 12) | ((bits16 & 0x00070007u) << 9);
-  }
-  const __half k = __ushort_as_half(BITS == 8 ? (unsigned short)0x5C00 : (unsigned short)0x7400);  // 2^8, 2^14
-  return __hmul2(as_t2<__half>(h), __half2half2(k));
+// (q & MASK) | BITS_ in one three-input op: written as asm so the two constants do not become an AND
+// and an OR (an instruction holds one immediate; ptxas keeps the other in a register).
+template <uint32_t MASK, uint32_t BITS_>
+__device__ __forceinline__ uint32_t and_or(uint32_t q) {
+  uint32_t r;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(r) : "r"(q), "n"(MASK), "n"(BITS_));
+  return r;
 }
+
+// Two float codes (FP8 E4M3 when BITS == 8, FP4 E2M1 when 4) at bits [0, BITS) and [16, 16 + BITS)
+// -> a T2 holding value * 2^-kFpBias<T, BITS> each, exactly: the sign goes to bit 15 and
+// exponent|mantissa to the low end of T's exponent field and the top of its mantissa (subnormals
+// included: both 16-bit types keep them). No arithmetic: the power of two is folded into the group
+// scales at load time (qlinear_marlin/fp.py code_scales), so one multiply by the scale makes the weight.
+template <typename T, int BITS>
+__device__ __forceinline__ uint32_t fp_raw(uint32_t bits16) {
+  constexpr bool kBf16 = Traits<T>::kIsBf16;
+  if constexpr (BITS == 8) {  // E4M3: 7 exponent|mantissa bits under the sign; mantissa 3 bits
+    return ((bits16 & 0x00800080u) << 8) | ((bits16 & 0x007F007Fu) << (kBf16 ? 4 : 7));
+  } else {  // E2M1: 3 exponent|mantissa bits under the sign; mantissa 1 bit
+    return ((bits16 & 0x00080008u) << 12) | ((bits16 & 0x00070007u) << (kBf16 ? 6 : 9));
+  }
+}
+// the exponent bias difference: T's (15 / 127) minus the code's (E4M3 7, E2M1 1)
+template <typename T, int BITS>
+constexpr int kFpBias = (Traits<T>::kIsBf16 ? 127 : 15) - (BITS == 8 ? 7 : 1);
 
 // One B register: codes at bits [0, BITS) and [16, 16 + BITS) of `bits16` (already shifted into
 // place), minus the zero, times the scale. `zm` is MAGIC + zero (or the zero itself for 8-bit bf16).
-// FP: float codes, no zero; value times scale rounded once to T.
+// FP: float codes, no zero; value times scale rounded once to T (fp_raw).
 template <typename T, int BITS, bool HAS_ZP, bool FP>
 __device__ __forceinline__ uint32_t dequant_pair(uint32_t bits16, T zm, T scale) {
   using Tr = Traits<T>;
   using T2 = typename Tr::T2;
   constexpr uint32_t kMask = BITS == 4 ? 0x000F000Fu : 0x00FF00FFu;
   if constexpr (FP) {
-    const __half2 v = fp_codes_to_half2<BITS>(bits16);
-    if constexpr (Tr::kIsBf16) {
-      const float2 f = __half22float2(v);
-      const float sc = Tr::to_float(scale);
-      return as_u32<T>(Tr::from_floats(f.x * sc, f.y * sc));
-    } else {
-      return as_u32<T>(__hmul2(v, bcast<T>(scale)));
-    }
+    // the scale holds 2^kFpBias (fp.py code_scales): one rounding of the exact product, as in fp32
+    return as_u32<T>(__hmul2(as_t2<T>(fp_raw<T, BITS>(bits16)), bcast<T>(scale)));
   } else if constexpr (BITS == 8 && Tr::kIsBf16) {
-    // 2^23 + code is exact in fp32: the low mantissa byte takes the code
-    const float lo = __uint_as_float(0x4B000000u | (bits16 & 0xFFu)) - 8388608.f;
-    const float hi = __uint_as_float(0x4B000000u | ((bits16 >> 16) & 0xFFu)) - 8388608.f;
-    const float z = HAS_ZP ? Tr::to_float(zm) : 128.f;
-    const float s = Tr::to_float(scale);
-    return as_u32<T>(Tr::from_floats((lo - z) * s, (hi - z) * s));
+    // bf16 cannot hold 128 + an 8-bit code, but it holds each nibble exactly: 128 + lo (the low
+    // nibble under 128's exponent) and 256 + 16 hi (the high nibble at mantissa bits 3..6 under 256's).
+    // Every sum below is an integer of at most 8 significant bits, so exact: code - zero, then one
+    // rounding by the scale multiply (the same result as (code - zero) * scale in fp32, rounded).
+    const T2 lo = as_t2<T>(and_or<0x000F000Fu, 0x43004300u>(bits16));       // 128 + lo
+    const T2 hi = as_t2<T>(and_or<0x00780078u, 0x43804380u>(bits16 >> 1));  // 256 + 16 hi
+    T2 d;
+    if constexpr (HAS_ZP) {  // (16 hi - 128) + (128 + lo - zero); zm is the zero itself
+      d = __hadd2(__hadd2(hi, as_t2<T>(0xC3C0C3C0u)), __hsub2(lo, bcast<T>(zm)));  // 0xC3C0: -384
+    } else {  // (16 hi - 256) + (128 + lo) = code - 128
+      d = __hadd2(__hadd2(hi, as_t2<T>(0xC400C400u)), lo);  // 0xC400: -512
+    }
+    return as_u32<T>(__hmul2(d, bcast<T>(scale)));
   } else {
     const T2 raw = as_t2<T>((bits16 & kMask) | Tr::kMagic);
     T2 off;

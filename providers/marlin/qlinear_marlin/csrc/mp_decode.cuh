@@ -56,13 +56,37 @@ __device__ __forceinline__ float elem(const uint4& v, int i) {  // i-th 16-bit v
   }
 }
 
-// (q & 0x000F000F) | MAGIC in one three-input op: written as asm so the two constants do not become
-// an AND and an OR (an instruction holds one immediate; ptxas keeps the other in a register).
 template <uint32_t MAGIC>
-__device__ __forceinline__ uint32_t mask_or(uint32_t q) {
-  uint32_t r;
-  asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(r) : "r"(q), "n"(0x000F000Fu), "n"(MAGIC));
-  return r;
+__device__ __forceinline__ uint32_t mask_or(uint32_t q) {  // (q & 0x000F000F) | MAGIC in one op
+  return and_or<0x000F000Fu, MAGIC>(q);
+}
+
+// The end of a decode block (both kernels), for its 8 rows of row block rblk (rows 8 rblk..): each
+// warp's fp32 sums acc[j][i] (the mma C fragment of output columns 16j + g (+8 for i >= 2) x rows
+// 2t, 2t+1) to shared memory, added in warp order, then finish_tile (scale, bias, split-K planes).
+// Deterministic. A block holding two row blocks calls it once per row block.
+template <typename T, int WARPS>
+__device__ __forceinline__ void decode_finish(const Params& p, const float (&acc)[4][4], int rblk, int ntile,
+                                              int split) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, t = lane % 4;
+  __shared__ float part[WARPS][8][kTileN];
+  __shared__ float red[8 * kTileN];
+#pragma unroll
+  for (int j = 0; j < 4; ++j)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) part[warp][2 * t + (i % 2)][16 * j + 8 * (i / 2) + g] = acc[j][i];
+  __syncthreads();  // also: every thread is past a previous call's use of red
+  const int n_tiles = p.N / kTileN;
+  const int rows = min(8, p.M - 8 * rblk);
+  for (int i = threadIdx.x; i < rows * kTileN; i += WARPS * 32) {
+    float v = 0.f;
+#pragma unroll
+    for (int w = 0; w < WARPS; ++w) v += part[w][i / kTileN][i % kTileN];
+    red[i] = v;
+  }
+  __syncthreads();
+  finish_tile<T>(p, red, rows, 8 * rblk, ntile, split, rblk * n_tiles + ntile, WARPS * 32);
 }
 
 // How scale groups meet chunks, fixed per instantiation so the per-tile code carries no test it does
@@ -79,7 +103,7 @@ enum GroupMode : int { kChunkGroups = 0, kSmallGroups = 1, kTileGroups = 2 };
 // thread) and the grid fills the GPU in finer steps (waves of 528 blocks instead of 264 on 132 SMs).
 template <typename T, int WARPS, bool HAS_ZP, int GM>
 __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) mp_decode_kernel(const Params p) {
-  constexpr int kDecWarps = WARPS, kDecThreads = WARPS * 32;
+  constexpr int kDecWarps = WARPS;
   using Tr = Traits<T>;
   allow_dependent_launch();  // PDL (pdl.cuh): the next kernel's blocks may take SMs as ours leave
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -231,39 +255,22 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) mp_decode_kernel(const
     if (has_next) group_values(chunk_group(c + kDecWarps), sv, zv);
   }
 
-  // block reduction: each warp's sums to shared memory, added in warp order
-  __shared__ float part[kDecWarps][8][kTileN];
-  __shared__ float red[8 * kTileN];
-#pragma unroll
-  for (int j = 0; j < 4; ++j)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) part[warp][2 * t + (i % 2)][16 * j + 8 * (i / 2) + g] = acc[j][i];
-  __syncthreads();
-  const int rblk = blockIdx.x & (p.row_blocks - 1);
-  const int rows = min(8, p.M - 8 * rblk);
-  for (int i = threadIdx.x; i < rows * kTileN; i += kDecThreads) {
-    float v = 0.f;
-#pragma unroll
-    for (int w = 0; w < kDecWarps; ++w) v += part[w][i / kTileN][i % kTileN];
-    red[i] = v;
-  }
-  __syncthreads();
-  finish_tile<T>(p, red, rows, 8 * rblk, ntile, split, rblk * n_tiles + ntile, kDecThreads);
+  decode_finish<T, WARPS>(p, acc, blockIdx.x & (p.row_blocks - 1), blockIdx.x >> (p.row_blocks - 1), blockIdx.y);
 }
 
 // Split K like the tile kernel (choose_splits): as many slices as fill one wave of resident blocks,
 // so each warp streams as many chunks as it can (its next chunk loads while one computes). Measured on
 // the H200 at M=1 against every split count, this picked the fastest on all four Llama-3-8B shapes.
 // Slices hold whole chunks (a group of 128 never straddles two warps).
-inline void choose_decode_splits(Params& p, int resident) {
+inline void choose_decode_splits(Params& p, int resident, int chunk_tiles = kDecChunk) {
   const int blocks_per_slice = p.N / kTileN * p.row_blocks;
-  const int chunks = (p.Kp / kTileK + kDecChunk - 1) / kDecChunk;
+  const int chunks = (p.Kp / kTileK + chunk_tiles - 1) / chunk_tiles;
   int splits = p.want_splits > 0 ? p.want_splits : max(1, resident / blocks_per_slice);
   splits = min(splits, chunks);
   splits = (int)min((long long)splits, max(1LL, p.ws_floats / ((long long)p.M * p.N)));  // planes that fit in ws
   if (p.ws == nullptr || p.counters == nullptr) splits = 1;
   const int per_slice = (chunks + splits - 1) / splits;
-  p.slice_tiles = per_slice * kDecChunk;
+  p.slice_tiles = per_slice * chunk_tiles;
   p.splits = (chunks + per_slice - 1) / per_slice;
 }
 
@@ -283,12 +290,12 @@ cudaError_t launch_decode_t(Params p, cudaStream_t stream) {
 // 448+ tiles), else 8. H200 A/B per layer (docs/gpu-results.md, fifth lease): 4 warps won there
 // (gate_up 20.3 -> 19.6 us at M=1, 35.4 -> 32.8 at M=16) and lost or tied on the narrower layers,
 // where 8-warp blocks already fit one wave (qkv at M=16: 10.9 vs 13.9).
-template <typename T, int GM>
+template <auto Kern8>
 cudaError_t pick_decode_warps(const Params& p, int& warps) {
   warps = p.dec_warps;
   if (warps != 0) return cudaSuccess;
   int resident8 = 1;
-  const cudaError_t e = resident_blocks<mp_decode_kernel<T, 8, false, GM>>(8 * 32, 0, resident8);
+  const cudaError_t e = resident_blocks<Kern8>(8 * 32, 0, resident8);
   warps = (long long)(p.N / kTileN) * p.row_blocks > resident8 ? 4 : 8;
   return e;
 }
@@ -296,7 +303,7 @@ cudaError_t pick_decode_warps(const Params& p, int& warps) {
 template <typename T, int GM>
 cudaError_t launch_decode_gm(const Params& p, bool has_zp, cudaStream_t stream) {
   int warps = 8;
-  const cudaError_t e = pick_decode_warps<T, GM>(p, warps);
+  const cudaError_t e = pick_decode_warps<mp_decode_kernel<T, 8, false, GM>>(p, warps);
   if (e != cudaSuccess) return e;
   if (warps == 4)
     return has_zp ? launch_decode_t<T, 4, true, GM>(p, stream) : launch_decode_t<T, 4, false, GM>(p, stream);

@@ -39,8 +39,9 @@ __global__ void __launch_bounds__(32 * BITS) mp_dequant_kernel(const Params p) {
     }
     const uint32_t bits = (q >> (BITS * i)) & ((1u << BITS) - 1);
     float v;
-    if constexpr (FP) {
-      v = __low2float(fp_codes_to_half2<BITS>(bits)) * Tr::to_float(s[n8]);
+    if constexpr (FP) {  // the GEMM's own multiply (dequant_pair), low half
+      const uint32_t pr = dequant_pair<T, BITS, false, true>(bits, T(), s[n8]);
+      v = Tr::to_float(as_t2<T>(pr).x);
     } else {
       const float zero = HAS_ZP ? Tr::to_float(zm[n8]) - kZmMagic : (BITS == 4 ? 8.f : 128.f);
       v = ((float)bits - zero) * Tr::to_float(s[n8]);

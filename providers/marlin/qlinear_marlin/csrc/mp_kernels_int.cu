@@ -1,8 +1,10 @@
 // GEMM instantiations for integer codes (fp16/bf16 x 4/8-bit x 1/2/4 m16 tiles x zero points or not),
-// the 4-bit decode kernel and every dequantizer. No torch headers: compiles fast and checks alone:
+// the integer decode kernels (4-bit: mp_decode.cuh, 8-bit: mp_decode_scaled.cuh) and every
+// dequantizer. No torch headers: compiles fast and checks alone:
 //   nvcc -std=c++17 -arch=sm_90a -c mp_kernels_int.cu
 #include "marlin_mp.cuh"
 #include "mp_decode.cuh"
+#include "mp_decode_scaled.cuh"
 #include "mp_dequant.cuh"
 #include "mp_gather.cuh"
 
@@ -14,7 +16,14 @@ cudaError_t launch_mp_int(const Params& p, int dtype, int bits, int mt, bool has
   return cudaErrorInvalidValue;
 }
 
-cudaError_t launch_mp_decode(const Params& p, int dtype, bool has_zp, cudaStream_t stream) {
+template <typename T>
+cudaError_t launch_decode_int8(const Params& p, bool has_zp, cudaStream_t stream) {
+  return has_zp ? launch_decode_scaled<T, 8, false, true>(p, stream) : launch_decode_scaled<T, 8, false, false>(p, stream);
+}
+
+cudaError_t launch_mp_decode(const Params& p, int dtype, int fmt, int bits, bool has_zp, cudaStream_t stream) {
+  if (fmt == kFloatCodes) return launch_mp_decode_fp(p, dtype, bits, stream);
+  if (bits == 8) return dtype == 0 ? launch_decode_int8<__half>(p, has_zp, stream) : launch_decode_int8<__nv_bfloat16>(p, has_zp, stream);
   return dtype == 0 ? launch_decode<__half>(p, has_zp, stream) : launch_decode<__nv_bfloat16>(p, has_zp, stream);
 }
 

@@ -34,8 +34,22 @@ enum CodeFormat : int { kIntCodes = 0, kFloatCodes = 1 };
 // mt = m16 tiles per block (1, 2, 4).
 cudaError_t launch_mp_int(const Params& p, int dtype, int bits, int mt, bool has_zp, cudaStream_t stream);
 cudaError_t launch_mp_fp(const Params& p, int dtype, int bits, int mt, cudaStream_t stream);
-// Decode kernel (mp_decode.cuh): 4-bit integer codes, M <= 16.
-cudaError_t launch_mp_decode(const Params& p, int dtype, bool has_zp, cudaStream_t stream);
+// Decode kernels: k tiles (of 16) a warp loads at once: 128 bytes of weight per lane either way.
+constexpr int decode_chunk_tiles(int bits) { return bits == 4 ? 8 : 4; }
+// Which calls the decode kernels take (the binding checks it; qlinear_marlin/runtime.py mirrors it):
+// M <= 16 and K whole chunks; 4-bit integer codes (any groups, act-order: mp_decode.cuh); float codes
+// (4 or 8-bit) and 8-bit integer codes in plain groups that divide a chunk or are whole chunks
+// (mp_decode_scaled.cuh).
+inline bool decode_applies(int fmt, int M, int bits, long long Kp, long long group_k, bool has_tile_group) {
+  if (M > 16 || (bits != 4 && bits != 8) || Kp % (16LL * decode_chunk_tiles(bits)) != 0) return false;
+  if (fmt == kIntCodes && bits == 4) return true;
+  const long long ch = decode_chunk_tiles(bits), tpg = group_k / 16;
+  return !has_tile_group && group_k % 16 == 0 && tpg > 0 && (tpg % ch == 0 || ch % tpg == 0);
+}
+// The decode kernels (fmt, bits as above); defined in mp_kernels_int.cu, the float-code ones in
+// mp_kernels_fp.cu (launch_mp_decode_fp).
+cudaError_t launch_mp_decode(const Params& p, int dtype, int fmt, int bits, bool has_zp, cudaStream_t stream);
+cudaError_t launch_mp_decode_fp(const Params& p, int dtype, int bits, cudaStream_t stream);
 // Act-order activation gather xp[m][j] = x[m][kidx[j]] (mp_gather.cuh), PDL-launched when pdl.
 cudaError_t launch_mp_gather(const void* x, const long long* kidx, void* xp, int M, int K, int Kp, int dtype, bool pdl,
                              cudaStream_t stream);

@@ -8,7 +8,7 @@ Decoding: the code's bits placed into the 16-bit type (exact) times one group sc
 block) in the activation dtype, which carries the power of two that placement leaves out
 (``code_scales``); an fp32 per-column factor is applied to the fp32 sums (per-tensor/channel FP8 scales,
 NVFP4's global scale, that power of two back). Up to 16 rows the decode kernel streams the weight
-(csrc/mp_decode_fp.cuh), above that the tile kernel or, from ``dequant_min_m`` rows, a dense GEMM.
+(csrc/mp_decode_scaled.cuh), above that the tile kernel or, from ``dequant_min_m`` rows, a dense GEMM.
 """
 
 from __future__ import annotations

@@ -200,7 +200,7 @@ def test_float_dense_path(kc):
 @pytest.mark.parametrize("splits", [1, 3, 64])
 @pytest.mark.parametrize("pdl,warps", [(True, 8), (False, 4)], ids=["pdl-8warps", "nopdl-4warps"])
 def test_float_decode_kernel_pinned_splits(kc, case, splits, pdl, warps, monkeypatch):
-    """The float-code decode kernel (csrc/mp_decode_fp.cuh) for every format, K cut into 1, 3 or
+    """The float-code decode kernel (csrc/mp_decode_scaled.cuh) for every format, K cut into 1, 3 or
     (capped) 64 slices, with and without PDL, blocks of 8 and 4 warps."""
     from qlinear_marlin import runtime
 

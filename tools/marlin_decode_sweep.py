@@ -74,7 +74,8 @@ def main() -> None:
 
             # decode: with PDL (the default) and without, for the A/B
             paths = {"bf16": lambda i: F.linear(x, bf[i % len(bf)]), "tile": marlin(0), "decode": marlin(1),
-                     "decode_nopdl": marlin(1, pdl=False), "decode_w4": marlin(1, warps=4), "decode_w8": marlin(1, warps=8)}
+                     "decode_nopdl": marlin(1, pdl=False), "decode_w4": marlin(1, warps=4), "decode_w8": marlin(1, warps=8),
+                     "decode_streamk": marlin(1, streamk=True)}
             if tkerns is not None:
                 paths["triton"] = lambda i: tkerns[i].apply_weights(tlayers[i], x)
             r = dict(shape=name, n=n, k=k, m=m, copies=copies)

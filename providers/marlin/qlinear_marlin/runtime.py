@@ -33,6 +33,11 @@ DECODE_MAX_M = min(16, env_int("QLINEAR_MARLIN_DECODE_MAX_M", 16, minimum=0))
 DECODE_WARPS = env_int("QLINEAR_MARLIN_DECODE_WARPS", 0, minimum=0)
 if DECODE_WARPS not in (0, 4, 8):
     raise ValueError(f"QLINEAR_MARLIN_DECODE_WARPS: must be 0, 4 or 8, got {DECODE_WARPS}")
+# Stream-K for the 4-bit decode kernel: one wave of blocks shares all (column tile, 128-deep chunk)
+# units evenly instead of whole tiles x K slices. Opt-in and slower on every Llama-3-8B shape on the
+# H200 (gate_up M=1 22.1 vs 19.0 us: docs/gpu-results.md, sixth lease); kept for A/B on other GPUs
+# (tools.marlin_decode_sweep's decode_streamk column).
+DECODE_STREAMK = env_int("QLINEAR_MARLIN_DECODE_STREAMK", 0, minimum=0)
 # Launch the decode kernel as a programmatic dependent of the kernel before it (Hopper and later):
 # its first weight loads overlap that kernel's tail. 0 turns it off (A/B measurements).
 PDL = env_int("QLINEAR_MARLIN_PDL", 1, minimum=0)
@@ -113,12 +118,12 @@ def split_planes(device: torch.device, n: int, kp: int) -> int:
 def run(x: torch.Tensor, n: int, w: torch.Tensor, s: torch.Tensor, *, zm=None, tile_group=None, kidx=None,
         col_scale=None, group_k: int, fmt: int, bias=None, dequant_min_m: int = DEQUANT_MIN_M,
         decode_max_m: int = DECODE_MAX_M, decode: int | None = None, splits: int = 0,
-        pdl: bool | None = None, warps: int | None = None,
+        pdl: bool | None = None, warps: int | None = None, streamk: bool | None = None,
         out_dtype: torch.dtype | None = None) -> torch.Tensor:
     """x [..., K] (16-bit) -> [..., N] through the tile-layout weight. ``decode`` (None: by
     ``decode_max_m``: 1 the decode kernel, 0 the tile kernel), ``splits`` (0: the launcher's choice),
-    ``pdl`` (None: PDL where the GPU has it) and ``warps`` (None: DECODE_WARPS) pin the path for sweeps
-    and tests."""
+    ``pdl`` (None: PDL where the GPU has it), ``warps`` (None: DECODE_WARPS) and ``streamk`` (None:
+    DECODE_STREAMK) pin the path for sweeps and tests."""
     ext = extension()
     lead = x.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1]).contiguous()
@@ -147,7 +152,8 @@ def run(x: torch.Tensor, n: int, w: torch.Tensor, s: torch.Tensor, *, zm=None, t
         if pdl is None:
             pdl = bool(PDL) and x2.is_cuda and _has_pdl(x2.device)
         out = ext.mp_gemm(x2, w, s, zm, tile_group, bias, col_scale, wsp, cnt, group_k, fmt, decode, splits, int(pdl),
-                          kidx, DECODE_WARPS if warps is None else warps)
+                          kidx, DECODE_WARPS if warps is None else warps,
+                          int(bool(DECODE_STREAMK) if streamk is None else streamk))
     if out_dtype is not None and out_dtype != out.dtype:
         out = out.to(out_dtype)
     return out.reshape(*lead, n)

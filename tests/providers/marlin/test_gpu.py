@@ -44,12 +44,14 @@ def test_conformance_tile_kernel_small_m(case):
 
 @pytest.mark.parametrize("case", testing.cases_for(K, ms=(1, 2, 8, 9, 16), configs=EXTRA), ids=str)
 @pytest.mark.parametrize("splits", [1, 3, 64])
-@pytest.mark.parametrize("pdl,warps", [(True, 8), (False, 4)], ids=["pdl-8warps", "nopdl-4warps"])
-def test_decode_kernel_pinned_splits(case, splits, pdl, warps, monkeypatch):
+@pytest.mark.parametrize("pdl,warps,streamk", [(True, 8, False), (False, 4, False), (True, 0, True)],
+                         ids=["pdl-8warps", "nopdl-4warps", "pdl-streamk"])
+def test_decode_kernel_pinned_splits(case, splits, pdl, warps, streamk, monkeypatch):
     """The decode kernels (4-bit: mp_decode.cuh, 8-bit: mp_decode_scaled.cuh) with K cut into 1, 3 or
     (capped) 64 slices: the slice edges fall inside groups and chunks, so every fold/boundary path
     runs; launched with and without programmatic dependent launch (PDL), blocks of 8 and 4 warps,
-    act-order activations gathered by the extension's own kernel."""
+    stream-K (4-bit; the 8-bit kernel ignores it), act-order activations gathered by the extension's
+    own kernel."""
     from qlinear_marlin import runtime
 
     run = runtime.run
@@ -60,7 +62,8 @@ def test_decode_kernel_pinned_splits(case, splits, pdl, warps, monkeypatch):
         dec = runtime.decode_applies(kw["fmt"], m, w.shape[-1], w.shape[1] * 16, kw["group_k"],
                                      kw.get("tile_group") is not None)
         used.append(dec)
-        return run(x, n, w, s, **{**kw, "splits": splits, "decode": int(dec), "pdl": pdl, "warps": warps})
+        return run(x, n, w, s, **{**kw, "splits": splits, "decode": int(dec), "pdl": pdl, "warps": warps,
+                                  "streamk": streamk})
 
     monkeypatch.setattr(runtime, "run", pinned)
     testing.run_case(K, case, device="cuda")

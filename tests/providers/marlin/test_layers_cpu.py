@@ -177,3 +177,40 @@ def test_run_picks_the_decode_kernel_and_refuses_it_where_it_does_not_apply(monk
         runtime.run(torch.zeros(1, 128, dtype=torch.bfloat16), 64, torch.zeros(1, 8, 32, 8, dtype=torch.int32), s,
                     group_k=48, fmt=runtime.FLOAT_CODES, decode=1)
     assert len(calls) == n  # never reached the extension
+
+
+def test_streamk_partition_arithmetic():
+    """The decode kernel's stream-K deal (csrc/mp_decode.cuh: block b takes units [b*U/G, (b+1)*U/G),
+    streamk_owner(u) = ((u + 1) * G - 1) / U, a tile's parts numbered from its first owner, at most
+    ceil((cpt - 1) / floor(U / G)) + 1 parts per tile) replayed in Python: every (tile, chunk) unit is
+    dealt once, a tile's parts are consecutive blocks numbered 0..n-1, and the bound holds."""
+    import random
+
+    def owner(u, units, blocks):
+        return ((u + 1) * blocks - 1) // units
+
+    rng = random.Random(0)
+    cases = [(448, 32, 264), (96, 32, 264), (64, 32, 264), (64, 112, 264), (896, 32, 528), (1, 1, 264)]
+    cases += [(rng.randint(1, 600), rng.randint(1, 120), rng.choice([132, 264, 528])) for _ in range(200)]
+    for tiles, cpt, resident in cases:
+        units = tiles * cpt
+        blocks = min(resident, units)
+        per_block = units // blocks
+        bound = (cpt - 1 + per_block - 1) // per_block + 1
+        seen = {}
+        for b in range(blocks):
+            u, end = b * units // blocks, (b + 1) * units // blocks
+            assert end > u  # no block idles
+            while u < end:
+                tile, c_lo = divmod(u, cpt)
+                c_hi = min(cpt, c_lo + (end - u))
+                first, last = owner(tile * cpt, units, blocks), owner((tile + 1) * cpt - 1, units, blocks)
+                assert first <= b <= last and last - first + 1 <= bound, (tiles, cpt, resident, tile)
+                for c in range(c_lo, c_hi):
+                    assert (tile, c) not in seen
+                    seen[(tile, c)] = (b, b - first)
+                u += c_hi - c_lo
+        assert len(seen) == units
+        for tile in range(tiles):  # parts of a tile: consecutive blocks, numbered 0..n-1 in chunk order
+            parts = [seen[(tile, c)][1] for c in range(cpt)]
+            assert parts == sorted(parts) and parts[0] == 0 and set(parts) == set(range(parts[-1] + 1))

@@ -47,7 +47,7 @@ void check_format(int64_t fmt, bool has_zp) {
 torch::Tensor mp_gemm(torch::Tensor x, torch::Tensor w, torch::Tensor s, std::optional<torch::Tensor> zm,
                       std::optional<torch::Tensor> tile_group, std::optional<torch::Tensor> bias,
                       std::optional<torch::Tensor> col_scale, torch::Tensor ws, torch::Tensor counters, int64_t group_k,
-                      int64_t fmt, int64_t decode, int64_t want_splits, int64_t pdl, std::optional<torch::Tensor> kidx, int64_t dec_warps) {
+                      int64_t fmt, int64_t decode, int64_t want_splits, int64_t pdl, std::optional<torch::Tensor> kidx, int64_t dec_warps, int64_t streamk) {
   check_cuda(x, "x");
   check_cuda(w, "w");
   check_cuda(s, "s");
@@ -141,6 +141,7 @@ torch::Tensor mp_gemm(torch::Tensor x, torch::Tensor w, torch::Tensor s, std::op
   p.want_splits = static_cast<int>(std::min<int64_t>(want_splits, 1 << 20));
   p.pdl = pdl != 0;
   p.dec_warps = static_cast<int>(dec_warps);
+  p.streamk = streamk != 0;
   cudaError_t e = decode ? qlinear_marlin::launch_mp_decode(p, dtype, static_cast<int>(fmt), bits, zm.has_value(), stream)
                   : fmt == qlinear_marlin::kFloatCodes ? qlinear_marlin::launch_mp_fp(p, dtype, bits, mt, stream)
                                                        : qlinear_marlin::launch_mp_int(p, dtype, bits, mt, zm.has_value(), stream);

@@ -192,18 +192,19 @@ struct StageLayout {
 };
 
 // The block's fp32 sums of its output tile ([rows][64] in shared memory `red`) -> the output. One
-// K slice: scaled, biased and stored. Split-K: this slice's partial tile goes to its workspace plane;
-// the last slice to arrive (counter `cidx`) adds the planes in slice order, writes the tile and
-// re-zeroes the counter for the next call. Called by every thread of the block.
+// part (nparts == 1): scaled, biased and stored. Several (K slices, or stream-K segments): this
+// part's partial tile goes to workspace plane `part`; the last part to arrive (counter `cidx`) adds
+// the planes in part order, writes the tile and re-zeroes the counter for the next call. Called by
+// every thread of the block.
 template <typename T>
 __device__ __forceinline__ void finish_tile(const Params& p, const float* red, int rows, int row0, int ntile,
-                                            int split, int cidx, int nthreads) {
+                                            int part, int nparts, int cidx, int nthreads) {
   using Tr = Traits<T>;
   const T* bias = static_cast<const T*>(p.bias);
   const float* cs = p.col_scale;
   T* out = static_cast<T*>(p.out);
   const int col0 = ntile * kTileN;
-  if (p.splits == 1) {
+  if (nparts == 1) {
     for (int i = threadIdx.x; i < rows * kTileN; i += nthreads) {
       const int r = i / kTileN, c = i % kTileN;
       float v = red[i];
@@ -216,14 +217,14 @@ __device__ __forceinline__ void finish_tile(const Params& p, const float* red, i
   const size_t plane = (size_t)p.M * p.N;
   for (int i = threadIdx.x; i < rows * kTileN; i += nthreads) {
     const int r = i / kTileN, c = i % kTileN;
-    __stcg(&p.ws[split * plane + (size_t)(row0 + r) * p.N + col0 + c], red[i]);
+    __stcg(&p.ws[part * plane + (size_t)(row0 + r) * p.N + col0 + c], red[i]);
   }
   __threadfence();
   __syncthreads();
   __shared__ int is_last;
   if (threadIdx.x == 0) {
     const int prev = atomicAdd(&p.counters[cidx], 1);
-    is_last = (prev == p.splits - 1);
+    is_last = (prev == nparts - 1);
   }
   __syncthreads();
   if (!is_last) return;
@@ -232,7 +233,7 @@ __device__ __forceinline__ void finish_tile(const Params& p, const float* red, i
     const int r = i / kTileN, c = i % kTileN;
     const float* wp = &p.ws[(size_t)(row0 + r) * p.N + col0 + c];
     float v = 0.f;
-    for (int sl = 0; sl < p.splits; ++sl) v += __ldcg(wp + sl * plane);
+    for (int sl = 0; sl < nparts; ++sl) v += __ldcg(wp + sl * plane);
     if (cs) v *= cs[col0 + c];
     if (bias) v += Tr::to_float(bias[col0 + c]);
     out[(size_t)(row0 + r) * p.N + col0 + c] = Tr::from_float(v);
@@ -406,7 +407,7 @@ __global__ void __launch_bounds__(kThreads) mp_gemm_kernel(const Params p) {
   }
   __syncthreads();
 
-  finish_tile<T>(p, red, min(16 * MT, p.M - row0), row0, ntile, split, mblk * n_tiles + ntile, kThreads);
+  finish_tile<T>(p, red, min(16 * MT, p.M - row0), row0, ntile, split, p.splits, mblk * n_tiles + ntile, kThreads);
 }
 
 template <int MT, int BITS>

@@ -63,30 +63,30 @@ __device__ __forceinline__ uint32_t mask_or(uint32_t q) {  // (q & 0x000F000F) |
 
 // The end of a decode block (both kernels), for its 8 rows of row block rblk (rows 8 rblk..): each
 // warp's fp32 sums acc[j][i] (the mma C fragment of output columns 16j + g (+8 for i >= 2) x rows
-// 2t, 2t+1) to shared memory, added in warp order, then finish_tile (scale, bias, split-K planes).
-// Deterministic. A block holding two row blocks calls it once per row block.
+// 2t, 2t+1) to shared memory, added in warp order, then finish_tile as part `part` of `nparts`
+// (scale, bias, split-K or stream-K planes). Deterministic. A block holding two row blocks calls it once per row block.
 template <typename T, int WARPS>
 __device__ __forceinline__ void decode_finish(const Params& p, const float (&acc)[4][4], int rblk, int ntile,
-                                              int split) {
+                                              int part, int nparts) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
-  __shared__ float part[WARPS][8][kTileN];
+  __shared__ float partial[WARPS][8][kTileN];
   __shared__ float red[8 * kTileN];
 #pragma unroll
   for (int j = 0; j < 4; ++j)
 #pragma unroll
-    for (int i = 0; i < 4; ++i) part[warp][2 * t + (i % 2)][16 * j + 8 * (i / 2) + g] = acc[j][i];
+    for (int i = 0; i < 4; ++i) partial[warp][2 * t + (i % 2)][16 * j + 8 * (i / 2) + g] = acc[j][i];
   __syncthreads();  // also: every thread is past a previous call's use of red
   const int n_tiles = p.N / kTileN;
   const int rows = min(8, p.M - 8 * rblk);
   for (int i = threadIdx.x; i < rows * kTileN; i += WARPS * 32) {
     float v = 0.f;
 #pragma unroll
-    for (int w = 0; w < WARPS; ++w) v += part[w][i / kTileN][i % kTileN];
+    for (int w = 0; w < WARPS; ++w) v += partial[w][i / kTileN][i % kTileN];
     red[i] = v;
   }
   __syncthreads();
-  finish_tile<T>(p, red, rows, 8 * rblk, ntile, split, rblk * n_tiles + ntile, WARPS * 32);
+  finish_tile<T>(p, red, rows, 8 * rblk, ntile, part, nparts, rblk * n_tiles + ntile, WARPS * 32);
 }
 
 // How scale groups meet chunks, fixed per instantiation so the per-tile code carries no test it does
@@ -101,20 +101,21 @@ enum GroupMode : int { kChunkGroups = 0, kSmallGroups = 1, kTileGroups = 2 };
 // (twice the accumulators: one block per SM instead of two), 6-18% faster on the Llama-3-8B shapes.
 // WARPS per block (4 or 8): 4 halves the block, so twice as many fit an SM (same registers per
 // thread) and the grid fills the GPU in finer steps (waves of 528 blocks instead of 264 on 132 SMs).
+// One segment: chunks [c_lo, c_hi) of work tile `tile` (column tile tile >> (row_blocks - 1), row
+// block tile & (row_blocks - 1)), reduced over the block and handed to finish_tile as part `part` of
+// `nparts`. `pre_wait`: the block's first segment, whose first weight loads go before the PDL wait.
 template <typename T, int WARPS, bool HAS_ZP, int GM>
-__global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) mp_decode_kernel(const Params p) {
+__device__ __forceinline__ void decode_segment(const Params& p, int tile, int c_lo, int c_hi, int part, int nparts,
+                                               bool pre_wait) {
   constexpr int kDecWarps = WARPS;
   using Tr = Traits<T>;
-  allow_dependent_launch();  // PDL (pdl.cuh): the next kernel's blocks may take SMs as ours leave
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
-  // row block in the low bit of blockIdx.x (row_blocks is 1 or 2); re-read at the end, not kept live
-  const int ntile = blockIdx.x >> (p.row_blocks - 1), split = blockIdx.y;
-  const int row0 = 8 * (blockIdx.x & (p.row_blocks - 1));
+  const int ntile = tile >> (p.row_blocks - 1);
+  const int row0 = 8 * (tile & (p.row_blocks - 1));
   const int n_tiles = p.N / kTileN, tiles_k = p.Kp / kTileK;
-  const int s_lo = split * p.slice_tiles;
-  const int s_hi = min(s_lo + p.slice_tiles, tiles_k);
-  const int n_chunks = (s_hi - s_lo) / kDecChunk;  // whole chunks: the launcher requires Kp % 128 == 0
+  const int s_lo = c_lo * kDecChunk;
+  const int n_chunks = c_hi - c_lo;  // whole chunks: the launcher requires Kp % 128 == 0
   // tile kt of this column tile: 32 lanes x 16 bytes
   const uint4* wt = static_cast<const uint4*>(p.w) + (size_t)ntile * tiles_k * 32 + lane;
   const uint4* s4 = static_cast<const uint4*>(p.s);
@@ -198,7 +199,7 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) mp_decode_kernel(const
     for (int i = 0; i < kDecChunk; ++i) w[i] = ld_stream(wc + i * 32);
     group_values(chunk_group(c), sv, zv);
   }
-  grid_dependency_wait();
+  if (pre_wait) grid_dependency_wait();
   if (c < n_chunks) {
 #pragma unroll
     for (int i = 0; i < kDecChunk; ++i) load_x(xc, i);
@@ -255,7 +256,44 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) mp_decode_kernel(const
     if (has_next) group_values(chunk_group(c + kDecWarps), sv, zv);
   }
 
-  decode_finish<T, WARPS>(p, acc, blockIdx.x & (p.row_blocks - 1), blockIdx.x >> (p.row_blocks - 1), blockIdx.y);
+  decode_finish<T, WARPS>(p, acc, tile & (p.row_blocks - 1), ntile, part, nparts);
+}
+
+// The block of work unit u (a chunk of a work tile, u = tile * chunks per tile + chunk) when U units
+// are dealt to G blocks in contiguous runs, block b taking [b*U/G, (b+1)*U/G).
+__device__ __forceinline__ int streamk_owner(long long u, long long units, int blocks) {
+  return (int)(((u + 1) * blocks - 1) / units);
+}
+
+// Split mode (p.streamk_units == 0): block (x, y) = work tile x, K slice y of p.slice_tiles.
+// Stream-K mode (opt-in): gridDim.x blocks share all (tile, chunk) units evenly, so every resident
+// block gets the same work whatever the tile count (split mode leaves a partial last wave: 1.70
+// waves on 28672x4096, 0.73 on 6144x4096); a tile cut between blocks is added up by finish_tile in
+// part order. Measured slower on every Llama-3-8B shape on the H200 (docs/gpu-results.md, sixth
+// lease): the extra per-segment reductions cost more than the partial wave.
+template <typename T, int WARPS, bool HAS_ZP, int GM>
+__global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) mp_decode_kernel(const Params p) {
+  allow_dependent_launch();  // PDL (pdl.cuh): the next kernel's blocks may take SMs as ours leave
+  const int cpt = p.Kp / (kTileK * kDecChunk);  // chunks per tile
+  if (p.streamk_units == 0) {
+    const int c_lo = blockIdx.y * (p.slice_tiles / kDecChunk);
+    decode_segment<T, WARPS, HAS_ZP, GM>(p, blockIdx.x, c_lo, min(c_lo + p.slice_tiles / kDecChunk, cpt), blockIdx.y,
+                                         p.splits, true);
+    return;
+  }
+  const long long units = p.streamk_units;
+  const int blocks = gridDim.x, b = blockIdx.x;
+  long long u = (long long)b * units / blocks;
+  const long long u_end = (long long)(b + 1) * units / blocks;
+  for (bool first = true; u < u_end; first = false) {
+    const int tile = (int)(u / cpt), c_lo = (int)(u % cpt);
+    const int c_hi = (int)min((long long)cpt, c_lo + (u_end - u));
+    const int b_first = streamk_owner((long long)tile * cpt, units, blocks);
+    const int b_last = streamk_owner((long long)(tile + 1) * cpt - 1, units, blocks);
+    if (!first) __syncthreads();  // the previous segment's shared-memory reduction is read out
+    decode_segment<T, WARPS, HAS_ZP, GM>(p, tile, c_lo, c_hi, b - b_first, b_last - b_first + 1, first);
+    u += c_hi - c_lo;
+  }
 }
 
 // Split K like the tile kernel (choose_splits): as many slices as fill one wave of resident blocks,
@@ -274,6 +312,24 @@ inline void choose_decode_splits(Params& p, int resident, int chunk_tiles = kDec
   p.splits = (chunks + per_slice - 1) / per_slice;
 }
 
+// Stream-K: one wave of blocks (all resident ones, or one per chunk when there are fewer chunks)
+// sharing the (tile, chunk) units evenly. A tile is cut between at most
+// ceil((cpt - 1) / floor(U / G)) + 1 blocks; false (split mode instead) when the workspace cannot
+// hold that many partial planes or there is nothing to balance (whole tiles already fill waves).
+inline bool choose_streamk(Params& p, int resident) {
+  const long long tiles = (long long)(p.N / kTileN) * p.row_blocks;
+  const int cpt = p.Kp / (kTileK * kDecChunk);
+  const long long units = tiles * cpt;
+  const int blocks = (int)(units < resident ? units : resident);
+  if (blocks < 1 || p.ws == nullptr || p.counters == nullptr || tiles % resident == 0) return false;
+  const long long per_block = units / blocks;  // >= 1
+  const long long max_parts = (cpt - 1 + per_block - 1) / per_block + 1;
+  if (max_parts * p.M * p.N > p.ws_floats) return false;
+  p.streamk_units = units;
+  p.streamk_blocks = blocks;
+  return true;
+}
+
 template <typename T, int WARPS, bool HAS_ZP, int GM>
 cudaError_t launch_decode_t(Params p, cudaStream_t stream) {
   constexpr auto kern = mp_decode_kernel<T, WARPS, HAS_ZP, GM>;
@@ -281,6 +337,9 @@ cudaError_t launch_decode_t(Params p, cudaStream_t stream) {
   int resident = 1;
   const cudaError_t e = resident_blocks<kern>(kDecThreads, 0, resident);
   if (e != cudaSuccess) return e;
+  if (p.streamk && choose_streamk(p, resident))
+    return launch_pdl(kern, dim3(p.streamk_blocks), dim3(kDecThreads), stream, p.pdl != 0, p);
+  p.streamk_units = 0;
   choose_decode_splits(p, resident);
   return launch_pdl(kern, dim3(p.N / kTileN * p.row_blocks, p.splits), dim3(kDecThreads), stream, p.pdl != 0, p);
 }

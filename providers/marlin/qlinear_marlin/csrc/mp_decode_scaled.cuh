@@ -17,7 +17,8 @@
 // Chunks: 8 k tiles of 4-bit codes or 4 of 8-bit codes (128 bytes of weight per lane either way).
 // Scales (and zero points): SPC loads per chunk and lane (a uint4 = the lane's 8 columns):
 // CH / (k tiles per group) for groups smaller than a chunk (NVFP4: 16 -> 8 loads, MX: 32 -> 4 or 2),
-// else 1 (the chunk's group: 128-blocks, per channel). They are prefetched a chunk ahead like the weights.
+// else 1 (the chunk's group: 128-blocks, per channel). They are prefetched a chunk ahead like the
+// weights, into the registers of a group as soon as its last tile is computed.
 #pragma once
 
 #include "mp_decode.cuh"
@@ -33,6 +34,28 @@ __device__ __forceinline__ T entry(const uint4& v, int e) {  // 16-bit value e o
   const uint32_t pr = word(v, e / 2);
   const unsigned short h = (unsigned short)(e % 2 ? pr >> 16 : pr & 0xFFFFu);
   return *reinterpret_cast<const T*>(&h);
+}
+
+// Loads that run only when `pred` holds, as predicated instructions (PTX @p): the prefetch of the next
+// chunk is conditional, and left to the compiler that condition became branches with reconvergence
+// in the main loop (a third more instructions) whenever the Params struct changed layout; an
+// explicit predicate keeps the loop straight. The destination keeps its value when pred is false.
+// Only the weight stream's load is volatile (as in mp_decode.cuh); the x and scale loads stay free
+// for the compiler to schedule.
+__device__ __forceinline__ void ld_stream_if(uint4& v, const uint4* ptr, bool pred) {  // L1 bypass
+  asm volatile("{\n .reg .pred q;\n setp.ne.b32 q, %5, 0;\n @q ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n}\n"
+               : "+r"(v.x), "+r"(v.y), "+r"(v.z), "+r"(v.w)
+               : "l"(ptr), "r"((int)pred));
+}
+__device__ __forceinline__ void ldg4_if(uint4& v, const uint4* ptr, bool pred) {
+  asm("{\n .reg .pred q;\n setp.ne.b32 q, %5, 0;\n @q ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];\n}\n"
+               : "+r"(v.x), "+r"(v.y), "+r"(v.z), "+r"(v.w)
+               : "l"(ptr), "r"((int)pred));
+}
+__device__ __forceinline__ void ldg_if(uint32_t& v, const void* ptr, bool pred) {
+  asm("{\n .reg .pred q;\n setp.ne.b32 q, %2, 0;\n @q ld.global.nc.u32 %0, [%1];\n}\n"
+               : "+r"(v)
+               : "l"(ptr), "r"((int)pred));
 }
 
 // k tiles per chunk: 128 bytes of weight per lane with one row block (decode_chunk_tiles), half that
@@ -82,46 +105,52 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) mp_decode_scaled_kerne
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[rb][j][i] = 0.f;
 
-  uint4 w[CH][WV];
+  uint4 w[CH][WV];  // zeroed: the predicated loads below keep a register's value when they do not run
   uint32_t b[CH][RB][2];
   uint4 sc[SPC], zc[HAS_ZP ? SPC : 1];
-  auto load_w = [&](const uint4* wc, int i) {
 #pragma unroll
-    for (int v = 0; v < WV; ++v) w[i][v] = ld_stream(wc + i * 32 * WV + v);
+  for (int i = 0; i < CH; ++i) {
+#pragma unroll
+    for (int v = 0; v < WV; ++v) w[i][v] = make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int rb = 0; rb < RB; ++rb) b[i][rb][0] = b[i][rb][1] = 0;
+  }
+#pragma unroll
+  for (int s = 0; s < SPC; ++s) sc[s] = zc[HAS_ZP ? s : 0] = make_uint4(0, 0, 0, 0);
+  auto load_w = [&](const uint4* wc, int i, bool pred) {
+#pragma unroll
+    for (int v = 0; v < WV; ++v) ld_stream_if(w[i][v], wc + i * 32 * WV + v, pred);
   };
-  auto load_x = [&](int k0, int i) {  // k tile i of the chunk starting at element k0
+  auto load_x = [&](int k0, int i, bool pred) {  // k tile i of the chunk starting at element k0
 #pragma unroll
     for (int rb = 0; rb < RB; ++rb) {
       const unsigned int* xp = reinterpret_cast<const unsigned int*>(xrow[rb] + k0 + i * kTileK);
-      b[i][rb][0] = __ldg(xp);
-      b[i][rb][1] = __ldg(xp + 4);  // k + 8
+      ldg_if(b[i][rb][0], xp, pred);
+      ldg_if(b[i][rb][1], xp + 4, pred);  // k + 8
     }
   };
   // scale load s of the chunk starting at k tile kt0: the group of its tile s * TPG (SPC > 1) or of
   // its first tile
-  auto load_s = [&](int kt0, int s) {
+  auto load_s = [&](int kt0, int s, bool pred) {
     const int grp = SPC > 1 ? kt0 / TPG + s : kt0 / tpg;
     const size_t idx = ((size_t)grp * n_tiles + ntile) * 8 + g;
-    sc[s] = __ldg(s4 + idx);
-    if constexpr (HAS_ZP) zc[s] = __ldg(z4 + idx);
+    ldg4_if(sc[s], s4 + idx, pred);
+    if constexpr (HAS_ZP) ldg4_if(zc[s], z4 + idx, pred);
   };
 
   constexpr int kStep = WARPS * CH;  // k tiles between a warp's chunks
   int c = warp;
   const uint4* wc = wt + (size_t)(s_lo + c * CH) * 32 * WV;
   int xk = (s_lo + c * CH) * kTileK;
-  if (c < n_chunks) {  // weights and scales before the wait for the previous kernel (PDL), x after
+  const bool any = c < n_chunks;
+  // weights and scales before the wait for the previous kernel (PDL), x after
 #pragma unroll
-    for (int i = 0; i < CH; ++i) load_w(wc, i);
+  for (int i = 0; i < CH; ++i) load_w(wc, i, any);
 #pragma unroll
-    for (int s = 0; s < SPC; ++s) load_s(s_lo + c * CH, s);
-  }
+  for (int s = 0; s < SPC; ++s) load_s(s_lo + c * CH, s, any);
   grid_dependency_wait();
-  if (c < n_chunks) {
 #pragma unroll
-    for (int i = 0; i < CH; ++i) load_x(xk, i);
-  }
-  uint4 sv = make_uint4(0, 0, 0, 0), zv = make_uint4(0, 0, 0, 0);  // the current group's values
+  for (int i = 0; i < CH; ++i) load_x(xk, i, any);
   for (; c < n_chunks; c += WARPS) {
     const bool has_next = c + WARPS < n_chunks;
     const int next_kt0 = s_lo + (c + WARPS) * CH;
@@ -129,11 +158,8 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) mp_decode_scaled_kerne
     xk += kStep * kTileK;
 #pragma unroll
     for (int i = 0; i < CH; ++i) {
-      if (i % TPG == 0) {  // a new group (SPC == 1: TPG == CH, only at the chunk's start)
-        sv = sc[i / TPG];
-        if constexpr (HAS_ZP) zv = zc[i / TPG];
-        if (has_next) load_s(next_kt0, i / TPG);  // the registers are free: next chunk's values
-      }
+      const uint4& sv = sc[i / TPG];  // this tile's group (SPC == 1: TPG == CH, the chunk's)
+      const uint4& zv = zc[HAS_ZP ? i / TPG : 0];
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         // A fragment of output columns 16j.. x 16 k; entry 2j: column 16j + g, 2j + 1: 16j + 8 + g.
@@ -162,17 +188,16 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) mp_decode_scaled_kerne
 #pragma unroll
         for (int rb = 0; rb < RB; ++rb) Tr::mma(acc[rb][j], a, b[i][rb]);
       }
-      if (has_next) {
-        load_w(wc, i);
-        load_x(xk, i);
-      }
+      if (i % TPG == TPG - 1) load_s(next_kt0, i / TPG, has_next);  // the group's last tile: next chunk's values
+      load_w(wc, i, has_next);
+      load_x(xk, i, has_next);
     }
   }
   if constexpr (RB == 1) {
-    decode_finish<T, WARPS>(p, acc[0], blockIdx.x & (p.row_blocks - 1), ntile, split);
+    decode_finish<T, WARPS>(p, acc[0], blockIdx.x & (p.row_blocks - 1), ntile, split, p.splits);
   } else {
-    decode_finish<T, WARPS>(p, acc[0], 0, ntile, split);
-    if (p.M > 8) decode_finish<T, WARPS>(p, acc[1], 1, ntile, split);  // uniform over the block
+    decode_finish<T, WARPS>(p, acc[0], 0, ntile, split, p.splits);
+    if (p.M > 8) decode_finish<T, WARPS>(p, acc[1], 1, ntile, split, p.splits);  // uniform over the block
   }
 }
 

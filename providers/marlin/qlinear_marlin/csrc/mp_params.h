@@ -25,6 +25,9 @@ struct Params {
   int row_blocks;   // decode kernel: blocks per column tile along M (set by the launcher)
   int pdl;          // decode kernel: launch as a programmatic dependent of the previous kernel (sm_90+)
   int dec_warps;    // decode kernel: warps per block, 4 or 8 (0: the launcher's rule, pick_decode_warps)
+  int streamk;      // 4-bit decode kernel: deal (tile, chunk) units evenly over one wave of blocks (stream-K)
+  long long streamk_units;  // set by the launcher: units dealt (0: split mode)
+  int streamk_blocks;       // set by the launcher: blocks of the stream-K grid
 };
 
 // Code formats: integer (uint4/uint8, optional zero points) or float (E2M1 / E4M3 by bits).

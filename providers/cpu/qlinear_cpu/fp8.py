@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from qlinear.kernel import Fp8BlockScaledMMLinearKernel, FP8ScaledMMLinearKernel
 
-from . import pack
+from . import hugepages, pack
 from .common import PRIO, CpuKernelMixin, as_2d, bias_f32, new_out, out_dtype
 
 FP8 = torch.float8_e4m3fn
@@ -79,7 +79,7 @@ class CpuAmxFP8ScaledMMLinearKernel(CpuKernelMixin, FP8ScaledMMLinearKernel):
         self.group = pack.split_group(self.k_pad)  # one scale for all of K, applied per sub-group
         sw = pack.repeat_groups(ws.expand(n).reshape(1, n), self.k_pad // self.group)
         self.sw = pack.block_scales(sw, pack.round_up(n, pack.NB))
-        self.replace_parameter(layer, w_name, pack.pack_fp8(w.t(), self.k_pad))
+        self.replace_parameter(layer, w_name, hugepages.place(pack.pack_fp8(w.t(), self.k_pad)))
         self.replace_parameter(layer, s_name, self.sw)
 
     def apply_weights(self, layer, x, bias=None):
@@ -117,7 +117,7 @@ class CpuAmxFp8BlockScaledMMLinearKernel(CpuKernelMixin, Fp8BlockScaledMMLinearK
         self.group = bk
         sw = s.float().repeat_interleave(bn, 0)[:n].t()  # [K groups, N]
         self.sw = pack.block_scales(sw, pack.round_up(n, pack.NB))
-        self.replace_parameter(layer, "weight", pack.pack_fp8(w, self.k_pad))
+        self.replace_parameter(layer, "weight", hugepages.place(pack.pack_fp8(w, self.k_pad)))
         self.replace_parameter(layer, "weight_scale_inv", self.sw)
 
     def apply_weights(self, layer, x, bias=None):

@@ -16,7 +16,7 @@ import torch
 
 from qlinear.kernel import Int8ScaledMMLinearKernel
 
-from . import pack
+from . import hugepages, pack
 from .common import PRIO, CpuKernelMixin, as_2d, bias_f32, new_out, out_dtype
 
 # rows up to which the VNNI vector path runs instead of AMX tiles
@@ -74,7 +74,7 @@ class CpuAmxInt8ScaledMMLinearKernel(CpuKernelMixin, Int8ScaledMMLinearKernel):
         # 128 * colsum(W), int32: the VNNI path multiplies (q + 128) by W and takes this back off
         # (int32 throughout, as the kernel adds it)
         self.comp = torch.nn.functional.pad(w.to(torch.int32).sum(0) * 128, (0, n_pad - n)).to(torch.int32).contiguous()
-        self.replace_parameter(layer, w_name, pack.pack_int8_vnni4(w.t(), self.k_pad))
+        self.replace_parameter(layer, w_name, hugepages.place(pack.pack_int8_vnni4(w.t(), self.k_pad)))
         self.replace_parameter(layer, s_name, sw)
         if colsum is not None:
             self.replace_parameter(layer, azp_name, colsum)

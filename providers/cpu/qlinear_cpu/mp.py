@@ -21,7 +21,7 @@ from qlinear.formats.int_pack import unpack_along
 from qlinear.kernel import MPLinearKernel
 from qlinear.scalar_type import scalar_types
 
-from . import pack
+from . import hugepages, pack
 from .common import PRIO, CpuKernelMixin, as_2d, bias_f32, new_out, out_dtype
 
 W_INT4, W_FP8, W_INT8 = 0, 1, 2
@@ -111,7 +111,7 @@ def store_packed(kernel: MPLinearKernel, layer, wpack: torch.Tensor, ws: torch.T
     def table(t_ng: torch.Tensor) -> torch.Tensor:
         return pack.block_scales(pack.repeat_groups(t_ng.float().t(), reps), n_pad)
 
-    kernel.replace_parameter(layer, kernel.w_q_name, wpack)
+    kernel.replace_parameter(layer, kernel.w_q_name, hugepages.place(wpack))
     kernel.replace_parameter(layer, kernel.w_s_name, table(ws))
     if kernel.w_zp_name is not None:
         kernel.replace_parameter(layer, kernel.w_zp_name, table(zp.float() - zero_offset) if zp is not None else torch.empty(0))

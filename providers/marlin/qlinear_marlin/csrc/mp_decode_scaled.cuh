@@ -9,10 +9,11 @@
 // bfloat16 cannot hold 128 + an 8-bit code. So here each A register (two weights) is dequantized as
 // the tile kernel does it (dequant_pair, marlin_mp.cuh: the same rounding): float codes are placed
 // into T (fp_raw, exact) and multiplied once by the group scale, which carries the placement's power
-// of two (fp.py code_scales); 8-bit integers are (code - zero) * scale (bf16: through fp32). The mma
-// accumulates in fp32 over the whole slice, with no per-group fold. Integer ops per weight
-// (sm_90a SASS, inner loop): ~3.4 for E2M1 in bf16, ~2 for 8-bit codes, whose bytes per weight
-// are twice as many, so both stay near the issue rate that streams the weight at full bandwidth.
+// of two (fp.py code_scales); 8-bit integers are (code - zero) * scale (bf16: two exact nibble
+// sums). The mma accumulates in fp32 over the whole slice, with no per-group fold. Instructions per
+// weight and lane (sm_90a SASS, inner loop): ~3.2 for E2M1 in bf16, ~3 for E4M3, ~4 for 8-bit
+// integers in bf16: E2M1 is at the issue rate that streaming 4-bit weights at full bandwidth allows,
+// 8-bit codes (twice the bytes per weight) below it.
 //
 // Chunks: 8 k tiles of 4-bit codes or 4 of 8-bit codes (128 bytes of weight per lane either way).
 // Scales (and zero points): SPC loads per chunk and lane (a uint4 = the lane's 8 columns):
@@ -78,7 +79,8 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) mp_decode_scaled_kerne
   allow_dependent_launch();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
-  // RB == 1: row block in the low bit of blockIdx.x when p.row_blocks == 2; RB == 2: p.row_blocks == 1
+  // the launcher sets p.row_blocks = 1 (both row blocks live in one block), so blockIdx.x is the
+  // column tile; the shared decode_finish reads the same fields as for the integer kernel
   const int ntile = blockIdx.x >> (p.row_blocks - 1), split = blockIdx.y;
   const int row0 = 8 * (blockIdx.x & (p.row_blocks - 1));
   const int n_tiles = p.N / kTileN, tiles_k = p.Kp / kTileK;

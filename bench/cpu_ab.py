@@ -42,27 +42,22 @@ def main(argv):
     kinds = [kc for kc in KERNELS if kc.family == c.family and kc.can_implement(c)[0]]
     peers = cpu_peers.PEERS if os.environ.get("PEERS", "1") != "0" else []
     kinds += [kc for kc in peers if kc.family == c.family and kc.is_supported()[0] and kc.can_implement(c)[0]]
-    runs = {}
-    for kc in kinds:
+    def build(kc):  # one loaded layer per weight copy
         lst = []
         for w in ws:
             layer = make_layer(c, quantize_layer_params(c, w, calib_x=calib))
             kern = kc.create(c)
             kern.process_weights_after_loading(layer)
             lst.append((kern, layer))
-        runs[kc.__name__] = lst
+        return lst
+
+    runs = {kc.__name__: build(kc) for kc in kinds}
     if os.environ.get("HUGEPAGES_AB"):  # our kernels again with their weights on 4 KiB pages (hugepages.py off)
         from qlinear_cpu import hugepages
 
         hugepages.ENABLED, on = 0, hugepages.ENABLED
         for kc in [kc for kc in kinds if kc in KERNELS]:
-            lst = []
-            for w in ws:
-                layer = make_layer(c, quantize_layer_params(c, w, calib_x=calib))
-                kern = kc.create(c)
-                kern.process_weights_after_loading(layer)
-                lst.append((kern, layer))
-            runs[kc.__name__ + "[4KiB]"] = lst
+            runs[kc.__name__ + "[4KiB]"] = build(kc)
         hugepages.ENABLED = on
     runs["bf16"] = [(None, w.bfloat16()) for w in ws]
     for m in ms:

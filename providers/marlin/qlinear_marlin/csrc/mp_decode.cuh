@@ -35,7 +35,7 @@
 
 namespace qlinear_marlin {
 
-constexpr int kDecChunk = 8;  // k tiles (of 16) a warp loads at once: 128 k, one group of 128
+constexpr int kDecChunk = decode_chunk_tiles(4);  // k tiles a warp loads at once: 128 k, one group of 128
 
 __device__ __forceinline__ uint4 ld_stream(const uint4* p) {
   uint4 v;  // read once: bypass L1, the weight never fits anyway
@@ -372,7 +372,7 @@ cudaError_t launch_decode_gm(const Params& p, bool has_zp, cudaStream_t stream) 
 // 4-bit integer codes, M <= 16, K a multiple of 128 (whole chunks); a block per 8 rows.
 template <typename T>
 cudaError_t launch_decode(Params p, bool has_zp, cudaStream_t stream) {
-  if (p.M > 16 || p.Kp % (kDecChunk * kTileK)) return cudaErrorInvalidValue;
+  if (!decode_applies(kIntCodes, p.M, 4, p.Kp, p.group_k, p.tile_group != nullptr)) return cudaErrorInvalidValue;
   p.row_blocks = p.M > 8 ? 2 : 1;
   if (p.tile_group) return launch_decode_gm<T, kTileGroups>(p, has_zp, stream);
   if (p.group_k % (kDecChunk * kTileK) == 0) return launch_decode_gm<T, kChunkGroups>(p, has_zp, stream);

@@ -63,7 +63,7 @@ __device__ __forceinline__ void ldg_if(uint32_t& v, const void* ptr, bool pred) 
 // with two (their second B operand and accumulators take the registers)
 template <int BITS, int RB>
 __host__ __device__ constexpr int scaled_chunk() {
-  return (BITS == 4 ? 8 : 4) / RB;
+  return decode_chunk_tiles(BITS) / RB;
 }
 
 // FP: float codes (no zero points) or 8-bit integer codes (HAS_ZP: per-group zero offsets in p.zm).

@@ -37,8 +37,13 @@ enum CodeFormat : int { kIntCodes = 0, kFloatCodes = 1 };
 // mt = m16 tiles per block (1, 2, 4).
 cudaError_t launch_mp_int(const Params& p, int dtype, int bits, int mt, bool has_zp, cudaStream_t stream);
 cudaError_t launch_mp_fp(const Params& p, int dtype, int bits, int mt, cudaStream_t stream);
+#ifdef __CUDACC__
+#define QLM_HOST_DEVICE __host__ __device__
+#else
+#define QLM_HOST_DEVICE
+#endif
 // Decode kernels: k tiles (of 16) a warp loads at once: 128 bytes of weight per lane either way.
-constexpr int decode_chunk_tiles(int bits) { return bits == 4 ? 8 : 4; }
+QLM_HOST_DEVICE constexpr int decode_chunk_tiles(int bits) { return bits == 4 ? 8 : 4; }
 // Which calls the decode kernels take (the binding checks it; qlinear_marlin/runtime.py mirrors it):
 // M <= 16 and K whole chunks; 4-bit integer codes (any groups, act-order: mp_decode.cuh); float codes
 // (4 or 8-bit) and 8-bit integer codes in plain groups that divide a chunk or are whole chunks

@@ -7,7 +7,9 @@
 # $OUT (default bench/out).
 #
 #   bash bench/run_models_gpu.sh                  # static KV cache, the decode step compiled and replayed
-#                                                 # as one CUDA graph per token, layers chosen for decode
+#                                                 # as one CUDA graph per token, layers chosen for decode,
+#                                                 # q/k/v and gate/up fused, the step's device time profiled
+#   LM_HEAD=1 bash bench/run_models_gpu.sh        # lm_head quantized too
 #   MODE=static bash bench/run_models_gpu.sh      # transformers' generate with its static cache
 #   MODE=dynamic bash bench/run_models_gpu.sh     # transformers' generate, dynamic cache, eager
 #   SCHEMES=w4a16-g128,fp8-dynamic bash bench/run_models_gpu.sh   # fewer schemes
@@ -25,7 +27,8 @@ args=(--preset llama3-8b --device cuda --tokens "${TOKENS:-64}")
 [ -n "${SCHEMES:-}" ] && args+=(--schemes "$SCHEMES")
 tag=${MODE:-graph}
 case "$tag" in
-  graph) args+=(--cuda-graph --compile --regime decode) ;;
+  graph) args+=(--cuda-graph --compile --regime decode --fuse --profile 16 --json "$OUT/models-llama3-8b-graph.json")
+         [ -n "${LM_HEAD:-}" ] && args+=(--lm-head) ;;
   static) args+=(--static-cache) ;;
   dynamic) ;;
   *) echo "MODE: graph, static or dynamic, got $tag" >&2; exit 2 ;;

@@ -32,7 +32,7 @@ _EXPORTS = {
     ],
     "nn": ["QuantLinear", "SCHEMES"],
     "layers": ["make_layer", "quantize_layer_params"],
-    "models": ["quantize_model", "load_quantized", "save_quantized", "CheckpointError"],
+    "models": ["quantize_model", "fuse_projections", "load_quantized", "save_quantized", "CheckpointError"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE) + ["__version__"]
@@ -57,7 +57,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from .config import *  # noqa: F401,F403
     from .kernel import *  # noqa: F401,F403
     from .layers import make_layer, quantize_layer_params  # noqa: F401
-    from .models import CheckpointError, load_quantized, quantize_model, save_quantized  # noqa: F401
+    from .models import CheckpointError, fuse_projections, load_quantized, quantize_model, save_quantized  # noqa: F401
     from .nn import SCHEMES, QuantLinear  # noqa: F401
     from .platform import *  # noqa: F401,F403
     from .quant_key import *  # noqa: F401,F403

@@ -43,3 +43,38 @@ def test_cuda_round_trip(scheme, make_llama, ids, tmp_path):
     assert any(isinstance(m, QuantLinear) for m in loaded.modules())
     with torch.no_grad():
         assert torch.equal(loaded(x).logits, model(x).logits)
+
+
+def test_cuda_fused_projections_match_separate_layers(make_llama, ids):
+    """q/k/v and gate/up fused before quantizing (fuse_projections): the fused W4A16 layers hold the
+    members' quantized rows, so the logits are the unfused model's up to the GEMMs' reduction order."""
+    from qlinear.models.fuse import fuse_projections
+
+    x = ids.cuda()
+    plain, fused = make_llama(layers=2).cuda(), make_llama(layers=2).cuda()
+    qlinear.quantize_model(plain, "w4a16-g128", show_progress=False)
+    assert len(fuse_projections(fused)) == 4
+    qlinear.quantize_model(fused, "w4a16-g128", show_progress=False)
+    with torch.no_grad():
+        a, b = plain(x).logits.float(), fused(x).logits.float()
+    assert ((a - b).norm() / a.norm()).item() < 0.02
+
+
+def test_profile_of_a_replayed_graph_sees_its_kernels():
+    """--profile's breakdown: the kernels a CUDA graph replay launches are recorded and sorted by kind."""
+    from qlinear.models.step_profile import profile_steps
+
+    a = torch.randn(256, 256, device="cuda", dtype=torch.bfloat16)
+    out = torch.empty_like(a)
+
+    def step():
+        out.copy_(torch.softmax(a @ a, -1) + 1)
+
+    step()
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        step()
+    p = profile_steps(g.replay, 4, torch.device("cuda"))
+    assert p["kinds"]["gemm"] > 0 and p["kinds"]["attention"] > 0 and p["kinds"]["other"] > 0, p["kernels"]
+    assert all(n == 1 for _, _, _, n in p["kernels"]), p["kernels"]  # one launch of each per step

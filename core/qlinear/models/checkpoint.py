@@ -346,6 +346,12 @@ def save_quantized(model: torch.nn.Module, path: str, *, max_shard_size: int | s
     save_file = _need("safetensors.torch").save_file
     import compressed_tensors
 
+    from .fuse import FusedProjection
+
+    fused = [n for n, m in model.named_modules() if isinstance(m, FusedProjection) and m.fused is not None]
+    if fused:
+        raise ValueError(f"{fused[0]}: fused projections ({len(fused)} groups) have no compressed-tensors names; "
+                         "save the model quantized without fuse_projections")
     qlayers = {n: m for n, m in model.named_modules() if isinstance(m, QuantLinear)}
     if not qlayers:
         raise ValueError("model: has no QuantLinear layer to save")

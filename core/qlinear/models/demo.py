@@ -1,7 +1,8 @@
 """The main job: a Llama-architecture model, end to end, per scheme.
 
     python -m qlinear.models.demo                       # tiny Llama (shipped config), CPU
-    python -m qlinear.models.demo --preset llama3-8b --device cuda --cuda-graph --compile --regime decode
+    python -m qlinear.models.demo --preset llama3-8b --device cuda --cuda-graph --compile --regime decode \
+        --fuse --profile 16
 
 Builds the model from a transformers config shipped in ``qlinear/models/configs`` with weights from
 a fixed seed (nothing is downloaded), generates greedily in bf16, then per scheme: quantizes it
@@ -9,6 +10,8 @@ a fixed seed (nothing is downloaded), generates greedily in bf16, then per schem
 (``save_quantized`` / ``load_quantized``; skipped for the 8B preset), generates, and prints the
 kernel picked per layer type, decode tokens/s, and agreement with bf16 on bf16's own token
 sequence, prompt included (top-1 agreement and the largest logit difference, teacher-forced).
+``--fuse`` runs q/k/v and gate/up as one linear each (``fuse_projections``, also timed in bf16),
+``--lm-head`` quantizes lm_head too, ``--profile`` says where the decode step's device time goes.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 import torch
 
 from ..selection import NoKernelError
+from .fuse import FusedProjection, fuse_projections
 from .quantize import quantize_model
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "configs")
@@ -82,7 +86,7 @@ def generate(model, ids: torch.Tensor, new: int, static_cache: bool) -> tuple[to
 
 
 def decode_loop(model, ids: torch.Tensor, new: int, *, graph: bool, compile_step: bool = False,
-                reps: int = 3) -> tuple[torch.Tensor, float]:
+                reps: int = 3, profile: int = 0, report: dict | None = None) -> tuple[torch.Tensor, float]:
     """Greedy ``new`` tokens with transformers' static KV cache and a decode loop of our own: the
     prompt runs eagerly (prefill, first token), then one decode step (1 token at a device-side
     position) is captured as a CUDA graph (``graph``) and replayed per token. Nothing in the loop
@@ -91,7 +95,9 @@ def decode_loop(model, ids: torch.Tensor, new: int, *, graph: bool, compile_step
     goes through ``torch.compile`` first (Inductor fuses the norms, rotary and residual adds, which
     eagerly are ~40 small kernels per layer; each qlinear layer stays one opaque op). ``graph=False``
     runs the same step eagerly (CPU tests check the loop against ``generate``). Returns (sequence,
-    decode tokens/s: the best of ``reps`` timed runs of the ``new - 1`` steps after the first token)."""
+    decode tokens/s: the best of ``reps`` timed runs of the ``new - 1`` steps after the first token).
+    ``profile``: then run that many steps under the profiler and put the breakdown in
+    ``report["profile"]`` (``step_profile.profile_steps``)."""
     from transformers import StaticCache
 
     dev = ids.device
@@ -149,7 +155,13 @@ def decode_loop(model, ids: torch.Tensor, new: int, *, graph: bool, compile_step
             _sync(dev)
             best = min(best, time.perf_counter() - t)
         seq[:, -1:] = tok
-    return seq, (new - 1) / max(best, 1e-9)
+        out = seq.clone()  # profiling below runs the sequence again
+        if profile and report is not None and dev.type == "cuda":
+            from .step_profile import profile_steps
+
+            prefill()  # the profiled steps write positions p.. like the timed ones
+            report["profile"] = profile_steps(run, min(profile, new - 1), dev)
+    return out, (new - 1) / max(best, 1e-9)
 
 
 def agreement(model, seq: torch.Tensor, ref_logits: torch.Tensor, start: int) -> tuple[float, float]:
@@ -165,9 +177,11 @@ def kernels_by_type(model) -> str:
     from ..nn import QuantLinear
 
     seen: dict[str, set[str]] = {}
+    # a fused group's layer is its head's child `fused`: name it after the group (q_proj+k_proj+v_proj)
+    labels = {id(m.fused): m.label for m in model.modules() if isinstance(m, FusedProjection) and m.fused is not None}
     for name, m in model.named_modules():
         if isinstance(m, QuantLinear):
-            seen.setdefault(name.rsplit(".", 1)[-1], set()).add(m.kernel.full_name())
+            seen.setdefault(labels.get(id(m), name.rsplit(".", 1)[-1]), set()).add(m.kernel.full_name())
     # one line per kernel, listing the layer types that use it
     by_kernel: dict[str, list[str]] = {}
     for t, ks in seen.items():
@@ -191,6 +205,14 @@ def main(argv=None) -> int:
                     help="with --cuda-graph: torch.compile the decode step before capturing it (fuses the "
                          "non-linear ops; the first step takes a minute or two to compile)")
     ap.add_argument("--no-save", action="store_true", help="skip the save/load round trip (default for llama3-8b)")
+    ap.add_argument("--fuse", action="store_true",
+                    help="fuse q/k/v and gate/up into one linear each before quantizing (fuse_projections; "
+                         "adds a 'bf16 fused' row; fused models are not saved)")
+    ap.add_argument("--lm-head", action="store_true", help="quantize lm_head too (by default it stays bf16)")
+    ap.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                    help="with --cuda-graph: profile STEPS replayed decode steps per scheme and print where the "
+                         "device time goes (GEMMs, attention, the rest)")
+    ap.add_argument("--json", default=None, metavar="PATH", help="also write the table (and profiles) as JSON")
     ap.add_argument("--regime", choices=["decode", "prefill", "mixed"], default=None,
                     help="the M range each layer's kernel is chosen for from the tuned tables (like QLINEAR_REGIME; "
                          "decode = M <= 16, what token generation runs)")
@@ -199,6 +221,10 @@ def main(argv=None) -> int:
         ap.error("--cuda-graph: needs --device cuda")
     if args.compile and not args.cuda_graph:
         ap.error("--compile: goes with --cuda-graph (--static-cache compiles through generate itself)")
+    if args.profile and not args.cuda_graph:
+        ap.error("--profile: goes with --cuda-graph (it profiles the replayed decode step)")
+    if args.profile < 0:
+        ap.error(f"--profile: a number of steps, got {args.profile}")
     if args.regime:
         from ..settings import override_settings
 
@@ -211,40 +237,67 @@ def _device(args) -> torch.device:
     return torch.device(args.device or ("cuda" if args.preset == "llama3-8b" else "cpu"))
 
 
-def _generate(model, ids, args) -> tuple[torch.Tensor, float]:
+def _generate(model, ids, args, report: dict) -> tuple[torch.Tensor, float]:
     if args.cuda_graph:
-        return decode_loop(model, ids, args.tokens, graph=True, compile_step=args.compile)
+        return decode_loop(model, ids, args.tokens, graph=True, compile_step=args.compile, profile=args.profile,
+                           report=report)
     return generate(model, ids, args.tokens, args.static_cache)
+
+
+def _report_profile(name: str, report: dict, tps: float, results: dict) -> None:
+    if "profile" in report:
+        from .step_profile import format_profile
+
+        print(f"{name}: where a decode step's device time goes")
+        print(format_profile(report["profile"], 1e6 / tps))
+        results.setdefault("profiles", {})[name] = report["profile"]
 
 
 def _run(args) -> int:
     device = _device(args)
-    save = not args.no_save and args.preset != "llama3-8b"
+    save = not args.no_save and args.preset != "llama3-8b" and not args.fuse
+    skip = () if args.lm_head else ("lm_head",)
     schemes = args.schemes.split(",") if args.schemes else (GPU_SCHEMES if device.type == "cuda" else CPU_SCHEMES)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} threads)"
     print(f"qlinear demo: {args.preset} Llama ({PRESETS[args.preset]}, seed 0) on {where}; prompt {args.prompt}, "
           f"{args.tokens} new tokens, greedy{', static KV cache' if args.static_cache else ''}"
           f"{', static KV cache + one CUDA graph per decode step' if args.cuda_graph else ''}"
           f"{' (torch.compile)' if args.cuda_graph and args.compile else ''}"
-          f"{f', regime {args.regime}' if args.regime else ''}")
+          f"{f', regime {args.regime}' if args.regime else ''}"
+          f"{', q/k/v and gate/up fused' if args.fuse else ''}{', lm_head quantized' if args.lm_head else ''}")
+    results: dict = {"device": where, "args": vars(args), "rows": []}
 
     model = build_model(args.preset, device)
     nparams = sum(p.numel() for p in model.parameters())
     ids = prompt_ids(model.config.vocab_size, args.prompt, device)
-    seq, tps_ref = _generate(model, ids, args)
+    report: dict = {}
+    seq, tps_ref = _generate(model, ids, args, report)
     with torch.no_grad():
         ref_logits = model(seq).logits.float()
+    print(f"bf16: {nparams / 1e6:.1f}M parameters, {tps_ref:.1f} tokens/s")
+    _report_profile("bf16", report, tps_ref, results)
+    rows = [("bf16", "torch F.linear", f"{tps_ref:.1f}", "1.00x", "100.0%", "0")]
+    if args.fuse:  # what fusing alone gives, so the quantized rows' gain is not mistaken for quantization's
+        fuse_projections(model)
+        report = {}
+        _, tps = _generate(model, ids, args, report)
+        top1, diff = agreement(model, seq, ref_logits, 0)
+        print(f"bf16 fused: {tps:.1f} tokens/s")
+        _report_profile("bf16 fused", report, tps, results)
+        rows.append(("bf16 fused", "torch F.linear", f"{tps:.1f}", f"{tps / tps_ref:.2f}x", f"{100 * top1:.1f}%",
+                     f"{diff:.3g}"))
     del model
     gc.collect()
-    print(f"bf16: {nparams / 1e6:.1f}M parameters, {tps_ref:.1f} tokens/s\n")
-    rows = [("bf16", "torch F.linear", f"{tps_ref:.1f}", "1.00x", "100.0%", "0")]
+    print()
     tmp = tempfile.TemporaryDirectory(prefix="qlinear-demo-") if save else None
     failed = 0
     for scheme in schemes:
         t0 = time.perf_counter()
         model = build_model(args.preset, device)
+        if args.fuse:
+            fuse_projections(model)
         try:
-            quantize_model(model, scheme, calib=ids, show_progress=False, keep_checkpoint=save)
+            quantize_model(model, scheme, skip=skip, calib=ids, show_progress=False, keep_checkpoint=save)
         except (NoKernelError, ValueError) as e:
             print(f"{scheme}: skipped here: {str(e).splitlines()[0]}")
             del model
@@ -261,8 +314,9 @@ def _run(args) -> int:
             model = load_quantized(path, device=device, show_progress=False)
             note = f", checkpoint {mb:.1f} MB saved + reloaded"
         prep = time.perf_counter() - t0
+        report = {}
         try:
-            out, tps = _generate(model, ids, args)
+            out, tps = _generate(model, ids, args, report)
             top1, diff = agreement(model, seq, ref_logits, 0)
         except Exception as e:  # a kernel failing at run time is reported, the others still run
             print(f"{scheme}: FAILED while generating: {type(e).__name__}: {e}")
@@ -271,6 +325,7 @@ def _run(args) -> int:
             continue
         kern = kernels_by_type(model)
         print(f"{scheme}: {kern}  (prepared in {prep:.1f}s{note})")
+        _report_profile(scheme, report, tps, results)
         rows.append((scheme, kern.split(":")[0] + ("" if kern.count(":") == 1 else " (+more)"), f"{tps:.1f}",
                      f"{tps / tps_ref:.2f}x", f"{100 * top1:.1f}%", f"{diff:.3g}"))
         del model
@@ -287,10 +342,15 @@ def _run(args) -> int:
     print(f"\n(top-1 agreement and logit difference: teacher-forced on bf16's prompt + {args.tokens} greedy tokens; "
           "random weights, so agreement measures quantization noise, not model quality)")
     if device.type == "cpu":
-        print("On a CUDA machine: bash scripts/main.sh --preset llama3-8b --cuda-graph --compile --regime decode  "
+        print("On a CUDA machine: bash scripts/main.sh --preset llama3-8b --cuda-graph --compile --regime decode --fuse  "
               "(Llama-3-8B-shaped, random weights, one CUDA graph per decode step)")
-    return 1 if failed else 0
+    if args.json:
+        import json
 
+        results["rows"] = [dict(zip(head, r)) for r in rows]
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 1 if failed else 0
 
 if __name__ == "__main__":
     sys.exit(main())

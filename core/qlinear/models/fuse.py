@@ -1,0 +1,131 @@
+"""``fuse_projections``: sibling linears that read the same input run as one GEMM.
+
+A transformers decoder layer calls q/k/v on one hidden state and gate/up on another. Run
+separately that is five GEMMs, two of them small (k and v of Llama-3-8B are 1024 x 4096, 2 MiB
+of 4-bit weights: a launch and a latency chain, not a weight stream). Fused, it is two wide ones
+(6144 x 4096, 28672 x 4096), the shapes the decode kernels and the tuned tables are built for.
+
+The model's code is left alone: each projection becomes a ``FusedProjection`` that returns its
+columns of the group's output. The group's first member holds the fused ``nn.Linear`` (as its
+child ``fused``, so ``quantize_model`` finds and quantizes it like any linear) and runs it; the
+others take their columns from that output when called with the same input tensor, and run the
+group themselves when called with another one (correct in any call order, only slower).
+
+Fuse the float model, then quantize: the fused layer is quantized as one (per-tensor schemes get
+one scale for the group). A fused model is not saved as a compressed-tensors checkpoint (its
+tensors no longer carry the checkpoint's names): save before fusing, or quantize again.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+
+from .quantize import set_submodule
+
+# the sibling groups of Llama-style decoders (Llama, Mistral, Qwen2, ...): attention's input
+# projections and the gated MLP's two input projections
+DEFAULT_GROUPS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
+
+
+class _GroupOutput:
+    """The group's last input and output, shared by its members (a plain object, not a Module: it
+    holds no parameters and adds nothing to the state dict)."""
+
+    def __init__(self) -> None:
+        self.head: "FusedProjection | None" = None
+        self.x: torch.Tensor | None = None
+        self.y: torch.Tensor | None = None
+
+
+class FusedProjection(torch.nn.Module):
+    """Columns ``[start, end)`` of a fused group's output. The group's first member owns the fused
+    layer as ``self.fused``; the others have ``fused = None``."""
+
+    def __init__(self, out: _GroupOutput, start: int, end: int, label: str,
+                 fused: torch.nn.Module | None = None) -> None:
+        super().__init__()
+        self.out, self.start, self.end, self.label = out, start, end, label
+        self.fused = fused
+        if fused is not None:
+            out.head = self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.out
+        if self.fused is not None:
+            out.x, out.y = x, self.fused(x)
+        elif out.x is not x:  # not the input the head just ran: run the group on this one
+            out.head(x)
+        return out.y[..., self.start:self.end]
+
+    @property
+    def in_features(self) -> int:
+        return self.out.head.fused.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.end - self.start
+
+    def extra_repr(self) -> str:
+        return f"{self.label}[{self.start}:{self.end}]"
+
+
+def fuse_projections(model: torch.nn.Module, groups: Iterable[Iterable[str]] = DEFAULT_GROUPS) -> list[str]:
+    """Fuse each module's sibling ``nn.Linear`` children named in ``groups`` (all names of a group
+    must be present, float linears with one input width, dtype and device), in place. Returns the
+    fused groups' names (``model.layers.0.self_attn.q_proj+k_proj+v_proj``). Quantize afterwards:
+    ``quantize_model`` then sees one linear per group."""
+    from ..nn import QuantLinear
+
+    groups = [tuple(g) for g in groups]
+    for g in groups:
+        if len(g) < 2 or len(set(g)) != len(g):
+            raise ValueError(f"groups: {g} must name two or more distinct sibling linears")
+    plans = []
+    for parent_name, parent in model.named_modules():
+        for names in groups:
+            mods = [getattr(parent, n, None) for n in names]
+            if any(m is None for m in mods):
+                continue
+            where = f"{parent_name}.{names[0]}" if parent_name else names[0]
+            if any(isinstance(m, (QuantLinear, FusedProjection)) for m in mods):
+                raise ValueError(f"{where}: already quantized or fused; fuse_projections works on the float "
+                                 "model, before quantize_model / load_quantized")
+            if not all(type(m) is torch.nn.Linear for m in mods):
+                continue  # not plain linears (a custom layer): leave the group alone
+            k, dt, dev = mods[0].in_features, mods[0].weight.dtype, mods[0].weight.device
+            bad = [n for n, m in zip(names, mods) if (m.in_features, m.weight.dtype, m.weight.device) != (k, dt, dev)]
+            if bad:
+                raise ValueError(f"{where}: {bad} differ from {names[0]} in input width, dtype or device; "
+                                 "a fused group shares one input")
+            if len({id(m) for m in mods}) != len(mods):
+                raise ValueError(f"{where}: the group {names} names one module twice")
+            plans.append((parent_name, names, mods))
+    done = []
+    for parent_name, names, mods in plans:
+        fused = _concat(mods)
+        out = _GroupOutput()
+        label = "+".join(names)
+        start = 0
+        for i, (n, m) in enumerate(zip(names, mods)):
+            end = start + m.out_features
+            member = FusedProjection(out, start, end, label, fused if i == 0 else None)
+            set_submodule(model, f"{parent_name}.{n}" if parent_name else n, member)
+            start = end
+        done.append(f"{parent_name}.{label}" if parent_name else label)
+    return done
+
+
+def _concat(mods: list[torch.nn.Linear]) -> torch.nn.Linear:
+    w = mods[0].weight
+    n = sum(m.out_features for m in mods)
+    fused = torch.nn.Linear(mods[0].in_features, n, bias=any(m.bias is not None for m in mods),
+                            device="meta", dtype=w.dtype)
+    fused.weight = torch.nn.Parameter(torch.cat([m.weight.detach() for m in mods]), requires_grad=w.requires_grad)
+    if fused.bias is not None:  # a member without a bias adds zeros: the same output
+        fused.bias = torch.nn.Parameter(torch.cat([
+            m.bias.detach() if m.bias is not None else torch.zeros(m.out_features, dtype=w.dtype, device=w.device)
+            for m in mods]), requires_grad=w.requires_grad)
+    return fused
+

@@ -265,7 +265,8 @@ def _run(args) -> int:
           f"{' (torch.compile)' if args.cuda_graph and args.compile else ''}"
           f"{f', regime {args.regime}' if args.regime else ''}"
           f"{', q/k/v and gate/up fused' if args.fuse else ''}{', lm_head quantized' if args.lm_head else ''}")
-    results: dict = {"device": where, "args": vars(args), "rows": []}
+    # the options, less the output path (a machine's own path has no place in a results file)
+    results: dict = {"device": where, "args": {k: v for k, v in vars(args).items() if k != "json"}, "rows": []}
 
     model = build_model(args.preset, device)
     nparams = sum(p.numel() for p in model.parameters())

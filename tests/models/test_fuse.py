@@ -1,5 +1,6 @@
 """fuse_projections: q/k/v and gate/up of a transformers Llama run as one GEMM each, with the same
-outputs as the separate layers, eager and under torch.compile, before and after quantize_model."""
+outputs as the separate layers, eager and under torch.compile; float models fused before
+quantize_model, quantized ones (quantize_model, load_quantized) from their layers' parameters."""
 
 import pytest
 import torch
@@ -80,8 +81,8 @@ def test_refusals_name_the_layer(make_llama, tmp_path):
     with pytest.raises(ValueError, match=r"a: \['b'\] differ"):
         fuse_projections(parent, groups=[("a", "b")])
     model = make_llama()
-    qlinear.quantize_model(model, "w8a16-ch", show_progress=False)
-    with pytest.raises(ValueError, match=r"model.layers.0.self_attn.q_proj: already quantized"):
+    fuse_projections(model)
+    with pytest.raises(ValueError, match=r"model.layers.0.self_attn.q_proj: already fused"):
         fuse_projections(model)
     pytest.importorskip("compressed_tensors")
     model = make_llama()
@@ -120,3 +121,77 @@ def test_profile_kinds_by_kernel_name():
          "kernels": [("mp_decode_kernel", "gemm", 30.0, 4.0)]}
     text = format_profile(p, 50.0)
     assert "40 µs in kernels, step 50 µs" in text and "gemm 30 µs (75%)" in text and "mp_decode_kernel" in text
+
+
+# per-channel / group schemes: joining the parts along N changes no code or scale
+JOINS_EXACTLY = ("w4a16-g128", "awq-g128", "w8a16-ch", "int8-dynamic", "int8-static", "fp8-dynamic", "fp8-block",
+                 "mxfp4")
+
+
+@pytest.mark.parametrize("scheme", JOINS_EXACTLY)
+def test_quantized_model_fuses_from_its_layers(scheme, make_llama, ids):
+    """A model quantized layer by layer (as a GPTQ/AWQ checkpoint stores q/k/v apart) is fused from
+    its layers' as-loaded parameters: the same codes and scales, so the same logits."""
+    model = make_llama(layers=2)
+    qlinear.quantize_model(model, scheme, calib=ids, show_progress=False)
+    ref = _logits(model, ids)
+    assert len(fuse_projections(model, regime="decode")) == 4
+    fused = model.model.layers[1].mlp.gate_proj.fused
+    assert isinstance(fused, QuantLinear) and fused.out_features == 2 * 512
+    out = _logits(model, ids)
+    assert ((out - ref).norm() / ref.norm()).item() < 1e-3
+
+
+def test_quantized_per_tensor_fp8_parts_take_the_largest_scale(make_llama, ids):
+    """Per-tensor FP8 parts with their own weight scales are requantized to the largest (vLLM's rule
+    for fused modules): close to, not equal to, the unfused model."""
+    model = make_llama()
+    new = qlinear.quantize_model(model, "fp8-tensor", calib=ids, show_progress=False)
+    parts = [new[f"model.layers.0.self_attn.{n}_proj"].checkpoint_params["weight_scale"] for n in "qkv"]
+    ref = _logits(model, ids)
+    fuse_projections(model)
+    out = _logits(model, ids)
+    assert ((out - ref).norm() / ref.norm()).item() < 0.1
+    assert max(float(p) for p in parts) > min(float(p) for p in parts)  # the case is real: the scales differ
+
+
+@pytest.mark.parametrize("scheme, field", [("w4a16-g128-actorder", "weight_g_idx"), ("nvfp4", "weight_global_scale")])
+def test_parts_that_cannot_be_joined_are_refused_and_nothing_changes(scheme, field, make_llama, ids):
+    model = make_llama()
+    qlinear.quantize_model(model, scheme, calib=ids, show_progress=False)
+    with pytest.raises(ValueError, match=rf"model.layers.0.self_attn.q_proj\+k_proj\+v_proj: .*{field}"):
+        fuse_projections(model)
+    assert isinstance(model.model.layers[0].self_attn.q_proj, QuantLinear)
+    assert isinstance(model.model.layers[0].mlp.gate_proj, QuantLinear)  # its group was fine: not swapped either
+    # the groups that can be joined, asked for alone
+    if scheme != "nvfp4":
+        return
+    with pytest.raises(ValueError, match="weight_global_scale"):
+        fuse_projections(model, groups=[("gate_proj", "up_proj")])
+
+
+def test_quantized_parts_need_their_parameters(make_llama):
+    model = make_llama()
+    qlinear.quantize_model(model, "w8a16-ch", show_progress=False, keep_checkpoint=False)
+    with pytest.raises(ValueError, match=r"q_proj\+k_proj\+v_proj: part 0 keeps no as-loaded parameters"):
+        fuse_projections(model)
+    mixed = make_llama()
+    qlinear.quantize_model(mixed, "w8a16-ch", include=("k_proj",), show_progress=False)
+    qlinear.quantize_model(mixed, "int8-dynamic", include=("v_proj",), show_progress=False)
+    qlinear.quantize_model(mixed, "w8a16-ch", include=("q_proj",), show_progress=False)
+    with pytest.raises(ValueError, match="one scheme per group"):
+        fuse_projections(mixed, groups=[("q_proj", "k_proj", "v_proj")])
+
+
+def test_loaded_checkpoint_fuses(make_llama, ids, tmp_path):
+    """The common case: a checkpoint as stored (q/k/v apart), loaded, then fused."""
+    pytest.importorskip("compressed_tensors")
+    model = make_llama()
+    qlinear.quantize_model(model, "awq-g128", show_progress=False)
+    qlinear.save_quantized(model, str(tmp_path))
+    loaded = qlinear.load_quantized(str(tmp_path), show_progress=False)
+    ref = _logits(loaded, ids)
+    fuse_projections(loaded)
+    assert isinstance(loaded.model.layers[0].self_attn.v_proj, FusedProjection)
+    out = _logits(loaded, ids)
+    assert ((out - ref).norm() / ref.norm()).item() < 1e-3

@@ -60,6 +60,22 @@ def test_cuda_fused_projections_match_separate_layers(make_llama, ids):
     assert ((a - b).norm() / a.norm()).item() < 0.02
 
 
+def test_cuda_quantized_model_fuses_from_its_layers(make_llama, ids):
+    """A model quantized layer by layer (a checkpoint's q/k/v apart), then fused from its layers'
+    parameters: the GPU's kernels on the joined layers give the unfused model's logits."""
+    from qlinear.models.fuse import fuse_projections
+
+    x = ids.cuda()
+    model = make_llama(layers=2).cuda()
+    qlinear.quantize_model(model, "w4a16-g128", show_progress=False, regime="decode")
+    with torch.no_grad():
+        a = model(x).logits.float()
+    fuse_projections(model, regime="decode")
+    with torch.no_grad():
+        b = model(x).logits.float()
+    assert ((a - b).norm() / a.norm()).item() < 0.02
+
+
 def test_profile_of_a_replayed_graph_sees_its_kernels():
     """--profile's breakdown: the kernels a CUDA graph replay launches are recorded and sorted by kind."""
     from qlinear.models.step_profile import profile_steps

@@ -52,6 +52,8 @@ class Sharding:
     full_nk: Callable[[Any], "tuple[int, int] | None"] = lambda c: c.shape_nk  # the whole layer's (N, K)
     shape_field: str = "weight_shape"  # the config field that holds a rank's slice shape
     partition: Callable[[Any, int, int], Any] = lambda c, n, k: dataclasses.replace(c, weight_shape=(n, k))
+    # the config of a whole (unsharded) layer of shape (n, k) otherwise like c: what fused parts join into
+    whole: Callable[[Any, int, int], Any] = lambda c, n, k: dataclasses.replace(c, weight_shape=(n, k))
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,8 @@ def _refuse(c: MPLinearLayerConfig) -> str | None:
 SHARDING = Sharding(
     rule=_rule, boundary=_boundary, main="weight_packed", refuse=_refuse,
     full_nk=lambda c: tuple(reversed(c.full_weight_shape)), shape_field="partition_weight_shape",
-    partition=lambda c, n, k: dataclasses.replace(c, partition_weight_shape=(k, n)))
+    partition=lambda c, n, k: dataclasses.replace(c, partition_weight_shape=(k, n)),
+    whole=lambda c, n, k: dataclasses.replace(c, full_weight_shape=(k, n), partition_weight_shape=(k, n)))
 
 
 FAMILY = Family(

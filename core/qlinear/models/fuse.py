@@ -11,9 +11,15 @@ child ``fused``, so ``quantize_model`` finds and quantizes it like any linear) a
 others take their columns from that output when called with the same input tensor, and run the
 group themselves when called with another one (correct in any call order, only slower).
 
-Fuse the float model, then quantize: the fused layer is quantized as one (per-tensor schemes get
-one scale for the group). A fused model is not saved as a compressed-tensors checkpoint (its
-tensors no longer carry the checkpoint's names): save before fusing, or quantize again.
+A float model is fused, then quantized: the fused layer is quantized as one (per-tensor schemes
+get one scale for the group). A quantized model (``quantize_model``, ``load_quantized``: a GPTQ or
+AWQ checkpoint as it is stored, q/k/v apart) is fused from its layers' as-loaded parameters, joined
+along N by the tensor-parallel code's rules for fused modules (``qlinear.sharding``): per-channel
+and group parameters are concatenated, per-tensor FP8 weight scales are requantized to the largest
+one (INT8's become per-channel), and parts whose shared values cannot be reconciled (act-order
+``g_idx``, NVFP4 global scales that differ) are refused, naming the group. A fused model is not
+saved as a compressed-tensors checkpoint (its tensors no longer carry the checkpoint's names): save
+before fusing.
 """
 
 from __future__ import annotations
@@ -71,11 +77,14 @@ class FusedProjection(torch.nn.Module):
         return f"{self.label}[{self.start}:{self.end}]"
 
 
-def fuse_projections(model: torch.nn.Module, groups: Iterable[Iterable[str]] = DEFAULT_GROUPS) -> list[str]:
-    """Fuse each module's sibling ``nn.Linear`` children named in ``groups`` (all names of a group
-    must be present, float linears with one input width, dtype and device), in place. Returns the
-    fused groups' names (``model.layers.0.self_attn.q_proj+k_proj+v_proj``). Quantize afterwards:
-    ``quantize_model`` then sees one linear per group."""
+def fuse_projections(model: torch.nn.Module, groups: Iterable[Iterable[str]] = DEFAULT_GROUPS, *,
+                     regime: str | None = None) -> list[str]:
+    """Fuse each module's sibling linears named in ``groups`` (all names of a group present, with one
+    input width, dtype and device), in place: float ``nn.Linear`` groups into one ``nn.Linear``
+    (quantize afterwards: ``quantize_model`` then sees one linear per group), ``QuantLinear`` groups
+    of one scheme into one ``QuantLinear`` (its kernel chosen for ``regime``, see ``QuantLinear``).
+    Every group is checked and built before the first one is swapped in: a refusal leaves the model
+    as it was. Returns the fused groups' names (``model.layers.0.self_attn.q_proj+k_proj+v_proj``)."""
     from ..nn import QuantLinear
 
     groups = [tuple(g) for g in groups]
@@ -89,22 +98,25 @@ def fuse_projections(model: torch.nn.Module, groups: Iterable[Iterable[str]] = D
             if any(m is None for m in mods):
                 continue
             where = f"{parent_name}.{names[0]}" if parent_name else names[0]
-            if any(isinstance(m, (QuantLinear, FusedProjection)) for m in mods):
-                raise ValueError(f"{where}: already quantized or fused; fuse_projections works on the float "
-                                 "model, before quantize_model / load_quantized")
-            if not all(type(m) is torch.nn.Linear for m in mods):
-                continue  # not plain linears (a custom layer): leave the group alone
-            k, dt, dev = mods[0].in_features, mods[0].weight.dtype, mods[0].weight.device
-            bad = [n for n, m in zip(names, mods) if (m.in_features, m.weight.dtype, m.weight.device) != (k, dt, dev)]
+            if any(isinstance(m, FusedProjection) for m in mods):
+                raise ValueError(f"{where}: already fused")
+            quantized = all(isinstance(m, QuantLinear) for m in mods)
+            if not quantized and not all(type(m) is torch.nn.Linear for m in mods):
+                continue  # not plain linears (a custom layer, or float and quantized mixed): left alone
+            k, dt, dev = _input_facts(mods[0])
+            bad = [n for n, m in zip(names, mods) if _input_facts(m) != (k, dt, dev)]
             if bad:
                 raise ValueError(f"{where}: {bad} differ from {names[0]} in input width, dtype or device; "
                                  "a fused group shares one input")
             if len({id(m) for m in mods}) != len(mods):
                 raise ValueError(f"{where}: the group {names} names one module twice")
-            plans.append((parent_name, names, mods))
+            label = "+".join(names)
+            fused = _join_quantized(f"{parent_name}.{label}" if parent_name else label, mods, regime) \
+                if quantized else None
+            plans.append((parent_name, names, mods, fused))
     done = []
-    for parent_name, names, mods in plans:
-        fused = _concat(mods)
+    for parent_name, names, mods, fused in plans:
+        fused = fused if fused is not None else _concat(mods)
         out = _GroupOutput()
         label = "+".join(names)
         start = 0
@@ -129,3 +141,46 @@ def _concat(mods: list[torch.nn.Linear]) -> torch.nn.Linear:
             for m in mods]), requires_grad=w.requires_grad)
     return fused
 
+
+def _input_facts(m: torch.nn.Module) -> tuple:
+    """(input width, activation dtype, device) of a float or quantized linear."""
+    from ..families import act_dtype
+
+    if isinstance(m, torch.nn.Linear):
+        return m.in_features, m.weight.dtype, m.weight.device
+    return m.in_features, act_dtype(m.config), m._device
+
+
+def _join_quantized(where: str, mods: list, regime: str | None):
+    """One ``QuantLinear`` for quantized siblings: their as-loaded parameters joined along N as a
+    column-parallel fused module's are (``shard_params`` over the parts, one rank)."""
+    from ..nn import QuantLinear
+    from ..sharding import COLUMN, ShardingError, _sharding, shard_params
+
+    c0 = mods[0].config
+    params = []
+    for i, m in enumerate(mods):
+        p = getattr(m, "checkpoint_params", None) or getattr(m, "loaded_params", None)
+        if p is None:
+            raise ValueError(f"{where}: part {i} keeps no as-loaded parameters (made with keep_checkpoint=False); "
+                             "fuse the float model before quantize_model, or keep them")
+        params.append(p)
+    sh = _sharding(c0)
+    n = sum(m.out_features for m in mods)
+    k = mods[0].in_features
+    full = sh.whole(c0, n, k)
+    # every part must be the first part's scheme at its own width
+    for i, m in enumerate(mods):
+        if sh.whole(c0, m.out_features, k) != m.config:
+            raise ValueError(f"{where}: part {i} is {m.config.describe()}, part 0 {c0.describe()}: one scheme per group")
+    try:
+        rc, joined = shard_params(full, params, COLUMN, 0, 1)
+    except ShardingError as e:
+        raise ValueError(f"{where}: the parts cannot be joined: {e}") from None
+    biases = [m.bias for m in mods]
+    bias = None
+    if any(b is not None for b in biases):
+        ref = next(b for b in biases if b is not None)
+        bias = torch.cat([b.detach() if b is not None else ref.new_zeros(m.out_features) for b, m in zip(biases, mods)])
+    dev = mods[0]._device
+    return QuantLinear(rc, {k: v.to(dev) for k, v in joined.items()}, bias, None, regime)

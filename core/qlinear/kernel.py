@@ -85,11 +85,17 @@ class LinearKernel(ABC, Generic[ConfigT]):
         """Serve ``layer``, already re-laid by another kernel of the same ``weight_layout``: set up
         this instance's own state (cached launch parameters...), never touch the parameters."""
 
+    def handles_non_finite(self, m: int) -> bool:
+        """Whether ``apply_weights`` itself turns rows of x holding NaN/inf into NaN rows at M=m where
+        the layer's activation quantization would hide them (``saturates_non_finite``): then the
+        callers skip ``propagate_non_finite`` (two more launches, as long as the GEMM at decode)."""
+        return False
+
     def apply(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """``apply_weights`` behind input checks that name the wrong field (shape, dtype, device)."""
         check_input(self.config, x, bias, device=_layer_device(layer))
         out = self.apply_weights(layer, x, bias)
-        if saturates_non_finite(self.config) and x.numel():
+        if saturates_non_finite(self.config) and x.numel() and not self.handles_non_finite(x.numel() // x.shape[-1]):
             out = propagate_non_finite(x, out)
         return out
 

@@ -153,13 +153,16 @@ class QuantLinear(torch.nn.Module):
         if (not isinstance(x, torch.Tensor) or x.dim() == 0 or x.shape[-1] != self.in_features
                 or x.dtype not in self._x_dtypes or x.device != self._device):
             check_input(self.config, x, bias, device=self._device)
+        m = x.numel() // self.in_features
         if self.dispatch is None:
-            out = self.kernel.apply_weights(self, x, bias)
+            kern = self.kernel
+            out = kern.apply_weights(self, x, bias)
         else:
-            kern, layer = self.dispatch.pick(x.numel() // self.in_features)
+            kern, layer = self.dispatch.pick(m)
             out = kern.apply_weights(layer, x, bias)
         # a static activation scale would clamp inf to a finite code: such rows come out NaN instead
-        return propagate_non_finite(x, out) if self._saturates and x.numel() else out
+        # (by the kernel itself where it can, else by two more launches here)
+        return propagate_non_finite(x, out) if self._saturates and m and not kern.handles_non_finite(m) else out
 
     @classmethod
     def from_linear(cls, linear: torch.nn.Linear, scheme: str, *, calib_x: torch.Tensor | None = None,

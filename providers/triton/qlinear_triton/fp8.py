@@ -21,7 +21,10 @@ class TritonFP8ScaledMMLinearKernel(TritonKernelMixin, FP8ScaledMMLinearKernel):
     # dynamic per-token: up to this M the GEMM quantizes x itself (one launch instead of two). At
     # M=1 the GEMV does (H100, graph: FP8 9.6 vs 11.6 us at 4096x4096, 24.9 vs 26.6 at 14336x4096);
     # from 16-row tiles on every program re-quantizing its slab of x lost (31.8 vs 12.7 at M=16).
-    fused_quant_max_m = 1
+    fused_quant_max_m = 1  # also for static scales (A_MODE 1), where it saves a launch and the NaN check's two
+
+    def handles_non_finite(self, m):
+        return self._mode == "static" and m <= self.fused_quant_max_m
 
     @classmethod
     def can_implement(cls, c):
@@ -68,6 +71,10 @@ class TritonFP8ScaledMMLinearKernel(TritonKernelMixin, FP8ScaledMMLinearKernel):
             q, s, a_mode, per_row = x2, xs, 0, False
         elif mode == "static":
             s = getattr(layer, is_name)
+            if x2.shape[0] <= self.fused_quant_max_m:  # quantized in the GEMM, NaN/inf rows made NaN there
+                launch_scaled_mm(self._kernel, self._tiles, x2, w_nk, out, s, ws, bias, None, None, is_int8=False,
+                                 a_mode=1, a_per_row=False, b_per_col=self._b_per_col, azp_mode=0)
+                return out.reshape(*x.shape[:-1], n)
             q, a_mode, per_row = self._q_static(x2, s), 0, False
         elif mode == "token":
             ub = getattr(layer, ub_name, None) if ub_name else None

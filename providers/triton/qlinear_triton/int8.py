@@ -19,7 +19,10 @@ class TritonInt8ScaledMMLinearKernel(TritonKernelMixin, Int8ScaledMMLinearKernel
     # dynamic per-token: up to this M the GEMM quantizes x itself (one launch instead of two). At
     # M=1 the GEMV does (H100, graph: FP8 9.6 vs 11.6 us at 4096x4096, 24.9 vs 26.6 at 14336x4096);
     # from 16-row tiles on every program re-quantizing its slab of x lost (31.8 vs 12.7 at M=16).
-    fused_quant_max_m = 1
+    fused_quant_max_m = 1  # also for static scales (A_MODE 1), where it saves a launch and the NaN check's two
+
+    def handles_non_finite(self, m):
+        return self.config.is_static_input_scheme and m <= self.fused_quant_max_m
 
     @classmethod
     def can_implement(cls, c):
@@ -63,9 +66,10 @@ class TritonInt8ScaledMMLinearKernel(TritonKernelMixin, Int8ScaledMMLinearKernel
         adj = None if sym else getattr(layer, adj_name)
         if c.is_static_input_scheme:
             xs, zp = getattr(layer, is_name), None if sym else getattr(layer, izp_name)
-            q = self._quant_static(x2, xs, zp)
+            fused = x2.shape[0] <= self.fused_quant_max_m  # quantized in the GEMM, NaN/inf rows made NaN there
+            q = x2 if fused else self._quant_static(x2, xs, zp)
             launch_scaled_mm(self._kernel, self._tiles, q, w_nk, out, xs, getattr(layer, s_name), bias, zp, adj,
-                             is_int8=True, a_mode=0, a_per_row=False, b_per_col=self._b_per_col,
+                             is_int8=True, a_mode=1 if fused else 0, a_per_row=False, b_per_col=self._b_per_col,
                              azp_mode=0 if sym else 1)
         elif x2.shape[0] <= self.fused_quant_max_m:
             ws = getattr(layer, s_name)

@@ -59,11 +59,11 @@ def _row_quant_params(a_ptrs, stride_ak, rk, K, ub_ptr, rmask, BM: tl.constexpr,
 
 @triton.jit
 def _quant_a(a, a_s, a_zp, kmask, IS_INT8: tl.constexpr, AZP: tl.constexpr, EVEN_K: tl.constexpr):
-    """A_MODE 2: a 16-bit slab of A -> its int8 / e4m3 codes; the row scale and zero point come
-    broadcastable against it."""
+    """A_MODE 1 / 2: a 16-bit slab of A -> its int8 / e4m3 codes; the scale and zero point (per row,
+    or the static ones) come broadcastable against it."""
     af = a.to(tl.float32)
     if IS_INT8:
-        if AZP == 2:
+        if AZP != 0:
             q = to_int8(af, a_s, a_zp, True)
         else:
             q = to_int8(af, a_s, 0.0, False)
@@ -78,8 +78,11 @@ def _quant_a(a, a_s, a_zp, kmask, IS_INT8: tl.constexpr, AZP: tl.constexpr, EVEN
 @triton.jit
 def _scaled_epilogue(acc, a_s, a_zp, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, rm, rn, ram, rbn,
                      M, N, stride_cm, stride_cn, stride_cs, pid_s, SPLIT_K: tl.constexpr, A_MODE: tl.constexpr,
-                     A_PER_ROW: tl.constexpr, B_PER_COL: tl.constexpr, AZP: tl.constexpr, HAS_BIAS: tl.constexpr):
-    """Zero-point correction, activation x weight scales, bias, store (fp32 partials with split-K)."""
+                     A_PER_ROW: tl.constexpr, B_PER_COL: tl.constexpr, AZP: tl.constexpr, HAS_BIAS: tl.constexpr,
+                     nf):
+    """Zero-point correction, activation x weight scales, bias, store (fp32 partials with split-K).
+    A_MODE 1: ``nf`` (per row, 0 or NaN) is added last, so a row whose 16-bit A held NaN/inf comes
+    out NaN although its static-scale codes were finite."""
     if AZP != 0:
         adj = tl.load(azp_adj_ptr + rbn)
         if SPLIT_K > 1:
@@ -95,6 +98,8 @@ def _scaled_epilogue(acc, a_s, a_zp, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, a
     out = acc.to(tl.float32)
     if A_MODE == 2:
         out = out * a_s[:, None]
+    elif A_MODE == 1:
+        out = out * a_s
     elif A_PER_ROW:
         out = out * tl.load(as_ptr + ram)[:, None]
     else:
@@ -108,11 +113,18 @@ def _scaled_epilogue(acc, a_s, a_zp, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, a
         if SPLIT_K > 1:
             bias = tl.where(pid_s == 0, bias, 0.0)
         out = out + bias[None, :]
+    if A_MODE == 1:
+        out = out + nf[:, None]
     c_ptrs = c_ptr + pid_s.to(tl.int64) * stride_cs + rm[:, None].to(tl.int64) * stride_cm + rn[None, :] * stride_cn
     tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=(rm[:, None] < M) & (rn[None, :] < N))
 
 
 # A_MODE 0: A is already quantized (int8 / e4m3), its scale per tensor (as_ptr[0]) or per row.
+# A_MODE 1 (decode sizes, static schemes): A is 16-bit and is quantized here with the static scale
+# as_ptr[0] (and zero point azp_ptr[0], AZP 1), the codes the separate quantizer would give; each
+# program also sums 0 * a over its rows, 0 or NaN, and adds it to its outputs: a row holding NaN/inf
+# comes out NaN although a static scale would have clamped inf to a finite code (what QuantLinear
+# otherwise checks with two more launches, each as long as this GEMM at M=1).
 # A_MODE 2 (decode sizes): A is 16-bit and is quantized here per row (FP8 per token with the
 # optional upper bound ub_ptr[0], or INT8 symmetric / asymmetric when AZP == 2): a prologue reads each
 # row for its amax (min/max), so quantization and GEMM are one launch. Every program re-quantizes
@@ -151,8 +163,11 @@ def scaled_mm_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp
         k_hi = tl.minimum(K, k_lo + k_split)
     a_s = tl.zeros((BM,), dtype=tl.float32)
     a_zp = a_s
+    nf = a_s  # A_MODE 1: sum over the row of 0 * a: 0, or NaN where a holds NaN/inf
     if A_MODE == 2:
         a_s, a_zp = _row_quant_params(a_ptrs, stride_ak, rk, K, ub_ptr, amask, BM, BK, IS_INT8, AZP, HAS_UB)
+    elif A_MODE == 1:
+        a_s, a_zp = _static_quant_params(as_ptr, azp_ptr, AZP)
     if IS_INT8:
         acc = tl.zeros((BM, BN), dtype=tl.int32)
     else:
@@ -160,7 +175,7 @@ def scaled_mm_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp
     a_ptrs += k_lo * stride_ak
     b_ptrs += k_lo * stride_bk
     for k0 in range(k_lo, k_hi, BK):
-        zero = 0 if IS_INT8 and A_MODE != 2 else 0.0  # `other`: an int for int8, a float for fp8/16-bit
+        zero = 0 if IS_INT8 and A_MODE == 0 else 0.0  # `other`: an int for int8, a float for fp8/16-bit
         if EVEN_K:
             a = tl.load(a_ptrs, mask=amask, other=zero)
             b = tl.load(b_ptrs)
@@ -169,6 +184,9 @@ def scaled_mm_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp
             b = tl.load(b_ptrs, mask=rk[:, None] < K - k0, other=0 if IS_INT8 else 0.0)
         if A_MODE == 2:
             a = _quant_a(a, a_s[:, None], a_zp[:, None], rk[None, :] < K - k0, IS_INT8, AZP, EVEN_K)
+        elif A_MODE == 1:
+            nf += tl.sum(a.to(tl.float32) * 0.0, axis=1)
+            a = _quant_a(a, a_s, a_zp, rk[None, :] < K - k0, IS_INT8, AZP, EVEN_K)
         if IS_INT8:
             acc = tl.dot(a, b, acc, out_dtype=tl.int32)
         else:
@@ -176,7 +194,18 @@ def scaled_mm_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp
         a_ptrs += BK * stride_ak
         b_ptrs += BK * stride_bk
     _scaled_epilogue(acc, a_s, a_zp, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, rm, rn, ram, rbn,
-                     M, N, stride_cm, stride_cn, stride_cs, pid_s, SPLIT_K, A_MODE, A_PER_ROW, B_PER_COL, AZP, HAS_BIAS)
+                     M, N, stride_cm, stride_cn, stride_cs, pid_s, SPLIT_K, A_MODE, A_PER_ROW, B_PER_COL, AZP, HAS_BIAS,
+                     nf)
+
+
+@triton.jit
+def _static_quant_params(as_ptr, azp_ptr, AZP: tl.constexpr):
+    """A_MODE 1: the static per-tensor scale (and zero point as an fp32 code) as scalars."""
+    a_s = tl.load(as_ptr).to(tl.float32)
+    a_zp = a_s * 0.0
+    if AZP == 1:
+        a_zp = tl.load(azp_ptr).to(tl.float32)
+    return a_s, a_zp
 
 
 @triton.jit
@@ -195,16 +224,20 @@ def _byte(w, j: tl.constexpr, IS_INT8: tl.constexpr):
 @triton.jit
 def _gemv_a(a_ptr, cols, K, a_s, a_zp, zero, A_MODE: tl.constexpr, IS_INT8: tl.constexpr, AZP: tl.constexpr,
             EVEN_K: tl.constexpr):
-    """A's values at columns ``cols`` as fp32 (int32 for INT8), quantized here in A_MODE 2."""
+    """(A's values at columns ``cols`` as fp32 (int32 for INT8), quantized here in A_MODE 1 / 2;
+    A_MODE 1: the sum of 0 * a, 0 or NaN where a holds NaN/inf, else 0)."""
     kmask = cols < K
     a = tl.load(a_ptr + cols, mask=kmask, other=zero)
-    if A_MODE == 2:
+    nf = 0.0
+    if A_MODE == 1:
+        nf = tl.sum(tl.sum(a.to(tl.float32) * 0.0, axis=1), axis=0)
+    if A_MODE != 0:
         a = _quant_a(a, a_s, a_zp, kmask, IS_INT8, AZP, EVEN_K)
     if IS_INT8:
         a = a.to(tl.int32)
     else:
         a = a.to(tl.float32)
-    return a
+    return a, nf
 
 
 # Decode, one row (M = 1): the same operation without tensor cores. B (K % 4 == 0, K contiguous) is
@@ -239,11 +272,14 @@ def scaled_gemv_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, a
     # columns per load (the whole row up to 8192: one memory round trip before the main loop)
     a_s = tl.zeros((1,), dtype=tl.float32)
     a_zp = a_s
+    nf = a_s  # A_MODE 1: 0, or NaN where the row holds NaN/inf (see _scaled_epilogue)
     if A_MODE == 2:
         rq = tl.arange(0, QBK)
         a_s, a_zp = _row_quant_params(a_ptr + rq[None, :], 1, rq, K, ub_ptr, (tl.arange(0, 1) < 1)[:, None], 1, QBK,
                                       IS_INT8, AZP, HAS_UB)
-    zero = 0 if IS_INT8 else 0.0
+    elif A_MODE == 1:
+        a_s, a_zp = _static_quant_params(as_ptr, azp_ptr, AZP)
+    zero = 0 if IS_INT8 and A_MODE == 0 else 0.0
     acc_t = tl.int32 if IS_INT8 else tl.float32
     acc = tl.zeros((BN, BK // 4), dtype=acc_t)
     for k0 in range(k_lo, k_hi, BK):
@@ -251,8 +287,9 @@ def scaled_gemv_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, a
         nxt = k0 + BK
         w_next = tl.load(w_ptrs + nxt // 4, mask=(rkw[None, :] < (K - nxt) // 4) & (nxt < k_hi), other=0)
         # byte j of word i is column k0 + 4 i + j
-        a = _gemv_a(a_ptr, k0 + 4 * rkw[:, None] + tl.arange(0, 4)[None, :], K, a_s, a_zp, zero, A_MODE, IS_INT8,
-                    AZP, EVEN_K)
+        a, nf_k = _gemv_a(a_ptr, k0 + 4 * rkw[:, None] + tl.arange(0, 4)[None, :], K, a_s, a_zp, zero, A_MODE, IS_INT8,
+                          AZP, EVEN_K)
+        nf += nf_k
         if PTX and IS_INT8:  # A's four codes of a word packed into one word (disjoint bytes: sum == or)
             aw = tl.sum((a & 0xFF) << (8 * tl.arange(0, 4))[None, :], axis=1)
             acc = _dp4a(w, aw[None, :], acc)
@@ -276,7 +313,7 @@ def scaled_gemv_kernel(a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, a
         out = out * 1.329227995784916e36  # 2^120, undoing _byte's exponent offset
     rm = tl.arange(0, 1)
     _scaled_epilogue(out, a_s, a_zp, c_ptr, as_ptr, bs_ptr, bias_ptr, azp_ptr, azp_adj_ptr, rm, rn, rm, rbn, M, N,
-                     stride_cm, stride_cn, stride_cs, pid_s, SPLIT_K, A_MODE, A_PER_ROW, B_PER_COL, AZP, HAS_BIAS)
+                     stride_cm, stride_cn, stride_cs, pid_s, SPLIT_K, A_MODE, A_PER_ROW, B_PER_COL, AZP, HAS_BIAS, nf)
     if SPLIT_K > 1:
         finish_splits(c_ptr, out_ptr, cnt_ptr, pid_n, rn, M, N, stride_cs, stride_cm, stride_om, 1, SPLIT_K, PTX)
 

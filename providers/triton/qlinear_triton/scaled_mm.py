@@ -103,8 +103,9 @@ def default_tiles(n: int, k: int, device) -> TileCache:
 def launch_scaled_mm(kernel, tile, a, w_nk, out, a_scale, w_scale, bias, azp, azp_adj, *, is_int8: bool,
                      a_mode: int, a_per_row: bool, b_per_col: bool, azp_mode: int, ub=None) -> None:
     """One GEMM launch (two with split-K on 16+-row tiles). a_mode 0: ``a`` is quantized, ``a_scale`` per tensor or
-    per row; 2: ``a`` is 16-bit, quantized inside per row (``ub``: FP8 amax upper bound). Unused
-    pointers get a harmless stand-in."""
+    per row; 1: ``a`` is 16-bit, quantized inside with the static ``a_scale`` (and ``azp``), rows holding
+    NaN/inf come out NaN; 2: ``a`` is 16-bit, quantized inside per row (``ub``: FP8 amax upper bound).
+    Unused pointers get a harmless stand-in."""
     from . import mm_kernels
 
     m, k = a.shape

@@ -103,10 +103,21 @@ def test_quant_in_gemm(kernel):
     """The opt-in small-M path that quantizes x inside the GEMM (fused_quant_max_m), compiled."""
     _usable(kernel)
     fused = type(kernel.__name__, (kernel,), {"fused_quant_max_m": 1 << 30})
+    # dynamic per-token scales (A_MODE 2) and static ones (A_MODE 1); per-tensor dynamic FP8 never fuses
     cases = [c for c in testing.cases_for(kernel, ms=(1, 16)) if kernel.can_implement(c.config)[0]
-             and ((not c.config.is_static_input_scheme) if kernel.family == "int8"
-                  else c.config.activation_quant_key.scale.group_shape.is_per_token())]
+             and (kernel.family == "int8" or c.config.activation_quant_key.scale.group_shape.is_per_token()
+                  or c.config.activation_quant_key.scale.static)]
     assert len(testing.check_kernel(fused, device="cuda", cases=cases)) == len(cases)
+
+
+@pytest.mark.parametrize("fused_max_m,m", [(1, 1), (8, 5)], ids=["gemv", "tiles"])
+@pytest.mark.parametrize("layer", range(3), ids=["int8-sym", "int8-asym", "fp8-tensor"])
+def test_static_quant_in_gemm_non_finite(layer, fused_max_m, m):
+    from .test_kernels_cpu import _static_layers, check_static_quant_in_gemm
+
+    _, kernel, config = _static_layers()[layer]
+    _usable(kernel)
+    check_static_quant_in_gemm(kernel, config, fused_max_m, m, "cuda")
 
 
 @pytest.mark.parametrize("scheme,m", [("w4a16-g128", 1), ("w4a16-g128", 16), ("w4a16-g128", 300), ("int8-dynamic", 1),

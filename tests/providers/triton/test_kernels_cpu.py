@@ -204,7 +204,7 @@ def _split_cases():
                 if case.m == 1:  # K % 4 == 0 too: the GEMV (K 513 hands M=1 to the 16-row tiles)
                     cases.append(dataclasses.replace(case, config=dataclasses.replace(case.config, weight_shape=(255, 516))))
                 for c in cases:
-                    for fused in ((0, 64) if c.m == 1 and "dyn" in str(c) else (0,)):
+                    for fused in ((0, 64) if c.m == 1 else (0,)):  # static too: A_MODE 1
                         out.append(pytest.param(k, c, fused, id=f"{k.__name__}-fused{fused}-{c}"))
     return out
 
@@ -286,3 +286,69 @@ def test_sweep_decode_smoke(tmp_path, monkeypatch):
     rows = json.loads((tmp_path / "sweep_decode.json").read_text())["rows"]
     assert {r["kind"] for r in rows} == {"w4a16", "fp8", "int8"} and any(r["splits"] for r in rows)
     assert all(r["error"] is None and r["rel_err"] < 0.02 for r in rows), rows
+
+
+def _static_layers():
+    """(id, kernel class, config) of the static-scale schemes: INT8 symmetric / asymmetric, FP8 per tensor."""
+    from qlinear import quant_key as qk
+    from qlinear.config import FP8ScaledMMLinearLayerConfig, Int8ScaledMMLinearLayerConfig
+    from qlinear_triton.fp8 import TritonFP8ScaledMMLinearKernel
+    from qlinear_triton.int8 import TritonInt8ScaledMMLinearKernel
+
+    n, k = 72, 516  # K % 4 == 0: one row runs the GEMV kernel
+    return [
+        ("int8-sym", TritonInt8ScaledMMLinearKernel, Int8ScaledMMLinearLayerConfig(True, True, True, (n, k))),
+        ("int8-asym", TritonInt8ScaledMMLinearKernel, Int8ScaledMMLinearLayerConfig(True, True, False, (n, k))),
+        ("fp8-tensor", TritonFP8ScaledMMLinearKernel,
+         FP8ScaledMMLinearLayerConfig(qk.kFp8StaticTensorSym, qk.kFp8StaticTensorSym, (n, k))),
+    ]
+
+
+@pytest.mark.parametrize("fused_max_m,m", [(1, 1), (8, 5)], ids=["gemv", "tiles"])
+@pytest.mark.parametrize("name,kernel,config", _static_layers(), ids=[t[0] for t in _static_layers()])
+def test_static_quant_in_gemm_makes_non_finite_rows_nan(name, kernel, config, fused_max_m, m):
+    check_static_quant_in_gemm(kernel, config, fused_max_m, m, "cpu")
+
+
+def check_static_quant_in_gemm(kernel, config, fused_max_m, m, device):
+    """Static scales quantized inside the GEMM (A_MODE 1): the same results as the separate
+    quantizer, and a row holding inf or NaN comes out NaN from the kernel itself (a static scale
+    clamps inf to a finite code), so apply / QuantLinear skip their own check at these M.
+    (test_gpu.py runs it compiled.)"""
+    import torch
+
+    from qlinear.formats import reference_linear
+    from qlinear.layers import make_layer, quantize_layer_params
+
+    n, k = config.shape_nk
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(n, k, generator=g) * 0.05
+    x = torch.randn(m, k, generator=g).bfloat16()
+    params = {name: t.to(device) for name, t in quantize_layer_params(config, w, calib_x=x.float()).items()}
+    x = x.to(device)
+    layer = make_layer(config, params)
+
+    class Fused(runnable_here(kernel)):
+        fused_quant_max_m = fused_max_m
+
+    Fused.__name__ = kernel.__name__
+    kern = Fused.create(config)
+    kern.process_weights_after_loading(layer)
+    assert kern.handles_non_finite(m) and not kern.handles_non_finite(fused_max_m + 1)
+    separate = runnable_here(kernel).create(config)
+    separate.fused_quant_max_m = 0
+    separate.process_weights_after_loading(make_layer(config, params))
+    out = kern.apply(layer, x)
+    ref = reference_linear(config, {n_: t.cpu() for n_, t in params.items()}, x.cpu()).to(device)
+    assert float((out.double() - ref).norm() / ref.norm()) < 3e-2
+    # the same codes as the separate quantizer: equal up to the GEMM's summation order
+    torch.testing.assert_close(out, separate.apply_weights(layer, x), rtol=2e-2, atol=1e-3)
+    bad = x.clone()
+    bad[0, 7] = float("inf")
+    if m > 1:
+        bad[m - 1, 300] = float("nan")
+    got = kern.apply_weights(layer, bad)  # the unchecked path: the kernel alone
+    assert torch.isnan(got[0]).all() and torch.isnan(got[m - 1]).all()
+    if m > 2:
+        assert torch.isfinite(got[1:m - 1]).all()
+        torch.testing.assert_close(got[1:m - 1], out[1:m - 1], rtol=2e-2, atol=1e-3)

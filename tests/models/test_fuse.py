@@ -62,6 +62,23 @@ def test_member_called_with_another_input_runs_the_group():
     torch.testing.assert_close(out_b2, x @ wb.t() + parent.a.fused.bias[4:])
 
 
+def test_group_output_is_not_held_past_the_last_member(make_llama, ids):
+    """The fused output (large at prefill) is dropped once the group's last member took its columns,
+    and a member called after that runs the group again: correct in any order."""
+    model = make_llama()
+    fuse_projections(model)
+    attn = model.model.layers[0].self_attn
+    _logits(model, ids)
+    assert attn.q_proj.out.x is None and attn.q_proj.out.y is None
+    x = torch.randn(1, 3, 256, dtype=torch.bfloat16)
+    with torch.no_grad():
+        v = attn.v_proj(x)  # the last member first: runs the group, then lets go of it
+        k = attn.k_proj(x)  # runs the group again
+        w = attn.q_proj.fused.weight
+        torch.testing.assert_close(v, x @ w[384:].t())
+        torch.testing.assert_close(k, x @ w[256:384].t())
+
+
 def test_bias_on_some_members_only():
     parent = torch.nn.Module()
     parent.a, parent.b = torch.nn.Linear(8, 4, bias=False), torch.nn.Linear(8, 2)

@@ -50,9 +50,9 @@ class FusedProjection(torch.nn.Module):
     layer as ``self.fused``; the others have ``fused = None``."""
 
     def __init__(self, out: _GroupOutput, start: int, end: int, label: str,
-                 fused: torch.nn.Module | None = None) -> None:
+                 fused: torch.nn.Module | None = None, last: bool = False) -> None:
         super().__init__()
-        self.out, self.start, self.end, self.label = out, start, end, label
+        self.out, self.start, self.end, self.label, self.last = out, start, end, label, last
         self.fused = fused
         if fused is not None:
             out.head = self
@@ -63,7 +63,10 @@ class FusedProjection(torch.nn.Module):
             out.x, out.y = x, self.fused(x)
         elif out.x is not x:  # not the input the head just ran: run the group on this one
             out.head(x)
-        return out.y[..., self.start:self.end]
+        y = out.y[..., self.start:self.end]
+        if self.last:  # the group's output is not held past its last member (a prefill's is large)
+            out.x = out.y = None
+        return y
 
     @property
     def in_features(self) -> int:
@@ -122,7 +125,7 @@ def fuse_projections(model: torch.nn.Module, groups: Iterable[Iterable[str]] = D
         start = 0
         for i, (n, m) in enumerate(zip(names, mods)):
             end = start + m.out_features
-            member = FusedProjection(out, start, end, label, fused if i == 0 else None)
+            member = FusedProjection(out, start, end, label, fused if i == 0 else None, last=i == len(names) - 1)
             set_submodule(model, f"{parent_name}.{n}" if parent_name else n, member)
             start = end
         done.append(f"{parent_name}.{label}" if parent_name else label)
@@ -165,22 +168,22 @@ def _join_quantized(where: str, mods: list, regime: str | None):
             raise ValueError(f"{where}: part {i} keeps no as-loaded parameters (made with keep_checkpoint=False); "
                              "fuse the float model before quantize_model, or keep them")
         params.append(p)
-    sh = _sharding(c0)
-    n = sum(m.out_features for m in mods)
     k = mods[0].in_features
-    full = sh.whole(c0, n, k)
-    # every part must be the first part's scheme at its own width
-    for i, m in enumerate(mods):
-        if sh.whole(c0, m.out_features, k) != m.config:
-            raise ValueError(f"{where}: part {i} is {m.config.describe()}, part 0 {c0.describe()}: one scheme per group")
     try:
-        rc, joined = shard_params(full, params, COLUMN, 0, 1)
+        sh = _sharding(c0)
+        # every part must be the first part's scheme at its own width
+        for i, m in enumerate(mods):
+            if sh.whole(c0, m.out_features, k) != m.config:
+                raise ValueError(f"part {i} is {m.config.describe()}, part 0 {c0.describe()}: one scheme per group")
+        rc, joined = shard_params(sh.whole(c0, sum(m.out_features for m in mods), k), params, COLUMN, 0, 1)
     except ShardingError as e:
         raise ValueError(f"{where}: the parts cannot be joined: {e}") from None
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
     biases = [m.bias for m in mods]
     bias = None
     if any(b is not None for b in biases):
         ref = next(b for b in biases if b is not None)
         bias = torch.cat([b.detach() if b is not None else ref.new_zeros(m.out_features) for b, m in zip(biases, mods)])
     dev = mods[0]._device
-    return QuantLinear(rc, {k: v.to(dev) for k, v in joined.items()}, bias, None, regime)
+    return QuantLinear(rc, {name: t.to(dev) for name, t in joined.items()}, bias, None, regime)

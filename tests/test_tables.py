@@ -225,6 +225,34 @@ def test_explain_shows_the_deciding_rows(plat, user_tables):
     assert "62.0 us summed <- chosen" in text and "per-M dispatch" in text
 
 
+def test_rows_timed_with_another_kernel_version_are_ignored(plat, user_tables):
+    """A kernel whose call path changed bumps ``table_version``; rows stamped with another version
+    (absent = 0) no longer count, so a stale row can neither pick it nor keep it out, until re-timed."""
+    data = table(ROWS)
+    write(user_tables, data)
+    assert select(CONFIG, plat, kernels=KERNELS, regime="decode").kernel is SharedA
+
+    class SharedA2(SharedA):  # the same kernel after a change that made its old rows stale
+        table_version = 2
+
+    SharedA2.__name__ = SharedA2.__qualname__ = "SharedA"
+    assert SharedA2.full_name() == SharedA.full_name()
+    kernels = [HighPrio, SharedA2, SharedB, OwnLayout]
+    sel = select(CONFIG, plat, kernels=kernels, regime="decode")
+    assert sel.kernel is SharedB  # SharedA's unversioned rows are ignored
+    assert "timed with an older version of the kernel" in sel.reasons[SharedA2.full_name()]
+    for r in data["rows"]:  # re-timed: the rows carry the version they were timed with
+        if r["kernel"] == SharedA.full_name():
+            r["kernel_version"] = 2
+    write(user_tables, data)
+    assert select(CONFIG, plat, kernels=kernels, regime="decode").kernel is SharedA2
+    assert select(CONFIG, plat, kernels=KERNELS, regime="decode").kernel is SharedB  # and old code ignores new rows
+    data["rows"][0]["kernel_version"] = "two"
+    write(user_tables, data)
+    with pytest.warns(UserWarning, match=r"rows\[0\]"):
+        select(CONFIG, plat, kernels=KERNELS, regime="decode")
+
+
 def test_user_table_overrides_provider_tables(plat, user_tables, tmp_path):
     shipped = tmp_path / "shipped"
     shipped.mkdir()

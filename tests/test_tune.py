@@ -34,7 +34,18 @@ def test_run_times_every_usable_kernel_and_parses(cache, fresh_registry):
                                             ("int8-dynamic", "torch.TorchCpuInt8ScaledMMLinearKernel"))
                    for m in (1, 8)}
     assert all(r["us"] > 0 and r["config"] == tables.config_key(scheme_config(r["scheme"], N, K)) for r in t["rows"])
+    assert not any("kernel_version" in r for r in t["rows"])  # version 0 kernels: rows as before
     tables.parse_table(t)  # the selector can read what the tool wrote
+
+
+def test_rows_carry_the_kernel_table_version(cache, fresh_registry, monkeypatch):
+    from qlinear_torch.int8 import TorchCpuInt8ScaledMMLinearKernel
+
+    monkeypatch.setattr(TorchCpuInt8ScaledMMLinearKernel, "table_version", 3)
+    t = _run(("int8-dynamic",))
+    assert t["rows"] and all(r["kernel_version"] == 3 for r in t["rows"])
+    key = (t["rows"][0]["family"], t["rows"][0]["config"])
+    assert set(tables.parse_table(t).versions.values()) == {3} and all(v[:2] == key for v in tables.parse_table(t).versions)
 
 
 def test_written_table_is_used_by_select(cache, fresh_registry):

@@ -32,6 +32,12 @@ class LinearKernel(ABC, Generic[ConfigT]):
     backend: ClassVar[str] = ""  # the ``linear_backend`` word that selects it
     batch_invariant: ClassVar[bool] = False  # a row's result never depends on the batch around it
     quantizes_activation: ClassVar[bool] = True  # False: weight-only (W4A16-style) emulation of the format
+    # Bump when a change to how the kernel runs makes its measured table rows stale: ``qlinear tune``
+    # stamps each row with the version it timed (``kernel_version``, absent = 0), and selection
+    # ignores rows of another version, so an old row cannot pick (or lose) this kernel until it is
+    # re-timed. (The H200 FP8 rows of the torch kernels dated from when their activation quantization
+    # ran compiled; eager, they were 1.5-2.4x slower and still chosen, costing the FP8 model 40%.)
+    table_version: ClassVar[int] = 0
     min_capability: ClassVar[int | None] = None  # CUDA cc (major*10+minor) where that gates it
     notes: ClassVar[str | None] = None  # a caveat doctor shows when usable ("JIT-compiles on first use")
     # Kernels with the same non-None word promise that process_weights_after_loading leaves the same

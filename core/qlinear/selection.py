@@ -228,6 +228,8 @@ def _apply_table(sel: Selection, d) -> None:
         if k is not new:
             n = k.full_name()
             sel.reasons[n] = ("available (slower over the regime's M in the table)" if n in d.sums
+                              else "available (its table rows were timed with an older version of the kernel: "
+                                   "ignored until `qlinear tune` re-times it)" if n in d.stale
                               else "available (no table row for every M of the regime)")
     if old is not new:
         sel.reasons[old.full_name()] += "; the priority pick"

@@ -25,6 +25,9 @@ regime the caller declares picks the M the choice is judged over (``REGIMES``): 
 least summed time over the table's M in that range wins. Kernels that share one weight layout
 (``LinearKernel.weight_layout``) need no second weight copy, so among those the layer dispatches per
 M at call time (each M to the kernel the table says is fastest at the nearest measured M).
+
+A row timed with another ``table_version`` of its kernel than the installed one (``kernel_version``,
+absent = 0) is ignored: a kernel whose call path changed is judged only by rows timed after it.
 """
 
 from __future__ import annotations
@@ -91,6 +94,9 @@ class Table:
     meta: dict
     # (family, config key) -> {(n, k) -> {m -> {kernel full name -> us}}}
     index: dict = field(default_factory=dict)
+    # (family, config key, (n, k), m, kernel) -> the kernel's table_version the row was timed with
+    # (only rows that name one: absent = 0)
+    versions: dict = field(default_factory=dict)
 
 
 _loaded: dict[str, tuple[tuple[int, int], Table | None]] = {}
@@ -109,11 +115,14 @@ def parse_table(data: dict, path: str = "<memory>", source: str = "user") -> Tab
             key = (str(r["family"]), str(r["config"]))
             nk, m, us = (int(r["n"]), int(r["k"])), int(r["m"]), float(r["us"])
             kernel = str(r["kernel"])
+            ver = int(r.get("kernel_version", 0))
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"rows[{i}]: {type(e).__name__}: {e}") from None
         if not (us > 0 and math.isfinite(us)):
             raise ValueError(f"rows[{i}].us: expected a positive time, got {us}")
         t.index.setdefault(key, {}).setdefault(nk, {}).setdefault(m, {})[kernel] = us
+        if ver:
+            t.versions[(*key, nk, m, kernel)] = ver
     return t
 
 
@@ -194,6 +203,7 @@ class Decision:
     regime_ms: list[int]
     per_m: dict[int, dict[str, float]]  # every measured M -> {kernel -> us}
     plan: list[tuple[int, str]] = field(default_factory=list)  # (upper M, kernel) ascending; >1 entry = per-M dispatch
+    stale: list[str] = field(default_factory=list)  # kernels whose rows here were timed with another table_version
 
     def explain_lines(self) -> list[str]:
         src = ", ".join(os.path.basename(t) for t in self.tables)
@@ -262,10 +272,18 @@ def decide(config, viable: list, platform, regime: str = "mixed", groups=None,
     for tables in tables_for(platform, groups):
         merged: dict[tuple[int, int], dict[int, dict[str, float]]] = {}
         used: dict[tuple[int, int], list[str]] = {}
+        stale: dict[tuple[int, int], set[str]] = {}
         for t in tables:
             for shape, by_m in t.index.get(key, {}).items():
                 for m, row in by_m.items():
-                    mine = {n: us for n, us in row.items() if n in names}
+                    mine = {}
+                    for n, us in row.items():
+                        if n not in names:
+                            continue
+                        if t.versions.get((*key, shape, m, n), 0) != names[n].table_version:
+                            stale.setdefault(shape, set()).add(n)  # timed before the kernel changed how it runs
+                            continue
+                        mine[n] = us
                     if mine:
                         merged.setdefault(shape, {}).setdefault(m, {}).update(mine)
                         if t.path not in used.setdefault(shape, []):
@@ -285,5 +303,5 @@ def decide(config, viable: list, platform, regime: str = "mixed", groups=None,
         group = [n for n, k in names.items() if layout is not None and getattr(k, "weight_layout", None) == layout]
         plan = per_m_plan(rows, group, best) if per_m and len(group) > 1 else [(1 << 62, best)]
         tdev = tables[0].device
-        return Decision(best, regime, shape, used[shape], tdev, sums, rms, rows, plan)
+        return Decision(best, regime, shape, used[shape], tdev, sums, rms, rows, plan, sorted(stale.get(shape, set()) - set(sums)))
     return None

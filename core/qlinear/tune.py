@@ -115,7 +115,8 @@ def run_tune(schemes: Sequence[str] = SCHEMES, shapes: Sequence[tuple[int, int]]
                     rows.append({"family": config.family, "config": config_key(config), "scheme": scheme,
                                  "n": n, "k": k, "m": m, "kernel": name, "us": round(us, 3),
                                  "eager_us": round(t.median_us, 3),
-                                 "timed": "cuda graph" if t.graph_median_us is not None else t.method})
+                                 "timed": "cuda graph" if t.graph_median_us is not None else t.method,
+                                 **({"kernel_version": cls.table_version} if cls.table_version else {})})
                 del prep
                 log(f"{scheme} {n}x{k} {name}: {time.perf_counter() - t_start:.0f} s so far")
             del params

@@ -18,6 +18,10 @@ from qlinear.platform import Platform, resolve_platform
 PRIO_CPU = 20
 PRIO_CPU_SLOW = -10
 PRIO_CUDA = 19
+# LinearKernel.table_version of the CUDA W8A8 kernels. 1: their activation quantization and
+# epilogue chains run eager on CUDA (compiled.py); rows timed while they ran compiled were up to
+# 2.4x fast and are ignored.
+CUDA_W8A8_TABLE_VERSION = 1
 PRIO_CUDA_FALLBACK = 17
 PRIO_CUDA_TINYGEMM = 18
 

@@ -16,7 +16,7 @@ from qlinear.kernel import FP8ScaledMMLinearKernel
 
 from . import actquant as AQ
 from . import compiled, epilogue
-from .common import param, PRIO_CPU_SLOW, PRIO_CUDA, PRIO_CUDA_FALLBACK, as_2d, gate_cpu, gate_cuda, out_dtype, relay_w8
+from .common import CUDA_W8A8_TABLE_VERSION, param, PRIO_CPU_SLOW, PRIO_CUDA, PRIO_CUDA_FALLBACK, as_2d, gate_cpu, gate_cuda, out_dtype, relay_w8
 
 FP8 = torch.float8_e4m3fn
 # Measured on this project's CI CPU (Xeon, torch 2.13): _scaled_mm at N=K=4096 takes ~0.44 s at M=1
@@ -122,6 +122,7 @@ class TorchCpuFP8ScaledMMLinearKernel(_TorchFP8):
 class _TorchCudaFP8(_TorchFP8):
     ALIGN = 16
     min_capability = 89
+    table_version = CUDA_W8A8_TABLE_VERSION
 
     @classmethod
     def is_supported(cls, platform=None):

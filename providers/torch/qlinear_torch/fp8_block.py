@@ -20,7 +20,7 @@ from qlinear.kernel import Fp8BlockScaledMMLinearKernel
 
 from . import actquant as AQ
 from . import compiled
-from .common import PRIO_CUDA, as_2d, gate_cuda, out_dtype, param, round_up
+from .common import CUDA_W8A8_TABLE_VERSION, PRIO_CUDA, as_2d, gate_cuda, out_dtype, param, round_up
 
 FP8 = torch.float8_e4m3fn
 
@@ -37,6 +37,7 @@ class TorchCudaFp8BlockScaledMMLinearKernel(Fp8BlockScaledMMLinearKernel):
 
     backend = "torch"
     priority = PRIO_CUDA
+    table_version = CUDA_W8A8_TABLE_VERSION
     min_capability = 90
     apply_input_quant = True
 

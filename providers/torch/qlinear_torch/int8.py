@@ -14,7 +14,7 @@ from qlinear.kernel import Int8ScaledMMLinearKernel
 
 from . import actquant as AQ
 from . import compiled, epilogue
-from .common import param, PRIO_CPU, PRIO_CUDA, as_2d, gate_cpu, gate_cuda, out_dtype, relay_w8
+from .common import CUDA_W8A8_TABLE_VERSION, param, PRIO_CPU, PRIO_CUDA, as_2d, gate_cpu, gate_cuda, out_dtype, relay_w8
 
 
 class _TorchInt8(Int8ScaledMMLinearKernel):
@@ -111,6 +111,7 @@ class TorchCudaInt8ScaledMMLinearKernel(_TorchInt8):
     """CUDA ``torch._int_mm`` (cuBLASLt IMMA). Pads M to 17 rows and K, N to multiples of 8."""
 
     priority = PRIO_CUDA
+    table_version = CUDA_W8A8_TABLE_VERSION
     min_capability = 80
     M_MIN = 17
     ALIGN = 8

@@ -13,11 +13,14 @@ def test_demo_one_scheme_end_to_end():
     from qlinear.models import demo
 
     r = subprocess.run([sys.executable, "-m", "qlinear.models.demo", "--schemes", "w8a16-ch,int3-magic",
-                        "--prompt", "4", "--tokens", "3", "--regime", "decode"], capture_output=True, text=True, timeout=600)
+                        "--prompt", "4", "--tokens", "3", "--regime", "decode", "--fuse"],
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     out = r.stdout
-    assert "regime decode" in out.splitlines()[0], out.splitlines()[0]
+    assert "regime decode" in out.splitlines()[0] and "q/k/v and gate/up fused" in out.splitlines()[0], out.splitlines()[0]
     assert "bf16:" in out and "checkpoint" in out and "saved + reloaded" in out
+    # --fuse: the bf16 model fused as a float model, the scheme's reloaded checkpoint from its layers
+    assert "bf16 fused " in out and "fused after loading" in out and "q_proj+k_proj+v_proj" in out
     assert "int3-magic: skipped here" in out
     row = next(line for line in out.splitlines() if line.startswith("w8a16-ch "))
     # the kernel column names a registered W8A16-capable (MP family) kernel, whichever this machine picks

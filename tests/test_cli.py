@@ -106,6 +106,8 @@ def test_doctor_command_and_platform_flag(capsys):
     rep = json.loads(out)
     assert rc == 0 and {f["family"] for f in rep["families"]} == set(FAMILIES)
     assert any(p["name"] == "emulation" and p["version"] for p in rep["providers"])
+    assert "measured tables for this platform" in cli.render_doctor(rep)
+    assert all({"path", "source", "device", "rows", "stale"} <= set(t) for t in rep["tables"])
 
 
 def test_doctor_shows_settings_from_environment(capsys, monkeypatch):

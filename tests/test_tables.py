@@ -253,6 +253,20 @@ def test_rows_timed_with_another_kernel_version_are_ignored(plat, user_tables):
         select(CONFIG, plat, kernels=KERNELS, regime="decode")
 
 
+def test_table_report_counts_rows_and_stale_ones(plat, user_tables):
+    """What ``qlinear doctor`` shows: the tables for this platform, and per kernel the rows timed with
+    another version of it (ignored by selection)."""
+    write(user_tables, table(ROWS))
+
+    class SharedA2(SharedA):
+        table_version = 1
+
+    rep = tables.table_report(plat, {SharedA.full_name(): SharedA2, SharedB.full_name(): SharedB})
+    user = [t for t in rep if t["source"] == "user"]
+    assert rep[0] is user[0] and len(user) == 1 and user[0]["rows"] == len(ROWS)  # first: it takes precedence
+    assert user[0]["stale"] == {SharedA.full_name(): 5}  # its rows at M 1, 4, 16, 256, 2048
+
+
 def test_user_table_overrides_provider_tables(plat, user_tables, tmp_path):
     shipped = tmp_path / "shipped"
     shipped.mkdir()

@@ -189,6 +189,26 @@ def tables_for(platform, groups=None) -> list[list[Table]]:
     return out
 
 
+def table_report(platform, kernels: dict) -> list[dict]:
+    """The tables that apply to ``platform``, in precedence order, for ``qlinear doctor``: path,
+    source, card, rows, and per installed kernel (``kernels``: full name -> class) the rows timed with
+    another ``table_version`` than the installed one (ignored by selection until re-timed)."""
+    out = []
+    for ts in tables_for(platform):
+        for t in ts:
+            rows, stale = 0, {}
+            for key, by_nk in t.index.items():
+                for nk, by_m in by_nk.items():
+                    for m, row in by_m.items():
+                        rows += len(row)
+                        for n in row:
+                            cls = kernels.get(n)
+                            if cls is not None and t.versions.get((*key, nk, m, n), 0) != cls.table_version:
+                                stale[n] = stale.get(n, 0) + 1
+            out.append({"path": t.path, "source": t.source, "device": t.device, "rows": rows, "stale": stale})
+    return out
+
+
 # ============================================================================================
 # Deciding
 # ============================================================================================

@@ -1,4 +1,4 @@
-"""``qlinear doctor``: platform, installed providers, settings, and every kernel's verdict per family."""
+"""``qlinear doctor``: platform, installed providers, settings, the measured tables, and every kernel's verdict per family."""
 
 from __future__ import annotations
 
@@ -51,6 +51,10 @@ def doctor_report(registry=None, platform: Platform | None = None, settings=None
             "status": "ok" if info.ok else "skipped", "error": info.error, "traceback": info.traceback,
             "kernels": [k.full_name() for k in info.kernels],
         })
+    from ..tables import table_report
+
+    report["tables"] = [dict(t, path=os.path.basename(t["path"])) for t in
+                        table_report(plat, {k.full_name(): k for k in reg.kernels()})]
     with _on_platform(plat):
         for fam, config in (configs or family_configs()).items():
             sel = select(config, plat, st, kernels=reg.kernels(fam, plat.kind), raise_on_failure=False,
@@ -95,6 +99,14 @@ def render_doctor(report: dict, verbose: bool = False) -> str:
     vals = st["values"]
     out.append("  " + "  ".join(f"{k}={_show(v)}" for k, v in vals.items()))
     out.append("  set here: " + (", ".join(f"{k}={v}" for k, v in st["env"].items()) or "none (all defaults)"))
+    out += ["", "measured tables for this platform (selection reads them; `qlinear tune` makes them):"]
+    if not report["tables"]:
+        out.append("  none: selection follows priority order (run `qlinear tune` on this card to measure)")
+    for t in report["tables"]:
+        out.append(f"  {t['source']:<20} {t['path']:<32} {t['device']}, {t['rows']} rows")
+        for k, n in sorted(t["stale"].items()):
+            out.append(f"    {n} rows of {k} were timed with another version of the kernel: ignored until "
+                       "`qlinear tune` re-times them")
     out += ["", "kernels per family (gated on the layer shown; selected = what this machine picks):"]
     for f in report["families"]:
         out.append(f"  {f['family']:<10} {f['scheme']}: {f['layer']}" + (f"\n             {f['config']}" if verbose else ""))

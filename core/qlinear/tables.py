@@ -98,6 +98,10 @@ class Table:
     # (only rows that name one: absent = 0)
     versions: dict = field(default_factory=dict)
 
+    def stale(self, key, nk, m: int, kernel: str, cls) -> bool:
+        """Whether this row of ``kernel`` was timed with another ``table_version`` than ``cls``'s."""
+        return self.versions.get((*key, nk, m, kernel), 0) != cls.table_version
+
 
 _loaded: dict[str, tuple[tuple[int, int], Table | None]] = {}
 
@@ -203,7 +207,7 @@ def table_report(platform, kernels: dict) -> list[dict]:
                         rows += len(row)
                         for n in row:
                             cls = kernels.get(n)
-                            if cls is not None and t.versions.get((*key, nk, m, n), 0) != cls.table_version:
+                            if cls is not None and t.stale(key, nk, m, n, cls):
                                 stale[n] = stale.get(n, 0) + 1
             out.append({"path": t.path, "source": t.source, "device": t.device, "rows": rows, "stale": stale})
     return out
@@ -300,7 +304,7 @@ def decide(config, viable: list, platform, regime: str = "mixed", groups=None,
                     for n, us in row.items():
                         if n not in names:
                             continue
-                        if t.versions.get((*key, shape, m, n), 0) != names[n].table_version:
+                        if t.stale(key, shape, m, n, names[n]):
                             stale.setdefault(shape, set()).add(n)  # timed before the kernel changed how it runs
                             continue
                         mine[n] = us
@@ -323,5 +327,6 @@ def decide(config, viable: list, platform, regime: str = "mixed", groups=None,
         group = [n for n, k in names.items() if layout is not None and getattr(k, "weight_layout", None) == layout]
         plan = per_m_plan(rows, group, best) if per_m and len(group) > 1 else [(1 << 62, best)]
         tdev = tables[0].device
-        return Decision(best, regime, shape, used[shape], tdev, sums, rms, rows, plan, sorted(stale.get(shape, set()) - set(sums)))
+        return Decision(best, regime, shape, used[shape], tdev, sums, rms, rows, plan,
+                        sorted(stale.get(shape, set()) - set(sums)))
     return None

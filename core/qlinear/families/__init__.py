@@ -52,8 +52,12 @@ class Sharding:
     full_nk: Callable[[Any], "tuple[int, int] | None"] = lambda c: c.shape_nk  # the whole layer's (N, K)
     shape_field: str = "weight_shape"  # the config field that holds a rank's slice shape
     partition: Callable[[Any, int, int], Any] = lambda c, n, k: dataclasses.replace(c, weight_shape=(n, k))
-    # the config of a whole (unsharded) layer of shape (n, k) otherwise like c: what fused parts join into
-    whole: Callable[[Any, int, int], Any] = lambda c, n, k: dataclasses.replace(c, weight_shape=(n, k))
+    # the config of a whole (unsharded) layer of shape (n, k) otherwise like c, what fused parts join
+    # into; None: ``partition`` (a config holding one shape, not a slice's and the whole layer's)
+    whole: Callable[[Any, int, int], Any] | None = None
+
+    def whole_config(self, c, n: int, k: int):
+        return (self.whole or self.partition)(c, n, k)
 
 
 @dataclass(frozen=True)

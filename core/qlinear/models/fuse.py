@@ -106,30 +106,27 @@ def fuse_projections(model: torch.nn.Module, groups: Iterable[Iterable[str]] = D
             quantized = all(isinstance(m, QuantLinear) for m in mods)
             if not quantized and not all(type(m) is torch.nn.Linear for m in mods):
                 continue  # not plain linears (a custom layer, or float and quantized mixed): left alone
-            k, dt, dev = _input_facts(mods[0])
-            bad = [n for n, m in zip(names, mods) if _input_facts(m) != (k, dt, dev)]
+            first = _input_facts(mods[0])
+            bad = [n for n, m in zip(names, mods) if _input_facts(m) != first]
             if bad:
                 raise ValueError(f"{where}: {bad} differ from {names[0]} in input width, dtype or device; "
                                  "a fused group shares one input")
             if len({id(m) for m in mods}) != len(mods):
                 raise ValueError(f"{where}: the group {names} names one module twice")
             label = "+".join(names)
-            fused = _join_quantized(f"{parent_name}.{label}" if parent_name else label, mods, regime) \
-                if quantized else None
-            plans.append((parent_name, names, mods, fused))
-    done = []
-    for parent_name, names, mods, fused in plans:
+            group = f"{parent_name}.{label}" if parent_name else label
+            fused = _join_quantized(group, mods, regime) if quantized else None
+            plans.append((parent_name, names, mods, fused, label, group))
+    for parent_name, names, mods, fused, label, _ in plans:
         fused = fused if fused is not None else _concat(mods)
         out = _GroupOutput()
-        label = "+".join(names)
         start = 0
         for i, (n, m) in enumerate(zip(names, mods)):
             end = start + m.out_features
             member = FusedProjection(out, start, end, label, fused if i == 0 else None, last=i == len(names) - 1)
             set_submodule(model, f"{parent_name}.{n}" if parent_name else n, member)
             start = end
-        done.append(f"{parent_name}.{label}" if parent_name else label)
-    return done
+    return [group for *_, group in plans]
 
 
 def _concat(mods: list[torch.nn.Linear]) -> torch.nn.Linear:
@@ -173,9 +170,9 @@ def _join_quantized(where: str, mods: list, regime: str | None):
         sh = _sharding(c0)
         # every part must be the first part's scheme at its own width
         for i, m in enumerate(mods):
-            if sh.whole(c0, m.out_features, k) != m.config:
+            if sh.whole_config(c0, m.out_features, k) != m.config:
                 raise ValueError(f"part {i} is {m.config.describe()}, part 0 {c0.describe()}: one scheme per group")
-        rc, joined = shard_params(sh.whole(c0, sum(m.out_features for m in mods), k), params, COLUMN, 0, 1)
+        rc, joined = shard_params(sh.whole_config(c0, sum(m.out_features for m in mods), k), params, COLUMN, 0, 1)
     except ShardingError as e:
         raise ValueError(f"{where}: the parts cannot be joined: {e}") from None
     except ValueError as e:

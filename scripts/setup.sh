@@ -31,7 +31,10 @@ for p in marlin cutlass fbgemm flashinfer aiter xpu; do [ -f "providers/$p/pypro
 # would only repeat that fbgemm/flashinfer were installed without their CUDA libraries).
 stamp="$VENV/.qlinear-setup"
 want=$(cat pyproject.toml providers/*/pyproject.toml | sha256sum | cut -d' ' -f1)
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$PY" -c "import qlinear, pluggy, transformers, compressed_tensors" 2>/dev/null; then
+# With nvcc on the machine the CUTLASS headers (nvidia-cutlass: headers and a code generator, installed
+# without the generator's dependencies) let the cutlass provider's CUDA sources be compile-checked.
+have_cutlass() { ! command -v nvcc >/dev/null || "$PY" -c "import importlib.util as u, sys; sys.exit(u.find_spec('cutlass_library') is None)"; }
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$PY" -c "import qlinear, pluggy, transformers, compressed_tensors" 2>/dev/null && have_cutlass; then
     echo "setup: ready, unchanged ($("$PY" -c 'import torch; print("torch", torch.__version__)'))"
     exit 0
 fi
@@ -43,6 +46,9 @@ if [ ${#GPU_PROVIDERS[@]} -gt 0 ]; then
     echo "setup: ${GPU_PROVIDERS[*]} providers installed without their GPU libraries (pip's resolver may say so; that is expected)"
     gargs=(); for p in "${GPU_PROVIDERS[@]}"; do gargs+=(-e "providers/$p"); done
     pip install --no-deps "${gargs[@]}"
+fi
+if command -v nvcc >/dev/null; then
+    pip install --no-deps "nvidia-cutlass>=4.2,<5" || echo "setup: nvidia-cutlass did not install: the CUTLASS compile checks will skip" >&2
 fi
 "$PY" -c "import qlinear, pluggy" || { echo "setup: qlinear did not install" >&2; exit 1; }
 echo "$want" > "$stamp"

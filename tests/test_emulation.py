@@ -64,6 +64,9 @@ def weight_f64(c, p) -> np.ndarray:
         return S.mx_dequantize(S.unpack_nibbles(_np(p["weight"])), _np(p["weight_scale"]), "fp4")
     if fam == "mxfp8":
         return S.mx_dequantize(_codes8(p["weight"]), _np(p["weight_scale"]), "fp8")
+    if fam == "w4a8":
+        return S.w4a8_dequant(_np(p["weight_packed"]), _codes8(p["weight_scale"]), _np(p["weight_chan_scale"].double()),
+                              c.group_size)
     raise AssertionError(fam)
 
 
@@ -84,6 +87,8 @@ def act_f64(c, p, x: np.ndarray, quantizes: bool) -> np.ndarray:
         if sc.static:
             return S.fp8_act_qdq(x, "static", float(p["input_scale"]))
         return S.fp8_act_qdq(x, "tensor")
+    if fam == "w4a8":
+        return S.fp8_act_qdq(x, "token")
     if fam == "fp8_block":
         return S.fp8_act_qdq(x, "group", group=c.activation_quant_key.scale.group_shape.col)
     if fam == "nvfp4":
@@ -142,8 +147,9 @@ def test_activation_quantization_flags():
         "EmulationInt8ScaledMMLinearKernel": True, "EmulationFP8ScaledMMLinearKernel": True,
         "EmulationFp8BlockScaledMMLinearKernel": True, "EmulationNvFp4LinearKernel": True,
         "EmulationMxFp4LinearKernel": True, "EmulationMxfp8LinearKernel": False,  # vLLM keeps MXFP8 activations 16-bit
+        "EmulationW4A8LinearKernel": True,
     }
-    assert {k.family for k in E.KERNELS} == {"mp", "int8", "fp8", "fp8_block", "nvfp4", "mxfp4", "mxfp8"}
+    assert {k.family for k in E.KERNELS} == {"mp", "int8", "fp8", "fp8_block", "nvfp4", "mxfp4", "mxfp8", "w4a8"}
 
 
 def test_activation_quantization_matters():

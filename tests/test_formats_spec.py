@@ -122,6 +122,15 @@ def wna16_dequant(bits: int, bias: int, packed, scale, zp_packed=None, g_idx=Non
     return (codes - z) * s
 
 
+def w4a8_dequant(packed, scale_codes: np.ndarray, chan, group_size: int) -> np.ndarray:
+    """W4A8 -> float64 [N, K]: e4m3(q * s_g) * s_ch, q = code - 8 (uint4b8 packed along K), s_g an
+    E4M3 group scale (given as its byte codes), the product rounded to E4M3 (the FP8 MMA's operand)."""
+    q = unpack_words(packed, 4, 1) - 8
+    n, k = q.shape
+    s = E4M3_TABLE[np.asarray(scale_codes, dtype=np.int64)][:, np.arange(k) // (k if group_size == -1 else group_size)]
+    return e4m3_round(q * s) * np.asarray(chan, dtype=np.float64).reshape(n, 1)
+
+
 # ---- block formats ----------------------------------------------------------------------------------
 def _blocks(x: np.ndarray, block: int) -> np.ndarray:
     return x.reshape(*x.shape[:-1], x.shape[-1] // block, block)

@@ -11,7 +11,7 @@ from qlinear.nn import SCHEMES, QuantLinear, scheme_config
 
 # Error of the quantized layer against the FLOAT layer: the format's own loss, bounded loosely per
 # scheme (4-bit ~7%, 8-bit ~1%, fp8 ~4%, fp4 W4A4 ~16% on uniform-random weights).
-FORMAT_LOSS = {"w4a16": 0.1, "awq": 0.1, "w8a16": 0.01, "int8": 0.02, "fp8": 0.05, "nvfp4": 0.2, "mxfp4": 0.2, "mxfp8": 0.05}
+FORMAT_LOSS = {"w4a16": 0.1, "awq": 0.1, "w8a16": 0.01, "int8": 0.02, "fp8": 0.05, "nvfp4": 0.2, "mxfp4": 0.2, "mxfp8": 0.05, "w4a8": 0.1}
 
 
 @pytest.fixture(scope="module")

@@ -79,3 +79,21 @@ def test_graph_us_replays_the_captured_calls():
     torch.cuda.synchronize()
     assert seen == [0, 1, 2, 3] * 2  # warmup, then the capture (records, runs nothing)
     assert int(t) == 4 + 4 + 4 * 5 and us > 0  # warmup, the replay after capture, then reps replays
+
+
+def test_cutlass_w4a8_bench_smoke_on_cpu(monkeypatch, tmp_path, capsys):
+    """The W4A8 bench script runs end to end on CPU (--smoke: no timing, the cutlass layers left out
+    with their reason) and writes its JSON."""
+    import importlib
+    import json
+    import sys
+
+    pytest.importorskip("qlinear_cutlass")
+    monkeypatch.syspath_prepend(str(ROOT))
+    bench = importlib.import_module("tools.cutlass_w4a8_bench")
+    out = tmp_path / "b.json"
+    monkeypatch.setattr(sys, "argv", ["x", "--smoke", "--shapes", "256x512", "--m", "1,16", "--out", str(out)])
+    bench.main()
+    rep = json.loads(out.read_text())
+    assert [r["m"] for r in rep["rows"]] == [1, 16] and "w4a8" in rep["skipped"]
+    assert "needs an NVIDIA CUDA GPU" in rep["skipped"]["w4a8"] and "M=    1" in capsys.readouterr().out

@@ -57,10 +57,10 @@ def make_timer(smoke: bool):
     return us
 
 
-def kernel_cls(provider: str, name: str):
+def kernel_cls(provider: str, name: str, family: str = "mp"):
     from qlinear.registry import get_registry
 
-    return next((k for k in get_registry().kernels("mp") if k.provider == provider and k.__name__ == name), None)
+    return next((k for k in get_registry().kernels(family) if k.provider == provider and k.__name__ == name), None)
 
 
 def main() -> None:

@@ -16,11 +16,13 @@ _EXPORTS = {
     "quant_key": ["GroupShape", "ScaleDesc", "QuantKey"],
     "config": [
         "LayerConfig", "MPLinearLayerConfig", "Int8ScaledMMLinearLayerConfig", "FP8ScaledMMLinearLayerConfig",
-        "NvFp4LinearLayerConfig", "MxFp4LinearLayerConfig", "Mxfp8LinearLayerConfig", "FAMILIES",
+        "NvFp4LinearLayerConfig", "MxFp4LinearLayerConfig", "Mxfp8LinearLayerConfig", "W4A8LinearLayerConfig",
+        "FAMILIES",
     ],
     "kernel": [
         "LinearKernel", "MPLinearKernel", "Int8ScaledMMLinearKernel", "FP8ScaledMMLinearKernel",
         "Fp8BlockScaledMMLinearKernel", "NvFp4LinearKernel", "MxFp4LinearKernel", "Mxfp8LinearKernel",
+        "W4A8LinearKernel",
     ],
     "platform": ["Platform", "current_platform", "simulate_platform", "make_platform"],
     "settings": ["Settings", "get_settings", "override_settings", "reload_settings"],

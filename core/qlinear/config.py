@@ -19,7 +19,7 @@ from .quant_key import (
 )
 from .scalar_type import ScalarType, scalar_types
 
-FAMILIES = ("mp", "int8", "fp8", "fp8_block", "nvfp4", "mxfp4", "mxfp8")
+FAMILIES = ("mp", "int8", "fp8", "fp8_block", "nvfp4", "mxfp4", "mxfp8", "w4a8")
 ACT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
@@ -91,6 +91,9 @@ class MPLinearLayerConfig(LayerConfig):
         k, n = _check_shape(c, "partition_weight_shape", self.partition_weight_shape)
         if not isinstance(self.weight_type, ScalarType) or self.weight_type not in self.SUPPORTED_TYPES:
             _fail(c, "weight_type", f"{self.weight_type!r} is not one of {[t.name for t in self.SUPPORTED_TYPES]}")
+        if self.act_type == torch.float8_e4m3fn:
+            _fail(c, "act_type", "FP8 activations with int4 weights are the W4A8 family: describe the layer with "
+                  "W4A8LinearLayerConfig (scheme w4a8)")
         _check_dtype(c, "act_type", self.act_type)
         _check_dtype(c, "out_type", self.out_type, optional=True)
         if self.zero_points and self.weight_type.has_bias():
@@ -263,6 +266,42 @@ class Mxfp8LinearLayerConfig(_MicroscaledConfig):
     block_size: ClassVar[int] = 32
 
 
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class W4A8LinearLayerConfig(LayerConfig):
+    """W4A8: symmetric int4 weights with FP8 E4M3 group scales and an fp32 scale per output channel,
+    FP8 E4M3 activations quantized per token at run time; 16-bit activations in and out.
+
+    The weight is ``w[n, k] = e4m3(q[n, k] * s_g[n, k // G]) * s_ch[n]`` with q in [-8, 7]: the product
+    is rounded to E4M3 because it is an operand of the FP8 tensor-core MMA (``qlinear.formats.w4a8``).
+    ``group_size`` -1 means one group scale per output channel (G = K).
+    """
+
+    weight_shape: tuple[int, int]  # (N, K)
+    group_size: int = 128
+    input_dtype: torch.dtype = torch.bfloat16
+    out_dtype: torch.dtype | None = None
+    family: ClassVar[str] = "w4a8"
+    pack_factor: ClassVar[int] = 8  # int4 codes per int32 word along K
+
+    def __post_init__(self) -> None:
+        c = type(self).__name__
+        n, k = _check_shape(c, "weight_shape", self.weight_shape)
+        g = self.group_size
+        if not isinstance(g, int) or isinstance(g, bool) or (g != -1 and g <= 0):
+            _fail(c, "group_size", f"must be -1 (per channel) or a positive int, got {g!r}")
+        if g != -1 and k % g:
+            _fail(c, "group_size", f"input size K={k} is not divisible by group_size={g}")
+        if k % self.pack_factor:
+            _fail(c, "weight_shape", f"K={k} must be a multiple of {self.pack_factor} (int4 codes pack 8 per int32 along K)")
+        _check_dtype(c, "input_dtype", self.input_dtype)
+        _check_dtype(c, "out_dtype", self.out_dtype, optional=True)
+
+    @property
+    def effective_group_size(self) -> int:
+        return self.weight_shape[1] if self.group_size == -1 else self.group_size
+
+
 CONFIG_CLASSES = {
     "mp": MPLinearLayerConfig,
     "int8": Int8ScaledMMLinearLayerConfig,
@@ -271,4 +310,5 @@ CONFIG_CLASSES = {
     "nvfp4": NvFp4LinearLayerConfig,
     "mxfp4": MxFp4LinearLayerConfig,
     "mxfp8": Mxfp8LinearLayerConfig,
+    "w4a8": W4A8LinearLayerConfig,
 }

@@ -1,4 +1,4 @@
-"""Kernel ABCs: one generic ``LinearKernel`` and the seven family ABCs with vLLM's names.
+"""Kernel ABCs: one generic ``LinearKernel`` and the family ABCs (vLLM's names where vLLM has one).
 
 A kernel class answers two questions without touching tensors — ``is_supported(platform)`` (can it
 run on this machine: library present, device, capability) and ``can_implement(config)`` (can it do
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 import torch
 
 from .config import FP8ScaledMMLinearLayerConfig, Int8ScaledMMLinearLayerConfig, LayerConfig, MPLinearLayerConfig
-from .config import MxFp4LinearLayerConfig, Mxfp8LinearLayerConfig, NvFp4LinearLayerConfig
+from .config import MxFp4LinearLayerConfig, Mxfp8LinearLayerConfig, NvFp4LinearLayerConfig, W4A8LinearLayerConfig
 from .families import act_dtype, family_of
 
 if TYPE_CHECKING:
@@ -314,6 +314,14 @@ class Mxfp8LinearKernel(LinearKernel[Mxfp8LinearLayerConfig]):
     family = "mxfp8"
 
 
+class W4A8LinearKernel(LinearKernel[W4A8LinearLayerConfig]):
+    """W4A8 (int4 weights x FP8 activations). Params (compressed-tensors names): ``weight_packed``
+    int32 [N, K/8] (uint4b8 codes q + 8 packed along K), ``weight_scale`` [N, K/G] group scales
+    (E4M3, or 16/32-bit floats holding E4M3 values), ``weight_chan_scale`` fp32 [N, 1]."""
+
+    family = "w4a8"
+
+
 FAMILY_ABCS: dict[str, type[LinearKernel]] = {
     "mp": MPLinearKernel,
     "int8": Int8ScaledMMLinearKernel,
@@ -322,4 +330,5 @@ FAMILY_ABCS: dict[str, type[LinearKernel]] = {
     "nvfp4": NvFp4LinearKernel,
     "mxfp4": MxFp4LinearKernel,
     "mxfp8": Mxfp8LinearKernel,
+    "w4a8": W4A8LinearKernel,
 }

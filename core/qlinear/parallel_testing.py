@@ -31,7 +31,7 @@ DYNAMIC_PER_TOKEN = ("int8-dynamic", "int8-dynamic-asym", "fp8-dynamic")
 
 # The README's scheme list, one per family variant the TP layers must shard.
 TP_SCHEMES = ("w4a16-g128", "w4a16-g128-actorder", "awq-g128", "w8a16-ch", "int8-dynamic", "int8-dynamic-asym",
-              "int8-static", "fp8-tensor", "fp8-dynamic", "fp8-block", "nvfp4", "mxfp4", "mxfp8")
+              "int8-static", "fp8-tensor", "fp8-dynamic", "fp8-block", "nvfp4", "mxfp4", "mxfp8", "w4a8")
 
 
 @dataclass

@@ -5,6 +5,7 @@
 #     bash providers/cutlass/gpu_check.sh w8a8          # the W8A8 extension (FP8 / INT8 / block FP8): ~8 min
 #     bash providers/cutlass/gpu_check.sh w4a16         # W4A16: build (+ marlin's), tests, memcheck: ~6 min
 #     bash providers/cutlass/gpu_check.sh w4a16-bench   # W4A16 bench only (reuses the warm build caches): ~6 min
+#     bash providers/cutlass/gpu_check.sh w4a8          # W4A8: build, tests, memcheck, per-layer and decode-step bench: ~8 min
 # (each part fits one 10-minute device call; the build caches live under /tmp while the machine is warm)
 # Per part: install (offline) -> build the extension once (ninja, per-family times from .ninja_log) ->
 # GPU tests (parallel groups) beside compute-sanitizer memcheck over every path -> side-by-side bench
@@ -20,12 +21,12 @@ export QLINEAR_CUTLASS_CACHE=${QLINEAR_CUTLASS_CACHE:-/tmp/qlinear_cutlass_cache
 export QLINEAR_MARLIN_CACHE=${QLINEAR_MARLIN_CACHE:-/tmp/qlinear_marlin_cache}  # the W4A16 bench's marlin column
 export MAX_JOBS=${MAX_JOBS:-$(nproc)}
 PART=${1:-all}
-case "$PART" in all|w8a8|w4a16|w4a16-bench) ;; *) echo "usage: $0 [all|w8a8|w4a16|w4a16-bench]"; exit 2;; esac
+case "$PART" in all|w8a8|w4a16|w4a16-bench|w4a8) ;; *) echo "usage: $0 [all|w8a8|w4a16|w4a16-bench|w4a8]"; exit 2;; esac
 
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/nvidia_cutlass-*.whl || exit 1
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 EXTRA=()
-if [ "$PART" != w8a8 ]; then  # the W4A16 bench compares with marlin (and fbgemm where its wheel travels)
+if [ "$PART" != w8a8 ] && [ "$PART" != w4a8 ]; then  # the W4A16 bench compares with marlin (and fbgemm where its wheel travels)
   EXTRA+=(-e providers/marlin)
   if compgen -G ".whl/fbgemm_gpu*.whl" >/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/fbgemm_gpu*.whl && EXTRA+=(-e providers/fbgemm)
@@ -38,26 +39,7 @@ nvcc --version | tail -1
 
 w8a8_part() {
   echo "== build (binding + quantizers + dispatch + 16 GEMM instantiations, MAX_JOBS=$MAX_JOBS)"
-  timeout 420 python3 - <<'PY' 2>&1 | tail -40 | tee "$OUT/build.log"
-import time
-t = time.time()
-from qlinear.cuda_jit import cache_root
-from qlinear_cutlass import build
-build.load_extension()
-d = cache_root("cutlass") / build.build_key()
-print(f"extension built/loaded in {time.time() - t:.1f} s into {d}")
-log = d / ".ninja_log"  # start/end ms per object: per-family compile spans
-if log.exists():
-    spans = {}
-    for line in log.read_text().splitlines()[1:]:
-        start, end, _, target, _ = line.split("\t")
-        fam = next((f for f, srcs in build.GEMM_SOURCES.items() if any(x.removesuffix(".cu") in target for x in srcs)), "other")
-        s, e = spans.get(fam, (1 << 60, 0))
-        spans[fam] = (min(s, int(start)), max(e, int(end)))
-        print(f"   {target:40s} {(int(end) - int(start)) / 1000:6.1f} s")
-    for fam, (s, e) in spans.items():
-        print(f"family {fam}: {(e - s) / 1000:.1f} s wall (objects compiled in parallel)")
-PY
+  timeout 420 python3 -m tools.cutlass_build_times w8a8 2>&1 | tail -40 | tee "$OUT/build.log"
   grep -q "built/loaded" "$OUT/build.log" || { echo "BUILD FAILED (see build.log above)"; return 1; }
 
   echo "== tests (3 parallel groups) + compute-sanitizer memcheck over every path, side by side"
@@ -99,23 +81,7 @@ w4a16_part() {
 from qlinear_marlin.build import load_extension
 load_extension(); print(f"marlin built/loaded in {time.time() - t:.1f} s")' > "$OUT/marlin-build.log" 2>&1) &
   local pm=$!
-  timeout 420 python3 - <<'PY' 2>&1 | tail -30 | tee "$OUT/w4a16-build.log"
-import time
-t = time.time()
-from qlinear.cuda_jit import cache_root
-from qlinear_cutlass import build
-build.load_w4a16_extension()
-d = cache_root("cutlass") / f"w4a16-{build.build_key(build.W4A16_SOURCES, build.W4A16_HEADERS)}"
-print(f"W4A16 extension built/loaded in {time.time() - t:.1f} s into {d}")
-log = d / ".ninja_log"  # start/end ms per object
-if log.exists():
-    lo, hi = 1 << 60, 0
-    for line in log.read_text().splitlines()[1:]:
-        start, end, _, target, _ = line.split("\t")
-        lo, hi = min(lo, int(start)), max(hi, int(end))
-        print(f"   {target:40s} {(int(end) - int(start)) / 1000:6.1f} s")
-    print(f"family w4a16: {(hi - lo) / 1000:.1f} s wall (objects compiled in parallel)")
-PY
+  timeout 420 python3 -m tools.cutlass_build_times w4a16 2>&1 | tail -30 | tee "$OUT/w4a16-build.log"
   grep -q "built/loaded" "$OUT/w4a16-build.log" || { echo "W4A16 BUILD FAILED (see w4a16-build.log above)"; wait $pm; return 1; }
 
   echo "== W4A16 tests (2 parallel groups) + compute-sanitizer memcheck over every W4A16 path, side by side"
@@ -153,14 +119,45 @@ w4a16_bench() {
   timeout 540 python3 -m tools.cutlass_w4a16_bench --out "$OUT/cutlass_w4a16_bench.json" 2>&1 | tee "$OUT/w4a16-bench.log"
 }
 
+w4a8_part() {
+  echo "== W4A8: build its extension (binding + quantizer + dispatch + 6 int4 x FP8 GEMMs, MAX_JOBS=$MAX_JOBS)"
+  timeout 300 python3 -m tools.cutlass_build_times w4a8 2>&1 | tail -20 | tee "$OUT/w4a8-build.log"
+  grep -q "built/loaded" "$OUT/w4a8-build.log" || { echo "W4A8 BUILD FAILED (see w4a8-build.log above)"; return 1; }
+  echo "== W4A8 tests + compute-sanitizer memcheck over every W4A8 path, side by side"
+  local T=tests/providers/cutlass
+  local PYTEST="env CUDA_LAUNCH_BLOCKING=1 timeout 300 python3 -m pytest -q -p no:cacheprovider --tb=short -rfE --maxfail=40"
+  QLINEAR_CUTLASS_COMPILE_CHECK=0 $PYTEST $T/test_cutlass_w4a8_gpu.py $T/test_cutlass_w4a8.py > "$OUT/tests-w4a8.log" 2>&1 &
+  local q1=$! SAN q2=
+  SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  if [ -x "$SAN" ]; then
+    timeout 300 "$SAN" --tool memcheck --error-exitcode 9 python3 -m tools.cutlass_w4a8_sanitize > "$OUT/w4a8-sanitize.log" 2>&1 &
+    q2=$!
+  fi
+  wait $q1
+  echo "-- tests-w4a8: $(tail -1 "$OUT/tests-w4a8.log")"
+  grep -E "^(FAILED|ERROR)" "$OUT/tests-w4a8.log" | head -15
+  if [ -n "$q2" ]; then
+    wait $q2
+    echo "-- compute-sanitizer memcheck (W4A8): exit $? : $(grep -E "ERROR SUMMARY|OK: every path" "$OUT/w4a8-sanitize.log" | tail -2 | tr '\n' ' ')"
+    grep -E "Invalid|out of bounds|misaligned" "$OUT/w4a8-sanitize.log" | head -5
+  fi
+  echo "== W4A8 bench: bf16 F.linear vs cutlass W4A8 / FP8 / W4A16 per layer, then the decode step"
+  timeout 240 python3 -m tools.cutlass_w4a8_bench --kinds ${W4A8_BENCH_KINDS:-w4a8} --out "$OUT/cutlass_w4a8_bench.json" 2>&1 | tee "$OUT/w4a8-bench.log"
+  timeout 240 python3 -m qlinear bench --model llama3-8b --schemes w4a8 --m 1,16,128,512,1024,2048,4096 \
+    --out "$OUT/w4a8-step" --no-plot --no-progress 2>&1 | tee "$OUT/w4a8-step.log" | tail -20
+}
+
 rc=0
 case "$PART" in all|w8a8) w8a8_part || rc=1;; esac
 case "$PART" in all|w4a16) w4a16_part || rc=1;; esac
 case "$PART" in all|w4a16-bench) w4a16_bench || rc=1;; esac
+case "$PART" in all|w4a8) w4a8_part || rc=1;; esac
 echo "== summary ($PART)"
 case "$PART" in all|w8a8) grep -E "^(family|extension)" "$OUT/build.log" 2>/dev/null;; esac
-case "$PART" in all|w4a16) grep -E "^(family|W4A16 extension)" "$OUT/w4a16-build.log" 2>/dev/null
+case "$PART" in all|w4a16) grep -E "^(family|extension)" "$OUT/w4a16-build.log" 2>/dev/null
   echo "marlin: $(tail -1 "$OUT/marlin-build.log" 2>/dev/null)";; esac
 for f in "$OUT"/tests-*.log; do [ -f "$f" ] && echo "$(basename "$f"): $(tail -1 "$f")"; done
 case "$PART" in all|w4a16-bench) [ -f "$OUT/w4a16-bench.log" ] && sed -n '/# summary/,$p' "$OUT/w4a16-bench.log";; esac
+case "$PART" in all|w4a8) grep -E "^(family|extension)" "$OUT/w4a8-build.log" 2>/dev/null
+  [ -f "$OUT/w4a8-bench.log" ] && sed -n '/# summary/,$p' "$OUT/w4a8-bench.log";; esac
 exit $rc

@@ -15,7 +15,7 @@ from safetensors import safe_open  # noqa: E402  (comes with transformers)
 
 SCHEMES = ("w4a16-g128", "w4a16-g64", "w4a16-ch", "w4a16-g128-actorder", "w8a16-g128", "w8a16-ch", "awq-g128",
            "awq-g64", "int8-dynamic", "int8-dynamic-asym", "int8-static", "int8-static-asym", "fp8-tensor",
-           "fp8-dynamic", "fp8-block", "nvfp4", "mxfp4", "mxfp8")
+           "fp8-dynamic", "fp8-block", "nvfp4", "mxfp4", "mxfp8", "w4a8", "w4a8-ch")
 
 
 def _tensors(path):
@@ -74,6 +74,29 @@ def test_round_trip(scheme, llama, ids, tmp_path):
     qa = json.loads((tmp_path / "a" / "config.json").read_text())["quantization_config"]
     qb = json.loads((tmp_path / "b" / "config.json").read_text())["quantization_config"]
     assert qa == qb
+
+
+def test_w4a8_checkpoint_without_channel_scales(llama, ids, tmp_path):
+    """vLLM's W4AFP8 layout: 16-bit group scales and no ``weight_chan_scale``. The loader gives the
+    layers ones, the group scales are used as their E4M3 values, and the model runs."""
+    from safetensors.torch import load_file, save_file
+
+    qlinear.quantize_model(llama, "w4a8", show_progress=False)
+    qlinear.save_quantized(llama, str(tmp_path))
+    f = tmp_path / "model.safetensors"
+    t = load_file(str(f))
+    for k in [k for k in t if k.endswith(".weight_chan_scale")]:
+        del t[k]
+    for k in [k for k in t if k.endswith(".weight_scale")]:
+        t[k] = t[k].to(torch.bfloat16)  # E4M3 values are exact in bf16
+    save_file(t, str(f), metadata={"format": "pt"})
+    loaded = qlinear.load_quantized(str(tmp_path), show_progress=False)
+    layers = [m for m in loaded.modules() if isinstance(m, QuantLinear)]
+    assert len(layers) == 7
+    for m in layers:
+        assert torch.equal(m.checkpoint_params["weight_chan_scale"], torch.ones(m.config.weight_shape[0], 1))
+    with torch.no_grad():
+        assert torch.isfinite(loaded(ids).logits).all()
 
 
 def test_sharded_save_and_lazy_per_tensor_reads(llama, ids, tmp_path, monkeypatch):

@@ -85,9 +85,9 @@ class Family:
 
 
 def _table() -> dict[str, Family]:
-    from . import fp8, int8, micro, mp
+    from . import fp8, int8, micro, mp, w4a8
 
-    fams = [mp.FAMILY, int8.FAMILY, fp8.FAMILY, fp8.BLOCK_FAMILY, *micro.FAMILIES]
+    fams = [mp.FAMILY, int8.FAMILY, fp8.FAMILY, fp8.BLOCK_FAMILY, *micro.FAMILIES, w4a8.FAMILY]
     table = {f.name: f for f in fams}
     assert tuple(table) == FAMILIES, (tuple(table), FAMILIES)
     return table

@@ -12,7 +12,9 @@ What differs between the two layouts:
 - pack-quantized stores ``weight_shape`` ([N, K], int64) beside the packed codes;
 - NVFP4 / MXFP4 codes are ``weight_packed`` on disk, ``weight`` on the layer; the layer also carries
   NVFP4's derived ``input_global_scale_inv`` and ``alpha``, INT8-asymmetric's ``azp_adj``;
-- scales of FP8 / INT8 layers are float32 on the layer, whatever float dtype the file holds.
+- scales of FP8 / INT8 layers are float32 on the layer, whatever float dtype the file holds;
+- W4A8 (pack-quantized int4 weights with dynamic per-token FP8 activations) may omit
+  ``weight_chan_scale``; the layer then gets ones.
 The integer codes themselves are bit-for-bit the same (uint4b8 = signed int4 + 8, zero points too).
 """
 
@@ -30,6 +32,7 @@ from ..config import (
     MxFp4LinearLayerConfig,
     Mxfp8LinearLayerConfig,
     NvFp4LinearLayerConfig,
+    W4A8LinearLayerConfig,
 )
 from ..scalar_type import scalar_types
 
@@ -95,12 +98,16 @@ def _layer_config(w, a, fmt, n, k, dtype, wf, af, actorder):
     strat = w.get("strategy")
     if fmt == PACK:
         _is(w, wf, type="int", num_bits=(4, 8))
-        if a is not None:
-            _fail(af, "pack-quantized with quantized activations (W4A8) is not supported; qlinear's W4A16/W8A16 keep 16-bit activations")
         _is(w, wf, strategy=("group", "channel"))
         group = -1 if strat == "channel" else w.get("group_size")
         if group != -1 and (not isinstance(group, int) or group <= 0):
             _fail(f"{wf}.group_size", f"{group!r}: a group strategy needs a positive group size")
+        if a is not None:  # W4A8: int4 weights, FP8 activations quantized per token at run time
+            _is(w, wf, num_bits=4, symmetric=True)
+            _is(a, af, type="float", num_bits=8, strategy="token", dynamic=True)
+            if actorder:
+                _fail(f"{wf}.actorder", "activation order (g_idx) is not supported with FP8 activations (W4A8)")
+            return W4A8LinearLayerConfig((n, k), group, dtype)
         sym = w.get("symmetric", True)
         bits = w["num_bits"]
         wt = {(4, True): scalar_types.uint4b8, (8, True): scalar_types.uint8b128,
@@ -185,6 +192,10 @@ def scheme_for(c: LayerConfig) -> tuple[str, dict]:
         if c.has_g_idx:
             w["actorder"] = "group"
         return PACK, {"weights": w, "input_activations": None}
+    if fam == "w4a8":
+        assert isinstance(c, W4A8LinearLayerConfig)
+        w = _qargs(4, "int", "channel" if c.group_size == -1 else "group", group_size=None if c.group_size == -1 else c.group_size)
+        return PACK, {"weights": w, "input_activations": _qargs(8, "float", "token", dynamic=True)}
     if fam == "int8":
         assert isinstance(c, Int8ScaledMMLinearLayerConfig)
         w = _qargs(8, "int", "channel" if c.is_channelwise else "tensor")
@@ -233,6 +244,13 @@ def expected_tensors(c: LayerConfig) -> dict[str, tuple[tuple[int, ...] | str, t
             "weight_scale": ((n, g), FLOATS, True),
             "weight_zero_point": ((_cdiv(n, pf), g), (torch.int32,), c.zero_points),
             "weight_g_idx": ((k,), (torch.int32, torch.int64), c.has_g_idx),
+            "weight_shape": ((2,), (torch.int64, torch.int32), False),
+        }
+    if fam == "w4a8":
+        return {
+            "weight_packed": ((n, k // 8), (torch.int32,), True),
+            "weight_scale": ((n, k // c.effective_group_size), (*fp8, *FLOATS), True),  # type: ignore[attr-defined]
+            "weight_chan_scale": ((n, 1), FLOATS, False),
             "weight_shape": ((2,), (torch.int64, torch.int32), False),
         }
     if fam in ("int8", "fp8"):
@@ -284,9 +302,15 @@ def missing_tensors(c: LayerConfig, present) -> list[str]:
 def params_from_checkpoint(c: LayerConfig, t: dict[str, torch.Tensor], where: str = "") -> dict[str, torch.Tensor]:
     """Stored tensors of one layer (local names) -> the layer's parameters in qlinear's layout."""
     fam = c.family
+    if fam in ("mp", "w4a8") and "weight_shape" in t and [int(v) for v in t["weight_shape"].tolist()] != list(c.shape_nk):
+        _fail(f"{where}weight_shape", f"{t['weight_shape'].tolist()} does not match the packed weight's [N, K] = {list(c.shape_nk)}")
+    if fam == "w4a8":
+        ch = t.get("weight_chan_scale")
+        n = c.shape_nk[0]
+        return {"weight_packed": t["weight_packed"], "weight_scale": t["weight_scale"],
+                "weight_chan_scale": torch.ones(n, 1, dtype=torch.float32, device=t["weight_packed"].device) if ch is None
+                else ch.float().reshape(n, 1)}
     if fam == "mp":
-        if "weight_shape" in t and [int(v) for v in t["weight_shape"].tolist()] != list(c.shape_nk):
-            _fail(f"{where}weight_shape", f"{t['weight_shape'].tolist()} does not match the packed weight's [N, K] = {list(c.shape_nk)}")
         p = {name: t[name] for name in ("weight_packed", "weight_scale", "weight_zero_point") if name in t}
         if c.has_g_idx:  # type: ignore[union-attr]
             p["weight_g_idx"] = t["weight_g_idx"].to(torch.int32)
@@ -326,6 +350,9 @@ def checkpoint_from_params(c: LayerConfig, p: dict[str, torch.Tensor]) -> dict[s
             out["weight_zero_point"] = p["weight_zero_point"]
         if p.get("weight_g_idx") is not None:
             out["weight_g_idx"] = p["weight_g_idx"].to(torch.int32)
+    elif fam == "w4a8":
+        out = {"weight_packed": p["weight_packed"], "weight_scale": p["weight_scale"], "weight_chan_scale": p["weight_chan_scale"],
+               "weight_shape": torch.tensor(list(c.shape_nk), dtype=torch.int64)}
     elif fam in ("int8", "fp8"):
         ws = p["weight_scale"]
         out = {"weight": p["weight"].t(), "weight_scale": ws if ws.dim() == 2 else one(ws)}

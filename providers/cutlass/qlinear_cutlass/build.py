@@ -10,8 +10,11 @@ record are ``qlinear.cuda_jit``'s; the directory is ``$QLINEAR_CUTLASS_CACHE/<ke
 retries a build that failed before.
 
 The W4A16 mixed-input GEMMs are a second extension (``w4a16_binding.cpp``, ``w4a16_dispatch.cu`` and
-``w4a16_<scale|zero>_<bf16|fp16>_<tile>.cu``, ``load_w4a16_extension``): a W4A16 model builds only
-those, and an FP8/INT8 model never waits for them.
+``w4a16_<scale|zero>_<bf16|fp16>_<tile>.cu``, ``load_w4a16_extension``) and the W4A8 int4 x FP8 GEMMs
+a third (``w4a8_binding.cpp``, ``act_quant.cu``, ``w4a8_dispatch.cu``, ``w4a8_<bf16|fp16>_<tile>.cu``,
+``load_w4a8_extension``), and the SM100 NVFP4 GEMM a fourth, compiled for sm_100a
+(``nvfp4_binding.cpp``, ``nvfp4_quant.cu``, ``nvfp4_sm100_<bf16|fp16>.cu``, ``load_nvfp4_extension``):
+a model builds only the family it uses.
 """
 
 from __future__ import annotations
@@ -28,10 +31,15 @@ FAMILIES = (*FAMILIES, "fp8_block")
 SOURCES = ("binding.cpp", "act_quant.cu", "scaled_mm_dispatch.cu", *(s for f in FAMILIES for s in GEMM_SOURCES[f]))
 W4A16_SOURCES = ("w4a16_binding.cpp", "w4a16_dispatch.cu",
                  *(f"w4a16_{z}_{o}_{t}.cu" for z in ("scale", "zero") for o in OUTS for t in TILES))
-SHARED_HEADERS = ("torch_binding_util.h",)  # both bindings include it: part of both cache keys
-W4A16_HEADERS = ("w4a16_api.h", "w4a16_layout.h", "w4a16.cuh", *SHARED_HEADERS)
+NVFP4_SOURCES = ("nvfp4_binding.cpp", "nvfp4_quant.cu", *(f"nvfp4_sm100_{o}.cu" for o in OUTS))
+W4A8_SOURCES = ("w4a8_binding.cpp", "act_quant.cu", "w4a8_dispatch.cu", *(f"w4a8_{o}_{t}.cu" for o in OUTS for t in TILES))
+SHARED_HEADERS = ("torch_binding_util.h", "gemm_run.h")  # in every extension: part of every cache key
+W4A16_HEADERS = ("w4a16_api.h", "w4a16_layout.h", "mixed_input_tiles.h", "w4a16.cuh", *SHARED_HEADERS)
+NVFP4_HEADERS = ("nvfp4_api.h", "nvfp4_sm100.cuh", *SHARED_HEADERS)
+W4A8_HEADERS = ("w4a8_api.h", "w4a16_layout.h", "mixed_input_tiles.h", "w4a8.cuh", "act_quant.h", *SHARED_HEADERS)
 HEADERS = ("act_quant.h", "scaled_mm_api.h", "scaled_mm_dispatch.h", "scaled_mm.cuh", "block_fp8.cuh", *SHARED_HEADERS)
 GENCODE = "-gencode=arch=compute_90a,code=sm_90a"  # wgmma / TMA / setmaxnreg exist only on sm_90a
+GENCODE_SM100 = "-gencode=arch=compute_100a,code=sm_100a"  # tcgen05 block-scaled MMA: B200 / GB200 only
 CUDA_FLAGS = ["-O3", "-std=c++17", "-DNDEBUG", "--expt-relaxed-constexpr", "--expt-extended-lambda",
               "-DCUTLASS_ENABLE_TENSOR_CORE_MMA=1", GENCODE,
               # torch's extension flags hide the 16-bit operators CUTLASS's own types do not need
@@ -40,7 +48,11 @@ CUDA_FLAGS = ["-O3", "-std=c++17", "-DNDEBUG", "--expt-relaxed-constexpr", "--ex
 CXX_FLAGS = ["-O3"]
 
 
-def build_key(sources=SOURCES, headers=HEADERS) -> str:
+def cuda_flags(arch: int = 90) -> list[str]:
+    return CUDA_FLAGS if arch == 90 else [GENCODE_SM100 if f == GENCODE else f for f in CUDA_FLAGS]
+
+
+def build_key(sources=SOURCES, headers=HEADERS, arch: int = 90) -> str:
     """Sources, flags, torch / CUDA / nvcc versions and the CUTLASS headers' location and version."""
     import torch
 
@@ -51,13 +63,25 @@ def build_key(sources=SOURCES, headers=HEADERS) -> str:
     inc = cutlass_include_dirs() or []
     version_h = Path(inc[0]) / "cutlass" / "version.h" if inc else None
     return source_key([CSRC / s for s in tuple(sources) + tuple(headers)] + ([version_h] if version_h and version_h.is_file() else []),
-                      " ".join(CUDA_FLAGS + CXX_FLAGS), f"torch={torch.__version__}", f"cuda={torch.version.cuda}",
-                      toolchain(cuda=True), "arch=sm_90a", *inc)
+                      " ".join(cuda_flags(arch) + CXX_FLAGS), f"torch={torch.__version__}", f"cuda={torch.version.cuda}",
+                      toolchain(cuda=True), f"arch=sm_{arch}a", *inc)
 
 
-@functools.lru_cache(maxsize=1)
-def load_extension():
-    """Compile (first time, ~1 min per GEMM family with enough cores) or load the extension."""
+# extension name -> (sources, headers, arch); each is its own module, cache directory and build lock
+EXTENSIONS = {"w8a8": (SOURCES, HEADERS, 90), "w4a16": (W4A16_SOURCES, W4A16_HEADERS, 90),
+              "w4a8": (W4A8_SOURCES, W4A8_HEADERS, 90), "nvfp4": (NVFP4_SOURCES, NVFP4_HEADERS, 100)}
+
+
+def build_dir(name: str) -> Path:
+    """Where extension ``name`` is (or will be) built: ``<cutlass cache>/<name>-<key>``."""
+    from qlinear import cuda_jit
+
+    return cuda_jit.cache_root("cutlass") / f"{name}-{build_key(*EXTENSIONS[name])}"
+
+
+@functools.lru_cache(maxsize=None)
+def load(name: str):
+    """Compile (first time) or load extension ``name`` (a key of ``EXTENSIONS``)."""
     from qlinear import cuda_jit
 
     from .gates import cutlass_include_dirs
@@ -65,23 +89,30 @@ def load_extension():
     inc = cutlass_include_dirs()
     if inc is None:
         raise RuntimeError("CUTLASS headers not found: pip install nvidia-cutlass (or set QLINEAR_CUTLASS_DIR)")
-    key = build_key()
-    return cuda_jit.load(f"qlinear_cutlass_{key}", [CSRC / s for s in SOURCES], cuda_jit.cache_root("cutlass") / key,
-                         include_dirs=[str(CSRC), *inc], cflags=CXX_FLAGS, cuda_cflags=CUDA_FLAGS,
+    d = build_dir(name)
+    sources, _, arch = EXTENSIONS[name]
+    return cuda_jit.load(f"qlinear_cutlass_{d.name.replace('-', '_')}", [CSRC / s for s in sources], d,
+                         include_dirs=[str(CSRC), *inc], cflags=CXX_FLAGS, cuda_cflags=cuda_flags(arch),
                          verbose=bool(os.environ.get("QLINEAR_CUTLASS_VERBOSE")), provider="cutlass")
 
 
-@functools.lru_cache(maxsize=1)
+def load_extension():
+    """The W8A8 extension (FP8 / INT8 / block FP8 and their quantizers): compiled (first time, ~1 min
+    per GEMM family with enough cores) or loaded."""
+    return load("w8a8")
+
+
 def load_w4a16_extension():
     """The W4A16 extension: compiled (first time; 12 GEMM objects in parallel) or loaded."""
-    from qlinear import cuda_jit
+    return load("w4a16")
 
-    from .gates import cutlass_include_dirs
 
-    inc = cutlass_include_dirs()
-    if inc is None:
-        raise RuntimeError("CUTLASS headers not found: pip install nvidia-cutlass (or set QLINEAR_CUTLASS_DIR)")
-    key = build_key(W4A16_SOURCES, W4A16_HEADERS)
-    return cuda_jit.load(f"qlinear_cutlass_w4a16_{key}", [CSRC / s for s in W4A16_SOURCES],
-                         cuda_jit.cache_root("cutlass") / f"w4a16-{key}", include_dirs=[str(CSRC), *inc], cflags=CXX_FLAGS,
-                         cuda_cflags=CUDA_FLAGS, verbose=bool(os.environ.get("QLINEAR_CUTLASS_VERBOSE")), provider="cutlass")
+def load_nvfp4_extension():
+    """The NVFP4 extension for SM100 (sm_100a): compiled (first time) or loaded. UNVERIFIED: built and
+    run on no SM100 GPU here; compile-checked only."""
+    return load("nvfp4")
+
+
+def load_w4a8_extension():
+    """The W4A8 extension: compiled (first time; 6 GEMM objects and the quantizer in parallel) or loaded."""
+    return load("w4a8")

@@ -55,3 +55,31 @@ def w4a16_forced() -> int | None:
 
 def w4a16_tile_for(m: int) -> int:
     return tile_for(m, W4A16_SMALL_MAX_M, W4A16_MID_MAX_M)
+
+
+# ---- W4A8 (csrc/w4a8.cuh w4a8cfg::Small / Mid / Large; ids W4A8Config in csrc/w4a8_api.h) -------
+# The W4A16 shapes with a 128-deep K tile (128 bytes of FP8 x per row, as W4A16's 64 of 16-bit x).
+# From the H200 sweep (tools/cutlass_w4a8_bench.py, each tile forced, group 128, us on 6144x4096 /
+# 4096x4096 / 28672x4096 / 4096x14336; docs/results/gpu/lease8): M=16 small 19.5 / 18.7 / 34.8 / 31.5
+# (mid 24.0 / 22.0 / 40.9 / 40.3); M=128 mid 22.5 / 22.0 / 43.4 / 37.7 (small 20.2 / 20.3 / 64.4 / 39.6,
+# large 27.4 / 26.7 / 62.1 / 77.3); M=512 large 28.9 / 28.4 / 100.7 / 83.7 against mid 40.1 / 24.6 /
+# 127.6 / 72.2: the 128x256 tile wins only where its tiles fill the SMs. So above M=256 the large tile
+# is taken when (N / 128) * ceil(M / 256) output tiles reach 2/3 of a wave of 132 SMs (6144 and 28672
+# at M=512; every shape from M=1024), else mid. ``QLINEAR_CUTLASS_W4A8_TILE`` forces one for sweeps.
+W4A8_SHAPES = {SMALL: "128x64x128 cluster 2x1 (cooperative, stream-K)", MID: "128x128x128 cluster 2x1 (cooperative, stream-K)",
+               LARGE: "128x256x128 cluster 2x1 (cooperative, persistent)"}
+W4A8_SMALL_MAX_M = 64
+W4A8_MID_MAX_M = 256
+W4A8_LARGE_MIN_TILES = 88  # 2/3 of the H200's 132 SMs
+
+
+def w4a8_forced() -> int | None:
+    return forced("QLINEAR_CUTLASS_W4A8_TILE")
+
+
+def w4a8_tile_for(m: int, n: int) -> int:
+    if m <= W4A8_SMALL_MAX_M:
+        return SMALL
+    if m <= W4A8_MID_MAX_M or -(-n // 128) * -(-m // 256) < W4A8_LARGE_MIN_TILES:
+        return MID
+    return LARGE

@@ -1,7 +1,9 @@
-"""Can the CUTLASS sm_90a kernels run here? An NVIDIA GPU of compute capability 9.0 exactly (the
-``sm_90a`` wgmma/TMA instructions exist on no other arch, Blackwell included), a CUDA torch, nvcc and
-the CUTLASS headers (the ``nvidia-cutlass`` wheel, or ``$QLINEAR_CUTLASS_DIR``). Each "no" says why,
-in words ``qlinear doctor`` prints. Nothing here imports CUTLASS or compiles anything."""
+"""Can the CUTLASS kernels run here? The sm_90a kernels need an NVIDIA GPU of compute capability 9.0
+exactly (the ``sm_90a`` wgmma/TMA instructions exist on no other arch, Blackwell included), the
+sm_100a one (NVFP4) capability 10.0 exactly (B200 / GB200: tcgen05 is arch-specific too); all need a
+CUDA torch, nvcc and the CUTLASS headers (the ``nvidia-cutlass`` wheel, or ``$QLINEAR_CUTLASS_DIR``).
+Each "no" says why, in words ``qlinear doctor`` prints. Nothing here imports CUTLASS or compiles
+anything."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from qlinear.cuda_jit import find_nvcc, toolchain_reason
 from qlinear.platform import Platform, resolve_platform
 
 ARCH = 90  # sm_90a: Hopper (H100 / H200 / GH200)
+ARCH_NAMES = {90: "sm_90a kernels: needs CUDA cc 9.0 exactly (Hopper)",
+              100: "sm_100a kernels: needs CUDA cc 10.0 exactly (B200 / GB200)"}
 
 
 def cutlass_include_dirs() -> list[str] | None:
@@ -37,15 +41,15 @@ def cutlass_include_dirs() -> list[str] | None:
     return None
 
 
-def verdict(platform: "Platform | int | None") -> tuple[bool, str | None]:
+def verdict(platform: "Platform | int | None", arch: int = ARCH) -> tuple[bool, str | None]:
     """A simulated platform (``qlinear explain --platform sm90``) is judged on the device alone; a real
     one must also have the toolchain and headers here."""
     p = resolve_platform(platform)
     if not p.is_cuda():
         return False, f"needs an NVIDIA CUDA GPU, platform is {p.kind}"
-    if p.capability != ARCH:
+    if p.capability != arch:
         have = "unknown" if p.capability is None else str(p.capability)
-        return False, f"sm_90a kernels: needs CUDA cc 9.0 exactly (Hopper), have {have}"
+        return False, f"{ARCH_NAMES[arch]}, have {have}"
     if p.simulated:
         return True, None
     why = toolchain_reason(find_nvcc())

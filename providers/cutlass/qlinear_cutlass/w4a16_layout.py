@@ -18,48 +18,76 @@ each thread's 8 values of one k-block are one 32-bit word, in the order the lop3
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 
 from qlinear.formats.int_pack import unpack_along
 
-ATOM = 16  # rows and columns of the reorder atom
 K_TILE = 64  # the GEMM's K tile: a scale group must hold whole K tiles (or be all of K)
 
 
+@dataclass(frozen=True)
+class ReorderAtom:
+    """One warp's int4 fragment of a register-sourced wgmma, as CUTLASS's
+    ``compute_memory_reordering_atom`` lays it out: ``rows`` x ``cols`` (n x k) elements, ``offset``
+    maps (n, k) inside the atom to its slot. The atom tiles (N, K) atoms N-fastest:
+    slot + rows * cols * (n / rows) + cols * N * (k / cols)."""
+
+    rows: int
+    cols: int
+    offset: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+    def check(self, n: int, k: int) -> None:
+        if n % self.rows or k % self.cols:
+            raise ValueError(f"weight shape: N={n} must be a multiple of {self.rows} and K={k} of {self.cols} (the reorder atom)")
+
+    def offsets(self, n: int, k: int, device=None) -> torch.Tensor:
+        """int64 [N, K]: where logical element (n, k) lives in the re-laid buffer."""
+        self.check(n, k)
+        nn = torch.arange(n, device=device, dtype=torch.int64).view(n, 1)
+        kk = torch.arange(k, device=device, dtype=torch.int64).view(1, k)
+        return self.offset(nn % self.rows, kk % self.cols) + self.rows * self.cols * (nn // self.rows) + self.cols * n * (kk // self.cols)
+
+    def reorder(self, codes_nk: torch.Tensor) -> torch.Tensor:
+        """[N, K] 4-bit codes (0..15, any int dtype) -> uint8 [N*K/2] in this order, element 2i in
+        the low nibble. Done per atom (one gather of rows * cols slots) so a large layer needs no
+        [N, K] index tensor."""
+        n, k = codes_nk.shape
+        self.check(n, k)
+        r, c = self.rows, self.cols
+        gather = torch.argsort(self.offsets(r, c).reshape(-1)).to(codes_nk.device)  # slot o holds element gather[o]
+        t = (codes_nk & 0xF).to(torch.uint8).view(n // r, r, k // c, c).permute(2, 0, 1, 3)
+        flat = t.reshape(k // c, n // r, r * c)[..., gather].reshape(-1, 2)
+        return (flat[:, 0] | (flat[:, 1] << 4)).contiguous()
+
+    def unreorder(self, packed: torch.Tensor, n: int, k: int) -> torch.Tensor:
+        """Inverse of ``reorder``: uint8 [N*K/2] -> [N, K] codes (uint8)."""
+        flat = torch.stack([packed & 0xF, packed >> 4], 1).reshape(-1)
+        return flat[self.offsets(n, k, packed.device).reshape(-1)].reshape(n, k)
+
+
+def _w4a16_slot(n: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    a, b = n % 8, n // 8
+    c, d, e = k % 2, (k // 2) % 4, k // 8
+    return 32 * a + b + 4 * c + 8 * d + 2 * e
+
+
+W4A16_ATOM = ReorderAtom(16, 16, _w4a16_slot)
+ATOM = W4A16_ATOM.rows
+
+
 def reorder_offsets(n: int, k: int, device=None) -> torch.Tensor:
-    """int64 [N, K]: where logical element (n, k) of the int4 weight lives in the re-laid buffer."""
-    if n % ATOM or k % ATOM:
-        raise ValueError(f"weight shape: N={n} and K={k} must be multiples of {ATOM} (the reorder atom)")
-    nn = torch.arange(n, device=device, dtype=torch.int64).view(n, 1)
-    kk = torch.arange(k, device=device, dtype=torch.int64).view(1, k)
-    a, b = nn % 8, (nn // 8) % 2
-    c, d, e = kk % 2, (kk // 2) % 4, (kk // 8) % 2
-    atom = 32 * a + b + 4 * c + 8 * d + 2 * e
-    return atom + 256 * (nn // ATOM) + ATOM * n * (kk // ATOM)
-
-
-def _atom_gather() -> torch.Tensor:
-    """int64 [256]: slot o of an atom holds the element at (n_in * 16 + k_in) = this[o]."""
-    atom = reorder_offsets(ATOM, ATOM).reshape(-1)
-    return torch.argsort(atom)
+    return W4A16_ATOM.offsets(n, k, device)
 
 
 def reorder_int4(codes_nk: torch.Tensor) -> torch.Tensor:
-    """[N, K] 4-bit codes (0..15, any int dtype) -> uint8 [N*K/2] in the kernel's order. The same map
-    as ``reorder_offsets``, done per atom (a 256-entry gather) so a large layer needs no [N, K]
-    index tensor."""
-    n, k = codes_nk.shape
-    if n % ATOM or k % ATOM:
-        raise ValueError(f"weight shape: N={n} and K={k} must be multiples of {ATOM} (the reorder atom)")
-    c = (codes_nk & 0xF).to(torch.uint8).view(n // ATOM, ATOM, k // ATOM, ATOM).permute(2, 0, 1, 3)
-    flat = c.reshape(k // ATOM, n // ATOM, ATOM * ATOM)[..., _atom_gather().to(codes_nk.device)].reshape(-1, 2)
-    return (flat[:, 0] | (flat[:, 1] << 4)).contiguous()
+    return W4A16_ATOM.reorder(codes_nk)
 
 
 def unreorder_int4(packed: torch.Tensor, n: int, k: int) -> torch.Tensor:
-    """Inverse of ``reorder_int4``: uint8 [N*K/2] -> [N, K] codes (uint8)."""
-    flat = torch.stack([packed & 0xF, packed >> 4], 1).reshape(-1)
-    return flat[reorder_offsets(n, k, packed.device).reshape(-1)].reshape(n, k)
+    return W4A16_ATOM.unreorder(packed, n, k)
 
 
 def weight_int4(weight_packed: torch.Tensor, perm: torch.Tensor | None = None) -> torch.Tensor:

@@ -62,6 +62,10 @@ class EmulationMxfp8LinearKernel(_Emulation, K.Mxfp8LinearKernel):
     quantizes_activation = False  # vLLM's MXFP8 emulation keeps the activation in 16 bits
 
 
+class EmulationW4A8LinearKernel(_Emulation, K.W4A8LinearKernel):
+    pass
+
+
 KERNELS = [
     EmulationMPLinearKernel,
     EmulationInt8ScaledMMLinearKernel,
@@ -70,4 +74,5 @@ KERNELS = [
     EmulationNvFp4LinearKernel,
     EmulationMxFp4LinearKernel,
     EmulationMxfp8LinearKernel,
+    EmulationW4A8LinearKernel,
 ]

@@ -3,11 +3,13 @@ otherwise), and a look at the SASS: the GEMM must issue Hopper warpgroup MMAs (H
 The W4A16 extension: its dispatch TU, one representative mixed-input GEMM (int4 x bf16 with zero
 terms; register-sourced bf16 HGMMA) and a host-side probe of the int4 weight order (``w4a16_layout.h``
 against ``qlinear_cutlass.w4a16_layout`` and CUTLASS's own ``compute_memory_reordering_atom``).
+The W4A8 extension: its dispatch TU, one representative int4 x FP8 GEMM (FP8 QGMMA fed by prmt table
+lookups) and the 8-bit atom in the same probe (against ``qlinear_cutlass.w4a8_layout``).
 
 A CUTLASS GEMM translation unit takes minutes on a 2-core CI machine, so by default this compiles the
 quantizers, the dispatch TU and ONE representative GEMM (FP8 -> bf16, large tile: the EVT epilogue, the
 ping-pong FP8 mainloop, the TMA descriptors); ``QLINEAR_CUTLASS_COMPILE_CHECK=all`` compiles all twelve
-instantiations (and the twelve W4A16 ones), ``=0`` skips. The GPU run (providers/cutlass/gpu_check.sh) builds everything.
+instantiations (and the twelve W4A16 and six W4A8 ones), ``=0`` skips. The GPU run (providers/cutlass/gpu_check.sh) builds everything.
 """
 
 import importlib.util
@@ -34,14 +36,16 @@ REPRESENTATIVE = "scaled_mm_fp8_bf16_large.cu"
 GEMMS = [s for s in build.SOURCES if s.startswith("scaled_mm_") and s != "scaled_mm_dispatch.cu"]
 W4A16_REPRESENTATIVE = "w4a16_zero_bf16_mid.cu"
 W4A16_GEMMS = [s for s in build.W4A16_SOURCES if s.endswith(".cu") and s != "w4a16_dispatch.cu"]
+W4A8_REPRESENTATIVE = "w4a8_bf16_mid.cu"
+W4A8_GEMMS = [s for s in build.W4A8_SOURCES if s.startswith("w4a8_") and s.endswith(".cu") and s != "w4a8_dispatch.cu"]
 TIMEOUT_S = 1800  # one CUTLASS TU: ~1 min on a free core, several on a loaded 2-core machine
 
 
-def _compile(src: str, out_dir) -> str:
+def _compile(src: str, out_dir, arch: int = 90) -> str:
     obj = str(out_dir / (src + ".o"))
-    cmd = [NVCC, *build.CUDA_FLAGS, f"-I{build.CSRC}", *(f"-I{d}" for d in INCLUDES), "-c", str(build.CSRC / src), "-o", obj]
+    cmd = [NVCC, *build.cuda_flags(arch), f"-I{build.CSRC}", *(f"-I{d}" for d in INCLUDES), "-c", str(build.CSRC / src), "-o", obj]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
-    assert r.returncode == 0, f"{src} failed to compile for sm_90a:\n{r.stderr[-4000:]}"
+    assert r.returncode == 0, f"{src} failed to compile for sm_{arch}a:\n{r.stderr[-4000:]}"
     return obj
 
 
@@ -63,7 +67,7 @@ def _sass(obj: str) -> str:
     return r.stdout
 
 
-@pytest.mark.parametrize("src", ["act_quant.cu", "scaled_mm_dispatch.cu", "w4a16_dispatch.cu"])
+@pytest.mark.parametrize("src", ["act_quant.cu", "scaled_mm_dispatch.cu", "w4a16_dispatch.cu", "w4a8_dispatch.cu"])
 def test_light_sources_compile(src, tmp_path):
     obj = _compile(src, tmp_path)
     if src == "act_quant.cu":
@@ -95,6 +99,65 @@ def test_w4a16_gemm_compiles_to_register_sourced_wgmma(src, tmp_path):
     assert "LOP3.LUT" in sass  # the int4 -> 16-bit lop3 conversion
 
 
+@pytest.mark.parametrize("src", W4A8_GEMMS if MODE == "all" else [W4A8_REPRESENTATIVE])
+def test_w4a8_gemm_compiles_to_fp8_wgmma_with_lookups(src, tmp_path):
+    sass = _sass(_compile(src, tmp_path))
+    assert "arch = sm_90a" in sass
+    assert "QGMMA.64x" in sass and ".E4M3.E4M3" in sass, "no FP8 (e4m3 x e4m3) warpgroup MMA in the SASS"
+    assert "UTMALDG" in sass  # TMA loads (int4 weight, FP8 x, scale tables)
+    assert "PRMT" in sass  # the int4 -> E4M3 table lookups
+
+
+# The SM100 NVFP4 extension (UNVERIFIED on hardware: no SM100 GPU here): both TUs compile for sm_100a
+# and carry the Blackwell instructions; its scale-factor layout is the project's 128x4 swizzle.
+def test_nvfp4_quantizer_compiles_for_sm100_with_hardware_conversions(tmp_path):
+    sass = _sass(_compile("nvfp4_quant.cu", tmp_path, arch=100))
+    assert "arch = sm_100a" in sass
+    assert "F2FP.SATFINITE.E2M1" in sass and "F2FP.SATFINITE.E4M3" in sass  # cvt.rn.satfinite e2m1x2 / e4m3x2
+
+
+@pytest.mark.parametrize("src", [s for s in build.NVFP4_SOURCES if s.startswith("nvfp4_sm100_")] if MODE == "all"
+                         else ["nvfp4_sm100_bf16.cu"])
+def test_nvfp4_gemm_compiles_to_tcgen05_block_scaled_mma(src, tmp_path):
+    sass = _sass(_compile(src, tmp_path, arch=100))
+    assert "arch = sm_100a" in sass
+    assert "UTCOMMA" in sass or "UTCQMMA" in sass, "no tcgen05 block-scaled MMA in the SASS"
+    assert "UTCCP" in sass  # scale factors copied into tensor memory
+    assert "UTMALDG" in sass  # TMA loads
+
+
+_SF_PROBE = r"""
+#include <cstdio>
+#include <cstdlib>
+#include "cutlass/detail/sm100_blockscaled_layout.hpp"
+int main(int argc, char** argv) {
+  int m = std::atoi(argv[1]), k = std::atoi(argv[2]);
+  auto l = cutlass::detail::Sm1xxBlockScaledConfig<16>::tile_atom_to_shape_SFA(cute::make_shape(m, 8, k, 1));
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < k; j += 16) std::printf("%d\n", int(l(i, j, 0)));
+}
+"""
+
+
+def test_nvfp4_scale_layout_is_the_128x4_swizzle(tmp_path):
+    import torch
+
+    from qlinear.formats.swizzle import swizzle_128x4
+
+    (tmp_path / "sf_probe.cu").write_text(_SF_PROBE)
+    exe = str(tmp_path / "sf_probe")
+    cmd = [NVCC, "-std=c++17", *(f"-I{d}" for d in INCLUDES), str(tmp_path / "sf_probe.cu"), "-o", exe]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert r.returncode == 0, f"scale-layout probe failed to compile:\n{r.stderr[-4000:]}"
+    for m, k in ((128, 64), (256, 256), (128, 512)):
+        out = subprocess.run([exe, str(m), str(k)], capture_output=True, text=True, timeout=60, check=True).stdout
+        cpp = torch.tensor([int(v) for v in out.split()], dtype=torch.int64).reshape(m, k // 16)
+        ids = torch.arange(m * (k // 16), dtype=torch.int64).reshape(m, k // 16)
+        where = torch.empty_like(ids).reshape(-1)
+        where[swizzle_128x4(ids).reshape(-1)] = torch.arange(ids.numel())  # slot of each (row, block)
+        assert torch.equal(cpp, where.reshape(m, k // 16)), f"SM100 scale layout differs from swizzle_128x4 at M={m} K={k}"
+
+
 # The int4 weight order, printed by the C++ type the kernels use. With QLC_PROBE_CUTLASS_ATOM the
 # probe also static_asserts that the atom is what CUTLASS's compute_memory_reordering_atom builds;
 # that header (tools/util mixed_dtype_utils.hpp) includes curand and names cutlass::int8_t, so the
@@ -115,12 +178,18 @@ static_assert(std::is_same_v<decltype(cutlass::compute_memory_reordering_atom<cu
                              qlinear_cutlass::W4ReorderAtom>, "the bf16 atom differs from CUTLASS's");
 static_assert(std::is_same_v<decltype(cutlass::compute_memory_reordering_atom<cutlass::half_t, One, Shuffle>()),
                              qlinear_cutlass::W4ReorderAtom>, "the fp16 atom differs from CUTLASS's");
+static_assert(std::is_same_v<decltype(cutlass::compute_memory_reordering_atom<cutlass::float_e4m3_t>()),
+                             qlinear_cutlass::W4A8ReorderAtom>, "the W4A8 (e4m3) atom differs from CUTLASS's");
 #endif
-int main(int argc, char** argv) {
-  int n = std::atoi(argv[1]), k = std::atoi(argv[2]);
-  auto l = qlinear_cutlass::w4_layout(n, k);
+template <class L>
+void dump(L const& l, int n, int k) {
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < k; ++j) std::printf("%d\n", int(l(i, j, 0)));
+}
+int main(int argc, char** argv) {
+  int n = std::atoi(argv[2]), k = std::atoi(argv[3]);
+  if (argv[1][0] == '8') dump(qlinear_cutlass::w4a8_layout(n, k), n, k);
+  else dump(qlinear_cutlass::w4_layout(n, k), n, k);
 }
 """
 _CURAND_STUB = """#pragma once
@@ -134,10 +203,11 @@ __device__ inline double curand_normal_double(curandState_t*) { return 0.; }
 """
 
 
-def test_w4a16_weight_order_matches_the_kernel_and_cutlass(tmp_path):
+def test_int4_weight_orders_match_the_kernels_and_cutlass(tmp_path):
     import torch
 
     from qlinear_cutlass.w4a16_layout import reorder_offsets
+    from qlinear_cutlass.w4a8_layout import W4A8_ATOM
 
     (tmp_path / "probe.cu").write_text(_PROBE)
     (tmp_path / "curand_kernel.h").write_text(_CURAND_STUB)
@@ -147,7 +217,11 @@ def test_w4a16_weight_order_matches_the_kernel_and_cutlass(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
     assert r.returncode == 0, f"layout probe failed to compile:\n{r.stderr[-4000:]}"
     for n, k in ((16, 16), (48, 64), (128, 192)):
-        out = subprocess.run([exe, str(n), str(k)], capture_output=True, text=True, timeout=60, check=True).stdout
+        out = subprocess.run([exe, "16", str(n), str(k)], capture_output=True, text=True, timeout=60, check=True).stdout
         cpp = torch.tensor([int(v) for v in out.split()], dtype=torch.int64).reshape(n, k)
         assert torch.equal(cpp, reorder_offsets(n, k)), f"w4a16_layout.py and w4a16_layout.h disagree at N={n} K={k}"
+    for n, k in ((16, 32), (48, 128), (128, 256)):
+        out = subprocess.run([exe, "8", str(n), str(k)], capture_output=True, text=True, timeout=60, check=True).stdout
+        cpp = torch.tensor([int(v) for v in out.split()], dtype=torch.int64).reshape(n, k)
+        assert torch.equal(cpp, W4A8_ATOM.offsets(n, k)), f"w4a8_layout.py and w4a16_layout.h disagree at N={n} K={k}"
 

@@ -51,7 +51,7 @@ def test_reorder_atom_is_the_wgmma_fragment_order():
 
 
 def test_reorder_refuses_partial_atoms():
-    with pytest.raises(ValueError, match="multiples of 16"):
+    with pytest.raises(ValueError, match="N=24 must be a multiple of 16"):
         L.reorder_offsets(24, 32)
 
 

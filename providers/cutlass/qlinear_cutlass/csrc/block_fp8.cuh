@@ -18,6 +18,8 @@
 #include "cutlass/gemm/kernel/gemm_universal.hpp"
 #include "cutlass/util/packed_stride.hpp"
 
+#include "gemm_run.h"
+
 #include "scaled_mm_dispatch.h"
 
 namespace qlinear_cutlass {
@@ -81,13 +83,7 @@ struct BlockFp8Gemm {
   }
 
   static char const* run(ScaledMMArgs const& p, cudaStream_t stream) {
-    Gemm gemm;
-    auto args = arguments(p);
-    if (gemm.can_implement(args) != cutlass::Status::kSuccess) return "CUTLASS can_implement refused the problem (alignment?)";
-    if (Gemm::get_workspace_size(args) > p.workspace_bytes) return "workspace too small";
-    if (gemm.initialize(args, p.workspace, stream) != cutlass::Status::kSuccess) return "CUTLASS initialize failed";
-    if (gemm.run(stream) != cutlass::Status::kSuccess) return "CUTLASS kernel launch failed";
-    return nullptr;
+    return run_gemm<Gemm>(arguments(p), p.workspace, p.workspace_bytes, stream);
   }
 
   static size_t workspace(ScaledMMArgs const& p) { return Gemm::get_workspace_size(arguments(p)); }

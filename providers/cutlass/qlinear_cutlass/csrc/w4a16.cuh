@@ -31,7 +31,10 @@
 #include "cutlass/gemm/kernel/gemm_universal.hpp"
 #include "cutlass/util/packed_stride.hpp"
 
+#include "gemm_run.h"
+
 #include "w4a16_api.h"
+#include "mixed_input_tiles.h"
 #include "w4a16_layout.h"
 
 namespace qlinear_cutlass {
@@ -99,48 +102,19 @@ struct W4A16Gemm {
   }
 
   static char const* run(W4A16Args const& p, cudaStream_t stream) {
-    Gemm gemm;
-    auto args = arguments(p);
-    if (gemm.can_implement(args) != cutlass::Status::kSuccess)
-      return "CUTLASS can_implement refused the problem (alignment, or group not a multiple of 64 / K?)";
-    if (Gemm::get_workspace_size(args) > p.workspace_bytes) return "workspace too small";
-    if (gemm.initialize(args, p.workspace, stream) != cutlass::Status::kSuccess) return "CUTLASS initialize failed";
-    if (gemm.run(stream) != cutlass::Status::kSuccess) return "CUTLASS kernel launch failed";
-    return nullptr;
+    return run_gemm<Gemm>(arguments(p), p.workspace, p.workspace_bytes, stream,
+                          "CUTLASS can_implement refused the problem (alignment, or group not a multiple of 64 / K?)");
   }
 
   static size_t workspace(W4A16Args const& p) { return Gemm::get_workspace_size(arguments(p)); }
 };
 
-// ---- tiles per M bucket: (weight rows of N) x (token rows of M) x K; K tile 64 (= 128 bytes of 16-bit x) ----
+// ---- tiles per M bucket (mixed_input_tiles.h): K tile 64 = 128 bytes of 16-bit x ----------------
 namespace w4cfg {
-using namespace cutlass::gemm;
-using Epi = cutlass::epilogue::TmaWarpSpecializedCooperative;  // the epilogue that takes the transposed D
-// M <= 64: 64 tokens per tile; a cluster of 2 along the weight rows multicasts the x tile. With one
-// token tile there are only N / 128 output tiles (32 for N = 4096, on 132 SMs), so the stream-K
-// scheduler splits K across the idle SMs when that pays (its heuristic; a fixed-order, deterministic
-// reduction of the partial tiles in the workspace).
-struct Small {
-  using Tile = Shape<_128, _64, _64>;
-  using Cluster = Shape<_2, _1, _1>;
-  using Kernel = KernelTmaWarpSpecializedCooperative;
-  using Scheduler = StreamKScheduler;
-};
-// 64 < M <= 128: still one token tile per weight tile, stream-K as above.
-struct Mid {
-  using Tile = Shape<_128, _128, _64>;
-  using Cluster = Shape<_2, _1, _1>;
-  using Kernel = KernelTmaWarpSpecializedCooperative;
-  using Scheduler = StreamKScheduler;
-};
-// M > 128: 256 tokens per tile, so each weight tile is converted once per 256 rows; enough tiles to
-// fill the SMs from M = 512 on with N >= 4096 (data-parallel, persistent).
-struct Large {
-  using Tile = Shape<_128, _256, _64>;
-  using Cluster = Shape<_2, _1, _1>;
-  using Kernel = KernelTmaWarpSpecializedCooperative;
-  using Scheduler = PersistentScheduler;
-};
+using Epi = mixed_tiles::Epi;
+using Small = mixed_tiles::Small<64>;  // M <= 64
+using Mid = mixed_tiles::Mid<64>;      // M <= 512 (configs.py)
+using Large = mixed_tiles::Large<64>;
 }  // namespace w4cfg
 
 template <int Config> struct W4ConfigOf;

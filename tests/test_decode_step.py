@@ -29,6 +29,18 @@ def test_step_reports_kernels_errors_and_speedups():
             assert row["floor_us"] > 0
 
 
+def test_step_in_fp16_builds_fp16_layers_and_names_its_baseline():
+    spec = D.StepSpec(model="tiny", schemes=["w4a16-g128"], ms=[2], device="cpu", reps=1, dtype=torch.float16)
+    r = D.run(spec, log=lambda s: None)
+    assert r["baseline"] == "fp16" and [s["scheme"] for s in r["schemes"]] == ["fp16", "w4a16-g128"]
+    base, w4 = r["schemes"]
+    assert set(base["kernels"].values()) == {"torch.F.linear[fp16]"}
+    assert all(0.05 < e < 0.2 for e in w4["rel_err_vs_fp16"].values()) and w4["results"][0]["speedup_eager"] > 0
+    assert "speedup over fp16" in D.format_table(r)
+    mods = D.build_layers("w4a16-g128", D.MODELS["tiny"], 1, torch.device("cpu"), 0, torch.float16)
+    assert all(m.config.act_type == torch.float16 for _, m in mods)
+
+
 def test_step_reports_a_scheme_it_cannot_build():
     spec = D.StepSpec(model="tiny", schemes=["nope"], ms=[1], device="cpu", reps=1)
     r = D.run(spec, log=lambda s: None)

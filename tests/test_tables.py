@@ -110,6 +110,24 @@ def test_regime_picks_least_summed_time(plat, user_tables, regime, expected):
     assert "the priority pick" in sel.reasons[HighPrio.full_name()]
 
 
+def test_fp16_layers_use_bf16_rows_until_they_have_their_own(plat, user_tables):
+    fp16 = scheme_config("w4a16-g128", N, K, "fp16")
+    write(user_tables, table(ROWS))  # rows timed with bf16 activations only
+    sel = select(fp16, plat, kernels=KERNELS, regime="decode")
+    assert sel.kernel is SharedA and sel.table.stand_in == "bfloat16"
+    assert "timed with bfloat16 activations" in sel.explain()
+    # rows of the layer's own dtype win over the stand-in's
+    own = table([(n, k, m, "OwnLayout" if name == "SharedA" else "SharedA" if name == "OwnLayout" else name, us)
+                 for n, k, m, name, us in ROWS])
+    for r in own["rows"]:
+        r["config"] = tables.config_key(fp16)
+    write(user_tables, own, "sm90-test-card-fp16.json")
+    sel = select(fp16, plat, kernels=KERNELS, regime="decode")
+    assert sel.kernel is OwnLayout and sel.table.stand_in is None
+    # and bf16 layers still read their own rows
+    assert select(CONFIG, plat, kernels=KERNELS, regime="decode").kernel is SharedA
+
+
 def test_decode_regime_sums_only_small_m(plat, user_tables):
     write(user_tables, table(ROWS))
     d = select(CONFIG, plat, kernels=KERNELS, regime="decode").table

@@ -29,7 +29,7 @@ def main() -> None:
     spans: dict[str, tuple[int, int]] = {}
     for line in log.read_text().splitlines()[1:]:
         start, end, _, target, _ = line.split("\t")
-        fam = next((f for f, srcs in groups.items() if any(s.rsplit(".", 1)[0] in target for s in srcs if s.endswith(".cu"))), "other")
+        fam = next((f for f, srcs in groups.items() if any(s.rsplit(".", 1)[0] in target for s in srcs)), "other")
         lo, hi = spans.get(fam, (1 << 60, 0))
         spans[fam] = (min(lo, int(start)), max(hi, int(end)))
         print(f"   {target:40s} {(int(end) - int(start)) / 1000:6.1f} s")

@@ -38,7 +38,8 @@ MODELS: dict[str, dict[str, tuple[int, int]]] = {
     "tiny": {"qkv": (384, 256), "o": (256, 256), "gate_up": (1024, 256), "down": (256, 512)},
 }
 DEFAULT_LAYERS = {"cuda": 8, "cpu": 1}
-BASELINE = "bf16"
+BASELINE = "bf16"  # the float baseline's name (its dtype's: "fp16" when the step runs in fp16)
+_DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 @dataclass
@@ -52,6 +53,11 @@ class StepSpec:
     per_shape: bool = True
     seed: int = 0
     shapes: dict[str, tuple[int, int]] = field(default_factory=dict)  # overrides MODELS[model]
+    dtype: torch.dtype = torch.bfloat16  # activations, the baseline's weights and every scheme's act dtype
+
+    @property
+    def baseline(self) -> str:
+        return _DTYPE_NAMES[self.dtype]
 
 
 def module_bytes(mod: torch.nn.Module) -> int:
@@ -66,9 +72,10 @@ def module_bytes(mod: torch.nn.Module) -> int:
 
 
 def build_layers(scheme: str, shapes: dict[str, tuple[int, int]], layers: int, dev: torch.device,
-                 seed: int) -> list[tuple[str, torch.nn.Module]]:
+                 seed: int, dtype: torch.dtype = torch.bfloat16) -> list[tuple[str, torch.nn.Module]]:
     """``layers`` x every shape, each an ``nn.Linear`` with random (std 0.02) weights, turned into
-    the scheme's ``QuantLinear`` as a user would (``bf16``: the float layer itself, in bf16)."""
+    the scheme's ``QuantLinear`` with ``dtype`` activations as a user would (the baseline, named
+    after ``dtype``: the float layer itself, in that dtype)."""
     from .nn import QuantLinear
 
     g = torch.Generator(device=dev).manual_seed(seed)
@@ -79,24 +86,25 @@ def build_layers(scheme: str, shapes: dict[str, tuple[int, int]], layers: int, d
             with torch.no_grad():
                 lin.weight.copy_(torch.randn(n, k, device=dev, generator=g) * 0.02)
             calib = torch.randn(16, k, device=dev, generator=g)  # drawn always: every scheme sees the same weights
-            if scheme == BASELINE:
-                mod = lin.to(torch.bfloat16)
+            if scheme == _DTYPE_NAMES[dtype]:
+                mod = lin.to(dtype)
             else:
-                mod = QuantLinear.from_linear(lin, scheme, calib_x=calib)
+                mod = QuantLinear.from_linear(lin, scheme, calib_x=calib, dtype=dtype)
                 del lin
             out.append((role, mod))
     return out
 
 
-def make_inputs(shapes: dict[str, tuple[int, int]], m: int, dev: torch.device, seed: int) -> dict[int, torch.Tensor]:
-    """One bf16 activation [M, K] per distinct K: random, never zero, a few outlier channels."""
+def make_inputs(shapes: dict[str, tuple[int, int]], m: int, dev: torch.device, seed: int,
+                dtype: torch.dtype = torch.bfloat16) -> dict[int, torch.Tensor]:
+    """One activation [M, K] of ``dtype`` per distinct K: random, never zero, a few outlier channels."""
     g = torch.Generator(device=dev).manual_seed(seed + 1000 * m)
     xs = {}
     for _, k in shapes.values():
         if k not in xs:
             x = torch.randn(m, k, device=dev, generator=g)
             x[:, :: max(1, k // 7)] *= 4
-            xs[k] = x.to(torch.bfloat16)
+            xs[k] = x.to(dtype)
     return xs
 
 
@@ -148,7 +156,7 @@ def run(spec: StepSpec, log: Callable[[str], None] = print) -> dict:
     bw = measure_bandwidth(dev)
     result: dict = {
         "machine": machine_info(dev), "model": spec.model, "shapes": {r: list(s) for r, s in shapes.items()},
-        "layers": layers, "ms": list(spec.ms), "bandwidth_gbs": round(bw, 1),
+        "layers": layers, "ms": list(spec.ms), "bandwidth_gbs": round(bw, 1), "baseline": spec.baseline,
         "selection": {"regime": get_settings().regime, "backend": get_settings().linear_backend},
         "method": {"graph": "one CUDA graph holding the whole step, median of replays (CUDA events)" if graph else None,
                    "eager": "perf_counter around one Python loop over the layers + device sync, median",
@@ -156,27 +164,28 @@ def run(spec: StepSpec, log: Callable[[str], None] = print) -> dict:
         "schemes": [],
     }
     ref: dict[str, torch.Tensor] = {}
-    for scheme in [BASELINE] + [s for s in spec.schemes if s != BASELINE]:
+    base = spec.baseline
+    for scheme in [base] + [s for s in spec.schemes if s != base]:
         log(f"{scheme}: building {layers} x {len(shapes)} layers")
         t0 = time.perf_counter()
         try:
-            mods = build_layers(scheme, shapes, layers, dev, spec.seed)
+            mods = build_layers(scheme, shapes, layers, dev, spec.seed, spec.dtype)
         except Exception as e:  # noqa: BLE001 - a scheme with no usable kernel here is reported, not fatal
             result["schemes"].append({"scheme": scheme, "error": f"{type(e).__name__}: {e}"})
             log(f"  {scheme}: {type(e).__name__}: {e}")
             continue
         entry = {"scheme": scheme, "build_s": round(time.perf_counter() - t0, 1),
-                 "kernels": {role: _kernel_name(mod) for role, mod in mods[: len(shapes)]},
+                 "kernels": {role: _kernel_name(mod, base) for role, mod in mods[: len(shapes)]},
                  "weight_bytes": sum(module_bytes(m) for _, m in mods), "results": []}
-        with torch.no_grad():  # accuracy against the bf16 layers on the same weights, M=16
-            outs = first_layer_outputs(mods, make_inputs(shapes, 16, dev, spec.seed + 1), len(shapes))
-        if scheme == BASELINE:
+        with torch.no_grad():  # accuracy against the float layers on the same weights, M=16
+            outs = first_layer_outputs(mods, make_inputs(shapes, 16, dev, spec.seed + 1, spec.dtype), len(shapes))
+        if scheme == base:
             ref = outs
         elif ref:
-            entry["rel_err_vs_bf16"] = {r: round(float((o - ref[r]).norm() / ref[r].norm()), 4) for r, o in outs.items()}
+            entry[f"rel_err_vs_{base}"] = {r: round(float((o - ref[r]).norm() / ref[r].norm()), 4) for r, o in outs.items()}
         del outs
         for m in spec.ms:
-            xs = make_inputs(shapes, m, dev, spec.seed)
+            xs = make_inputs(shapes, m, dev, spec.seed, spec.dtype)
             row: dict = {"m": m}
             try:
                 with torch.no_grad():
@@ -205,13 +214,14 @@ def run(spec: StepSpec, log: Callable[[str], None] = print) -> dict:
     return result
 
 
-def _kernel_name(mod: torch.nn.Module) -> str:
+def _kernel_name(mod: torch.nn.Module, baseline: str = BASELINE) -> str:
     k = getattr(mod, "kernel", None)
-    return k.full_name() if k is not None else "torch.F.linear[bf16]"
+    return k.full_name() if k is not None else f"torch.F.linear[{baseline}]"
 
 
 def _speedups(result: dict) -> None:
-    base = next((s for s in result["schemes"] if s["scheme"] == BASELINE and "results" in s), None)
+    name = result.get("baseline", BASELINE)
+    base = next((s for s in result["schemes"] if s["scheme"] == name and "results" in s), None)
     if base is None:
         return
     by_m = {r["m"]: r for r in base["results"]}
@@ -230,7 +240,8 @@ def format_table(result: dict) -> str:
     key = "graph" if any("graph_us" in r for s in result["schemes"] for r in s.get("results", [])) else "eager"
     ms = result["ms"]
     head = f"{'scheme':<22}" + "".join(f"{'M=' + str(m):>16}" for m in ms)
-    lines = [f"decode step ({result['model']}, {result['layers']} layers), {key} µs (speedup over bf16); "
+    lines = [f"decode step ({result['model']}, {result['layers']} layers), {key} µs (speedup over "
+             f"{result.get('baseline', BASELINE)}); "
              f"{result['machine'].get('gpu') or result['machine'].get('cpu')}", head]
     for s in result["schemes"]:
         if "error" in s:
@@ -259,12 +270,12 @@ def plot(result: dict, path: str) -> str | None:
     for s in result["schemes"]:
         pts = [(r["m"], r.get("speedup_graph") or r.get("speedup_eager")) for r in s.get("results", [])]
         pts = [(m, v) for m, v in pts if v]
-        if pts and s["scheme"] != BASELINE:
+        if pts and s["scheme"] != result.get("baseline", BASELINE):
             ax.plot(*zip(*pts), marker="o", label=s["scheme"])
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("M (rows per step)")
-    ax.set_ylabel("step speedup over bf16")
+    ax.set_ylabel(f"step speedup over {result.get('baseline', BASELINE)}")
     ax.set_title(f"decode step, {result['model']} x {result['layers']} layers\n{machine_label(result['machine'])}",
                  fontsize=9)
     ax.legend(fontsize=8)

@@ -32,12 +32,15 @@ absent = 0) is ignored: a kernel whose call path changed is judged only by rows 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
 
 FORMAT = 1
 # Declared M range -> (lowest M, highest M) whose table rows judge the single choice.
@@ -228,11 +231,13 @@ class Decision:
     per_m: dict[int, dict[str, float]]  # every measured M -> {kernel -> us}
     plan: list[tuple[int, str]] = field(default_factory=list)  # (upper M, kernel) ascending; >1 entry = per-M dispatch
     stale: list[str] = field(default_factory=list)  # kernels whose rows here were timed with another table_version
+    stand_in: str | None = None  # the rows were timed with these activations instead ("bfloat16" for a float16 layer)
 
     def explain_lines(self) -> list[str]:
         src = ", ".join(os.path.basename(t) for t in self.tables)
         lines = [f"table {src} ({self.device}), rows at N={self.shape[0]} K={self.shape[1]}, "
-                 f"regime {self.regime} (M {', '.join(map(str, self.regime_ms))}):"]
+                 f"regime {self.regime} (M {', '.join(map(str, self.regime_ms))})"
+                 + (f", timed with {self.stand_in} activations (none with this layer's)" if self.stand_in else "") + ":"]
         for name, s in sorted(self.sums.items(), key=lambda kv: kv[1]):
             mark = " <- chosen" if name == self.kernel else ""
             lines.append(f"    {name:<55} {s:10.1f} us summed{mark}")
@@ -276,10 +281,34 @@ def per_m_plan(per_m: dict[int, dict[str, float]], group: list[str], default: st
     return steps or [(1 << 62, default)]
 
 
+_OTHER_16BIT = {torch.float16: torch.bfloat16, torch.bfloat16: torch.float16}
+
+
+def table_keys(config) -> list[tuple[tuple[str, str], str | None]]:
+    """The (family, config key) rows of ``config`` may sit under, with the stand-in dtype's name: its
+    own, then the same layer with the other 16-bit activation dtype. The kernels run both at the same
+    speed (one instantiation per dtype, the same tiles: the H200's fp16 and bf16 decode steps agree
+    within 1-3 %), and tables are usually timed in bf16 only; without this an fp16 layer would lose
+    the measured choice and fall back to priority order."""
+    from .families import family_of
+
+    keys = [((config.family, config_key(config)), None)]
+    fam = family_of(config)
+    dt = getattr(config, fam.act_field, None)
+    if dt in _OTHER_16BIT:
+        other = _OTHER_16BIT[dt]
+        changes = {fam.act_field: other}
+        if getattr(config, fam.out_field, None) == dt:
+            changes[fam.out_field] = other
+        keys.append(((config.family, config_key(dataclasses.replace(config, **changes))), str(other).removeprefix("torch.")))
+    return keys
+
+
 def has_rows(config, platform, groups=None) -> bool:
-    """Cheap pre-check (no gating): does any table for this platform hold rows of this config?"""
-    key = (config.family, config_key(config))
-    return any(key in t.index for ts in tables_for(platform, groups) for t in ts)
+    """Cheap pre-check (no gating): does any table for this platform hold rows of this config (or of
+    its other-16-bit stand-in, ``table_keys``)?"""
+    keys = [k for k, _ in table_keys(config)]
+    return any(key in t.index for ts in tables_for(platform, groups) for t in ts for key in keys)
 
 
 def decide(config, viable: list, platform, regime: str = "mixed", groups=None,
@@ -291,8 +320,15 @@ def decide(config, viable: list, platform, regime: str = "mixed", groups=None,
     if nk is None or not viable:
         return None
     names = {k.full_name(): k for k in viable}
-    key = (config.family, config_key(config))
     lo, hi = REGIMES[regime]
+    for key, stand_in in table_keys(config):
+        d = _decide_key(key, stand_in, names, nk, lo, hi, regime, platform, groups, per_m)
+        if d is not None:
+            return d
+    return None
+
+
+def _decide_key(key, stand_in, names, nk, lo, hi, regime, platform, groups, per_m) -> Decision | None:
     for tables in tables_for(platform, groups):
         merged: dict[tuple[int, int], dict[int, dict[str, float]]] = {}
         used: dict[tuple[int, int], list[str]] = {}
@@ -328,5 +364,5 @@ def decide(config, viable: list, platform, regime: str = "mixed", groups=None,
         plan = per_m_plan(rows, group, best) if per_m and len(group) > 1 else [(1 << 62, best)]
         tdev = tables[0].device
         return Decision(best, regime, shape, used[shape], tdev, sums, rms, rows, plan,
-                        sorted(stale.get(shape, set()) - set(sums)))
+                        sorted(stale.get(shape, set()) - set(sums)), stand_in)
     return None

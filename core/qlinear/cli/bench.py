@@ -117,7 +117,7 @@ def bench_model(a, device: str) -> int:
     dev = torch.device(device)
     ms = a.m or ([1, 16, 32, 64, 128, 256, 512, 2048] if dev.type == "cuda" else [1, 8, 32])
     spec = D.StepSpec(model=a.model, schemes=bench_schemes(a, device), ms=ms, layers=a.layers, device=device,
-                      reps=a.reps)
+                      reps=a.reps, dtype=_dtype(a.dtype))
     changes = {"linear_backend": a.backend, "regime": a.regime}
     with override_settings(**{k: v for k, v in changes.items() if v}):
         result = D.run(spec, log=lambda s: print(s, file=sys.stderr))

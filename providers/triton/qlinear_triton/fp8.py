@@ -12,7 +12,7 @@ import torch
 from qlinear.kernel import FP8ScaledMMLinearKernel
 
 from .base import TritonKernelMixin, io_dtype_reason, out_dtype_of
-from .scaled_mm import as_2d, default_tiles, launch_scaled_mm, load_static_input_scale, load_weight_and_scale
+from .scaled_mm import STATIC_FUSED_MAX_M, as_2d, default_tiles, launch_scaled_mm, load_static_input_scale, load_weight_and_scale
 
 
 class TritonFP8ScaledMMLinearKernel(TritonKernelMixin, FP8ScaledMMLinearKernel):
@@ -21,10 +21,13 @@ class TritonFP8ScaledMMLinearKernel(TritonKernelMixin, FP8ScaledMMLinearKernel):
     # dynamic per-token: up to this M the GEMM quantizes x itself (one launch instead of two). At
     # M=1 the GEMV does (H100, graph: FP8 9.6 vs 11.6 us at 4096x4096, 24.9 vs 26.6 at 14336x4096);
     # from 16-row tiles on every program re-quantizing its slab of x lost (31.8 vs 12.7 at M=16).
-    fused_quant_max_m = 1  # also for static scales (A_MODE 1), where it saves a launch and the NaN check's two
+    fused_quant_max_m = 1
+    # static scales: up to this M the GEMM quantizes x itself (A_MODE 1) and turns NaN/inf rows into
+    # NaN, saving the quantizer's launch and the NaN check's two (see STATIC_FUSED_MAX_M)
+    static_fused_max_m = STATIC_FUSED_MAX_M
 
     def handles_non_finite(self, m):
-        return self._mode == "static" and m <= self.fused_quant_max_m
+        return self._mode == "static" and m <= self.static_fused_max_m
 
     @classmethod
     def can_implement(cls, c):
@@ -71,7 +74,7 @@ class TritonFP8ScaledMMLinearKernel(TritonKernelMixin, FP8ScaledMMLinearKernel):
             q, s, a_mode, per_row = x2, xs, 0, False
         elif mode == "static":
             s = getattr(layer, is_name)
-            if x2.shape[0] <= self.fused_quant_max_m:  # quantized in the GEMM, NaN/inf rows made NaN there
+            if x2.shape[0] <= self.static_fused_max_m:  # quantized in the GEMM, NaN/inf rows made NaN there
                 launch_scaled_mm(self._kernel, self._tiles, x2, w_nk, out, s, ws, bias, None, None, is_int8=False,
                                  a_mode=1, a_per_row=False, b_per_col=self._b_per_col, azp_mode=0)
                 return out.reshape(*x.shape[:-1], n)

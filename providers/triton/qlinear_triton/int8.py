@@ -12,17 +12,20 @@ import torch
 from qlinear.kernel import Int8ScaledMMLinearKernel
 
 from .base import TritonKernelMixin, io_dtype_reason, out_dtype_of
-from .scaled_mm import as_2d, default_tiles, launch_scaled_mm, load_static_input_scale, load_weight_and_scale
+from .scaled_mm import STATIC_FUSED_MAX_M, as_2d, default_tiles, launch_scaled_mm, load_static_input_scale, load_weight_and_scale
 
 
 class TritonInt8ScaledMMLinearKernel(TritonKernelMixin, Int8ScaledMMLinearKernel):
     # dynamic per-token: up to this M the GEMM quantizes x itself (one launch instead of two). At
     # M=1 the GEMV does (H100, graph: FP8 9.6 vs 11.6 us at 4096x4096, 24.9 vs 26.6 at 14336x4096);
     # from 16-row tiles on every program re-quantizing its slab of x lost (31.8 vs 12.7 at M=16).
-    fused_quant_max_m = 1  # also for static scales (A_MODE 1), where it saves a launch and the NaN check's two
+    fused_quant_max_m = 1
+    # static scales: up to this M the GEMM quantizes x itself (A_MODE 1) and turns NaN/inf rows into
+    # NaN, saving the quantizer's launch and the NaN check's two (see STATIC_FUSED_MAX_M)
+    static_fused_max_m = STATIC_FUSED_MAX_M
 
     def handles_non_finite(self, m):
-        return self.config.is_static_input_scheme and m <= self.fused_quant_max_m
+        return self.config.is_static_input_scheme and m <= self.static_fused_max_m
 
     @classmethod
     def can_implement(cls, c):
@@ -66,7 +69,7 @@ class TritonInt8ScaledMMLinearKernel(TritonKernelMixin, Int8ScaledMMLinearKernel
         adj = None if sym else getattr(layer, adj_name)
         if c.is_static_input_scheme:
             xs, zp = getattr(layer, is_name), None if sym else getattr(layer, izp_name)
-            fused = x2.shape[0] <= self.fused_quant_max_m  # quantized in the GEMM, NaN/inf rows made NaN there
+            fused = x2.shape[0] <= self.static_fused_max_m  # quantized in the GEMM, NaN/inf rows made NaN there
             q = x2 if fused else self._quant_static(x2, xs, zp)
             launch_scaled_mm(self._kernel, self._tiles, q, w_nk, out, xs, getattr(layer, s_name), bias, zp, adj,
                              is_int8=True, a_mode=1 if fused else 0, a_per_row=False, b_per_col=self._b_per_col,

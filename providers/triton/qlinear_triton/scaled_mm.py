@@ -12,6 +12,13 @@ from .launch import launch_site
 from .runtime import inline_ptx, interpreting
 
 
+# Static activation scales are applied inside the INT8 / FP8 GEMM (A_MODE 1) up to this M. The GEMV
+# (M = 1) gains from it; the tile kernels lose badly: on the H200 decode step (8 Llama-3-8B layers,
+# triton forced) fusing up to M = 64 took int8-static from 1093 / 1288 to 5824 / 2376 us at M = 2 / 16
+# (docs/results/gpu/lease8/static-fused-*.json). So M = 1 only.
+STATIC_FUSED_MAX_M = 1
+
+
 def weight_nk(weight: torch.Tensor) -> torch.Tensor:
     """The layer's weight [K, N] -> its [N, K] storage with K contiguous (no copy when, as loaded,
     it is the transposed view of a contiguous [N, K])."""

@@ -100,9 +100,9 @@ def test_cuda_graph_capture(kernel):
 
 @pytest.mark.parametrize("kernel", [k for k in KERNELS if k.family in ("int8", "fp8")], ids=lambda k: k.__name__)
 def test_quant_in_gemm(kernel):
-    """The opt-in small-M path that quantizes x inside the GEMM (fused_quant_max_m), compiled."""
+    """The small-M paths that quantize x inside the GEMM (fused_quant_max_m, static_fused_max_m), compiled."""
     _usable(kernel)
-    fused = type(kernel.__name__, (kernel,), {"fused_quant_max_m": 1 << 30})
+    fused = type(kernel.__name__, (kernel,), {"fused_quant_max_m": 1 << 30, "static_fused_max_m": 1 << 30})
     # dynamic per-token scales (A_MODE 2) and static ones (A_MODE 1); per-tensor dynamic FP8 never fuses
     cases = [c for c in testing.cases_for(kernel, ms=(1, 16)) if kernel.can_implement(c.config)[0]
              and (kernel.family == "int8" or c.config.activation_quant_key.scale.group_shape.is_per_token()

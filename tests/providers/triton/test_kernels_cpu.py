@@ -224,7 +224,7 @@ def test_split_k(kernel, case, fused, monkeypatch):
     tile = GemvTile(1, 64, 64, 8, 4, 1) if case.m == 1 else Tile(16, 64, 64, 1, 4, 1)
 
     class Forced(runnable_here(kernel)):
-        fused_quant_max_m = fused
+        fused_quant_max_m = static_fused_max_m = fused
 
         def process_weights_after_loading(self, layer):
             super().process_weights_after_loading(layer)
@@ -329,14 +329,14 @@ def check_static_quant_in_gemm(kernel, config, fused_max_m, m, device):
     layer = make_layer(config, params)
 
     class Fused(runnable_here(kernel)):
-        fused_quant_max_m = fused_max_m
+        static_fused_max_m = fused_max_m
 
     Fused.__name__ = kernel.__name__
     kern = Fused.create(config)
     kern.process_weights_after_loading(layer)
     assert kern.handles_non_finite(m) and not kern.handles_non_finite(fused_max_m + 1)
     separate = runnable_here(kernel).create(config)
-    separate.fused_quant_max_m = 0
+    separate.static_fused_max_m = 0
     separate.process_weights_after_loading(make_layer(config, params))
     out = kern.apply(layer, x)
     ref = reference_linear(config, {n_: t.cpu() for n_, t in params.items()}, x.cpu()).to(device)

@@ -142,7 +142,7 @@ def test_profile_kinds_by_kernel_name():
 
 # per-channel / group schemes: joining the parts along N changes no code or scale
 JOINS_EXACTLY = ("w4a16-g128", "awq-g128", "w8a16-ch", "int8-dynamic", "int8-static", "fp8-dynamic", "fp8-block",
-                 "mxfp4")
+                 "mxfp4", "w4a8")
 
 
 @pytest.mark.parametrize("scheme", JOINS_EXACTLY)

@@ -146,3 +146,40 @@ def test_autotune_dispatches_per_m_bucket_and_caches(tmp_path, monkeypatch, line
         monkeypatch.setattr("qlinear.timing.time_calls", lambda *a, **k: calls.append(1))
         q2 = QuantLinear.from_linear(linear, "w4a16-g128")
         assert calls == [] and q2.autotune_winners == q.autotune_winners
+
+
+def test_pickle_rebuilds_the_layer_from_its_as_loaded_parameters(linear):
+    import pickle
+
+    x = torch.randn(5, 512, dtype=torch.bfloat16)
+    q = QuantLinear.from_linear(linear, "w4a16-g128", keep_loaded_params=True)
+    r = pickle.loads(pickle.dumps(q))
+    assert r is not q and r._handle != q._handle and r.config == q.config
+    assert torch.equal(r(x), q(x)) and r.kernel.full_name() == q.kernel.full_name()
+    assert sorted(r.loaded_params) == sorted(q.loaded_params)
+    for k, v in q.loaded_params.items():
+        assert torch.equal(r.loaded_params[k], v)
+    # without the as-loaded parameters there is nothing portable to store: a clear error, not a pickle one
+    with pytest.raises(TypeError, match="keep_loaded_params=True.*save_quantized"):
+        pickle.dumps(QuantLinear.from_linear(linear, "w4a16-g128"))
+
+
+def test_torch_save_of_a_quantized_model_and_deepcopy():
+    import copy
+    import io
+
+    import qlinear
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(256, 128), torch.nn.ReLU(), torch.nn.Linear(128, 64)).bfloat16()
+    qlinear.quantize_model(model, "int8-dynamic", skip=(), show_progress=False)
+    x = torch.randn(3, 256, dtype=torch.bfloat16)
+    buf = io.BytesIO()
+    torch.save(model, buf)
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=False)
+    assert isinstance(loaded[0], QuantLinear) and torch.equal(loaded(x), model(x))
+    assert loaded[0].checkpoint_params.keys() == model[0].checkpoint_params.keys()
+    twin = copy.deepcopy(model)  # in-process copies keep their kernels as they are
+    assert twin[0].kernel is not model[0].kernel and twin[0]._handle != model[0]._handle
+    assert torch.equal(twin(x), model(x))

@@ -165,7 +165,7 @@ class QuantLinear(torch.nn.Module):
                             "and hold compiled state); build it with keep_loaded_params=True, or save the model with "
                             "qlinear.save_quantized and load it with qlinear.load_quantized")
         table = self.selection.table
-        return (_rebuild, (self.config, dict(params), None if self.bias is None else self.bias.detach(),
+        return (_rebuild, (type(self), self.config, dict(params), None if self.bias is None else self.bias.detach(),
                            table.regime if table is not None else None, getattr(self, "checkpoint_params", None) is not None,
                            self.loaded_params is not None))
 
@@ -218,9 +218,9 @@ class QuantLinear(torch.nn.Module):
         return f"in_features={k}, out_features={n}, kernel={self.kernel.full_name()}, config={self.config.describe()}"
 
 
-def _rebuild(config, params, bias, regime, checkpoint: bool, loaded: bool) -> QuantLinear:
+def _rebuild(cls, config, params, bias, regime, checkpoint: bool, loaded: bool) -> QuantLinear:
     """Unpickle a ``QuantLinear`` (see ``__reduce_ex__``): select and re-lay on this machine."""
-    layer = QuantLinear(config, {k: v.clone() for k, v in params.items()}, bias, regime=regime,
+    layer = cls(config, {k: v.clone() for k, v in params.items()}, bias, regime=regime,
                         keep_loaded_params=loaded)
     if checkpoint:
         layer.checkpoint_params = params

@@ -12,18 +12,10 @@ import torch
 from qlinear.kernel import Int8ScaledMMLinearKernel
 
 from .base import TritonKernelMixin, io_dtype_reason, out_dtype_of
-from .scaled_mm import STATIC_FUSED_MAX_M, as_2d, default_tiles, launch_scaled_mm, load_static_input_scale, load_weight_and_scale
+from .scaled_mm import QuantInGemm, as_2d, default_tiles, launch_scaled_mm, load_static_input_scale, load_weight_and_scale
 
 
-class TritonInt8ScaledMMLinearKernel(TritonKernelMixin, Int8ScaledMMLinearKernel):
-    # dynamic per-token: up to this M the GEMM quantizes x itself (one launch instead of two). At
-    # M=1 the GEMV does (H100, graph: FP8 9.6 vs 11.6 us at 4096x4096, 24.9 vs 26.6 at 14336x4096);
-    # from 16-row tiles on every program re-quantizing its slab of x lost (31.8 vs 12.7 at M=16).
-    fused_quant_max_m = 1
-    # static scales: up to this M the GEMM quantizes x itself (A_MODE 1) and turns NaN/inf rows into
-    # NaN, saving the quantizer's launch and the NaN check's two (see STATIC_FUSED_MAX_M)
-    static_fused_max_m = STATIC_FUSED_MAX_M
-
+class TritonInt8ScaledMMLinearKernel(QuantInGemm, TritonKernelMixin, Int8ScaledMMLinearKernel):
     def handles_non_finite(self, m):
         return self.config.is_static_input_scheme and m <= self.static_fused_max_m
 

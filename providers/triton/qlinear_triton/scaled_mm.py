@@ -12,11 +12,18 @@ from .launch import launch_site
 from .runtime import inline_ptx, interpreting
 
 
-# Static activation scales are applied inside the INT8 / FP8 GEMM (A_MODE 1) up to this M. The GEMV
-# (M = 1) gains from it; the tile kernels lose badly: on the H200 decode step (8 Llama-3-8B layers,
-# triton forced) fusing up to M = 64 took int8-static from 1093 / 1288 to 5824 / 2376 us at M = 2 / 16
-# (docs/results/gpu/lease8/static-fused-*.json). So M = 1 only.
-STATIC_FUSED_MAX_M = 1
+class QuantInGemm:
+    """Up to which M the INT8 / FP8 GEMM quantizes x itself instead of a separate quantizer launch."""
+
+    # dynamic per-token: one launch instead of two. At M=1 the GEMV does (H100, graph: FP8 9.6 vs
+    # 11.6 us at 4096x4096, 24.9 vs 26.6 at 14336x4096); from 16-row tiles on every program
+    # re-quantizing its slab of x lost (31.8 vs 12.7 at M=16).
+    fused_quant_max_m = 1
+    # static scales (A_MODE 1): also turns NaN/inf rows into NaN, saving the quantizer's launch and the
+    # NaN check's two. The GEMV gains; the tile kernels lose badly: on the H200 decode step (8
+    # Llama-3-8B layers, triton forced) fusing up to M = 64 took int8-static from 1093 / 1288 to
+    # 5824 / 2376 us at M = 2 / 16 (docs/results/gpu/lease8/static-fused-*.json). So M = 1 only.
+    static_fused_max_m = 1
 
 
 def weight_nk(weight: torch.Tensor) -> torch.Tensor:

@@ -214,14 +214,17 @@ def run(spec: StepSpec, log: Callable[[str], None] = print) -> dict:
     return result
 
 
+def _baseline(result: dict) -> str:
+    return result.get("baseline", BASELINE)  # JSON written before the step took --dtype: bf16
+
+
 def _kernel_name(mod: torch.nn.Module, baseline: str = BASELINE) -> str:
     k = getattr(mod, "kernel", None)
     return k.full_name() if k is not None else f"torch.F.linear[{baseline}]"
 
 
 def _speedups(result: dict) -> None:
-    name = result.get("baseline", BASELINE)
-    base = next((s for s in result["schemes"] if s["scheme"] == name and "results" in s), None)
+    base = next((s for s in result["schemes"] if s["scheme"] == _baseline(result) and "results" in s), None)
     if base is None:
         return
     by_m = {r["m"]: r for r in base["results"]}
@@ -241,7 +244,7 @@ def format_table(result: dict) -> str:
     ms = result["ms"]
     head = f"{'scheme':<22}" + "".join(f"{'M=' + str(m):>16}" for m in ms)
     lines = [f"decode step ({result['model']}, {result['layers']} layers), {key} µs (speedup over "
-             f"{result.get('baseline', BASELINE)}); "
+             f"{_baseline(result)}); "
              f"{result['machine'].get('gpu') or result['machine'].get('cpu')}", head]
     for s in result["schemes"]:
         if "error" in s:
@@ -270,12 +273,12 @@ def plot(result: dict, path: str) -> str | None:
     for s in result["schemes"]:
         pts = [(r["m"], r.get("speedup_graph") or r.get("speedup_eager")) for r in s.get("results", [])]
         pts = [(m, v) for m, v in pts if v]
-        if pts and s["scheme"] != result.get("baseline", BASELINE):
+        if pts and s["scheme"] != _baseline(result):
             ax.plot(*zip(*pts), marker="o", label=s["scheme"])
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("M (rows per step)")
-    ax.set_ylabel(f"step speedup over {result.get('baseline', BASELINE)}")
+    ax.set_ylabel(f"step speedup over {_baseline(result)}")
     ax.set_title(f"decode step, {result['model']} x {result['layers']} layers\n{machine_label(result['machine'])}",
                  fontsize=9)
     ax.legend(fontsize=8)

@@ -138,19 +138,15 @@ class QuantLinear(torch.nn.Module):
         self._device = p.device if p is not None else None
         return out
 
-    def __setstate__(self, state) -> None:  # deepcopy: the copy needs its own op handle
-        super().__setstate__(state)
-        if "_handle" in state:
-            from . import ops
-
-            self._handle = ops.register(self)
-
     def __deepcopy__(self, memo):
         """A copy in this process: the kernel objects (and the compiled extensions they hold) are
         shared or copied as they are, the copy gets its own op handle."""
+        from . import ops
+
         new = type(self).__new__(type(self))
         memo[id(self)] = new
         new.__setstate__(copy.deepcopy(self.__dict__, memo))
+        new._handle = ops.register(new)
         return new
 
     def __reduce_ex__(self, protocol):
@@ -159,14 +155,16 @@ class QuantLinear(torch.nn.Module):
         machine that loads it and re-lays the weights there (a kernel's compiled state cannot travel).
         Layers from ``quantize_model`` / ``load_quantized`` keep their as-loaded parameters; others
         need ``keep_loaded_params=True``."""
-        params = getattr(self, "checkpoint_params", None) or self.loaded_params
+        checkpoint = getattr(self, "checkpoint_params", None)
+        params = checkpoint or self.loaded_params
         if params is None:
             raise TypeError("QuantLinear: cannot be pickled without its as-loaded parameters (kernels re-lay them "
                             "and hold compiled state); build it with keep_loaded_params=True, or save the model with "
                             "qlinear.save_quantized and load it with qlinear.load_quantized")
         table = self.selection.table
-        return (_rebuild, (type(self), self.config, dict(params), None if self.bias is None else self.bias.detach(),
-                           table.regime if table is not None else None, getattr(self, "checkpoint_params", None) is not None,
+        bias = None if self.bias is None else self.bias.detach()
+        regime = table.regime if table is not None else None
+        return (_rebuild, (type(self), self.config, dict(params), bias, regime, checkpoint is not None,
                            self.loaded_params is not None))
 
     def kernel_for(self, m: int) -> tuple[LinearKernel, torch.nn.Module]:
@@ -220,8 +218,7 @@ class QuantLinear(torch.nn.Module):
 
 def _rebuild(cls, config, params, bias, regime, checkpoint: bool, loaded: bool) -> QuantLinear:
     """Unpickle a ``QuantLinear`` (see ``__reduce_ex__``): select and re-lay on this machine."""
-    layer = cls(config, {k: v.clone() for k, v in params.items()}, bias, regime=regime,
-                        keep_loaded_params=loaded)
+    layer = cls(config, {k: v.clone() for k, v in params.items()}, bias, regime=regime, keep_loaded_params=loaded)
     if checkpoint:
         layer.checkpoint_params = params
     return layer

@@ -97,3 +97,49 @@ def test_cutlass_w4a8_bench_smoke_on_cpu(monkeypatch, tmp_path, capsys):
     rep = json.loads(out.read_text())
     assert [r["m"] for r in rep["rows"]] == [1, 16] and "w4a8" in rep["skipped"]
     assert "needs an NVIDIA CUDA GPU" in rep["skipped"]["w4a8"] and "M=    1" in capsys.readouterr().out
+
+
+def test_tile_sweep_args_match_the_c_struct(monkeypatch, tmp_path):
+    """tools/cutlass_w4a16_tiles.py hands csrc/w4a16_api.h's W4A16Args to the compiled candidates
+    through ctypes: a field added or moved on one side only would pass garbage pointers to a GEMM."""
+    import ctypes
+    import importlib
+    import subprocess
+
+    pytest.importorskip("qlinear_cutlass")
+    from qlinear.cuda_jit import find_nvcc
+    from qlinear_cutlass.build import CSRC
+
+    monkeypatch.syspath_prepend(str(ROOT))
+    tiles = importlib.import_module("tools.cutlass_w4a16_tiles")
+    nvcc = find_nvcc()
+    if nvcc is None:
+        pytest.skip("nvcc not found")
+    fields = [name for name, _ in tiles.W4A16Args._fields_]
+    probe = tmp_path / "probe.cpp"
+    probe.write_text('#include <cstddef>\n#include <cstdio>\n#include "w4a16_api.h"\nusing qlinear_cutlass::W4A16Args;\n'
+                     "int main() {\n" + "".join(f'  std::printf("%zu\\n", offsetof(W4A16Args, {f}));\n' for f in fields)
+                     + '  std::printf("%zu\\n", sizeof(W4A16Args));\n}\n')
+    exe = tmp_path / "probe"
+    r = subprocess.run([nvcc, "-std=c++17", f"-I{CSRC}", str(probe), "-o", str(exe)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = [int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()]
+    assert got == [getattr(tiles.W4A16Args, f).offset for f in fields] + [ctypes.sizeof(tiles.W4A16Args)]
+
+
+def test_tile_sweep_build_command(monkeypatch):
+    import importlib
+
+    pytest.importorskip("qlinear_cutlass")
+    monkeypatch.syspath_prepend(str(ROOT))
+    tiles = importlib.import_module("tools.cutlass_w4a16_tiles")
+    from qlinear.cuda_jit import find_nvcc
+    from qlinear_cutlass.gates import cutlass_include_dirs
+
+    if find_nvcc() is None or cutlass_include_dirs() is None:
+        pytest.skip("needs nvcc and the CUTLASS headers")
+    cmd = tiles.nvcc_command("n256m64k64c2-w8", tmp := pathlib.Path("x.so"))
+    assert str(tmp) in cmd and "-shared" in cmd and "-gencode=arch=compute_90a,code=sm_90a" in cmd
+    for flag in ("-DQLC_TILE_N=256", "-DQLC_TILE_M=64", "-DQLC_TILE_K=64", "-DQLC_CLUSTER_N=2", "-DQLC_STREAMK=1", "-DQLC_BITS=8"):
+        assert flag in cmd
+    assert "-DQLC_BITS=4" in tiles.nvcc_command("n128m16k64c1", tmp)

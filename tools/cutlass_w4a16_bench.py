@@ -32,7 +32,7 @@ from .harness import copies_for
 SHAPES = "6144x4096,4096x4096,28672x4096,4096x14336"  # N x K: qkv, o_proj, gate_up, down (Llama-3-8B)
 MS = "64,128,256,512,1024,2048,4096"
 CALLS = 20
-TILES = ("small", "mid", "large")
+TILES = ("m16", "m64", "m128", "m256")  # of qlinear_cutlass.configs.W4A16_TILES (the wide ones: tools/cutlass_w4a16_tiles.py)
 GPTQ = lambda n, k: MPLinearLayerConfig((k, n), (k, n), scalar_types.uint4b8, torch.bfloat16, 128, False, False)  # noqa: E731
 AWQ = lambda n, k: MPLinearLayerConfig((k, n), (k, n), scalar_types.uint4, torch.bfloat16, 128, True, False)  # noqa: E731
 KINDS = [  # (column, config maker, provider, class name)
@@ -153,7 +153,7 @@ def main() -> None:
     for col, why in skipped.items():
         print(f"# {col}: left out ({why})")
     if not args.no_sweep:
-        print("\n# cutlass W4A16 per-tile sweep (us per call, each tile forced; buckets: small M<=64, mid M<=128, large above)")
+        print("\n# cutlass W4A16 per-tile sweep (us per call, each tile forced; configs.w4a16_tile_for picks per M and N)")
         print(f"{'N x K':>11} {'M':>5} " + " ".join(f"{f + '-' + t:>19}" for f in ("cutlass-gptq", "cutlass-awq") for t in TILES))
         for r in results:
             print(f"{str(r['n']) + 'x' + str(r['k']):>11} {r['m']:>5} " + " ".join(

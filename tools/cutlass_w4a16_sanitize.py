@@ -1,6 +1,7 @@
-"""Every W4A16 path of the cutlass provider on small layers, for ``compute-sanitizer`` (memcheck) runs:
-GPTQ (uint4b8) and AWQ (uint4 + zero points), bf16 and fp16, groups 64 / 128 / channel, act-order,
-each tile configuration, M = 1, 33, 201 (partial tiles), with and without bias, x with strided rows.
+"""Every mixed-input path of the cutlass provider on small layers, for ``compute-sanitizer`` (memcheck) runs:
+W4A16 GPTQ (uint4b8) and AWQ (uint4 + zero points), W8A16 (uint8b128), bf16 and fp16, groups 64 / 128 /
+channel, act-order, each tile configuration, M = 1, 33, 201 (partial tiles), with and without bias, x
+with strided rows.
 Prints "OK: every path" at the end; the sanitizer's exit code is the verdict."""
 
 import os
@@ -11,23 +12,29 @@ from qlinear import testing
 from qlinear.config import MPLinearLayerConfig
 from qlinear.layers import make_layer
 from qlinear.scalar_type import scalar_types
+from qlinear_cutlass.configs import W4A16_TILES
 from qlinear_cutlass.w4a16 import CutlassW4A16LinearKernel as W4
+from qlinear_cutlass.w4a16 import CutlassW8A16LinearKernel as W8
 
-U4B8, U4 = scalar_types.uint4b8, scalar_types.uint4
+U4B8, U4, U8B128 = scalar_types.uint4b8, scalar_types.uint4, scalar_types.uint8b128
 CASES = [MPLinearLayerConfig((k, n), (k, n), wt, dt, g, zp, gidx) for n, k, wt, dt, g, zp, gidx in (
     (256, 512, U4B8, torch.bfloat16, 128, False, False),
     (272, 512, U4, torch.float16, 64, True, False),  # N not a multiple of the 128-row tile
     (256, 576, U4B8, torch.float16, -1, False, False),  # channelwise, K not a multiple of 128
     (256, 512, U4, torch.bfloat16, 128, True, True),
+    (272, 512, U8B128, torch.bfloat16, 128, False, False),
+    (256, 576, U8B128, torch.float16, -1, False, False),
+    (256, 512, U8B128, torch.bfloat16, 64, False, True),
 )]
 
-for tile in ("small", "mid", "large"):
+for tile in W4A16_TILES:
     os.environ["QLINEAR_CUTLASS_W4A16_TILE"] = tile
     for c in CASES:
+        kc = W8 if c.weight_type == U8B128 else W4
         for m in (1, 33, 201):
             params, x, bias = testing.make_case_layer(testing.Case(c, m, with_bias=m != 33), "cuda")
             layer = make_layer(c, params)
-            k = W4.create(c)
+            k = kc.create(c)
             k.process_weights_after_loading(layer)
             out = k.apply(layer, x, bias)
             wide = torch.zeros(m, c.K + 64, dtype=x.dtype, device="cuda")

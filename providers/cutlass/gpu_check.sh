@@ -75,14 +75,16 @@ w8a8_part() {
 }
 
 w4a16_part() {
-  echo "== W4A16: build its extension (binding + dispatch + 12 mixed-input GEMMs, MAX_JOBS=$MAX_JOBS); marlin's beside it"
+  echo "== W4A16 / W8A16: build their extensions (binding + dispatch + 28 / 14 mixed-input GEMMs, MAX_JOBS=$MAX_JOBS); marlin's beside it"
   # marlin's extension is only needed by the bench: built in the background (its own cache) meanwhile
   (timeout 600 env MAX_JOBS=4 python3 -c 'import time; t = time.time()
 from qlinear_marlin.build import load_extension
 load_extension(); print(f"marlin built/loaded in {time.time() - t:.1f} s")' > "$OUT/marlin-build.log" 2>&1) &
   local pm=$!
-  timeout 420 python3 -m tools.cutlass_build_times w4a16 2>&1 | tail -30 | tee "$OUT/w4a16-build.log"
+  timeout 480 python3 -m tools.cutlass_build_times w4a16 > "$OUT/w4a16-build.log" 2>&1; tail -34 "$OUT/w4a16-build.log"
   grep -q "built/loaded" "$OUT/w4a16-build.log" || { echo "W4A16 BUILD FAILED (see w4a16-build.log above)"; wait $pm; return 1; }
+  timeout 300 python3 -m tools.cutlass_build_times w8a16 > "$OUT/w8a16-build.log" 2>&1; tail -20 "$OUT/w8a16-build.log"
+  grep -q "built/loaded" "$OUT/w8a16-build.log" || { echo "W8A16 BUILD FAILED (see w8a16-build.log above)"; wait $pm; return 1; }
 
   echo "== W4A16 tests (2 parallel groups) + compute-sanitizer memcheck over every W4A16 path, side by side"
   local T=tests/providers/cutlass

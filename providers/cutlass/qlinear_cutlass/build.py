@@ -10,8 +10,9 @@ record are ``qlinear.cuda_jit``'s; the directory is ``$QLINEAR_CUTLASS_CACHE/<ke
 retries a build that failed before.
 
 The W4A16 mixed-input GEMMs are a second extension (``w4a16_binding.cpp``, ``w4a16_dispatch.cu`` and
-``w4a16_<scale|zero>_<bf16|fp16>_<tile>.cu``, ``load_w4a16_extension``) and the W4A8 int4 x FP8 GEMMs
-a third (``w4a8_binding.cpp``, ``act_quant.cu``, ``w4a8_dispatch.cu``, ``w4a8_<bf16|fp16>_<tile>.cu``,
+``w4a16_<scale|zero>_<bf16|fp16>_<tile>.cu``, ``load_w4a16_extension``), the same GEMMs on int8 codes
+(W8A16) another (``w8a16_binding.cpp``, ``w8a16_dispatch.cu``, ``w8a16_<bf16|fp16>_<tile>.cu``,
+``load_w8a16_extension``), and the W4A8 int4 x FP8 GEMMs a third (``w4a8_binding.cpp``, ``act_quant.cu``, ``w4a8_dispatch.cu``, ``w4a8_<bf16|fp16>_<tile>.cu``,
 ``load_w4a8_extension``), and the SM100 NVFP4 GEMM a fourth, compiled for sm_100a
 (``nvfp4_binding.cpp``, ``nvfp4_quant.cu``, ``nvfp4_sm100_<bf16|fp16>.cu``, ``load_nvfp4_extension``):
 a model builds only the family it uses.
@@ -29,12 +30,15 @@ GEMM_SOURCES = {fam: tuple(f"scaled_mm_{fam}_{o}_{t}.cu" for o in OUTS for t in 
 GEMM_SOURCES["fp8_block"] = tuple(f"block_fp8_{o}_{t}.cu" for o in OUTS for t in ("small", "large"))
 FAMILIES = (*FAMILIES, "fp8_block")
 SOURCES = ("binding.cpp", "act_quant.cu", "scaled_mm_dispatch.cu", *(s for f in FAMILIES for s in GEMM_SOURCES[f]))
+MIXED_TILES = ("m16", "m16w", "m64", "m64w", "m128", "m128w", "m256")  # configs.W4A16_TILES, W4A16Config
 W4A16_SOURCES = ("w4a16_binding.cpp", "w4a16_dispatch.cu",
-                 *(f"w4a16_{z}_{o}_{t}.cu" for z in ("scale", "zero") for o in OUTS for t in TILES))
+                 *(f"w4a16_{z}_{o}_{t}.cu" for z in ("scale", "zero") for o in OUTS for t in MIXED_TILES))
+W8A16_SOURCES = ("w8a16_binding.cpp", "w8a16_dispatch.cu", *(f"w8a16_{o}_{t}.cu" for o in OUTS for t in MIXED_TILES))
 NVFP4_SOURCES = ("nvfp4_binding.cpp", "nvfp4_quant.cu", *(f"nvfp4_sm100_{o}.cu" for o in OUTS))
 W4A8_SOURCES = ("w4a8_binding.cpp", "act_quant.cu", "w4a8_dispatch.cu", *(f"w4a8_{o}_{t}.cu" for o in OUTS for t in TILES))
 SHARED_HEADERS = ("torch_binding_util.h", "gemm_run.h")  # in every extension: part of every cache key
-W4A16_HEADERS = ("w4a16_api.h", "w4a16_layout.h", "mixed_input_tiles.h", "w4a16.cuh", *SHARED_HEADERS)
+W4A16_HEADERS = ("w4a16_api.h", "w4a16_layout.h", "mixed_input_tiles.h", "w4a16.cuh", "mixed_input_dispatch.h",
+                 "mixed_input_binding.h", *SHARED_HEADERS)  # the W8A16 extension's too
 NVFP4_HEADERS = ("nvfp4_api.h", "nvfp4_sm100.cuh", *SHARED_HEADERS)
 W4A8_HEADERS = ("w4a8_api.h", "w4a16_layout.h", "mixed_input_tiles.h", "w4a8.cuh", "act_quant.h", *SHARED_HEADERS)
 HEADERS = ("act_quant.h", "scaled_mm_api.h", "scaled_mm_dispatch.h", "scaled_mm.cuh", "block_fp8.cuh", *SHARED_HEADERS)
@@ -69,6 +73,7 @@ def build_key(sources=SOURCES, headers=HEADERS, arch: int = 90) -> str:
 
 # extension name -> (sources, headers, arch); each is its own module, cache directory and build lock
 EXTENSIONS = {"w8a8": (SOURCES, HEADERS, 90), "w4a16": (W4A16_SOURCES, W4A16_HEADERS, 90),
+              "w8a16": (W8A16_SOURCES, W4A16_HEADERS, 90),
               "w4a8": (W4A8_SOURCES, W4A8_HEADERS, 90), "nvfp4": (NVFP4_SOURCES, NVFP4_HEADERS, 100)}
 
 
@@ -103,8 +108,13 @@ def load_extension():
 
 
 def load_w4a16_extension():
-    """The W4A16 extension: compiled (first time; 12 GEMM objects in parallel) or loaded."""
+    """The W4A16 extension: compiled (first time; 28 GEMM objects in parallel) or loaded."""
     return load("w4a16")
+
+
+def load_w8a16_extension():
+    """The W8A16 extension: compiled (first time; 14 GEMM objects in parallel) or loaded."""
+    return load("w8a16")
 
 
 def load_nvfp4_extension():

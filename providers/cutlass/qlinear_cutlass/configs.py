@@ -36,26 +36,44 @@ def tile_for(m: int, small_max_m: int = SMALL_MAX_M, mid_max_m: int = MID_MAX_M)
     return MID if m <= mid_max_m else LARGE
 
 
-# ---- W4A16 (csrc/w4a16.cuh w4cfg::Small / Mid / Large; ids W4A16Config in csrc/w4a16_api.h) ------
-# Tiles are (weight rows) x (token rows) of the transposed GEMM: the token side grows with M so each
-# int4 weight tile is converted once per 64 / 128 / 256 rows. Buckets from the H200 sweep
-# (tools/cutlass_w4a16_bench.py, each tile forced, GPTQ g128, us on 4096x14336 / 4096x4096 / 6144x4096):
-# M=64 small 29.6 / 17.9 / 19.5 (mid 40.4 / 22.7 / 24.9); M=256 mid 53.5 / 23.6 / 27.9 (large 138 / 41.9 /
-# 42.0: 128x256 tiles leave most SMs idle on narrow layers); M=512 mid 92.6 / 28.2 / 47.8 (large 146 / 41.8
-# / 42.9); M=1024 large 147 / 44.6 / 87.6 (mid 180 / 54.8 / 81.3), and large on 28672x4096 (324 vs 392).
-# ``QLINEAR_CUTLASS_W4A16_TILE`` forces one for sweeps.
-W4A16_SHAPES = {SMALL: "128x64x64 cluster 2x1 (cooperative, stream-K)", MID: "128x128x64 cluster 2x1 (cooperative, stream-K)",
-                LARGE: "128x256x64 cluster 2x1 (cooperative, persistent)"}
-W4A16_SMALL_MAX_M = 64
-W4A16_MID_MAX_M = 512
+# ---- W4A16 / W8A16 (csrc/w4a16.cuh W4ConfigOf; ids W4A16Config in csrc/w4a16_api.h) -------------
+# Tiles are (weight rows) x (token rows) of the transposed GEMM, K 64, stream-K. The register-sourced
+# wgmma computes the whole token width of a tile whatever M is, so the token side follows M; layers
+# with N >= W4A16_WIDE_N take 256 weight rows per tile. From the H200 sweep (tools/cutlass_w4a16_tiles.py,
+# GPTQ g128 bf16, graph us per call; docs/results/gpu/lease9/w4a16-tiles.json), best tile / the tile
+# this picks where they differ, against the three-tile set this replaced (128x64 to M = 64, 128x128 to
+# 512, 128x256 persistent):
+#   6144x4096   M=16 16.4 (128x16; was 19.5), M=64 18.9 (128x64k128; 128x64 19.3), M=256 27.7 (128x128),
+#               M=512 42.7 (128x256; was 48.8), M=1024 74.7 (was 90.1)
+#   28672x4096  M=16 28.1 (256x16; was 43.4), M=64 36.1 (256x64; was 43.6), M=128 48.0 (256x128; was 61.3),
+#               M=256 85.3 (128x256 stream-K; was 114.2), M=512 167.0 (256x128; 128x256 173.7; was 208.9)
+#   4096x14336  M=16 24.5 (128x16; was 29.0), M=256 52.9 (128x128k64c1; 128x128 55.1), M=512 83.3 (was 101.8)
+# The same tiles serve 8-bit codes (W8A16), where the sweep agrees on the bucket edges.
+# ``QLINEAR_CUTLASS_W4A16_TILE`` forces one (a name of W4A16_TILES) for sweeps.
+W4A16_TILES = {"m16": 0, "m16w": 1, "m64": 2, "m64w": 3, "m128": 4, "m128w": 5, "m256": 6}
+W4A16_SHAPES = {0: "128x16x64 cluster 1", 1: "256x16x64 cluster 1", 2: "128x64x64 cluster 2x1", 3: "256x64x64 cluster 2x1",
+                4: "128x128x64 cluster 2x1", 5: "256x128x64 cluster 2x1", 6: "128x256x64 cluster 2x1"}  # all cooperative, stream-K
+W4A16_WIDE_N = 16384  # gate_up (28672) is wide; qkv (6144), o / down (4096) are not
 
 
 def w4a16_forced() -> int | None:
-    return forced("QLINEAR_CUTLASS_W4A16_TILE")
+    name = os.environ.get("QLINEAR_CUTLASS_W4A16_TILE")
+    if not name:
+        return None
+    if name not in W4A16_TILES:
+        raise ValueError(f"QLINEAR_CUTLASS_W4A16_TILE: expected one of {sorted(W4A16_TILES)}, got {name!r}")
+    return W4A16_TILES[name]
 
 
-def w4a16_tile_for(m: int) -> int:
-    return tile_for(m, W4A16_SMALL_MAX_M, W4A16_MID_MAX_M)
+def w4a16_tile_for(m: int, n: int) -> int:
+    wide = n >= W4A16_WIDE_N
+    if m <= 16:
+        return W4A16_TILES["m16w" if wide else "m16"]
+    if m <= 64:
+        return W4A16_TILES["m64w" if wide else "m64"]
+    if m <= 128 or (not wide and m <= 256):
+        return W4A16_TILES["m128w" if wide else "m128"]
+    return W4A16_TILES["m256"]
 
 
 # ---- W4A8 (csrc/w4a8.cuh w4a8cfg::Small / Mid / Large; ids W4A8Config in csrc/w4a8_api.h) -------

@@ -1,10 +1,13 @@
-"""CutlassW4A16LinearKernel: GPTQ / AWQ 4-bit weights x bf16 / fp16 activations on Hopper tensor cores.
+"""CutlassW4A16LinearKernel: GPTQ / AWQ 4-bit weights x bf16 / fp16 activations on Hopper tensor cores;
+CutlassW8A16LinearKernel: the same GEMM on GPTQ 8-bit weights (uint8b128).
 
 CUTLASS's sm90 mixed-input GEMM (``csrc/w4a16.cuh``): the int4 weight is re-laid once at load
 (``w4a16_layout``: CUTLASS's shuffled order, codes shifted to int4) so each thread loads its 8 values
 of a k-block as one word and converts them to 16-bit with lop3 in registers, scales them per group
-(and adds the AWQ zero term) and feeds wgmma; no dequantized weight is ever written. Meant for
-M >= 64, where the GEMV-style kernels run out of steam (the Machete idea).
+(and adds the AWQ zero term) and feeds wgmma; no dequantized weight is ever written. Strongest from
+M = 64 up, where the GEMV-style kernels run out of steam (the Machete idea); seven tiles chosen per
+call by M and N (``configs.w4a16_tile_for``). 8-bit codes take the same path with CUTLASS's int8
+order and converter (``bits = 8``), in an extension of their own.
 
 Accepts uint4b8 (GPTQ, symmetric) and uint4 + zero points (AWQ); groups that are a multiple of 64
 (the K tile) or the whole of K (per channel); act-order (g_idx) by sorting the weight's K rows by
@@ -33,11 +36,21 @@ ACT_DTYPES = (torch.bfloat16, torch.float16)
 class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
     priority = PRIORITY
     notes = "JIT-compiles its CUDA extension (CUTLASS mixed-input, sm_90a) when the first layer loads"
+    bits = 4  # code width; the W8A16 subclass runs the same GEMM on 8-bit codes
+    table_version = 1  # 1: seven tiles chosen by M and N (was three by M): rows timed before are stale
+    extension = "w4a16"  # build.EXTENSIONS
+
+    @classmethod
+    def _check_weight_type(cls, c):
+        if c.weight_type not in (scalar_types.uint4b8, scalar_types.uint4):
+            return f"weight type {c.weight_type.name} is not 4-bit (uint4b8, or uint4 with zero points)"
+        return None
 
     @classmethod
     def can_implement(cls, c):
-        if c.weight_type not in (scalar_types.uint4b8, scalar_types.uint4):
-            return False, f"weight type {c.weight_type.name} is not 4-bit (uint4b8, or uint4 with zero points)"
+        why = cls._check_weight_type(c)
+        if why:
+            return False, why
         if c.act_type not in ACT_DTYPES:
             return False, f"activation dtype {c.act_type} is not bfloat16/float16"
         if c.out_type is not None and c.out_type != c.act_type:
@@ -55,13 +68,13 @@ class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
         return True, None
 
     def process_weights_after_loading(self, layer):
-        from .build import load_w4a16_extension
+        from .build import load
 
         c = self.config
         w_q, w_s, w_zp, w_gidx = self._get_weight_params(layer)
         n, k, g = c.N, c.K, c.effective_group_size
-        if tuple(w_q.shape) != (n, k // 8):
-            raise ValueError(f"{self.w_q_name}.shape: expected [{n}, {k // 8}], got {tuple(w_q.shape)}")
+        if tuple(w_q.shape) != (n, k * self.bits // 32):
+            raise ValueError(f"{self.w_q_name}.shape: expected [{n}, {k * self.bits // 32}], got {tuple(w_q.shape)}")
         if tuple(w_s.shape) != (n, k // g):
             raise ValueError(f"{self.w_s_name}.shape: expected [{n}, {k // g}], got {tuple(w_s.shape)}")
         perm = None
@@ -69,12 +82,13 @@ class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
             perm = act_order_perm(w_gidx.data, k, g)
             # the g_idx parameter now holds the K permutation x is gathered through, once per call
             self.replace_parameter(layer, self.w_gidx_name, perm)
-        self.replace_parameter(layer, self.w_q_name, weight_int4(w_q.data, perm))
+        self.replace_parameter(layer, self.w_q_name, weight_int4(w_q.data, perm, bits=self.bits))
         if w_zp is not None:
             self.replace_parameter(layer, self.w_zp_name, zero_table(w_zp.data, w_s.data, c.act_type))
         self.replace_parameter(layer, self.w_s_name, scale_table(w_s.data, c.act_type))
         self._group = g
-        self._ext = load_w4a16_extension()  # build here, never in apply
+        self._ext = load(self.extension)  # build here, never in apply
+        self._mm = getattr(self._ext, f"{self.extension}_mm")
 
     def apply_weights(self, layer, x, bias=None):
         c = self.config
@@ -91,6 +105,21 @@ class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
             if bias is not None:
                 bias = bias.to(c.act_type).contiguous()
             tile = configs.w4a16_forced()
-            self._ext.w4a16_mm(out, x2, getattr(layer, self.w_q_name), getattr(layer, self.w_s_name), zero, bias,
-                               self._group, configs.w4a16_tile_for(m) if tile is None else tile)
+            self._mm(out, x2, getattr(layer, self.w_q_name), getattr(layer, self.w_s_name), zero, bias,
+                               self._group, configs.w4a16_tile_for(m, n) if tile is None else tile)
         return out.reshape(*x.shape[:-1], n)
+
+
+class CutlassW8A16LinearKernel(CutlassW4A16LinearKernel):
+    """GPTQ 8-bit weights (uint8b128, symmetric) x bf16 / fp16 activations: the same mixed-input GEMM
+    and tiles on int8 codes (``Int8Weight`` in ``csrc/w4a16.cuh``, CUTLASS's int8 -> 16-bit lop3
+    converter), its own extension (``w8a16``). Zero points (uint8) are refused."""
+
+    bits = 8
+    extension = "w8a16"
+
+    @classmethod
+    def _check_weight_type(cls, c):
+        if c.weight_type != scalar_types.uint8b128:
+            return f"weight type {c.weight_type.name} is not uint8b128 (8-bit GPTQ, symmetric)"
+        return None

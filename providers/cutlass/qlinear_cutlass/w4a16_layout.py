@@ -38,6 +38,7 @@ class ReorderAtom:
     rows: int
     cols: int
     offset: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    bits: int = 4  # code width: 4-bit codes are stored two per byte (element 2i in the low nibble), 8-bit one per byte
 
     def check(self, n: int, k: int) -> None:
         if n % self.rows or k % self.cols:
@@ -51,20 +52,22 @@ class ReorderAtom:
         return self.offset(nn % self.rows, kk % self.cols) + self.rows * self.cols * (nn // self.rows) + self.cols * n * (kk // self.cols)
 
     def reorder(self, codes_nk: torch.Tensor) -> torch.Tensor:
-        """[N, K] 4-bit codes (0..15, any int dtype) -> uint8 [N*K/2] in this order, element 2i in
-        the low nibble. Done per atom (one gather of rows * cols slots) so a large layer needs no
-        [N, K] index tensor."""
+        """[N, K] codes (0 .. 2^bits - 1, any int dtype) -> uint8 [N*K*bits/8] in this order. Done per
+        atom (one gather of rows * cols slots) so a large layer needs no [N, K] index tensor."""
         n, k = codes_nk.shape
         self.check(n, k)
         r, c = self.rows, self.cols
         gather = torch.argsort(self.offsets(r, c).reshape(-1)).to(codes_nk.device)  # slot o holds element gather[o]
-        t = (codes_nk & 0xF).to(torch.uint8).view(n // r, r, k // c, c).permute(2, 0, 1, 3)
-        flat = t.reshape(k // c, n // r, r * c)[..., gather].reshape(-1, 2)
+        t = (codes_nk & ((1 << self.bits) - 1)).to(torch.uint8).view(n // r, r, k // c, c).permute(2, 0, 1, 3)
+        flat = t.reshape(k // c, n // r, r * c)[..., gather]
+        if self.bits == 8:
+            return flat.reshape(-1).contiguous()
+        flat = flat.reshape(-1, 2)
         return (flat[:, 0] | (flat[:, 1] << 4)).contiguous()
 
     def unreorder(self, packed: torch.Tensor, n: int, k: int) -> torch.Tensor:
-        """Inverse of ``reorder``: uint8 [N*K/2] -> [N, K] codes (uint8)."""
-        flat = torch.stack([packed & 0xF, packed >> 4], 1).reshape(-1)
+        """Inverse of ``reorder``: uint8 [N*K*bits/8] -> [N, K] codes (uint8)."""
+        flat = packed if self.bits == 8 else torch.stack([packed & 0xF, packed >> 4], 1).reshape(-1)
         return flat[self.offsets(n, k, packed.device).reshape(-1)].reshape(n, k)
 
 
@@ -74,7 +77,16 @@ def _w4a16_slot(n: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return 32 * a + b + 4 * c + 8 * d + 2 * e
 
 
+def _w8a16_slot(n: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    a, b = n % 8, n // 8
+    c, d, e = k % 2, (k // 2) % 4, k // 8
+    return 32 * a + b + 2 * c + 8 * d + 4 * e
+
+
 W4A16_ATOM = ReorderAtom(16, 16, _w4a16_slot)
+# 8-bit codes (W8A16): the same thread-to-element map, 4 bytes per thread and k-block in CUTLASS's
+# [3120] pair order (its int8 -> 16-bit LayoutAwareConvert): (n, k) -> 32 a + b + 2 c + 8 d + 4 e.
+W8A16_ATOM = ReorderAtom(16, 16, _w8a16_slot, bits=8)
 ATOM = W4A16_ATOM.rows
 
 
@@ -90,15 +102,17 @@ def unreorder_int4(packed: torch.Tensor, n: int, k: int) -> torch.Tensor:
     return W4A16_ATOM.unreorder(packed, n, k)
 
 
-def weight_int4(weight_packed: torch.Tensor, perm: torch.Tensor | None = None) -> torch.Tensor:
-    """compressed-tensors int32 [N, K/8] (uint4 codes packed along K) -> the kernel's uint8 buffer:
-    K permuted by ``perm`` (act-order: row i <- row perm[i]) if given, codes shifted to int4 (q - 8)."""
+def weight_int4(weight_packed: torch.Tensor, perm: torch.Tensor | None = None, bits: int = 4) -> torch.Tensor:
+    """compressed-tensors int32 [N, K*bits/32] (uint4 / uint8 codes packed along K) -> the kernel's
+    uint8 buffer: K permuted by ``perm`` (act-order: row i <- row perm[i]) if given, codes shifted to
+    signed (q - 2^(bits-1), a flip of the top bit in two's complement), in the order of ``bits``'s atom."""
     if weight_packed.dtype != torch.int32 or weight_packed.dim() != 2:
-        raise ValueError(f"weight_packed: expected int32 [N, K/8], got {weight_packed.dtype} {tuple(weight_packed.shape)}")
-    codes = unpack_along(weight_packed, 4, 1)  # [N, K], 0..15
+        raise ValueError(f"weight_packed: expected int32 [N, K*{bits}/32], got {weight_packed.dtype} {tuple(weight_packed.shape)}")
+    codes = unpack_along(weight_packed, bits, 1)  # [N, K], 0 .. 2^bits - 1
     if perm is not None:
         codes = codes[:, perm.long()]
-    return reorder_int4(codes ^ 8)  # q - 8 in two's complement
+    atom = W8A16_ATOM if bits == 8 else W4A16_ATOM
+    return atom.reorder(codes ^ (1 << (bits - 1)))
 
 
 def scale_table(weight_scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -11,7 +11,7 @@ from qlinear.testing import check_torch_binding_syntax
 CSRC = Path(__file__).resolve().parents[3] / "providers" / "cutlass" / "qlinear_cutlass" / "csrc"
 
 
-@pytest.mark.parametrize("source", ["binding.cpp", "w4a16_binding.cpp", "w4a8_binding.cpp", "nvfp4_binding.cpp"])
+@pytest.mark.parametrize("source", ["binding.cpp", "w4a16_binding.cpp", "w8a16_binding.cpp", "w4a8_binding.cpp", "nvfp4_binding.cpp"])
 def test_torch_binding_compiles(source, tmp_path):
     r = check_torch_binding_syntax(CSRC / source, tmp_path)
     if r is None:

@@ -1,8 +1,9 @@
 """Compile-check of the C++ sources for sm_90a where nvcc and the CUTLASS headers are present (skipped
 otherwise), and a look at the SASS: the GEMM must issue Hopper warpgroup MMAs (HGMMA) on FP8 inputs.
-The W4A16 extension: its dispatch TU, one representative mixed-input GEMM (int4 x bf16 with zero
-terms; register-sourced bf16 HGMMA) and a host-side probe of the int4 weight order (``w4a16_layout.h``
-against ``qlinear_cutlass.w4a16_layout`` and CUTLASS's own ``compute_memory_reordering_atom``).
+The W4A16 and W8A16 extensions: their dispatch TUs, one representative mixed-input GEMM each (int4 x
+bf16 with zero terms, int8 x fp16; register-sourced 16-bit HGMMA) and a host-side probe of the int4 and
+int8 weight orders (``w4a16_layout.h`` against ``qlinear_cutlass.w4a16_layout`` and CUTLASS's own
+``compute_memory_reordering_atom``).
 The W4A8 extension: its dispatch TU, one representative int4 x FP8 GEMM (FP8 QGMMA fed by prmt table
 lookups) and the 8-bit atom in the same probe (against ``qlinear_cutlass.w4a8_layout``).
 
@@ -34,8 +35,8 @@ pytestmark = [
 ]
 REPRESENTATIVE = "scaled_mm_fp8_bf16_large.cu"
 GEMMS = [s for s in build.SOURCES if s.startswith("scaled_mm_") and s != "scaled_mm_dispatch.cu"]
-W4A16_REPRESENTATIVE = "w4a16_zero_bf16_mid.cu"
-W4A16_GEMMS = [s for s in build.W4A16_SOURCES if s.endswith(".cu") and s != "w4a16_dispatch.cu"]
+W4A16_REPRESENTATIVE = ["w4a16_zero_bf16_m128.cu", "w8a16_fp16_m64w.cu"]
+W4A16_GEMMS = [s for s in build.W4A16_SOURCES + build.W8A16_SOURCES if s.endswith(".cu") and not s.endswith("_dispatch.cu")]
 W4A8_REPRESENTATIVE = "w4a8_bf16_mid.cu"
 W4A8_GEMMS = [s for s in build.W4A8_SOURCES if s.startswith("w4a8_") and s.endswith(".cu") and s != "w4a8_dispatch.cu"]
 TIMEOUT_S = 1800  # one CUTLASS TU: ~1 min on a free core, several on a loaded 2-core machine
@@ -67,7 +68,7 @@ def _sass(obj: str) -> str:
     return r.stdout
 
 
-@pytest.mark.parametrize("src", ["act_quant.cu", "scaled_mm_dispatch.cu", "w4a16_dispatch.cu", "w4a8_dispatch.cu"])
+@pytest.mark.parametrize("src", ["act_quant.cu", "scaled_mm_dispatch.cu", "w4a16_dispatch.cu", "w8a16_dispatch.cu", "w4a8_dispatch.cu"])
 def test_light_sources_compile(src, tmp_path):
     obj = _compile(src, tmp_path)
     if src == "act_quant.cu":
@@ -88,15 +89,15 @@ def test_gemm_compiles_to_hopper_wgmma(src, tmp_path):
     assert "UTMALDG" in sass  # TMA loads
 
 
-@pytest.mark.parametrize("src", W4A16_GEMMS if MODE == "all" else [W4A16_REPRESENTATIVE])
-def test_w4a16_gemm_compiles_to_register_sourced_wgmma(src, tmp_path):
+@pytest.mark.parametrize("src", W4A16_GEMMS if MODE == "all" else W4A16_REPRESENTATIVE)
+def test_mixed_input_gemm_compiles_to_register_sourced_wgmma(src, tmp_path):
     sass = _sass(_compile(src, tmp_path))
     assert "arch = sm_90a" in sass
     assert "HGMMA.64x" in sass, "no 16-bit warpgroup MMA in the SASS"
     # bf16 inputs print as HGMMA.<shape>.F32.BF16; fp16 ones as plain HGMMA.<shape>.F32
     assert ("HGMMA.64x" in sass and ".F32.BF16" in sass) == ("_bf16_" in src)
     assert "UTMALDG" in sass  # TMA loads (int4 weight, x, scales)
-    assert "LOP3.LUT" in sass  # the int4 -> 16-bit lop3 conversion
+    assert "LOP3.LUT" in sass  # the int4 / int8 -> 16-bit lop3 conversion
 
 
 @pytest.mark.parametrize("src", W4A8_GEMMS if MODE == "all" else [W4A8_REPRESENTATIVE])
@@ -178,6 +179,11 @@ static_assert(std::is_same_v<decltype(cutlass::compute_memory_reordering_atom<cu
                              qlinear_cutlass::W4ReorderAtom>, "the bf16 atom differs from CUTLASS's");
 static_assert(std::is_same_v<decltype(cutlass::compute_memory_reordering_atom<cutlass::half_t, One, Shuffle>()),
                              qlinear_cutlass::W4ReorderAtom>, "the fp16 atom differs from CUTLASS's");
+using Pairs = cute::Layout<cute::Shape<cute::_2, cute::_2>, cute::Stride<cute::_2, cute::_1>>;
+static_assert(std::is_same_v<decltype(cutlass::compute_memory_reordering_atom<cutlass::bfloat16_t, One, Pairs>()),
+                             qlinear_cutlass::W8ReorderAtom>, "the int8 (bf16) atom differs from CUTLASS's");
+static_assert(std::is_same_v<decltype(cutlass::compute_memory_reordering_atom<cutlass::half_t, One, Pairs>()),
+                             qlinear_cutlass::W8ReorderAtom>, "the int8 (fp16) atom differs from CUTLASS's");
 static_assert(std::is_same_v<decltype(cutlass::compute_memory_reordering_atom<cutlass::float_e4m3_t>()),
                              qlinear_cutlass::W4A8ReorderAtom>, "the W4A8 (e4m3) atom differs from CUTLASS's");
 #endif
@@ -189,6 +195,7 @@ void dump(L const& l, int n, int k) {
 int main(int argc, char** argv) {
   int n = std::atoi(argv[2]), k = std::atoi(argv[3]);
   if (argv[1][0] == '8') dump(qlinear_cutlass::w4a8_layout(n, k), n, k);
+  else if (argv[1][0] == 'w') dump(qlinear_cutlass::w8_layout(n, k), n, k);
   else dump(qlinear_cutlass::w4_layout(n, k), n, k);
 }
 """
@@ -206,7 +213,7 @@ __device__ inline double curand_normal_double(curandState_t*) { return 0.; }
 def test_int4_weight_orders_match_the_kernels_and_cutlass(tmp_path):
     import torch
 
-    from qlinear_cutlass.w4a16_layout import reorder_offsets
+    from qlinear_cutlass.w4a16_layout import W8A16_ATOM, reorder_offsets
     from qlinear_cutlass.w4a8_layout import W4A8_ATOM
 
     (tmp_path / "probe.cu").write_text(_PROBE)
@@ -220,6 +227,10 @@ def test_int4_weight_orders_match_the_kernels_and_cutlass(tmp_path):
         out = subprocess.run([exe, "16", str(n), str(k)], capture_output=True, text=True, timeout=60, check=True).stdout
         cpp = torch.tensor([int(v) for v in out.split()], dtype=torch.int64).reshape(n, k)
         assert torch.equal(cpp, reorder_offsets(n, k)), f"w4a16_layout.py and w4a16_layout.h disagree at N={n} K={k}"
+    for n, k in ((16, 16), (48, 64), (128, 192)):
+        out = subprocess.run([exe, "w8", str(n), str(k)], capture_output=True, text=True, timeout=60, check=True).stdout
+        cpp = torch.tensor([int(v) for v in out.split()], dtype=torch.int64).reshape(n, k)
+        assert torch.equal(cpp, W8A16_ATOM.offsets(n, k)), f"the W8A16 atom of w4a16_layout.py and w4a16_layout.h disagree at N={n} K={k}"
     for n, k in ((16, 32), (48, 128), (128, 256)):
         out = subprocess.run([exe, "8", str(n), str(k)], capture_output=True, text=True, timeout=60, check=True).stdout
         cpp = torch.tensor([int(v) for v in out.split()], dtype=torch.int64).reshape(n, k)

@@ -85,10 +85,13 @@ def test_sources_listed_exist():
     for name in every:
         assert (build.CSRC / name).is_file(), name
     listed = set(every)
-    # four extensions: W8A8, W4A16 and NVFP4 share only the helper headers; W4A8 also takes the
+    # five extensions: W8A8, W4A16 and NVFP4 share only the helper headers; W8A16 shares W4A16's
+    # headers (one GEMM template, its checks and dispatch) but no source; W4A8 also takes the
     # quantizers (act_quant) from W8A8 and the int4 layout and mixed-input tiles from W4A16
-    w8, w16, w4a8, nv = (set(s + h) for s, h, _ in build.EXTENSIONS.values())
-    assert w8 & w16 == w8 & nv == w16 & nv == w4a8 & nv == set(build.SHARED_HEADERS)
+    ext = {name: set(s + h) for name, (s, h, _) in build.EXTENSIONS.items()}
+    w8, w16, w816, w4a8, nv = (ext[n] for n in ("w8a8", "w4a16", "w8a16", "w4a8", "nvfp4"))
+    assert w8 & w16 == w8 & nv == w16 & nv == w4a8 & nv == w8 & w816 == set(build.SHARED_HEADERS)
+    assert w16 & w816 == set(build.W4A16_HEADERS)
     assert w4a8 & w8 == {"act_quant.cu", "act_quant.h", *build.SHARED_HEADERS}
     assert w4a8 & w16 == {"w4a16_layout.h", "mixed_input_tiles.h", *build.SHARED_HEADERS}
     on_disk = {p.name for p in build.CSRC.iterdir() if p.suffix in (".cu", ".cuh", ".h", ".cpp")}

@@ -1,8 +1,9 @@
-"""CPU tests of the CUTLASS W4A16 kernel's Python side: the int4 re-lay (a bijection, the documented
-atom, the int4 shift), the scale / zero tables, act-order, the gates and reasons, the tile buckets,
-and the whole load-and-apply path through the conformance kit against a stand-in ``w4a16_mm`` that
-decodes the re-laid buffers the way the CUDA kernel does (its arithmetic is checked on the GPU in
-test_cutlass_w4a16_gpu.py). The C++ side of the layout is compared in test_cutlass_compile.py."""
+"""CPU tests of the CUTLASS mixed-input kernels' Python side (W4A16, W8A16): the int4 / int8 re-lays
+(bijections, the documented atoms, the shift to signed codes), the scale / zero tables, act-order, the
+gates and reasons, the tile choice, and the whole load-and-apply path through the conformance kit
+against stand-in ``w4a16_mm`` / ``w8a16_mm`` that decode the re-laid buffers the way the CUDA kernel
+does (its arithmetic is checked on the GPU in test_cutlass_w4a16_gpu.py). The C++ side of the layouts
+is compared in test_cutlass_compile.py."""
 
 import pytest
 import torch
@@ -15,9 +16,9 @@ from qlinear.formats.int_pack import pack_along  # noqa: E402
 from qlinear.scalar_type import scalar_types  # noqa: E402
 from qlinear_cutlass import build, configs  # noqa: E402
 from qlinear_cutlass import w4a16_layout as L  # noqa: E402
-from qlinear_cutlass.w4a16 import CutlassW4A16LinearKernel  # noqa: E402
+from qlinear_cutlass.w4a16 import CutlassW4A16LinearKernel, CutlassW8A16LinearKernel  # noqa: E402
 
-U4B8, U4 = scalar_types.uint4b8, scalar_types.uint4
+U4B8, U4, U8B128 = scalar_types.uint4b8, scalar_types.uint4, scalar_types.uint8b128
 BF, FP = torch.bfloat16, torch.float16
 
 
@@ -48,6 +49,20 @@ def test_reorder_atom_is_the_wgmma_fragment_order():
     assert [o for o, _ in own] == list(range(8))
     # atoms: N-fastest, 256 elements each
     assert int(off[16, 0]) == 256 and int(off[0, 16]) == 16 * 32
+
+
+def test_int8_reorder_is_cutlass_pair_order_and_round_trips():
+    off = L.W8A16_ATOM.offsets(32, 32)
+    assert torch.equal(off.reshape(-1).sort().values, torch.arange(32 * 32))
+    # one thread's 4 bytes: (row 0, k 0), (row 8, k 0), (row 0, k 1), (row 8, k 1): CUTLASS's [3120] pairs
+    assert [int(off[0, 0]), int(off[8, 0]), int(off[0, 1]), int(off[8, 1])] == [0, 1, 2, 3]
+    assert [int(off[0, 8]), int(off[0, 2])] == [4, 8] and int(off[1, 0]) == 32
+    assert int(off[16, 0]) == 256 and int(off[0, 16]) == 16 * 32  # atoms N-fastest, as the int4 one
+    codes = torch.randint(0, 256, (48, 64), dtype=torch.int32, generator=torch.Generator().manual_seed(5))
+    buf = L.weight_int4(pack_along(codes, 8, 1), bits=8)
+    assert buf.dtype == torch.uint8 and buf.numel() == 48 * 64
+    assert torch.equal(buf[L.W8A16_ATOM.offsets(48, 64).reshape(-1)].reshape(48, 64).to(torch.int8).int(), codes - 128)
+    assert torch.equal(L.W8A16_ATOM.unreorder(buf, 48, 64).int(), codes ^ 128)
 
 
 def test_reorder_refuses_partial_atoms():
@@ -109,7 +124,7 @@ def _mp(n=256, k=512, wt=U4B8, dt=BF, g=128, zp=False, gidx=False, out=None, ful
     (_mp(g=32), False, "multiple of 64"),
     (_mp(n=200), False, "N=200"),
     (_mp(k=520, g=-1), False, "K=520"),
-    (_mp(wt=scalar_types.uint8b128), False, "not 4-bit"),
+    (_mp(wt=U8B128), False, "not 4-bit"),
     (_mp(dt=torch.float32), False, "bfloat16/float16"),
     (_mp(out=torch.float32), False, "out_type"),
     (_mp(gidx=True, full_k=1024), False, "row slice"),
@@ -121,24 +136,52 @@ def test_can_implement(c, ok, why):
         assert why in reason
 
 
-def test_tile_buckets(monkeypatch):
-    assert [configs.w4a16_tile_for(m) for m in (1, 64, 65, 128, 512, 513, 4096)] == [0, 0, 1, 1, 1, 2, 2]
-    monkeypatch.setenv("QLINEAR_CUTLASS_W4A16_TILE", "mid")
-    assert configs.w4a16_forced() == configs.MID
+@pytest.mark.parametrize("c,ok,why", [
+    (_mp(wt=U8B128), True, None),
+    (_mp(wt=U8B128, g=-1, dt=FP), True, None),
+    (_mp(wt=U8B128, gidx=True, g=64), True, None),
+    (_mp(wt=U8B128, g=32), False, "multiple of 64"),
+    (_mp(wt=scalar_types.uint8, zp=True), False, "uint8b128"),
+    (_mp(), False, "uint8b128"),
+])
+def test_can_implement_8bit(c, ok, why):
+    got, reason = CutlassW8A16LinearKernel.can_implement(c)
+    assert got is ok
+    if why:
+        assert why in reason
+
+
+def test_tiles(monkeypatch):
+    t = configs.W4A16_TILES
+    assert [configs.w4a16_tile_for(m, 4096) for m in (1, 16, 17, 64, 65, 256, 257, 4096)] == \
+        [t["m16"], t["m16"], t["m64"], t["m64"], t["m128"], t["m128"], t["m256"], t["m256"]]
+    assert [configs.w4a16_tile_for(m, 28672) for m in (1, 16, 17, 64, 65, 128, 129, 4096)] == \
+        [t["m16w"], t["m16w"], t["m64w"], t["m64w"], t["m128w"], t["m128w"], t["m256"], t["m256"]]
+    assert sorted(t.values()) == list(range(len(t))) == sorted(configs.W4A16_SHAPES)  # the ids of W4A16Config
+    assert len(build.MIXED_TILES) == len(t) and all(f"w4a16_scale_bf16_{name}.cu" in build.W4A16_SOURCES for name in t)
+    monkeypatch.setenv("QLINEAR_CUTLASS_W4A16_TILE", "m128w")
+    assert configs.w4a16_forced() == t["m128w"]
     monkeypatch.setenv("QLINEAR_CUTLASS_W4A16_TILE", "huge")
     with pytest.raises(ValueError, match="QLINEAR_CUTLASS_W4A16_TILE"):
         configs.w4a16_forced()
 
 
 # ---- the load-and-apply path through a stand-in extension --------------------------------------
-class StandInW4A16:
-    """``w4a16_mm`` in torch, with ``csrc/w4a16_binding.cpp``'s checks, decoding the re-laid buffers
-    the way the kernel does: int4 * scale (+ zero) rounded to the activation dtype, fp32 sums."""
+class StandInMixed:
+    """``w4a16_mm`` / ``w8a16_mm`` in torch, with ``csrc/mixed_input_binding.h``'s checks, decoding the
+    re-laid buffers the way the kernel does: int4 / int8 * scale (+ zero) rounded to the activation
+    dtype, fp32 sums."""
 
     def __init__(self):
         self.calls = []
 
-    def w4a16_mm(self, out, x, w, scale, zero, bias, group, config):
+    def w4a16_mm(self, *args):
+        self._mm(4, *args)
+
+    def w8a16_mm(self, *args):
+        self._mm(8, *args)
+
+    def _mm(self, bits, out, x, w, scale, zero, bias, group, config):
         self.calls.append(config)
         m, k = x.shape
         n = out.shape[1]
@@ -146,15 +189,18 @@ class StandInW4A16:
         assert dt in (BF, FP) and out.dtype == dt and out.shape == (m, n)
         assert x.stride(1) == 1 and x.stride(0) % 8 == 0 and out.stride(1) == 1
         assert n % 16 == 0 and k % 64 == 0 and k % group == 0 and (group % 64 == 0 or group == k)
-        assert w.dtype == torch.uint8 and w.is_contiguous() and w.numel() == n * k // 2
+        assert w.dtype == torch.uint8 and w.is_contiguous() and w.numel() == n * k * bits // 8
+        assert bits == 4 or zero is None
         for t in (scale, zero):
             if t is not None:
                 assert t.dtype == dt and t.is_contiguous() and t.shape == (k // group, n)
         if bias is not None:
             assert bias.dtype == dt and bias.is_contiguous() and bias.numel() == n
-        assert config in (0, 1, 2)
-        nib = L.unreorder_int4(w, n, k).to(torch.float32)
-        q = torch.where(nib >= 8, nib - 16, nib)  # [N, K] int4
+        assert config in configs.W4A16_TILES.values()
+        atom = L.W8A16_ATOM if bits == 8 else L.W4A16_ATOM
+        code = atom.unreorder(w, n, k).to(torch.float32)
+        half = 1 << (bits - 1)
+        q = torch.where(code >= half, code - 2 * half, code)  # [N, K] signed codes
         s = scale.t().repeat_interleave(group, 1).float()
         deq = (q * s).to(dt)
         if zero is not None:
@@ -167,23 +213,29 @@ class StandInW4A16:
 
 @pytest.fixture
 def ext(monkeypatch):
-    fake = StandInW4A16()
-    monkeypatch.setattr(build, "load_w4a16_extension", lambda: fake)
+    fake = StandInMixed()
+    monkeypatch.setattr(build, "load", lambda name: fake)
     return fake
 
 
-RUNNABLE = type("CutlassW4A16OnCpu", (CutlassW4A16LinearKernel,),
-                {"is_supported": classmethod(lambda cls, platform=None: (True, None))})
+def _on_cpu(kc):
+    return type(kc.__name__ + "OnCpu", (kc,), {"is_supported": classmethod(lambda cls, platform=None: (True, None))})
+
+
+RUNNABLE, RUNNABLE8 = _on_cpu(CutlassW4A16LinearKernel), _on_cpu(CutlassW8A16LinearKernel)
 LARGER = [_mp(1024, 512, U4B8, BF, 64), _mp(512, 1024, U4, FP, 128, True), _mp(256, 1024, U4B8, FP, 128, gidx=True),
-          _mp(256, 512, U4, BF, 64, True, True)]
+          _mp(256, 512, U4, BF, 64, True, True), _mp(512, 1024, U8B128, BF, 128), _mp(256, 1024, U8B128, FP, 64, gidx=True),
+          _mp(16384, 128, U8B128, BF, -1)]
 
 
-@pytest.mark.parametrize("case", [c for c in testing.cases_for(CutlassW4A16LinearKernel, ms=(1, 33))
-                                  + testing.cases_for(CutlassW4A16LinearKernel, ms=(65, 200), configs=LARGER)
-                                  if CutlassW4A16LinearKernel.can_implement(c.config)[0]], ids=str)
-def test_conformance_through_the_stand_in(ext, case):
-    testing.run_case(RUNNABLE, case, device="cpu")
-    assert ext.calls == [configs.w4a16_tile_for(case.m)]
+@pytest.mark.parametrize("kc", [RUNNABLE, RUNNABLE8], ids=lambda k: k.__name__)
+@pytest.mark.parametrize("case", testing.cases_for(CutlassW4A16LinearKernel, ms=(1, 33))
+                         + testing.cases_for(CutlassW4A16LinearKernel, ms=(65, 200), configs=LARGER), ids=str)
+def test_conformance_through_the_stand_in(ext, kc, case):
+    if not kc.can_implement(case.config)[0]:
+        pytest.skip("not a layer of this kernel")
+    testing.run_case(kc, case, device="cpu")
+    assert ext.calls == [configs.w4a16_tile_for(case.m, case.config.N)]
 
 
 def test_kit_accepts_the_main_formats():
@@ -196,8 +248,9 @@ def test_kit_accepts_the_main_formats():
     assert any(c.has_g_idx for c in accepted)
 
 
-def test_bad_inputs(ext):
-    testing.check_bad_inputs(RUNNABLE)
+@pytest.mark.parametrize("kc", [RUNNABLE, RUNNABLE8], ids=lambda k: k.__name__)
+def test_bad_inputs(ext, kc):
+    testing.check_bad_inputs(kc)
 
 
 def test_leading_dims_and_strided_rows(ext):

@@ -1,6 +1,6 @@
-"""GPU tests of the CUTLASS W4A16 kernel (H100/H200 only): the conformance kit for every default config
-the kernel accepts, larger layers at M in 64, 127, 256, 1024 with every tile forced, act-order, bad
-inputs, CUDA-graph replay equal to eager, strided x rows."""
+"""GPU tests of the CUTLASS mixed-input kernels, W4A16 and W8A16 (H100/H200 only): the conformance kit
+for every default config each accepts, larger layers at M in 64, 127, 256, 1024, every tile forced,
+act-order, bad inputs, CUDA-graph replay equal to eager, strided x rows."""
 
 import pytest
 import torch
@@ -11,7 +11,9 @@ from qlinear import testing  # noqa: E402
 from qlinear.config import MPLinearLayerConfig  # noqa: E402
 from qlinear.layers import make_layer  # noqa: E402
 from qlinear.scalar_type import scalar_types  # noqa: E402
+from qlinear_cutlass import configs  # noqa: E402
 from qlinear_cutlass.w4a16 import CutlassW4A16LinearKernel as W4  # noqa: E402
+from qlinear_cutlass.w4a16 import CutlassW8A16LinearKernel as W8  # noqa: E402
 
 
 def _is_h100_class():
@@ -19,7 +21,7 @@ def _is_h100_class():
 
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not _is_h100_class(), reason="needs a cc 9.0 (Hopper) GPU")]
-U4B8, U4 = scalar_types.uint4b8, scalar_types.uint4
+U4B8, U4, U8B128 = scalar_types.uint4b8, scalar_types.uint4, scalar_types.uint8b128
 BF, FP = torch.bfloat16, torch.float16
 MS = (1, 7, 33, 64, 127)
 LARGE_MS = (64, 127, 256, 1024)
@@ -32,44 +34,59 @@ def _mp(n, k, wt, dt, g, zp=False, gidx=False):
 # Several N tiles, many K tiles; GPTQ / AWQ, bf16 / fp16, groups 64 / 128 / channel, act-order.
 LARGER = [_mp(1024, 2048, U4B8, BF, 128), _mp(1536, 1024, U4, FP, 64, True), _mp(512, 4096, U4B8, FP, -1),
           _mp(2048, 512, U4, BF, -1, True), _mp(768, 2048, U4B8, BF, 128, gidx=True), _mp(1024, 1024, U4, FP, 128, True, True),
-          _mp(400, 1024, U4B8, BF, 128), _mp(272, 576, U4, FP, -1, True)]  # N not a multiple of the 128-row tile; K of 9 K tiles
+          _mp(400, 1024, U4B8, BF, 128), _mp(272, 576, U4, FP, -1, True),  # N not a multiple of the 128-row tile; K of 9 K tiles
+          _mp(16384, 512, U4B8, BF, 128), _mp(16400, 256, U4, FP, 64, True)]  # wide layers: the 256-row tiles
+LARGER8 = [_mp(1024, 2048, U8B128, BF, 128), _mp(1536, 1024, U8B128, FP, 64), _mp(512, 4096, U8B128, FP, -1),
+           _mp(768, 2048, U8B128, BF, 128, gidx=True), _mp(400, 1024, U8B128, BF, -1), _mp(16400, 256, U8B128, FP, 128)]
+KERNELS = [(W4, LARGER), (W8, LARGER8)]
 
 
-@pytest.mark.parametrize("case", testing.cases_for(W4, ms=MS), ids=str)
-def test_conformance(case):
-    testing.run_case(W4, case, device="cuda")
+def _cases(ms, configs_of=None, first=None):
+    return [(kc, case) for kc, larger in KERNELS
+            for case in testing.cases_for(kc, ms=ms, configs=None if configs_of is None else larger[:first])]
 
 
-@pytest.mark.parametrize("case", testing.cases_for(W4, ms=LARGE_MS, configs=LARGER), ids=str)
-def test_larger_layers(case):
-    testing.run_case(W4, case, device="cuda")
+def _id(p):
+    return p.__name__.removeprefix("Cutlass").removesuffix("LinearKernel") if isinstance(p, type) else str(p)
 
 
-@pytest.mark.parametrize("tile", ["small", "mid", "large"])
-@pytest.mark.parametrize("case", testing.cases_for(W4, ms=(3, 127, 300), configs=LARGER[:2]), ids=str)
-def test_every_tile_config(case, tile, monkeypatch):
+@pytest.mark.parametrize("kc,case", _cases(MS), ids=_id)
+def test_conformance(kc, case):
+    testing.run_case(kc, case, device="cuda")
+
+
+@pytest.mark.parametrize("kc,case", _cases(LARGE_MS, True), ids=_id)
+def test_larger_layers(kc, case):
+    testing.run_case(kc, case, device="cuda")
+
+
+@pytest.mark.parametrize("tile", sorted(configs.W4A16_TILES))
+@pytest.mark.parametrize("kc,case", _cases((3, 127, 300), True, 2), ids=_id)
+def test_every_tile_config(kc, case, tile, monkeypatch):
     monkeypatch.setenv("QLINEAR_CUTLASS_W4A16_TILE", tile)
-    testing.run_case(W4, case, device="cuda")
+    testing.run_case(kc, case, device="cuda")
 
 
-def test_kit_and_bad_inputs():
-    results = testing.check_kernel(W4, device="cuda", min_ran=8)
-    accepted = sum(bool(W4.can_implement(c.config)[0]) for c in testing.cases_for(W4))
+@pytest.mark.parametrize("kc", [W4, W8], ids=_id)
+def test_kit_and_bad_inputs(kc):
+    results = testing.check_kernel(kc, device="cuda", min_ran=4)
+    accepted = sum(bool(kc.can_implement(c.config)[0]) for c in testing.cases_for(kc))
     assert sum(r.ran for r in results) == accepted  # every accepted kit case ran
-    testing.check_bad_inputs(W4, device="cuda")
+    testing.check_bad_inputs(kc, device="cuda")
 
 
-def _layer(c, m, seed=0):
+def _layer(c, m, seed=0, kc=W4):
     params, x, bias = testing.make_case_layer(testing.Case(c, m), "cuda", seed)
     layer = make_layer(c, params)
-    k = W4.create(c)
+    k = kc.create(c)
     k.process_weights_after_loading(layer)
     return k, layer, x, bias
 
 
-@pytest.mark.parametrize("c", [LARGER[0], LARGER[1], LARGER[4]], ids=lambda c: c.describe())
-def test_cuda_graph_replay_equals_eager_and_is_deterministic(c):
-    k, layer, x, bias = _layer(c, 200)
+@pytest.mark.parametrize("kc,c", [(W4, LARGER[0]), (W4, LARGER[1]), (W4, LARGER[4]), (W8, LARGER8[0]), (W8, LARGER8[3])],
+                         ids=lambda p: _id(p) if isinstance(p, type) else p.describe())
+def test_cuda_graph_replay_equals_eager_and_is_deterministic(kc, c):
+    k, layer, x, bias = _layer(c, 200, kc=kc)
     eager = k.apply(layer, x, bias)
     assert torch.equal(eager, k.apply(layer, x, bias))  # bit-identical on repeat
     graph, out = testing.capture_graph(lambda: k.apply(layer, x, bias))

@@ -1,4 +1,4 @@
-// Helpers shared by the two torch bindings (binding.cpp, w4a16_binding.cpp); host code with torch.
+// Helpers shared by the torch bindings (binding.cpp, mixed_input_binding.h, w4a8_binding.cpp); host code with torch.
 #pragma once
 
 #include <c10/cuda/CUDAStream.h>

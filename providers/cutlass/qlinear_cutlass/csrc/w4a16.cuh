@@ -1,6 +1,6 @@
-// W4A16 on Hopper: CUTLASS's sm90 mixed-input mainloop (TMA warp-specialized, register-sourced wgmma)
-// with int4 weights up-converted in registers and scaled per group (ConvertAndScale), plus an additive
-// per-group zero term for AWQ-style weights (ConvertAndScaleWithZero).
+// W4A16 / W8A16 on Hopper: CUTLASS's sm90 mixed-input mainloop (TMA warp-specialized, register-sourced
+// wgmma) with int4 or int8 weights up-converted in registers and scaled per group (ConvertAndScale),
+// plus an additive per-group zero term for AWQ-style int4 weights (ConvertAndScaleWithZero).
 //
 // The narrow operand must take the register path, which CUTLASS puts on the MMA's A side, so the GEMM
 // is run transposed (as CUTLASS example 55 does): out^T [N, M] = W [N, K] . x^T, with
@@ -17,7 +17,8 @@
 // lop3 (its LayoutAwareConvert fast path). The atom is the layout CUTLASS's
 // compute_memory_reordering_atom<16-bit, Layout<_1>, Layout<Shape<_2,_4>,Stride<_4,_1>>>() returns,
 // written out here so the kernels do not include cutlass/util/mixed_dtype_utils.hpp (it pulls in
-// curand); tests/providers/cutlass checks the two agree when nvcc is present.
+// curand); tests/providers/cutlass checks the two agree when nvcc is present. 8-bit codes use the same
+// atom with 4 bytes per thread and k-block in CUTLASS's [3120] pair order (its int8 fast path).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -52,10 +53,21 @@ struct W4BiasEpilogue {  // D' = acc + bias[row of D'] (= bias[n]); a null bias 
   }
 };
 
-template <class Act, bool kZero, class TileShape, class ClusterShape, class KernelSchedule, class EpilogueSchedule,
-          class Scheduler>
-struct W4A16Gemm {
-  using ElementW = cutlass::int4b_t;  // uint4b8 codes become int4 by flipping bit 3 (q - 8), at load
+// The narrow operand: its CUTLASS type and the order its codes are stored in (w4a16_layout.h).
+struct Int4Weight {  // uint4b8 / uint4 codes become int4 by flipping bit 3 (q - 8), at load
+  using Element = cutlass::int4b_t;
+  static W4Layout layout(int n, int k) { return w4_layout(n, k); }
+};
+struct Int8Weight {  // uint8b128 / uint8 codes become int8 by flipping bit 7 (q - 128), at load
+  using Element = cutlass::int8_t;
+  static W8Layout layout(int n, int k) { return w8_layout(n, k); }
+};
+
+template <class Weight, class Act, bool kZero, class TileShape, class ClusterShape, class KernelSchedule,
+          class EpilogueSchedule, class Scheduler>
+struct MixedInputGemm {
+  using ElementW = typename Weight::Element;
+  using WLayout = decltype(Weight::layout(0, 0));
   using ElementScale = Act;
   using WTuple = std::conditional_t<kZero, cute::tuple<ElementW, ElementScale, ElementScale>, cute::tuple<ElementW, ElementScale>>;
   static constexpr int kAlignW = 128 / cutlass::sizeof_bits<ElementW>::value;
@@ -70,7 +82,7 @@ struct W4A16Gemm {
 
   using CollectiveMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp,
-      WTuple, W4Layout, kAlignW,
+      WTuple, WLayout, kAlignW,
       Act, cutlass::layout::ColumnMajor, kAlignX,
       float, TileShape, ClusterShape,
       cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename CollectiveEpilogue::SharedStorage))>,
@@ -90,7 +102,7 @@ struct W4A16Gemm {
     get<1>(sd) = p.ldd;
     StrideS ss = cutlass::make_cute_packed_stride(StrideS{}, make_shape(p.n, p.k / p.group, 1));
     typename CollectiveMainloop::Arguments mainloop{
-        static_cast<ElementW const*>(p.w), w4_layout(p.n, p.k), static_cast<Act const*>(p.x), sx,
+        static_cast<ElementW const*>(p.w), Weight::layout(p.n, p.k), static_cast<Act const*>(p.x), sx,
         static_cast<ElementScale const*>(p.scale), ss, p.group, static_cast<ElementScale const*>(p.zero)};
     typename Gemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm,
                                   {p.n, p.m, p.k, 1},
@@ -109,32 +121,59 @@ struct W4A16Gemm {
   static size_t workspace(W4A16Args const& p) { return Gemm::get_workspace_size(arguments(p)); }
 };
 
-// ---- tiles per M bucket (mixed_input_tiles.h): K tile 64 = 128 bytes of 16-bit x ----------------
+// ---- tiles (weight rows x token rows x K 64 = 128 bytes of 16-bit x) ---------------------------
+// From the H200 sweep (tools/cutlass_w4a16_tiles.py; figures in configs.py): the token side follows
+// M, because the register-sourced wgmma computes the whole tile width whatever M is (a 256-token tile
+// at M = 16 does 16x the work); 256 weight rows per tile on wide layers (gate_up, N = 28672), whose
+// 128-row tiles would be 224+ CTAs each converting its own weights. Stream-K everywhere: it splits K
+// over idle SMs when the output tiles do not fill the GPU (deterministic, fixed-order reduction).
 namespace w4cfg {
 using Epi = mixed_tiles::Epi;
-using Small = mixed_tiles::Small<64>;  // M <= 64
-using Mid = mixed_tiles::Mid<64>;      // M <= 512 (configs.py)
-using Large = mixed_tiles::Large<64>;
+template <int kN, int kM, int kCluster>
+struct TileConfig {
+  using Tile = Shape<Int<kN>, Int<kM>, _64>;
+  using Cluster = Shape<Int<kCluster>, _1, _1>;
+  using Kernel = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
+  using Scheduler = cutlass::gemm::StreamKScheduler;
+};
 }  // namespace w4cfg
 
 template <int Config> struct W4ConfigOf;
-template <> struct W4ConfigOf<kW4Small> : w4cfg::Small {};
-template <> struct W4ConfigOf<kW4Mid> : w4cfg::Mid {};
-template <> struct W4ConfigOf<kW4Large> : w4cfg::Large {};
+template <> struct W4ConfigOf<kW4M16> : w4cfg::TileConfig<128, 16, 1> {};
+template <> struct W4ConfigOf<kW4M16Wide> : w4cfg::TileConfig<256, 16, 1> {};
+template <> struct W4ConfigOf<kW4M64> : w4cfg::TileConfig<128, 64, 2> {};
+template <> struct W4ConfigOf<kW4M64Wide> : w4cfg::TileConfig<256, 64, 2> {};
+template <> struct W4ConfigOf<kW4M128> : w4cfg::TileConfig<128, 128, 2> {};
+template <> struct W4ConfigOf<kW4M128Wide> : w4cfg::TileConfig<256, 128, 2> {};
+template <> struct W4ConfigOf<kW4M256> : w4cfg::TileConfig<128, 256, 2> {};
 
-template <class Act, bool kZero, int Config>
-using W4A16GemmOf = W4A16Gemm<Act, kZero, typename W4ConfigOf<Config>::Tile, typename W4ConfigOf<Config>::Cluster,
-                              typename W4ConfigOf<Config>::Kernel, w4cfg::Epi, typename W4ConfigOf<Config>::Scheduler>;
+template <class Weight, class Act, bool kZero, int Config>
+using MixedInputGemmOf = MixedInputGemm<Weight, Act, kZero, typename W4ConfigOf<Config>::Tile, typename W4ConfigOf<Config>::Cluster,
+                                        typename W4ConfigOf<Config>::Kernel, w4cfg::Epi, typename W4ConfigOf<Config>::Scheduler>;
 
 template <class Act, bool kZero, int Config>
 char const* w4a16_run(W4A16Args const& p, cudaStream_t stream) {
-  return W4A16GemmOf<Act, kZero, Config>::run(p, stream);
+  return MixedInputGemmOf<Int4Weight, Act, kZero, Config>::run(p, stream);
 }
 
 template <class Act, bool kZero, int Config>
 size_t w4a16_workspace(W4A16Args const& p) {
-  return W4A16GemmOf<Act, kZero, Config>::workspace(p);
+  return MixedInputGemmOf<Int4Weight, Act, kZero, Config>::workspace(p);
 }
+
+template <class Act, int Config>
+char const* w8a16_run(W4A16Args const& p, cudaStream_t stream) {
+  return MixedInputGemmOf<Int8Weight, Act, false, Config>::run(p, stream);
+}
+
+template <class Act, int Config>
+size_t w8a16_workspace(W4A16Args const& p) {
+  return MixedInputGemmOf<Int8Weight, Act, false, Config>::workspace(p);
+}
+
+#define QLC_W8A16_INSTANTIATE(ACT, CONFIG)                                                      \
+  template char const* w8a16_run<ACT, CONFIG>(W4A16Args const&, cudaStream_t);                \
+  template size_t w8a16_workspace<ACT, CONFIG>(W4A16Args const&);
 
 #define QLC_W4A16_INSTANTIATE(ACT, ZERO, CONFIG)                                               \
   template char const* w4a16_run<ACT, ZERO, CONFIG>(W4A16Args const&, cudaStream_t);          \

@@ -1,5 +1,5 @@
-// The plain-C++ interface between the W4A16 torch binding and the CUTLASS mixed-input translation
-// units: raw pointers and sizes only (the CUTLASS TUs never parse torch headers).
+// The plain-C++ interface between the mixed-input torch bindings (W4A16, W8A16) and the CUTLASS
+// translation units: raw pointers and sizes only (the CUTLASS TUs never parse torch headers).
 #pragma once
 
 #include <cstddef>
@@ -9,8 +9,11 @@
 
 namespace qlinear_cutlass {
 
-// Tile configurations per M bucket (ids shared with configs.py W4A16_*).
-enum W4A16Config : int { kW4Small = 0, kW4Mid = 1, kW4Large = 2 };
+// Tile configurations (ids shared with configs.py W4A16_TILES): token rows per tile, and whether the
+// tile is 256 weight rows wide (for layers with N >= configs.W4A16_WIDE_N) instead of 128.
+enum W4A16Config : int { kW4M16 = 0, kW4M16Wide = 1, kW4M64 = 2, kW4M64Wide = 3, kW4M128 = 4, kW4M128Wide = 5, kW4M256 = 6 };
+// X-macro over every config, so the dispatchers and instantiation lists cannot miss one.
+#define QLC_W4A16_CONFIGS(X) X(kW4M16) X(kW4M16Wide) X(kW4M64) X(kW4M64Wide) X(kW4M128) X(kW4M128Wide) X(kW4M256)
 enum W4A16Act : int { kActBF16 = 0, kActF16 = 1 };
 
 struct W4A16Args {
@@ -18,7 +21,7 @@ struct W4A16Args {
   int group;                // scale group along K (a multiple of 64, or K)
   int64_t lda, ldd;         // row strides of x [M, K] and out [M, N] (elements)
   void const* x;            // [M, K] bf16 / fp16
-  void const* w;            // int4 weight [N, K] in the re-laid order (w4a16_layout.py), N*K/2 bytes
+  void const* w;            // int4 (W4A16) or int8 (W8A16) weight [N, K] in the re-laid order (w4a16_layout.py)
   void const* scale;        // [K/group, N] in the activation dtype (N contiguous)
   void const* zero;         // [K/group, N] additive zero term in the activation dtype, or null (symmetric)
   void const* bias;         // [N] in the activation dtype, or null
@@ -33,11 +36,18 @@ struct W4A16Args {
 // Returns nullptr on success, else a static error message.
 char const* w4a16_mm(W4A16Args const& p, cudaStream_t stream);
 size_t w4a16_mm_workspace(W4A16Args const& p);
+char const* w8a16_mm(W4A16Args const& p, cudaStream_t stream);  // int8 codes, symmetric (zero must be null)
+size_t w8a16_mm_workspace(W4A16Args const& p);
 
 // Per (activation type, zero points, tile) entry points, one per w4a16_<mode>_<act>_<tile>.cu.
 template <class Act, bool kZero, int Config>
 char const* w4a16_run(W4A16Args const& p, cudaStream_t stream);
 template <class Act, bool kZero, int Config>
 size_t w4a16_workspace(W4A16Args const& p);
+// ... and one per (activation type, tile) of the w8a16_<act>_<tile>.cu files.
+template <class Act, int Config>
+char const* w8a16_run(W4A16Args const& p, cudaStream_t stream);
+template <class Act, int Config>
+size_t w8a16_workspace(W4A16Args const& p);
 
 }  // namespace qlinear_cutlass

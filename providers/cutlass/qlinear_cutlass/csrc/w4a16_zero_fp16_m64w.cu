@@ -1,7 +1,7 @@
 // One CUTLASS mixed-input GEMM instantiation per file (ninja builds them in parallel):
-// int4 x bf16, group scales and zero terms (AWQ uint4 + zero points), 64-token (128x64) tiles.
+// int4 x fp16, group scales and zero terms (AWQ uint4), 256x64 (M <= 64, wide N) tiles.
 #include "w4a16.cuh"
 
 namespace qlinear_cutlass {
-QLC_W4A16_INSTANTIATE(cutlass::bfloat16_t, true, kW4Small)
+QLC_W4A16_INSTANTIATE(cutlass::half_t, true, kW4M64Wide)
 }  // namespace qlinear_cutlass

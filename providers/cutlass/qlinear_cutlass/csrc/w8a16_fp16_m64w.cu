@@ -1,7 +1,7 @@
 // One CUTLASS mixed-input GEMM instantiation per file (ninja builds them in parallel):
-// int4 x bf16, group scales only (GPTQ uint4b8), 64-token (128x64) tiles.
+// int8 x fp16, group scales (GPTQ uint8b128), 256x64 (M <= 64, wide N) tiles.
 #include "w4a16.cuh"
 
 namespace qlinear_cutlass {
-QLC_W4A16_INSTANTIATE(cutlass::bfloat16_t, false, kW4Small)
+QLC_W8A16_INSTANTIATE(cutlass::half_t, kW4M64Wide)
 }  // namespace qlinear_cutlass

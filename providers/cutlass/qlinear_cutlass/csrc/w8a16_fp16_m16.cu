@@ -1,7 +1,7 @@
 // One CUTLASS mixed-input GEMM instantiation per file (ninja builds them in parallel):
-// int4 x fp16, group scales and zero terms (AWQ uint4 + zero points), 128x256 tiles.
+// int8 x fp16, group scales (GPTQ uint8b128), 128x16 (M <= 16) tiles.
 #include "w4a16.cuh"
 
 namespace qlinear_cutlass {
-QLC_W4A16_INSTANTIATE(cutlass::half_t, true, kW4Large)
+QLC_W8A16_INSTANTIATE(cutlass::half_t, kW4M16)
 }  // namespace qlinear_cutlass

@@ -1,0 +1,7 @@
+// One CUTLASS mixed-input GEMM instantiation per file (ninja builds them in parallel):
+// int4 x fp16, group scales only (GPTQ uint4b8), 128x64 (M <= 64) tiles.
+#include "w4a16.cuh"
+
+namespace qlinear_cutlass {
+QLC_W4A16_INSTANTIATE(cutlass::half_t, false, kW4M64)
+}  // namespace qlinear_cutlass

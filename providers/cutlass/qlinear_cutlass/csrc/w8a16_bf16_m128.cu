@@ -1,0 +1,7 @@
+// One CUTLASS mixed-input GEMM instantiation per file (ninja builds them in parallel):
+// int8 x bf16, group scales (GPTQ uint8b128), 128x128 (M <= 256) tiles.
+#include "w4a16.cuh"
+
+namespace qlinear_cutlass {
+QLC_W8A16_INSTANTIATE(cutlass::bfloat16_t, kW4M128)
+}  // namespace qlinear_cutlass

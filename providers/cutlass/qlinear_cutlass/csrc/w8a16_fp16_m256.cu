@@ -1,0 +1,7 @@
+// One CUTLASS mixed-input GEMM instantiation per file (ninja builds them in parallel):
+// int8 x fp16, group scales (GPTQ uint8b128), 128x256 (larger M) tiles.
+#include "w4a16.cuh"
+
+namespace qlinear_cutlass {
+QLC_W8A16_INSTANTIATE(cutlass::half_t, kW4M256)
+}  // namespace qlinear_cutlass

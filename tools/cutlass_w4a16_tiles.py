@@ -1,0 +1,276 @@
+"""Many tile shapes of the cutlass W4A16 mixed-input GEMM, timed side by side on one GPU.
+
+The provider's extensions compile a handful of tiles (``configs.W4A16_SHAPES``); which ones, and
+where each takes over, is what this answers. Each candidate (``tools/cutlass_tiles/w4a16_tile.cu`` under
+-D flags) is compiled on its own into a shared library with a C entry point taking the provider's
+``W4A16Args`` (no torch inside, so the libraries built on one machine run beside any torch on
+another), then timed through ctypes on the same re-laid weights (``w4a16_layout``), CUDA graphs over
+rotated weight copies, against bf16 ``F.linear``. Before timing, every candidate's output is checked
+against ``F.linear`` on the dequantized weight (relative error, failing above 1e-2).
+
+    python -m tools.cutlass_w4a16_tiles build [--out DIR] [--only NAME,...] [--jobs N]
+    python -m tools.cutlass_w4a16_tiles run --lib DIR [--shapes 4096x4096,...] [--m 16,64,...] [--out f.json]
+        [--modes heuristic,dp,split2,split4,streamk]
+
+``--modes`` also times each stream-K candidate with its decomposition forced (data-parallel, split-K
+into N, stream-K) besides the scheduler's own heuristic, which is what the provider runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import ctypes
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# name -> (weight rows, token rows, K, cluster along N, ping-pong, stream-K)
+CANDIDATES = {
+    "n128m16k64c1": (128, 16, 64, 1, 0, 1),
+    "n128m32k64c1": (128, 32, 64, 1, 0, 1),
+    "n128m32k64c2": (128, 32, 64, 2, 0, 1),
+    "n128m64k64c1": (128, 64, 64, 1, 0, 1),
+    "n128m64k64c2": (128, 64, 64, 2, 0, 1),      # the shipped small tile
+    "n128m128k64c1": (128, 128, 64, 1, 0, 1),
+    "n128m128k64c2": (128, 128, 64, 2, 0, 1),    # the shipped mid tile
+    "n128m256k64c2p": (128, 256, 64, 2, 0, 0),   # the shipped large tile (persistent)
+    "n128m256k64c2": (128, 256, 64, 2, 0, 1),
+    "n256m16k64c1": (256, 16, 64, 1, 0, 1),
+    "n256m32k64c2": (256, 32, 64, 2, 0, 1),
+    "n256m64k64c2": (256, 64, 64, 2, 0, 1),
+    "n256m128k64c2": (256, 128, 64, 2, 0, 1),
+    "n128m16k128c1": (128, 16, 128, 1, 0, 1),
+    "n128m64k128c2": (128, 64, 128, 2, 0, 1),
+}
+SOURCE = Path(__file__).parent / "cutlass_tiles" / "w4a16_tile.cu"
+MODES = {"heuristic": (0, 1), "dp": (1, 1), "streamk": (3, 1)}  # name -> (DecompositionMode, splits); splitN: (2, N)
+
+
+def parse_mode(name: str) -> tuple[int, int]:
+    if name in MODES:
+        return MODES[name]
+    if name.startswith("split") and name[5:].isdigit() and int(name[5:]) > 1:
+        return 2, int(name[5:])
+    raise SystemExit(f"--modes: unknown mode {name!r}; expected {', '.join(MODES)} or splitN (N > 1)")
+SHAPES = "6144x4096,4096x4096,28672x4096,4096x14336"
+MS = "16,32,64,128,256,512,1024"
+CALLS = 20
+
+
+# ---- build ---------------------------------------------------------------------------------------
+def nvcc_command(name: str, out: Path, zero: bool = False, fp16: bool = False) -> list[str]:
+    """A name ending in ``-w8`` builds the candidate for 8-bit codes (W8A16)."""
+    from qlinear.cuda_jit import find_nvcc
+    from qlinear_cutlass.build import CSRC, cuda_flags
+    from qlinear_cutlass.gates import cutlass_include_dirs
+
+    nvcc, inc = find_nvcc(), cutlass_include_dirs()
+    if nvcc is None or inc is None:
+        raise SystemExit("needs nvcc and the CUTLASS headers (pip install nvidia-cutlass)")
+    base, _, w8 = name.partition("-")
+    tn, tm, tk, cn, pp, sk = CANDIDATES[base]
+    defs = dict(QLC_TILE_N=tn, QLC_TILE_M=tm, QLC_TILE_K=tk, QLC_CLUSTER_N=cn, QLC_PINGPONG=pp, QLC_STREAMK=sk,
+                QLC_ZERO=int(zero), QLC_FP16=int(fp16), QLC_BITS=8 if w8 == "w8" else 4)
+    return [nvcc, *cuda_flags(), "-shared", "-Xcompiler", "-fPIC", f"-I{CSRC}", *(f"-I{d}" for d in inc),
+            *(f"-D{k}={v}" for k, v in defs.items()), str(SOURCE), "-o", str(out)]
+
+
+def build(out_dir: Path, names: list[str], jobs: int) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def one(name: str) -> str:
+        t = time.time()
+        so = out_dir / f"{name}.so"
+        r = subprocess.run(nvcc_command(name, so.with_suffix(".tmp.so")), capture_output=True, text=True)
+        if r.returncode:
+            return f"{name}: FAILED\n{r.stderr[-3000:]}"
+        os.replace(so.with_suffix(".tmp.so"), so)  # a finished library only: concurrent builders never see half a file
+        return f"{name}: {time.time() - t:.0f} s"
+
+    with cf.ThreadPoolExecutor(jobs) as ex:
+        for i, msg in enumerate(ex.map(one, names), 1):
+            print(f"[{i}/{len(names)}] {msg}", flush=True)
+
+
+# ---- run -----------------------------------------------------------------------------------------
+def _bits(tile) -> int:
+    return 8 if tile.name.split("@")[0].endswith("-w8") else 4
+
+
+class W4A16Args(ctypes.Structure):  # csrc/w4a16_api.h, field for field
+    _fields_ = [("m", ctypes.c_int), ("n", ctypes.c_int), ("k", ctypes.c_int), ("group", ctypes.c_int),
+                ("lda", ctypes.c_int64), ("ldd", ctypes.c_int64),
+                ("x", ctypes.c_void_p), ("w", ctypes.c_void_p), ("scale", ctypes.c_void_p), ("zero", ctypes.c_void_p),
+                ("bias", ctypes.c_void_p), ("out", ctypes.c_void_p),
+                ("config", ctypes.c_int), ("act", ctypes.c_int), ("device", ctypes.c_int), ("sm_count", ctypes.c_int),
+                ("workspace", ctypes.c_void_p), ("workspace_bytes", ctypes.c_size_t)]
+
+
+class Tile:
+    """One compiled candidate: ``tile(out, x, w, scale, group)`` runs it on torch's current stream;
+    with ``mode`` (``parse_mode``) under a forced stream-K decomposition."""
+
+    def __init__(self, path: Path, mode: str | None = None):
+        self.name = path.stem + (f"@{mode}" if mode else "")
+        self.lib = ctypes.CDLL(str(path))
+        self.mode = parse_mode(mode) if mode else None
+        if self.mode is None:
+            self._run, self._ws = self.lib.qlc_w4a16_run, self.lib.qlc_w4a16_workspace
+            self._run.argtypes = [ctypes.POINTER(W4A16Args), ctypes.c_void_p]
+            self._ws.argtypes = [ctypes.POINTER(W4A16Args)]
+        else:
+            self._run, self._ws = self.lib.qlc_w4a16_run_mode, self.lib.qlc_w4a16_workspace_mode
+            self._run.argtypes = [ctypes.POINTER(W4A16Args), ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+            self._ws.argtypes = [ctypes.POINTER(W4A16Args), ctypes.c_int, ctypes.c_int]
+        self._run.restype, self._ws.restype = ctypes.c_char_p, ctypes.c_size_t
+        self.workspace = None
+
+    @staticmethod
+    def has_modes(path: Path) -> bool:
+        return hasattr(ctypes.CDLL(str(path)), "qlc_w4a16_run_mode")
+
+    def args(self, out, x, w, scale, group):
+        import torch
+
+        dev = x.device
+        return W4A16Args(x.shape[0], out.shape[1], x.shape[1], group, x.stride(0), out.stride(0), x.data_ptr(),
+                         w.data_ptr(), scale.data_ptr(), None, None, out.data_ptr(), 0, 0, dev.index or 0,
+                         torch.cuda.get_device_properties(dev).multi_processor_count, None, 0)
+
+    def prepare(self, out, x, w, scale, group):
+        """Size the workspace for this call's problem, outside any graph capture (it only grows)."""
+        import torch
+
+        need = self._ws(ctypes.byref(self.args(out, x, w, scale, group)), *(self.mode or ()))
+        if self.workspace is None or self.workspace.numel() < need:
+            self.workspace = torch.empty(max(need, 1), dtype=torch.uint8, device=x.device)
+
+    def __call__(self, out, x, w, scale, group):
+        import torch
+
+        a = self.args(out, x, w, scale, group)
+        a.workspace, a.workspace_bytes = self.workspace.data_ptr(), self.workspace.numel()
+        err = self._run(ctypes.byref(a), ctypes.c_void_p(torch.cuda.current_stream().cuda_stream), *(self.mode or ()))
+        if err:
+            raise RuntimeError(f"{self.name}: {err.decode()}")
+        return out
+
+
+def run(lib_dir: Path, shapes: str, ms: str, out_path: str | None, modes: str | None = None) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from qlinear import timing
+    from qlinear.formats.int_pack import pack_along
+    from qlinear_cutlass.w4a16_layout import scale_table, weight_int4
+
+    from .harness import copies_for
+
+    paths = sorted(lib_dir.glob("*.so"))
+    tiles = [Tile(p) for p in paths]
+    if modes:
+        tiles += [Tile(p, m) for p in paths if Tile.has_modes(p) for m in modes.split(",")]
+    if not tiles:
+        raise SystemExit(f"no candidate libraries in {lib_dir} (run the build step first)")
+    dev = torch.device("cuda")
+    name = torch.cuda.get_device_name()
+    print(f"# {name} | torch {torch.__version__} | GPTQ g128 bf16 | CUDA graphs of {CALLS} calls over rotated weights, median us per call")
+    rows, failed = [], {}
+
+    def save():
+        if out_path:
+            with open(out_path, "w") as f:
+                json.dump({"device": name, "torch": torch.__version__, "unit": "us", "group": 128,
+                           "method": f"CUDA graph of {CALLS} calls, median of replays", "candidates":
+                           {t.name: CANDIDATES.get(t.name.split("@")[0].removesuffix("-w8")) for t in tiles}, "failed": failed, "rows": rows}, f, indent=1)
+
+    print(f"{'N x K':>11} {'M':>5} {'bf16':>7}  best (us, x bf16) / shipped small, mid, large")
+    for shape in shapes.split(","):
+        n, k = map(int, shape.split("x"))
+        copies = copies_for(n * k // 2, dev, min_copies=2, max_copies=16)
+        g = torch.Generator(device=dev).manual_seed(0)
+        scales = (torch.rand(n, k // 128, device=dev, generator=g) * 0.01 + 0.001)
+        s_t = scale_table(scales, torch.bfloat16)
+        data = {}  # bits -> (rotated weight buffers, rotated scale tables, dequantized reference)
+        for bits in sorted({_bits(t) for t in tiles}):
+            codes = torch.randint(0, 1 << bits, (n, k), device=dev, generator=g, dtype=torch.int32)
+            w_ref = ((codes - (1 << (bits - 1))).float() * scales.repeat_interleave(128, 1))
+            w_q = weight_int4(pack_along(codes, bits, 1), bits=bits)
+            data[bits] = ([w_q] + [w_q.clone() for _ in range(copies - 1)], [s_t] + [s_t.clone() for _ in range(copies - 1)], w_ref)
+        w16 = [data[min(data)][2].to(torch.bfloat16)] * 1
+        w16 += [w16[0].clone() for _ in range(copies - 1)]
+        xe = torch.randn(97, k, device=dev, dtype=torch.bfloat16)
+        ok_tiles = []
+        for t in tiles:
+            ws, ss, w_ref = data[_bits(t)]
+            try:
+                oe = torch.empty(97, n, device=dev, dtype=torch.bfloat16)
+                t.prepare(oe, xe, ws[0], ss[0], 128)
+                ref = F.linear(xe.float(), w_ref)
+                out = t(oe, xe, ws[0], ss[0], 128).float()
+                err = float((out - ref).norm() / ref.norm())
+                if not err < 1e-2:
+                    raise RuntimeError(f"relative error {err:.2e} against F.linear on the dequantized weight")
+                ok_tiles.append(t)
+            except Exception as e:  # noqa: BLE001 - a candidate that fails is reported and left out
+                failed[f"{t.name} {shape}"] = str(e)[:300]
+                print(f"# {t.name} on {shape}: {e}", flush=True)
+        for m in map(int, ms.split(",")):
+            x = torch.randn(m, k, device=dev, dtype=torch.bfloat16)
+            out = torch.empty(m, n, device=dev, dtype=torch.bfloat16)
+            row = {"n": n, "k": k, "m": m, "bf16": timing.graph_us(lambda j: F.linear(x, w16[j % copies]), calls=CALLS, reps=15)}
+            for t in ok_tiles:
+                ws, ss, _ = data[_bits(t)]
+                try:
+                    t.prepare(out, x, ws[0], ss[0], 128)  # stream-K's workspace depends on M: sized per M, before capture
+                    row[t.name] = timing.graph_us(lambda j, t=t, ws=ws, ss=ss: t(out, x, ws[j % copies], ss[j % copies], 128),
+                                                  calls=CALLS, reps=15)
+                except Exception as e:  # noqa: BLE001
+                    failed[f"{t.name} {shape} m={m}"] = str(e)[:300]
+            rows.append(row)
+            cand = {c: v for c, v in row.items() if c in CANDIDATES}  # 4-bit candidates; 8-bit ones listed apart
+            forced = {c: v for c, v in row.items() if "@" in c}
+            best = min(cand, key=cand.get) if cand else None
+            shipped = " ".join(f"{row.get(c, float('nan')):.1f}" for c in ("n128m64k64c2", "n128m128k64c2", "n128m256k64c2p"))
+            w8 = {c: v for c, v in row.items() if c.endswith("-w8")}
+            w8s = f" | 8-bit best {min(w8, key=w8.get)} {min(w8.values()):.1f}" if w8 else ""
+            w8s += "".join(f" | {c} {v:.1f}" for c, v in sorted(forced.items()))
+            print(f"{shape:>11} {m:>5} {row['bf16']:7.1f}  {best} {cand.get(best, float('nan')):.1f} "
+                  f"({row['bf16'] / cand[best]:.2f}x) / {shipped}{w8s}" if best else f"{shape:>11} {m:>5} {row['bf16']:7.1f}  -", flush=True)
+            save()
+        del data, w16
+        torch.cuda.empty_cache()
+    save()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="compile the candidates (one shared library each, in parallel)")
+    b.add_argument("--out", default="build/w4a16_tiles")
+    b.add_argument("--only", default=None, help="comma-separated candidate names (default: all)")
+    b.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    r = sub.add_parser("run", help="time the compiled candidates against bf16 F.linear")
+    r.add_argument("--lib", default="build/w4a16_tiles")
+    r.add_argument("--shapes", default=SHAPES)
+    r.add_argument("--m", default=MS)
+    r.add_argument("--out", default=None)
+    r.add_argument("--modes", default=None, help="also time stream-K candidates with a forced decomposition: "
+                   "comma list of heuristic, dp, streamk, splitN")
+    args = ap.parse_args()
+    if args.cmd == "build":
+        names = args.only.split(",") if args.only else list(CANDIDATES)
+        unknown = [x for x in names if x.removesuffix("-w8") not in CANDIDATES]
+        if unknown:
+            sys.exit(f"--only: unknown candidates {unknown}; known: {', '.join(CANDIDATES)}")
+        build(Path(args.out), names, args.jobs)
+    else:
+        run(Path(args.lib), args.shapes, args.m, args.out, args.modes)
+
+
+if __name__ == "__main__":
+    main()

@@ -28,16 +28,17 @@ import sys
 import time
 from pathlib import Path
 
-# name -> (weight rows, token rows, K, cluster along N, ping-pong, stream-K)
+# name -> (weight rows, token rows, K, cluster along N, ping-pong, stream-K); ping-pong (64-row weight
+# tiles) does not compile with this mainloop and the EVT epilogue, so every candidate is cooperative
 CANDIDATES = {
     "n128m16k64c1": (128, 16, 64, 1, 0, 1),
     "n128m32k64c1": (128, 32, 64, 1, 0, 1),
     "n128m32k64c2": (128, 32, 64, 2, 0, 1),
     "n128m64k64c1": (128, 64, 64, 1, 0, 1),
-    "n128m64k64c2": (128, 64, 64, 2, 0, 1),      # the shipped small tile
+    "n128m64k64c2": (128, 64, 64, 2, 0, 1),
     "n128m128k64c1": (128, 128, 64, 1, 0, 1),
-    "n128m128k64c2": (128, 128, 64, 2, 0, 1),    # the shipped mid tile
-    "n128m256k64c2p": (128, 256, 64, 2, 0, 0),   # the shipped large tile (persistent)
+    "n128m128k64c2": (128, 128, 64, 2, 0, 1),
+    "n128m256k64c2p": (128, 256, 64, 2, 0, 0),   # persistent: the large tile before the seven
     "n128m256k64c2": (128, 256, 64, 2, 0, 1),
     "n256m16k64c1": (256, 16, 64, 1, 0, 1),
     "n256m32k64c2": (256, 32, 64, 2, 0, 1),
@@ -46,7 +47,13 @@ CANDIDATES = {
     "n128m16k128c1": (128, 16, 128, 1, 0, 1),
     "n128m64k128c2": (128, 64, 128, 2, 0, 1),
 }
+# configs.W4A16_TILES -> the candidate the provider compiles for it
+SHIPPED = {"m16": "n128m16k64c1", "m16w": "n256m16k64c1", "m64": "n128m64k64c2", "m64w": "n256m64k64c2",
+           "m128": "n128m128k64c2", "m128w": "n256m128k64c2", "m256": "n128m256k64c2"}
 SOURCE = Path(__file__).parent / "cutlass_tiles" / "w4a16_tile.cu"
+SHAPES = "6144x4096,4096x4096,28672x4096,4096x14336"
+MS = "16,32,64,128,256,512,1024"
+CALLS = 20
 MODES = {"heuristic": (0, 1), "dp": (1, 1), "streamk": (3, 1)}  # name -> (DecompositionMode, splits); splitN: (2, N)
 
 
@@ -56,9 +63,6 @@ def parse_mode(name: str) -> tuple[int, int]:
     if name.startswith("split") and name[5:].isdigit() and int(name[5:]) > 1:
         return 2, int(name[5:])
     raise SystemExit(f"--modes: unknown mode {name!r}; expected {', '.join(MODES)} or splitN (N > 1)")
-SHAPES = "6144x4096,4096x4096,28672x4096,4096x14336"
-MS = "16,32,64,128,256,512,1024"
-CALLS = 20
 
 
 # ---- build ---------------------------------------------------------------------------------------
@@ -188,7 +192,10 @@ def run(lib_dir: Path, shapes: str, ms: str, out_path: str | None, modes: str | 
                            "method": f"CUDA graph of {CALLS} calls, median of replays", "candidates":
                            {t.name: CANDIDATES.get(t.name.split("@")[0].removesuffix("-w8")) for t in tiles}, "failed": failed, "rows": rows}, f, indent=1)
 
-    print(f"{'N x K':>11} {'M':>5} {'bf16':>7}  best (us, x bf16) / shipped small, mid, large")
+    from qlinear_cutlass import configs
+
+    names = {v: k for k, v in configs.W4A16_TILES.items()}
+    print(f"{'N x K':>11} {'M':>5} {'bf16':>7}  best (us, x bf16) / the provider's pick for (M, N)")
     for shape in shapes.split(","):
         n, k = map(int, shape.split("x"))
         copies = copies_for(n * k // 2, dev, min_copies=2, max_copies=16)
@@ -235,7 +242,8 @@ def run(lib_dir: Path, shapes: str, ms: str, out_path: str | None, modes: str | 
             cand = {c: v for c, v in row.items() if c in CANDIDATES}  # 4-bit candidates; 8-bit ones listed apart
             forced = {c: v for c, v in row.items() if "@" in c}
             best = min(cand, key=cand.get) if cand else None
-            shipped = " ".join(f"{row.get(c, float('nan')):.1f}" for c in ("n128m64k64c2", "n128m128k64c2", "n128m256k64c2p"))
+            pick = SHIPPED[names[configs.w4a16_tile_for(m, n)]]
+            shipped = f"{pick} {row.get(pick, float('nan')):.1f}"
             w8 = {c: v for c, v in row.items() if c.endswith("-w8")}
             w8s = f" | 8-bit best {min(w8, key=w8.get)} {min(w8.values()):.1f}" if w8 else ""
             w8s += "".join(f" | {c} {v:.1f}" for c, v in sorted(forced.items()))

@@ -106,7 +106,7 @@ class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
                 bias = bias.to(c.act_type).contiguous()
             tile = configs.w4a16_forced()
             self._mm(out, x2, getattr(layer, self.w_q_name), getattr(layer, self.w_s_name), zero, bias,
-                               self._group, configs.w4a16_tile_for(m, n) if tile is None else tile)
+                     self._group, configs.w4a16_tile_for(m, n) if tile is None else tile)
         return out.reshape(*x.shape[:-1], n)
 
 

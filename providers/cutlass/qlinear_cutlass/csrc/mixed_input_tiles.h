@@ -1,5 +1,6 @@
-// The tile configurations of the mixed-input GEMMs (W4A16: w4a16.cuh, K tile 64 = 128 bytes of 16-bit
-// x; W4A8: w4a8.cuh, K tile 128 = 128 bytes of FP8 x), per M bucket. Tiles are (weight rows of N) x
+// The epilogue schedule of the mixed-input GEMMs, and the tile configurations per M bucket of W4A8
+// (w4a8.cuh, K tile 128 = 128 bytes of FP8 x; W4A16 / W8A16 choose among seven of their own in
+// w4a16.cuh, by M and N). Tiles are (weight rows of N) x
 // (token rows of M) x K of the transposed GEMM; a cluster of 2 along the weight rows multicasts the x
 // tile. With a single token tile there are only N / 128 output tiles (32 for N = 4096, on 132 SMs),
 // so the two smaller buckets use the stream-K scheduler: K is split over idle SMs when its heuristic

@@ -41,9 +41,11 @@ LARGER8 = [_mp(1024, 2048, U8B128, BF, 128), _mp(1536, 1024, U8B128, FP, 64), _m
 KERNELS = [(W4, LARGER), (W8, LARGER8)]
 
 
-def _cases(ms, configs_of=None, first=None):
-    return [(kc, case) for kc, larger in KERNELS
-            for case in testing.cases_for(kc, ms=ms, configs=None if configs_of is None else larger[:first])]
+def _cases(ms, larger=False, first=None):
+    """(kernel, case) pairs: the kit's default configs, or (``larger``) each kernel's larger layers
+    (the first ``first`` of them)."""
+    return [(kc, case) for kc, layers in KERNELS
+            for case in testing.cases_for(kc, ms=ms, configs=layers[:first] if larger else None)]
 
 
 def _id(p):

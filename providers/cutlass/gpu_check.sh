@@ -75,16 +75,17 @@ w8a8_part() {
 }
 
 w4a16_part() {
-  echo "== W4A16 / W8A16: build their extensions (binding + dispatch + 28 / 14 mixed-input GEMMs, MAX_JOBS=$MAX_JOBS); marlin's beside it"
+  echo "== W4A16 / W8A16: build their extensions (per activation dtype: binding + dispatch + 14 / 7 mixed-input GEMMs, MAX_JOBS=$MAX_JOBS); marlin's beside it"
   # marlin's extension is only needed by the bench: built in the background (its own cache) meanwhile
   (timeout 600 env MAX_JOBS=4 python3 -c 'import time; t = time.time()
 from qlinear_marlin.build import load_extension
 load_extension(); print(f"marlin built/loaded in {time.time() - t:.1f} s")' > "$OUT/marlin-build.log" 2>&1) &
   local pm=$!
-  timeout 480 python3 -m tools.cutlass_build_times w4a16 > "$OUT/w4a16-build.log" 2>&1; tail -34 "$OUT/w4a16-build.log"
-  grep -q "built/loaded" "$OUT/w4a16-build.log" || { echo "W4A16 BUILD FAILED (see w4a16-build.log above)"; wait $pm; return 1; }
-  timeout 300 python3 -m tools.cutlass_build_times w8a16 > "$OUT/w8a16-build.log" 2>&1; tail -20 "$OUT/w8a16-build.log"
-  grep -q "built/loaded" "$OUT/w8a16-build.log" || { echo "W8A16 BUILD FAILED (see w8a16-build.log above)"; wait $pm; return 1; }
+  local ext
+  for ext in w4a16-bf16 w4a16-fp16 w8a16-bf16 w8a16-fp16; do  # one extension per (code width, activation dtype)
+    timeout 300 python3 -m tools.cutlass_build_times $ext > "$OUT/$ext-build.log" 2>&1; tail -20 "$OUT/$ext-build.log"
+    grep -q "built/loaded" "$OUT/$ext-build.log" || { echo "$ext BUILD FAILED (see $ext-build.log above)"; wait $pm; return 1; }
+  done
 
   echo "== W4A16 tests (2 parallel groups) + compute-sanitizer memcheck over every W4A16 path, side by side"
   local T=tests/providers/cutlass

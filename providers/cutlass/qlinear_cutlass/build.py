@@ -9,10 +9,11 @@ record are ``qlinear.cuda_jit``'s; the directory is ``$QLINEAR_CUTLASS_CACHE/<ke
 ``<qlinear cache>/cutlass/<key>`` (``QLINEAR_CACHE_DIR`` honoured); ``QLINEAR_CUTLASS_REBUILD=1``
 retries a build that failed before.
 
-The W4A16 mixed-input GEMMs are a second extension (``w4a16_binding.cpp``, ``w4a16_dispatch.cu`` and
-``w4a16_<scale|zero>_<bf16|fp16>_<tile>.cu``, ``load_w4a16_extension``), the same GEMMs on int8 codes
-(W8A16) another (``w8a16_binding.cpp``, ``w8a16_dispatch.cu``, ``w8a16_<bf16|fp16>_<tile>.cu``,
-``load_w8a16_extension``), and the W4A8 int4 x FP8 GEMMs a third (``w4a8_binding.cpp``, ``act_quant.cu``, ``w4a8_dispatch.cu``, ``w4a8_<bf16|fp16>_<tile>.cu``,
+The W4A16 mixed-input GEMMs are an extension per activation dtype (``w4a16-bf16`` / ``w4a16-fp16``:
+``w4a16_binding.cpp``, ``w4a16_dispatch_<act>.cu`` and ``w4a16_<scale|zero>_<act>_<tile>.cu``,
+``load_w4a16_extension``), the same GEMMs on int8 codes (W8A16) likewise (``w8a16_binding.cpp``,
+``w8a16_dispatch_<act>.cu``, ``w8a16_<act>_<tile>.cu``, ``load_w8a16_extension``), and the W4A8 int4 x
+FP8 GEMMs another (``w4a8_binding.cpp``, ``act_quant.cu``, ``w4a8_dispatch.cu``, ``w4a8_<bf16|fp16>_<tile>.cu``,
 ``load_w4a8_extension``), and the SM100 NVFP4 GEMM a fourth, compiled for sm_100a
 (``nvfp4_binding.cpp``, ``nvfp4_quant.cu``, ``nvfp4_sm100_<bf16|fp16>.cu``, ``load_nvfp4_extension``):
 a model builds only the family it uses.
@@ -31,9 +32,12 @@ GEMM_SOURCES["fp8_block"] = tuple(f"block_fp8_{o}_{t}.cu" for o in OUTS for t in
 FAMILIES = (*FAMILIES, "fp8_block")
 SOURCES = ("binding.cpp", "act_quant.cu", "scaled_mm_dispatch.cu", *(s for f in FAMILIES for s in GEMM_SOURCES[f]))
 MIXED_TILES = ("m16", "m16w", "m64", "m64w", "m128", "m128w", "m256")  # configs.W4A16_TILES, W4A16Config
-W4A16_SOURCES = ("w4a16_binding.cpp", "w4a16_dispatch.cu",
-                 *(f"w4a16_{z}_{o}_{t}.cu" for z in ("scale", "zero") for o in OUTS for t in MIXED_TILES))
-W8A16_SOURCES = ("w8a16_binding.cpp", "w8a16_dispatch.cu", *(f"w8a16_{o}_{t}.cu" for o in OUTS for t in MIXED_TILES))
+# one extension per (code width, activation dtype): a bf16 GPTQ model compiles 14 GEMM objects, not 28
+W4A16_BY_ACT = {o: ("w4a16_binding.cpp", f"w4a16_dispatch_{o}.cu",
+                    *(f"w4a16_{z}_{o}_{t}.cu" for z in ("scale", "zero") for t in MIXED_TILES)) for o in OUTS}
+W8A16_BY_ACT = {o: ("w8a16_binding.cpp", f"w8a16_dispatch_{o}.cu", *(f"w8a16_{o}_{t}.cu" for t in MIXED_TILES)) for o in OUTS}
+W4A16_SOURCES = tuple(dict.fromkeys(f for o in OUTS for f in W4A16_BY_ACT[o]))  # every W4A16 source, both dtypes
+W8A16_SOURCES = tuple(dict.fromkeys(f for o in OUTS for f in W8A16_BY_ACT[o]))
 NVFP4_SOURCES = ("nvfp4_binding.cpp", "nvfp4_quant.cu", *(f"nvfp4_sm100_{o}.cu" for o in OUTS))
 W4A8_SOURCES = ("w4a8_binding.cpp", "act_quant.cu", "w4a8_dispatch.cu", *(f"w4a8_{o}_{t}.cu" for o in OUTS for t in TILES))
 SHARED_HEADERS = ("torch_binding_util.h", "gemm_run.h")  # in every extension: part of every cache key
@@ -72,8 +76,9 @@ def build_key(sources=SOURCES, headers=HEADERS, arch: int = 90) -> str:
 
 
 # extension name -> (sources, headers, arch); each is its own module, cache directory and build lock
-EXTENSIONS = {"w8a8": (SOURCES, HEADERS, 90), "w4a16": (W4A16_SOURCES, W4A16_HEADERS, 90),
-              "w8a16": (W8A16_SOURCES, W4A16_HEADERS, 90),
+EXTENSIONS = {"w8a8": (SOURCES, HEADERS, 90),
+              **{f"w4a16-{o}": (W4A16_BY_ACT[o], W4A16_HEADERS, 90) for o in OUTS},
+              **{f"w8a16-{o}": (W8A16_BY_ACT[o], W4A16_HEADERS, 90) for o in OUTS},
               "w4a8": (W4A8_SOURCES, W4A8_HEADERS, 90), "nvfp4": (NVFP4_SOURCES, NVFP4_HEADERS, 100)}
 
 
@@ -107,14 +112,16 @@ def load_extension():
     return load("w8a8")
 
 
-def load_w4a16_extension():
-    """The W4A16 extension: compiled (first time; 28 GEMM objects in parallel) or loaded."""
-    return load("w4a16")
+def load_w4a16_extension(act: str = "bf16"):
+    """The W4A16 extension for ``act`` (bf16 / fp16) activations: compiled (first time; 14 GEMM
+    objects in parallel) or loaded."""
+    return load(f"w4a16-{act}")
 
 
-def load_w8a16_extension():
-    """The W8A16 extension: compiled (first time; 14 GEMM objects in parallel) or loaded."""
-    return load("w8a16")
+def load_w8a16_extension(act: str = "bf16"):
+    """The W8A16 extension for ``act`` (bf16 / fp16) activations: compiled (first time; 7 GEMM
+    objects in parallel) or loaded."""
+    return load(f"w8a16-{act}")
 
 
 def load_nvfp4_extension():

@@ -38,7 +38,7 @@ class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
     notes = "JIT-compiles its CUDA extension (CUTLASS mixed-input, sm_90a) when the first layer loads"
     bits = 4  # code width; the W8A16 subclass runs the same GEMM on 8-bit codes
     table_version = 1  # 1: seven tiles chosen by M and N (was three by M): rows timed before are stale
-    extension = "w4a16"  # build.EXTENSIONS
+    extension = "w4a16"  # build.EXTENSIONS "<extension>-<bf16|fp16>"
 
     @classmethod
     def _check_weight_type(cls, c):
@@ -87,7 +87,8 @@ class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
             self.replace_parameter(layer, self.w_zp_name, zero_table(w_zp.data, w_s.data, c.act_type))
         self.replace_parameter(layer, self.w_s_name, scale_table(w_s.data, c.act_type))
         self._group = g
-        self._ext = load(self.extension)  # build here, never in apply
+        act = "bf16" if c.act_type == torch.bfloat16 else "fp16"
+        self._ext = load(f"{self.extension}-{act}")  # build here (only this dtype's GEMMs), never in apply
         self._mm = getattr(self._ext, f"{self.extension}_mm")
 
     def apply_weights(self, layer, x, bias=None):

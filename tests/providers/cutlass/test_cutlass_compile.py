@@ -36,7 +36,7 @@ pytestmark = [
 REPRESENTATIVE = "scaled_mm_fp8_bf16_large.cu"
 GEMMS = [s for s in build.SOURCES if s.startswith("scaled_mm_") and s != "scaled_mm_dispatch.cu"]
 W4A16_REPRESENTATIVE = ["w4a16_zero_bf16_m128.cu", "w8a16_fp16_m64w.cu"]
-W4A16_GEMMS = [s for s in build.W4A16_SOURCES + build.W8A16_SOURCES if s.endswith(".cu") and not s.endswith("_dispatch.cu")]
+W4A16_GEMMS = [s for s in build.W4A16_SOURCES + build.W8A16_SOURCES if s.endswith(".cu") and "_dispatch_" not in s]
 W4A8_REPRESENTATIVE = "w4a8_bf16_mid.cu"
 W4A8_GEMMS = [s for s in build.W4A8_SOURCES if s.startswith("w4a8_") and s.endswith(".cu") and s != "w4a8_dispatch.cu"]
 TIMEOUT_S = 1800  # one CUTLASS TU: ~1 min on a free core, several on a loaded 2-core machine
@@ -68,7 +68,8 @@ def _sass(obj: str) -> str:
     return r.stdout
 
 
-@pytest.mark.parametrize("src", ["act_quant.cu", "scaled_mm_dispatch.cu", "w4a16_dispatch.cu", "w8a16_dispatch.cu", "w4a8_dispatch.cu"])
+@pytest.mark.parametrize("src", ["act_quant.cu", "scaled_mm_dispatch.cu", "w4a16_dispatch_bf16.cu", "w4a16_dispatch_fp16.cu",
+                                 "w8a16_dispatch_bf16.cu", "w8a16_dispatch_fp16.cu", "w4a8_dispatch.cu"])
 def test_light_sources_compile(src, tmp_path):
     obj = _compile(src, tmp_path)
     if src == "act_quant.cu":

@@ -214,7 +214,14 @@ class StandInMixed:
 @pytest.fixture
 def ext(monkeypatch):
     fake = StandInMixed()
-    monkeypatch.setattr(build, "load", lambda name: fake)
+    fake.loaded = []
+
+    def load(name):
+        assert name in build.EXTENSIONS, name
+        fake.loaded.append(name)
+        return fake
+
+    monkeypatch.setattr(build, "load", load)
     return fake
 
 
@@ -236,6 +243,8 @@ def test_conformance_through_the_stand_in(ext, kc, case):
         pytest.skip("not a layer of this kernel")
     testing.run_case(kc, case, device="cpu")
     assert ext.calls == [configs.w4a16_tile_for(case.m, case.config.N)]
+    # the extension of this code width and activation dtype only (a bf16 model never builds fp16 GEMMs)
+    assert ext.loaded == [f"{kc.extension}-{'bf16' if case.config.act_type == BF else 'fp16'}"]
 
 
 def test_kit_accepts_the_main_formats():

@@ -1,7 +1,8 @@
-// The body of w4a16_mm / w8a16_mm: pick the instantiation for (activation dtype, zero points or not,
-// tile config). Included by w4a16_dispatch.cu (QLC_MIXED_BITS 4: the w4a16_<scale|zero>_<act>_<tile>.cu
-// instantiations) and w8a16_dispatch.cu (8: w8a16_<act>_<tile>.cu), so neither extension links the
-// other's. CUTLASS's numeric types only.
+// The body of w4a16_mm / w8a16_mm: pick the instantiation for (zero points or not, tile config). One
+// extension per (code width, activation dtype), so a model builds only the GEMMs it runs: included by
+// w4a16_dispatch_<act>.cu (QLC_MIXED_BITS 4: the w4a16_<scale|zero>_<act>_<tile>.cu instantiations)
+// and w8a16_dispatch_<act>.cu (8: w8a16_<act>_<tile>.cu), each with QLC_MIXED_ACT (the CUTLASS type)
+// and QLC_MIXED_ACT_ID (its W4A16Act id). CUTLASS's numeric types only.
 #pragma once
 
 #include "cutlass/numeric_types.h"
@@ -63,19 +64,19 @@ size_t workspace_zero(W4A16Args const& p) {
 }  // namespace
 
 #if QLC_MIXED_BITS == 8
-char const* w8a16_mm(W4A16Args const& p, cudaStream_t stream) {
-  return p.act == kActBF16 ? run_zero<cutlass::bfloat16_t>(p, stream) : run_zero<cutlass::half_t>(p, stream);
-}
-size_t w8a16_mm_workspace(W4A16Args const& p) {
-  return p.act == kActBF16 ? workspace_zero<cutlass::bfloat16_t>(p) : workspace_zero<cutlass::half_t>(p);
-}
+#define QLC_MIXED_MM w8a16_mm
+#define QLC_MIXED_MM_WORKSPACE w8a16_mm_workspace
 #else
-char const* w4a16_mm(W4A16Args const& p, cudaStream_t stream) {
-  return p.act == kActBF16 ? run_zero<cutlass::bfloat16_t>(p, stream) : run_zero<cutlass::half_t>(p, stream);
-}
-size_t w4a16_mm_workspace(W4A16Args const& p) {
-  return p.act == kActBF16 ? workspace_zero<cutlass::bfloat16_t>(p) : workspace_zero<cutlass::half_t>(p);
-}
+#define QLC_MIXED_MM w4a16_mm
+#define QLC_MIXED_MM_WORKSPACE w4a16_mm_workspace
 #endif
+
+char const* QLC_MIXED_MM(W4A16Args const& p, cudaStream_t stream) {
+  if (p.act != QLC_MIXED_ACT_ID) return "this extension holds the GEMMs of the other 16-bit activation dtype";
+  return run_zero<QLC_MIXED_ACT>(p, stream);
+}
+size_t QLC_MIXED_MM_WORKSPACE(W4A16Args const& p) {
+  return p.act == QLC_MIXED_ACT_ID ? workspace_zero<QLC_MIXED_ACT>(p) : 0;
+}
 
 }  // namespace qlinear_cutlass

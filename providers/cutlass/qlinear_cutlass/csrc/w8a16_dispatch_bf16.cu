@@ -1,0 +1,5 @@
+// w8a16_mm for bf16 activations: the dispatcher of the w8a16-bf16 extension (mixed_input_dispatch.h).
+#define QLC_MIXED_BITS 8
+#define QLC_MIXED_ACT cutlass::bfloat16_t
+#define QLC_MIXED_ACT_ID kActBF16
+#include "mixed_input_dispatch.h"

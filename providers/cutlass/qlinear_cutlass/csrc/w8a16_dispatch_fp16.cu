@@ -1,0 +1,5 @@
+// w8a16_mm for fp16 activations: the dispatcher of the w8a16-fp16 extension (mixed_input_dispatch.h).
+#define QLC_MIXED_BITS 8
+#define QLC_MIXED_ACT cutlass::half_t
+#define QLC_MIXED_ACT_ID kActF16
+#include "mixed_input_dispatch.h"

@@ -9,6 +9,8 @@ import os
 import pytest
 import torch
 
+from qlinear.testing import gate_lifted
+
 from .compile_cases import build, check_compiled, check_opcheck, pairs
 
 N, K = 128, 256
@@ -21,8 +23,7 @@ def _interpreted(cls):
     """A triton kernel class with its CUDA gate lifted (runs through the interpreter on CPU)."""
     if cls.provider != "triton":
         return cls
-    return type(cls.__name__, (cls,), {"is_supported": classmethod(lambda c, platform=None: (True, None)),
-                                       "provider": "triton"})
+    return gate_lifted(cls, provider="triton")
 
 
 def _cpu_pairs():

@@ -325,6 +325,15 @@ def check_batch_invariance(kernel_cls: type[LinearKernel], device="cpu", batches
             assert torch.equal(out, alone), f"{kernel_cls.__name__}: row at {pos} of a batch of {b} differs from its single-row result"
 
 
+def gate_lifted(kernel_cls: type[LinearKernel], **attrs) -> type[LinearKernel]:
+    """Tests only: a subclass of ``kernel_cls`` whose platform gate (``is_supported``) always passes,
+    so its host side (weight re-lay, argument checks, dispatch) runs where the real class refuses the
+    platform: CPU tensors through a stand-in extension or the Triton interpreter. ``attrs`` are set on
+    the subclass too. The real class keeps refusing (the gate tests check that)."""
+    gate = classmethod(lambda cls, platform=None: (True, None))
+    return type(kernel_cls.__name__, (kernel_cls,), {"is_supported": gate, **attrs})
+
+
 def capture_graph(fn, warm: bool = True):
     """GPU tests: capture ``fn()`` into a CUDA graph and replay it once. ``warm``: one call first on a
     side stream (torch's rule before a capture; JIT compiles and lazy allocations happen there);
@@ -345,7 +354,7 @@ def capture_graph(fn, warm: bool = True):
     return g, out
 
 
-__all__ = ["Case", "StandIn", "capture_graph", "check_batch_invariance", "CaseResult", "TOLERANCE", "cases_for", "check_bad_inputs", "check_kernel",
+__all__ = ["Case", "StandIn", "capture_graph", "gate_lifted", "check_batch_invariance", "CaseResult", "TOLERANCE", "cases_for", "check_bad_inputs", "check_kernel",
            "case_params", "check_leading_dims", "conformance_suite", "default_configs", "library_imports_during_selection", "make_case_layer", "run_case"]
 
 

@@ -91,7 +91,7 @@ def ext(monkeypatch):
     return fake
 
 
-RUNNABLE = type("CutlassNvFp4OnCpu", (K,), {"is_supported": classmethod(lambda cls, platform=None: (True, None))})
+RUNNABLE = testing.gate_lifted(K)
 LARGER = [NvFp4LinearLayerConfig((512, 1024)), NvFp4LinearLayerConfig((264, 256), FP), NvFp4LinearLayerConfig((256, 512), BF, FP)]
 
 

@@ -225,11 +225,7 @@ def ext(monkeypatch):
     return fake
 
 
-def _on_cpu(kc):
-    return type(kc.__name__ + "OnCpu", (kc,), {"is_supported": classmethod(lambda cls, platform=None: (True, None))})
-
-
-RUNNABLE, RUNNABLE8 = _on_cpu(CutlassW4A16LinearKernel), _on_cpu(CutlassW8A16LinearKernel)
+RUNNABLE, RUNNABLE8 = testing.gate_lifted(CutlassW4A16LinearKernel), testing.gate_lifted(CutlassW8A16LinearKernel)
 LARGER = [_mp(1024, 512, U4B8, BF, 64), _mp(512, 1024, U4, FP, 128, True), _mp(256, 1024, U4B8, FP, 128, gidx=True),
           _mp(256, 512, U4, BF, 64, True, True), _mp(512, 1024, U8B128, BF, 128), _mp(256, 1024, U8B128, FP, 64, gidx=True),
           _mp(16384, 128, U8B128, BF, -1)]

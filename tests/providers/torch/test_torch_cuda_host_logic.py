@@ -16,9 +16,7 @@ from qlinear_torch.int8 import TorchCudaInt8ScaledMMLinearKernel
 from qlinear_torch.mp import TorchCudaW8A16LinearKernel
 
 
-def on_cpu(kernel_cls):
-    """The class with its platform gate lifted (tests only; the real class refuses a CPU platform)."""
-    return type(kernel_cls.__name__, (kernel_cls,), {"is_supported": classmethod(lambda cls, platform=None: (True, None))})
+on_cpu = testing.gate_lifted  # the class with its platform gate lifted (the real class refuses a CPU platform)
 
 
 KERNELS = {

@@ -6,15 +6,16 @@ import os
 import pytest
 import torch
 
+from qlinear.testing import gate_lifted
+
 HAS_CUDA = torch.cuda.is_available()
 if not HAS_CUDA:
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
-def runnable_here(kernel_cls):
-    """The kernel class with its platform gate lifted, for interpreter runs on CPU tensors (the
-    real class still refuses a CPU platform: see test_gates.py). Tests only."""
-    return type(kernel_cls.__name__, (kernel_cls,), {"is_supported": classmethod(lambda cls, platform=None: (True, None))})
+# the kernel class with its platform gate lifted, for interpreter runs on CPU tensors (the real class
+# still refuses a CPU platform: see test_gates.py)
+runnable_here = gate_lifted
 
 
 interpreter_only = pytest.mark.skipif(HAS_CUDA, reason="interpreter tests run on CPU-only machines; the GPU tests cover CUDA")

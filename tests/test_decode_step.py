@@ -55,3 +55,9 @@ def test_cli_writes_json(tmp_path, capsys):
     assert [s["scheme"] for s in data["schemes"]] == ["bf16", "w8a16-ch"]
     assert data["selection"]["regime"] == "decode"  # the layers were chosen for the regime asked
     assert "decode step (tiny, 1 layers)" in capsys.readouterr().out
+
+
+def test_cli_refuses_a_kernel_filter_it_would_ignore(tmp_path, capsys):
+    rc = main(["bench", "--model", "tiny", "--device", "cpu", "--kernels", "cutlass.*", "--out", str(tmp_path), "--no-plot"])
+    assert rc == 2 and "--backend mp=cutlass" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing ran

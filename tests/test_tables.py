@@ -367,6 +367,27 @@ def test_autotune_opt_in_dispatches_across_layouts_from_the_table(user_tables, r
     assert "per-M dispatch: M 1..8 -> standin.SharedA" in q.selection.explain()
 
 
+def test_autotune_opt_in_takes_a_second_layout_only_where_it_pays(user_tables, registered, monkeypatch):
+    """An M where the other layout's kernel is at most EXTRA_LAYOUT_MIN_GAIN faster stays on the chosen
+    kernel's layout: no weight copy for a few percent."""
+    from qlinear import nn as qnn
+
+    rows = [(N, K, m, name, us) for m, per in {
+        1: {"SharedA": 10.0, "OwnLayout": 10.5},  # 5 %: stays on OwnLayout
+        16: {"SharedA": 20.0, "OwnLayout": 30.0},  # 50 %: would pay for a copy ...
+        2048: {"SharedA": 2500, "OwnLayout": 700},
+    }.items() for name, us in per.items()]
+    with simulate_platform("cpu"), override_settings(autotune=True):
+        plat = qlinear.platform.current_platform()
+        write(user_tables, table(rows, device=tables.device_of(plat), arch=tables.arch_of(plat)), "cpu.json")
+        q = QuantLinear.from_linear(torch.nn.Linear(K, N, dtype=torch.bfloat16), "w4a16-g128", regime="prefill")
+        assert [(hi, c.__name__) for hi, c in q.selection.plan] == [(4, "OwnLayout"), (181, "SharedA"), (1 << 62, "OwnLayout")]
+        assert len(q._layers) == 1
+        monkeypatch.setattr(qnn, "EXTRA_LAYOUT_MIN_GAIN", 0.6)  # ... unless the bar is above its gain
+        q2 = QuantLinear.from_linear(torch.nn.Linear(K, N, dtype=torch.bfloat16), "w4a16-g128", regime="prefill")
+    assert [c.__name__ for _, c in q2.selection.plan] == ["OwnLayout"] and len(q2._layers) == 0
+
+
 def test_environment_regime_is_the_default(user_tables, registered):
     with simulate_platform("cpu"), override_settings(regime="prefill"):
         plat = qlinear.platform.current_platform()

@@ -27,6 +27,12 @@ from .layers import make_layer, quantize_layer_params
 from .selection import Selection, select
 from .settings import get_settings
 
+# QLINEAR_AUTOTUNE=1 with a table: a kernel of another weight layout takes an M only when it is more
+# than this much faster than the best kernel of the layout the layer has (a second layout is a second
+# weight copy). On the H200 the cutlass W4A16 decode kernel is within 0-10 % of marlin's at M <= 16
+# on the Llama-3-8B shapes (docs/gpu-results.md, tenth lease): not worth twice the weight.
+EXTRA_LAYOUT_MIN_GAIN = 0.10
+
 __all__ = ["QuantLinear", "SCHEMES", "scheme_config"]
 
 
@@ -88,14 +94,18 @@ class QuantLinear(torch.nn.Module):
 
     def _table_dispatch(self, config: LayerConfig, params: dict[str, torch.Tensor], chosen) -> None:
         """QLINEAR_AUTOTUNE=1 with a table: each M goes to the table's fastest usable kernel at the
-        nearest measured M whatever its layout; each extra layout is one more weight copy (the
-        opt-in), kernels of one layout share theirs. Nothing is timed."""
+        nearest measured M whatever its layout, unless a kernel of the chosen kernel's layout is within
+        EXTRA_LAYOUT_MIN_GAIN of it; each extra layout is one more weight copy (the opt-in), kernels
+        of one layout share theirs. Nothing is timed."""
         from .tables import per_m_plan
 
         by_name = {k.full_name(): k for k in self.selection.viable}
-        plan = [(hi, by_name[n]) for hi, n in per_m_plan(self.selection.table.per_m, list(by_name), chosen.full_name())]
+        layout_of = lambda c: getattr(c, "weight_layout", None) or c  # noqa: E731 (no word: a layout of its own)
+        own = [n for n, c in by_name.items() if layout_of(c) == layout_of(chosen)]
+        plan = [(hi, by_name[n]) for hi, n in per_m_plan(self.selection.table.per_m, list(by_name), chosen.full_name(),
+                                                          keep=own, min_gain=EXTRA_LAYOUT_MIN_GAIN)]
         order = list(dict.fromkeys([chosen] + [c for _, c in plan]))
-        layout = {c: getattr(c, "weight_layout", None) or c for c in order}  # no word: a layout of its own
+        layout = {c: layout_of(c) for c in order}
         owners: dict[object, tuple[type, torch.nn.Module]] = {}  # layout -> (kernel that re-lays it, its layer)
         for cls in order:  # copies are cloned before any kernel re-lays the as-loaded parameters
             if layout[cls] not in owners:

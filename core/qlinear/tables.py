@@ -265,14 +265,22 @@ def _nearest_shape(shapes, n: int, k: int) -> tuple[int, int] | None:
     return best[1] if best else None
 
 
-def per_m_plan(per_m: dict[int, dict[str, float]], group: list[str], default: str) -> list[tuple[int, str]]:
-    """Each measured M's fastest kernel among ``group`` (one weight layout) -> (upper M, kernel)
-    steps, switching at the geometric middle between measured M; same-kernel neighbours merge."""
+def per_m_plan(per_m: dict[int, dict[str, float]], group: list[str], default: str, keep=(),
+               min_gain: float = 0.0) -> list[tuple[int, str]]:
+    """Each measured M's fastest kernel among ``group`` -> (upper M, kernel) steps, switching at the
+    geometric middle between measured M; same-kernel neighbours merge. ``keep`` (kernels of the
+    layout the layer has anyway): the fastest of them stays unless another is more than ``min_gain``
+    faster (a kernel of another layout costs a weight copy: it must pay for it)."""
     ms = sorted(per_m)
     steps: list[tuple[int, str]] = []
     for i, m in enumerate(ms):
         row = {n: us for n, us in per_m[m].items() if n in group}
         name = min(row, key=row.get) if row else default
+        kept = {n: us for n, us in row.items() if n in keep}
+        if kept and name not in kept:
+            own = min(kept, key=kept.get)
+            if kept[own] <= row[name] * (1 + min_gain):
+                name = own
         hi = int(math.floor(math.sqrt(m * ms[i + 1]))) if i + 1 < len(ms) else 1 << 62
         if steps and steps[-1][1] == name:
             steps[-1] = (hi, name)

@@ -114,6 +114,10 @@ def bench_model(a, device: str) -> int:
     from .. import decode_step as D
     from ..settings import override_settings
 
+    if a.kernels or a.exclude:  # the step builds layers as a user does, through selection: no kernel filter
+        print("qlinear bench: --kernels / --exclude filter the single-layer bench; with --model pick kernels the way "
+              "a model does, e.g. --backend mp=cutlass (QLINEAR_LINEAR_BACKEND) or --regime", file=sys.stderr)
+        return 2
     dev = torch.device(device)
     ms = a.m or ([1, 16, 32, 64, 128, 256, 512, 2048] if dev.type == "cuda" else [1, 8, 32])
     spec = D.StepSpec(model=a.model, schemes=bench_schemes(a, device), ms=ms, layers=a.layers, device=device,

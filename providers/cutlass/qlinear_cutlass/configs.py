@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 
+from qlinear.settings import env_int
+
 SMALL, MID, LARGE = 0, 1, 2
 NAMES = {"small": SMALL, "mid": MID, "large": LARGE}
 SHAPES = {SMALL: "64x64x128 cluster 1x8 (warp-specialized)", MID: "64x128x128 cluster 2x1 (ping-pong)",
@@ -74,6 +76,39 @@ def w4a16_tile_for(m: int, n: int) -> int:
     if m <= 128 or (not wide and m <= 256):
         return W4A16_TILES["m128w" if wide else "m128"]
     return W4A16_TILES["m256"]
+
+
+# ---- the W4A16 decode kernel (csrc/w4a16_decode.cuh) on the GEMM's own weight, M <= 16 ----------
+# Up to this many rows a W4A16 call whose shape the kernel takes (w4a16_decode_applies) runs it instead
+# of the GEMM; 0 turns it off (A/B), 16 is the kernel's limit. Read once, at import.
+W4A16_DECODE_MAX_M = min(16, env_int("QLINEAR_CUTLASS_W4A16_DECODE_MAX_M", 16, minimum=0))
+# Launch it as a programmatic dependent of the kernel before it (sm_90+): its first weight loads
+# overlap that kernel's tail. 0 turns it off (A/B).
+PDL = env_int("QLINEAR_CUTLASS_PDL", 1, minimum=0)
+DECODE_TILE_N, DECODE_CHUNK_K = 64, 128  # output columns of a block, k of a warp's chunk
+
+
+def w4a16_decode_max_m(n: int) -> int:
+    """Rows up to which a layer of N outputs takes the decode kernel: W4A16_DECODE_MAX_M, but 8 on wide
+    layers (N >= W4A16_WIDE_N), where two 8-row blocks per column tile lose to the GEMM's 256x16 tile.
+    H200, graph us per call, GPTQ g128 bf16 (docs/results/gpu/lease10/decode-sweep.json), decode / GEMM:
+      M=8:  6144x4096 9.5 / 16.4, 4096x4096 7.5 / 15.4, 28672x4096 21.6 / 29.2, 4096x14336 14.0 / 24.8
+      M=16: 6144x4096 10.9 / 16.6, 4096x4096 9.1 / 15.5, 28672x4096 37.0 / 29.3, 4096x14336 20.2 / 25.2"""
+    return min(W4A16_DECODE_MAX_M, 8) if n >= W4A16_WIDE_N else W4A16_DECODE_MAX_M
+
+
+def w4a16_decode_applies(m: int, n: int, k: int, group: int) -> bool:
+    """The shapes the decode kernel takes (csrc/w4a16_api.h w4a16_decode_applies, which the binding
+    checks): 1 <= M <= 16, 64-column tiles, 128-deep chunks, groups of whole 64-k halves of a chunk."""
+    return 1 <= m <= 16 and n % DECODE_TILE_N == 0 and k % DECODE_CHUNK_K == 0 and k % group == 0 and group % 64 == 0
+
+
+def w4a16_decode_planes(m: int, n: int, k: int, sm_count: int) -> int:
+    """An upper bound of the K slices the decode launcher picks (one wave of resident blocks over the
+    column tiles: at most 4 blocks an SM; at most one slice per chunk): the fp32 [M, N] planes its
+    split-K workspace needs."""
+    tiles = n // DECODE_TILE_N * (2 if m > 8 else 1)
+    return max(1, min(k // DECODE_CHUNK_K, 4 * sm_count // max(1, tiles)))
 
 
 # ---- W4A8 (csrc/w4a8.cuh w4a8cfg::Small / Mid / Large; ids W4A8Config in csrc/w4a8_api.h) -------

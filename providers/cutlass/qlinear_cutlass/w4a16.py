@@ -6,7 +6,10 @@ CUTLASS's sm90 mixed-input GEMM (``csrc/w4a16.cuh``): the int4 weight is re-laid
 of a k-block as one word and converts them to 16-bit with lop3 in registers, scales them per group
 (and adds the AWQ zero term) and feeds wgmma; no dequantized weight is ever written. Strongest from
 M = 64 up, where the GEMV-style kernels run out of steam (the Machete idea); seven tiles chosen per
-call by M and N (``configs.w4a16_tile_for``). 8-bit codes take the same path with CUTLASS's int8
+call by M and N (``configs.w4a16_tile_for``). Up to M = 16 the same weight feeds a decode kernel
+instead (``csrc/w4a16_decode.cuh``: the reorder atom's word ``lane`` is lane's mma.sync A fragment,
+so the weight streams from global memory straight into the mma at the memory floor's pace), so one
+weight copy serves token generation and prefill. 8-bit codes take the GEMM with CUTLASS's int8
 order and converter (``bits = 8``), in an extension of their own.
 
 Accepts uint4b8 (GPTQ, symmetric) and uint4 + zero points (AWQ); groups that are a multiple of 64
@@ -18,10 +21,13 @@ K of 64, an output dtype other than the activation's.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from qlinear.kernel import MPLinearKernel
 from qlinear.scalar_type import scalar_types
+from qlinear.streams import PerStream
 
 from . import configs
 from .gates import CutlassKernelMixin
@@ -31,6 +37,52 @@ from .w4a16_layout import K_TILE, act_order_perm, scale_table, weight_int4, zero
 # wins (a measured table decides per M, ahead of priority).
 PRIORITY = 20
 ACT_DTYPES = (torch.bfloat16, torch.float16)
+
+
+_decode_workspaces: PerStream[tuple[torch.Tensor, torch.Tensor]] = PerStream()
+
+
+def decode_workspace(device: torch.device, floats: int, counters: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decode kernel's fp32 split-K planes (nothing kept between calls) and zeroed tile counters
+    (the kernel leaves them zeroed), per (device, stream): calls on one stream are ordered and share
+    them, two streams never write each other's. Grows, never shrinks; shared by every layer."""
+
+    def make(old):
+        old_f, old_c = (old[0].numel(), old[1].numel()) if old is not None else (0, 0)
+        return (torch.zeros(max(floats, old_f, 1 << 20), dtype=torch.float32, device=device),
+                torch.zeros(max(counters, old_c, 2048), dtype=torch.int32, device=device))
+
+    return _decode_workspaces.get(device, make, lambda ws: ws[0].numel() >= floats and ws[1].numel() >= counters)
+
+
+def checked_decode(raw, out, x, w, scale, zero, bias, ws, counters, group: int, splits: int = 0, warps: int = 0,
+                   pdl: bool = True) -> None:
+    """The decode binding with its launch knobs pinned (``splits`` 0 = one wave's worth, ``warps`` 0 / 4 / 8,
+    ``pdl``), for sweeps and tests; what it cannot take is refused here with a ValueError naming the field
+    (a refusal raised inside the extension has taken the whole process down on the H200 instead)."""
+    m, k = x.shape
+    n = out.shape[-1]
+    if not configs.w4a16_decode_applies(m, n, k, group):
+        raise ValueError(f"x, out: the decode kernel takes 1 <= M <= 16, N a multiple of {configs.DECODE_TILE_N}, K of "
+                         f"{configs.DECODE_CHUNK_K} and groups of whole 64-k blocks; got M={m} N={n} K={k} group={group}")
+    if warps not in (0, 4, 8) or splits < 0:
+        raise ValueError(f"warps: expected 0, 4 or 8 (got {warps}); splits: expected >= 0 (got {splits})")
+    if ws.dtype != torch.float32 or not ws.is_contiguous() or ws.device != x.device:
+        raise ValueError(f"ws: expected a contiguous float32 tensor on {x.device}, got {ws.dtype} on {ws.device}")
+    if counters.dtype != torch.int32 or not counters.is_contiguous() or counters.device != x.device:
+        raise ValueError(f"counters: expected a contiguous int32 tensor on {x.device}, got {counters.dtype} on {counters.device}")
+    raw(out, x, w, scale, zero, bias, ws, counters, group, splits, warps, pdl)
+
+
+@functools.lru_cache(maxsize=None)
+def _sm_count(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+@functools.lru_cache(maxsize=None)
+def _has_pdl(device: torch.device) -> bool:
+    """Programmatic dependent launch: compute capability 9.0 and later."""
+    return torch.cuda.get_device_capability(device)[0] >= 9
 
 
 class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
@@ -90,21 +142,45 @@ class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
         act = "bf16" if c.act_type == torch.bfloat16 else "fp16"
         self._ext = load(f"{self.extension}-{act}")  # build here (only this dtype's GEMMs), never in apply
         self._mm = getattr(self._ext, f"{self.extension}_mm")
+        raw = getattr(self._ext, "w4a16_decode", None) if self.bits == 4 else None
+        self._decode_raw = raw  # apply's path: shapes already known good
+        self._decode = functools.partial(checked_decode, raw) if raw is not None else None  # sweeps and tests
+
+    def _run_decode(self, out, x2, layer, zero, bias) -> None:
+        """M <= 16: the decode kernel (csrc/w4a16_decode.cuh) on the same weight, split-K workspace per
+        stream; act-order's column gather is our own PDL-launched kernel ahead of it (the decode kernel's
+        first weight loads overlap it; an index_select there cost ~5 us a layer at M = 1)."""
+        c = self.config
+        m, n, k = x2.shape[0], c.N, c.K
+        cuda = x2.device.type == "cuda"  # (not: the CPU tests' stand-in extension)
+        pdl = bool(configs.PDL) and cuda and _has_pdl(x2.device)
+        if self.w_gidx_name is not None:
+            xg = torch.empty((m, k), dtype=x2.dtype, device=x2.device)
+            self._ext.w4a16_gather(xg, x2, getattr(layer, self.w_gidx_name), pdl)
+            x2 = xg
+        planes = configs.w4a16_decode_planes(m, n, k, _sm_count(x2.device) if cuda else 1)
+        ws, counters = decode_workspace(x2.device, planes * m * n, 2 * n // configs.DECODE_TILE_N)
+        self._decode_raw(out, x2, getattr(layer, self.w_q_name), getattr(layer, self.w_s_name), zero, bias, ws, counters,
+                         self._group, 0, 0, pdl)
 
     def apply_weights(self, layer, x, bias=None):
         c = self.config
         n, k = c.N, c.K
         x2 = x.reshape(-1, k)
-        if self.w_gidx_name is not None:
+        m = x2.shape[0]
+        decode = self._decode is not None and m <= configs.w4a16_decode_max_m(n) and configs.w4a16_decode_applies(m, n, k, self._group)
+        if self.w_gidx_name is not None and not decode:
             x2 = x2.index_select(1, getattr(layer, self.w_gidx_name))  # act-order: K in the weight's sorted order
         if x2.stride(-1) != 1 or x2.stride(0) % 8 or x2.data_ptr() % 16:
             x2 = x2.contiguous() if x2.stride(-1) != 1 or x2.stride(0) % 8 else x2.clone()
-        m = x2.shape[0]
         out = torch.empty((m, n), dtype=c.act_type, device=x.device)
         if m:
             zero = getattr(layer, self.w_zp_name) if self.w_zp_name else None
             if bias is not None:
                 bias = bias.to(c.act_type).contiguous()
+            if decode:
+                self._run_decode(out, x2, layer, zero, bias)
+                return out.reshape(*x.shape[:-1], n)
             tile = configs.w4a16_forced()
             self._mm(out, x2, getattr(layer, self.w_q_name), getattr(layer, self.w_s_name), zero, bias,
                      self._group, configs.w4a16_tile_for(m, n) if tile is None else tile)

@@ -166,6 +166,18 @@ def test_tiles(monkeypatch):
         configs.w4a16_forced()
 
 
+def test_decode_kernel_rules(monkeypatch):
+    assert configs.w4a16_decode_max_m(4096) == 16 and configs.w4a16_decode_max_m(28672) == 8
+    ok = configs.w4a16_decode_applies
+    assert ok(1, 4096, 4096, 128) and ok(16, 64, 128, 64) and ok(3, 6144, 14336, 14336)
+    assert not ok(17, 4096, 4096, 128) and not ok(0, 4096, 4096, 128)  # M
+    assert not ok(1, 4096 + 16, 4096, 128) and not ok(1, 4096, 4096 + 64, 64)  # 64-column tiles, 128-deep chunks
+    assert not ok(1, 4096, 4096, 32) and not ok(1, 4096, 4096, 96)  # groups of whole 64-k halves
+    assert configs.w4a16_decode_planes(1, 4096, 4096, 132) == 8 and configs.w4a16_decode_planes(16, 28672, 4096, 132) == 1
+    monkeypatch.setattr(configs, "W4A16_DECODE_MAX_M", 0)
+    assert configs.w4a16_decode_max_m(4096) == configs.w4a16_decode_max_m(28672) == 0
+
+
 # ---- the load-and-apply path through a stand-in extension --------------------------------------
 class StandInMixed:
     """``w4a16_mm`` / ``w8a16_mm`` in torch, with ``csrc/mixed_input_binding.h``'s checks, decoding the
@@ -211,6 +223,45 @@ class StandInMixed:
         out.copy_(r)
 
 
+    def w4a16_gather(self, out, x, perm, pdl):
+        """csrc/w4a16_decode.cuh gather_kernel: out[r][i] = x[r][perm[i]]."""
+        self.calls.append("gather")
+        assert perm.dtype == torch.int64 and out.is_contiguous() and out.shape == x.shape and x.stride(1) == 1
+        out.copy_(x[:, perm])
+
+    def w4a16_decode(self, out, x, w, scale, zero, bias, ws, counters, group, splits, warps, pdl):
+        """The decode kernel (csrc/w4a16_decode.cuh) replayed as it reads the weight: word ``lane`` of a
+        reorder atom is lane's mma.sync m16n8k16 A fragment (g = lane / 4, t = lane % 4; register r
+        holds nibbles r and r + 4 at bits 4r, 16 + 4r; (nibble | MAGIC) ^ 8 = MAGIC + code), summed per
+        group in fp32 and folded as s (sum x (MAGIC + q) - (MAGIC + 8) sum x) + zt sum x."""
+        self.calls.append("decode")
+        m, k = x.shape
+        n = out.shape[1]
+        assert configs.w4a16_decode_applies(m, n, k, group) and ws.dtype == torch.float32 and counters.dtype == torch.int32
+        assert counters.numel() >= 2 * n // configs.DECODE_TILE_N and not counters.any()
+        magic = 128.0 if x.dtype == BF else 1024.0
+        words = w.view(torch.int32).view(k // 16, n // 16, 32).to(torch.int64) & 0xFFFFFFFF  # [k block, atom, lane]
+        nib = torch.stack([(words >> (4 * p)) & 0xF for p in range(8)], -1) ^ 8  # the uint4 code q of each nibble
+        lane = torch.arange(32)
+        g, t = lane // 4, lane % 4
+        a = torch.zeros(k // 16, n // 16, 16, 16, dtype=torch.float32)  # [k block, atom, row, k] = MAGIC + q
+        for r in range(4):  # A register r = rows g + 8 (r % 2), k 2t + 8 (r // 2) + (0, 1): nibbles r, r + 4
+            row, col = g + 8 * (r % 2), 2 * t + 8 * (r // 2)
+            a[:, :, row, col] = magic + nib[..., r].float()
+            a[:, :, row, col + 1] = magic + nib[..., r + 4].float()
+        wq = a.permute(1, 2, 0, 3).reshape(n, k)  # [N, K] of MAGIC + q
+        xf = x.float().view(m, k // group, group)
+        gsum = torch.einsum("mgk,ngk->mgn", xf, wq.view(n, k // group, group))  # sum x (MAGIC + q) per group
+        xsum = xf.sum(-1)[:, :, None]  # [M, G, 1]
+        r = (scale.float()[None] * (gsum - (magic + 8) * xsum))
+        if zero is not None:
+            r = r + zero.float()[None] * xsum
+        r = r.sum(1)
+        if bias is not None:
+            r = r + bias.float()
+        out.copy_(r)
+
+
 @pytest.fixture
 def ext(monkeypatch):
     fake = StandInMixed()
@@ -238,7 +289,11 @@ def test_conformance_through_the_stand_in(ext, kc, case):
     if not kc.can_implement(case.config)[0]:
         pytest.skip("not a layer of this kernel")
     testing.run_case(kc, case, device="cpu")
-    assert ext.calls == [configs.w4a16_tile_for(case.m, case.config.N)]
+    c = case.config
+    decode = kc.bits == 4 and case.m <= configs.w4a16_decode_max_m(c.N) and \
+        configs.w4a16_decode_applies(case.m, c.N, c.K, c.effective_group_size)
+    gather = ["gather"] if decode and c.has_g_idx else []  # act-order at decode sizes: our gather, not index_select
+    assert ext.calls == gather + ["decode" if decode else configs.w4a16_tile_for(case.m, c.N)]
     # the extension of this code width and activation dtype only (a bf16 model never builds fp16 GEMMs)
     assert ext.loaded == [f"{kc.extension}-{'bf16' if case.config.act_type == BF else 'fp16'}"]
 
@@ -285,3 +340,24 @@ def test_refuses_a_weight_of_the_wrong_shape(ext):
     with pytest.raises(ValueError, match="weight_packed"):
         layer = make_layer(c, params)
         RUNNABLE.create(c).process_weights_after_loading(layer)
+
+
+def test_checked_decode_names_what_it_refuses():
+    from qlinear_cutlass.w4a16 import checked_decode
+
+    calls = []
+    x, out = torch.zeros(1, 256, dtype=BF), torch.zeros(1, 128, dtype=BF)
+    ws, cnt = torch.zeros(64), torch.zeros(8, dtype=torch.int32)
+    w, s = torch.zeros(128 * 128, dtype=torch.uint8), torch.zeros(2, 128, dtype=BF)
+    checked_decode(lambda *a: calls.append(a[-3:]), out, x, w, s, None, None, ws, cnt, 128, 3, 4, False)
+    assert calls == [(3, 4, False)]
+    bad = [((torch.zeros(17, 256, dtype=BF), torch.zeros(17, 128, dtype=BF), ws, cnt, 128, 0, 0), "M <= 16"),
+           ((x, torch.zeros(1, 144, dtype=BF), ws, cnt, 128, 0, 0), "N a multiple of 64"),
+           ((x, out, ws, cnt, 32, 0, 0), "groups of whole 64-k"),
+           ((x, out, ws, cnt, 128, 0, 5), "warps"), ((x, out, ws, cnt, 128, -1, 0), "splits"),
+           ((x, out, cnt, cnt, 128, 0, 0), "ws: expected a contiguous float32"),
+           ((x, out, ws, ws, 128, 0, 0), "counters: expected a contiguous int32")]
+    for (xx, oo, ww, cc, g, sp, wa), why in bad:
+        with pytest.raises(ValueError, match=why):
+            checked_decode(lambda *a: calls.append(a), oo, xx, w, s, None, None, ww, cc, g, sp, wa)
+    assert len(calls) == 1

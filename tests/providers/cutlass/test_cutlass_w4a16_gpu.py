@@ -106,3 +106,111 @@ def test_strided_rows_and_leading_dims():
     assert torch.equal(k.apply(layer, wide[:, 32:32 + c.K], bias), ref)  # a column slice (strided rows)
     assert torch.equal(k.apply(layer, x.reshape(8, 12, c.K), bias).reshape(96, -1), ref)
     testing.check_leading_dims(W4, c, device="cuda")
+
+
+# ---- the decode kernel (csrc/w4a16_decode.cuh): M <= 16 on the GEMM's own weight ---------------
+# one and two row blocks (M 9..16), groups 64 (a fold per half chunk) / 128 / channel, AWQ zero terms,
+# act-order, both dtypes, K cut into many chunks, a Llama-3-8B down projection
+DECODE_MS = (1, 3, 8, 9, 16)
+DECODE_LAYERS = [c for c in LARGER if configs.w4a16_decode_applies(1, c.N, c.K, c.effective_group_size)] + [
+    _mp(4096, 14336, U4B8, BF, 128), _mp(1024, 4096, U4, FP, 64, True)]
+
+
+def _count_decode(k):
+    calls = []
+    inner = k._decode_raw
+    k._decode_raw = lambda *a: (calls.append(a[0].shape[0]), inner(*a))[1]
+    return calls
+
+
+def test_decode_layers_cover_every_kind():
+    kinds = {(c.act_type, c.effective_group_size == c.K, c.group_size, c.zero_points, c.has_g_idx) for c in DECODE_LAYERS}
+    assert {g for _, _, g, _, _ in kinds} >= {64, 128, -1} and {dt for dt, *_ in kinds} == {BF, FP}
+    assert any(z for *_, z, _ in kinds) and any(a for *_, a in kinds)
+
+
+@pytest.fixture
+def decode_every_n(monkeypatch):
+    """The decode kernel for every M <= 16 it takes, wide layers too (whose calls at M > 8 go to the GEMM)."""
+    monkeypatch.setattr(configs, "w4a16_decode_max_m", lambda n: 16)
+
+
+@pytest.mark.parametrize("case", testing.cases_for(W4, ms=DECODE_MS, configs=DECODE_LAYERS), ids=str)
+def test_decode_kernel_against_emulation(case, decode_every_n):
+    testing.run_case(W4, case, device="cuda")
+
+
+@pytest.mark.parametrize("m", DECODE_MS)
+@pytest.mark.parametrize("c", DECODE_LAYERS, ids=lambda c: c.describe())
+def test_decode_agrees_with_the_gemm(c, m, monkeypatch, decode_every_n):
+    k, layer, x, bias = _layer(c, m)
+    calls = _count_decode(k)
+    dec = k.apply(layer, x, bias)
+    assert calls == [m]  # the decode kernel took the call
+    monkeypatch.setattr(configs, "w4a16_decode_max_m", lambda n: 0)
+    gemm = k.apply(layer, x, bias)
+    assert calls == [m]  # ... and the GEMM this one
+    torch.testing.assert_close(dec.float(), gemm.float(), rtol=2e-2, atol=2e-2 * gemm.float().abs().max().item())
+
+
+@pytest.mark.parametrize("m", (1, 16))
+def test_decode_splits_warps_and_pdl_agree_and_repeat_bit_identical(m):
+    from qlinear_cutlass.w4a16 import decode_workspace
+
+    c = _mp(2048, 4096, U4, BF, 128, True)
+    k, layer, x, bias = _layer(c, m)
+    ws, cnt = decode_workspace(x.device, 32 * m * c.N, 2 * c.N // 64)
+    zero = getattr(layer, k.w_zp_name) if k.w_zp_name else None
+    args = (x, layer.weight_packed, layer.weight_scale, zero, bias.to(x.dtype) if bias is not None else None, ws, cnt, 128)
+    outs = {}
+    for splits in (1, 3, 32, 0):
+        for warps in (4, 8):
+            for pdl in (False, True):
+                out = torch.empty(m, c.N, dtype=x.dtype, device="cuda")
+                k._decode(out, *args, splits, warps, pdl)
+                again = torch.empty_like(out)
+                k._decode(again, *args, splits, warps, pdl)
+                assert torch.equal(out, again), (splits, warps, pdl)  # deterministic
+                assert not cnt.any()  # the counters are left zeroed
+                outs[splits, warps, pdl] = out.float()
+    ref = outs[1, 8, False]
+    for key, out in outs.items():
+        torch.testing.assert_close(out, ref, rtol=1e-2, atol=1e-2 * ref.abs().max().item(), msg=str(key))
+
+
+def test_decode_refuses_what_it_cannot_take():
+    c = DECODE_LAYERS[0]
+    k, layer, x, bias = _layer(c, 17)
+    ws = torch.zeros(1 << 20, device="cuda")
+    cnt = torch.zeros(4096, dtype=torch.int32, device="cuda")
+    out = torch.empty(17, c.N, dtype=x.dtype, device="cuda")
+    with pytest.raises(ValueError, match="M <= 16"):
+        k._decode(out, x, layer.weight_packed, layer.weight_scale, None, None, ws, cnt, c.effective_group_size, 0, 0, True)
+    with pytest.raises(ValueError, match="ws: expected a contiguous float32"):
+        k._decode(out[:1], x[:1], layer.weight_packed, layer.weight_scale, None, None, cnt, cnt, c.effective_group_size, 0, 0,
+                  True)
+    with pytest.raises(ValueError, match="warps"):
+        k._decode(out[:1], x[:1], layer.weight_packed, layer.weight_scale, None, None, ws, cnt, c.effective_group_size, 0, 5,
+                  True)
+
+
+@pytest.mark.parametrize("gidx", (False, True), ids=("plain", "act-order"))
+@pytest.mark.parametrize("m", (1, 9))
+def test_decode_under_a_cuda_graph_chain(m, gidx):
+    """Four layers, each fed the previous one's output (PDL launches in a row; act-order: gather then
+    decode kernel, both PDL), replayed from a graph: equal to eager, bit for bit."""
+    c = _mp(1024, 1024, U4B8, BF, 128, gidx=gidx)
+    layers = [_layer(c, m, seed=i) for i in range(4)]
+    x0 = layers[0][2]
+
+    def chain():
+        h = x0
+        for k, layer, _, bias in layers:
+            h = k.apply(layer, h, bias) * 0.05
+        return h
+
+    eager = chain()
+    graph, out = testing.capture_graph(chain)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(out, eager)

@@ -19,13 +19,12 @@ inline void check_table(torch::Tensor const& t, char const* name, torch::ScalarT
               " ", t.sizes());
 }
 
-// out [M, N] = x [M, K] @ dequant(w)^T + bias, dequant(w)[n, k] = code(w)[n, k] * scale[k/g, n] (+ zero[k/g, n]),
-// codes of `bits` bits (4 or 8) in the re-laid order (qlinear_cutlass.w4a16_layout), N*K*bits/8 bytes.
-// `mm` / `workspace` are the extension's dispatchers (w4a16_mm or w8a16_mm and their workspace sizes).
-inline void mixed_input_mm(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor scale,
-                           c10::optional<torch::Tensor> zero, c10::optional<torch::Tensor> bias, int64_t group, int64_t config,
-                           int bits, char const* (*mm)(W4A16Args const&, cudaStream_t), size_t (*workspace)(W4A16Args const&),
-                           char const* name) {
+// The checked launch arguments of out [M, N] = x [M, K] @ dequant(w)^T + bias, dequant(w)[n, k] =
+// code(w)[n, k] * scale[k/g, n] (+ zero[k/g, n]), codes of `bits` bits (4 or 8) in the re-laid order
+// (qlinear_cutlass.w4a16_layout), N*K*bits/8 bytes. Every bad field is named in the error.
+inline W4A16Args mixed_input_args(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor scale,
+                                  c10::optional<torch::Tensor> zero, c10::optional<torch::Tensor> bias, int64_t group,
+                                  int64_t config, int bits) {
   TORCH_CHECK(x.is_cuda() && w.is_cuda() && out.is_cuda(), "x, w, out: expected CUDA tensors");
   TORCH_CHECK(x.scalar_type() == torch::kBFloat16 || x.scalar_type() == torch::kHalf, "x.dtype: expected bfloat16 or float16, got ",
               x.scalar_type());
@@ -47,8 +46,6 @@ inline void mixed_input_mm(torch::Tensor out, torch::Tensor x, torch::Tensor w, 
     TORCH_CHECK(bias->is_cuda() && bias->scalar_type() == x.scalar_type() && bias->is_contiguous() && bias->numel() == n,
                 "bias: expected a contiguous CUDA ", x.scalar_type(), " vector of N=", n, " elements");
   }
-  if (m == 0) return;
-  const c10::cuda::CUDAGuard guard(x.device());
   W4A16Args p{};
   p.m = int(m), p.n = int(n), p.k = int(k), p.group = int(group);
   p.lda = x.stride(0), p.ldd = out.stride(0);
@@ -59,6 +56,18 @@ inline void mixed_input_mm(torch::Tensor out, torch::Tensor x, torch::Tensor w, 
   p.act = x.scalar_type() == torch::kBFloat16 ? kActBF16 : kActF16;
   p.device = x.get_device();
   p.sm_count = sm_count(p.device);
+  return p;
+}
+
+// The GEMM (config: a W4A16Config). `mm` / `workspace` are the extension's dispatchers (w4a16_mm or
+// w8a16_mm and their workspace sizes).
+inline void mixed_input_mm(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor scale,
+                           c10::optional<torch::Tensor> zero, c10::optional<torch::Tensor> bias, int64_t group, int64_t config,
+                           int bits, char const* (*mm)(W4A16Args const&, cudaStream_t), size_t (*workspace)(W4A16Args const&),
+                           char const* name) {
+  W4A16Args p = mixed_input_args(out, x, w, scale, zero, bias, group, config, bits);
+  if (p.m == 0) return;
+  const c10::cuda::CUDAGuard guard(x.device());
   torch::Tensor ws = attach_workspace(p, workspace(p), x);
   char const* err = mm(p, c10::cuda::getCurrentCUDAStream(p.device).stream());
   TORCH_CHECK(err == nullptr, "cutlass ", name, ": ", err ? err : "");

@@ -39,6 +39,39 @@ size_t w4a16_mm_workspace(W4A16Args const& p);
 char const* w8a16_mm(W4A16Args const& p, cudaStream_t stream);  // int8 codes, symmetric (zero must be null)
 size_t w8a16_mm_workspace(W4A16Args const& p);
 
+// The decode kernel on the same re-laid int4 weight (w4a16_decode.cuh, plain CUDA), for M <= 16: the
+// GEMM's arguments plus its split-K workspace (fp32 [splits][M][N]) and tile counters (int32, zero;
+// the kernel leaves them zero), a K-slice count (0: as many as fill one wave), warps per block (0:
+// the launcher's rule; 4 or 8) and whether to launch as a programmatic dependent (PDL).
+struct W4A16DecodeArgs {
+  W4A16Args gemm;  // config and workspace unused
+  float* ws;
+  int64_t ws_floats;
+  int* counters;
+  int64_t counters_len;
+  int splits, warps, pdl;
+};
+
+// The shapes the decode kernel takes (the binding checks it; w4a16.py decode_applies mirrors it):
+// 64-column tiles and 128-deep chunks, groups of whole 64-k halves.
+inline bool w4a16_decode_applies(int m, int n, int k, int group) {
+  return m >= 1 && m <= 16 && n % 64 == 0 && k % 128 == 0 && group > 0 && k % group == 0 && group % 64 == 0;
+}
+
+char const* w4a16_decode(W4A16DecodeArgs const& a, cudaStream_t stream);  // this extension's dtype only
+
+// Act-order ahead of the decode kernel: out [M, K] (contiguous) = x [M, K] (row stride lda) with its
+// columns in the weight's sorted order, out[r][i] = x[r][perm[i]]; PDL-launched like the decode kernel.
+struct W4A16GatherArgs {
+  void* out;
+  void const* x;
+  int64_t const* perm;
+  int m, k;
+  int64_t lda;
+  int pdl;
+};
+char const* w4a16_gather(W4A16GatherArgs const& a, cudaStream_t stream);
+
 // Per (activation type, zero points, tile) entry points, one per w4a16_<mode>_<act>_<tile>.cu.
 template <class Act, bool kZero, int Config>
 char const* w4a16_run(W4A16Args const& p, cudaStream_t stream);

@@ -1,0 +1,400 @@
+// Decode kernel for the W4A16 GEMM's own weight layout (w4a16_layout.py), M <= 16: one weight copy
+// serves both this kernel (token generation) and the CUTLASS mixed-input GEMM (w4a16.cuh, M > 16).
+//
+// Why a second kernel: the register-sourced wgmma of the GEMM computes whole 64-row warpgroup tiles
+// of weights against a token tile of at least 8 rows through a 3-warpgroup pipeline; at M = 1 it
+// streams the weight at ~1.3 TB/s. A decode step wants every weight byte read once at the memory
+// floor, with the dequantization hidden under the loads. Here:
+//   * the layout's reorder atom (16 weight rows x 16 k, 128 bytes) holds in its word `lane` exactly
+//     lane's A fragment of an mma.sync m16n8k16 (rows g, g+8 of the atom = lane / 4; k 2t, 2t+1,
+//     2t+8, 2t+9 with t = lane % 4; nibble 4c + 2e + b = row g + 8b, k 2t + c + 8e). So a warp reads
+//     one atom as one coalesced 128-byte load (4 bytes a lane) straight into its A registers, never
+//     through shared memory, and the activation is the B operand (8 rows of x: M is not padded to 16);
+//   * codes are not turned into weights: the stored nibble is q ^ 8 (q the uint4 code, the GEMM wants
+//     signed int4), so ((nibble | MAGIC) ^ 8) = MAGIC + q exactly, in one LOP3 per two values; the mma
+//     sums x (MAGIC + q) in fp32 per scale group, one more mma with an all-ones A gives sum(x), and the
+//     group's share is s (sum x (MAGIC + q) - (MAGIC + 8) sum x) + zt sum x, with zt the GEMM's own
+//     additive zero term ((8 - z) s, AWQ) or 0: two or three FMAs per output per group;
+//   * a warp loads a chunk of 8 k blocks (128 k) for 64 output columns (4 atoms, 16 loads of 128
+//     bytes) and, as soon as k block i of it is in the mma, k block i of its next chunk into the same
+//     registers: a whole chunk in flight while one computes, no second buffer, two 8-warp blocks an SM.
+//
+// Work split: a block of WARPS warps owns 64 output columns, 8 rows of x (M 9..16: two blocks per
+// column tile, neighbours in blockIdx.x so the second weight read hits L2) and a K slice of whole
+// chunks; its warps take the slice's chunks round-robin and add their sums in shared memory in warp
+// order; K slices (split-K, as many as fill one wave) are added by the last block of the tile in slice
+// order. Deterministic: the same bits on every call.
+//
+// Launched as a programmatic dependent (PDL, sm_90): the first chunk's weights and scales are loaded
+// before griddepcontrol.wait, activations read and outputs written after it, so at decode sizes (a
+// layer is a few us) one layer's weight stream starts under the previous kernel's tail.
+//
+// Plain CUDA (no CUTLASS): its own translation unit per activation dtype (w4a16_decode_<act>.cu).
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "w4a16_api.h"
+
+namespace qlinear_cutlass {
+namespace w4a16_decode_impl {
+
+constexpr int kTileN = 64;   // output columns of a block: 4 reorder atoms of 16
+constexpr int kAtoms = kTileN / 16;
+constexpr int kChunk = 8;    // k blocks of 16 a warp loads at once (128 k)
+constexpr int kAtomWords = 32;  // 128 bytes: one word per lane
+
+template <typename T>
+struct Traits;
+
+template <>
+struct Traits<__half> {
+  static constexpr uint32_t kMagicXor = 0x64086408u;  // 1024.0 in each half, and bit 3 to undo q ^ 8
+  static constexpr float kOffset = 1032.f;             // MAGIC + 8
+  static constexpr uint32_t kOnes = 0x3C003C00u;
+  static __device__ __forceinline__ void mma(float* c, const uint32_t* a, const uint32_t* b) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  }
+  static __device__ __forceinline__ float to_float(unsigned short h) { return __half2float(__ushort_as_half(h)); }
+  static __device__ __forceinline__ __half from_float(float v) { return __float2half_rn(v); }
+};
+
+template <>
+struct Traits<__nv_bfloat16> {
+  static constexpr uint32_t kMagicXor = 0x43084308u;  // 128.0 in each bfloat16, and bit 3
+  static constexpr float kOffset = 136.f;
+  static constexpr uint32_t kOnes = 0x3F803F80u;
+  static __device__ __forceinline__ void mma(float* c, const uint32_t* a, const uint32_t* b) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  }
+  static __device__ __forceinline__ float to_float(unsigned short h) { return __uint_as_float((uint32_t)h << 16); }
+  static __device__ __forceinline__ __nv_bfloat16 from_float(float v) { return __float2bfloat16_rn(v); }
+};
+
+// (q & 0x000F000F) ^ X in one LOP3 (truth table 0x6A = (a & b) ^ c): two nibbles -> MAGIC + code.
+template <uint32_t X>
+__device__ __forceinline__ uint32_t nibbles_to_magic(uint32_t q) {
+  uint32_t r;
+  asm("lop3.b32 %0, %1, %2, %3, 0x6A;\n" : "=r"(r) : "r"(q), "n"(0x000F000Fu), "n"(X));
+  return r;
+}
+
+__device__ __forceinline__ uint32_t ld_stream(const uint32_t* p) {
+  uint32_t v;  // read once: bypass L1, the weight never fits anyway
+  asm volatile("ld.global.nc.L1::no_allocate.b32 %0, [%1];\n" : "=r"(v) : "l"(p));
+  return v;
+}
+
+__device__ __forceinline__ void grid_dependency_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void allow_dependent_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+struct Params {
+  int m, n, k, group;
+  int64_t lda, ldd;  // row strides of x and out (elements)
+  const void* x;
+  const void* w;
+  const void* scale;
+  const void* zero;
+  const void* bias;
+  void* out;
+  float* ws;  // [splits][M][N] fp32 partial sums
+  int* counters;  // one per (column tile, row block), zero between calls (the last block resets its own)
+  int row_blocks;    // 1 (M <= 8) or 2
+  int slice_chunks;  // chunks of a K slice
+  int splits;
+};
+
+// Scale-group handling, fixed per instantiation: FOLD = k blocks between folds, 8 when every group is
+// whole chunks (group a multiple of 128, per channel included), 4 when groups are 64-k multiples that
+// are not (a half chunk never straddles two groups).
+template <typename T, int WARPS, bool ZERO, int FOLD>
+__global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) decode_kernel(const Params p) {
+  using Tr = Traits<T>;
+  allow_dependent_launch();  // the next PDL kernel may take SMs as our blocks leave
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, t = lane % 4;
+  const int ntile = blockIdx.x / p.row_blocks, rblk = blockIdx.x % p.row_blocks;
+  const int row0 = 8 * rblk, n0 = ntile * kTileN;
+  const int chunks = p.k / (16 * kChunk);
+  const int c_lo = blockIdx.y * p.slice_chunks;
+  const int n_chunks = min(c_lo + p.slice_chunks, chunks) - c_lo;
+  const size_t kb_words = (size_t)2 * p.n;  // one k block of every atom: N / 16 atoms x 32 words
+  // word `lane` of atom 4 ntile + j at k block kb: wt + kb * kb_words + 32 j
+  const uint32_t* wt = static_cast<const uint32_t*>(p.w) + (size_t)ntile * kAtoms * kAtomWords + lane;
+  const unsigned short* sc = static_cast<const unsigned short*>(p.scale) + n0 + g;
+  const unsigned short* zc = static_cast<const unsigned short*>(p.zero) + n0 + g;
+  // B fragments: x[row][k 2t, 2t+1] and [k 2t+8, 2t+9] of row row0 + g. Rows past M read row 0: a row
+  // of x only feeds its own output row, which is never stored.
+  const int row = row0 + g;
+  const T* xrow = static_cast<const T*>(p.x) + (size_t)(row < p.m ? row : 0) * p.lda + 2 * t;
+  const uint32_t ones[4] = {Tr::kOnes, Tr::kOnes, Tr::kOnes, Tr::kOnes};
+
+  float acc[kAtoms][4], gacc[kAtoms][4], xs[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    xs[i] = 0.f;
+#pragma unroll
+    for (int j = 0; j < kAtoms; ++j) acc[j][i] = gacc[j][i] = 0.f;
+  }
+
+  // a group's scales (and zero terms) for this lane: columns n0 + 16 j + 8 h + g, entry 2 j + h
+  // (two 16-bit values a register: entry 2 j + h in the half h of word j)
+  uint32_t sv[kAtoms], zv[kAtoms];
+  auto group_values = [&](int kb) {  // the group holding k block kb
+    const size_t row_off = (size_t)(kb * 16 / p.group) * p.n;
+#pragma unroll
+    for (int j = 0; j < kAtoms; ++j) {
+      sv[j] = __ldg(sc + row_off + 16 * j) | (uint32_t)__ldg(sc + row_off + 16 * j + 8) << 16;
+      if constexpr (ZERO) zv[j] = __ldg(zc + row_off + 16 * j) | (uint32_t)__ldg(zc + row_off + 16 * j + 8) << 16;
+    }
+  };
+  auto fold = [&]() {
+#pragma unroll
+    for (int j = 0; j < kAtoms; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const float s = Tr::to_float((unsigned short)(sv[j] >> (16 * h)));
+        const float z = ZERO ? Tr::to_float((unsigned short)(zv[j] >> (16 * h))) : 0.f;
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          float v = fmaf(s, fmaf(-Tr::kOffset, xs[e], gacc[j][2 * h + e]), acc[j][2 * h + e]);
+          if constexpr (ZERO) v = fmaf(z, xs[e], v);
+          acc[j][2 * h + e] = v;
+          gacc[j][2 * h + e] = 0.f;
+        }
+      }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) xs[i] = 0.f;
+  };
+
+  uint32_t w[kChunk][kAtoms];
+  uint32_t b[kChunk][2];
+  auto load_w = [&](const uint32_t* wc, int i) {
+#pragma unroll
+    for (int j = 0; j < kAtoms; ++j) w[i][j] = ld_stream(wc + i * kb_words + j * kAtomWords);
+  };
+  auto load_x = [&](const T* xc, int i) {
+    const unsigned int* xp = reinterpret_cast<const unsigned int*>(xc + i * 16);
+    b[i][0] = __ldg(xp);
+    b[i][1] = __ldg(xp + 4);  // k + 8
+  };
+
+  int c = warp;
+  const uint32_t* wc = wt + (size_t)(c_lo + c) * kChunk * kb_words;
+  const T* xc = xrow + (size_t)(c_lo + c) * kChunk * 16;
+  // the first chunk's weights and scales before waiting for the previous kernel, activations after
+  if (c < n_chunks) {
+#pragma unroll
+    for (int i = 0; i < kChunk; ++i) load_w(wc, i);
+    group_values((c_lo + c) * kChunk);
+  }
+  grid_dependency_wait();
+  if (c < n_chunks) {
+#pragma unroll
+    for (int i = 0; i < kChunk; ++i) load_x(xc, i);
+  }
+  for (; c < n_chunks; c += WARPS) {
+    const int kb0 = (c_lo + c) * kChunk;
+    const bool has_next = c + WARPS < n_chunks;
+    wc += (size_t)WARPS * kChunk * kb_words;
+    xc += WARPS * kChunk * 16;
+#pragma unroll
+    for (int i = 0; i < kChunk; ++i) {
+#pragma unroll
+      for (int j = 0; j < kAtoms; ++j) {
+        const uint32_t q = w[i][j];
+        // nibbles (0, 4): rows g, k 2t..; (1, 5): rows g+8; (2, 6): rows g, k+8; (3, 7): rows g+8, k+8
+        const uint32_t a[4] = {nibbles_to_magic<Tr::kMagicXor>(q), nibbles_to_magic<Tr::kMagicXor>(q >> 4),
+                               nibbles_to_magic<Tr::kMagicXor>(q >> 8), nibbles_to_magic<Tr::kMagicXor>(q >> 12)};
+        Tr::mma(gacc[j], a, b[i]);
+      }
+      Tr::mma(xs, ones, b[i]);
+      if (has_next) {
+        load_w(wc, i);
+        load_x(xc, i);
+      }
+      if (i % FOLD == FOLD - 1) {
+        fold();
+        if (i != kChunk - 1) group_values(kb0 + i + 1);  // FOLD 4: the chunk's second half
+      }
+    }
+    if (has_next) group_values(kb0 + WARPS * kChunk);
+  }
+
+  // the block's sums: per warp to shared memory, added in warp order
+  __shared__ float partial[WARPS][8][kTileN];
+  __shared__ float red[8 * kTileN];
+  __shared__ int is_last;
+#pragma unroll
+  for (int j = 0; j < kAtoms; ++j)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) partial[warp][2 * t + (i % 2)][16 * j + 8 * (i / 2) + g] = acc[j][i];
+  __syncthreads();
+  const int rows = min(8, p.m - row0);
+  for (int i = threadIdx.x; i < rows * kTileN; i += WARPS * 32) {
+    float v = 0.f;
+#pragma unroll
+    for (int ww = 0; ww < WARPS; ++ww) v += partial[ww][i / kTileN][i % kTileN];
+    red[i] = v;
+  }
+  const T* bias = static_cast<const T*>(p.bias);
+  T* out = static_cast<T*>(p.out);
+  if (p.splits > 1) {  // K slices: a plane each in ws, the tile's last block adds them in slice order
+    const size_t plane = (size_t)p.m * p.n;
+    __syncthreads();
+    for (int i = threadIdx.x; i < rows * kTileN; i += WARPS * 32)
+      __stcg(&p.ws[blockIdx.y * plane + (size_t)(row0 + i / kTileN) * p.n + n0 + i % kTileN], red[i]);
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) is_last = atomicAdd(&p.counters[blockIdx.x], 1) == p.splits - 1;
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    for (int i = threadIdx.x; i < rows * kTileN; i += WARPS * 32) {
+      const float* wp = &p.ws[(size_t)(row0 + i / kTileN) * p.n + n0 + i % kTileN];
+      float v = 0.f;
+      for (int sl = 0; sl < p.splits; ++sl) v += __ldcg(wp + sl * plane);
+      red[i] = v;
+    }
+    if (threadIdx.x == 0) p.counters[blockIdx.x] = 0;
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < rows * kTileN; i += WARPS * 32) {
+    const int r = i / kTileN, col = n0 + i % kTileN;
+    float v = red[i];
+    if (bias) v += Tr::to_float(reinterpret_cast<const unsigned short*>(bias)[col]);
+    out[(size_t)(row0 + r) * p.ldd + col] = Tr::from_float(v);
+  }
+}
+
+// Act-order: x's columns gathered into the weight's sorted K order (out[r][i] = x[r][perm[i]]), as a
+// programmatic dependent of the kernel before it and letting the decode kernel after it launch at once:
+// the decode kernel's first weight loads overlap this gather instead of waiting for it (a plain
+// index_select between the two cost ~5 us a layer at M = 1 on the H200, docs/gpu-results.md).
+template <typename T>
+__global__ void __launch_bounds__(256) gather_kernel(T* __restrict__ out, const T* __restrict__ x, const int64_t* __restrict__ perm,
+                                                     int m, int k, int64_t lda) {
+  allow_dependent_launch();
+  const int i = blockIdx.x * 256 + threadIdx.x;
+  const int64_t src = i < k ? __ldg(perm + i) : 0;  // the permutation is constant: read before the wait
+  grid_dependency_wait();
+  if (i >= k) return;
+  for (int r = 0; r < m; ++r) out[(size_t)r * k + i] = x[(size_t)r * lda + src];
+}
+
+inline char const* launch_gather(W4A16GatherArgs const& a, cudaStream_t stream) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3((a.k + 255) / 256);
+  cfg.blockDim = dim3(256);
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = a.pdl ? 1 : 0;
+  using U = unsigned short;  // 16-bit values are moved, not interpreted
+  const cudaError_t e = cudaLaunchKernelEx(&cfg, gather_kernel<U>, static_cast<U*>(a.out), static_cast<const U*>(a.x),
+                                           a.perm, a.m, a.k, a.lda);
+  return e == cudaSuccess ? nullptr : "the act-order gather's launch failed";
+}
+
+// Blocks of `Kern` resident on the current device at once (the occupancy calculator), once per device.
+template <auto Kern>
+cudaError_t resident_blocks(int device, int threads, int sm_count, int& resident) {
+  static int cached[64] = {0};
+  if (device >= 0 && device < 64 && cached[device]) {
+    resident = cached[device];
+    return cudaSuccess;
+  }
+  int per_sm = 0;
+  const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kern, threads, 0);
+  if (e != cudaSuccess) return e;
+  if (per_sm < 1) return cudaErrorInvalidConfiguration;
+  resident = per_sm * sm_count;
+  if (device >= 0 && device < 64) cached[device] = resident;
+  return cudaSuccess;
+}
+
+// K slices: as many as fill one wave of resident blocks (at most one per chunk, at most the planes the
+// workspace holds), then evened out so no slice is empty.
+inline void choose_splits(Params& p, int resident, int want, int64_t ws_floats) {
+  const int tiles = p.n / kTileN * p.row_blocks;
+  const int chunks = p.k / (16 * kChunk);
+  int splits = want > 0 ? want : (resident > tiles ? resident / tiles : 1);
+  splits = min(splits, chunks);
+  splits = (int)min((int64_t)splits, max((int64_t)1, ws_floats / ((int64_t)p.m * p.n)));
+  if (p.ws == nullptr || p.counters == nullptr) splits = 1;
+  p.slice_chunks = (chunks + splits - 1) / splits;
+  p.splits = (chunks + p.slice_chunks - 1) / p.slice_chunks;
+}
+
+template <typename T, int WARPS, bool ZERO, int FOLD>
+char const* launch(Params p, W4A16DecodeArgs const& a, cudaStream_t stream) {
+  constexpr auto kern = decode_kernel<T, WARPS, ZERO, FOLD>;
+  int resident = 1;
+  if (resident_blocks<kern>(a.gemm.device, WARPS * 32, a.gemm.sm_count, resident) != cudaSuccess)
+    return "the occupancy query of the decode kernel failed";
+  choose_splits(p, resident, a.splits, a.ws_floats);
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(p.n / kTileN * p.row_blocks, p.splits);
+  cfg.blockDim = dim3(WARPS * 32);
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = a.pdl ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, kern, p) == cudaSuccess ? nullptr : "the decode kernel's launch failed";
+}
+
+template <typename T, int WARPS>
+char const* launch_fold(Params const& p, W4A16DecodeArgs const& a, cudaStream_t stream) {
+  const bool whole = p.group % (16 * kChunk) == 0;  // per channel: group == K, a multiple of 128
+  if (p.zero) return whole ? launch<T, WARPS, true, 8>(p, a, stream) : launch<T, WARPS, true, 4>(p, a, stream);
+  return whole ? launch<T, WARPS, false, 8>(p, a, stream) : launch<T, WARPS, false, 4>(p, a, stream);
+}
+
+// Warps per block when the caller leaves it (0): 4 when 8-warp blocks over whole K would need more
+// than one wave (many column tiles, e.g. 28672 x 4096), so the grid fills the GPU in finer steps; else 8.
+template <typename T>
+char const* run(W4A16DecodeArgs const& a, cudaStream_t stream) {
+  W4A16Args const& g = a.gemm;
+  if (!w4a16_decode_applies(g.m, g.n, g.k, g.group)) return "the decode kernel takes M <= 16, N a multiple of 64, K of 128";
+  Params p{};
+  p.m = g.m, p.n = g.n, p.k = g.k, p.group = g.group;
+  p.lda = g.lda, p.ldd = g.ldd;
+  p.x = g.x, p.w = g.w, p.scale = g.scale, p.zero = g.zero, p.bias = g.bias, p.out = g.out;
+  p.ws = a.ws, p.counters = a.counters;
+  p.row_blocks = g.m > 8 ? 2 : 1;
+  if ((int64_t)(p.n / kTileN) * p.row_blocks > a.counters_len) p.counters = nullptr;  // too few counters: no split-K
+  int warps = a.warps;
+  if (warps == 0) {
+    int resident8 = 1;
+    if (resident_blocks<decode_kernel<T, 8, false, 8>>(g.device, 256, g.sm_count, resident8) != cudaSuccess)
+      return "the occupancy query of the decode kernel failed";
+    warps = p.n / kTileN * p.row_blocks > resident8 ? 4 : 8;
+  }
+  if (warps == 4) return launch_fold<T, 4>(p, a, stream);
+  if (warps == 8) return launch_fold<T, 8>(p, a, stream);
+  return "warps: expected 0, 4 or 8";
+}
+
+}  // namespace w4a16_decode_impl
+}  // namespace qlinear_cutlass

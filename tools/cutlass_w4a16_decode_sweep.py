@@ -1,0 +1,109 @@
+"""Sweep the cutlass provider's W4A16 decode kernel (csrc/w4a16_decode.cuh) against its own mixed-input
+GEMM on the same weight, marlin's decode kernel and bf16 ``F.linear`` on the Llama-3-8B layer shapes,
+M = 1..16 (GPU only), and the decode kernel at forced K splits (M = 1), to check the launcher's choices.
+
+    python3 -m tools.cutlass_w4a16_decode_sweep [--out sweep.json] [--ms 1,4,8,16] [--splits 1,2,3,4,6,8]
+
+Per (shape, M): CUDA-graph time per call over rotated layer copies (no L2 reuse) of bf16, marlin (its
+decode kernel, when the marlin provider is installed), the cutlass GEMM (its M <= 16 tile) and the
+decode kernel with the launcher's choices, without PDL, and with 4 / 8 warps per block. Relative error
+of every path against the float64 reference. JSON to --out, table to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+import torch.nn.functional as F
+
+from qlinear.config import MPLinearLayerConfig
+from qlinear.decode_step import MODELS
+from qlinear.formats.int_pack import dequantize_wna16
+from qlinear.scalar_type import scalar_types
+
+from .harness import Timer, copies_for, make_layers, rel_error
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="cutlass_w4a16_decode_sweep.json")
+    ap.add_argument("--ms", default="1,4,8,16")
+    ap.add_argument("--splits", default="1,2,3,4,6,8", help="K slices tried at M=1")
+    args = ap.parse_args()
+    ms = [int(v) for v in args.ms.split(",")]
+    split_list = [int(v) for v in args.splits.split(",") if v]
+    from qlinear_cutlass import configs
+    from qlinear_cutlass.w4a16 import CutlassW4A16LinearKernel, decode_workspace
+
+    try:
+        from qlinear_marlin.mp import MarlinMPLinearKernel
+    except ImportError:  # marlin provider not installed: its column stays empty
+        MarlinMPLinearKernel = None
+    dev = torch.device("cuda")
+    card = torch.cuda.get_device_name()
+    timer = Timer(dev, max_time=0.05)
+    rows = []
+    for name, (n, k) in MODELS["llama3-8b"].items():
+        c = MPLinearLayerConfig((k, n), (k, n), scalar_types.uint4b8, torch.bfloat16, 128, False, False)
+        gen = torch.Generator(device=dev).manual_seed(0)
+        w = torch.randn(n, k, device=dev, generator=gen) * 0.05
+        copies = copies_for(n * k // 2 + n * (k // 128) * 2, dev)
+        params, layers, kerns = make_layers(CutlassW4A16LinearKernel, c, w, copies)
+        mlayers = mkerns = None
+        if MarlinMPLinearKernel is not None:
+            _, mlayers, mkerns = make_layers(MarlinMPLinearKernel, c, w, copies)
+        ref_w = dequantize_wna16(c.weight_type, params["weight_packed"], params["weight_scale"], group_size=128,
+                                 dtype=torch.float64)
+        bf = [w.to(torch.bfloat16).clone() for _ in range(copies_for(2 * n * k, dev))]
+        del w
+        kern = kerns[0]
+        for m in ms:
+            x = torch.randn(m, k, device=dev, dtype=torch.bfloat16, generator=gen)
+            ref = (x.double() @ ref_w.t()).float()
+            ws, cnt = decode_workspace(dev, 64 * m * n, 2 * n // configs.DECODE_TILE_N)
+
+            def decode(splits=0, warps=0, pdl=True):
+                def call(i):
+                    L = layers[i]
+                    out = torch.empty(m, n, dtype=x.dtype, device=dev)
+                    kern._decode(out, x, L.weight_packed, L.weight_scale, None, None, ws, cnt, 128, splits, warps, pdl)
+                    return out
+                return call
+
+            def gemm(i):
+                L = layers[i]
+                out = torch.empty(m, n, dtype=x.dtype, device=dev)
+                kern._mm(out, x, L.weight_packed, L.weight_scale, None, None, 128, configs.w4a16_tile_for(m, n))
+                return out
+
+            paths = {"bf16": lambda i: F.linear(x, bf[i % len(bf)]), "gemm": gemm, "decode": decode(),
+                     "decode_nopdl": decode(pdl=False), "decode_w4": decode(warps=4), "decode_w8": decode(warps=8)}
+            if mkerns is not None:
+                paths["marlin"] = lambda i: mkerns[i].apply_weights(mlayers[i], x)
+            r = dict(shape=name, n=n, k=k, m=m, copies=copies)
+            for p, fn in paths.items():
+                r[p + "_err"] = None if p == "bf16" else rel_error(fn(0), ref)
+                r[p + "_us"] = timer(fn, copies if p != "bf16" else len(bf), graph=True)
+            if m == 1:
+                for s in split_list:
+                    r[f"s{s}_us"] = timer(decode(s), copies, graph=True)
+            rows.append(r)
+            us = "  ".join(f"{p} {r[p + '_us']:.1f}" for p in paths)
+            print(f"{name:8s} M={m:<3d} {us}  (decode err {r['decode_err']:.1e})", flush=True)
+        del layers, kerns, mlayers, mkerns, bf
+        torch.cuda.empty_cache()
+    with open(args.out, "w") as f:
+        json.dump(dict(card=card, torch=torch.__version__, rows=rows), f, indent=1)
+    print(f"\nW4A16 g128 bf16 on {card}: graph us per call; the decode kernel's speedup over bf16, the GEMM and marlin")
+    for r in rows:
+        extra = " | splits " + " ".join(f"{s}:{r[f's{s}_us']:.1f}" for s in split_list) if r["m"] == 1 else ""
+        mar = r.get("marlin_us") or 0.0
+        print(f"{r['shape']:8s} M={r['m']:<3d} bf16 {r['bf16_us']:6.1f} marlin {mar:6.1f} gemm {r['gemm_us']:6.1f} "
+              f"decode {r['decode_us']:6.1f} -> {r['bf16_us'] / r['decode_us']:4.2f}x bf16, "
+              f"{r['gemm_us'] / r['decode_us']:4.2f}x gemm, {mar / r['decode_us']:4.2f}x marlin{extra}")
+
+
+if __name__ == "__main__":
+    main()

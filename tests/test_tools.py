@@ -143,3 +143,23 @@ def test_tile_sweep_build_command(monkeypatch):
     for flag in ("-DQLC_TILE_N=256", "-DQLC_TILE_M=64", "-DQLC_TILE_K=64", "-DQLC_CLUSTER_N=2", "-DQLC_STREAMK=1", "-DQLC_BITS=8"):
         assert flag in cmd
     assert "-DQLC_BITS=4" in tiles.nvcc_command("n128m16k64c1", tmp)
+
+
+def test_decode_variant_library_builds_with_its_entry_points(monkeypatch, tmp_path):
+    """tools/cutlass_w4a16_decode_sweep.py --build: the decode kernel as a standalone library (nvcc only),
+    exporting the entry points --lib calls (the tile sweep's, so the same ctypes struct serves)."""
+    import importlib
+    import subprocess
+
+    pytest.importorskip("qlinear_cutlass")
+    from qlinear.cuda_jit import find_nvcc
+
+    if find_nvcc() is None:
+        pytest.skip("nvcc not found")
+    monkeypatch.syspath_prepend(str(ROOT))
+    sweep = importlib.import_module("tools.cutlass_w4a16_decode_sweep")
+    lib = tmp_path / "shipped.so"
+    r = subprocess.run(sweep.variant_command(lib, warps=4), capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    syms = subprocess.run(["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True, check=True).stdout
+    assert " qlc_w4a16_run" in syms and " qlc_w4a16_workspace" in syms

@@ -3,6 +3,14 @@ GEMM on the same weight, marlin's decode kernel and bf16 ``F.linear`` on the Lla
 M = 1..16 (GPU only), and the decode kernel at forced K splits (M = 1), to check the launcher's choices.
 
     python3 -m tools.cutlass_w4a16_decode_sweep [--out sweep.json] [--ms 1,4,8,16] [--splits 1,2,3,4,6,8]
+    python3 -m tools.cutlass_w4a16_decode_sweep --build build/dec_variants [--include-first DIR --name NAME]
+    python3 -m tools.cutlass_w4a16_decode_sweep --lib build/dec_variants [--out variants.json]
+
+``--build DIR``: compile the kernel as standalone libraries (``tools/cutlass_tiles/w4a16_decode_variant.cu``:
+nvcc only, no torch, seconds; on any machine with nvcc), one per warps choice (0 = the launcher's rule, 4, 8);
+``--include-first DIR`` builds a variant from a changed copy of ``w4a16_decode.cuh`` in DIR instead, as
+NAME. ``--lib DIR`` (on the GPU, the folder carried there): each library checked against F.linear on the
+dequantized weight at M = 1, 5, 16, then timed beside bf16 (no extension built).
 
 Per (shape, M): CUDA-graph time per call over rotated layer copies (no L2 reuse) of bf16, marlin (its
 decode kernel, when the marlin provider is installed), the cutlass GEMM (its M <= 16 tile) and the
@@ -14,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -26,13 +35,108 @@ from qlinear.scalar_type import scalar_types
 from .harness import Timer, copies_for, make_layers, rel_error
 
 
+VARIANT_SOURCE = Path(__file__).parent / "cutlass_tiles" / "w4a16_decode_variant.cu"
+
+
+def variant_command(out: Path, warps: int = 0, include_first: str | None = None) -> list[str]:
+    """The nvcc command building one standalone library of the decode kernel (bf16 activations)."""
+    from qlinear.cuda_jit import find_nvcc
+    from qlinear_cutlass.build import CSRC, GENCODE
+
+    nvcc = find_nvcc()
+    if nvcc is None:
+        raise SystemExit("nvcc not found")
+    inc = [f"-I{include_first}"] if include_first else []
+    return [nvcc, "-O3", "-std=c++17", GENCODE, "-Xcompiler", "-fPIC", "-shared", *inc, f"-I{CSRC}", f"-DQLC_WARPS={warps}",
+            "-DQLC_FP16=0", str(VARIANT_SOURCE), "-o", str(out)]
+
+
+def build_libs(out_dir: str, include_first: str | None, name: str | None) -> None:
+    import subprocess
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = [(name or "variant", 0)] if include_first else [("shipped", 0), ("warps4", 4), ("warps8", 8)]
+    for stem, warps in todo:
+        subprocess.run(variant_command(out / f"{stem}.so", warps, include_first), check=True)
+        print(f"built {out / stem}.so", flush=True)
+
+
+def run_libs(lib_dir: str, ms: list[int], out_path: str) -> None:
+    """Each standalone variant in ``lib_dir``: checked, then timed beside bf16 on the Llama-3-8B shapes."""
+    from qlinear import timing
+    from qlinear.formats.int_pack import pack_along
+    from qlinear_cutlass.w4a16_layout import scale_table, weight_int4
+
+    from .cutlass_w4a16_tiles import CALLS, Tile
+
+    libs = [Tile(p) for p in sorted(Path(lib_dir).glob("*.so"))]
+    if not libs:
+        raise SystemExit(f"no variant libraries in {lib_dir}")
+    dev = torch.device("cuda")
+    card = torch.cuda.get_device_name()
+    rows, failed = [], {}
+    for name, (n, k) in MODELS["llama3-8b"].items():
+        copies = copies_for(n * k // 2, dev, min_copies=2, max_copies=16)
+        gen = torch.Generator(device=dev).manual_seed(0)
+        scales = torch.rand(n, k // 128, device=dev, generator=gen) * 0.01 + 0.001
+        codes = torch.randint(0, 16, (n, k), device=dev, generator=gen, dtype=torch.int32)
+        w_ref = (codes - 8).float() * scales.repeat_interleave(128, 1)
+        w_q, s_t = weight_int4(pack_along(codes, 4, 1)), scale_table(scales, torch.bfloat16)
+        wq = [w_q] + [w_q.clone() for _ in range(copies - 1)]
+        st = [s_t] + [s_t.clone() for _ in range(copies - 1)]
+        bf = [w_ref.to(torch.bfloat16)] + [w_ref.to(torch.bfloat16) for _ in range(copies - 1)]
+
+        def prepared(t, out, x):
+            t.prepare(out, x, wq[0], st[0], 128)
+            t.workspace.zero_()  # the tile counters start at zero; the kernel leaves them so
+            return t
+
+        ok = []
+        for t in libs:
+            try:
+                for m in (1, 5, 16):
+                    x = torch.randn(m, k, device=dev, dtype=torch.bfloat16, generator=gen)
+                    out = torch.empty(m, n, device=dev, dtype=torch.bfloat16)
+                    got = prepared(t, out, x)(out, x, wq[0], st[0], 128).float()
+                    err = rel_error(got, F.linear(x.float(), w_ref))
+                    if not err < 1e-2:
+                        raise RuntimeError(f"M={m}: relative error {err:.2e} against F.linear on the dequantized weight")
+                ok.append(t)
+            except Exception as e:  # noqa: BLE001 - a variant that fails is reported and left out
+                failed[f"{t.name} {name}"] = str(e)[:300]
+                print(f"# {t.name} on {name}: {e}", flush=True)
+        for m in ms:
+            x = torch.randn(m, k, device=dev, dtype=torch.bfloat16, generator=gen)
+            out = torch.empty(m, n, device=dev, dtype=torch.bfloat16)
+            r = {"shape": name, "n": n, "k": k, "m": m,
+                 "bf16": timing.graph_us(lambda j: F.linear(x, bf[j % copies]), calls=CALLS, reps=15)}
+            for t in ok:
+                prepared(t, out, x)
+                r[t.name] = timing.graph_us(lambda j, t=t: t(out, x, wq[j % copies], st[j % copies], 128), calls=CALLS, reps=15)
+            rows.append(r)
+            print(f"{name:8s} M={m:<3d} " + "  ".join(f"{c} {v:.1f}" for c, v in r.items() if isinstance(v, float)), flush=True)
+        del wq, st, bf
+        torch.cuda.empty_cache()
+    with open(out_path, "w") as f:
+        json.dump({"card": card, "torch": torch.__version__, "unit": "us (CUDA graph, per call)", "failed": failed, "rows": rows}, f, indent=1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="cutlass_w4a16_decode_sweep.json")
     ap.add_argument("--ms", default="1,4,8,16")
     ap.add_argument("--splits", default="1,2,3,4,6,8", help="K slices tried at M=1")
+    ap.add_argument("--lib", default=None, help="a folder of standalone variant libraries to check and time instead")
+    ap.add_argument("--build", default=None, help="compile standalone libraries of the kernel into this folder (no GPU)")
+    ap.add_argument("--include-first", default=None, help="--build: a folder holding a changed w4a16_decode.cuh")
+    ap.add_argument("--name", default=None, help="--build --include-first: the variant's file name")
     args = ap.parse_args()
     ms = [int(v) for v in args.ms.split(",")]
+    if args.build:
+        return build_libs(args.build, args.include_first, args.name)
+    if args.lib:
+        return run_libs(args.lib, ms, args.out)
     split_list = [int(v) for v in args.splits.split(",") if v]
     from qlinear_cutlass import configs
     from qlinear_cutlass.w4a16 import CutlassW4A16LinearKernel, decode_workspace

@@ -126,6 +126,19 @@ def _detect_cpu() -> dict:
     )
 
 
+@functools.lru_cache(maxsize=None)
+def cuda_sm_count(device: torch.device) -> int:
+    """Streaming multiprocessors of a CUDA device (cached): what kernels size one wave of blocks by."""
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_has_pdl(device: torch.device) -> bool:
+    """Programmatic dependent launch (a kernel starting under its predecessor's tail): compute
+    capability 9.0 and later (cached)."""
+    return torch.cuda.get_device_capability(device)[0] >= 9
+
+
 def detect_platform() -> Platform:
     cpu = _detect_cpu()
     if torch.cuda.is_available():

@@ -26,6 +26,7 @@ import functools
 import torch
 
 from qlinear.kernel import MPLinearKernel
+from qlinear.platform import cuda_has_pdl, cuda_sm_count
 from qlinear.scalar_type import scalar_types
 from qlinear.streams import PerStream
 
@@ -72,17 +73,6 @@ def checked_decode(raw, out, x, w, scale, zero, bias, ws, counters, group: int, 
     if counters.dtype != torch.int32 or not counters.is_contiguous() or counters.device != x.device:
         raise ValueError(f"counters: expected a contiguous int32 tensor on {x.device}, got {counters.dtype} on {counters.device}")
     raw(out, x, w, scale, zero, bias, ws, counters, group, splits, warps, pdl)
-
-
-@functools.lru_cache(maxsize=None)
-def _sm_count(device: torch.device) -> int:
-    return torch.cuda.get_device_properties(device).multi_processor_count
-
-
-@functools.lru_cache(maxsize=None)
-def _has_pdl(device: torch.device) -> bool:
-    """Programmatic dependent launch: compute capability 9.0 and later."""
-    return torch.cuda.get_device_capability(device)[0] >= 9
 
 
 class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
@@ -153,12 +143,12 @@ class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
         c = self.config
         m, n, k = x2.shape[0], c.N, c.K
         cuda = x2.device.type == "cuda"  # (not: the CPU tests' stand-in extension)
-        pdl = bool(configs.PDL) and cuda and _has_pdl(x2.device)
+        pdl = bool(configs.PDL) and cuda and cuda_has_pdl(x2.device)
         if self.w_gidx_name is not None:
             xg = torch.empty((m, k), dtype=x2.dtype, device=x2.device)
             self._ext.w4a16_gather(xg, x2, getattr(layer, self.w_gidx_name), pdl)
             x2 = xg
-        planes = configs.w4a16_decode_planes(m, n, k, _sm_count(x2.device) if cuda else 1)
+        planes = configs.w4a16_decode_planes(m, n, k, cuda_sm_count(x2.device) if cuda else 1)
         ws, counters = decode_workspace(x2.device, planes * m * n, 2 * n // configs.DECODE_TILE_N)
         self._decode_raw(out, x2, getattr(layer, self.w_q_name), getattr(layer, self.w_s_name), zero, bias, ws, counters,
                          self._group, 0, 0, pdl)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 
+from qlinear.platform import cuda_has_pdl, cuda_sm_count
 from qlinear.settings import env_int
 from qlinear.streams import PerStream
 
@@ -79,15 +78,6 @@ def extension():
     return ext
 
 
-@functools.lru_cache(maxsize=None)
-def _sm_count(device: torch.device) -> int:
-    return torch.cuda.get_device_properties(device).multi_processor_count
-
-
-@functools.lru_cache(maxsize=None)
-def _has_pdl(device: torch.device) -> bool:
-    """Programmatic dependent launch: compute capability 9.0 and later."""
-    return torch.cuda.get_device_capability(device)[0] >= 9
 
 
 def decode_chunk_tiles(bits: int) -> int:
@@ -112,7 +102,7 @@ def split_planes(device: torch.device, n: int, kp: int) -> int:
     """An upper bound of the K slices the launcher picks (choose_splits in marlin_mp.cuh: resident
     blocks over the output tiles, at most Kp / 256), taking 8 resident blocks per SM and one row
     block; the launcher also keeps its slices within the workspace it is given."""
-    return max(1, min(kp // 256, -(-8 * _sm_count(device) // max(1, n // TILE_N))))
+    return max(1, min(kp // 256, -(-8 * cuda_sm_count(device) // max(1, n // TILE_N))))
 
 
 def run(x: torch.Tensor, n: int, w: torch.Tensor, s: torch.Tensor, *, zm=None, tile_group=None, kidx=None,
@@ -150,7 +140,7 @@ def run(x: torch.Tensor, n: int, w: torch.Tensor, s: torch.Tensor, *, zm=None, t
                              f"8-bit integer and 4/8-bit float codes in groups that divide or fill a chunk; got M={m}, "
                              f"{w.shape[-1]}-bit, fmt {fmt}, K={kp}, group_k={group_k}")
         if pdl is None:
-            pdl = bool(PDL) and x2.is_cuda and _has_pdl(x2.device)
+            pdl = bool(PDL) and x2.is_cuda and cuda_has_pdl(x2.device)
         out = ext.mp_gemm(x2, w, s, zm, tile_group, bias, col_scale, wsp, cnt, group_k, fmt, decode, splits, int(pdl),
                           kidx, DECODE_WARPS if warps is None else warps,
                           int(bool(DECODE_STREAMK) if streamk is None else streamk))

@@ -150,7 +150,7 @@ def test_run_picks_the_decode_kernel_and_refuses_it_where_it_does_not_apply(monk
             return torch.zeros(x.shape[0], 64, dtype=x.dtype)
 
     monkeypatch.setattr(runtime, "extension", lambda: Ext())
-    monkeypatch.setattr(runtime, "_sm_count", lambda device: 132)
+    monkeypatch.setattr(runtime, "cuda_sm_count", lambda device: 132)
     s = torch.zeros(1, 1, 8, 8, dtype=torch.bfloat16)
     for k, m, expect in ((128, 1, 1), (256, 16, 1), (256, 17, 0), (96, 1, 0)):
         w = torch.zeros(1, k // 16, 32, 4, dtype=torch.int32)

@@ -105,6 +105,21 @@ __device__ __forceinline__ void allow_dependent_launch() {
 #endif
 }
 
+// `kern<<<grid, block, 0, stream>>>(args...)`, as a programmatic dependent of the previous kernel when `pdl`.
+template <typename... Args>
+cudaError_t launch_pdl(void (*kern)(Args...), dim3 grid, dim3 block, cudaStream_t stream, bool pdl, Args... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, kern, args...);
+}
+
 struct Params {
   int m, n, k, group;
   int64_t lda, ldd;  // row strides of x and out (elements)
@@ -120,6 +135,61 @@ struct Params {
   int slice_chunks;  // chunks of a K slice
   int splits;
 };
+
+// The end of a block: each warp's fp32 sums acc[j][i] (the mma C fragment: output column n0 + 16 j + g
+// (+8 for i >= 2), row row0 + 2 t + i % 2) to shared memory, added in warp order; then, split-K, a plane
+// per K slice in ws, added by the tile's last block in slice order; bias, rounding, store. Deterministic.
+template <typename T, int WARPS>
+__device__ __forceinline__ void block_finish(const Params& p, const float (&acc)[kAtoms][4]) {
+  using Tr = Traits<T>;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, t = lane % 4;
+  const int ntile = blockIdx.x / p.row_blocks, rblk = blockIdx.x % p.row_blocks;
+  const int row0 = 8 * rblk, n0 = ntile * kTileN;
+  __shared__ float partial[WARPS][8][kTileN];
+  __shared__ float red[8 * kTileN];
+  __shared__ int is_last;
+#pragma unroll
+  for (int j = 0; j < kAtoms; ++j)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) partial[warp][2 * t + (i % 2)][16 * j + 8 * (i / 2) + g] = acc[j][i];
+  __syncthreads();
+  const int rows = min(8, p.m - row0);
+  for (int i = threadIdx.x; i < rows * kTileN; i += WARPS * 32) {
+    float v = 0.f;
+#pragma unroll
+    for (int ww = 0; ww < WARPS; ++ww) v += partial[ww][i / kTileN][i % kTileN];
+    red[i] = v;
+  }
+  const T* bias = static_cast<const T*>(p.bias);
+  T* out = static_cast<T*>(p.out);
+  if (p.splits > 1) {  // K slices: a plane each in ws, the tile's last block adds them in slice order
+    const size_t plane = (size_t)p.m * p.n;
+    __syncthreads();
+    for (int i = threadIdx.x; i < rows * kTileN; i += WARPS * 32)
+      __stcg(&p.ws[blockIdx.y * plane + (size_t)(row0 + i / kTileN) * p.n + n0 + i % kTileN], red[i]);
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) is_last = atomicAdd(&p.counters[blockIdx.x], 1) == p.splits - 1;
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    for (int i = threadIdx.x; i < rows * kTileN; i += WARPS * 32) {
+      const float* wp = &p.ws[(size_t)(row0 + i / kTileN) * p.n + n0 + i % kTileN];
+      float v = 0.f;
+      for (int sl = 0; sl < p.splits; ++sl) v += __ldcg(wp + sl * plane);
+      red[i] = v;
+    }
+    if (threadIdx.x == 0) p.counters[blockIdx.x] = 0;
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < rows * kTileN; i += WARPS * 32) {
+    const int r = i / kTileN, col = n0 + i % kTileN;
+    float v = red[i];
+    if (bias) v += Tr::to_float(reinterpret_cast<const unsigned short*>(bias)[col]);
+    out[(size_t)(row0 + r) * p.ldd + col] = Tr::from_float(v);
+  }
+}
 
 // Scale-group handling, fixed per instantiation: FOLD = k blocks between folds, 8 when every group is
 // whole chunks (group a multiple of 128, per channel included), 4 when groups are 64-k multiples that
@@ -238,50 +308,7 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) decode_kernel(const Pa
     if (has_next) group_values(kb0 + WARPS * kChunk);
   }
 
-  // the block's sums: per warp to shared memory, added in warp order
-  __shared__ float partial[WARPS][8][kTileN];
-  __shared__ float red[8 * kTileN];
-  __shared__ int is_last;
-#pragma unroll
-  for (int j = 0; j < kAtoms; ++j)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) partial[warp][2 * t + (i % 2)][16 * j + 8 * (i / 2) + g] = acc[j][i];
-  __syncthreads();
-  const int rows = min(8, p.m - row0);
-  for (int i = threadIdx.x; i < rows * kTileN; i += WARPS * 32) {
-    float v = 0.f;
-#pragma unroll
-    for (int ww = 0; ww < WARPS; ++ww) v += partial[ww][i / kTileN][i % kTileN];
-    red[i] = v;
-  }
-  const T* bias = static_cast<const T*>(p.bias);
-  T* out = static_cast<T*>(p.out);
-  if (p.splits > 1) {  // K slices: a plane each in ws, the tile's last block adds them in slice order
-    const size_t plane = (size_t)p.m * p.n;
-    __syncthreads();
-    for (int i = threadIdx.x; i < rows * kTileN; i += WARPS * 32)
-      __stcg(&p.ws[blockIdx.y * plane + (size_t)(row0 + i / kTileN) * p.n + n0 + i % kTileN], red[i]);
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) is_last = atomicAdd(&p.counters[blockIdx.x], 1) == p.splits - 1;
-    __syncthreads();
-    if (!is_last) return;
-    __threadfence();
-    for (int i = threadIdx.x; i < rows * kTileN; i += WARPS * 32) {
-      const float* wp = &p.ws[(size_t)(row0 + i / kTileN) * p.n + n0 + i % kTileN];
-      float v = 0.f;
-      for (int sl = 0; sl < p.splits; ++sl) v += __ldcg(wp + sl * plane);
-      red[i] = v;
-    }
-    if (threadIdx.x == 0) p.counters[blockIdx.x] = 0;
-  }
-  __syncthreads();
-  for (int i = threadIdx.x; i < rows * kTileN; i += WARPS * 32) {
-    const int r = i / kTileN, col = n0 + i % kTileN;
-    float v = red[i];
-    if (bias) v += Tr::to_float(reinterpret_cast<const unsigned short*>(bias)[col]);
-    out[(size_t)(row0 + r) * p.ldd + col] = Tr::from_float(v);
-  }
+  block_finish<T, WARPS>(p, acc);
 }
 
 // Act-order: x's columns gathered into the weight's sorted K order (out[r][i] = x[r][perm[i]]), as a
@@ -300,18 +327,9 @@ __global__ void __launch_bounds__(256) gather_kernel(T* __restrict__ out, const 
 }
 
 inline char const* launch_gather(W4A16GatherArgs const& a, cudaStream_t stream) {
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3((a.k + 255) / 256);
-  cfg.blockDim = dim3(256);
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = a.pdl ? 1 : 0;
   using U = unsigned short;  // 16-bit values are moved, not interpreted
-  const cudaError_t e = cudaLaunchKernelEx(&cfg, gather_kernel<U>, static_cast<U*>(a.out), static_cast<const U*>(a.x),
-                                           a.perm, a.m, a.k, a.lda);
+  const cudaError_t e = launch_pdl(gather_kernel<U>, dim3((a.k + 255) / 256), dim3(256), stream, a.pdl != 0,
+                                   static_cast<U*>(a.out), static_cast<const U*>(a.x), a.perm, a.m, a.k, a.lda);
   return e == cudaSuccess ? nullptr : "the act-order gather's launch failed";
 }
 
@@ -352,16 +370,8 @@ char const* launch(Params p, W4A16DecodeArgs const& a, cudaStream_t stream) {
   if (resident_blocks<kern>(a.gemm.device, WARPS * 32, a.gemm.sm_count, resident) != cudaSuccess)
     return "the occupancy query of the decode kernel failed";
   choose_splits(p, resident, a.splits, a.ws_floats);
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(p.n / kTileN * p.row_blocks, p.splits);
-  cfg.blockDim = dim3(WARPS * 32);
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = a.pdl ? 1 : 0;
-  return cudaLaunchKernelEx(&cfg, kern, p) == cudaSuccess ? nullptr : "the decode kernel's launch failed";
+  const cudaError_t e = launch_pdl(kern, dim3(p.n / kTileN * p.row_blocks, p.splits), dim3(WARPS * 32), stream, a.pdl != 0, p);
+  return e == cudaSuccess ? nullptr : "the decode kernel's launch failed";
 }
 
 template <typename T, int WARPS>

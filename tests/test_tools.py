@@ -44,6 +44,22 @@ def test_rotation_and_layers(harness):
     assert harness.rel_error(kernels[1].apply(layers[1], x), kernels[0].apply(layers[0], x)) == 0.0
 
 
+def test_gptq_g128_shapes_share_one_weight_across_kernels(harness):
+    """What the decode sweeps run on: every kernel's layers re-laid from the same quantized weight, the
+    dequantized reference and bf16 copies of the float weight, per shape."""
+    from qlinear_emulation.kernels import EmulationMPLinearKernel
+
+    got = list(harness.gptq_g128_shapes((EmulationMPLinearKernel, None), "cpu", {"a": (64, 256), "b": (128, 128)}))
+    assert [(name, n, k) for name, n, k, *_ in got] == [("a", 64, 256), ("b", 128, 128)]
+    name, n, k, copies, made, ref_w, bf = got[0]
+    layers, kernels = made[EmulationMPLinearKernel]
+    assert list(made) == [EmulationMPLinearKernel] and len(layers) == copies > 1 and len(bf) > 1
+    x = torch.randn(3, k, dtype=torch.bfloat16)
+    ref = (x.double() @ ref_w.t()).float()
+    assert harness.rel_error(kernels[0].apply(layers[0], x), ref) < 1e-2  # the layers hold the reference's weight
+    assert harness.rel_error(x.float() @ bf[0].float().t(), ref) < 0.2  # and bf16 the float weight it was quantized from
+
+
 def test_tools_use_no_path_hacks_or_private_tile_attributes():
     for path in (ROOT / "tools").glob("*.py"):
         text = path.read_text()

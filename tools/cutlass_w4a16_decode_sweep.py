@@ -27,12 +27,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from qlinear.config import MPLinearLayerConfig
 from qlinear.decode_step import MODELS
-from qlinear.formats.int_pack import dequantize_wna16
-from qlinear.scalar_type import scalar_types
 
-from .harness import Timer, copies_for, make_layers, rel_error
+from .harness import Timer, copies_for, gptq_g128_shapes, rel_error
 
 
 VARIANT_SOURCE = Path(__file__).parent / "cutlass_tiles" / "w4a16_decode_variant.cu"
@@ -149,19 +146,11 @@ def main() -> None:
     card = torch.cuda.get_device_name()
     timer = Timer(dev, max_time=0.05)
     rows = []
-    for name, (n, k) in MODELS["llama3-8b"].items():
-        c = MPLinearLayerConfig((k, n), (k, n), scalar_types.uint4b8, torch.bfloat16, 128, False, False)
-        gen = torch.Generator(device=dev).manual_seed(0)
-        w = torch.randn(n, k, device=dev, generator=gen) * 0.05
-        copies = copies_for(n * k // 2 + n * (k // 128) * 2, dev)
-        params, layers, kerns = make_layers(CutlassW4A16LinearKernel, c, w, copies)
-        mlayers = mkerns = None
-        if MarlinMPLinearKernel is not None:
-            _, mlayers, mkerns = make_layers(MarlinMPLinearKernel, c, w, copies)
-        ref_w = dequantize_wna16(c.weight_type, params["weight_packed"], params["weight_scale"], group_size=128,
-                                 dtype=torch.float64)
-        bf = [w.to(torch.bfloat16).clone() for _ in range(copies_for(2 * n * k, dev))]
-        del w
+    for name, n, k, copies, made, ref_w, bf in gptq_g128_shapes((CutlassW4A16LinearKernel, MarlinMPLinearKernel), dev,
+                                                                 MODELS["llama3-8b"]):
+        layers, kerns = made[CutlassW4A16LinearKernel]
+        mlayers, mkerns = made.get(MarlinMPLinearKernel, (None, None))
+        gen = torch.Generator(device=dev).manual_seed(1)
         kern = kerns[0]
         for m in ms:
             x = torch.randn(m, k, device=dev, dtype=torch.bfloat16, generator=gen)
@@ -196,8 +185,7 @@ def main() -> None:
             rows.append(r)
             us = "  ".join(f"{p} {r[p + '_us']:.1f}" for p in paths)
             print(f"{name:8s} M={m:<3d} {us}  (decode err {r['decode_err']:.1e})", flush=True)
-        del layers, kerns, mlayers, mkerns, bf
-        torch.cuda.empty_cache()
+        del layers, kerns, mlayers, mkerns
     with open(args.out, "w") as f:
         json.dump(dict(card=card, torch=torch.__version__, rows=rows), f, indent=1)
     print(f"\nW4A16 g128 bf16 on {card}: graph us per call; the decode kernel's speedup over bf16, the GEMM and marlin")

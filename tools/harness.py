@@ -17,7 +17,7 @@ import torch
 from qlinear.layers import quantize_layer_params
 from qlinear.timing import copies_needed, default_rotation, prepare_kernel, rel_error, time_calls
 
-__all__ = ["Timer", "copies_for", "make_layers", "rel_error"]
+__all__ = ["Timer", "copies_for", "gptq_g128_shapes", "make_layers", "rel_error"]
 
 
 def copies_for(nbytes: int, device: str | torch.device = "cuda", min_copies: int | None = None,
@@ -33,6 +33,36 @@ def make_layers(kernel_cls, config, w: torch.Tensor, copies: int, calib: torch.T
     params = quantize_layer_params(config, w, calib_x=calib)
     prep = prepare_kernel(kernel_cls, config, [params] * copies, w.device)
     return params, prep.layers, prep.kernels
+
+
+def gptq_g128_shapes(kernel_classes, device, shapes):
+    """Per (name, (N, K)) of ``shapes``: one random weight quantized as GPTQ g128 (bf16 activations) and
+    re-laid by each class of ``kernel_classes`` (None entries skipped) over enough rotated copies to
+    exceed the cache. Yields (name, n, k, copies, {class: (layers, kernels)}, float64 dequantized
+    weight, rotated bf16 copies of the float weight); the GPU memory goes when the caller moves on."""
+    from qlinear.config import MPLinearLayerConfig
+    from qlinear.formats.int_pack import dequantize_wna16
+    from qlinear.scalar_type import scalar_types
+
+    dev = torch.device(device)
+    for name, (n, k) in shapes.items():
+        c = MPLinearLayerConfig((k, n), (k, n), scalar_types.uint4b8, torch.bfloat16, 128, False, False)
+        gen = torch.Generator(device=dev).manual_seed(0)
+        w = torch.randn(n, k, device=dev, generator=gen) * 0.05
+        copies = copies_for(n * k // 2 + n * (k // 128) * 2, dev)
+        made, params = {}, None
+        for cls in kernel_classes:
+            if cls is not None:
+                params, layers, kernels = make_layers(cls, c, w, copies)
+                made[cls] = (layers, kernels)
+        ref_w = dequantize_wna16(c.weight_type, params["weight_packed"], params["weight_scale"], group_size=128,
+                                 dtype=torch.float64)
+        bf = [w.to(torch.bfloat16).clone() for _ in range(copies_for(2 * n * k, dev))]
+        del w
+        yield name, n, k, copies, made, ref_w, bf
+        del made, bf, ref_w
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
 
 
 class Timer:

@@ -19,12 +19,9 @@ import json
 import torch
 import torch.nn.functional as F
 
-from qlinear.config import MPLinearLayerConfig
 from qlinear.decode_step import MODELS
-from qlinear.formats.int_pack import dequantize_wna16
-from qlinear.scalar_type import scalar_types
 
-from .harness import Timer, copies_for, make_layers, rel_error
+from .harness import Timer, gptq_g128_shapes, rel_error
 
 
 def main() -> None:
@@ -46,20 +43,11 @@ def main() -> None:
     card = torch.cuda.get_device_name()
     timer = Timer(dev, max_time=0.05)
     rows = []
-    for name, (n, k) in MODELS["llama3-8b"].items():
-        c = MPLinearLayerConfig((k, n), (k, n), scalar_types.uint4b8, torch.bfloat16, 128, False, False)
-        gen = torch.Generator(device=dev).manual_seed(0)
-        w = torch.randn(n, k, device=dev, generator=gen) * 0.05
-        q_bytes = n * k // 2 + n * (k // 128) * 2
-        copies = copies_for(q_bytes, dev)
-        params, mlayers, mkerns = make_layers(MarlinMPLinearKernel, c, w, copies)
-        tlayers = tkerns = None
-        if TritonW4A16LinearKernel is not None:
-            _, tlayers, tkerns = make_layers(TritonW4A16LinearKernel, c, w, copies)
-        ref_w = dequantize_wna16(c.weight_type, params["weight_packed"], params["weight_scale"], group_size=128,
-                                 dtype=torch.float64)
-        bf = [w.to(torch.bfloat16).clone() for _ in range(copies_for(2 * n * k, dev))]
-        del w
+    for name, n, k, copies, made, ref_w, bf in gptq_g128_shapes((MarlinMPLinearKernel, TritonW4A16LinearKernel), dev,
+                                                                 MODELS["llama3-8b"]):
+        mlayers, mkerns = made[MarlinMPLinearKernel]
+        tlayers, tkerns = made.get(TritonW4A16LinearKernel, (None, None))
+        gen = torch.Generator(device=dev).manual_seed(1)
         kern = mkerns[0]
         for m in ms:
             x = torch.randn(m, k, device=dev, dtype=torch.bfloat16, generator=gen)
@@ -91,8 +79,7 @@ def main() -> None:
             rows.append(r)
             us = "  ".join(f"{p} {r[p + '_us']:.1f}" for p in paths)
             print(f"{name:8s} M={m:<3d} {us}  (decode err {r['decode_err']:.1e})", flush=True)
-        del mlayers, mkerns, tlayers, tkerns, bf
-        torch.cuda.empty_cache()
+        del mlayers, mkerns, tlayers, tkerns
     with open(args.out, "w") as f:
         json.dump(dict(card=card, torch=torch.__version__, kernel_default=dict(decode_max_m=runtime.DECODE_MAX_M),
                        rows=rows), f, indent=1)

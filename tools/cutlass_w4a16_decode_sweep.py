@@ -35,8 +35,9 @@ from .harness import Timer, copies_for, gptq_g128_shapes, rel_error
 VARIANT_SOURCE = Path(__file__).parent / "cutlass_tiles" / "w4a16_decode_variant.cu"
 
 
-def variant_command(out: Path, warps: int = 0, include_first: str | None = None) -> list[str]:
-    """The nvcc command building one standalone library of the decode kernel (bf16 activations)."""
+def variant_command(out: Path, warps: int = 0, include_first: str | None = None, bits: int = 4, fp16: bool = False) -> list[str]:
+    """The nvcc command building one standalone library of the decode kernel (``bits``-bit codes, bf16 or
+    fp16 activations); ``--lib`` reads the code width and dtype back from the name (``-w8``, ``-fp16``)."""
     from qlinear.cuda_jit import find_nvcc
     from qlinear_cutlass.build import CSRC, GENCODE
 
@@ -45,7 +46,12 @@ def variant_command(out: Path, warps: int = 0, include_first: str | None = None)
         raise SystemExit("nvcc not found")
     inc = [f"-I{include_first}"] if include_first else []
     return [nvcc, "-O3", "-std=c++17", GENCODE, "-Xcompiler", "-fPIC", "-shared", *inc, f"-I{CSRC}", f"-DQLC_WARPS={warps}",
-            "-DQLC_FP16=0", str(VARIANT_SOURCE), "-o", str(out)]
+            f"-DQLC_FP16={int(fp16)}", f"-DQLC_BITS={bits}", str(VARIANT_SOURCE), "-o", str(out)]
+
+
+def lib_kind(stem: str) -> tuple[int, "torch.dtype"]:
+    """(code width, activation dtype) of a variant library from its name."""
+    return (8 if "-w8" in stem else 4), (torch.float16 if "-fp16" in stem else torch.bfloat16)
 
 
 def build_libs(out_dir: str, include_first: str | None, name: str | None) -> None:
@@ -53,9 +59,11 @@ def build_libs(out_dir: str, include_first: str | None, name: str | None) -> Non
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    todo = [(name or "variant", 0)] if include_first else [("shipped", 0), ("warps4", 4), ("warps8", 8)]
+    todo = [(name or "variant", 0)] if include_first else [("shipped", 0), ("warps4", 4), ("warps8", 8), ("shipped-w8", 0),
+                                                            ("shipped-w8-fp16", 0)]
     for stem, warps in todo:
-        subprocess.run(variant_command(out / f"{stem}.so", warps, include_first), check=True)
+        bits, dt = lib_kind(stem)
+        subprocess.run(variant_command(out / f"{stem}.so", warps, include_first, bits, dt == torch.float16), check=True)
         print(f"built {out / stem}.so", flush=True)
 
 
@@ -77,26 +85,30 @@ def run_libs(lib_dir: str, ms: list[int], out_path: str) -> None:
         copies = copies_for(n * k // 2, dev, min_copies=2, max_copies=16)
         gen = torch.Generator(device=dev).manual_seed(0)
         scales = torch.rand(n, k // 128, device=dev, generator=gen) * 0.01 + 0.001
-        codes = torch.randint(0, 16, (n, k), device=dev, generator=gen, dtype=torch.int32)
-        w_ref = (codes - 8).float() * scales.repeat_interleave(128, 1)
-        w_q, s_t = weight_int4(pack_along(codes, 4, 1)), scale_table(scales, torch.bfloat16)
-        wq = [w_q] + [w_q.clone() for _ in range(copies - 1)]
-        st = [s_t] + [s_t.clone() for _ in range(copies - 1)]
-        bf = [w_ref.to(torch.bfloat16)] + [w_ref.to(torch.bfloat16) for _ in range(copies - 1)]
+        data = {}  # (bits, dtype) -> (rotated weights, rotated scale tables, the dequantized reference)
+        for bits, dt in sorted({lib_kind(t.name) for t in libs}, key=str):
+            codes = torch.randint(0, 1 << bits, (n, k), device=dev, generator=gen, dtype=torch.int32)
+            w_ref = (codes - (1 << (bits - 1))).float() * scales.repeat_interleave(128, 1)
+            w_q, s_t = weight_int4(pack_along(codes, bits, 1), bits=bits), scale_table(scales, dt)
+            data[bits, dt] = ([w_q] + [w_q.clone() for _ in range(copies - 1)], [s_t] + [s_t.clone() for _ in range(copies - 1)], w_ref)
+        bf = [w_ref.to(torch.bfloat16) for _ in range(copies)]
 
         def prepared(t, out, x):
+            wq, st, _ = data[lib_kind(t.name)]
             t.prepare(out, x, wq[0], st[0], 128)
             t.workspace.zero_()  # the tile counters start at zero; the kernel leaves them so
-            return t
+            return t, wq, st
 
         ok = []
         for t in libs:
+            dt = lib_kind(t.name)[1]
             try:
                 for m in (1, 5, 16):
-                    x = torch.randn(m, k, device=dev, dtype=torch.bfloat16, generator=gen)
-                    out = torch.empty(m, n, device=dev, dtype=torch.bfloat16)
-                    got = prepared(t, out, x)(out, x, wq[0], st[0], 128).float()
-                    err = rel_error(got, F.linear(x.float(), w_ref))
+                    x = torch.randn(m, k, device=dev, dtype=dt, generator=gen)
+                    out = torch.empty(m, n, device=dev, dtype=dt)
+                    tt, wq, st = prepared(t, out, x)
+                    got = tt(out, x, wq[0], st[0], 128).float()
+                    err = rel_error(got, F.linear(x.float(), data[lib_kind(t.name)][2]))
                     if not err < 1e-2:
                         raise RuntimeError(f"M={m}: relative error {err:.2e} against F.linear on the dequantized weight")
                 ok.append(t)
@@ -104,16 +116,19 @@ def run_libs(lib_dir: str, ms: list[int], out_path: str) -> None:
                 failed[f"{t.name} {name}"] = str(e)[:300]
                 print(f"# {t.name} on {name}: {e}", flush=True)
         for m in ms:
-            x = torch.randn(m, k, device=dev, dtype=torch.bfloat16, generator=gen)
-            out = torch.empty(m, n, device=dev, dtype=torch.bfloat16)
+            x16 = {dt: torch.randn(m, k, device=dev, dtype=dt, generator=gen) for dt in (torch.bfloat16, torch.float16)}
+            x = x16[torch.bfloat16]
             r = {"shape": name, "n": n, "k": k, "m": m,
                  "bf16": timing.graph_us(lambda j: F.linear(x, bf[j % copies]), calls=CALLS, reps=15)}
             for t in ok:
-                prepared(t, out, x)
-                r[t.name] = timing.graph_us(lambda j, t=t: t(out, x, wq[j % copies], st[j % copies], 128), calls=CALLS, reps=15)
+                dt = lib_kind(t.name)[1]
+                out = torch.empty(m, n, device=dev, dtype=dt)
+                tt, wq, st = prepared(t, out, x16[dt])
+                r[t.name] = timing.graph_us(lambda j, t=t, out=out, xx=x16[dt], wq=wq, st=st: t(out, xx, wq[j % copies], st[j % copies], 128),
+                                            calls=CALLS, reps=15)
             rows.append(r)
             print(f"{name:8s} M={m:<3d} " + "  ".join(f"{c} {v:.1f}" for c, v in r.items() if isinstance(v, float)), flush=True)
-        del wq, st, bf
+        del data, bf
         torch.cuda.empty_cache()
     with open(out_path, "w") as f:
         json.dump({"card": card, "torch": torch.__version__, "unit": "us (CUDA graph, per call)", "failed": failed, "rows": rows}, f, indent=1)

@@ -361,3 +361,53 @@ def test_checked_decode_names_what_it_refuses():
         with pytest.raises(ValueError, match=why):
             checked_decode(lambda *a: calls.append(a), oo, xx, w, s, None, None, ww, cc, g, sp, wa)
     assert len(calls) == 1
+
+
+# ---- the 8-bit decode path (csrc/w4a16_decode.cuh, BITS = 8; standalone builds only, not wired in) ---------
+def _byte_perm(x: torch.Tensor, y: int, sel: int) -> torch.Tensor:
+    """CUDA's __byte_perm on int64 tensors holding 32-bit words: byte i of the result is byte
+    (sel >> 4i) & 7 of the pair (x: bytes 0-3, y: 4-7)."""
+    src = [(x >> (8 * i)) & 0xFF for i in range(4)] + [torch.full_like(x, (y >> (8 * i)) & 0xFF) for i in range(4)]
+    return sum(src[(sel >> (4 * i)) & 7] << (8 * i) for i in range(4))
+
+
+def _halves(v: torch.Tensor, dt) -> tuple[torch.Tensor, torch.Tensor]:
+    lo, hi = (v & 0xFFFF).to(torch.int16), ((v >> 16) & 0xFFFF).to(torch.int16)
+    return lo.view(dt).float(), hi.view(dt).float()  # (int16 -> the 16-bit float with those bits)
+
+
+@pytest.mark.parametrize("dt", [BF, FP])
+def test_8bit_decode_reading_of_the_int8_atom(dt):
+    """Replays the 8-bit decode kernel's reading of W8A16's atom (lane's 8 bytes = words 2 lane, 2 lane + 1;
+    A registers = bytes (0, 2) / (1, 3) of each word by __byte_perm 0x4240 / 0x4341; fp16: byte | 0x6400
+    then ^ 0x80; bf16: 128 + low nibble and 256 + 16 high nibble as two fragments) and checks that the
+    fragment values minus the kernel's offset are the signed codes q - 128 at the right (n, k), and that
+    the header still holds these constants."""
+    n, k = 32, 48
+    codes = torch.randint(0, 256, (n, k), generator=torch.Generator().manual_seed(3))
+    packed = L.W8A16_ATOM.reorder(codes ^ 0x80)  # as weight_int4(bits=8) stores them (q ^ 0x80)
+    words = packed.view(torch.int32).to(torch.int64).view(k // 16, n // 16, 64) & 0xFFFFFFFF
+    lane = torch.arange(32)
+    g, t = lane // 4, lane % 4
+    eff = torch.full((n, k), float("nan"))
+    offset = 1152.0 if dt == FP else 512.0
+    for e in range(2):  # word e of the lane: k + 8 e
+        w = words[:, :, 2 * lane + e]  # [k block, atom, lane]
+        for sel, rows in ((0x4240, g), (0x4341, g + 8)):
+            if dt == FP:
+                frags = [_byte_perm(w, 0x64646464, sel) ^ 0x00800080]
+            else:
+                v = _byte_perm(w, 0, sel)
+                frags = [(v & 0x000F000F) ^ 0x43004300, ((v >> 1) & 0x00780078) ^ 0x43C043C0]
+            lo = sum(_halves(f, dt)[0] for f in frags) - offset  # k 2t + 8e
+            hi = sum(_halves(f, dt)[1] for f in frags) - offset  # k 2t + 1 + 8e
+            for kb in range(k // 16):
+                for atom in range(n // 16):
+                    eff[16 * atom + rows, 16 * kb + 2 * t + 8 * e] = lo[kb, atom]
+                    eff[16 * atom + rows, 16 * kb + 2 * t + 1 + 8 * e] = hi[kb, atom]
+    assert torch.equal(eff, (codes - 128).float())  # every (n, k) once, exactly the signed code
+    header = (build.CSRC / "w4a16_decode.cuh").read_text()
+    for const in ("0x64646464u", "0x00800080u", '"n"(0x000F000Fu), "n"(0x43004300u)', '"n"(0x00780078u), "n"(0x43C043C0u)',
+                  "bytes_to_a<0x4240>", "bytes_to_a<0x4341>",
+                  "kOffset8 = 1152.f", "kOffset8 = 512.f"):
+        assert const in header, const

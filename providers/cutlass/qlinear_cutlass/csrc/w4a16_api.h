@@ -58,7 +58,13 @@ inline bool w4a16_decode_applies(int m, int n, int k, int group) {
   return m >= 1 && m <= 16 && n % 64 == 0 && k % 128 == 0 && group > 0 && k % group == 0 && group % 64 == 0;
 }
 
+// 8-bit codes (W8A16): chunks of 64 k, so K a multiple of 64.
+inline bool w8a16_decode_applies(int m, int n, int k, int group) {
+  return m >= 1 && m <= 16 && n % 64 == 0 && k % 64 == 0 && group > 0 && k % group == 0 && group % 64 == 0;
+}
+
 char const* w4a16_decode(W4A16DecodeArgs const& a, cudaStream_t stream);  // this extension's dtype only
+char const* w8a16_decode(W4A16DecodeArgs const& a, cudaStream_t stream);  // (the w8a16 extension's)
 
 // Act-order ahead of the decode kernel: out [M, K] (contiguous) = x [M, K] (row stride lda) with its
 // columns in the weight's sorted order, out[r][i] = x[r][perm[i]]; PDL-launched like the decode kernel.

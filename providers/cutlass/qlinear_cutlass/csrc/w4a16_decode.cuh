@@ -55,6 +55,14 @@ template <>
 struct Traits<__half> {
   static constexpr uint32_t kMagicXor = 0x64086408u;  // 1024.0 in each half, and bit 3 to undo q ^ 8
   static constexpr float kOffset = 1032.f;             // MAGIC + 8
+  static constexpr float kOffset8 = 1152.f;            // 8-bit codes: 1024 + 128
+  // 8-bit codes: an A register's two bytes (selected by SEL from an atom word) as 1024 + q in each half:
+  // byte | 0x6400, then ^ 0x80 undoes the stored q ^ 0x80. One A fragment, one mma.
+  static constexpr int kFrags8 = 1;
+  template <uint32_t SEL>
+  static __device__ __forceinline__ void bytes_to_a(uint32_t w, uint32_t (&a)[kFrags8]) {
+    a[0] = __byte_perm(w, 0x64646464u, SEL) ^ 0x00800080u;
+  }
   static constexpr uint32_t kOnes = 0x3C003C00u;
   static __device__ __forceinline__ void mma(float* c, const uint32_t* a, const uint32_t* b) {
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
@@ -69,6 +77,20 @@ template <>
 struct Traits<__nv_bfloat16> {
   static constexpr uint32_t kMagicXor = 0x43084308u;  // 128.0 in each bfloat16, and bit 3
   static constexpr float kOffset = 136.f;
+  // 8-bit codes do not fit bf16's 7-bit mantissa as MAGIC + q: q = 16 hi + lo goes in as two A
+  // fragments summed by two mmas into one accumulator, 128 + lo (0x4300 | lo) and 256 + 16 hi (0x4380 |
+  // hi << 3: at exponent 8 a mantissa step is 2), so the sums hold x (384 + q); offset 384 + 128.
+  static constexpr float kOffset8 = 512.f;
+  static constexpr int kFrags8 = 2;
+  template <uint32_t SEL>
+  static __device__ __forceinline__ void bytes_to_a(uint32_t w, uint32_t (&a)[kFrags8]) {
+    const uint32_t v = __byte_perm(w, 0u, SEL);  // the two bytes at bits 0 and 16
+    uint32_t lo, hi;
+    asm("lop3.b32 %0, %1, %2, %3, 0x6A;\n" : "=r"(lo) : "r"(v), "n"(0x000F000Fu), "n"(0x43004300u));  // (v & F) ^ 128
+    // the stored byte is q ^ 0x80: its high nibble is hi ^ 8, so bit 6 of (hi ^ 8) << 3 is flipped back
+    asm("lop3.b32 %0, %1, %2, %3, 0x6A;\n" : "=r"(hi) : "r"(v >> 1), "n"(0x00780078u), "n"(0x43C043C0u));
+    a[0] = lo, a[1] = hi;
+  }
   static constexpr uint32_t kOnes = 0x3F803F80u;
   static __device__ __forceinline__ void mma(float* c, const uint32_t* a, const uint32_t* b) {
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
@@ -90,6 +112,11 @@ __device__ __forceinline__ uint32_t nibbles_to_magic(uint32_t q) {
 __device__ __forceinline__ uint32_t ld_stream(const uint32_t* p) {
   uint32_t v;  // read once: bypass L1, the weight never fits anyway
   asm volatile("ld.global.nc.L1::no_allocate.b32 %0, [%1];\n" : "=r"(v) : "l"(p));
+  return v;
+}
+__device__ __forceinline__ uint2 ld_stream(const uint2* p) {
+  uint2 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v2.b32 {%0,%1}, [%2];\n" : "=r"(v.x), "=r"(v.y) : "l"(p));
   return v;
 }
 
@@ -194,20 +221,36 @@ __device__ __forceinline__ void block_finish(const Params& p, const float (&acc)
 // Scale-group handling, fixed per instantiation: FOLD = k blocks between folds, 8 when every group is
 // whole chunks (group a multiple of 128, per channel included), 4 when groups are 64-k multiples that
 // are not (a half chunk never straddles two groups).
-template <typename T, int WARPS, bool ZERO, int FOLD>
+//
+// BITS = 8 (W8A16: uint8b128 codes in the int8 atom of w4a16_layout.py, 256 bytes, lane's 8 bytes
+// contiguous: word e = bytes (rows g, g+8) x (k 2t + 8e, 2t + 1 + 8e), A registers {bytes 0, 2 of word 0},
+// {1, 3 of 0}, {0, 2 of 1}, {1, 3 of 1}): 8 bytes a lane per atom, chunks of 4 k blocks (64 k: the same
+// 32 registers in flight), a fold per chunk (groups are whole 64-k blocks), no zero points.
+// NOT YET RUN ON A GPU and not wired into any kernel class: built only by the standalone variant
+// tool (tools/cutlass_w4a16_decode_sweep.py --build: shipped-w8*.so); its reading of the atom is
+// replayed on CPU (test_cutlass_w4a16.py). The int4 instantiations compile to the same SASS as before
+// BITS existed (the ones verified on the H200).
+template <int BITS>
+__host__ __device__ constexpr int chunk_blocks() { return BITS == 4 ? kChunk : 4; }
+
+template <typename T, int WARPS, bool ZERO, int FOLD, int BITS = 4>
 __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) decode_kernel(const Params p) {
   using Tr = Traits<T>;
+  constexpr int kCh = chunk_blocks<BITS>();
+  using WT = std::conditional_t<BITS == 4, uint32_t, uint2>;  // a lane's share of one atom
   allow_dependent_launch();  // the next PDL kernel may take SMs as our blocks leave
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
   const int ntile = blockIdx.x / p.row_blocks, rblk = blockIdx.x % p.row_blocks;
   const int row0 = 8 * rblk, n0 = ntile * kTileN;
-  const int chunks = p.k / (16 * kChunk);
+  const int chunks = p.k / (16 * kCh);
   const int c_lo = blockIdx.y * p.slice_chunks;
   const int n_chunks = min(c_lo + p.slice_chunks, chunks) - c_lo;
-  const size_t kb_words = (size_t)2 * p.n;  // one k block of every atom: N / 16 atoms x 32 words
-  // word `lane` of atom 4 ntile + j at k block kb: wt + kb * kb_words + 32 j
-  const uint32_t* wt = static_cast<const uint32_t*>(p.w) + (size_t)ntile * kAtoms * kAtomWords + lane;
+  // one k block of every atom: N / 16 atoms x 32 words (int4) or 32 uint2 (int8): 2 N units of WT
+  const size_t kb_words = (size_t)2 * p.n;
+  // lane's share of atom 4 ntile + j at k block kb: wt + kb * kb_words + 32 j
+  constexpr int kAtomWT = kAtomWords;
+  const WT* wt = reinterpret_cast<const WT*>(p.w) + (size_t)ntile * kAtoms * kAtomWT + lane;
   const unsigned short* sc = static_cast<const unsigned short*>(p.scale) + n0 + g;
   const unsigned short* zc = static_cast<const unsigned short*>(p.zero) + n0 + g;
   // B fragments: x[row][k 2t, 2t+1] and [k 2t+8, 2t+9] of row row0 + g. Rows past M read row 0: a row
@@ -244,7 +287,7 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) decode_kernel(const Pa
         const float z = ZERO ? Tr::to_float((unsigned short)(zv[j] >> (16 * h))) : 0.f;
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          float v = fmaf(s, fmaf(-Tr::kOffset, xs[e], gacc[j][2 * h + e]), acc[j][2 * h + e]);
+          float v = fmaf(s, fmaf(-(BITS == 4 ? Tr::kOffset : Tr::kOffset8), xs[e], gacc[j][2 * h + e]), acc[j][2 * h + e]);
           if constexpr (ZERO) v = fmaf(z, xs[e], v);
           acc[j][2 * h + e] = v;
           gacc[j][2 * h + e] = 0.f;
@@ -254,11 +297,11 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) decode_kernel(const Pa
     for (int i = 0; i < 4; ++i) xs[i] = 0.f;
   };
 
-  uint32_t w[kChunk][kAtoms];
-  uint32_t b[kChunk][2];
-  auto load_w = [&](const uint32_t* wc, int i) {
+  WT w[kCh][kAtoms];
+  uint32_t b[kCh][2];
+  auto load_w = [&](const WT* wc, int i) {
 #pragma unroll
-    for (int j = 0; j < kAtoms; ++j) w[i][j] = ld_stream(wc + i * kb_words + j * kAtomWords);
+    for (int j = 0; j < kAtoms; ++j) w[i][j] = ld_stream(wc + i * kb_words + j * kAtomWT);
   };
   auto load_x = [&](const T* xc, int i) {
     const unsigned int* xp = reinterpret_cast<const unsigned int*>(xc + i * 16);
@@ -267,33 +310,47 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) decode_kernel(const Pa
   };
 
   int c = warp;
-  const uint32_t* wc = wt + (size_t)(c_lo + c) * kChunk * kb_words;
-  const T* xc = xrow + (size_t)(c_lo + c) * kChunk * 16;
+  const WT* wc = wt + (size_t)(c_lo + c) * kCh * kb_words;
+  const T* xc = xrow + (size_t)(c_lo + c) * kCh * 16;
   // the first chunk's weights and scales before waiting for the previous kernel, activations after
   if (c < n_chunks) {
 #pragma unroll
-    for (int i = 0; i < kChunk; ++i) load_w(wc, i);
-    group_values((c_lo + c) * kChunk);
+    for (int i = 0; i < kCh; ++i) load_w(wc, i);
+    group_values((c_lo + c) * kCh);
   }
   grid_dependency_wait();
   if (c < n_chunks) {
 #pragma unroll
-    for (int i = 0; i < kChunk; ++i) load_x(xc, i);
+    for (int i = 0; i < kCh; ++i) load_x(xc, i);
   }
   for (; c < n_chunks; c += WARPS) {
-    const int kb0 = (c_lo + c) * kChunk;
+    const int kb0 = (c_lo + c) * kCh;
     const bool has_next = c + WARPS < n_chunks;
-    wc += (size_t)WARPS * kChunk * kb_words;
-    xc += WARPS * kChunk * 16;
+    wc += (size_t)WARPS * kCh * kb_words;
+    xc += WARPS * kCh * 16;
 #pragma unroll
-    for (int i = 0; i < kChunk; ++i) {
+    for (int i = 0; i < kCh; ++i) {
 #pragma unroll
       for (int j = 0; j < kAtoms; ++j) {
-        const uint32_t q = w[i][j];
-        // nibbles (0, 4): rows g, k 2t..; (1, 5): rows g+8; (2, 6): rows g, k+8; (3, 7): rows g+8, k+8
-        const uint32_t a[4] = {nibbles_to_magic<Tr::kMagicXor>(q), nibbles_to_magic<Tr::kMagicXor>(q >> 4),
-                               nibbles_to_magic<Tr::kMagicXor>(q >> 8), nibbles_to_magic<Tr::kMagicXor>(q >> 12)};
-        Tr::mma(gacc[j], a, b[i]);
+        if constexpr (BITS == 4) {
+          const uint32_t q = w[i][j];
+          // nibbles (0, 4): rows g, k 2t..; (1, 5): rows g+8; (2, 6): rows g, k+8; (3, 7): rows g+8, k+8
+          const uint32_t a[4] = {nibbles_to_magic<Tr::kMagicXor>(q), nibbles_to_magic<Tr::kMagicXor>(q >> 4),
+                                 nibbles_to_magic<Tr::kMagicXor>(q >> 8), nibbles_to_magic<Tr::kMagicXor>(q >> 12)};
+          Tr::mma(gacc[j], a, b[i]);
+        } else {
+          // A registers: bytes (0, 2) and (1, 3) of word 0 (k 2t, 2t+1: rows g, g+8), then of word 1 (k + 8)
+          uint32_t r0[Tr::kFrags8], r1[Tr::kFrags8], r2[Tr::kFrags8], r3[Tr::kFrags8];
+          Tr::template bytes_to_a<0x4240>(w[i][j].x, r0);
+          Tr::template bytes_to_a<0x4341>(w[i][j].x, r1);
+          Tr::template bytes_to_a<0x4240>(w[i][j].y, r2);
+          Tr::template bytes_to_a<0x4341>(w[i][j].y, r3);
+#pragma unroll
+          for (int f = 0; f < Tr::kFrags8; ++f) {
+            const uint32_t a[4] = {r0[f], r1[f], r2[f], r3[f]};
+            Tr::mma(gacc[j], a, b[i]);
+          }
+        }
       }
       Tr::mma(xs, ones, b[i]);
       if (has_next) {
@@ -302,10 +359,10 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) decode_kernel(const Pa
       }
       if (i % FOLD == FOLD - 1) {
         fold();
-        if (i != kChunk - 1) group_values(kb0 + i + 1);  // FOLD 4: the chunk's second half
+        if (i != kCh - 1) group_values(kb0 + i + 1);  // FOLD 4 of int4: the chunk's second half
       }
     }
-    if (has_next) group_values(kb0 + WARPS * kChunk);
+    if (has_next) group_values(kb0 + WARPS * kCh);
   }
 
   block_finish<T, WARPS>(p, acc);
@@ -352,9 +409,9 @@ cudaError_t resident_blocks(int device, int threads, int sm_count, int& resident
 
 // K slices: as many as fill one wave of resident blocks (at most one per chunk, at most the planes the
 // workspace holds), then evened out so no slice is empty.
-inline void choose_splits(Params& p, int resident, int want, int64_t ws_floats) {
+inline void choose_splits(Params& p, int resident, int want, int64_t ws_floats, int chunk_blocks) {
   const int tiles = p.n / kTileN * p.row_blocks;
-  const int chunks = p.k / (16 * kChunk);
+  const int chunks = p.k / (16 * chunk_blocks);
   int splits = want > 0 ? want : (resident > tiles ? resident / tiles : 1);
   splits = min(splits, chunks);
   splits = (int)min((int64_t)splits, max((int64_t)1, ws_floats / ((int64_t)p.m * p.n)));
@@ -363,30 +420,35 @@ inline void choose_splits(Params& p, int resident, int want, int64_t ws_floats) 
   p.splits = (chunks + p.slice_chunks - 1) / p.slice_chunks;
 }
 
-template <typename T, int WARPS, bool ZERO, int FOLD>
+template <typename T, int WARPS, bool ZERO, int FOLD, int BITS>
 char const* launch(Params p, W4A16DecodeArgs const& a, cudaStream_t stream) {
-  constexpr auto kern = decode_kernel<T, WARPS, ZERO, FOLD>;
+  constexpr auto kern = decode_kernel<T, WARPS, ZERO, FOLD, BITS>;
   int resident = 1;
   if (resident_blocks<kern>(a.gemm.device, WARPS * 32, a.gemm.sm_count, resident) != cudaSuccess)
     return "the occupancy query of the decode kernel failed";
-  choose_splits(p, resident, a.splits, a.ws_floats);
+  choose_splits(p, resident, a.splits, a.ws_floats, chunk_blocks<BITS>());
   const cudaError_t e = launch_pdl(kern, dim3(p.n / kTileN * p.row_blocks, p.splits), dim3(WARPS * 32), stream, a.pdl != 0, p);
   return e == cudaSuccess ? nullptr : "the decode kernel's launch failed";
 }
 
-template <typename T, int WARPS>
+template <typename T, int WARPS, int BITS>
 char const* launch_fold(Params const& p, W4A16DecodeArgs const& a, cudaStream_t stream) {
-  const bool whole = p.group % (16 * kChunk) == 0;  // per channel: group == K, a multiple of 128
-  if (p.zero) return whole ? launch<T, WARPS, true, 8>(p, a, stream) : launch<T, WARPS, true, 4>(p, a, stream);
-  return whole ? launch<T, WARPS, false, 8>(p, a, stream) : launch<T, WARPS, false, 4>(p, a, stream);
+  if constexpr (BITS == 8) {  // chunks of 64 k: a fold per chunk whatever the group; no zero points
+    return p.zero ? "the 8-bit decode kernel takes no zero points" : launch<T, WARPS, false, 4, 8>(p, a, stream);
+  } else {
+    const bool whole = p.group % (16 * kChunk) == 0;  // per channel: group == K, a multiple of 128
+    if (p.zero) return whole ? launch<T, WARPS, true, 8, 4>(p, a, stream) : launch<T, WARPS, true, 4, 4>(p, a, stream);
+    return whole ? launch<T, WARPS, false, 8, 4>(p, a, stream) : launch<T, WARPS, false, 4, 4>(p, a, stream);
+  }
 }
 
 // Warps per block when the caller leaves it (0): 4 when 8-warp blocks over whole K would need more
 // than one wave (many column tiles, e.g. 28672 x 4096), so the grid fills the GPU in finer steps; else 8.
-template <typename T>
+template <typename T, int BITS = 4>
 char const* run(W4A16DecodeArgs const& a, cudaStream_t stream) {
   W4A16Args const& g = a.gemm;
-  if (!w4a16_decode_applies(g.m, g.n, g.k, g.group)) return "the decode kernel takes M <= 16, N a multiple of 64, K of 128";
+  if (BITS == 4 && !w4a16_decode_applies(g.m, g.n, g.k, g.group)) return "the decode kernel takes M <= 16, N a multiple of 64, K of 128";
+  if (BITS == 8 && !w8a16_decode_applies(g.m, g.n, g.k, g.group)) return "the decode kernel takes M <= 16, N a multiple of 64, K of 64";
   Params p{};
   p.m = g.m, p.n = g.n, p.k = g.k, p.group = g.group;
   p.lda = g.lda, p.ldd = g.ldd;
@@ -401,8 +463,8 @@ char const* run(W4A16DecodeArgs const& a, cudaStream_t stream) {
       return "the occupancy query of the decode kernel failed";
     warps = p.n / kTileN * p.row_blocks > resident8 ? 4 : 8;
   }
-  if (warps == 4) return launch_fold<T, 4>(p, a, stream);
-  if (warps == 8) return launch_fold<T, 8>(p, a, stream);
+  if (warps == 4) return launch_fold<T, 4, BITS>(p, a, stream);
+  if (warps == 8) return launch_fold<T, 8, BITS>(p, a, stream);
   return "warps: expected 0, 4 or 8";
 }
 

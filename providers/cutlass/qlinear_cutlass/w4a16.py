@@ -135,6 +135,9 @@ class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
         raw = getattr(self._ext, "w4a16_decode", None) if self.bits == 4 else None
         self._decode_raw = raw  # apply's path: shapes already known good
         self._decode = functools.partial(checked_decode, raw) if raw is not None else None  # sweeps and tests
+        # the rows up to which a call takes the decode kernel, settled here (N, K, the group are fixed): 0 = never
+        takes = raw is not None and configs.w4a16_decode_applies(1, n, k, g)
+        self._decode_max_m = configs.w4a16_decode_max_m(n) if takes else 0
 
     def _run_decode(self, out, x2, layer, zero, bias) -> None:
         """M <= 16: the decode kernel (csrc/w4a16_decode.cuh) on the same weight, split-K workspace per
@@ -158,7 +161,7 @@ class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
         n, k = c.N, c.K
         x2 = x.reshape(-1, k)
         m = x2.shape[0]
-        decode = self._decode is not None and m <= configs.w4a16_decode_max_m(n) and configs.w4a16_decode_applies(m, n, k, self._group)
+        decode = 0 < m <= self._decode_max_m
         if self.w_gidx_name is not None and not decode:
             x2 = x2.index_select(1, getattr(layer, self.w_gidx_name))  # act-order: K in the weight's sorted order
         if x2.stride(-1) != 1 or x2.stride(0) % 8 or x2.data_ptr() % 16:

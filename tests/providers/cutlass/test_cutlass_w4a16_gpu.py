@@ -131,7 +131,8 @@ def test_decode_layers_cover_every_kind():
 
 @pytest.fixture
 def decode_every_n(monkeypatch):
-    """The decode kernel for every M <= 16 it takes, wide layers too (whose calls at M > 8 go to the GEMM)."""
+    """The decode kernel for every M <= 16 it takes, wide layers too (whose calls at M > 8 go to the GEMM);
+    settled when a layer loads, so layers built after this fixture."""
     monkeypatch.setattr(configs, "w4a16_decode_max_m", lambda n: 16)
 
 
@@ -142,12 +143,12 @@ def test_decode_kernel_against_emulation(case, decode_every_n):
 
 @pytest.mark.parametrize("m", DECODE_MS)
 @pytest.mark.parametrize("c", DECODE_LAYERS, ids=lambda c: c.describe())
-def test_decode_agrees_with_the_gemm(c, m, monkeypatch, decode_every_n):
+def test_decode_agrees_with_the_gemm(c, m, decode_every_n):
     k, layer, x, bias = _layer(c, m)
     calls = _count_decode(k)
     dec = k.apply(layer, x, bias)
     assert calls == [m]  # the decode kernel took the call
-    monkeypatch.setattr(configs, "w4a16_decode_max_m", lambda n: 0)
+    k._decode_max_m = 0  # the GEMM on the same layer
     gemm = k.apply(layer, x, bias)
     assert calls == [m]  # ... and the GEMM this one
     torch.testing.assert_close(dec.float(), gemm.float(), rtol=2e-2, atol=2e-2 * gemm.float().abs().max().item())

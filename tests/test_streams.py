@@ -91,8 +91,10 @@ def test_per_stream_from_many_threads(fake_streams):
 
 
 def test_marlin_workspace_is_per_stream(fake_streams):
+    from qlinear import streams
+
     runtime = pytest.importorskip("qlinear_marlin.runtime")
-    runtime._workspaces.clear()
+    streams._split_k.clear()
     dev = torch.device("cpu")
     fake_streams(1)
     ws1 = runtime.workspace(dev, 100, 10)
@@ -103,7 +105,7 @@ def test_marlin_workspace_is_per_stream(fake_streams):
     grown = runtime.workspace(dev, 4 << 20, 10)  # grows this stream's only
     fake_streams(1)
     assert runtime.workspace(dev, 100, 10)[0] is ws1[0] and grown[0].numel() >= 4 << 20
-    runtime._workspaces.clear()
+    streams._split_k.clear()
 
 
 def test_triton_split_k_counters_are_per_stream(fake_streams):

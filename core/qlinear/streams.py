@@ -103,3 +103,21 @@ class PerStream(Generic[T]):
     def clear(self) -> None:
         with self._lock:
             self._values.clear()
+
+
+_split_k: PerStream[tuple[torch.Tensor, torch.Tensor]] = PerStream()
+
+
+def split_k_workspace(device: torch.device, floats: int, counters: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """fp32 split-K planes (nothing is kept in them between calls) and zeroed int32 tile counters
+    (every kernel that uses them leaves them zeroed), per (device, stream): calls on one stream are
+    ordered and share them (every layer and provider: marlin's kernels, the cutlass decode kernel;
+    those launched as programmatic dependents touch them only after waiting for the kernel before),
+    two streams never write each other's. Grows, never shrinks."""
+
+    def make(old):
+        old_f, old_c = (old[0].numel(), old[1].numel()) if old is not None else (0, 0)
+        return (torch.zeros(max(floats, old_f, 1 << 20), dtype=torch.float32, device=device),
+                torch.zeros(max(counters, old_c, 4096), dtype=torch.int32, device=device))
+
+    return _split_k.get(device, make, lambda ws: ws[0].numel() >= floats and ws[1].numel() >= counters)

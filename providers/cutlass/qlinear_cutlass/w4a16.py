@@ -28,7 +28,7 @@ import torch
 from qlinear.kernel import MPLinearKernel
 from qlinear.platform import cuda_has_pdl, cuda_sm_count
 from qlinear.scalar_type import scalar_types
-from qlinear.streams import PerStream
+from qlinear.streams import split_k_workspace
 
 from . import configs
 from .gates import CutlassKernelMixin
@@ -40,20 +40,7 @@ PRIORITY = 20
 ACT_DTYPES = (torch.bfloat16, torch.float16)
 
 
-_decode_workspaces: PerStream[tuple[torch.Tensor, torch.Tensor]] = PerStream()
-
-
-def decode_workspace(device: torch.device, floats: int, counters: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The decode kernel's fp32 split-K planes (nothing kept between calls) and zeroed tile counters
-    (the kernel leaves them zeroed), per (device, stream): calls on one stream are ordered and share
-    them, two streams never write each other's. Grows, never shrinks; shared by every layer."""
-
-    def make(old):
-        old_f, old_c = (old[0].numel(), old[1].numel()) if old is not None else (0, 0)
-        return (torch.zeros(max(floats, old_f, 1 << 20), dtype=torch.float32, device=device),
-                torch.zeros(max(counters, old_c, 2048), dtype=torch.int32, device=device))
-
-    return _decode_workspaces.get(device, make, lambda ws: ws[0].numel() >= floats and ws[1].numel() >= counters)
+decode_workspace = split_k_workspace  # the decode kernel's split-K planes and tile counters, per (device, stream)
 
 
 def checked_decode(raw, out, x, w, scale, zero, bias, ws, counters, group: int, splits: int = 0, warps: int = 0,

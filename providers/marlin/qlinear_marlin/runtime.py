@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from qlinear.platform import cuda_has_pdl, cuda_sm_count
 from qlinear.settings import env_int
-from qlinear.streams import PerStream
+from qlinear.streams import split_k_workspace
 
 from .repack import TILE_N
 
@@ -41,21 +41,7 @@ DECODE_STREAMK = env_int("QLINEAR_MARLIN_DECODE_STREAMK", 0, minimum=0)
 # its first weight loads overlap that kernel's tail. 0 turns it off (A/B measurements).
 PDL = env_int("QLINEAR_MARLIN_PDL", 1, minimum=0)
 
-_workspaces: PerStream[tuple[torch.Tensor, torch.Tensor]] = PerStream()
-
-
-def workspace(device: torch.device, floats: int, counters: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """fp32 split-K workspace (one [M, N] plane per K slice; it keeps nothing between calls) and
-    zeroed tile counters (the kernel leaves them zeroed), per (device, stream): calls on one stream
-    are ordered and share them; two streams get two, so concurrent calls never write each other's.
-    Grows (never shrinks) as larger sizes come; shared by all layers on that stream."""
-
-    def make(old):
-        old_f, old_c = (old[0].numel(), old[1].numel()) if old is not None else (0, 0)
-        return (torch.zeros(max(floats, old_f, 1 << 20), dtype=torch.float32, device=device),
-                torch.zeros(max(counters, old_c, 4096), dtype=torch.int32, device=device))
-
-    return _workspaces.get(device, make, lambda ws: ws[0].numel() >= floats and ws[1].numel() >= counters)
+workspace = split_k_workspace  # fp32 split-K planes and zeroed tile counters, per (device, stream)
 
 
 def prepare(device: torch.device) -> None:

@@ -179,3 +179,22 @@ def test_decode_variant_library_builds_with_its_entry_points(monkeypatch, tmp_pa
     assert r.returncode == 0, r.stderr[-3000:]
     syms = subprocess.run(["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True, check=True).stdout
     assert " qlc_w4a16_run" in syms and " qlc_w4a16_workspace" in syms
+
+
+def test_gather_library_builds_with_its_entry_points(monkeypatch, tmp_path):
+    """tools/cutlass_w4a16_gather_bench.py --build: the provider's act-order gather and the row-staged
+    candidate as one standalone library (nvcc only) exporting what --lib calls."""
+    import importlib
+    import subprocess
+
+    pytest.importorskip("qlinear_cutlass")
+    from qlinear.cuda_jit import find_nvcc
+
+    if find_nvcc() is None:
+        pytest.skip("nvcc not found")
+    monkeypatch.syspath_prepend(str(ROOT))
+    bench = importlib.import_module("tools.cutlass_w4a16_gather_bench")
+    bench.build(str(tmp_path))
+    syms = subprocess.run(["nm", "-D", "--defined-only", str(tmp_path / "gather.so")], capture_output=True, text=True,
+                          check=True).stdout
+    assert " qlc_gather" in syms and " qlc_gather_rows" in syms

@@ -2,7 +2,7 @@
 GEMM on the same weight, marlin's decode kernel and bf16 ``F.linear`` on the Llama-3-8B layer shapes,
 M = 1..16 (GPU only), and the decode kernel at forced K splits (M = 1), to check the launcher's choices.
 
-    python3 -m tools.cutlass_w4a16_decode_sweep [--out sweep.json] [--ms 1,4,8,16] [--splits 1,2,3,4,6,8]
+    python3 -m tools.cutlass_w4a16_decode_sweep [--out sweep.json] [--ms 1,4,8,16] [--splits 1,2,3,4,6,8] [--bits 8]
     python3 -m tools.cutlass_w4a16_decode_sweep --build build/dec_variants [--include-first DIR --name NAME]
     python3 -m tools.cutlass_w4a16_decode_sweep --lib build/dec_variants [--out variants.json]
 
@@ -11,6 +11,8 @@ nvcc only, no torch, seconds; on any machine with nvcc), one per warps choice (0
 ``--include-first DIR`` builds a variant from a changed copy of ``w4a16_decode.cuh`` in DIR instead, as
 NAME. ``--lib DIR`` (on the GPU, the folder carried there): each library checked against F.linear on the
 dequantized weight at M = 1, 5, 16, then timed beside bf16 (no extension built).
+
+``--bits 8``: the same on W8A16 (uint8b128 g128 through ``CutlassW8A16LinearKernel``).
 
 Per (shape, M): CUDA-graph time per call over rotated layer copies (no L2 reuse) of bf16, marlin (its
 decode kernel, when the marlin provider is installed), the cutlass GEMM (its M <= 16 tile) and the
@@ -35,9 +37,11 @@ from .harness import Timer, copies_for, gptq_g128_shapes, rel_error
 VARIANT_SOURCE = Path(__file__).parent / "cutlass_tiles" / "w4a16_decode_variant.cu"
 
 
-def variant_command(out: Path, warps: int = 0, include_first: str | None = None, bits: int = 4, fp16: bool = False) -> list[str]:
+def variant_command(out: Path, warps: int = 0, include_first: str | None = None, bits: int = 4, fp16: bool = False,
+                    rows: int = 0) -> list[str]:
     """The nvcc command building one standalone library of the decode kernel (``bits``-bit codes, bf16 or
-    fp16 activations); ``--lib`` reads the code width and dtype back from the name (``-w8``, ``-fp16``)."""
+    fp16 activations, ``rows`` 8-row blocks of x a block, 0 = the launcher's rule); ``--lib`` reads the code
+    width and dtype back from the name (``-w8``, ``-fp16``)."""
     from qlinear.cuda_jit import find_nvcc
     from qlinear_cutlass.build import CSRC, GENCODE
 
@@ -46,7 +50,7 @@ def variant_command(out: Path, warps: int = 0, include_first: str | None = None,
         raise SystemExit("nvcc not found")
     inc = [f"-I{include_first}"] if include_first else []
     return [nvcc, "-O3", "-std=c++17", GENCODE, "-Xcompiler", "-fPIC", "-shared", *inc, f"-I{CSRC}", f"-DQLC_WARPS={warps}",
-            f"-DQLC_FP16={int(fp16)}", f"-DQLC_BITS={bits}", str(VARIANT_SOURCE), "-o", str(out)]
+            f"-DQLC_FP16={int(fp16)}", f"-DQLC_BITS={bits}", f"-DQLC_ROWS={rows}", str(VARIANT_SOURCE), "-o", str(out)]
 
 
 def lib_kind(stem: str) -> tuple[int, "torch.dtype"]:
@@ -59,11 +63,13 @@ def build_libs(out_dir: str, include_first: str | None, name: str | None) -> Non
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    todo = [(name or "variant", 0)] if include_first else [("shipped", 0), ("warps4", 4), ("warps8", 8), ("shipped-w8", 0),
-                                                            ("shipped-w8-fp16", 0)]
+    # "-rows1": M 9..16 as two 8-row blocks per column tile (the kernel before one block took all 16 rows)
+    todo = [(name or "variant", 0)] if include_first else [("shipped", 0), ("shipped-rows1", 0), ("warps4", 4), ("warps8", 8),
+                                                            ("shipped-w8", 0), ("shipped-w8-rows1", 0), ("shipped-w8-fp16", 0)]
     for stem, warps in todo:
         bits, dt = lib_kind(stem)
-        subprocess.run(variant_command(out / f"{stem}.so", warps, include_first, bits, dt == torch.float16), check=True)
+        rows = 1 if "-rows1" in stem else 0
+        subprocess.run(variant_command(out / f"{stem}.so", warps, include_first, bits, dt == torch.float16, rows), check=True)
         print(f"built {out / stem}.so", flush=True)
 
 
@@ -143,6 +149,7 @@ def main() -> None:
     ap.add_argument("--build", default=None, help="compile standalone libraries of the kernel into this folder (no GPU)")
     ap.add_argument("--include-first", default=None, help="--build: a folder holding a changed w4a16_decode.cuh")
     ap.add_argument("--name", default=None, help="--build --include-first: the variant's file name")
+    ap.add_argument("--bits", type=int, default=4, choices=(4, 8), help="code width: W4A16 (uint4b8) or W8A16 (uint8b128)")
     args = ap.parse_args()
     ms = [int(v) for v in args.ms.split(",")]
     if args.build:
@@ -151,7 +158,7 @@ def main() -> None:
         return run_libs(args.lib, ms, args.out)
     split_list = [int(v) for v in args.splits.split(",") if v]
     from qlinear_cutlass import configs
-    from qlinear_cutlass.w4a16 import CutlassW4A16LinearKernel, decode_workspace
+    from qlinear_cutlass.w4a16 import CutlassW4A16LinearKernel, CutlassW8A16LinearKernel, decode_workspace
 
     try:
         from qlinear_marlin.mp import MarlinMPLinearKernel
@@ -161,9 +168,10 @@ def main() -> None:
     card = torch.cuda.get_device_name()
     timer = Timer(dev, max_time=0.05)
     rows = []
-    for name, n, k, copies, made, ref_w, bf in gptq_g128_shapes((CutlassW4A16LinearKernel, MarlinMPLinearKernel), dev,
-                                                                 MODELS["llama3-8b"]):
-        layers, kerns = made[CutlassW4A16LinearKernel]
+    cutlass = CutlassW4A16LinearKernel if args.bits == 4 else CutlassW8A16LinearKernel
+    for name, n, k, copies, made, ref_w, bf in gptq_g128_shapes((cutlass, MarlinMPLinearKernel), dev, MODELS["llama3-8b"],
+                                                                args.bits):
+        layers, kerns = made[cutlass]
         mlayers, mkerns = made.get(MarlinMPLinearKernel, (None, None))
         gen = torch.Generator(device=dev).manual_seed(1)
         kern = kerns[0]
@@ -202,8 +210,8 @@ def main() -> None:
             print(f"{name:8s} M={m:<3d} {us}  (decode err {r['decode_err']:.1e})", flush=True)
         del layers, kerns, mlayers, mkerns
     with open(args.out, "w") as f:
-        json.dump(dict(card=card, torch=torch.__version__, rows=rows), f, indent=1)
-    print(f"\nW4A16 g128 bf16 on {card}: graph us per call; the decode kernel's speedup over bf16, the GEMM and marlin")
+        json.dump(dict(card=card, torch=torch.__version__, bits=args.bits, rows=rows), f, indent=1)
+    print(f"\nW{args.bits}A16 g128 bf16 on {card}: graph us per call; the decode kernel's speedup over bf16, the GEMM and marlin")
     for r in rows:
         extra = " | splits " + " ".join(f"{s}:{r[f's{s}_us']:.1f}" for s in split_list) if r["m"] == 1 else ""
         mar = r.get("marlin_us") or 0.0

@@ -1,8 +1,8 @@
 """Every mixed-input path of the cutlass provider on small layers, for ``compute-sanitizer`` (memcheck) runs:
 W4A16 GPTQ (uint4b8) and AWQ (uint4 + zero points), W8A16 (uint8b128), bf16 and fp16, groups 64 / 128 /
 channel, act-order, each tile configuration, M = 1, 33, 201 (partial tiles), with and without bias, x
-with strided rows; then the W4A16 decode kernel (M = 1, 9, 16) with split-K, warps and PDL forced
-(``--decode-only``: that part alone).
+with strided rows; then the decode kernel on the W4A16 and W8A16 weights (M = 1, 9, 16) with split-K,
+warps, PDL and 8-row halves of x forced (``--decode-only``: that part alone).
 Prints "OK: every path" at the end; the sanitizer's exit code is the verdict."""
 
 import os
@@ -31,7 +31,7 @@ CASES = [MPLinearLayerConfig((k, n), (k, n), wt, dt, g, zp, gidx) for n, k, wt, 
     (256, 512, U8B128, torch.bfloat16, 64, False, True),
 )]
 
-DECODE_ONLY = "--decode-only" in sys.argv  # the decode kernel's paths only (the w4a16-bf16/fp16 extensions alone)
+DECODE_ONLY = "--decode-only" in sys.argv  # the decode kernel's paths only
 for tile in () if DECODE_ONLY else W4A16_TILES:
     os.environ["QLINEAR_CUTLASS_W4A16_TILE"] = tile
     for c in CASES:
@@ -48,22 +48,23 @@ for tile in () if DECODE_ONLY else W4A16_TILES:
             torch.cuda.synchronize()
             assert torch.isfinite(out).all() and torch.equal(out, out2), (tile, c, m)
 # the decode kernel (M <= 16 on the same weight): one and two row blocks, the launcher's split-K and
-# forced ones, 4- and 8-warp blocks, with and without PDL
+# forced ones, 4- and 8-warp blocks, with and without PDL, one or two 8-row halves of x a block
 os.environ.pop("QLINEAR_CUTLASS_W4A16_TILE", None)
 for c in CASES + [MPLinearLayerConfig((1024, 256), (1024, 256), U4, torch.float16, 64, True, False)]:
-    if c.weight_type == U8B128 or not decode_applies(1, c.N, c.K, c.effective_group_size):
+    kc = W8 if c.weight_type == U8B128 else W4
+    if not decode_applies(1, c.N, c.K, c.effective_group_size, kc.bits):
         continue
     for m in (1, 9, 16):
         params, x, bias = testing.make_case_layer(testing.Case(c, m), "cuda")
         layer = make_layer(c, params)
-        k = W4.create(c)
+        k = kc.create(c)
         k.process_weights_after_loading(layer)
         ref = k.apply(layer, x, bias)
         ws, cnt = decode_workspace(x.device, 8 * m * c.N, 2 * c.N // 64)
         zero = getattr(layer, k.w_zp_name) if k.w_zp_name else None
-        for splits, warps, pdl in ((3, 4, True), (8, 8, False), (1, 8, True)):
+        for splits, warps, pdl, rows in ((3, 4, True, 1), (8, 8, False, 2), (1, 8, True, 0), (0, 4, True, 2)):
             out = torch.empty_like(ref)
-            k._decode(out, x, layer.weight_packed, layer.weight_scale, zero, bias, ws, cnt, k._group, splits, warps, pdl)
+            k._decode(out, x, layer.weight_packed, layer.weight_scale, zero, bias, ws, cnt, k._group, splits, warps, pdl, rows)
             torch.cuda.synchronize()
             assert torch.isfinite(out).all() and not cnt.any(), (c, m, splits, warps)
 print("OK: every path")

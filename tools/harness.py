@@ -35,8 +35,9 @@ def make_layers(kernel_cls, config, w: torch.Tensor, copies: int, calib: torch.T
     return params, prep.layers, prep.kernels
 
 
-def gptq_g128_shapes(kernel_classes, device, shapes):
-    """Per (name, (N, K)) of ``shapes``: one random weight quantized as GPTQ g128 (bf16 activations) and
+def gptq_g128_shapes(kernel_classes, device, shapes, bits: int = 4):
+    """Per (name, (N, K)) of ``shapes``: one random weight quantized as GPTQ g128 (``bits`` 4: uint4b8, 8:
+    uint8b128; bf16 activations) and
     re-laid by each class of ``kernel_classes`` (None entries skipped) over enough rotated copies to
     exceed the cache. Yields (name, n, k, copies, {class: (layers, kernels)}, float64 dequantized
     weight, rotated bf16 copies of the float weight); the GPU memory goes when the caller moves on."""
@@ -46,10 +47,11 @@ def gptq_g128_shapes(kernel_classes, device, shapes):
 
     dev = torch.device(device)
     for name, (n, k) in shapes.items():
-        c = MPLinearLayerConfig((k, n), (k, n), scalar_types.uint4b8, torch.bfloat16, 128, False, False)
+        wt = scalar_types.uint4b8 if bits == 4 else scalar_types.uint8b128
+        c = MPLinearLayerConfig((k, n), (k, n), wt, torch.bfloat16, 128, False, False)
         gen = torch.Generator(device=dev).manual_seed(0)
         w = torch.randn(n, k, device=dev, generator=gen) * 0.05
-        copies = copies_for(n * k // 2 + n * (k // 128) * 2, dev)
+        copies = copies_for(n * k * bits // 8 + n * (k // 128) * 2, dev)
         made, params = {}, None
         for cls in kernel_classes:
             if cls is not None:

@@ -88,27 +88,45 @@ PDL = env_int("QLINEAR_CUTLASS_PDL", 1, minimum=0)
 DECODE_TILE_N, DECODE_CHUNK_K = 64, 128  # output columns of a block, k of a warp's chunk
 
 
-def w4a16_decode_max_m(n: int) -> int:
-    """Rows up to which a layer of N outputs takes the decode kernel: W4A16_DECODE_MAX_M, but 8 on wide
-    layers (N >= W4A16_WIDE_N), where two 8-row blocks per column tile lose to the GEMM's 256x16 tile.
-    H200, graph us per call, GPTQ g128 bf16 (docs/results/gpu/lease10/decode-sweep.json), decode / GEMM:
-      M=8:  6144x4096 9.5 / 16.4, 4096x4096 7.5 / 15.4, 28672x4096 21.6 / 29.2, 4096x14336 14.0 / 24.8
-      M=16: 6144x4096 10.9 / 16.6, 4096x4096 9.1 / 15.5, 28672x4096 37.0 / 29.3, 4096x14336 20.2 / 25.2"""
-    return min(W4A16_DECODE_MAX_M, 8) if n >= W4A16_WIDE_N else W4A16_DECODE_MAX_M
+def w4a16_decode_max_m(n: int, k: int, bits: int = 4) -> int:
+    """Rows up to which an N x K layer of ``bits``-bit codes takes the decode kernel instead of the GEMM:
+    W4A16_DECODE_MAX_M, but 8 where at M 9..16 (one block for all 16 rows of x: ~190 registers, half the
+    warps an SM) the GEMM is faster: 4-bit codes on wide layers (N >= W4A16_WIDE_N), 8-bit codes on
+    layers above 6144 x 4096. H200, graph us per call, g128 bf16, decode / GEMM
+    (docs/results/gpu/lease11/sweep-w4.json, sweep-w8.json):
+      4-bit M=9:  6144x4096 10.2 / 16.3, 4096x4096 8.6 / 15.1, 28672x4096 28.4 / 29.0, 4096x14336 16.8 / 24.8
+      4-bit M=16: 6144x4096 11.2 / 16.6, 4096x4096 9.9 / 15.4, 28672x4096 33.7 / 29.0, 4096x14336 20.1 / 25.1
+      8-bit M=8:  6144x4096 13.2 / 17.0, 4096x4096 9.4 / 15.7, 28672x4096 37.1 / 37.7, 4096x14336 20.4 / 26.1
+      8-bit M=16: 6144x4096 16.3 / 16.9, 4096x4096 13.2 / 15.5, 28672x4096 52.7 / 38.0, 4096x14336 29.5 / 26.3"""
+    large = n >= W4A16_WIDE_N if bits == 4 else n * k > 6144 * 4096
+    return min(W4A16_DECODE_MAX_M, 8) if large else W4A16_DECODE_MAX_M
 
 
-def w4a16_decode_applies(m: int, n: int, k: int, group: int) -> bool:
-    """The shapes the decode kernel takes (csrc/w4a16_api.h w4a16_decode_applies, which the binding
-    checks): 1 <= M <= 16, 64-column tiles, 128-deep chunks, groups of whole 64-k halves of a chunk."""
-    return 1 <= m <= 16 and n % DECODE_TILE_N == 0 and k % DECODE_CHUNK_K == 0 and k % group == 0 and group % 64 == 0
+# Act-order: up to this many rows x's columns are gathered by our kernel (csrc/w4a16_decode.cuh
+# gather_kernel, a thread per element, PDL-launched), above by index_select. H200, the GEMM's layer with
+# act-order, graph us (docs/results/gpu/lease11, ours / index_select): M=64 4096x4096 21.1 / 25.1,
+# 4096x14336 36.7 / 37.5, 6144x4096 22.0 / 26.8; M=256 30.6 / 32.0, 73.7 / 73.4, 34.7 / 35.2; M=2048
+# 128.8 / 113.8, 457.1 / 449.0, 173.2 / 158.0 (both read x scattered, a 32-byte sector per value).
+W4A16_GATHER_MAX_M = 256
 
 
-def w4a16_decode_planes(m: int, n: int, k: int, sm_count: int) -> int:
+def decode_chunk_k(bits: int) -> int:
+    """k a warp of the decode kernel loads at once: 8 k blocks of int4 codes, 4 of int8 (the same 32
+    registers in flight); K must be a multiple of it."""
+    return DECODE_CHUNK_K if bits == 4 else DECODE_CHUNK_K // 2
+
+
+def w4a16_decode_applies(m: int, n: int, k: int, group: int, bits: int = 4) -> bool:
+    """The shapes the decode kernel takes (csrc/w4a16_api.h w4a16_decode_applies / w8a16_decode_applies,
+    which the binding checks): 1 <= M <= 16, 64-column tiles, whole chunks, groups of whole 64-k blocks."""
+    return 1 <= m <= 16 and n % DECODE_TILE_N == 0 and k % decode_chunk_k(bits) == 0 and k % group == 0 and group % 64 == 0
+
+
+def w4a16_decode_planes(m: int, n: int, k: int, sm_count: int, bits: int = 4) -> int:
     """An upper bound of the K slices the decode launcher picks (one wave of resident blocks over the
-    column tiles: at most 4 blocks an SM; at most one slice per chunk): the fp32 [M, N] planes its
-    split-K workspace needs."""
-    tiles = n // DECODE_TILE_N * (2 if m > 8 else 1)
-    return max(1, min(k // DECODE_CHUNK_K, 4 * sm_count // max(1, tiles)))
+    column tiles, at most 4 blocks an SM, one block per column tile for all M <= 16 rows; at most one
+    slice per chunk): the fp32 [M, N] planes its split-K workspace needs."""
+    return max(1, min(k // decode_chunk_k(bits), 4 * sm_count // max(1, n // DECODE_TILE_N)))
 
 
 # ---- W4A8 (csrc/w4a8.cuh w4a8cfg::Small / Mid / Large; ids W4A8Config in csrc/w4a8_api.h) -------

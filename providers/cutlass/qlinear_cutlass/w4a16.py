@@ -9,12 +9,12 @@ M = 64 up, where the GEMV-style kernels run out of steam (the Machete idea); sev
 call by M and N (``configs.w4a16_tile_for``). Up to M = 16 the same weight feeds a decode kernel
 instead (``csrc/w4a16_decode.cuh``: the reorder atom's word ``lane`` is lane's mma.sync A fragment,
 so the weight streams from global memory straight into the mma at the memory floor's pace), so one
-weight copy serves token generation and prefill. 8-bit codes take the GEMM with CUTLASS's int8
-order and converter (``bits = 8``), in an extension of their own.
+weight copy serves token generation and prefill. 8-bit codes (``bits = 8``) take the same two
+kernels on CUTLASS's int8 order, in an extension of their own.
 
 Accepts uint4b8 (GPTQ, symmetric) and uint4 + zero points (AWQ); groups that are a multiple of 64
 (the K tile) or the whole of K (per channel); act-order (g_idx) by sorting the weight's K rows by
-group at load and permuting x's columns per call (one gather). Refused with a reason: other weight
+group at load and permuting x's columns per call (one gather: our kernel up to M = 256, index_select above). Refused with a reason: other weight
 types, group 32, an act-order row slice (its groups are not contiguous), N not a multiple of 16 or
 K of 64, an output dtype other than the activation's.
 """
@@ -44,22 +44,27 @@ decode_workspace = split_k_workspace  # the decode kernel's split-K planes and t
 
 
 def checked_decode(raw, out, x, w, scale, zero, bias, ws, counters, group: int, splits: int = 0, warps: int = 0,
-                   pdl: bool = True) -> None:
-    """The decode binding with its launch knobs pinned (``splits`` 0 = one wave's worth, ``warps`` 0 / 4 / 8,
-    ``pdl``), for sweeps and tests; what it cannot take is refused here with a ValueError naming the field
-    (a refusal raised inside the extension has taken the whole process down on the H200 instead)."""
+                   pdl: bool = True, rows: int = 0, bits: int = 4) -> None:
+    """The decode binding (``w4a16_decode`` / ``w8a16_decode``, ``bits``-bit codes) with its launch knobs
+    pinned (``splits`` 0 = one wave's worth, ``warps`` 0 / 4 / 8, ``pdl``, ``rows`` 0 / 1 / 2 eight-row
+    blocks of x a block), for sweeps and tests; what it cannot take is refused here with a ValueError
+    naming the field (a refusal raised inside the extension has taken the whole process down on the H200
+    instead)."""
     m, k = x.shape
     n = out.shape[-1]
-    if not configs.w4a16_decode_applies(m, n, k, group):
+    if not configs.w4a16_decode_applies(m, n, k, group, bits):
         raise ValueError(f"x, out: the decode kernel takes 1 <= M <= 16, N a multiple of {configs.DECODE_TILE_N}, K of "
-                         f"{configs.DECODE_CHUNK_K} and groups of whole 64-k blocks; got M={m} N={n} K={k} group={group}")
-    if warps not in (0, 4, 8) or splits < 0:
-        raise ValueError(f"warps: expected 0, 4 or 8 (got {warps}); splits: expected >= 0 (got {splits})")
+                         f"{configs.decode_chunk_k(bits)} and groups of whole 64-k blocks; got M={m} N={n} K={k} group={group}")
+    if warps not in (0, 4, 8) or splits < 0 or rows not in (0, 1, 2):
+        raise ValueError(f"warps: expected 0, 4 or 8 (got {warps}); splits: expected >= 0 (got {splits}); "
+                         f"rows: expected 0, 1 or 2 (got {rows})")
+    if bits == 8 and zero is not None:
+        raise ValueError("zero: the 8-bit decode kernel takes symmetric codes only")
     if ws.dtype != torch.float32 or not ws.is_contiguous() or ws.device != x.device:
         raise ValueError(f"ws: expected a contiguous float32 tensor on {x.device}, got {ws.dtype} on {ws.device}")
     if counters.dtype != torch.int32 or not counters.is_contiguous() or counters.device != x.device:
         raise ValueError(f"counters: expected a contiguous int32 tensor on {x.device}, got {counters.dtype} on {counters.device}")
-    raw(out, x, w, scale, zero, bias, ws, counters, group, splits, warps, pdl)
+    raw(out, x, w, scale, zero, bias, ws, counters, group, splits, warps, pdl, rows)
 
 
 class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
@@ -119,48 +124,57 @@ class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
         act = "bf16" if c.act_type == torch.bfloat16 else "fp16"
         self._ext = load(f"{self.extension}-{act}")  # build here (only this dtype's GEMMs), never in apply
         self._mm = getattr(self._ext, f"{self.extension}_mm")
-        raw = getattr(self._ext, "w4a16_decode", None) if self.bits == 4 else None
+        raw = getattr(self._ext, f"{self.extension}_decode", None)
         self._decode_raw = raw  # apply's path: shapes already known good
-        self._decode = functools.partial(checked_decode, raw) if raw is not None else None  # sweeps and tests
+        self._decode = functools.partial(checked_decode, raw, bits=self.bits) if raw is not None else None  # sweeps, tests
         # the rows up to which a call takes the decode kernel, settled here (N, K, the group are fixed): 0 = never
-        takes = raw is not None and configs.w4a16_decode_applies(1, n, k, g)
-        self._decode_max_m = configs.w4a16_decode_max_m(n) if takes else 0
+        takes = raw is not None and configs.w4a16_decode_applies(1, n, k, g, self.bits)
+        self._decode_max_m = configs.w4a16_decode_max_m(n, k, self.bits) if takes else 0
 
-    def _run_decode(self, out, x2, layer, zero, bias) -> None:
+    def _pdl(self, x2) -> bool:
+        return bool(configs.PDL) and x2.device.type == "cuda" and cuda_has_pdl(x2.device)
+
+    def _gather(self, x2, layer, pdl: bool):
+        """Act-order: x's columns in the weight's sorted K order: our kernel up to W4A16_GATHER_MAX_M rows
+        (csrc/w4a16_decode.cuh gather_kernel, PDL-launched: at decode sizes the decode kernel's first
+        weight loads overlap it), index_select above (faster there, configs)."""
+        perm = getattr(layer, self.w_gidx_name)
+        if x2.shape[0] > configs.W4A16_GATHER_MAX_M:
+            return x2.index_select(1, perm)
+        xg = torch.empty(x2.shape, dtype=x2.dtype, device=x2.device)
+        self._ext.w4a16_gather(xg, x2, perm, pdl)
+        return xg
+
+    def _run_decode(self, out, x2, layer, zero, bias, pdl: bool) -> None:
         """M <= 16: the decode kernel (csrc/w4a16_decode.cuh) on the same weight, split-K workspace per
-        stream; act-order's column gather is our own PDL-launched kernel ahead of it (the decode kernel's
-        first weight loads overlap it; an index_select there cost ~5 us a layer at M = 1)."""
+        stream (x already gathered for act-order)."""
         c = self.config
         m, n, k = x2.shape[0], c.N, c.K
         cuda = x2.device.type == "cuda"  # (not: the CPU tests' stand-in extension)
-        pdl = bool(configs.PDL) and cuda and cuda_has_pdl(x2.device)
-        if self.w_gidx_name is not None:
-            xg = torch.empty((m, k), dtype=x2.dtype, device=x2.device)
-            self._ext.w4a16_gather(xg, x2, getattr(layer, self.w_gidx_name), pdl)
-            x2 = xg
-        planes = configs.w4a16_decode_planes(m, n, k, cuda_sm_count(x2.device) if cuda else 1)
+        planes = configs.w4a16_decode_planes(m, n, k, cuda_sm_count(x2.device) if cuda else 1, self.bits)
         ws, counters = decode_workspace(x2.device, planes * m * n, 2 * n // configs.DECODE_TILE_N)
         self._decode_raw(out, x2, getattr(layer, self.w_q_name), getattr(layer, self.w_s_name), zero, bias, ws, counters,
-                         self._group, 0, 0, pdl)
+                         self._group, 0, 0, pdl, 0)
 
     def apply_weights(self, layer, x, bias=None):
         c = self.config
         n, k = c.N, c.K
         x2 = x.reshape(-1, k)
         m = x2.shape[0]
-        decode = 0 < m <= self._decode_max_m
-        if self.w_gidx_name is not None and not decode:
-            x2 = x2.index_select(1, getattr(layer, self.w_gidx_name))  # act-order: K in the weight's sorted order
+        out = torch.empty((m, n), dtype=c.act_type, device=x.device)
+        if not m:
+            return out.reshape(*x.shape[:-1], n)
         if x2.stride(-1) != 1 or x2.stride(0) % 8 or x2.data_ptr() % 16:
             x2 = x2.contiguous() if x2.stride(-1) != 1 or x2.stride(0) % 8 else x2.clone()
-        out = torch.empty((m, n), dtype=c.act_type, device=x.device)
-        if m:
-            zero = getattr(layer, self.w_zp_name) if self.w_zp_name else None
-            if bias is not None:
-                bias = bias.to(c.act_type).contiguous()
-            if decode:
-                self._run_decode(out, x2, layer, zero, bias)
-                return out.reshape(*x.shape[:-1], n)
+        pdl = self._pdl(x2)
+        if self.w_gidx_name is not None:  # act-order: K in the weight's sorted order (contiguous, aligned)
+            x2 = self._gather(x2, layer, pdl)
+        zero = getattr(layer, self.w_zp_name) if self.w_zp_name else None
+        if bias is not None:
+            bias = bias.to(c.act_type).contiguous()
+        if m <= self._decode_max_m:
+            self._run_decode(out, x2, layer, zero, bias, pdl)
+        else:
             tile = configs.w4a16_forced()
             self._mm(out, x2, getattr(layer, self.w_q_name), getattr(layer, self.w_s_name), zero, bias,
                      self._group, configs.w4a16_tile_for(m, n) if tile is None else tile)

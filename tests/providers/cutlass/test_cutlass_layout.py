@@ -86,13 +86,12 @@ def test_sources_listed_exist():
         assert (build.CSRC / name).is_file(), name
     listed = set(every)
     # W8A8, W4A16 and NVFP4 share only the helper headers; W8A16 shares W4A16's headers (one GEMM
-    # template, its checks and dispatch; not W4A16's decode kernel) but no source; W4A8 also takes the quantizers (act_quant)
+    # template, its checks and dispatch, the decode kernel) but no source; W4A8 also takes the quantizers (act_quant)
     # from W8A8 and the int4 layout and mixed-input tiles from W4A16. W4A16 and W8A16 are one
     # extension per activation dtype: the two share their binding and headers, no GEMM.
     ext = {name: set(s + h) for name, (s, h, _) in build.EXTENSIONS.items()}
-    for fam, binding, headers in (("w4a16", "w4a16_binding.cpp", build.W4A16_HEADERS),
-                                  ("w8a16", "w8a16_binding.cpp", build.MIXED_INPUT_HEADERS)):
-        assert ext[f"{fam}-bf16"] & ext[f"{fam}-fp16"] == {binding, *headers}
+    for fam in ("w4a16", "w8a16"):
+        assert ext[f"{fam}-bf16"] & ext[f"{fam}-fp16"] == {f"{fam}_binding.cpp", *build.MIXED_INPUT_HEADERS}
     w16, w816 = ext["w4a16-bf16"] | ext["w4a16-fp16"], ext["w8a16-bf16"] | ext["w8a16-fp16"]
     w8, w4a8, nv = ext["w8a8"], ext["w4a8"], ext["nvfp4"]
     assert w8 & w16 == w8 & nv == w16 & nv == w4a8 & nv == w8 & w816 == set(build.SHARED_HEADERS)

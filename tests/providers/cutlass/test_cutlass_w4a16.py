@@ -167,15 +167,19 @@ def test_tiles(monkeypatch):
 
 
 def test_decode_kernel_rules(monkeypatch):
-    assert configs.w4a16_decode_max_m(4096) == 16 and configs.w4a16_decode_max_m(28672) == 8
+    mm = configs.w4a16_decode_max_m
+    assert mm(4096, 14336) == mm(6144, 4096) == 16 and mm(28672, 4096) == 8  # 4-bit: the wide layers at most 8 rows
+    assert mm(6144, 4096, 8) == mm(4096, 4096, 8) == 16 and mm(4096, 14336, 8) == mm(28672, 4096, 8) == 8  # 8-bit
     ok = configs.w4a16_decode_applies
     assert ok(1, 4096, 4096, 128) and ok(16, 64, 128, 64) and ok(3, 6144, 14336, 14336)
     assert not ok(17, 4096, 4096, 128) and not ok(0, 4096, 4096, 128)  # M
     assert not ok(1, 4096 + 16, 4096, 128) and not ok(1, 4096, 4096 + 64, 64)  # 64-column tiles, 128-deep chunks
     assert not ok(1, 4096, 4096, 32) and not ok(1, 4096, 4096, 96)  # groups of whole 64-k halves
+    assert ok(1, 4096, 4096 + 64, 64, 8) and not ok(1, 4096, 4096 + 32, 64, 8)  # 8-bit codes: 64-deep chunks
     assert configs.w4a16_decode_planes(1, 4096, 4096, 132) == 8 and configs.w4a16_decode_planes(16, 28672, 4096, 132) == 1
+    assert configs.w4a16_decode_planes(1, 64, 256, 132) == 2 and configs.w4a16_decode_planes(1, 64, 256, 132, 8) == 4
     monkeypatch.setattr(configs, "W4A16_DECODE_MAX_M", 0)
-    assert configs.w4a16_decode_max_m(4096) == configs.w4a16_decode_max_m(28672) == 0
+    assert mm(4096, 4096) == mm(28672, 4096) == mm(4096, 4096, 8) == 0
 
 
 # ---- the load-and-apply path through a stand-in extension --------------------------------------
@@ -229,37 +233,85 @@ class StandInMixed:
         assert perm.dtype == torch.int64 and out.is_contiguous() and out.shape == x.shape and x.stride(1) == 1
         out.copy_(x[:, perm])
 
-    def w4a16_decode(self, out, x, w, scale, zero, bias, ws, counters, group, splits, warps, pdl):
-        """The decode kernel (csrc/w4a16_decode.cuh) replayed as it reads the weight: word ``lane`` of a
-        reorder atom is lane's mma.sync m16n8k16 A fragment (g = lane / 4, t = lane % 4; register r
-        holds nibbles r and r + 4 at bits 4r, 16 + 4r; (nibble | MAGIC) ^ 8 = MAGIC + code), summed per
-        group in fp32 and folded as s (sum x (MAGIC + q) - (MAGIC + 8) sum x) + zt sum x."""
+    def w4a16_decode(self, out, x, w, scale, zero, bias, ws, counters, group, splits, warps, pdl, rows):
+        self._decode(4, out, x, w, scale, zero, bias, ws, counters, group, rows)
+
+    def w8a16_decode(self, out, x, w, scale, zero, bias, ws, counters, group, splits, warps, pdl, rows):
+        assert zero is None
+        self._decode(8, out, x, w, scale, zero, bias, ws, counters, group, rows)
+
+    def _decode(self, bits, out, x, w, scale, zero, bias, ws, counters, group, rows):
+        """The decode kernel (csrc/w4a16_decode.cuh) replayed as it reads the weight (``decoded_atoms``:
+        lane's A fragments as MAGIC + q), summed per group in fp32 and folded as
+        s (sum x (MAGIC + q) - offset sum x) + zt sum x."""
         self.calls.append("decode")
         m, k = x.shape
         n = out.shape[1]
-        assert configs.w4a16_decode_applies(m, n, k, group) and ws.dtype == torch.float32 and counters.dtype == torch.int32
-        assert counters.numel() >= 2 * n // configs.DECODE_TILE_N and not counters.any()
-        magic = 128.0 if x.dtype == BF else 1024.0
-        words = w.view(torch.int32).view(k // 16, n // 16, 32).to(torch.int64) & 0xFFFFFFFF  # [k block, atom, lane]
-        nib = torch.stack([(words >> (4 * p)) & 0xF for p in range(8)], -1) ^ 8  # the uint4 code q of each nibble
-        lane = torch.arange(32)
-        g, t = lane // 4, lane % 4
-        a = torch.zeros(k // 16, n // 16, 16, 16, dtype=torch.float32)  # [k block, atom, row, k] = MAGIC + q
-        for r in range(4):  # A register r = rows g + 8 (r % 2), k 2t + 8 (r // 2) + (0, 1): nibbles r, r + 4
-            row, col = g + 8 * (r % 2), 2 * t + 8 * (r // 2)
-            a[:, :, row, col] = magic + nib[..., r].float()
-            a[:, :, row, col + 1] = magic + nib[..., r + 4].float()
-        wq = a.permute(1, 2, 0, 3).reshape(n, k)  # [N, K] of MAGIC + q
+        assert configs.w4a16_decode_applies(m, n, k, group, bits) and ws.dtype == torch.float32 and counters.dtype == torch.int32
+        assert counters.numel() >= 2 * n // configs.DECODE_TILE_N and not counters.any() and rows in (0, 1, 2)
+        wq, offset = decoded_atoms(bits, w, n, k, x.dtype)
         xf = x.float().view(m, k // group, group)
         gsum = torch.einsum("mgk,ngk->mgn", xf, wq.view(n, k // group, group))  # sum x (MAGIC + q) per group
         xsum = xf.sum(-1)[:, :, None]  # [M, G, 1]
-        r = (scale.float()[None] * (gsum - (magic + 8) * xsum))
+        r = (scale.float()[None] * (gsum - offset * xsum))
         if zero is not None:
             r = r + zero.float()[None] * xsum
         r = r.sum(1)
         if bias is not None:
             r = r + bias.float()
         out.copy_(r)
+
+
+def _byte_perm(x: torch.Tensor, y: int, sel: int) -> torch.Tensor:
+    """CUDA's __byte_perm on int64 tensors holding 32-bit words: byte i of the result is byte
+    (sel >> 4i) & 7 of the pair (x: bytes 0-3, y: 4-7)."""
+    src = [(x >> (8 * i)) & 0xFF for i in range(4)] + [torch.full_like(x, (y >> (8 * i)) & 0xFF) for i in range(4)]
+    return sum(src[(sel >> (4 * i)) & 7] << (8 * i) for i in range(4))
+
+
+def _halves(v: torch.Tensor, dt) -> tuple[torch.Tensor, torch.Tensor]:
+    lo, hi = (v & 0xFFFF).to(torch.int16), ((v >> 16) & 0xFFFF).to(torch.int16)
+    return lo.view(dt).float(), hi.view(dt).float()  # (int16 -> the 16-bit float with those bits)
+
+
+def decoded_atoms(bits: int, w: torch.Tensor, n: int, k: int, dt) -> tuple[torch.Tensor, float]:
+    """The weight [N, K] as the decode kernel's A fragments hold it (MAGIC + code, float) and the offset
+    its fold subtracts, replaying its bit operations on the re-laid atoms. g = lane / 4, t = lane % 4.
+    4-bit: word ``lane`` of an atom is lane's mma.sync m16n8k16 A fragment, register r = nibbles r, r + 4
+    (rows g + 8 (r % 2), k 2t + 8 (r // 2) + (0, 1)); (nibble | MAGIC) ^ 8 = MAGIC + q.
+    8-bit: lane's 8 bytes are words 2 lane + e (k + 8 e); A registers = bytes (0, 2) / (1, 3) of a word by
+    __byte_perm 0x4240 / 0x4341 (rows g / g + 8); fp16: byte | 0x6400 then ^ 0x80; bf16: 128 + low nibble
+    and 256 + 16 high nibble as two fragments summed."""
+    lane = torch.arange(32)
+    g, t = lane // 4, lane % 4
+    wq = torch.full((n, k), float("nan"))
+    if bits == 4:
+        magic = 128.0 if dt == BF else 1024.0
+        words = w.view(torch.int32).view(k // 16, n // 16, 32).to(torch.int64) & 0xFFFFFFFF  # [k block, atom, lane]
+        nib = torch.stack([(words >> (4 * p)) & 0xF for p in range(8)], -1) ^ 8  # the uint4 code q of each nibble
+        a = torch.zeros(k // 16, n // 16, 16, 16, dtype=torch.float32)  # [k block, atom, row, k] = MAGIC + q
+        for r in range(4):
+            row, col = g + 8 * (r % 2), 2 * t + 8 * (r // 2)
+            a[:, :, row, col] = magic + nib[..., r].float()
+            a[:, :, row, col + 1] = magic + nib[..., r + 4].float()
+        return a.permute(1, 2, 0, 3).reshape(n, k), magic + 8
+    offset = 1152.0 if dt == FP else 512.0
+    words = w.view(torch.int32).to(torch.int64).view(k // 16, n // 16, 64) & 0xFFFFFFFF
+    for e in range(2):
+        we = words[:, :, 2 * lane + e]  # [k block, atom, lane]
+        for sel, rows in ((0x4240, g), (0x4341, g + 8)):
+            if dt == FP:
+                frags = [_byte_perm(we, 0x64646464, sel) ^ 0x00800080]
+            else:
+                v = _byte_perm(we, 0, sel)
+                frags = [(v & 0x000F000F) ^ 0x43004300, ((v >> 1) & 0x00780078) ^ 0x43C043C0]
+            lo = sum(_halves(f, dt)[0] for f in frags)  # k 2t + 8e
+            hi = sum(_halves(f, dt)[1] for f in frags)  # k 2t + 1 + 8e
+            for kb in range(k // 16):
+                for atom in range(n // 16):
+                    wq[16 * atom + rows, 16 * kb + 2 * t + 8 * e] = lo[kb, atom]
+                    wq[16 * atom + rows, 16 * kb + 2 * t + 1 + 8 * e] = hi[kb, atom]
+    return wq, offset
 
 
 @pytest.fixture
@@ -290,9 +342,9 @@ def test_conformance_through_the_stand_in(ext, kc, case):
         pytest.skip("not a layer of this kernel")
     testing.run_case(kc, case, device="cpu")
     c = case.config
-    decode = kc.bits == 4 and case.m <= configs.w4a16_decode_max_m(c.N) and \
-        configs.w4a16_decode_applies(case.m, c.N, c.K, c.effective_group_size)
-    gather = ["gather"] if decode and c.has_g_idx else []  # act-order at decode sizes: our gather, not index_select
+    decode = case.m <= configs.w4a16_decode_max_m(c.N, c.K, kc.bits) and \
+        configs.w4a16_decode_applies(case.m, c.N, c.K, c.effective_group_size, kc.bits)
+    gather = ["gather"] if c.has_g_idx and case.m <= configs.W4A16_GATHER_MAX_M else []  # act-order: our kernel
     assert ext.calls == gather + ["decode" if decode else configs.w4a16_tile_for(case.m, c.N)]
     # the extension of this code width and activation dtype only (a bf16 model never builds fp16 GEMMs)
     assert ext.loaded == [f"{kc.extension}-{'bf16' if case.config.act_type == BF else 'fp16'}"]
@@ -316,6 +368,14 @@ def test_bad_inputs(ext, kc):
 def test_leading_dims_and_strided_rows(ext):
     c = _mp(256, 512, U4, BF, 128, True)
     testing.check_leading_dims(RUNNABLE, c)
+
+
+@pytest.mark.parametrize("m", (1, 200, 300))
+def test_act_order_gathers_x_with_our_kernel_up_to_256_rows(ext, m):
+    c = _mp(256, 512, U4B8, BF, 128, gidx=True)
+    testing.run_case(RUNNABLE, testing.Case(c, m), device="cpu")
+    step = "decode" if m <= configs.w4a16_decode_max_m(c.N, c.K) else configs.w4a16_tile_for(m, c.N)
+    assert ext.calls == (["gather"] if m <= configs.W4A16_GATHER_MAX_M else []) + [step]  # else index_select
 
 
 def test_act_order_layer_keeps_the_permutation(ext):
@@ -349,33 +409,29 @@ def test_checked_decode_names_what_it_refuses():
     x, out = torch.zeros(1, 256, dtype=BF), torch.zeros(1, 128, dtype=BF)
     ws, cnt = torch.zeros(64), torch.zeros(8, dtype=torch.int32)
     w, s = torch.zeros(128 * 128, dtype=torch.uint8), torch.zeros(2, 128, dtype=BF)
-    checked_decode(lambda *a: calls.append(a[-3:]), out, x, w, s, None, None, ws, cnt, 128, 3, 4, False)
-    assert calls == [(3, 4, False)]
+    checked_decode(lambda *a: calls.append(a[-4:]), out, x, w, s, None, None, ws, cnt, 128, 3, 4, False, 2)
+    assert calls == [(3, 4, False, 2)]
     bad = [((torch.zeros(17, 256, dtype=BF), torch.zeros(17, 128, dtype=BF), ws, cnt, 128, 0, 0), "M <= 16"),
            ((x, torch.zeros(1, 144, dtype=BF), ws, cnt, 128, 0, 0), "N a multiple of 64"),
            ((x, out, ws, cnt, 32, 0, 0), "groups of whole 64-k"),
            ((x, out, ws, cnt, 128, 0, 5), "warps"), ((x, out, ws, cnt, 128, -1, 0), "splits"),
+           ((x, out, ws, cnt, 128, 0, 0, 3), "rows"),
            ((x, out, cnt, cnt, 128, 0, 0), "ws: expected a contiguous float32"),
            ((x, out, ws, ws, 128, 0, 0), "counters: expected a contiguous int32")]
-    for (xx, oo, ww, cc, g, sp, wa), why in bad:
+    for (xx, oo, ww, cc, g, sp, wa, *rows), why in bad:
         with pytest.raises(ValueError, match=why):
-            checked_decode(lambda *a: calls.append(a), oo, xx, w, s, None, None, ww, cc, g, sp, wa)
-    assert len(calls) == 1
+            checked_decode(lambda *a: calls.append(a), oo, xx, w, s, None, None, ww, cc, g, sp, wa, True, *rows)
+    x64 = torch.zeros(1, 192, dtype=BF)  # 8-bit codes: K a multiple of 64, no zero points
+    w8, s8 = torch.zeros(128 * 192, dtype=torch.uint8), torch.zeros(3, 128, dtype=BF)
+    checked_decode(lambda *a: calls.append(a[-4:]), out, x64, w8, s8, None, None, ws, cnt, 64, bits=8)
+    with pytest.raises(ValueError, match="K of 128"):
+        checked_decode(lambda *a: calls.append(a), out, x64, w8, s8, None, None, ws, cnt, 64)
+    with pytest.raises(ValueError, match="zero: the 8-bit"):
+        checked_decode(lambda *a: calls.append(a), out, x64, w8, s8, s8, None, ws, cnt, 64, bits=8)
+    assert calls == [(3, 4, False, 2), (0, 0, True, 0)]
 
 
-# ---- the 8-bit decode path (csrc/w4a16_decode.cuh, BITS = 8; standalone builds only, not wired in) ---------
-def _byte_perm(x: torch.Tensor, y: int, sel: int) -> torch.Tensor:
-    """CUDA's __byte_perm on int64 tensors holding 32-bit words: byte i of the result is byte
-    (sel >> 4i) & 7 of the pair (x: bytes 0-3, y: 4-7)."""
-    src = [(x >> (8 * i)) & 0xFF for i in range(4)] + [torch.full_like(x, (y >> (8 * i)) & 0xFF) for i in range(4)]
-    return sum(src[(sel >> (4 * i)) & 7] << (8 * i) for i in range(4))
-
-
-def _halves(v: torch.Tensor, dt) -> tuple[torch.Tensor, torch.Tensor]:
-    lo, hi = (v & 0xFFFF).to(torch.int16), ((v >> 16) & 0xFFFF).to(torch.int16)
-    return lo.view(dt).float(), hi.view(dt).float()  # (int16 -> the 16-bit float with those bits)
-
-
+# ---- the 8-bit decode path (csrc/w4a16_decode.cuh, BITS = 8) -------------------------------------
 @pytest.mark.parametrize("dt", [BF, FP])
 def test_8bit_decode_reading_of_the_int8_atom(dt):
     """Replays the 8-bit decode kernel's reading of W8A16's atom (lane's 8 bytes = words 2 lane, 2 lane + 1;
@@ -386,25 +442,8 @@ def test_8bit_decode_reading_of_the_int8_atom(dt):
     n, k = 32, 48
     codes = torch.randint(0, 256, (n, k), generator=torch.Generator().manual_seed(3))
     packed = L.W8A16_ATOM.reorder(codes ^ 0x80)  # as weight_int4(bits=8) stores them (q ^ 0x80)
-    words = packed.view(torch.int32).to(torch.int64).view(k // 16, n // 16, 64) & 0xFFFFFFFF
-    lane = torch.arange(32)
-    g, t = lane // 4, lane % 4
-    eff = torch.full((n, k), float("nan"))
-    offset = 1152.0 if dt == FP else 512.0
-    for e in range(2):  # word e of the lane: k + 8 e
-        w = words[:, :, 2 * lane + e]  # [k block, atom, lane]
-        for sel, rows in ((0x4240, g), (0x4341, g + 8)):
-            if dt == FP:
-                frags = [_byte_perm(w, 0x64646464, sel) ^ 0x00800080]
-            else:
-                v = _byte_perm(w, 0, sel)
-                frags = [(v & 0x000F000F) ^ 0x43004300, ((v >> 1) & 0x00780078) ^ 0x43C043C0]
-            lo = sum(_halves(f, dt)[0] for f in frags) - offset  # k 2t + 8e
-            hi = sum(_halves(f, dt)[1] for f in frags) - offset  # k 2t + 1 + 8e
-            for kb in range(k // 16):
-                for atom in range(n // 16):
-                    eff[16 * atom + rows, 16 * kb + 2 * t + 8 * e] = lo[kb, atom]
-                    eff[16 * atom + rows, 16 * kb + 2 * t + 1 + 8 * e] = hi[kb, atom]
+    wq, offset = decoded_atoms(8, packed, n, k, dt)
+    eff = wq - offset
     assert torch.equal(eff, (codes - 128).float())  # every (n, k) once, exactly the signed code
     header = (build.CSRC / "w4a16_decode.cuh").read_text()
     for const in ("0x64646464u", "0x00800080u", '"n"(0x000F000Fu), "n"(0x43004300u)', '"n"(0x00780078u), "n"(0x43C043C0u)',

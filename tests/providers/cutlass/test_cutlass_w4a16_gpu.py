@@ -109,11 +109,18 @@ def test_strided_rows_and_leading_dims():
 
 
 # ---- the decode kernel (csrc/w4a16_decode.cuh): M <= 16 on the GEMM's own weight ---------------
-# one and two row blocks (M 9..16), groups 64 (a fold per half chunk) / 128 / channel, AWQ zero terms,
-# act-order, both dtypes, K cut into many chunks, a Llama-3-8B down projection
+# one and two 8-row halves of x (M 9..16), groups 64 (a fold per half chunk) / 128 / channel, AWQ zero
+# terms, act-order, both dtypes, K cut into many chunks, a Llama-3-8B down projection; 4- and 8-bit codes
 DECODE_MS = (1, 3, 8, 9, 16)
 DECODE_LAYERS = [c for c in LARGER if configs.w4a16_decode_applies(1, c.N, c.K, c.effective_group_size)] + [
     _mp(4096, 14336, U4B8, BF, 128), _mp(1024, 4096, U4, FP, 64, True)]
+DECODE_LAYERS8 = [c for c in LARGER8 if configs.w4a16_decode_applies(1, c.N, c.K, c.effective_group_size, 8)] + [
+    _mp(4096, 14336, U8B128, BF, -1), _mp(1024, 4096, U8B128, FP, 64, gidx=True), _mp(512, 576, U8B128, BF, 64)]
+DECODE = [(W4, c) for c in DECODE_LAYERS] + [(W8, c) for c in DECODE_LAYERS8]
+
+
+def _decode_id(p):
+    return _id(p) if isinstance(p, type) else str(testing.Case(p, 0)).rsplit("-M", 1)[0]  # e.g. mp-uint4b8-g128-bfloat16-N1024K2048
 
 
 def _count_decode(k):
@@ -124,27 +131,30 @@ def _count_decode(k):
 
 
 def test_decode_layers_cover_every_kind():
-    kinds = {(c.act_type, c.effective_group_size == c.K, c.group_size, c.zero_points, c.has_g_idx) for c in DECODE_LAYERS}
-    assert {g for _, _, g, _, _ in kinds} >= {64, 128, -1} and {dt for dt, *_ in kinds} == {BF, FP}
-    assert any(z for *_, z, _ in kinds) and any(a for *_, a in kinds)
+    for layers in (DECODE_LAYERS, DECODE_LAYERS8):
+        kinds = {(c.act_type, c.effective_group_size == c.K, c.group_size, c.zero_points, c.has_g_idx) for c in layers}
+        assert {g for _, _, g, _, _ in kinds} >= {64, 128, -1} and {dt for dt, *_ in kinds} == {BF, FP}
+        assert any(a for *_, a in kinds)
+        assert any(z for *_, z, _ in kinds) == (layers is DECODE_LAYERS)  # 8-bit codes are symmetric only
 
 
 @pytest.fixture
 def decode_every_n(monkeypatch):
     """The decode kernel for every M <= 16 it takes, wide layers too (whose calls at M > 8 go to the GEMM);
     settled when a layer loads, so layers built after this fixture."""
-    monkeypatch.setattr(configs, "w4a16_decode_max_m", lambda n: 16)
+    monkeypatch.setattr(configs, "w4a16_decode_max_m", lambda n, k, bits=4: 16)
 
 
-@pytest.mark.parametrize("case", testing.cases_for(W4, ms=DECODE_MS, configs=DECODE_LAYERS), ids=str)
-def test_decode_kernel_against_emulation(case, decode_every_n):
-    testing.run_case(W4, case, device="cuda")
+@pytest.mark.parametrize("kc,case", [(kc, case) for kc, c in DECODE for case in testing.cases_for(kc, ms=DECODE_MS, configs=[c])],
+                         ids=_id)
+def test_decode_kernel_against_emulation(kc, case, decode_every_n):
+    testing.run_case(kc, case, device="cuda")
 
 
 @pytest.mark.parametrize("m", DECODE_MS)
-@pytest.mark.parametrize("c", DECODE_LAYERS, ids=lambda c: c.describe())
-def test_decode_agrees_with_the_gemm(c, m, decode_every_n):
-    k, layer, x, bias = _layer(c, m)
+@pytest.mark.parametrize("kc,c", DECODE, ids=_decode_id)
+def test_decode_agrees_with_the_gemm(kc, c, m, decode_every_n):
+    k, layer, x, bias = _layer(c, m, kc=kc)
     calls = _count_decode(k)
     dec = k.apply(layer, x, bias)
     assert calls == [m]  # the decode kernel took the call
@@ -155,26 +165,27 @@ def test_decode_agrees_with_the_gemm(c, m, decode_every_n):
 
 
 @pytest.mark.parametrize("m", (1, 16))
-def test_decode_splits_warps_and_pdl_agree_and_repeat_bit_identical(m):
+@pytest.mark.parametrize("kc,c", [(W4, _mp(2048, 4096, U4, BF, 128, True)), (W8, _mp(2048, 4096, U8B128, BF, 128))], ids=_decode_id)
+def test_decode_splits_warps_rows_and_pdl_agree_and_repeat_bit_identical(kc, c, m):
     from qlinear_cutlass.w4a16 import decode_workspace
 
-    c = _mp(2048, 4096, U4, BF, 128, True)
-    k, layer, x, bias = _layer(c, m)
-    ws, cnt = decode_workspace(x.device, 32 * m * c.N, 2 * c.N // 64)
+    k, layer, x, bias = _layer(c, m, kc=kc)
+    ws, cnt = decode_workspace(x.device, 64 * m * c.N, 2 * c.N // 64)
     zero = getattr(layer, k.w_zp_name) if k.w_zp_name else None
     args = (x, layer.weight_packed, layer.weight_scale, zero, bias.to(x.dtype) if bias is not None else None, ws, cnt, 128)
     outs = {}
     for splits in (1, 3, 32, 0):
         for warps in (4, 8):
             for pdl in (False, True):
-                out = torch.empty(m, c.N, dtype=x.dtype, device="cuda")
-                k._decode(out, *args, splits, warps, pdl)
-                again = torch.empty_like(out)
-                k._decode(again, *args, splits, warps, pdl)
-                assert torch.equal(out, again), (splits, warps, pdl)  # deterministic
-                assert not cnt.any()  # the counters are left zeroed
-                outs[splits, warps, pdl] = out.float()
-    ref = outs[1, 8, False]
+                for rows in (1, 2):
+                    out = torch.empty(m, c.N, dtype=x.dtype, device="cuda")
+                    k._decode(out, *args, splits, warps, pdl, rows)
+                    again = torch.empty_like(out)
+                    k._decode(again, *args, splits, warps, pdl, rows)
+                    assert torch.equal(out, again), (splits, warps, pdl, rows)  # deterministic
+                    assert not cnt.any()  # the counters are left zeroed
+                    outs[splits, warps, pdl, rows] = out.float()
+    ref = outs[1, 8, False, 1]
     for key, out in outs.items():
         torch.testing.assert_close(out, ref, rtol=1e-2, atol=1e-2 * ref.abs().max().item(), msg=str(key))
 
@@ -197,11 +208,12 @@ def test_decode_refuses_what_it_cannot_take():
 
 @pytest.mark.parametrize("gidx", (False, True), ids=("plain", "act-order"))
 @pytest.mark.parametrize("m", (1, 9))
-def test_decode_under_a_cuda_graph_chain(m, gidx):
+@pytest.mark.parametrize("kc,wt", [(W4, U4B8), (W8, U8B128)], ids=("W4A16", "W8A16"))
+def test_decode_under_a_cuda_graph_chain(kc, wt, m, gidx):
     """Four layers, each fed the previous one's output (PDL launches in a row; act-order: gather then
     decode kernel, both PDL), replayed from a graph: equal to eager, bit for bit."""
-    c = _mp(1024, 1024, U4B8, BF, 128, gidx=gidx)
-    layers = [_layer(c, m, seed=i) for i in range(4)]
+    c = _mp(1024, 1024, wt, BF, 128, gidx=gidx)
+    layers = [_layer(c, m, seed=i, kc=kc) for i in range(4)]
     x0 = layers[0][2]
 
     def chain():

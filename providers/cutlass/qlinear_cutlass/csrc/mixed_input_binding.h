@@ -73,4 +73,48 @@ inline void mixed_input_mm(torch::Tensor out, torch::Tensor x, torch::Tensor w, 
   TORCH_CHECK(err == nullptr, "cutlass ", name, ": ", err ? err : "");
 }
 
+// The decode kernel (M <= 16, w4a16_decode.cuh) on the GEMM's weight: ws fp32 split-K planes, counters
+// int32 zeroed (left zeroed), splits 0 = one wave's worth, warps 0 = the launcher's rule (4 / 8), rows 0 =
+// the rule (1 / 2 eight-row blocks of x a block). `decode` is the extension's entry (w4a16_ / w8a16_decode).
+inline void mixed_input_decode(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor scale,
+                               c10::optional<torch::Tensor> zero, c10::optional<torch::Tensor> bias, torch::Tensor ws,
+                               torch::Tensor counters, int64_t group, int64_t splits, int64_t warps, bool pdl, int64_t rows,
+                               int bits, char const* (*decode)(W4A16DecodeArgs const&, cudaStream_t), char const* name) {
+  W4A16DecodeArgs a{};
+  a.gemm = mixed_input_args(out, x, w, scale, zero, bias, group, 0, bits);
+  const auto& g = a.gemm;
+  const bool applies = bits == 4 ? w4a16_decode_applies(g.m, g.n, g.k, g.group) : w8a16_decode_applies(g.m, g.n, g.k, g.group);
+  TORCH_CHECK(applies, name, ": takes 1 <= M <= 16, N a multiple of 64, K of ", bits == 4 ? 128 : 64,
+              " and groups of whole 64-k blocks; got M=", g.m, " N=", g.n, " K=", g.k, " group=", g.group);
+  TORCH_CHECK(ws.is_cuda() && ws.scalar_type() == torch::kFloat && ws.is_contiguous() && ws.get_device() == g.device,
+              "ws: expected a contiguous float32 tensor on x's device");
+  TORCH_CHECK(counters.is_cuda() && counters.scalar_type() == torch::kInt && counters.is_contiguous() &&
+                  counters.get_device() == g.device,
+              "counters: expected a contiguous int32 tensor on x's device");
+  TORCH_CHECK(splits >= 0 && (warps == 0 || warps == 4 || warps == 8) && rows >= 0 && rows <= 2,
+              "splits: expected >= 0; warps: 0, 4 or 8; rows: 0, 1 or 2");
+  a.ws = ws.data_ptr<float>(), a.ws_floats = ws.numel();
+  a.counters = counters.data_ptr<int>(), a.counters_len = counters.numel();
+  a.splits = int(splits), a.warps = int(warps), a.pdl = pdl ? 1 : 0, a.rows = int(rows);
+  const c10::cuda::CUDAGuard guard(x.device());
+  char const* err = decode(a, c10::cuda::getCurrentCUDAStream(g.device).stream());
+  TORCH_CHECK(err == nullptr, "cutlass ", name, ": ", err ? err : "");
+}
+
+// Act-order at M <= 16: out [M, K] = x [:, perm], PDL-launched ahead of the decode kernel (both
+// extensions' w4a16_gather). Checked by the caller (qlinear_cutlass.w4a16); only what would read or write
+// out of bounds is checked here.
+inline void mixed_input_gather(torch::Tensor out, torch::Tensor x, torch::Tensor perm, bool pdl) {
+  TORCH_CHECK(x.is_cuda() && out.is_cuda() && perm.is_cuda() && perm.scalar_type() == torch::kLong && perm.is_contiguous() &&
+                  out.is_contiguous() && x.dim() == 2 && x.stride(1) == 1 && out.sizes() == x.sizes() &&
+                  perm.numel() == x.size(1) && out.element_size() == 2 && x.scalar_type() == out.scalar_type(),
+              "w4a16_gather: expected CUDA x [M, K] (16-bit, unit column stride), out [M, K] contiguous, perm int64 [K]");
+  W4A16GatherArgs a{out.data_ptr(), x.data_ptr(), perm.data_ptr<int64_t>(), int(x.size(0)), int(x.size(1)), x.stride(0),
+                      pdl ? 1 : 0};
+  if (a.m == 0) return;
+  const c10::cuda::CUDAGuard guard(x.device());
+  char const* err = w4a16_gather(a, c10::cuda::getCurrentCUDAStream(x.get_device()).stream());
+  TORCH_CHECK(err == nullptr, "cutlass w4a16_gather: ", err ? err : "");
+}
+
 }  // namespace qlinear_cutlass

@@ -42,7 +42,7 @@ size_t w8a16_mm_workspace(W4A16Args const& p);
 // The decode kernel on the same re-laid int4 weight (w4a16_decode.cuh, plain CUDA), for M <= 16: the
 // GEMM's arguments plus its split-K workspace (fp32 [splits][M][N]) and tile counters (int32, zero;
 // the kernel leaves them zero), a K-slice count (0: as many as fill one wave), warps per block (0:
-// the launcher's rule; 4 or 8) and whether to launch as a programmatic dependent (PDL).
+// the launcher's rule; 4 or 8), whether to launch as a programmatic dependent (PDL) and rows.
 struct W4A16DecodeArgs {
   W4A16Args gemm;  // config and workspace unused
   float* ws;
@@ -50,6 +50,7 @@ struct W4A16DecodeArgs {
   int* counters;
   int64_t counters_len;
   int splits, warps, pdl;
+  int rows;  // 8-row blocks of x a block takes: 0 = the rule (2 for M > 8), 1 or 2
 };
 
 // The shapes the decode kernel takes (the binding checks it; w4a16.py decode_applies mirrors it):

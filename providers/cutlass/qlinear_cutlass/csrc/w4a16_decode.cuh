@@ -19,9 +19,9 @@
 //     bytes) and, as soon as k block i of it is in the mma, k block i of its next chunk into the same
 //     registers: a whole chunk in flight while one computes, no second buffer, two 8-warp blocks an SM.
 //
-// Work split: a block of WARPS warps owns 64 output columns, 8 rows of x (M 9..16: two blocks per
-// column tile, neighbours in blockIdx.x so the second weight read hits L2) and a K slice of whole
-// chunks; its warps take the slice's chunks round-robin and add their sums in shared memory in warp
+// Work split: a block of WARPS warps owns 64 output columns, 8 ROWS rows of x and a K slice of whole
+// chunks (ROWS = 2 for M 9..16: each atom decoded once feeds two mmas, one per 8 rows of x, where
+// two 8-row blocks per column tile decoded every weight twice); its warps take the slice's chunks round-robin and add their sums in shared memory in warp
 // order; K slices (split-K, as many as fill one wave) are added by the last block of the tile in slice
 // order. Deterministic: the same bits on every call.
 //
@@ -158,30 +158,32 @@ struct Params {
   void* out;
   float* ws;  // [splits][M][N] fp32 partial sums
   int* counters;  // one per (column tile, row block), zero between calls (the last block resets its own)
-  int row_blocks;    // 1 (M <= 8) or 2
+  int row_blocks;    // blocks along M (8 ROWS rows each): 1, or 2 for M 9..16 with ROWS = 1
   int slice_chunks;  // chunks of a K slice
   int splits;
 };
 
-// The end of a block: each warp's fp32 sums acc[j][i] (the mma C fragment: output column n0 + 16 j + g
-// (+8 for i >= 2), row row0 + 2 t + i % 2) to shared memory, added in warp order; then, split-K, a plane
+// The end of a block: each warp's fp32 sums acc[r][j][i] (the mma C fragment: output column n0 + 16 j +
+// g (+8 for i >= 2), row row0 + 8 r + 2 t + i % 2) to shared memory, added in warp order; then, split-K, a plane
 // per K slice in ws, added by the tile's last block in slice order; bias, rounding, store. Deterministic.
-template <typename T, int WARPS>
-__device__ __forceinline__ void block_finish(const Params& p, const float (&acc)[kAtoms][4]) {
+template <typename T, int WARPS, int ROWS>
+__device__ __forceinline__ void block_finish(const Params& p, const float (&acc)[ROWS][kAtoms][4]) {
   using Tr = Traits<T>;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
   const int ntile = blockIdx.x / p.row_blocks, rblk = blockIdx.x % p.row_blocks;
-  const int row0 = 8 * rblk, n0 = ntile * kTileN;
-  __shared__ float partial[WARPS][8][kTileN];
-  __shared__ float red[8 * kTileN];
+  const int row0 = 8 * ROWS * rblk, n0 = ntile * kTileN;
+  __shared__ float partial[WARPS][8 * ROWS][kTileN];
+  __shared__ float red[8 * ROWS * kTileN];
   __shared__ int is_last;
 #pragma unroll
-  for (int j = 0; j < kAtoms; ++j)
+  for (int r = 0; r < ROWS; ++r)
 #pragma unroll
-    for (int i = 0; i < 4; ++i) partial[warp][2 * t + (i % 2)][16 * j + 8 * (i / 2) + g] = acc[j][i];
+    for (int j = 0; j < kAtoms; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) partial[warp][8 * r + 2 * t + (i % 2)][16 * j + 8 * (i / 2) + g] = acc[r][j][i];
   __syncthreads();
-  const int rows = min(8, p.m - row0);
+  const int rows = min(8 * ROWS, p.m - row0);
   for (int i = threadIdx.x; i < rows * kTileN; i += WARPS * 32) {
     float v = 0.f;
 #pragma unroll
@@ -225,24 +227,35 @@ __device__ __forceinline__ void block_finish(const Params& p, const float (&acc)
 // BITS = 8 (W8A16: uint8b128 codes in the int8 atom of w4a16_layout.py, 256 bytes, lane's 8 bytes
 // contiguous: word e = bytes (rows g, g+8) x (k 2t + 8e, 2t + 1 + 8e), A registers {bytes 0, 2 of word 0},
 // {1, 3 of 0}, {0, 2 of 1}, {1, 3 of 1}): 8 bytes a lane per atom, chunks of 4 k blocks (64 k: the same
-// 32 registers in flight), a fold per chunk (groups are whole 64-k blocks), no zero points.
-// NOT YET RUN ON A GPU and not wired into any kernel class: built only by the standalone variant
-// tool (tools/cutlass_w4a16_decode_sweep.py --build: shipped-w8*.so); its reading of the atom is
-// replayed on CPU (test_cutlass_w4a16.py). The int4 instantiations compile to the same SASS as before
-// BITS existed (the ones verified on the H200).
-template <int BITS>
+// 32 registers in flight), a fold per chunk (groups are whole 64-k blocks), no zero points; the w8a16
+// extensions' w8a16_decode (CutlassW8A16LinearKernel up to M = 8 or 16, configs.w4a16_decode_max_m).
+//
+// ROWS = 2 (M 9..16): the sums and x fragments of both 8-row halves (~190 registers): one 8-warp block
+// an SM instead of two. Measured on the H200 against two 8-row blocks per column tile: faster at M 9..12
+// (6144x4096 9.8 vs 10.6 us, 28672x4096 28.2 vs 31.9), at 16 (4096x4096 10.1 vs 9.4, 28672x4096
+// 32.8 vs 34.6: within 8 % either way); halving the chunk to fit 128 registers and two blocks was slower
+// (docs/gpu-results.md, eleventh lease).
+template <int BITS, int ROWS>
 __host__ __device__ constexpr int chunk_blocks() { return BITS == 4 ? kChunk : 4; }
+// (a fold never spans two chunks: FOLD caps at the chunk)
+template <int FOLD, int BITS, int ROWS>
+__host__ __device__ constexpr int fold_blocks() { return FOLD < chunk_blocks<BITS, ROWS>() ? FOLD : chunk_blocks<BITS, ROWS>(); }
 
-template <typename T, int WARPS, bool ZERO, int FOLD, int BITS = 4>
-__global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) decode_kernel(const Params p) {
+// Blocks an SM must hold (the register cap of __launch_bounds__): two 8-warp blocks with one 8-row
+// block of x (<= 128 registers); with ROWS = 2 the doubled sums and x fragments need ~190, one 8-warp block.
+template <int WARPS, int ROWS>
+__host__ __device__ constexpr int min_blocks() { return (ROWS == 1 ? 16 : 8) / WARPS; }
+
+template <typename T, int WARPS, bool ZERO, int FOLD, int BITS = 4, int ROWS = 1>
+__global__ void __launch_bounds__(WARPS * 32, min_blocks<WARPS, ROWS>()) decode_kernel(const Params p) {
   using Tr = Traits<T>;
-  constexpr int kCh = chunk_blocks<BITS>();
+  constexpr int kCh = chunk_blocks<BITS, ROWS>(), kFold = fold_blocks<FOLD, BITS, ROWS>();
   using WT = std::conditional_t<BITS == 4, uint32_t, uint2>;  // a lane's share of one atom
   allow_dependent_launch();  // the next PDL kernel may take SMs as our blocks leave
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
   const int ntile = blockIdx.x / p.row_blocks, rblk = blockIdx.x % p.row_blocks;
-  const int row0 = 8 * rblk, n0 = ntile * kTileN;
+  const int row0 = 8 * ROWS * rblk, n0 = ntile * kTileN;
   const int chunks = p.k / (16 * kCh);
   const int c_lo = blockIdx.y * p.slice_chunks;
   const int n_chunks = min(c_lo + p.slice_chunks, chunks) - c_lo;
@@ -253,19 +266,25 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) decode_kernel(const Pa
   const WT* wt = reinterpret_cast<const WT*>(p.w) + (size_t)ntile * kAtoms * kAtomWT + lane;
   const unsigned short* sc = static_cast<const unsigned short*>(p.scale) + n0 + g;
   const unsigned short* zc = static_cast<const unsigned short*>(p.zero) + n0 + g;
-  // B fragments: x[row][k 2t, 2t+1] and [k 2t+8, 2t+9] of row row0 + g. Rows past M read row 0: a row
-  // of x only feeds its own output row, which is never stored.
-  const int row = row0 + g;
-  const T* xrow = static_cast<const T*>(p.x) + (size_t)(row < p.m ? row : 0) * p.lda + 2 * t;
+  // B fragments of 8-row block r: x[row][k 2t, 2t+1] and [k 2t+8, 2t+9] of row row0 + 8 r + g. Rows past
+  // M read row 0: a row of x only feeds its own output row, which is never stored.
+  const T* xrow[ROWS];
+#pragma unroll
+  for (int r = 0; r < ROWS; ++r) {
+    const int row = row0 + 8 * r + g;
+    xrow[r] = static_cast<const T*>(p.x) + (size_t)(row < p.m ? row : 0) * p.lda + 2 * t;
+  }
   const uint32_t ones[4] = {Tr::kOnes, Tr::kOnes, Tr::kOnes, Tr::kOnes};
 
-  float acc[kAtoms][4], gacc[kAtoms][4], xs[4];
+  float acc[ROWS][kAtoms][4], gacc[ROWS][kAtoms][4], xs[ROWS][4];
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    xs[i] = 0.f;
+  for (int r = 0; r < ROWS; ++r)
 #pragma unroll
-    for (int j = 0; j < kAtoms; ++j) acc[j][i] = gacc[j][i] = 0.f;
-  }
+    for (int i = 0; i < 4; ++i) {
+      xs[r][i] = 0.f;
+#pragma unroll
+      for (int j = 0; j < kAtoms; ++j) acc[r][j][i] = gacc[r][j][i] = 0.f;
+    }
 
   // a group's scales (and zero terms) for this lane: columns n0 + 16 j + 8 h + g, entry 2 j + h
   // (two 16-bit values a register: entry 2 j + h in the half h of word j)
@@ -286,32 +305,41 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) decode_kernel(const Pa
         const float s = Tr::to_float((unsigned short)(sv[j] >> (16 * h)));
         const float z = ZERO ? Tr::to_float((unsigned short)(zv[j] >> (16 * h))) : 0.f;
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          float v = fmaf(s, fmaf(-(BITS == 4 ? Tr::kOffset : Tr::kOffset8), xs[e], gacc[j][2 * h + e]), acc[j][2 * h + e]);
-          if constexpr (ZERO) v = fmaf(z, xs[e], v);
-          acc[j][2 * h + e] = v;
-          gacc[j][2 * h + e] = 0.f;
-        }
+        for (int r = 0; r < ROWS; ++r)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            float v = fmaf(s, fmaf(-(BITS == 4 ? Tr::kOffset : Tr::kOffset8), xs[r][e], gacc[r][j][2 * h + e]), acc[r][j][2 * h + e]);
+            if constexpr (ZERO) v = fmaf(z, xs[r][e], v);
+            acc[r][j][2 * h + e] = v;
+            gacc[r][j][2 * h + e] = 0.f;
+          }
       }
 #pragma unroll
-    for (int i = 0; i < 4; ++i) xs[i] = 0.f;
+    for (int r = 0; r < ROWS; ++r)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) xs[r][i] = 0.f;
   };
 
   WT w[kCh][kAtoms];
-  uint32_t b[kCh][2];
+  uint32_t b[kCh][ROWS][2];
   auto load_w = [&](const WT* wc, int i) {
 #pragma unroll
     for (int j = 0; j < kAtoms; ++j) w[i][j] = ld_stream(wc + i * kb_words + j * kAtomWT);
   };
-  auto load_x = [&](const T* xc, int i) {
-    const unsigned int* xp = reinterpret_cast<const unsigned int*>(xc + i * 16);
-    b[i][0] = __ldg(xp);
-    b[i][1] = __ldg(xp + 4);  // k + 8
+  auto load_x = [&](const T* const (&xc)[ROWS], int i) {
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) {
+      const unsigned int* xp = reinterpret_cast<const unsigned int*>(xc[r] + i * 16);
+      b[i][r][0] = __ldg(xp);
+      b[i][r][1] = __ldg(xp + 4);  // k + 8
+    }
   };
 
   int c = warp;
   const WT* wc = wt + (size_t)(c_lo + c) * kCh * kb_words;
-  const T* xc = xrow + (size_t)(c_lo + c) * kCh * 16;
+  const T* xc[ROWS];
+#pragma unroll
+  for (int r = 0; r < ROWS; ++r) xc[r] = xrow[r] + (size_t)(c_lo + c) * kCh * 16;
   // the first chunk's weights and scales before waiting for the previous kernel, activations after
   if (c < n_chunks) {
 #pragma unroll
@@ -327,7 +355,8 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) decode_kernel(const Pa
     const int kb0 = (c_lo + c) * kCh;
     const bool has_next = c + WARPS < n_chunks;
     wc += (size_t)WARPS * kCh * kb_words;
-    xc += WARPS * kCh * 16;
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) xc[r] += WARPS * kCh * 16;
 #pragma unroll
     for (int i = 0; i < kCh; ++i) {
 #pragma unroll
@@ -337,7 +366,8 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) decode_kernel(const Pa
           // nibbles (0, 4): rows g, k 2t..; (1, 5): rows g+8; (2, 6): rows g, k+8; (3, 7): rows g+8, k+8
           const uint32_t a[4] = {nibbles_to_magic<Tr::kMagicXor>(q), nibbles_to_magic<Tr::kMagicXor>(q >> 4),
                                  nibbles_to_magic<Tr::kMagicXor>(q >> 8), nibbles_to_magic<Tr::kMagicXor>(q >> 12)};
-          Tr::mma(gacc[j], a, b[i]);
+#pragma unroll
+          for (int r = 0; r < ROWS; ++r) Tr::mma(gacc[r][j], a, b[i][r]);
         } else {
           // A registers: bytes (0, 2) and (1, 3) of word 0 (k 2t, 2t+1: rows g, g+8), then of word 1 (k + 8)
           uint32_t r0[Tr::kFrags8], r1[Tr::kFrags8], r2[Tr::kFrags8], r3[Tr::kFrags8];
@@ -348,16 +378,18 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) decode_kernel(const Pa
 #pragma unroll
           for (int f = 0; f < Tr::kFrags8; ++f) {
             const uint32_t a[4] = {r0[f], r1[f], r2[f], r3[f]};
-            Tr::mma(gacc[j], a, b[i]);
+#pragma unroll
+            for (int r = 0; r < ROWS; ++r) Tr::mma(gacc[r][j], a, b[i][r]);
           }
         }
       }
-      Tr::mma(xs, ones, b[i]);
+#pragma unroll
+      for (int r = 0; r < ROWS; ++r) Tr::mma(xs[r], ones, b[i][r]);
       if (has_next) {
         load_w(wc, i);
         load_x(xc, i);
       }
-      if (i % FOLD == FOLD - 1) {
+      if (i % kFold == kFold - 1) {
         fold();
         if (i != kCh - 1) group_values(kb0 + i + 1);  // FOLD 4 of int4: the chunk's second half
       }
@@ -365,28 +397,29 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) decode_kernel(const Pa
     if (has_next) group_values(kb0 + WARPS * kCh);
   }
 
-  block_finish<T, WARPS>(p, acc);
+  block_finish<T, WARPS, ROWS>(p, acc);
 }
 
 // Act-order: x's columns gathered into the weight's sorted K order (out[r][i] = x[r][perm[i]]), as a
 // programmatic dependent of the kernel before it and letting the decode kernel after it launch at once:
 // the decode kernel's first weight loads overlap this gather instead of waiting for it (a plain
 // index_select between the two cost ~5 us a layer at M = 1 on the H200, docs/gpu-results.md).
+// A thread per element (row blockIdx.y): at M = 16 a thread per column looping over the rows cost 1.6x
+// the plain layer on 4096x14336.
 template <typename T>
 __global__ void __launch_bounds__(256) gather_kernel(T* __restrict__ out, const T* __restrict__ x, const int64_t* __restrict__ perm,
-                                                     int m, int k, int64_t lda) {
+                                                     int k, int64_t lda) {
   allow_dependent_launch();
-  const int i = blockIdx.x * 256 + threadIdx.x;
+  const int i = blockIdx.x * 256 + threadIdx.x, r = blockIdx.y;
   const int64_t src = i < k ? __ldg(perm + i) : 0;  // the permutation is constant: read before the wait
   grid_dependency_wait();
-  if (i >= k) return;
-  for (int r = 0; r < m; ++r) out[(size_t)r * k + i] = x[(size_t)r * lda + src];
+  if (i < k) out[(size_t)r * k + i] = x[(size_t)r * lda + src];
 }
 
 inline char const* launch_gather(W4A16GatherArgs const& a, cudaStream_t stream) {
   using U = unsigned short;  // 16-bit values are moved, not interpreted
-  const cudaError_t e = launch_pdl(gather_kernel<U>, dim3((a.k + 255) / 256), dim3(256), stream, a.pdl != 0,
-                                   static_cast<U*>(a.out), static_cast<const U*>(a.x), a.perm, a.m, a.k, a.lda);
+  const cudaError_t e = launch_pdl(gather_kernel<U>, dim3((a.k + 255) / 256, a.m), dim3(256), stream, a.pdl != 0,
+                                   static_cast<U*>(a.out), static_cast<const U*>(a.x), a.perm, a.k, a.lda);
   return e == cudaSuccess ? nullptr : "the act-order gather's launch failed";
 }
 
@@ -420,30 +453,49 @@ inline void choose_splits(Params& p, int resident, int want, int64_t ws_floats, 
   p.splits = (chunks + p.slice_chunks - 1) / p.slice_chunks;
 }
 
-template <typename T, int WARPS, bool ZERO, int FOLD, int BITS>
+template <typename T, int WARPS, bool ZERO, int FOLD, int BITS, int ROWS>
 char const* launch(Params p, W4A16DecodeArgs const& a, cudaStream_t stream) {
-  constexpr auto kern = decode_kernel<T, WARPS, ZERO, FOLD, BITS>;
+  constexpr auto kern = decode_kernel<T, WARPS, ZERO, FOLD, BITS, ROWS>;
   int resident = 1;
   if (resident_blocks<kern>(a.gemm.device, WARPS * 32, a.gemm.sm_count, resident) != cudaSuccess)
     return "the occupancy query of the decode kernel failed";
-  choose_splits(p, resident, a.splits, a.ws_floats, chunk_blocks<BITS>());
+  choose_splits(p, resident, a.splits, a.ws_floats, chunk_blocks<BITS, ROWS>());
   const cudaError_t e = launch_pdl(kern, dim3(p.n / kTileN * p.row_blocks, p.splits), dim3(WARPS * 32), stream, a.pdl != 0, p);
   return e == cudaSuccess ? nullptr : "the decode kernel's launch failed";
 }
 
-template <typename T, int WARPS, int BITS>
+template <typename T, int WARPS, int BITS, int ROWS>
 char const* launch_fold(Params const& p, W4A16DecodeArgs const& a, cudaStream_t stream) {
   if constexpr (BITS == 8) {  // chunks of 64 k: a fold per chunk whatever the group; no zero points
-    return p.zero ? "the 8-bit decode kernel takes no zero points" : launch<T, WARPS, false, 4, 8>(p, a, stream);
+    return p.zero ? "the 8-bit decode kernel takes no zero points" : launch<T, WARPS, false, 4, 8, ROWS>(p, a, stream);
   } else {
     const bool whole = p.group % (16 * kChunk) == 0;  // per channel: group == K, a multiple of 128
-    if (p.zero) return whole ? launch<T, WARPS, true, 8, 4>(p, a, stream) : launch<T, WARPS, true, 4, 4>(p, a, stream);
-    return whole ? launch<T, WARPS, false, 8, 4>(p, a, stream) : launch<T, WARPS, false, 4, 4>(p, a, stream);
+    if (p.zero) return whole ? launch<T, WARPS, true, 8, 4, ROWS>(p, a, stream) : launch<T, WARPS, true, 4, 4, ROWS>(p, a, stream);
+    return whole ? launch<T, WARPS, false, 8, 4, ROWS>(p, a, stream) : launch<T, WARPS, false, 4, 4, ROWS>(p, a, stream);
   }
 }
 
 // Warps per block when the caller leaves it (0): 4 when 8-warp blocks over whole K would need more
 // than one wave (many column tiles, e.g. 28672 x 4096), so the grid fills the GPU in finer steps; else 8.
+template <typename T, int BITS, int ROWS>
+char const* run_rows(Params& p, W4A16DecodeArgs const& a, cudaStream_t stream) {
+  W4A16Args const& g = a.gemm;
+  p.row_blocks = (g.m + 8 * ROWS - 1) / (8 * ROWS);
+  if ((int64_t)(p.n / kTileN) * p.row_blocks > a.counters_len) p.counters = nullptr;  // too few counters: no split-K
+  int warps = a.warps;
+  if (warps == 0) {
+    int resident8 = 1;
+    if (resident_blocks<decode_kernel<T, 8, false, 8, 4, ROWS>>(g.device, 256, g.sm_count, resident8) != cudaSuccess)
+      return "the occupancy query of the decode kernel failed";
+    warps = p.n / kTileN * p.row_blocks > resident8 ? 4 : 8;
+  }
+  if (warps == 4) return launch_fold<T, 4, BITS, ROWS>(p, a, stream);
+  if (warps == 8) return launch_fold<T, 8, BITS, ROWS>(p, a, stream);
+  return "warps: expected 0, 4 or 8";
+}
+
+// 8-row blocks of x per block (a.rows; 0 = the rule): 2 for M 9..16 (an atom decoded once for all 16
+// rows), else 1.
 template <typename T, int BITS = 4>
 char const* run(W4A16DecodeArgs const& a, cudaStream_t stream) {
   W4A16Args const& g = a.gemm;
@@ -454,18 +506,10 @@ char const* run(W4A16DecodeArgs const& a, cudaStream_t stream) {
   p.lda = g.lda, p.ldd = g.ldd;
   p.x = g.x, p.w = g.w, p.scale = g.scale, p.zero = g.zero, p.bias = g.bias, p.out = g.out;
   p.ws = a.ws, p.counters = a.counters;
-  p.row_blocks = g.m > 8 ? 2 : 1;
-  if ((int64_t)(p.n / kTileN) * p.row_blocks > a.counters_len) p.counters = nullptr;  // too few counters: no split-K
-  int warps = a.warps;
-  if (warps == 0) {
-    int resident8 = 1;
-    if (resident_blocks<decode_kernel<T, 8, false, 8>>(g.device, 256, g.sm_count, resident8) != cudaSuccess)
-      return "the occupancy query of the decode kernel failed";
-    warps = p.n / kTileN * p.row_blocks > resident8 ? 4 : 8;
-  }
-  if (warps == 4) return launch_fold<T, 4, BITS>(p, a, stream);
-  if (warps == 8) return launch_fold<T, 8, BITS>(p, a, stream);
-  return "warps: expected 0, 4 or 8";
+  const int rows = a.rows ? a.rows : (g.m > 8 ? 2 : 1);
+  if (rows == 1) return run_rows<T, BITS, 1>(p, a, stream);
+  if (rows == 2) return run_rows<T, BITS, 2>(p, a, stream);
+  return "rows: expected 0, 1 or 2";
 }
 
 }  // namespace w4a16_decode_impl

@@ -1,8 +1,9 @@
 // The provider's W4A16 decode kernel (csrc/w4a16_decode.cuh) compiled on its own into a small shared library with
 // the C entry points of w4a16_tile.cu (qlc_w4a16_run / qlc_w4a16_workspace), so `tools.cutlass_w4a16_decode_sweep
 // --lib DIR` can check and time variants of it without building (or matching the torch of) the provider's
-// extension. -D flags: QLC_WARPS (0: the launcher's rule, or 4 / 8), QLC_FP16 (0 / 1), QLC_BITS (4: W4A16, 8: W8A16), QLC_ROWS (0: the rule, 1 / 2 eight-row blocks of x a block). A variant of the kernel
-// is a copy of the header with the change, put first on the include path (-I) of its build.
+// extension. -D flags: QLC_WARPS (0: the launcher's rule, or 4 / 8), QLC_FP16 (0 / 1), QLC_BITS (4: W4A16,
+// 8: W8A16), QLC_ROWS (0: the rule, 1 / 2 eight-row blocks of x a block). A variant of the kernel is a
+// copy of the header with the change, put first on the include path (-I) of its build.
 #include "w4a16_decode.cuh"
 
 namespace {

@@ -14,9 +14,9 @@ kernels on CUTLASS's int8 order, in an extension of their own.
 
 Accepts uint4b8 (GPTQ, symmetric) and uint4 + zero points (AWQ); groups that are a multiple of 64
 (the K tile) or the whole of K (per channel); act-order (g_idx) by sorting the weight's K rows by
-group at load and permuting x's columns per call (one gather: our kernel up to M = 256, index_select above). Refused with a reason: other weight
-types, group 32, an act-order row slice (its groups are not contiguous), N not a multiple of 16 or
-K of 64, an output dtype other than the activation's.
+group at load and permuting x's columns per call (one gather: our kernel up to M = 256, index_select
+above). Refused with a reason: other weight types, group 32, an act-order row slice (its groups are
+not contiguous), N not a multiple of 16 or K of 64, an output dtype other than the activation's.
 """
 
 from __future__ import annotations

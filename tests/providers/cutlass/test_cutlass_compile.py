@@ -78,17 +78,19 @@ def test_light_sources_compile(src, tmp_path):
         assert "F2FP.SATFINITE.E4M3" in sass  # the hardware e4m3 conversion, not a software emulation
 
 
-@pytest.mark.parametrize("src", ["w4a16_decode_bf16.cu", "w4a16_decode_fp16.cu"])
-def test_w4a16_decode_kernel_streams_into_mma_sync(src, tmp_path):
+@pytest.mark.parametrize("src", ["w4a16_decode_bf16.cu", "w4a16_decode_fp16.cu", "w8a16_decode_bf16.cu", "w8a16_decode_fp16.cu"])
+def test_decode_kernel_streams_into_mma_sync(src, tmp_path):
     """The decode kernel (plain CUDA, seconds to build): m16n8k16 HMMAs of the activation dtype fed by
     loads that skip L1 (ld.global.nc.L1::no_allocate), no warpgroup MMA, no shared memory in the loop."""
     sass = _sass(_compile(src, tmp_path))
     assert "arch = sm_90a" in sass
     hmma = "HMMA.16816.F32.BF16" if "bf16" in src else "HMMA.16816.F32 "
     assert hmma in sass and "HGMMA" not in sass
-    assert "LDG.E.NA.CONSTANT" in sass  # the weight stream
-    # (4 / 8 warps) x (zero terms or not) x (fold per chunk / per half), and act-order's gather
-    assert sass.count("Function : ") == 9 and "gather_kernel" in sass
+    assert ("LDG.E.NA.CONSTANT" if src.startswith("w4a16") else "LDG.E.NA.64.CONSTANT") in sass  # the weight stream (4 / 8 bytes a lane)
+    # (4 / 8 warps) x (one / two 8-row halves of x a block) x, for int4, (zero terms or not) x (fold per
+    # chunk / per half), and act-order's gather
+    kernels = 2 * 2 * (4 if src.startswith("w4a16") else 1)
+    assert sass.count("Function : ") == kernels + 1 and "gather_kernel" in sass
 
 
 @pytest.mark.parametrize("src", GEMMS if MODE == "all" else [REPRESENTATIVE])

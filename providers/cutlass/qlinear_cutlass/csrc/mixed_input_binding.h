@@ -101,9 +101,9 @@ inline void mixed_input_decode(torch::Tensor out, torch::Tensor x, torch::Tensor
   TORCH_CHECK(err == nullptr, "cutlass ", name, ": ", err ? err : "");
 }
 
-// Act-order at M <= 16: out [M, K] = x [:, perm], PDL-launched ahead of the decode kernel (both
-// extensions' w4a16_gather). Checked by the caller (qlinear_cutlass.w4a16); only what would read or write
-// out of bounds is checked here.
+// Act-order: out [M, K] = x [:, perm], PDL-launched ahead of the decode kernel or the GEMM (both
+// extensions' w4a16_gather; the caller takes it up to configs.W4A16_GATHER_MAX_M rows). Checked by the
+// caller (qlinear_cutlass.w4a16); only what would read or write out of bounds is checked here.
 inline void mixed_input_gather(torch::Tensor out, torch::Tensor x, torch::Tensor perm, bool pdl) {
   TORCH_CHECK(x.is_cuda() && out.is_cuda() && perm.is_cuda() && perm.scalar_type() == torch::kLong && perm.is_contiguous() &&
                   out.is_contiguous() && x.dim() == 2 && x.stride(1) == 1 && out.sizes() == x.sizes() &&

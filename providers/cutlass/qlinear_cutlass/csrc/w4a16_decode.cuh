@@ -20,10 +20,11 @@
 //     registers: a whole chunk in flight while one computes, no second buffer, two 8-warp blocks an SM.
 //
 // Work split: a block of WARPS warps owns 64 output columns, 8 ROWS rows of x and a K slice of whole
-// chunks (ROWS = 2 for M 9..16: each atom decoded once feeds two mmas, one per 8 rows of x, where
-// two 8-row blocks per column tile decoded every weight twice); its warps take the slice's chunks round-robin and add their sums in shared memory in warp
-// order; K slices (split-K, as many as fill one wave) are added by the last block of the tile in slice
-// order. Deterministic: the same bits on every call.
+// chunks (ROWS = 2 for M 9..16: each atom decoded once feeds two mmas, one per 8 rows of x, where two
+// 8-row blocks per column tile decoded every weight twice); its warps take the slice's chunks
+// round-robin and add their sums in shared memory in warp order; K slices (split-K, as many as fill
+// one wave) are added by the last block of the tile in slice order. Deterministic: the same bits on
+// every call.
 //
 // Launched as a programmatic dependent (PDL, sm_90): the first chunk's weights and scales are loaded
 // before griddepcontrol.wait, activations read and outputs written after it, so at decode sizes (a
@@ -235,11 +236,8 @@ __device__ __forceinline__ void block_finish(const Params& p, const float (&acc)
 // (6144x4096 9.8 vs 10.6 us, 28672x4096 28.2 vs 31.9), at 16 (4096x4096 10.1 vs 9.4, 28672x4096
 // 32.8 vs 34.6: within 8 % either way); halving the chunk to fit 128 registers and two blocks was slower
 // (docs/gpu-results.md, eleventh lease).
-template <int BITS, int ROWS>
+template <int BITS>
 __host__ __device__ constexpr int chunk_blocks() { return BITS == 4 ? kChunk : 4; }
-// (a fold never spans two chunks: FOLD caps at the chunk)
-template <int FOLD, int BITS, int ROWS>
-__host__ __device__ constexpr int fold_blocks() { return FOLD < chunk_blocks<BITS, ROWS>() ? FOLD : chunk_blocks<BITS, ROWS>(); }
 
 // Blocks an SM must hold (the register cap of __launch_bounds__): two 8-warp blocks with one 8-row
 // block of x (<= 128 registers); with ROWS = 2 the doubled sums and x fragments need ~190, one 8-warp block.
@@ -249,7 +247,8 @@ __host__ __device__ constexpr int min_blocks() { return (ROWS == 1 ? 16 : 8) / W
 template <typename T, int WARPS, bool ZERO, int FOLD, int BITS = 4, int ROWS = 1>
 __global__ void __launch_bounds__(WARPS * 32, min_blocks<WARPS, ROWS>()) decode_kernel(const Params p) {
   using Tr = Traits<T>;
-  constexpr int kCh = chunk_blocks<BITS, ROWS>(), kFold = fold_blocks<FOLD, BITS, ROWS>();
+  constexpr int kCh = chunk_blocks<BITS>();
+  static_assert(kCh % FOLD == 0, "a fold never spans two chunks");
   using WT = std::conditional_t<BITS == 4, uint32_t, uint2>;  // a lane's share of one atom
   allow_dependent_launch();  // the next PDL kernel may take SMs as our blocks leave
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -389,7 +388,7 @@ __global__ void __launch_bounds__(WARPS * 32, min_blocks<WARPS, ROWS>()) decode_
         load_w(wc, i);
         load_x(xc, i);
       }
-      if (i % kFold == kFold - 1) {
+      if (i % FOLD == FOLD - 1) {
         fold();
         if (i != kCh - 1) group_values(kb0 + i + 1);  // FOLD 4 of int4: the chunk's second half
       }
@@ -459,7 +458,7 @@ char const* launch(Params p, W4A16DecodeArgs const& a, cudaStream_t stream) {
   int resident = 1;
   if (resident_blocks<kern>(a.gemm.device, WARPS * 32, a.gemm.sm_count, resident) != cudaSuccess)
     return "the occupancy query of the decode kernel failed";
-  choose_splits(p, resident, a.splits, a.ws_floats, chunk_blocks<BITS, ROWS>());
+  choose_splits(p, resident, a.splits, a.ws_floats, chunk_blocks<BITS>());
   const cudaError_t e = launch_pdl(kern, dim3(p.n / kTileN * p.row_blocks, p.splits), dim3(WARPS * 32), stream, a.pdl != 0, p);
   return e == cudaSuccess ? nullptr : "the decode kernel's launch failed";
 }
@@ -485,7 +484,9 @@ char const* run_rows(Params& p, W4A16DecodeArgs const& a, cudaStream_t stream) {
   int warps = a.warps;
   if (warps == 0) {
     int resident8 = 1;
-    if (resident_blocks<decode_kernel<T, 8, false, 8, 4, ROWS>>(g.device, 256, g.sm_count, resident8) != cudaSuccess)
+    // (this code width's kernel: querying the int4 one would instantiate it in the 8-bit extensions too)
+    if (resident_blocks<decode_kernel<T, 8, false, BITS == 4 ? 8 : 4, BITS, ROWS>>(g.device, 256, g.sm_count, resident8) !=
+        cudaSuccess)
       return "the occupancy query of the decode kernel failed";
     warps = p.n / kTileN * p.row_blocks > resident8 ? 4 : 8;
   }

@@ -37,9 +37,8 @@ def make_layers(kernel_cls, config, w: torch.Tensor, copies: int, calib: torch.T
 
 def gptq_g128_shapes(kernel_classes, device, shapes, bits: int = 4):
     """Per (name, (N, K)) of ``shapes``: one random weight quantized as GPTQ g128 (``bits`` 4: uint4b8, 8:
-    uint8b128; bf16 activations) and
-    re-laid by each class of ``kernel_classes`` (None entries skipped) over enough rotated copies to
-    exceed the cache. Yields (name, n, k, copies, {class: (layers, kernels)}, float64 dequantized
+    uint8b128; bf16 activations) and re-laid by each class of ``kernel_classes`` (None entries skipped)
+    over enough rotated copies to exceed the cache. Yields (name, n, k, copies, {class: (layers, kernels)}, float64 dequantized
     weight, rotated bf16 copies of the float weight); the GPU memory goes when the caller moves on."""
     from qlinear.config import MPLinearLayerConfig
     from qlinear.formats.int_pack import dequantize_wna16

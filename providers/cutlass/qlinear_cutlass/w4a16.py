@@ -130,11 +130,13 @@ class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
         # the rows up to which a call takes the decode kernel, settled here (N, K, the group are fixed): 0 = never
         takes = raw is not None and configs.w4a16_decode_applies(1, n, k, g, self.bits)
         self._decode_max_m = configs.w4a16_decode_max_m(n, k, self.bits) if takes else 0
+        # the device's facts the launches need, settled here too (the CPU tests' stand-in: no PDL, one SM)
+        dev = getattr(layer, self.w_q_name).device
+        cuda = dev.type == "cuda"
+        self._pdl = bool(configs.PDL) and cuda and cuda_has_pdl(dev)
+        self._sm_count = cuda_sm_count(dev) if cuda else 1
 
-    def _pdl(self, x2) -> bool:
-        return bool(configs.PDL) and x2.device.type == "cuda" and cuda_has_pdl(x2.device)
-
-    def _gather(self, x2, layer, pdl: bool):
+    def _gather(self, x2, layer):
         """Act-order: x's columns in the weight's sorted K order: our kernel up to W4A16_GATHER_MAX_M rows
         (csrc/w4a16_decode.cuh gather_kernel, PDL-launched: at decode sizes the decode kernel's first
         weight loads overlap it), index_select above (faster there, configs)."""
@@ -142,19 +144,18 @@ class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
         if x2.shape[0] > configs.W4A16_GATHER_MAX_M:
             return x2.index_select(1, perm)
         xg = torch.empty(x2.shape, dtype=x2.dtype, device=x2.device)
-        self._ext.w4a16_gather(xg, x2, perm, pdl)
+        self._ext.w4a16_gather(xg, x2, perm, self._pdl)
         return xg
 
-    def _run_decode(self, out, x2, layer, zero, bias, pdl: bool) -> None:
+    def _run_decode(self, out, x2, layer, zero, bias) -> None:
         """M <= 16: the decode kernel (csrc/w4a16_decode.cuh) on the same weight, split-K workspace per
         stream (x already gathered for act-order)."""
         c = self.config
         m, n, k = x2.shape[0], c.N, c.K
-        cuda = x2.device.type == "cuda"  # (not: the CPU tests' stand-in extension)
-        planes = configs.w4a16_decode_planes(m, n, k, cuda_sm_count(x2.device) if cuda else 1, self.bits)
+        planes = configs.w4a16_decode_planes(m, n, k, self._sm_count, self.bits)
         ws, counters = decode_workspace(x2.device, planes * m * n, 2 * n // configs.DECODE_TILE_N)
         self._decode_raw(out, x2, getattr(layer, self.w_q_name), getattr(layer, self.w_s_name), zero, bias, ws, counters,
-                         self._group, 0, 0, pdl, 0)
+                         self._group, 0, 0, self._pdl, 0)
 
     def apply_weights(self, layer, x, bias=None):
         c = self.config
@@ -166,14 +167,13 @@ class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
             return out.reshape(*x.shape[:-1], n)
         if x2.stride(-1) != 1 or x2.stride(0) % 8 or x2.data_ptr() % 16:
             x2 = x2.contiguous() if x2.stride(-1) != 1 or x2.stride(0) % 8 else x2.clone()
-        pdl = self._pdl(x2)
         if self.w_gidx_name is not None:  # act-order: K in the weight's sorted order (contiguous, aligned)
-            x2 = self._gather(x2, layer, pdl)
+            x2 = self._gather(x2, layer)
         zero = getattr(layer, self.w_zp_name) if self.w_zp_name else None
         if bias is not None:
             bias = bias.to(c.act_type).contiguous()
         if m <= self._decode_max_m:
-            self._run_decode(out, x2, layer, zero, bias, pdl)
+            self._run_decode(out, x2, layer, zero, bias)
         else:
             tile = configs.w4a16_forced()
             self._mm(out, x2, getattr(layer, self.w_q_name), getattr(layer, self.w_s_name), zero, bias,

@@ -64,8 +64,6 @@ def extension():
     return ext
 
 
-
-
 def decode_chunk_tiles(bits: int) -> int:
     """k tiles (of 16) per chunk of the decode kernels (csrc/mp_params.h): 128 bytes of weight per lane."""
     return 8 if bits == 4 else 4

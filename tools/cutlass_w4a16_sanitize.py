@@ -2,7 +2,9 @@
 W4A16 GPTQ (uint4b8) and AWQ (uint4 + zero points), W8A16 (uint8b128), bf16 and fp16, groups 64 / 128 /
 channel, act-order, each tile configuration, M = 1, 33, 201 (partial tiles), with and without bias, x
 with strided rows; then the decode kernel on the W4A16 and W8A16 weights (M = 1, 9, 16) with split-K,
-warps, PDL and 8-row halves of x forced (``--decode-only``: that part alone).
+warps, PDL and 8-row halves of x forced (``--decode-only``: that part alone); last the act-order gathers
+on their own (per element and row-staged; K past 48 KB of shared memory, strided and misaligned x;
+``--gather-only``: that part alone, the bf16 W4A16 extension only).
 Prints "OK: every path" at the end; the sanitizer's exit code is the verdict."""
 
 import os
@@ -32,7 +34,8 @@ CASES = [MPLinearLayerConfig((k, n), (k, n), wt, dt, g, zp, gidx) for n, k, wt, 
 )]
 
 DECODE_ONLY = "--decode-only" in sys.argv  # the decode kernel's paths only
-for tile in () if DECODE_ONLY else W4A16_TILES:
+GATHER_ONLY = "--gather-only" in sys.argv  # the act-order gathers only
+for tile in () if DECODE_ONLY or GATHER_ONLY else W4A16_TILES:
     os.environ["QLINEAR_CUTLASS_W4A16_TILE"] = tile
     for c in CASES:
         kc = W8 if c.weight_type == U8B128 else W4
@@ -50,7 +53,7 @@ for tile in () if DECODE_ONLY else W4A16_TILES:
 # the decode kernel (M <= 16 on the same weight): one and two row blocks, the launcher's split-K and
 # forced ones, 4- and 8-warp blocks, with and without PDL, one or two 8-row halves of x a block
 os.environ.pop("QLINEAR_CUTLASS_W4A16_TILE", None)
-for c in CASES + [MPLinearLayerConfig((1024, 256), (1024, 256), U4, torch.float16, 64, True, False)]:
+for c in [] if GATHER_ONLY else CASES + [MPLinearLayerConfig((1024, 256), (1024, 256), U4, torch.float16, 64, True, False)]:
     kc = W8 if c.weight_type == U8B128 else W4
     if not decode_applies(1, c.N, c.K, c.effective_group_size, kc.bits):
         continue
@@ -67,4 +70,19 @@ for c in CASES + [MPLinearLayerConfig((1024, 256), (1024, 256), U4, torch.float1
             k._decode(out, x, layer.weight_packed, layer.weight_scale, zero, bias, ws, cnt, k._group, splits, warps, pdl, rows)
             torch.cuda.synchronize()
             assert torch.isfinite(out).all() and not cnt.any(), (c, m, splits, warps)
+# the act-order gathers (csrc/w4a16_decode.cuh): per element and a block per row, rows up to 56 KB
+from qlinear_cutlass.build import load  # noqa: E402
+from qlinear_cutlass.w4a16_layout import gather_index  # noqa: E402
+
+ext = load("w4a16-bf16")
+for k in (512, 28672):
+    perm = torch.randperm(k, device="cuda")
+    for m in (1, 33):
+        wide = torch.randn(m, k + 72, device="cuda", dtype=torch.bfloat16)
+        for x in (wide[:, 64:64 + k], wide[:, 1:1 + k]):
+            for staged in (False, True):
+                out = torch.empty_like(x, memory_format=torch.contiguous_format)
+                ext.w4a16_gather(out, x, gather_index(perm), True, staged)
+                torch.cuda.synchronize()
+                assert torch.equal(out, x[:, perm]), (k, m, staged)
 print("OK: every path")

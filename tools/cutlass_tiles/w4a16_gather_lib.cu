@@ -1,20 +1,10 @@
-// The provider's act-order gather (csrc/w4a16_decode.cuh launch_gather: a thread per element) and the
-// candidate of w4a16_gather_rows.cuh compiled on their own with C entry points, so
+// The cutlass provider's act-order gathers (csrc/w4a16_decode.cuh launch_gather: a thread per element,
+// or a block per row staged in shared memory) compiled on their own with a C entry point, so
 // `tools.cutlass_w4a16_gather_bench --lib` checks and times them without building the extension.
-#include "w4a16_gather_rows.cuh"
+#include "w4a16_decode.cuh"
 
-namespace {
-qlinear_cutlass::W4A16GatherArgs args(void* out, void const* x, int64_t const* perm, int m, int k, int64_t lda, int pdl) {
-  return {out, x, perm, m, k, lda, pdl};
-}
-}  // namespace
-
-extern "C" char const* qlc_gather(void* out, void const* x, int64_t const* perm, int m, int k, int64_t lda, int pdl,
+extern "C" char const* qlc_gather(void* out, void const* x, void const* perm, int m, int k, int64_t lda, int pdl, int staged,
                                   cudaStream_t stream) {
-  return qlinear_cutlass::w4a16_decode_impl::launch_gather(args(out, x, perm, m, k, lda, pdl), stream);
-}
-
-extern "C" char const* qlc_gather_rows(void* out, void const* x, int64_t const* perm, int m, int k, int64_t lda, int pdl,
-                                       cudaStream_t stream) {
-  return qlinear_cutlass::w4a16_gather_rows::launch(args(out, x, perm, m, k, lda, pdl), stream);
+  const qlinear_cutlass::W4A16GatherArgs a{out, x, static_cast<uint16_t const*>(perm), m, k, lda, pdl, staged};
+  return qlinear_cutlass::w4a16_decode_impl::launch_gather(a, stream);
 }

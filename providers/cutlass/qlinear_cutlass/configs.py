@@ -102,12 +102,12 @@ def w4a16_decode_max_m(n: int, k: int, bits: int = 4) -> int:
     return min(W4A16_DECODE_MAX_M, 8) if large else W4A16_DECODE_MAX_M
 
 
-# Act-order: up to this many rows x's columns are gathered by our kernel (csrc/w4a16_decode.cuh
-# gather_kernel, a thread per element, PDL-launched), above by index_select. H200, the GEMM's layer with
-# act-order, graph us (docs/results/gpu/lease11, ours / index_select): M=64 4096x4096 21.1 / 25.1,
-# 4096x14336 36.7 / 37.5, 6144x4096 22.0 / 26.8; M=256 30.6 / 32.0, 73.7 / 73.4, 34.7 / 35.2; M=2048
-# 128.8 / 113.8, 457.1 / 449.0, 173.2 / 158.0 (both read x scattered, a 32-byte sector per value).
-W4A16_GATHER_MAX_M = 256
+# Act-order: from this many rows x's columns are gathered a block per row staged in shared memory
+# (csrc/w4a16_decode.cuh gather_rows_kernel), below a thread per element. H200, graph us per gather
+# (twelfth lease, tools.cutlass_w4a16_gather_bench; per element / staged / index_select): K=4096 M=64
+# 2.2 / 1.9 / 4.9, M=256 6.1 / 3.8 / 6.5, M=2048 41.1 / 11.7 / 27.8; K=14336 M=64 6.9 / 4.5 / 7.2,
+# M=256 23.9 / 10.1 / 23.8, M=2048 182.7 / 37.2 / 171.9; at M=16 the per-element kernel 1.2 / 2.7.
+W4A16_GATHER_STAGED_MIN_M = 32
 
 
 def decode_chunk_k(bits: int) -> int:

@@ -32,7 +32,7 @@ from qlinear.streams import split_k_workspace
 
 from . import configs
 from .gates import CutlassKernelMixin
-from .w4a16_layout import K_TILE, act_order_perm, scale_table, weight_int4, zero_table
+from .w4a16_layout import K_TILE, act_order_perm, gather_index, scale_table, weight_int4, zero_table
 
 # Below triton (55), marlin (50) and fbgemm (25) for the MP family until the H200 tables say where it
 # wins (a measured table decides per M, ahead of priority).
@@ -115,7 +115,7 @@ class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
         if w_gidx is not None:
             perm = act_order_perm(w_gidx.data, k, g)
             # the g_idx parameter now holds the K permutation x is gathered through, once per call
-            self.replace_parameter(layer, self.w_gidx_name, perm)
+            self.replace_parameter(layer, self.w_gidx_name, gather_index(perm))
         self.replace_parameter(layer, self.w_q_name, weight_int4(w_q.data, perm, bits=self.bits))
         if w_zp is not None:
             self.replace_parameter(layer, self.w_zp_name, zero_table(w_zp.data, w_s.data, c.act_type))
@@ -137,14 +137,15 @@ class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
         self._sm_count = cuda_sm_count(dev) if cuda else 1
 
     def _gather(self, x2, layer):
-        """Act-order: x's columns in the weight's sorted K order: our kernel up to W4A16_GATHER_MAX_M rows
-        (csrc/w4a16_decode.cuh gather_kernel, PDL-launched: at decode sizes the decode kernel's first
-        weight loads overlap it), index_select above (faster there, configs)."""
+        """Act-order: x's columns in the weight's sorted K order through our kernels (csrc/w4a16_decode.cuh,
+        PDL-launched: at decode sizes the decode kernel's first weight loads overlap the gather): a thread
+        per element for few rows, a block per row staged in shared memory from
+        configs.W4A16_GATHER_STAGED_MIN_M rows; index_select only past K = 65536 (int64 indices)."""
         perm = getattr(layer, self.w_gidx_name)
-        if x2.shape[0] > configs.W4A16_GATHER_MAX_M:
+        if perm.dtype != torch.int16:
             return x2.index_select(1, perm)
         xg = torch.empty(x2.shape, dtype=x2.dtype, device=x2.device)
-        self._ext.w4a16_gather(xg, x2, perm, self._pdl)
+        self._ext.w4a16_gather(xg, x2, perm, self._pdl, x2.shape[0] >= configs.W4A16_GATHER_STAGED_MIN_M)
         return xg
 
     def _run_decode(self, out, x2, layer, zero, bias) -> None:

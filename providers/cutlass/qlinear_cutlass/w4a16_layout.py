@@ -141,3 +141,21 @@ def act_order_perm(g_idx: torch.Tensor, k: int, group: int) -> torch.Tensor:
         raise ValueError(f"weight_g_idx: every group must hold exactly group_size={group} channels "
                          "(the mixed-input kernel reads contiguous scale groups)")
     return perm
+
+
+# The act-order gathers (csrc/w4a16_decode.cuh) read the permutation as uint16: a quarter of int64's bytes,
+# which the row-staged kernel reads once per row of x. Longer K keeps int64 and goes through index_select.
+GATHER_INDEX_MAX_K = 65536
+
+
+def gather_index(perm: torch.Tensor) -> torch.Tensor:
+    """The int64 K permutation as the gathers read it: uint16 bits in an int16 tensor (torch has no
+    general uint16) when K <= GATHER_INDEX_MAX_K, else unchanged."""
+    if perm.numel() > GATHER_INDEX_MAX_K:
+        return perm
+    return perm.to(torch.int32).to(torch.int16).contiguous()  # 32768 .. 65535 wrap to the same 16 bits
+
+
+def gather_index_long(index: torch.Tensor) -> torch.Tensor:
+    """gather_index's inverse: the int64 permutation (for index_select and references)."""
+    return index.to(torch.int64) & 0xFFFF if index.dtype == torch.int16 else index

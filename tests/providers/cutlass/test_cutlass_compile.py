@@ -88,9 +88,11 @@ def test_decode_kernel_streams_into_mma_sync(src, tmp_path):
     assert hmma in sass and "HGMMA" not in sass
     assert ("LDG.E.NA.CONSTANT" if src.startswith("w4a16") else "LDG.E.NA.64.CONSTANT") in sass  # the weight stream (4 / 8 bytes a lane)
     # (4 / 8 warps) x (one / two 8-row halves of x a block) x, for int4, (zero terms or not) x (fold per
-    # chunk / per half), and act-order's gather
+    # chunk / per half), and act-order's two gathers (a thread per element; a row staged in shared memory
+    # through 16-byte cp.async copies)
     kernels = 2 * 2 * (4 if src.startswith("w4a16") else 1)
-    assert sass.count("Function : ") == kernels + 1 and "gather_kernel" in sass
+    assert sass.count("Function : ") == kernels + 2 and "gather_kernel" in sass and "gather_rows_kernel" in sass
+    assert "LDGSTS.E.BYPASS.128" in sass
 
 
 @pytest.mark.parametrize("src", GEMMS if MODE == "all" else [REPRESENTATIVE])

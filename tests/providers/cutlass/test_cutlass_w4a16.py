@@ -110,6 +110,15 @@ def test_act_order_perm():
         L.act_order_perm(uneven, k, group)
 
 
+def test_gather_index_is_uint16_up_to_65536():
+    for k in (256, 40000, 65536):  # indices past 32767 wrap in int16, the kernels read them unsigned
+        perm = torch.randperm(k, generator=torch.Generator().manual_seed(k))
+        idx = L.gather_index(perm)
+        assert idx.dtype == torch.int16 and torch.equal(L.gather_index_long(idx), perm)
+    long_k = torch.randperm(65536 + 128)
+    assert L.gather_index(long_k) is long_k and L.gather_index_long(long_k) is long_k  # index_select's int64
+
+
 # ---- gates ------------------------------------------------------------------------------------
 def _mp(n=256, k=512, wt=U4B8, dt=BF, g=128, zp=False, gidx=False, out=None, full_k=None):
     return MPLinearLayerConfig((full_k or k, n), (k, n), wt, dt, g, zp, gidx, out)
@@ -227,11 +236,11 @@ class StandInMixed:
         out.copy_(r)
 
 
-    def w4a16_gather(self, out, x, perm, pdl):
-        """csrc/w4a16_decode.cuh gather_kernel: out[r][i] = x[r][perm[i]]."""
-        self.calls.append("gather")
-        assert perm.dtype == torch.int64 and out.is_contiguous() and out.shape == x.shape and x.stride(1) == 1
-        out.copy_(x[:, perm])
+    def w4a16_gather(self, out, x, perm, pdl, staged):
+        """csrc/w4a16_decode.cuh gather_kernel / gather_rows_kernel: out[r][i] = x[r][perm[i]], perm uint16."""
+        self.calls.append("gather_staged" if staged else "gather")
+        assert perm.dtype == torch.int16 and out.is_contiguous() and out.shape == x.shape and x.stride(1) == 1
+        out.copy_(x[:, L.gather_index_long(perm)])
 
     def w4a16_decode(self, out, x, w, scale, zero, bias, ws, counters, group, splits, warps, pdl, rows):
         self._decode(4, out, x, w, scale, zero, bias, ws, counters, group, rows)
@@ -344,7 +353,7 @@ def test_conformance_through_the_stand_in(ext, kc, case):
     c = case.config
     decode = case.m <= configs.w4a16_decode_max_m(c.N, c.K, kc.bits) and \
         configs.w4a16_decode_applies(case.m, c.N, c.K, c.effective_group_size, kc.bits)
-    gather = ["gather"] if c.has_g_idx and case.m <= configs.W4A16_GATHER_MAX_M else []  # act-order: our kernel
+    gather = [] if not c.has_g_idx else ["gather_staged" if case.m >= configs.W4A16_GATHER_STAGED_MIN_M else "gather"]
     assert ext.calls == gather + ["decode" if decode else configs.w4a16_tile_for(case.m, c.N)]
     # the extension of this code width and activation dtype only (a bf16 model never builds fp16 GEMMs)
     assert ext.loaded == [f"{kc.extension}-{'bf16' if case.config.act_type == BF else 'fp16'}"]
@@ -370,12 +379,23 @@ def test_leading_dims_and_strided_rows(ext):
     testing.check_leading_dims(RUNNABLE, c)
 
 
-@pytest.mark.parametrize("m", (1, 200, 300))
-def test_act_order_gathers_x_with_our_kernel_up_to_256_rows(ext, m):
+@pytest.mark.parametrize("m", (1, 31, 32, 300))
+def test_act_order_gathers_x_with_our_kernels(ext, m):
     c = _mp(256, 512, U4B8, BF, 128, gidx=True)
     testing.run_case(RUNNABLE, testing.Case(c, m), device="cpu")
     step = "decode" if m <= configs.w4a16_decode_max_m(c.N, c.K) else configs.w4a16_tile_for(m, c.N)
-    assert ext.calls == (["gather"] if m <= configs.W4A16_GATHER_MAX_M else []) + [step]  # else index_select
+    gather = "gather_staged" if m >= configs.W4A16_GATHER_STAGED_MIN_M else "gather"  # a block per row / per element
+    assert ext.calls == [gather, step]
+
+
+def test_act_order_past_65536_columns_goes_through_index_select(ext):
+    """A permutation left int64 (K > 65536: past uint16) is gathered by index_select, not our kernels."""
+    import types
+
+    k = RUNNABLE.create(_mp(256, 512, U4B8, BF, 128, gidx=True))
+    perm = torch.randperm(512, generator=torch.Generator().manual_seed(5))
+    x = torch.randn(40, 512, dtype=BF)
+    assert torch.equal(k._gather(x, types.SimpleNamespace(weight_g_idx=perm)), x[:, perm]) and ext.calls == []
 
 
 def test_act_order_layer_keeps_the_permutation(ext):
@@ -386,8 +406,8 @@ def test_act_order_layer_keeps_the_permutation(ext):
     layer = make_layer(c, params)
     k = RUNNABLE.create(c)
     k.process_weights_after_loading(layer)
-    perm = layer.weight_g_idx
-    assert perm.dtype == torch.int64 and torch.equal(perm.sort().values, torch.arange(512))
+    perm = layer.weight_g_idx  # as the gathers read it: uint16 bits in int16
+    assert perm.dtype == torch.int16 and torch.equal(L.gather_index_long(perm).sort().values, torch.arange(512))
     assert layer.weight_packed.dtype == torch.uint8 and layer.weight_scale.shape == (4, 256)
 
 

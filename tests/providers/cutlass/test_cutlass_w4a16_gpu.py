@@ -108,6 +108,29 @@ def test_strided_rows_and_leading_dims():
     testing.check_leading_dims(W4, c, device="cuda")
 
 
+@pytest.mark.parametrize("dt", (BF, FP), ids=("bf16", "fp16"))
+@pytest.mark.parametrize("k", (512, 14336, 28672, 40000))  # 28672 / 40000: a row past 48 KB (the opt-in), K > 32767
+def test_act_order_gathers_equal_index_select(k, dt):
+    """Both gathers (csrc/w4a16_decode.cuh: a thread per element, a block per row staged in shared
+    memory) move x[:, perm] exactly: contiguous and strided rows, an x the staged kernel cannot take
+    (not 16-byte aligned: the per-element kernel runs instead), M 1 / 33 / 300."""
+    from qlinear_cutlass.build import load
+    from qlinear_cutlass.w4a16_layout import gather_index
+
+    ext = load(f"w4a16-{'bf16' if dt == BF else 'fp16'}")
+    gen = torch.Generator(device="cuda").manual_seed(k)
+    perm = torch.randperm(k, device="cuda", generator=gen)
+    index = gather_index(perm)
+    for m in (1, 33, 300):
+        wide = torch.randn(m, k + 72, device="cuda", dtype=dt, generator=gen)
+        for x in (wide[:, :k].contiguous(), wide[:, 64:64 + k], wide[:, 1:1 + k]):  # contiguous, strided, misaligned
+            ref = x[:, perm]
+            for staged in (False, True):
+                out = torch.full_like(ref, float("nan"))
+                ext.w4a16_gather(out, x, index, True, staged)
+                assert torch.equal(out, ref), (m, x.stride(0), x.data_ptr() % 16, staged)
+
+
 # ---- the decode kernel (csrc/w4a16_decode.cuh): M <= 16 on the GEMM's own weight ---------------
 # one and two 8-row halves of x (M 9..16), groups 64 (a fold per half chunk) / 128 / channel, AWQ zero
 # terms, act-order, both dtypes, K cut into many chunks, a Llama-3-8B down projection; 4- and 8-bit codes

@@ -102,15 +102,16 @@ inline void mixed_input_decode(torch::Tensor out, torch::Tensor x, torch::Tensor
 }
 
 // Act-order: out [M, K] = x [:, perm], PDL-launched ahead of the decode kernel or the GEMM (both
-// extensions' w4a16_gather; the caller takes it up to configs.W4A16_GATHER_MAX_M rows). Checked by the
-// caller (qlinear_cutlass.w4a16); only what would read or write out of bounds is checked here.
-inline void mixed_input_gather(torch::Tensor out, torch::Tensor x, torch::Tensor perm, bool pdl) {
-  TORCH_CHECK(x.is_cuda() && out.is_cuda() && perm.is_cuda() && perm.scalar_type() == torch::kLong && perm.is_contiguous() &&
+// extensions' w4a16_gather; `staged` picks the row-staged kernel, configs.W4A16_GATHER_STAGED_MIN_M).
+// perm holds uint16 indices in an int16 tensor (w4a16_layout.gather_index). Checked by the caller
+// (qlinear_cutlass.w4a16); only what would read or write out of bounds is checked here.
+inline void mixed_input_gather(torch::Tensor out, torch::Tensor x, torch::Tensor perm, bool pdl, bool staged) {
+  TORCH_CHECK(x.is_cuda() && out.is_cuda() && perm.is_cuda() && perm.scalar_type() == torch::kShort && perm.is_contiguous() &&
                   out.is_contiguous() && x.dim() == 2 && x.stride(1) == 1 && out.sizes() == x.sizes() &&
-                  perm.numel() == x.size(1) && out.element_size() == 2 && x.scalar_type() == out.scalar_type(),
-              "w4a16_gather: expected CUDA x [M, K] (16-bit, unit column stride), out [M, K] contiguous, perm int64 [K]");
-  W4A16GatherArgs a{out.data_ptr(), x.data_ptr(), perm.data_ptr<int64_t>(), int(x.size(0)), int(x.size(1)), x.stride(0),
-                      pdl ? 1 : 0};
+                  perm.numel() == x.size(1) && x.size(1) <= 65536 && out.element_size() == 2 && x.scalar_type() == out.scalar_type(),
+              "w4a16_gather: expected CUDA x [M, K <= 65536] (16-bit, unit column stride), out [M, K] contiguous, perm int16 [K]");
+  W4A16GatherArgs a{out.data_ptr(), x.data_ptr(), reinterpret_cast<uint16_t const*>(perm.data_ptr<int16_t>()), int(x.size(0)),
+                    int(x.size(1)), x.stride(0), pdl ? 1 : 0, staged ? 1 : 0};
   if (a.m == 0) return;
   const c10::cuda::CUDAGuard guard(x.device());
   char const* err = w4a16_gather(a, c10::cuda::getCurrentCUDAStream(x.get_device()).stream());

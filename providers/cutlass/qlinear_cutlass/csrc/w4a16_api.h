@@ -67,15 +67,18 @@ inline bool w8a16_decode_applies(int m, int n, int k, int group) {
 char const* w4a16_decode(W4A16DecodeArgs const& a, cudaStream_t stream);  // this extension's dtype only
 char const* w8a16_decode(W4A16DecodeArgs const& a, cudaStream_t stream);  // (the w8a16 extension's)
 
-// Act-order ahead of the decode kernel: out [M, K] (contiguous) = x [M, K] (row stride lda) with its
-// columns in the weight's sorted order, out[r][i] = x[r][perm[i]]; PDL-launched like the decode kernel.
+// Act-order ahead of the decode kernel or the GEMM: out [M, K] (contiguous) = x [M, K] (row stride lda)
+// with its columns in the weight's sorted order, out[r][i] = x[r][perm[i]] (perm: K <= 65536 uint16);
+// PDL-launched like the decode kernel. staged: a block per row through shared memory (many rows) instead
+// of a thread per element (few rows), where x, out and perm allow 16-byte copies.
 struct W4A16GatherArgs {
   void* out;
   void const* x;
-  int64_t const* perm;
+  uint16_t const* perm;
   int m, k;
   int64_t lda;
   int pdl;
+  int staged;
 };
 char const* w4a16_gather(W4A16GatherArgs const& a, cudaStream_t stream);
 

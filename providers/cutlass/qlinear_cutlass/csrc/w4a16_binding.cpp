@@ -27,5 +27,5 @@ void w4a16_decode(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Te
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("w4a16_mm", &w4a16_mm, "int4 x bf16/fp16 mixed-input GEMM (group scales, optional zero terms, bias)");
   m.def("w4a16_decode", &w4a16_decode, "the decode kernel (M <= 16) on the same int4 weight, split-K workspace given");
-  m.def("w4a16_gather", &qlc::mixed_input_gather, "act-order: x's columns in the weight's sorted K order, PDL-launched (M <= 16)");
+  m.def("w4a16_gather", &qlc::mixed_input_gather, "act-order: x's columns in the weight's sorted K order, PDL-launched (perm: uint16 in int16)");
 }

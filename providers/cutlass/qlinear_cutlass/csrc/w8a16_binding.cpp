@@ -28,5 +28,5 @@ void w8a16_decode(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Te
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("w8a16_mm", &w8a16_mm, "int8 x bf16/fp16 mixed-input GEMM (group scales, bias)");
   m.def("w8a16_decode", &w8a16_decode, "the decode kernel (M <= 16) on the same int8 weight, split-K workspace given");
-  m.def("w4a16_gather", &qlc::mixed_input_gather, "act-order: x's columns in the weight's sorted K order, PDL-launched (M <= 16)");
+  m.def("w4a16_gather", &qlc::mixed_input_gather, "act-order: x's columns in the weight's sorted K order, PDL-launched (perm: uint16 in int16)");
 }

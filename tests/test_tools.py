@@ -159,6 +159,10 @@ def test_tile_sweep_build_command(monkeypatch):
     for flag in ("-DQLC_TILE_N=256", "-DQLC_TILE_M=64", "-DQLC_TILE_K=64", "-DQLC_CLUSTER_N=2", "-DQLC_STREAMK=1", "-DQLC_BITS=8"):
         assert flag in cmd
     assert "-DQLC_BITS=4" in tiles.nvcc_command("n128m16k64c1", tmp)
+    gdc = tiles.nvcc_command("n128m64k64c2p-w8-gdc", tmp)  # PDL launches: CUTLASS's grid-dependency control on
+    assert "-DQLC_GDC=1" in gdc and "-DCUTLASS_ENABLE_GDC_FOR_SM90=1" in gdc and "-DQLC_BITS=8" in gdc
+    assert "-DQLC_GDC=0" in cmd and not any("CUTLASS_ENABLE_GDC" in f for f in cmd)
+    assert tiles.base_of("n128m64k64c2p-w8-gdc@dp") == "n128m64k64c2p"
 
 
 def test_decode_variant_library_builds_with_its_entry_points(monkeypatch, tmp_path):

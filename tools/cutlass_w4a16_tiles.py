@@ -14,6 +14,11 @@ against ``F.linear`` on the dequantized weight (relative error, failing above 1e
 
 ``--modes`` also times each stream-K candidate with its decomposition forced (data-parallel, split-K
 into N, stream-K) besides the scheduler's own heuristic, which is what the provider runs.
+
+Suffixes on a candidate's name: ``-w8`` builds it for 8-bit codes (W8A16); ``-gdc`` builds it with
+CUTLASS's grid-dependency control and launches it as a programmatic dependent (PDL) of the kernel
+before it, so consecutive calls overlap one's prologue with the other's tail (``--only
+n128m64k64c2,n128m64k64c2-gdc`` times the provider's M = 64 tile both ways).
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ CANDIDATES = {
     "n128m128k64c1": (128, 128, 64, 1, 0, 1),
     "n128m128k64c2": (128, 128, 64, 2, 0, 1),
     "n128m256k64c2p": (128, 256, 64, 2, 0, 0),   # persistent: the large tile before the seven
+    "n128m64k64c2p": (128, 64, 64, 2, 0, 0),  # persistent: the M = 64 tile where -gdc compiles (CUTLASS 4.2's
+    # stream-K scheduler does not under CUTLASS_ENABLE_GDC_FOR_SM90: its const is_last_tile binds a member to a
+    # non-const reference)
     "n128m256k64c2": (128, 256, 64, 2, 0, 1),
     "n256m16k64c1": (256, 16, 64, 1, 0, 1),
     "n256m32k64c2": (256, 32, 64, 2, 0, 1),
@@ -66,8 +74,17 @@ def parse_mode(name: str) -> tuple[int, int]:
 
 
 # ---- build ---------------------------------------------------------------------------------------
+def base_of(name: str) -> str:
+    """The CANDIDATES key of a library / row name: suffixes (``-w8``, ``-gdc``) and ``@mode`` stripped."""
+    return name.split("@")[0].split("-")[0]
+
+
+def suffixes_of(name: str) -> set[str]:
+    return set(name.split("@")[0].split("-")[1:])
+
+
 def nvcc_command(name: str, out: Path, zero: bool = False, fp16: bool = False) -> list[str]:
-    """A name ending in ``-w8`` builds the candidate for 8-bit codes (W8A16)."""
+    """Suffixes: ``-w8`` builds the candidate for 8-bit codes (W8A16), ``-gdc`` with PDL launches."""
     from qlinear.cuda_jit import find_nvcc
     from qlinear_cutlass.build import CSRC, cuda_flags
     from qlinear_cutlass.gates import cutlass_include_dirs
@@ -75,10 +92,12 @@ def nvcc_command(name: str, out: Path, zero: bool = False, fp16: bool = False) -
     nvcc, inc = find_nvcc(), cutlass_include_dirs()
     if nvcc is None or inc is None:
         raise SystemExit("needs nvcc and the CUTLASS headers (pip install nvidia-cutlass)")
-    base, _, w8 = name.partition("-")
-    tn, tm, tk, cn, pp, sk = CANDIDATES[base]
+    tn, tm, tk, cn, pp, sk = CANDIDATES[base_of(name)]
+    flags = suffixes_of(name)
     defs = dict(QLC_TILE_N=tn, QLC_TILE_M=tm, QLC_TILE_K=tk, QLC_CLUSTER_N=cn, QLC_PINGPONG=pp, QLC_STREAMK=sk,
-                QLC_ZERO=int(zero), QLC_FP16=int(fp16), QLC_BITS=8 if w8 == "w8" else 4)
+                QLC_ZERO=int(zero), QLC_FP16=int(fp16), QLC_BITS=8 if "w8" in flags else 4, QLC_GDC=int("gdc" in flags))
+    if "gdc" in flags:
+        defs["CUTLASS_ENABLE_GDC_FOR_SM90"] = 1
     return [nvcc, *cuda_flags(), "-shared", "-Xcompiler", "-fPIC", f"-I{CSRC}", *(f"-I{d}" for d in inc),
             *(f"-D{k}={v}" for k, v in defs.items()), str(SOURCE), "-o", str(out)]
 
@@ -102,7 +121,7 @@ def build(out_dir: Path, names: list[str], jobs: int) -> None:
 
 # ---- run -----------------------------------------------------------------------------------------
 def _bits(tile) -> int:
-    return 8 if tile.name.split("@")[0].endswith("-w8") else 4
+    return 8 if "w8" in suffixes_of(tile.name) else 4
 
 
 class W4A16Args(ctypes.Structure):  # csrc/w4a16_api.h, field for field
@@ -190,7 +209,7 @@ def run(lib_dir: Path, shapes: str, ms: str, out_path: str | None, modes: str | 
             with open(out_path, "w") as f:
                 json.dump({"device": name, "torch": torch.__version__, "unit": "us", "group": 128,
                            "method": f"CUDA graph of {CALLS} calls, median of replays", "candidates":
-                           {t.name: CANDIDATES.get(t.name.split("@")[0].removesuffix("-w8")) for t in tiles}, "failed": failed, "rows": rows}, f, indent=1)
+                           {t.name: CANDIDATES.get(base_of(t.name)) for t in tiles}, "failed": failed, "rows": rows}, f, indent=1)
 
     from qlinear_cutlass import configs
 
@@ -240,11 +259,11 @@ def run(lib_dir: Path, shapes: str, ms: str, out_path: str | None, modes: str | 
                     failed[f"{t.name} {shape} m={m}"] = str(e)[:300]
             rows.append(row)
             cand = {c: v for c, v in row.items() if c in CANDIDATES}  # 4-bit candidates; 8-bit ones listed apart
-            forced = {c: v for c, v in row.items() if "@" in c}
+            forced = {c: v for c, v in row.items() if "@" in c or "gdc" in suffixes_of(c)}  # listed one by one
             best = min(cand, key=cand.get) if cand else None
             pick = SHIPPED[names[configs.w4a16_tile_for(m, n)]]
             shipped = f"{pick} {row.get(pick, float('nan')):.1f}"
-            w8 = {c: v for c, v in row.items() if c.endswith("-w8")}
+            w8 = {c: v for c, v in row.items() if suffixes_of(c) == {"w8"}}
             w8s = f" | 8-bit best {min(w8, key=w8.get)} {min(w8.values()):.1f}" if w8 else ""
             w8s += "".join(f" | {c} {v:.1f}" for c, v in sorted(forced.items()))
             print(f"{shape:>11} {m:>5} {row['bf16']:7.1f}  {best} {cand.get(best, float('nan')):.1f} "
@@ -272,7 +291,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.cmd == "build":
         names = args.only.split(",") if args.only else list(CANDIDATES)
-        unknown = [x for x in names if x.removesuffix("-w8") not in CANDIDATES]
+        unknown = [x for x in names if base_of(x) not in CANDIDATES or suffixes_of(x) - {"w8", "gdc"}]
         if unknown:
             sys.exit(f"--only: unknown candidates {unknown}; known: {', '.join(CANDIDATES)}")
         build(Path(args.out), names, args.jobs)

@@ -2,7 +2,13 @@
 // into a small shared library with a C entry point, so tools/cutlass_w4a16_tiles.py can time many tile
 // shapes without building (or matching the torch of) the provider's extension. The configuration comes
 // from -D flags: QLC_TILE_N (weight rows), QLC_TILE_M (token rows), QLC_TILE_K, QLC_CLUSTER_N,
-// QLC_PINGPONG (0 / 1), QLC_STREAMK (0 / 1), QLC_ZERO (0 / 1), QLC_FP16 (0 / 1), QLC_BITS (4 / 8).
+// QLC_PINGPONG (0 / 1), QLC_STREAMK (0 / 1), QLC_ZERO (0 / 1), QLC_FP16 (0 / 1), QLC_BITS (4 / 8),
+// QLC_GDC (0 / 1: built with CUTLASS_ENABLE_GDC_FOR_SM90, so the kernel waits on griddepcontrol before its
+// first global load, and launched as a programmatic dependent of the kernel before it: its prologue
+// overlaps that kernel's tail; not in the provider).
+#ifndef QLC_GDC
+#define QLC_GDC 0
+#endif
 #include "w4a16.cuh"
 
 namespace {
@@ -20,7 +26,19 @@ using Weight = std::conditional_t<QLC_BITS == 8, Int8Weight, Int4Weight>;
 using Gemm = MixedInputGemm<Weight, Act, bool(QLC_ZERO), Tile, Cluster, KernelSchedule, EpiSchedule, Scheduler>;
 }  // namespace
 
+#if QLC_GDC
+extern "C" char const* qlc_w4a16_run(W4A16Args const* p, cudaStream_t stream) {
+  typename Gemm::Gemm gemm;
+  auto const args = Gemm::arguments(*p);
+  if (gemm.can_implement(args) != cutlass::Status::kSuccess) return "CUTLASS can_implement refused the problem";
+  if (Gemm::Gemm::get_workspace_size(args) > p->workspace_bytes) return "workspace too small";
+  if (gemm.initialize(args, p->workspace, stream) != cutlass::Status::kSuccess) return "CUTLASS initialize failed";
+  if (gemm.run(stream, nullptr, /*launch_with_pdl=*/true) != cutlass::Status::kSuccess) return "CUTLASS kernel launch failed";
+  return nullptr;
+}
+#else
 extern "C" char const* qlc_w4a16_run(W4A16Args const* p, cudaStream_t stream) { return Gemm::run(*p, stream); }
+#endif
 extern "C" size_t qlc_w4a16_workspace(W4A16Args const* p) { return Gemm::workspace(*p); }
 
 #if QLC_STREAMK

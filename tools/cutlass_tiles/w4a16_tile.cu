@@ -26,19 +26,13 @@ using Weight = std::conditional_t<QLC_BITS == 8, Int8Weight, Int4Weight>;
 using Gemm = MixedInputGemm<Weight, Act, bool(QLC_ZERO), Tile, Cluster, KernelSchedule, EpiSchedule, Scheduler>;
 }  // namespace
 
-#if QLC_GDC
 extern "C" char const* qlc_w4a16_run(W4A16Args const* p, cudaStream_t stream) {
-  typename Gemm::Gemm gemm;
-  auto const args = Gemm::arguments(*p);
-  if (gemm.can_implement(args) != cutlass::Status::kSuccess) return "CUTLASS can_implement refused the problem";
-  if (Gemm::Gemm::get_workspace_size(args) > p->workspace_bytes) return "workspace too small";
-  if (gemm.initialize(args, p->workspace, stream) != cutlass::Status::kSuccess) return "CUTLASS initialize failed";
-  if (gemm.run(stream, nullptr, /*launch_with_pdl=*/true) != cutlass::Status::kSuccess) return "CUTLASS kernel launch failed";
-  return nullptr;
-}
+#if QLC_GDC  // launched as a programmatic dependent of the previous kernel
+  return run_gemm<typename Gemm::Gemm, true>(Gemm::arguments(*p), p->workspace, p->workspace_bytes, stream);
 #else
-extern "C" char const* qlc_w4a16_run(W4A16Args const* p, cudaStream_t stream) { return Gemm::run(*p, stream); }
+  return Gemm::run(*p, stream);
 #endif
+}
 extern "C" size_t qlc_w4a16_workspace(W4A16Args const* p) { return Gemm::workspace(*p); }
 
 #if QLC_STREAMK

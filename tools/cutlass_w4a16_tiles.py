@@ -12,6 +12,9 @@ against ``F.linear`` on the dequantized weight (relative error, failing above 1e
     python -m tools.cutlass_w4a16_tiles run --lib DIR [--shapes 4096x4096,...] [--m 16,64,...] [--out f.json]
         [--modes heuristic,dp,split2,split4,streamk]
 
+``-nv`` / ``-mx`` build a candidate for NVFP4 / MXFP4 codes (E2M1, a scale per 16 / 32 k,
+``csrc/w4a16_fp4.cuh``), timed on random codes and power-of-two scales.
+
 ``--modes`` also times each stream-K candidate with its decomposition forced (data-parallel, split-K
 into N, stream-K) besides the scheduler's own heuristic, which is what the provider runs.
 
@@ -83,8 +86,12 @@ def suffixes_of(name: str) -> set[str]:
     return set(name.split("@")[0].split("-")[1:])
 
 
+FP4_GROUPS = {"nv": 16, "mx": 32}  # suffix -> E2M1 codes with a scale per that many k (NVFP4, MXFP4)
+
+
 def nvcc_command(name: str, out: Path, zero: bool = False, fp16: bool = False) -> list[str]:
-    """Suffixes: ``-w8`` builds the candidate for 8-bit codes (W8A16), ``-gdc`` with PDL launches."""
+    """Suffixes: ``-w8`` builds the candidate for 8-bit codes (W8A16), ``-nv`` / ``-mx`` for NVFP4 /
+    MXFP4 codes (csrc/w4a16_fp4.cuh), ``-gdc`` with PDL launches."""
     from qlinear.cuda_jit import find_nvcc
     from qlinear_cutlass.build import CSRC, cuda_flags
     from qlinear_cutlass.gates import cutlass_include_dirs
@@ -95,7 +102,8 @@ def nvcc_command(name: str, out: Path, zero: bool = False, fp16: bool = False) -
     tn, tm, tk, cn, pp, sk = CANDIDATES[base_of(name)]
     flags = suffixes_of(name)
     defs = dict(QLC_TILE_N=tn, QLC_TILE_M=tm, QLC_TILE_K=tk, QLC_CLUSTER_N=cn, QLC_PINGPONG=pp, QLC_STREAMK=sk,
-                QLC_ZERO=int(zero), QLC_FP16=int(fp16), QLC_BITS=8 if "w8" in flags else 4, QLC_GDC=int("gdc" in flags))
+                QLC_ZERO=int(zero), QLC_FP16=int(fp16), QLC_BITS=8 if "w8" in flags else 4, QLC_GDC=int("gdc" in flags),
+                QLC_FP4=next((g for f, g in FP4_GROUPS.items() if f in flags), 0))
     if "gdc" in flags:
         defs["CUTLASS_ENABLE_GDC_FOR_SM90"] = 1
     return [nvcc, *cuda_flags(), "-shared", "-Xcompiler", "-fPIC", f"-I{CSRC}", *(f"-I{d}" for d in inc),
@@ -120,8 +128,32 @@ def build(out_dir: Path, names: list[str], jobs: int) -> None:
 
 
 # ---- run -----------------------------------------------------------------------------------------
-def _bits(tile) -> int:
-    return 8 if "w8" in suffixes_of(tile.name) else 4
+def _kind(tile) -> str:
+    """The weight a candidate reads: "4" / "8" (integer codes), "nv" / "mx" (FP4 codes)."""
+    f = suffixes_of(tile.name)
+    return next((k for k in FP4_GROUPS if k in f), "8" if "w8" in f else "4")
+
+
+def weights_for(kind: str, n: int, k: int, dev, g):
+    """(re-laid weight, scale table, group, alpha, dequantized fp32 reference) for one kind of candidate."""
+    import torch
+
+    from qlinear.formats.codes import e2m1_decode
+    from qlinear.formats.int_pack import pack_along
+    from qlinear_cutlass.w4a16_layout import scale_table, sub_scale_table, weight_fp4, weight_int4
+
+    if kind in FP4_GROUPS:
+        group = FP4_GROUPS[kind]
+        codes = torch.randint(0, 16, (n, k), device=dev, generator=g, dtype=torch.int32)
+        # scales as the kernel stores them: times 2^126, the bf16 placement bias (code_scales), so alpha is 1
+        scales = torch.exp2(torch.randint(-12, -4, (n, k // group), device=dev, generator=g).float())
+        w_ref = e2m1_decode(codes.to(torch.uint8)) * scales.repeat_interleave(group, 1)
+        return weight_fp4(codes), sub_scale_table(scales * 2.0 ** 126, group, torch.bfloat16), group, 1.0, w_ref
+    bits = int(kind)
+    scales = torch.rand(n, k // 128, device=dev, generator=g) * 0.01 + 0.001
+    codes = torch.randint(0, 1 << bits, (n, k), device=dev, generator=g, dtype=torch.int32)
+    w_ref = (codes - (1 << (bits - 1))).float() * scales.repeat_interleave(128, 1)
+    return weight_int4(pack_along(codes, bits, 1), bits=bits), scale_table(scales, torch.bfloat16), 128, 1.0, w_ref
 
 
 class W4A16Args(ctypes.Structure):  # csrc/w4a16_api.h, field for field
@@ -130,7 +162,7 @@ class W4A16Args(ctypes.Structure):  # csrc/w4a16_api.h, field for field
                 ("x", ctypes.c_void_p), ("w", ctypes.c_void_p), ("scale", ctypes.c_void_p), ("zero", ctypes.c_void_p),
                 ("bias", ctypes.c_void_p), ("out", ctypes.c_void_p),
                 ("config", ctypes.c_int), ("act", ctypes.c_int), ("device", ctypes.c_int), ("sm_count", ctypes.c_int),
-                ("workspace", ctypes.c_void_p), ("workspace_bytes", ctypes.c_size_t)]
+                ("workspace", ctypes.c_void_p), ("workspace_bytes", ctypes.c_size_t), ("alpha", ctypes.c_float)]
 
 
 class Tile:
@@ -156,26 +188,26 @@ class Tile:
     def has_modes(path: Path) -> bool:
         return hasattr(ctypes.CDLL(str(path)), "qlc_w4a16_run_mode")
 
-    def args(self, out, x, w, scale, group):
+    def args(self, out, x, w, scale, group, alpha=1.0):
         import torch
 
         dev = x.device
         return W4A16Args(x.shape[0], out.shape[1], x.shape[1], group, x.stride(0), out.stride(0), x.data_ptr(),
                          w.data_ptr(), scale.data_ptr(), None, None, out.data_ptr(), 0, 0, dev.index or 0,
-                         torch.cuda.get_device_properties(dev).multi_processor_count, None, 0)
+                         torch.cuda.get_device_properties(dev).multi_processor_count, None, 0, alpha)
 
-    def prepare(self, out, x, w, scale, group):
+    def prepare(self, out, x, w, scale, group, alpha=1.0):
         """Size the workspace for this call's problem, outside any graph capture (it only grows)."""
         import torch
 
-        need = self._ws(ctypes.byref(self.args(out, x, w, scale, group)), *(self.mode or ()))
+        need = self._ws(ctypes.byref(self.args(out, x, w, scale, group, alpha)), *(self.mode or ()))
         if self.workspace is None or self.workspace.numel() < need:
             self.workspace = torch.empty(max(need, 1), dtype=torch.uint8, device=x.device)
 
-    def __call__(self, out, x, w, scale, group):
+    def __call__(self, out, x, w, scale, group, alpha=1.0):
         import torch
 
-        a = self.args(out, x, w, scale, group)
+        a = self.args(out, x, w, scale, group, alpha)
         a.workspace, a.workspace_bytes = self.workspace.data_ptr(), self.workspace.numel()
         err = self._run(ctypes.byref(a), ctypes.c_void_p(torch.cuda.current_stream().cuda_stream), *(self.mode or ()))
         if err:
@@ -201,7 +233,7 @@ def run(lib_dir: Path, shapes: str, ms: str, out_path: str | None, modes: str | 
         raise SystemExit(f"no candidate libraries in {lib_dir} (run the build step first)")
     dev = torch.device("cuda")
     name = torch.cuda.get_device_name()
-    print(f"# {name} | torch {torch.__version__} | GPTQ g128 bf16 | CUDA graphs of {CALLS} calls over rotated weights, median us per call")
+    print(f"# {name} | torch {torch.__version__} | GPTQ g128 (FP4: g16 / g32) bf16 | CUDA graphs of {CALLS} calls over rotated weights, median us per call")
     rows, failed = [], {}
 
     def save():
@@ -219,25 +251,22 @@ def run(lib_dir: Path, shapes: str, ms: str, out_path: str | None, modes: str | 
         n, k = map(int, shape.split("x"))
         copies = copies_for(n * k // 2, dev, min_copies=2, max_copies=16)
         g = torch.Generator(device=dev).manual_seed(0)
-        scales = (torch.rand(n, k // 128, device=dev, generator=g) * 0.01 + 0.001)
-        s_t = scale_table(scales, torch.bfloat16)
-        data = {}  # bits -> (rotated weight buffers, rotated scale tables, dequantized reference)
-        for bits in sorted({_bits(t) for t in tiles}):
-            codes = torch.randint(0, 1 << bits, (n, k), device=dev, generator=g, dtype=torch.int32)
-            w_ref = ((codes - (1 << (bits - 1))).float() * scales.repeat_interleave(128, 1))
-            w_q = weight_int4(pack_along(codes, bits, 1), bits=bits)
-            data[bits] = ([w_q] + [w_q.clone() for _ in range(copies - 1)], [s_t] + [s_t.clone() for _ in range(copies - 1)], w_ref)
-        w16 = [data[min(data)][2].to(torch.bfloat16)] * 1
+        data = {}  # kind -> (rotated weight buffers, rotated scale tables, group, alpha, dequantized reference)
+        for kind in sorted({_kind(t) for t in tiles}):
+            w_q, s_t, group, alpha, w_ref = weights_for(kind, n, k, dev, g)
+            data[kind] = ([w_q] + [w_q.clone() for _ in range(copies - 1)], [s_t] + [s_t.clone() for _ in range(copies - 1)],
+                          group, alpha, w_ref)
+        w16 = [next(iter(data.values()))[4].to(torch.bfloat16)]
         w16 += [w16[0].clone() for _ in range(copies - 1)]
         xe = torch.randn(97, k, device=dev, dtype=torch.bfloat16)
         ok_tiles = []
         for t in tiles:
-            ws, ss, w_ref = data[_bits(t)]
+            ws, ss, group, alpha, w_ref = data[_kind(t)]
             try:
                 oe = torch.empty(97, n, device=dev, dtype=torch.bfloat16)
-                t.prepare(oe, xe, ws[0], ss[0], 128)
+                t.prepare(oe, xe, ws[0], ss[0], group, alpha)
                 ref = F.linear(xe.float(), w_ref)
-                out = t(oe, xe, ws[0], ss[0], 128).float()
+                out = t(oe, xe, ws[0], ss[0], group, alpha).float()
                 err = float((out - ref).norm() / ref.norm())
                 if not err < 1e-2:
                     raise RuntimeError(f"relative error {err:.2e} against F.linear on the dequantized weight")
@@ -250,11 +279,11 @@ def run(lib_dir: Path, shapes: str, ms: str, out_path: str | None, modes: str | 
             out = torch.empty(m, n, device=dev, dtype=torch.bfloat16)
             row = {"n": n, "k": k, "m": m, "bf16": timing.graph_us(lambda j: F.linear(x, w16[j % copies]), calls=CALLS, reps=15)}
             for t in ok_tiles:
-                ws, ss, _ = data[_bits(t)]
+                ws, ss, group, alpha, _ = data[_kind(t)]
                 try:
-                    t.prepare(out, x, ws[0], ss[0], 128)  # stream-K's workspace depends on M: sized per M, before capture
-                    row[t.name] = timing.graph_us(lambda j, t=t, ws=ws, ss=ss: t(out, x, ws[j % copies], ss[j % copies], 128),
-                                                  calls=CALLS, reps=15)
+                    t.prepare(out, x, ws[0], ss[0], group, alpha)  # stream-K's workspace depends on M: sized per M, before capture
+                    row[t.name] = timing.graph_us(lambda j, t=t, ws=ws, ss=ss, group=group, alpha=alpha:
+                                                  t(out, x, ws[j % copies], ss[j % copies], group, alpha), calls=CALLS, reps=15)
                 except Exception as e:  # noqa: BLE001
                     failed[f"{t.name} {shape} m={m}"] = str(e)[:300]
             rows.append(row)
@@ -263,11 +292,14 @@ def run(lib_dir: Path, shapes: str, ms: str, out_path: str | None, modes: str | 
             best = min(cand, key=cand.get) if cand else None
             pick = SHIPPED[names[configs.w4a16_tile_for(m, n)]]
             shipped = f"{pick} {row.get(pick, float('nan')):.1f}"
-            w8 = {c: v for c, v in row.items() if suffixes_of(c) == {"w8"}}
-            w8s = f" | 8-bit best {min(w8, key=w8.get)} {min(w8.values()):.1f}" if w8 else ""
+            w8s = ""
+            for label, tag in (("8-bit", "w8"), ("NVFP4", "nv"), ("MXFP4", "mx")):
+                of = {c: v for c, v in row.items() if suffixes_of(c) == {tag}}
+                w8s += f" | {label} best {min(of, key=of.get)} {min(of.values()):.1f}" if of else ""
             w8s += "".join(f" | {c} {v:.1f}" for c, v in sorted(forced.items()))
             print(f"{shape:>11} {m:>5} {row['bf16']:7.1f}  {best} {cand.get(best, float('nan')):.1f} "
-                  f"({row['bf16'] / cand[best]:.2f}x) / {shipped}{w8s}" if best else f"{shape:>11} {m:>5} {row['bf16']:7.1f}  -", flush=True)
+                  f"({row['bf16'] / cand[best]:.2f}x) / {shipped}{w8s}" if best else f"{shape:>11} {m:>5} {row['bf16']:7.1f}  -{w8s}",
+                  flush=True)
             save()
         del data, w16
         torch.cuda.empty_cache()
@@ -291,7 +323,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.cmd == "build":
         names = args.only.split(",") if args.only else list(CANDIDATES)
-        unknown = [x for x in names if base_of(x) not in CANDIDATES or suffixes_of(x) - {"w8", "gdc"}]
+        unknown = [x for x in names if base_of(x) not in CANDIDATES or suffixes_of(x) - {"w8", "gdc", *FP4_GROUPS}]
         if unknown:
             sys.exit(f"--only: unknown candidates {unknown}; known: {', '.join(CANDIDATES)}")
         build(Path(args.out), names, args.jobs)

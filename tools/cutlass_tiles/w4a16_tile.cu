@@ -3,11 +3,15 @@
 // shapes without building (or matching the torch of) the provider's extension. The configuration comes
 // from -D flags: QLC_TILE_N (weight rows), QLC_TILE_M (token rows), QLC_TILE_K, QLC_CLUSTER_N,
 // QLC_PINGPONG (0 / 1), QLC_STREAMK (0 / 1), QLC_ZERO (0 / 1), QLC_FP16 (0 / 1), QLC_BITS (4 / 8),
+// QLC_FP4 (0, or 16 / 32: E2M1 codes with a scale per that many k, w4a16_fp4.cuh),
 // QLC_GDC (0 / 1: built with CUTLASS_ENABLE_GDC_FOR_SM90, so the kernel waits on griddepcontrol before its
 // first global load, and launched as a programmatic dependent of the kernel before it: its prologue
 // overlaps that kernel's tail; not in the provider).
 #ifndef QLC_GDC
 #define QLC_GDC 0
+#endif
+#ifndef QLC_FP4
+#define QLC_FP4 0
 #endif
 #include "w4a16.cuh"
 
@@ -22,7 +26,8 @@ using KernelSchedule = std::conditional_t<QLC_PINGPONG, cutlass::gemm::KernelTma
 using EpiSchedule = std::conditional_t<QLC_PINGPONG, cutlass::epilogue::TmaWarpSpecialized,
                                        cutlass::epilogue::TmaWarpSpecializedCooperative>;
 using Scheduler = std::conditional_t<QLC_STREAMK, cutlass::gemm::StreamKScheduler, cutlass::gemm::PersistentScheduler>;
-using Weight = std::conditional_t<QLC_BITS == 8, Int8Weight, Int4Weight>;
+using Weight = std::conditional_t<QLC_FP4 != 0, Fp4Weight<QLC_FP4 != 0 ? QLC_FP4 : 16>,
+                                  std::conditional_t<QLC_BITS == 8, Int8Weight, Int4Weight>>;
 using Gemm = MixedInputGemm<Weight, Act, bool(QLC_ZERO), Tile, Cluster, KernelSchedule, EpiSchedule, Scheduler>;
 }  // namespace
 

@@ -6,6 +6,8 @@ nearest, ties to even, and saturates to the format's largest finite value (OCP M
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 FP8 = torch.float8_e4m3fn
@@ -82,3 +84,35 @@ def e4m3_decode(t: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Te
 def to_e4m3(x: torch.Tensor) -> torch.Tensor:
     """Values -> FP8 E4M3, saturating at ±448 (the plain cast would give NaN above 464)."""
     return x.float().clamp(-FP8_MAX, FP8_MAX).to(FP8)
+
+
+# GPU kernels (marlin's tile and decode kernels, cutlass's FP4 GEMM) place a float code's bits into the
+# 16-bit type without arithmetic (sign to bit 15, exponent|mantissa to the bottom of the type's exponent
+# field), which reads as value * 2^-bias: bias = the type's exponent bias minus the code's.
+FP_PLACEMENT_BIAS = {(torch.float16, 4): 14, (torch.float16, 8): 8, (torch.bfloat16, 4): 126, (torch.bfloat16, 8): 120}
+_MAX_EXP = {torch.float16: 15, torch.bfloat16: 127}  # keep scales and weights below 2^this
+_CODE_MAX = {4: 6.0, 8: 448.0}  # largest E2M1 / E4M3 magnitude
+
+
+def code_scales(s32: torch.Tensor, dtype: torch.dtype, bits: int) -> tuple[torch.Tensor, float]:
+    """fp32 group scales -> (stored scales in ``dtype``, power-of-two factor for the fp32 sums per column).
+
+    A weight is made by one 16-bit multiply of the placed code (value * 2^-bias) by the stored scale
+    s * 2^a, so it is value * s * 2^(a - bias), rounded once; the factor 2^(bias - a) undoes that on
+    the fp32 sums (exact). ``a`` is the largest shift that keeps both the stored scales and the
+    weights below 2^15 (float16) or 2^127 (bfloat16): weights then sit as far above the 16-bit
+    subnormals as they can, and E4M3 / E8M0 scales (NVFP4, MX) stay exact."""
+    bias, top = FP_PLACEMENT_BIAS[(dtype, bits)], _MAX_EXP[dtype]
+    s64 = s32.double()
+    amax = float(s64.abs().max()) if s64.numel() else 0.0
+    if not math.isfinite(amax):
+        raise ValueError("weight scales: contain Inf/NaN")
+    if amax == 0.0:
+        return s32.to(dtype), 1.0
+    a = min(top - math.ceil(math.log2(amax * _CODE_MAX[bits])) + bias, top - math.ceil(math.log2(amax)))
+    stored = (s64 * 2.0 ** a).to(dtype)
+    lost = (stored == 0) & (s64 != 0)
+    if bool(lost.any()):
+        raise ValueError(f"weight scales: span more than {dtype} can hold (smallest {float(s64[s64 != 0].abs().min()):.3g}, "
+                         f"largest {amax:.3g})")
+    return stored, 2.0 ** (bias - a)

@@ -115,6 +115,24 @@ def weight_int4(weight_packed: torch.Tensor, perm: torch.Tensor | None = None, b
     return atom.reorder(codes ^ (1 << (bits - 1)))
 
 
+def weight_fp4(codes_nk: torch.Tensor) -> torch.Tensor:
+    """E2M1 codes [N, K] (0..15, sign in bit 3) -> the FP4 GEMM's uint8 buffer: the codes as they are
+    (no sign flip: the kernel decodes E2M1, csrc/w4a16_fp4.cuh) in the W4A16 order."""
+    return W4A16_ATOM.reorder(codes_nk)
+
+
+def sub_scale_table(scales: torch.Tensor, group: int, dtype: torch.dtype) -> torch.Tensor:
+    """FP4 group scales [N, K/group] -> [K/64, N, 64/group] in ``dtype``: per (64-deep K tile, weight row)
+    one packet of the tile's group scales, the element CUTLASS loads per row and K tile (SubScales)."""
+    if scales.dim() != 2 or group not in (16, 32):
+        raise ValueError(f"weight_scale: expected 2-D [N, K/group] with group 16 or 32, got {tuple(scales.shape)}, group {group}")
+    n, g = scales.shape
+    if (g * group) % K_TILE:
+        raise ValueError(f"weight_scale: K = {g * group} is not a multiple of the GEMM's K tile {K_TILE}")
+    per = K_TILE // group
+    return scales.to(dtype).reshape(n, g // per, per).permute(1, 0, 2).contiguous()
+
+
 def scale_table(weight_scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """[N, G] -> [G, N] contiguous in ``dtype``."""
     if weight_scale.dim() != 2:

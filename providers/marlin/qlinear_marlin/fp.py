@@ -13,13 +13,11 @@ NVFP4's global scale, that power of two back). Up to 16 rows the decode kernel s
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from qlinear import kernel as K
 from qlinear.families import act_dtype, out_dtype
-from qlinear.formats.codes import e8m0_decode, unpack_fp4
+from qlinear.formats.codes import FP_PLACEMENT_BIAS, code_scales, e8m0_decode, unpack_fp4
 
 from . import gates, runtime
 from .repack import TILE_K, TILE_N, repack_codes, repack_group_values
@@ -27,35 +25,8 @@ from .repack import TILE_K, TILE_N, repack_codes, repack_group_values
 _16BIT = (torch.float16, torch.bfloat16)
 
 
-# The kernels place a float code's bits into the 16-bit type without arithmetic (csrc/marlin_mp.cuh
-# fp_raw), which reads as value * 2^-bias: bias = the type's exponent bias minus the code's.
-_FP_BIAS = {(torch.float16, 4): 14, (torch.float16, 8): 8, (torch.bfloat16, 4): 126, (torch.bfloat16, 8): 120}
-_MAX_EXP = {torch.float16: 15, torch.bfloat16: 127}  # keep scales and weights below 2^this
-_CODE_MAX = {4: 6.0, 8: 448.0}  # largest E2M1 / E4M3 magnitude
-
-
-def code_scales(s32: torch.Tensor, dtype: torch.dtype, bits: int) -> tuple[torch.Tensor, float]:
-    """fp32 group scales -> (stored scales in ``dtype``, power-of-two factor for the fp32 sums per column).
-
-    A weight is made by one 16-bit multiply of the placed code (value * 2^-bias) by the stored scale
-    s * 2^a, so it is value * s * 2^(a - bias), rounded once; the factor 2^(bias - a) undoes that on
-    the fp32 sums (exact). ``a`` is the largest shift that keeps both the stored scales and the
-    weights below 2^15 (float16) or 2^127 (bfloat16): weights then sit as far above the 16-bit
-    subnormals as they can, and E4M3 / E8M0 scales (NVFP4, MX) stay exact."""
-    bias, top = _FP_BIAS[(dtype, bits)], _MAX_EXP[dtype]
-    s64 = s32.double()
-    amax = float(s64.abs().max()) if s64.numel() else 0.0
-    if not math.isfinite(amax):
-        raise ValueError("weight scales: contain Inf/NaN")
-    if amax == 0.0:
-        return s32.to(dtype), 1.0
-    a = min(top - math.ceil(math.log2(amax * _CODE_MAX[bits])) + bias, top - math.ceil(math.log2(amax)))
-    stored = (s64 * 2.0 ** a).to(dtype)
-    lost = (stored == 0) & (s64 != 0)
-    if bool(lost.any()):
-        raise ValueError(f"weight scales: span more than {dtype} can hold (smallest {float(s64[s64 != 0].abs().min()):.3g}, "
-                         f"largest {amax:.3g})")
-    return stored, 2.0 ** (bias - a)
+# Codes placed into the 16-bit type (csrc/marlin_mp.cuh fp_raw) and their scales: qlinear.formats.codes.
+_FP_BIAS = FP_PLACEMENT_BIAS
 
 
 class _MarlinFloatWeights:

@@ -324,17 +324,8 @@ def decoded_atoms(bits: int, w: torch.Tensor, n: int, k: int, dt) -> tuple[torch
 
 
 @pytest.fixture
-def ext(monkeypatch):
-    fake = StandInMixed()
-    fake.loaded = []
-
-    def load(name):
-        assert name in build.EXTENSIONS, name
-        fake.loaded.append(name)
-        return fake
-
-    monkeypatch.setattr(build, "load", load)
-    return fake
+def ext(serve_extensions):
+    return serve_extensions(StandInMixed())
 
 
 RUNNABLE, RUNNABLE8 = testing.gate_lifted(CutlassW4A16LinearKernel), testing.gate_lifted(CutlassW8A16LinearKernel)

@@ -1,5 +1,5 @@
 // The torch-facing checks of the mixed-input GEMMs (w4a16_binding.cpp: int4 codes, w8a16_binding.cpp:
-// int8 codes), shared so both name a bad field the same way. Host code with torch.
+// int8 codes, fp4_binding.cpp: E2M1 codes), shared so all name a bad field the same way. Host code with torch.
 #pragma once
 
 #include <c10/cuda/CUDAGuard.h>
@@ -19,13 +19,10 @@ inline void check_table(torch::Tensor const& t, char const* name, torch::ScalarT
               " ", t.sizes());
 }
 
-// The checked launch arguments of out [M, N] = x [M, K] @ dequant(w)^T + bias, dequant(w)[n, k] =
-// code(w)[n, k] * scale[k/g, n] (+ zero[k/g, n]), codes of `bits` bits (4 or 8) in the re-laid order
-// (qlinear_cutlass.w4a16_layout), N*K*bits/8 bytes. Every bad field is named in the error.
-inline W4A16Args mixed_input_args(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor scale,
-                                  c10::optional<torch::Tensor> zero, c10::optional<torch::Tensor> bias, int64_t group,
-                                  int64_t config, int bits) {
-  TORCH_CHECK(x.is_cuda() && w.is_cuda() && out.is_cuda(), "x, w, out: expected CUDA tensors");
+// x, out and bias, the checks every mixed-input GEMM shares: the launch arguments they fill (M, N, K,
+// strides, pointers, activation type, device). Every bad field is named in the error.
+inline W4A16Args activation_args(torch::Tensor out, torch::Tensor x, c10::optional<torch::Tensor> bias) {
+  TORCH_CHECK(x.is_cuda() && out.is_cuda(), "x, out: expected CUDA tensors");
   TORCH_CHECK(x.scalar_type() == torch::kBFloat16 || x.scalar_type() == torch::kHalf, "x.dtype: expected bfloat16 or float16, got ",
               x.scalar_type());
   TORCH_CHECK(out.scalar_type() == x.scalar_type(), "out.dtype: expected ", x.scalar_type(), " like x, got ", out.scalar_type());
@@ -35,42 +32,62 @@ inline W4A16Args mixed_input_args(torch::Tensor out, torch::Tensor x, torch::Ten
   TORCH_CHECK(x.stride(1) == 1 && out.stride(1) == 1, "x, out: the last dimension must be contiguous");
   TORCH_CHECK(x.stride(0) % 8 == 0 && out.stride(0) % 8 == 0, "x, out: row strides must be 16-byte aligned");
   TORCH_CHECK(n % 16 == 0 && k % 64 == 0, "N must be a multiple of 16 and K of 64, got N=", n, " K=", k);
-  TORCH_CHECK(group > 0 && k % group == 0 && (group % 64 == 0 || group == k), "group: expected a multiple of 64 dividing K, or K; got ",
-              group, " for K=", k);
-  const int64_t w_bytes = n * k * bits / 8;
-  TORCH_CHECK(w.scalar_type() == torch::kUInt8 && w.is_contiguous() && w.numel() == w_bytes, "w: expected contiguous uint8 with N*K*",
-              bits, "/8 = ", w_bytes, " bytes, got ", w.scalar_type(), " ", w.numel());
-  check_table(scale, "scale", x.scalar_type(), k / group, n);
-  if (zero) check_table(*zero, "zero", x.scalar_type(), k / group, n);
   if (bias) {
     TORCH_CHECK(bias->is_cuda() && bias->scalar_type() == x.scalar_type() && bias->is_contiguous() && bias->numel() == n,
                 "bias: expected a contiguous CUDA ", x.scalar_type(), " vector of N=", n, " elements");
   }
   W4A16Args p{};
-  p.m = int(m), p.n = int(n), p.k = int(k), p.group = int(group);
+  p.m = int(m), p.n = int(n), p.k = int(k);
   p.lda = x.stride(0), p.ldd = out.stride(0);
-  p.x = x.data_ptr(), p.w = w.data_ptr(), p.scale = scale.data_ptr(), p.zero = zero ? zero->data_ptr() : nullptr;
-  p.bias = bias ? bias->data_ptr() : nullptr;
-  p.out = out.data_ptr();
-  p.config = int(config);
+  p.x = x.data_ptr(), p.bias = bias ? bias->data_ptr() : nullptr, p.out = out.data_ptr();
   p.act = x.scalar_type() == torch::kBFloat16 ? kActBF16 : kActF16;
   p.device = x.get_device();
   p.sm_count = sm_count(p.device);
+  p.alpha = 1.f;
   return p;
 }
 
-// The GEMM (config: a W4A16Config). `mm` / `workspace` are the extension's dispatchers (w4a16_mm or
-// w8a16_mm and their workspace sizes).
-inline void mixed_input_mm(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor scale,
-                           c10::optional<torch::Tensor> zero, c10::optional<torch::Tensor> bias, int64_t group, int64_t config,
-                           int bits, char const* (*mm)(W4A16Args const&, cudaStream_t), size_t (*workspace)(W4A16Args const&),
-                           char const* name) {
-  W4A16Args p = mixed_input_args(out, x, w, scale, zero, bias, group, config, bits);
+inline void check_weight_bytes(torch::Tensor const& w, int64_t bytes, char const* what) {
+  TORCH_CHECK(w.is_cuda() && w.scalar_type() == torch::kUInt8 && w.is_contiguous() && w.numel() == bytes, "w: expected contiguous CUDA uint8 with ",
+              what, " = ", bytes, " bytes, got ", w.scalar_type(), " ", w.numel());
+}
+
+// The checked launch arguments of out [M, N] = x [M, K] @ dequant(w)^T + bias, dequant(w)[n, k] =
+// code(w)[n, k] * scale[k/g, n] (+ zero[k/g, n]), codes of `bits` bits (4 or 8) in the re-laid order
+// (qlinear_cutlass.w4a16_layout), N*K*bits/8 bytes.
+inline W4A16Args mixed_input_args(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor scale,
+                                  c10::optional<torch::Tensor> zero, c10::optional<torch::Tensor> bias, int64_t group,
+                                  int64_t config, int bits) {
+  W4A16Args p = activation_args(out, x, bias);
+  const int64_t n = p.n, k = p.k;
+  TORCH_CHECK(group > 0 && k % group == 0 && (group % 64 == 0 || group == k), "group: expected a multiple of 64 dividing K, or K; got ",
+              group, " for K=", k);
+  check_weight_bytes(w, n * k * bits / 8, bits == 4 ? "N*K/2" : "N*K");
+  check_table(scale, "scale", x.scalar_type(), k / group, n);
+  if (zero) check_table(*zero, "zero", x.scalar_type(), k / group, n);
+  p.group = int(group);
+  p.w = w.data_ptr(), p.scale = scale.data_ptr(), p.zero = zero ? zero->data_ptr() : nullptr;
+  p.config = int(config);
+  return p;
+}
+
+// Launch checked arguments on torch's current stream with a workspace from its caching allocator.
+// `mm` / `workspace` are the extension's dispatchers (w4a16_mm, w8a16_mm or fp4_mm and their workspace sizes).
+inline void launch_mixed_input(W4A16Args p, torch::Tensor const& x, char const* (*mm)(W4A16Args const&, cudaStream_t),
+                               size_t (*workspace)(W4A16Args const&), char const* name) {
   if (p.m == 0) return;
   const c10::cuda::CUDAGuard guard(x.device());
   torch::Tensor ws = attach_workspace(p, workspace(p), x);
   char const* err = mm(p, c10::cuda::getCurrentCUDAStream(p.device).stream());
   TORCH_CHECK(err == nullptr, "cutlass ", name, ": ", err ? err : "");
+}
+
+// The GEMM (config: a W4A16Config).
+inline void mixed_input_mm(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor scale,
+                           c10::optional<torch::Tensor> zero, c10::optional<torch::Tensor> bias, int64_t group, int64_t config,
+                           int bits, char const* (*mm)(W4A16Args const&, cudaStream_t), size_t (*workspace)(W4A16Args const&),
+                           char const* name) {
+  launch_mixed_input(mixed_input_args(out, x, w, scale, zero, bias, group, config, bits), x, mm, workspace, name);
 }
 
 // The decode kernel (M <= 16, w4a16_decode.cuh) on the GEMM's weight: ws fp32 split-K planes, counters

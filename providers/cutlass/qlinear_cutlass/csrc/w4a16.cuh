@@ -1,6 +1,7 @@
 // W4A16 / W8A16 on Hopper: CUTLASS's sm90 mixed-input mainloop (TMA warp-specialized, register-sourced
 // wgmma) with int4 or int8 weights up-converted in registers and scaled per group (ConvertAndScale),
-// plus an additive per-group zero term for AWQ-style int4 weights (ConvertAndScaleWithZero).
+// plus an additive per-group zero term for AWQ-style int4 weights (ConvertAndScaleWithZero); and FP4
+// (E2M1) weights with a scale per 16 or 32 k (NVFP4, MXFP4 weight-only: w4a16_fp4.cuh).
 //
 // The narrow operand must take the register path, which CUTLASS puts on the MMA's A side, so the GEMM
 // is run transposed (as CUTLASS example 55 does): out^T [N, M] = W [N, K] . x^T, with
@@ -35,6 +36,7 @@
 #include "gemm_run.h"
 
 #include "w4a16_api.h"
+#include "w4a16_fp4.cuh"
 #include "mixed_input_tiles.h"
 #include "w4a16_layout.h"
 
@@ -53,14 +55,43 @@ struct W4BiasEpilogue {  // D' = acc + bias[row of D'] (= bias[n]); a null bias 
   }
 };
 
-// The narrow operand: its CUTLASS type and the order its codes are stored in (w4a16_layout.h).
+template <class TileShape, class Act>
+struct W4AlphaBiasEpilogue {  // D' = alpha acc + bias[n], alpha in fp32 (FP4 weights: the scales' power of two, 1 / global)
+  using Alpha = fusion::Sm90ScalarBroadcast<float>;
+  using Bias = fusion::Sm90ColBroadcast<0, TileShape, Act, Act, Stride<_1, _0, int64_t>>;
+  using Tree = fusion::Sm90EVT<fusion::Sm90Compute<cutlass::homogeneous_multiply_add, Act, float,
+                                                   cutlass::FloatRoundStyle::round_to_nearest>,
+                               Alpha, fusion::Sm90AccFetch, Bias>;
+  static typename Tree::Arguments args(W4A16Args const& p) {
+    return typename Tree::Arguments{{{p.alpha}, {nullptr}, {}}, {}, {static_cast<Act const*>(p.bias), Act(0), {}}, {}};
+  }
+};
+
+// The narrow operand: its CUTLASS type, the order its codes are stored in (w4a16_layout.h), its scale
+// type and the group CUTLASS sees (its scales come per 64-deep K tile at the finest).
 struct Int4Weight {  // uint4b8 / uint4 codes become int4 by flipping bit 3 (q - 8), at load
   using Element = cutlass::int4b_t;
+  template <class Act> using Scale = Act;
+  template <class TileShape, class Act> using Epilogue = W4BiasEpilogue<TileShape, Act>;
   static W4Layout layout(int n, int k) { return w4_layout(n, k); }
+  static int cutlass_group(int group) { return group; }
 };
 struct Int8Weight {  // uint8b128 / uint8 codes become int8 by flipping bit 7 (q - 128), at load
   using Element = cutlass::int8_t;
+  template <class Act> using Scale = Act;
+  template <class TileShape, class Act> using Epilogue = W4BiasEpilogue<TileShape, Act>;
   static W8Layout layout(int n, int k) { return w8_layout(n, k); }
+  static int cutlass_group(int group) { return group; }
+};
+// E2M1 codes in int4's place, a group scale per kGroup k (NVFP4 16, MXFP4 32) packed per K tile
+// (w4a16_fp4.cuh); the 4-bit type only sizes the buffers, the specialization there decodes.
+template <int kGroup>
+struct Fp4Weight {
+  using Element = cutlass::int4b_t;
+  template <class Act> using Scale = SubScales<Act, 64 / kGroup>;
+  template <class TileShape, class Act> using Epilogue = W4AlphaBiasEpilogue<TileShape, Act>;
+  static W4Layout layout(int n, int k) { return w4_layout(n, k); }
+  static int cutlass_group(int group) { return group == kGroup ? 64 : -1; }  // -1: can_implement refuses
 };
 
 template <class Weight, class Act, bool kZero, class TileShape, class ClusterShape, class KernelSchedule,
@@ -68,11 +99,11 @@ template <class Weight, class Act, bool kZero, class TileShape, class ClusterSha
 struct MixedInputGemm {
   using ElementW = typename Weight::Element;
   using WLayout = decltype(Weight::layout(0, 0));
-  using ElementScale = Act;
+  using ElementScale = typename Weight::template Scale<Act>;
   using WTuple = std::conditional_t<kZero, cute::tuple<ElementW, ElementScale, ElementScale>, cute::tuple<ElementW, ElementScale>>;
   static constexpr int kAlignW = 128 / cutlass::sizeof_bits<ElementW>::value;
   static constexpr int kAlignX = 128 / cutlass::sizeof_bits<Act>::value;
-  using Epi = W4BiasEpilogue<TileShape, Act>;
+  using Epi = typename Weight::template Epilogue<TileShape, Act>;
 
   using CollectiveEpilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
@@ -100,10 +131,11 @@ struct MixedInputGemm {
     get<0>(sx) = p.lda;  // x's rows may be strided (a slice of a larger tensor)
     StrideD sd = cutlass::make_cute_packed_stride(StrideD{}, make_shape(p.n, p.m, 1));
     get<1>(sd) = p.ldd;
-    StrideS ss = cutlass::make_cute_packed_stride(StrideS{}, make_shape(p.n, p.k / p.group, 1));
+    const int group = Weight::cutlass_group(p.group);
+    StrideS ss = cutlass::make_cute_packed_stride(StrideS{}, make_shape(p.n, group > 0 ? p.k / group : 1, 1));
     typename CollectiveMainloop::Arguments mainloop{
         static_cast<ElementW const*>(p.w), Weight::layout(p.n, p.k), static_cast<Act const*>(p.x), sx,
-        static_cast<ElementScale const*>(p.scale), ss, p.group, static_cast<ElementScale const*>(p.zero)};
+        static_cast<ElementScale const*>(p.scale), ss, group, static_cast<ElementScale const*>(p.zero)};
     typename Gemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm,
                                   {p.n, p.m, p.k, 1},
                                   mainloop,
@@ -170,6 +202,20 @@ template <class Act, int Config>
 size_t w8a16_workspace(W4A16Args const& p) {
   return MixedInputGemmOf<Int8Weight, Act, false, Config>::workspace(p);
 }
+
+template <class Act, int kGroup, int Config>
+char const* fp4_run(W4A16Args const& p, cudaStream_t stream) {
+  return MixedInputGemmOf<Fp4Weight<kGroup>, Act, false, Config>::run(p, stream);
+}
+
+template <class Act, int kGroup, int Config>
+size_t fp4_workspace(W4A16Args const& p) {
+  return MixedInputGemmOf<Fp4Weight<kGroup>, Act, false, Config>::workspace(p);
+}
+
+#define QLC_FP4_INSTANTIATE(ACT, GROUP, CONFIG)                                                 \
+  template char const* fp4_run<ACT, GROUP, CONFIG>(W4A16Args const&, cudaStream_t);            \
+  template size_t fp4_workspace<ACT, GROUP, CONFIG>(W4A16Args const&);
 
 #define QLC_W8A16_INSTANTIATE(ACT, CONFIG)                                                      \
   template char const* w8a16_run<ACT, CONFIG>(W4A16Args const&, cudaStream_t);                \

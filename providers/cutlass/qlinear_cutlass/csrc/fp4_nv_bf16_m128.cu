@@ -1,0 +1,7 @@
+// One CUTLASS mixed-input GEMM instantiation per file (ninja builds them in parallel):
+// E2M1 x bf16, NVFP4 (a scale per 16 k), 128x128 tiles.
+#include "w4a16.cuh"
+
+namespace qlinear_cutlass {
+QLC_FP4_INSTANTIATE(cutlass::bfloat16_t, 16, kW4M128)
+}  // namespace qlinear_cutlass

@@ -1,0 +1,119 @@
+"""GPU tests of the CUTLASS FP4 weight-only kernels (NVFP4, MXFP4 on the W4A16 GEMM; H100/H200 only):
+the conformance kit for every default config each accepts, larger layers (several N and K tiles, wide
+layers, N not a multiple of the tile) at M up to 1024, every tile forced, every E2M1 code against the
+emulation's decoder, bad inputs, CUDA-graph replay equal to eager and bit-identical repeats."""
+
+import pytest
+import torch
+
+pytest.importorskip("qlinear_cutlass")
+
+from qlinear import testing  # noqa: E402
+from qlinear.config import MxFp4LinearLayerConfig, NvFp4LinearLayerConfig  # noqa: E402
+from qlinear.layers import make_layer  # noqa: E402
+from qlinear_cutlass import configs  # noqa: E402
+from qlinear_cutlass.fp4 import CutlassMxFp4WeightOnlyLinearKernel as MX  # noqa: E402
+from qlinear_cutlass.fp4 import CutlassNvFp4WeightOnlyLinearKernel as NV  # noqa: E402
+
+
+def _is_h100_class():
+    return torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)
+
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not _is_h100_class(), reason="needs a cc 9.0 (Hopper) GPU")]
+BF, FP = torch.bfloat16, torch.float16
+MS = (1, 3, 16, 33, 64, 127)
+LARGE_MS = (128, 255, 1024)
+LARGER = {NV: [NvFp4LinearLayerConfig((1024, 2048)), NvFp4LinearLayerConfig((1536, 1024), FP),
+               NvFp4LinearLayerConfig((400, 1024)), NvFp4LinearLayerConfig((16400, 256), FP)],
+          MX: [MxFp4LinearLayerConfig((1024, 2048)), MxFp4LinearLayerConfig((272, 576)), MxFp4LinearLayerConfig((16384, 512))]}
+
+
+def _cases(ms, larger=False, first=None):
+    return [(kc, case) for kc in (NV, MX)
+            for case in testing.cases_for(kc, ms=ms, configs=LARGER[kc][:first] if larger else None)
+            if kc.can_implement(case.config)[0]]
+
+
+def _id(p):
+    return p.__name__.removeprefix("Cutlass").removesuffix("LinearKernel") if isinstance(p, type) else str(p)
+
+
+@pytest.mark.parametrize("kc,case", _cases(MS), ids=_id)
+def test_conformance(kc, case):
+    testing.run_case(kc, case, device="cuda")
+
+
+@pytest.mark.parametrize("kc,case", _cases(LARGE_MS, True), ids=_id)
+def test_larger_layers(kc, case):
+    testing.run_case(kc, case, device="cuda")
+
+
+@pytest.mark.parametrize("tile", sorted(configs.W4A16_TILES))
+@pytest.mark.parametrize("kc,case", _cases((3, 300), True, 1), ids=_id)
+def test_every_tile_config(kc, case, tile, monkeypatch):
+    monkeypatch.setenv("QLINEAR_CUTLASS_W4A16_TILE", tile)
+    testing.run_case(kc, case, device="cuda")
+
+
+@pytest.mark.parametrize("kc", [NV, MX], ids=_id)
+def test_kit_and_bad_inputs(kc):
+    results = testing.check_kernel(kc, device="cuda", min_ran=2)
+    accepted = sum(bool(kc.can_implement(c.config)[0]) for c in testing.cases_for(kc))
+    assert sum(r.ran for r in results) == accepted
+    testing.check_bad_inputs(kc, device="cuda")
+
+
+def _layer(kc, c, m, seed=0):
+    params, x, bias = testing.make_case_layer(testing.Case(c, m), "cuda", seed)
+    layer = make_layer(c, params)
+    k = kc.create(c)
+    k.process_weights_after_loading(layer)
+    return k, layer, x, bias, params
+
+
+@pytest.mark.parametrize("dt", [BF, FP], ids=("bf16", "fp16"))
+def test_every_code_decodes_exactly(dt):
+    """One-hot activations read single weights back: every E2M1 code, in every k-block position and both
+    rows of a pair, times its group scale (powers of two, so exact), equals the format's decoder."""
+    from qlinear.formats.codes import e2m1_decode, pack_fp4
+
+    n, k = 128, 256
+    c = NvFp4LinearLayerConfig((n, k), dt)
+    k_, layer, _, _, params = _layer(NV, c, 1)
+    codes = torch.arange(n * k, device="cuda").reshape(n, k) % 16
+    codes = (codes + torch.arange(n, device="cuda")[:, None]) % 16  # each code at many (row, k) places
+    scale = torch.exp2(torch.randint(-3, 4, (n, k // 16), device="cuda").float())
+    params = dict(params, weight=pack_fp4(codes.to(torch.uint8)), weight_scale=scale.to(torch.float8_e4m3fn),
+                  weight_global_scale=torch.tensor(1.0, device="cuda"))
+    layer = make_layer(c, params)
+    k_ = NV.create(c)
+    k_.process_weights_after_loading(layer)
+    eye = torch.eye(k, device="cuda", dtype=dt)
+    got = k_.apply(layer, eye).float().t()  # [N, K]: weight (n, k)
+    want = e2m1_decode(codes.to(torch.uint8)) * scale.repeat_interleave(16, 1)
+    assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("kc,c", [(NV, LARGER[NV][0]), (NV, LARGER[NV][1]), (MX, LARGER[MX][0])],
+                         ids=lambda p: _id(p) if isinstance(p, type) else p.describe())
+def test_cuda_graph_replay_equals_eager_and_is_deterministic(kc, c):
+    k, layer, x, bias, _ = _layer(kc, c, 200)
+    eager = k.apply(layer, x, bias)
+    assert torch.equal(eager, k.apply(layer, x, bias))  # bit-identical on repeat
+    graph, out = testing.capture_graph(lambda: k.apply(layer, x, bias))
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(out, eager)
+
+
+def test_strided_rows_and_leading_dims():
+    c = LARGER[NV][0]
+    k, layer, x, bias, _ = _layer(NV, c, 96)
+    kk = c.weight_shape[1]
+    ref = k.apply(layer, x, bias)
+    wide = torch.zeros(96, kk + 64, dtype=x.dtype, device="cuda")
+    wide[:, 32:32 + kk] = x
+    assert torch.equal(k.apply(layer, wide[:, 32:32 + kk], bias), ref)
+    assert torch.equal(k.apply(layer, x.reshape(8, 12, kk), bias).reshape(96, -1), ref)
+    testing.check_leading_dims(NV, c, device="cuda")

@@ -13,7 +13,7 @@ against ``F.linear`` on the dequantized weight (relative error, failing above 1e
         [--modes heuristic,dp,split2,split4,streamk]
 
 ``-nv`` / ``-mx`` build a candidate for NVFP4 / MXFP4 codes (E2M1, a scale per 16 / 32 k,
-``csrc/w4a16_fp4.cuh``), timed on random codes and power-of-two scales.
+``csrc/mixed_input_float.cuh``), timed on random codes and power-of-two scales.
 
 ``--modes`` also times each stream-K candidate with its decomposition forced (data-parallel, split-K
 into N, stream-K) besides the scheduler's own heuristic, which is what the provider runs.
@@ -91,7 +91,7 @@ FP4_GROUPS = {"nv": 16, "mx": 32}  # suffix -> E2M1 codes with a scale per that 
 
 def nvcc_command(name: str, out: Path, zero: bool = False, fp16: bool = False) -> list[str]:
     """Suffixes: ``-w8`` builds the candidate for 8-bit codes (W8A16), ``-nv`` / ``-mx`` for NVFP4 /
-    MXFP4 codes (csrc/w4a16_fp4.cuh), ``-gdc`` with PDL launches."""
+    MXFP4 codes (csrc/mixed_input_float.cuh), ``-gdc`` with PDL launches."""
     from qlinear.cuda_jit import find_nvcc
     from qlinear_cutlass.build import CSRC, cuda_flags
     from qlinear_cutlass.gates import cutlass_include_dirs

@@ -6,7 +6,7 @@
 #     bash providers/cutlass/gpu_check.sh w4a16         # W4A16: build (+ marlin's), tests, memcheck: ~6 min
 #     bash providers/cutlass/gpu_check.sh w4a16-bench   # W4A16 bench only (reuses the warm build caches): ~6 min
 #     bash providers/cutlass/gpu_check.sh w4a8          # W4A8: build, tests, memcheck, per-layer and decode-step bench: ~8 min
-#     bash providers/cutlass/gpu_check.sh fp4           # NVFP4 / MXFP4 weight-only: build (+ marlin's), tests, memcheck, decode step: ~8 min
+#     bash providers/cutlass/gpu_check.sh float         # NVFP4 / MXFP4 / MXFP8 weight-only: build (+ marlin's), tests, memcheck, decode step: ~9 min
 # (each part fits one 10-minute device call; the build caches live under /tmp while the machine is warm)
 # Per part: install (offline) -> build the extension once (ninja, per-family times from .ninja_log) ->
 # GPU tests (parallel groups) beside compute-sanitizer memcheck over every path -> side-by-side bench
@@ -22,12 +22,12 @@ export QLINEAR_CUTLASS_CACHE=${QLINEAR_CUTLASS_CACHE:-/tmp/qlinear_cutlass_cache
 export QLINEAR_MARLIN_CACHE=${QLINEAR_MARLIN_CACHE:-/tmp/qlinear_marlin_cache}  # the W4A16 bench's marlin column
 export MAX_JOBS=${MAX_JOBS:-$(nproc)}
 PART=${1:-all}
-case "$PART" in all|w8a8|w4a16|w4a16-bench|w4a8|fp4) ;; *) echo "usage: $0 [all|w8a8|w4a16|w4a16-bench|w4a8|fp4]"; exit 2;; esac
+case "$PART" in all|w8a8|w4a16|w4a16-bench|w4a8|float) ;; *) echo "usage: $0 [all|w8a8|w4a16|w4a16-bench|w4a8|float]"; exit 2;; esac
 
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/nvidia_cutlass-*.whl || exit 1
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 EXTRA=()
-if [ "$PART" != w8a8 ] && [ "$PART" != w4a8 ]; then  # the W4A16 bench and the FP4 step compare with marlin (and fbgemm where its wheel travels)
+if [ "$PART" != w8a8 ] && [ "$PART" != w4a8 ]; then  # the W4A16 bench and the float-code step compare with marlin (and fbgemm where its wheel travels)
   EXTRA+=(-e providers/marlin)
   if compgen -G ".whl/fbgemm_gpu*.whl" >/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/fbgemm_gpu*.whl && EXTRA+=(-e providers/fbgemm)
@@ -151,27 +151,29 @@ w4a8_part() {
     --out "$OUT/w4a8-step" --no-plot --no-progress 2>&1 | tee "$OUT/w4a8-step.log" | tail -20
 }
 
-fp4_part() {
-  echo "== FP4 weight-only: build both extensions (NVFP4 / MXFP4 on the W4A16 GEMM, MAX_JOBS=$MAX_JOBS) and marlin's"
-  timeout 300 python3 -m tools.cutlass_build_times fp4-bf16 2>&1 | tail -3 | tee "$OUT/fp4-build.log"
-  timeout 300 python3 -m tools.cutlass_build_times fp4-fp16 2>&1 | tail -3 | tee -a "$OUT/fp4-build.log"
-  [ "$(grep -c "built/loaded" "$OUT/fp4-build.log")" = 2 ] || { echo "FP4 BUILD FAILED (see fp4-build.log above)"; return 1; }
+float_part() {
+  echo "== float-code weight-only: build the FP4 and MXFP8 extensions (the W4A16 / W8A16 GEMMs on E2M1 / E4M3, MAX_JOBS=$MAX_JOBS) and marlin's"
+  : > "$OUT/float-build.log"
+  for e in fp4-bf16 fp4-fp16 mxfp8-bf16; do
+    timeout 300 python3 -m tools.cutlass_build_times $e 2>&1 | tail -3 | tee -a "$OUT/float-build.log"
+  done
+  [ "$(grep -c "built/loaded" "$OUT/float-build.log")" = 3 ] || { echo "BUILD FAILED (see float-build.log above)"; return 1; }
   python3 -c "from qlinear_marlin.build import load_extension; load_extension()" > "$OUT/marlin-build.log" 2>&1
-  echo "== FP4 tests, then compute-sanitizer memcheck over every tile and every code"
+  echo "== tests, then compute-sanitizer memcheck over every tile and every code"
   local T=tests/providers/cutlass
   QLINEAR_CUTLASS_COMPILE_CHECK=0 timeout 300 python3 -m pytest -q -p no:cacheprovider --tb=short -rfE --maxfail=40 \
-    $T/test_cutlass_fp4_gpu.py $T/test_cutlass_fp4.py > "$OUT/tests-fp4.log" 2>&1
-  echo "-- tests-fp4: $(tail -1 "$OUT/tests-fp4.log")"
+    $T/test_cutlass_float_weights_gpu.py $T/test_cutlass_float_weights.py > "$OUT/tests-float.log" 2>&1
+  echo "-- tests-float: $(tail -1 "$OUT/tests-float.log")"
   local SAN
   SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   if [ -x "$SAN" ]; then
     timeout 300 "$SAN" --tool memcheck --error-exitcode 9 python3 -m pytest -q -p no:cacheprovider \
-      $T/test_cutlass_fp4_gpu.py -k "every_tile_config or every_code" > "$OUT/fp4-memcheck.log" 2>&1
-    echo "-- compute-sanitizer memcheck (FP4): exit $? : $(grep -E "ERROR SUMMARY" "$OUT/fp4-memcheck.log" | tail -1)"
+      $T/test_cutlass_float_weights_gpu.py -k "every_tile_config or every_code or every_e4m3" > "$OUT/float-memcheck.log" 2>&1
+    echo "-- compute-sanitizer memcheck (float codes): exit $? : $(grep -E "ERROR SUMMARY" "$OUT/float-memcheck.log" | tail -1)"
   fi
-  echo "== FP4 decode step (8 Llama-3-8B layers, CUDA graph), default regime"
-  timeout 240 python3 -m qlinear bench --model llama3-8b --schemes nvfp4,mxfp4 --m 1,16,64,128,256,2048 --cuda-graph \
-    --out "$OUT/fp4-step" --no-plot --no-progress 2>&1 | tee "$OUT/fp4-step.log" | tail -12
+  echo "== decode step (8 Llama-3-8B layers, CUDA graph), default regime"
+  timeout 300 python3 -m qlinear bench --model llama3-8b --schemes nvfp4,mxfp4,mxfp8 --m 1,16,64,128,256,2048 --cuda-graph \
+    --out "$OUT/float-step" --no-plot --no-progress 2>&1 | tee "$OUT/float-step.log" | tail -14
 }
 
 rc=0
@@ -179,7 +181,7 @@ case "$PART" in all|w8a8) w8a8_part || rc=1;; esac
 case "$PART" in all|w4a16) w4a16_part || rc=1;; esac
 case "$PART" in all|w4a16-bench) w4a16_bench || rc=1;; esac
 case "$PART" in all|w4a8) w4a8_part || rc=1;; esac
-case "$PART" in all|fp4) fp4_part || rc=1;; esac
+case "$PART" in all|float) float_part || rc=1;; esac
 echo "== summary ($PART)"
 case "$PART" in all|w8a8) grep -E "^(family|extension)" "$OUT/build.log" 2>/dev/null;; esac
 case "$PART" in all|w4a16) grep -E "^(family|extension)" "$OUT/w4a16-build.log" 2>/dev/null

@@ -3,7 +3,7 @@
 // shapes without building (or matching the torch of) the provider's extension. The configuration comes
 // from -D flags: QLC_TILE_N (weight rows), QLC_TILE_M (token rows), QLC_TILE_K, QLC_CLUSTER_N,
 // QLC_PINGPONG (0 / 1), QLC_STREAMK (0 / 1), QLC_ZERO (0 / 1), QLC_FP16 (0 / 1), QLC_BITS (4 / 8),
-// QLC_FP4 (0, or 16 / 32: E2M1 codes with a scale per that many k, w4a16_fp4.cuh),
+// QLC_FP4 (0, or 16 / 32: E2M1 codes with a scale per that many k, mixed_input_float.cuh),
 // QLC_GDC (0 / 1: built with CUTLASS_ENABLE_GDC_FOR_SM90, so the kernel waits on griddepcontrol before its
 // first global load, and launched as a programmatic dependent of the kernel before it: its prologue
 // overlaps that kernel's tail; not in the provider).

@@ -55,6 +55,16 @@ def e8m0_decode(codes: torch.Tensor) -> torch.Tensor:
     return torch.where(c == 255, torch.full_like(out, float("nan")), out)
 
 
+def mx_weight_scales(codes: torch.Tensor, n: int, k: int) -> torch.Tensor:
+    """A loaded MX ``weight_scale`` (E8M0 codes [N, K/32]) -> float32 scales, exactly; a wrong shape or
+    a NaN code (255) is refused naming the field (a kernel would otherwise compute with a NaN scale)."""
+    if tuple(codes.shape) != (n, k // 32):
+        raise ValueError(f"weight_scale.shape: expected ({n}, {k // 32}), got {tuple(codes.shape)}")
+    if bool((codes.to(torch.int32) == 255).any()):
+        raise ValueError("weight_scale: E8M0 code 255 (NaN) in a weight scale")
+    return e8m0_decode(codes)
+
+
 def e8m0_from_exponent(e: torch.Tensor) -> torch.Tensor:
     """Unbiased integer exponents -> E8M0 codes, clamped to the finite range [-127, 127]."""
     return (e.clamp(-127, 127) + 127).to(torch.uint8)

@@ -117,7 +117,7 @@ def weight_int4(weight_packed: torch.Tensor, perm: torch.Tensor | None = None, b
 
 def weight_fp4(codes_nk: torch.Tensor) -> torch.Tensor:
     """E2M1 codes [N, K] (0..15, sign in bit 3) -> the FP4 GEMM's uint8 buffer: the codes as they are
-    (no sign flip: the kernel decodes E2M1, csrc/w4a16_fp4.cuh) in the W4A16 order."""
+    (no sign flip: the kernel decodes E2M1, csrc/mixed_input_float.cuh) in the W4A16 order."""
     return W4A16_ATOM.reorder(codes_nk)
 
 

@@ -17,7 +17,7 @@ import torch
 
 from qlinear import kernel as K
 from qlinear.families import act_dtype, out_dtype
-from qlinear.formats.codes import FP_PLACEMENT_BIAS, code_scales, e8m0_decode, unpack_fp4
+from qlinear.formats.codes import FP_PLACEMENT_BIAS, code_scales, mx_weight_scales, unpack_fp4
 
 from . import gates, runtime
 from .repack import TILE_K, TILE_N, repack_codes, repack_group_values
@@ -161,12 +161,7 @@ class _MarlinMx(_MarlinFloatWeights):
 
     def _mx_install(self, layer, codes):
         n, k = self.config.weight_shape
-        sc = layer.weight_scale.data
-        if tuple(sc.shape) != (n, k // 32):
-            raise ValueError(f"weight_scale.shape: expected ({n}, {k // 32}), got {tuple(sc.shape)}")
-        if bool((sc.to(torch.int32) == 255).any()):
-            raise ValueError("weight_scale: E8M0 code 255 (NaN) in a weight scale")
-        self._install(layer, "weight", "weight_scale", codes, e8m0_decode(sc), 32, None)
+        self._install(layer, "weight", "weight_scale", codes, mx_weight_scales(layer.weight_scale.data, n, k), 32, None)
 
 
 class MarlinMxFp4LinearKernel(_MarlinMx, K.MxFp4LinearKernel):

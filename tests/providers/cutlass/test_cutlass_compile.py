@@ -1,7 +1,8 @@
 """Compile-check of the C++ sources for sm_90a where nvcc and the CUTLASS headers are present (skipped
 otherwise), and a look at the SASS: the GEMM must issue Hopper warpgroup MMAs (HGMMA) on FP8 inputs.
-The W4A16, W8A16 and FP4 weight-only extensions: their dispatch TUs, one representative mixed-input GEMM
-each (int4 x bf16 with zero terms, int8 x fp16, NVFP4 E2M1 x bf16; register-sourced 16-bit HGMMA) and a host-side probe of the int4 and
+The W4A16, W8A16, FP4 and MXFP8 weight-only extensions: their dispatch TUs, one representative mixed-input
+GEMM each (int4 x bf16 with zero terms, int8 x fp16, NVFP4 E2M1 x bf16, MXFP8 E4M3 x bf16; register-sourced
+16-bit HGMMA) and a host-side probe of the int4 and
 int8 weight orders (``w4a16_layout.h`` against ``qlinear_cutlass.w4a16_layout`` and CUTLASS's own
 ``compute_memory_reordering_atom``).
 The W4A8 extension: its dispatch TU, one representative int4 x FP8 GEMM (FP8 QGMMA fed by prmt table
@@ -35,8 +36,9 @@ pytestmark = [
 ]
 REPRESENTATIVE = "scaled_mm_fp8_bf16_large.cu"
 GEMMS = [s for s in build.SOURCES if s.startswith("scaled_mm_") and s != "scaled_mm_dispatch.cu"]
-W4A16_REPRESENTATIVE = ["w4a16_zero_bf16_m128.cu", "w8a16_fp16_m64w.cu", "fp4_nv_bf16_m64.cu"]
-W4A16_GEMMS = [s for s in build.W4A16_SOURCES + build.W8A16_SOURCES + build.FP4_SOURCES if s.endswith(".cu") and "_dispatch_" not in s]
+W4A16_REPRESENTATIVE = ["w4a16_zero_bf16_m128.cu", "w8a16_fp16_m64w.cu", "fp4_nv_bf16_m64.cu", "mxfp8_bf16_m64.cu"]
+W4A16_GEMMS = [s for s in build.W4A16_SOURCES + build.W8A16_SOURCES + build.FP4_SOURCES + build.MXFP8_SOURCES
+               if s.endswith(".cu") and "_dispatch_" not in s]
 W4A8_REPRESENTATIVE = "w4a8_bf16_mid.cu"
 W4A8_GEMMS = [s for s in build.W4A8_SOURCES if s.startswith("w4a8_") and s.endswith(".cu") and s != "w4a8_dispatch.cu"]
 TIMEOUT_S = 1800  # one CUTLASS TU: ~1 min on a free core, several on a loaded 2-core machine
@@ -70,7 +72,7 @@ def _sass(obj: str) -> str:
 
 @pytest.mark.parametrize("src", ["act_quant.cu", "scaled_mm_dispatch.cu", "w4a16_dispatch_bf16.cu", "w4a16_dispatch_fp16.cu",
                                  "w8a16_dispatch_bf16.cu", "w8a16_dispatch_fp16.cu", "fp4_dispatch_bf16.cu",
-                                 "fp4_dispatch_fp16.cu", "w4a8_dispatch.cu"])
+                                 "fp4_dispatch_fp16.cu", "mxfp8_dispatch_bf16.cu", "w4a8_dispatch.cu"])
 def test_light_sources_compile(src, tmp_path):
     obj = _compile(src, tmp_path)
     if src == "act_quant.cu":
@@ -117,9 +119,11 @@ def test_mixed_input_gemm_compiles_to_register_sourced_wgmma(src, tmp_path):
     assert ("HGMMA.64x" in sass and ".F32.BF16" in sass) == ("_bf16_" in src)
     assert "UTMALDG" in sass  # TMA loads (int4 weight, x, scales)
     assert "LOP3.LUT" in sass  # the int4 / int8 -> 16-bit lop3 conversion
-    if src.startswith("fp4_"):  # E2M1 placement (w4a16_fp4.cuh): the sign at bit 15, exponent|mantissa
+    if src.startswith("fp4_"):  # E2M1 placement (mixed_input_float.cuh): the sign at bit 15, exponent|mantissa
         # under the 16-bit exponent (ptxas folds the shifts into the masks: bf16 << 6, fp16 << 9)
         assert "0x80008000" in sass and ("0x1c001c0" if "_bf16_" in src else "0xe000e00") in sass
+    if src.startswith("mxfp8_"):  # E4M3 placement: the sign at bit 15, exponent|mantissa << 4 (bf16)
+        assert "0x80008000" in sass and "0x7f007f0" in sass
 
 
 @pytest.mark.parametrize("src", W4A8_GEMMS if MODE == "all" else [W4A8_REPRESENTATIVE])

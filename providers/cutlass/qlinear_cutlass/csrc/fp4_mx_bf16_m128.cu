@@ -3,5 +3,5 @@
 #include "w4a16.cuh"
 
 namespace qlinear_cutlass {
-QLC_FP4_INSTANTIATE(cutlass::bfloat16_t, 32, kW4M128)
+QLC_FLOAT_INSTANTIATE(cutlass::bfloat16_t, 4, 32, kW4M128)
 }  // namespace qlinear_cutlass

@@ -3,5 +3,5 @@
 #include "w4a16.cuh"
 
 namespace qlinear_cutlass {
-QLC_FP4_INSTANTIATE(cutlass::bfloat16_t, 16, kW4M128Wide)
+QLC_FLOAT_INSTANTIATE(cutlass::bfloat16_t, 4, 16, kW4M128Wide)
 }  // namespace qlinear_cutlass

@@ -3,5 +3,5 @@
 #include "w4a16.cuh"
 
 namespace qlinear_cutlass {
-QLC_FP4_INSTANTIATE(cutlass::half_t, 16, kW4M16)
+QLC_FLOAT_INSTANTIATE(cutlass::half_t, 4, 16, kW4M16)
 }  // namespace qlinear_cutlass

@@ -1,6 +1,9 @@
 // The torch-facing checks of the mixed-input GEMMs (w4a16_binding.cpp: int4 codes, w8a16_binding.cpp:
-// int8 codes, fp4_binding.cpp: E2M1 codes), shared so all name a bad field the same way. Host code with torch.
+// int8 codes, fp4_binding.cpp / mxfp8_binding.cpp: float codes), shared so all name a bad field the same
+// way. Host code with torch.
 #pragma once
+
+#include <cmath>
 
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -80,6 +83,30 @@ inline void launch_mixed_input(W4A16Args p, torch::Tensor const& x, char const* 
   torch::Tensor ws = attach_workspace(p, workspace(p), x);
   char const* err = mm(p, c10::cuda::getCurrentCUDAStream(p.device).stream());
   TORCH_CHECK(err == nullptr, "cutlass ", name, ": ", err ? err : "");
+}
+
+// Float codes (mixed_input_float.cuh: fp4_binding.cpp, mxfp8_binding.cpp): w uint8 [N*K*bits/8] in the
+// order of the integer codes of that width (qlinear_cutlass.w4a16_layout); scale [K/64, N, 64/group]
+// packets in x's dtype (sub_scale_table); out = alpha * (x @ dequant(w)^T) + bias. `groups` lists the
+// groups the extension holds (bf16 only for 32: E8M0 scales need bf16's range).
+inline void float_codes_mm(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor scale,
+                           c10::optional<torch::Tensor> bias, int64_t group, int64_t config, double alpha, int bits,
+                           bool takes16, char const* (*mm)(W4A16Args const&, cudaStream_t),
+                           size_t (*workspace)(W4A16Args const&), char const* name) {
+  W4A16Args p = activation_args(out, x, bias);
+  const int64_t n = p.n, k = p.k;
+  TORCH_CHECK((group == 16 && takes16) || (group == 32 && x.scalar_type() == torch::kBFloat16), name,
+              ": group: expected ", takes16 ? "16, or 32 with bfloat16 activations" : "32 with bfloat16 activations",
+              ", got ", group, " with ", x.scalar_type());
+  check_weight_bytes(w, n * k * bits / 8, bits == 4 ? "N*K/2" : "N*K");
+  const int64_t per = 64 / group;
+  TORCH_CHECK(scale.is_cuda() && scale.scalar_type() == x.scalar_type() && scale.is_contiguous() && scale.dim() == 3 &&
+                  scale.size(0) == k / 64 && scale.size(1) == n && scale.size(2) == per,
+              "scale: expected a contiguous CUDA ", x.scalar_type(), " [", k / 64, ", ", n, ", ", per, "] packet table, got ",
+              scale.scalar_type(), " ", scale.sizes());
+  TORCH_CHECK(std::isfinite(alpha) && alpha != 0.0, "alpha: expected a finite non-zero factor, got ", alpha);
+  p.group = int(group), p.w = w.data_ptr(), p.scale = scale.data_ptr(), p.config = int(config), p.alpha = float(alpha);
+  launch_mixed_input(p, x, mm, workspace, name);
 }
 
 // The GEMM (config: a W4A16Config).

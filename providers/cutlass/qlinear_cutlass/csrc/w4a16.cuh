@@ -1,7 +1,7 @@
 // W4A16 / W8A16 on Hopper: CUTLASS's sm90 mixed-input mainloop (TMA warp-specialized, register-sourced
 // wgmma) with int4 or int8 weights up-converted in registers and scaled per group (ConvertAndScale),
-// plus an additive per-group zero term for AWQ-style int4 weights (ConvertAndScaleWithZero); and FP4
-// (E2M1) weights with a scale per 16 or 32 k (NVFP4, MXFP4 weight-only: w4a16_fp4.cuh).
+// plus an additive per-group zero term for AWQ-style int4 weights (ConvertAndScaleWithZero); and float
+// codes with a scale per 16 or 32 k (NVFP4, MXFP4, MXFP8 weight-only: mixed_input_float.cuh).
 //
 // The narrow operand must take the register path, which CUTLASS puts on the MMA's A side, so the GEMM
 // is run transposed (as CUTLASS example 55 does): out^T [N, M] = W [N, K] . x^T, with
@@ -36,7 +36,7 @@
 #include "gemm_run.h"
 
 #include "w4a16_api.h"
-#include "w4a16_fp4.cuh"
+#include "mixed_input_float.cuh"
 #include "mixed_input_tiles.h"
 #include "w4a16_layout.h"
 
@@ -83,14 +83,17 @@ struct Int8Weight {  // uint8b128 / uint8 codes become int8 by flipping bit 7 (q
   static W8Layout layout(int n, int k) { return w8_layout(n, k); }
   static int cutlass_group(int group) { return group; }
 };
-// E2M1 codes in int4's place, a group scale per kGroup k (NVFP4 16, MXFP4 32) packed per K tile
-// (w4a16_fp4.cuh); the 4-bit type only sizes the buffers, the specialization there decodes.
-template <int kGroup>
-struct Fp4Weight {
-  using Element = cutlass::int4b_t;
+// Float codes in the integer codes' place (E2M1 in int4's, E4M3 in int8's), a group scale per kGroup k
+// (NVFP4 16, MXFP4 / MXFP8 32) packed per K tile (mixed_input_float.cuh); the integer type only sizes
+// the buffers, the specialization there decodes.
+template <int kBits, int kGroup>
+struct FloatWeight {
+  using Element = std::conditional_t<kBits == 4, cutlass::int4b_t, cutlass::int8_t>;
   template <class Act> using Scale = SubScales<Act, 64 / kGroup>;
   template <class TileShape, class Act> using Epilogue = W4AlphaBiasEpilogue<TileShape, Act>;
-  static W4Layout layout(int n, int k) { return w4_layout(n, k); }
+  static auto layout(int n, int k) {
+    if constexpr (kBits == 4) return w4_layout(n, k); else return w8_layout(n, k);
+  }
   static int cutlass_group(int group) { return group == kGroup ? 64 : -1; }  // -1: can_implement refuses
 };
 
@@ -203,19 +206,19 @@ size_t w8a16_workspace(W4A16Args const& p) {
   return MixedInputGemmOf<Int8Weight, Act, false, Config>::workspace(p);
 }
 
-template <class Act, int kGroup, int Config>
-char const* fp4_run(W4A16Args const& p, cudaStream_t stream) {
-  return MixedInputGemmOf<Fp4Weight<kGroup>, Act, false, Config>::run(p, stream);
+template <class Act, int kBits, int kGroup, int Config>
+char const* float_run(W4A16Args const& p, cudaStream_t stream) {
+  return MixedInputGemmOf<FloatWeight<kBits, kGroup>, Act, false, Config>::run(p, stream);
 }
 
-template <class Act, int kGroup, int Config>
-size_t fp4_workspace(W4A16Args const& p) {
-  return MixedInputGemmOf<Fp4Weight<kGroup>, Act, false, Config>::workspace(p);
+template <class Act, int kBits, int kGroup, int Config>
+size_t float_workspace(W4A16Args const& p) {
+  return MixedInputGemmOf<FloatWeight<kBits, kGroup>, Act, false, Config>::workspace(p);
 }
 
-#define QLC_FP4_INSTANTIATE(ACT, GROUP, CONFIG)                                                 \
-  template char const* fp4_run<ACT, GROUP, CONFIG>(W4A16Args const&, cudaStream_t);            \
-  template size_t fp4_workspace<ACT, GROUP, CONFIG>(W4A16Args const&);
+#define QLC_FLOAT_INSTANTIATE(ACT, BITS, GROUP, CONFIG)                                         \
+  template char const* float_run<ACT, BITS, GROUP, CONFIG>(W4A16Args const&, cudaStream_t);    \
+  template size_t float_workspace<ACT, BITS, GROUP, CONFIG>(W4A16Args const&);
 
 #define QLC_W8A16_INSTANTIATE(ACT, CONFIG)                                                      \
   template char const* w8a16_run<ACT, CONFIG>(W4A16Args const&, cudaStream_t);                \

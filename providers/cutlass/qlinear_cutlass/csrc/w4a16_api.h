@@ -18,7 +18,7 @@ enum W4A16Act : int { kActBF16 = 0, kActF16 = 1 };
 
 struct W4A16Args {
   int m, n, k;
-  int group;                // scale group along K (a multiple of 64, or K; FP4: 16 or 32)
+  int group;                // scale group along K (a multiple of 64, or K; float codes: 16 or 32)
   int64_t lda, ldd;         // row strides of x [M, K] and out [M, N] (elements)
   void const* x;            // [M, K] bf16 / fp16
   void const* w;            // int4 (W4A16) or int8 (W8A16) weight [N, K] in the re-laid order (w4a16_layout.py)
@@ -31,7 +31,7 @@ struct W4A16Args {
   int device, sm_count;
   void* workspace;
   size_t workspace_bytes;
-  float alpha;              // FP4 weights (fp4_mm): the fp32 factor on the sums; unused by the integer GEMMs
+  float alpha;              // float codes (fp4_mm, mxfp8_mm): the fp32 factor on the sums; unused by the integer GEMMs
 };
 
 // Returns nullptr on success, else a static error message.
@@ -39,10 +39,13 @@ char const* w4a16_mm(W4A16Args const& p, cudaStream_t stream);
 size_t w4a16_mm_workspace(W4A16Args const& p);
 char const* w8a16_mm(W4A16Args const& p, cudaStream_t stream);  // int8 codes, symmetric (zero must be null)
 size_t w8a16_mm_workspace(W4A16Args const& p);
-// E2M1 codes in the int4 order, group 16 (NVFP4) or 32 (MXFP4, bf16 only); scale: [K/64][N][64/group]
-// packets in the activation dtype (w4a16_fp4.cuh); out = alpha * sums + bias.
+// Float codes (mixed_input_float.cuh), scale: [K/64][N][64/group] packets in the activation dtype;
+// out = alpha * sums + bias. E2M1 in the int4 order, group 16 (NVFP4) or 32 (MXFP4, bf16 only):
 char const* fp4_mm(W4A16Args const& p, cudaStream_t stream);
 size_t fp4_mm_workspace(W4A16Args const& p);
+// E4M3 in the int8 order, group 32 (MXFP8, bf16 only):
+char const* mxfp8_mm(W4A16Args const& p, cudaStream_t stream);
+size_t mxfp8_mm_workspace(W4A16Args const& p);
 
 // The decode kernel on the same re-laid int4 weight (w4a16_decode.cuh, plain CUDA), for M <= 16: the
 // GEMM's arguments plus its split-K workspace (fp32 [splits][M][N]) and tile counters (int32, zero;
@@ -97,10 +100,11 @@ template <class Act, int Config>
 char const* w8a16_run(W4A16Args const& p, cudaStream_t stream);
 template <class Act, int Config>
 size_t w8a16_workspace(W4A16Args const& p);
-// ... and one per (activation type, group, tile) of the fp4_<nv|mx>_<act>_<tile>.cu files.
-template <class Act, int kGroup, int Config>
-char const* fp4_run(W4A16Args const& p, cudaStream_t stream);
-template <class Act, int kGroup, int Config>
-size_t fp4_workspace(W4A16Args const& p);
+// ... and one per (activation type, code width, group, tile) of the fp4_<nv|mx>_<act>_<tile>.cu and
+// mxfp8_<act>_<tile>.cu files.
+template <class Act, int kBits, int kGroup, int Config>
+char const* float_run(W4A16Args const& p, cudaStream_t stream);
+template <class Act, int kBits, int kGroup, int Config>
+size_t float_workspace(W4A16Args const& p);
 
 }  // namespace qlinear_cutlass

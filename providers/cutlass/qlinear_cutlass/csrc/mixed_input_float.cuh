@@ -1,27 +1,30 @@
-// FP4 (E2M1) weights on the W4A16 GEMM (w4a16.cuh): NVFP4 (a scale per 16 k) and MXFP4 (per 32 k)
-// through CUTLASS's sm90 mixed-input mainloop, which otherwise takes one scale per weight row and
-// 64-deep K tile at the finest (its K tile must hold whole groups, and it needs four 16-deep k-blocks
-// per tile).
+// Float codes on the W4A16 / W8A16 GEMM (w4a16.cuh): NVFP4 (E2M1, a scale per 16 k), MXFP4 (E2M1, per
+// 32 k) and MXFP8 (E4M3, per 32 k) weight-only, through CUTLASS's sm90 mixed-input mainloop, which
+// otherwise takes one scale per weight row and 64-deep K tile at the finest (its K tile must hold whole
+// groups, and it needs four 16-deep k-blocks per tile).
 //
 // How, without a mainloop of our own: the scale "element" CUTLASS loads per (weight row, K tile) is a
-// packet of that tile's kSub group scales (SubScales: 4 for NVFP4, 2 for MXFP4), so the TMA box, the
-// pipeline and the shared-memory layout of the scales stay CUTLASS's, at group 64 as far as it knows.
-// What a packet means is said here, by a partial specialization of CUTLASS's extension point for the
-// mainloop's operand handling (detail::MixedInputUtils) for mainloops whose scale type is a SubScales.
-// It differs from the stock ConvertAndScale path only in dequantize_A_kblock: one 16-deep k-block of
-// the wgmma A fragment lies inside one group, so k-block j of a tile takes sub-scale j * kSub / 4 of
-// the row's packet, and the codes are E2M1, not integers.
+// packet of that tile's kSub group scales (SubScales: 4 for groups of 16, 2 for groups of 32), so the
+// TMA box, the pipeline and the shared-memory layout of the scales stay CUTLASS's, at group 64 as far
+// as it knows. What a packet means is said here, by a partial specialization of CUTLASS's extension
+// point for the mainloop's operand handling (detail::MixedInputUtils) for mainloops whose scale type
+// is a SubScales. It differs from the stock ConvertAndScale path only in dequantize_A_kblock: one
+// 16-deep k-block of the wgmma A fragment lies inside one group, so k-block j of a tile takes
+// sub-scale j * kSub / 4 of the row's packet, and the codes are floats, not integers.
 //
-// E2M1 -> 16-bit without arithmetic: the sign goes to bit 15, exponent|mantissa to the low end of the
-// 16-bit type's exponent field and the top of its mantissa, which reads as value * 2^-bias (bias = the
-// type's exponent bias minus E2M1's 1: 126 for bf16, 14 for fp16; subnormal codes land on the type's
-// subnormals, which both keep). The stored scales carry 2^a (fp4.py code_scales) and the epilogue
-// multiplies by 2^(bias - a) (and NVFP4's 1 / global scale) in fp32, so a weight is value * scale
-// rounded once to the activation type, then exact fp32 sums scaled once.
+// Float code -> 16-bit without arithmetic: the sign goes to bit 15, exponent|mantissa to the low end of
+// the 16-bit type's exponent field and the top of its mantissa, which reads as value * 2^-bias (bias =
+// the type's exponent bias minus the code's: E2M1 126 for bf16, 14 for fp16; E4M3 120 / 8; subnormal
+// codes land on the type's subnormals, which both keep). The stored scales carry 2^a
+// (qlinear.formats.codes.code_scales) and the epilogue multiplies by 2^(bias - a) (and NVFP4's 1 /
+// global scale) in fp32, so a weight is value * scale rounded once to the activation type, then exact
+// fp32 sums scaled once.
 //
-// Codes sit where W4A16's int4 codes sit (the same re-laid order, w4a16_layout.py): each thread's 8
-// codes of a k-block are one 32-bit word, values interleaved [0,2,4,6,1,3,5,7], so `word >> 4i` holds
-// values 2i and 2i+1 at bits [0, 4) and [16, 20): one pair per output register.
+// Codes sit where the integer codes of their width sit (the same re-laid order, w4a16_layout.py):
+// 4-bit: each thread's 8 codes of a k-block are one 32-bit word, values interleaved [0,2,4,6,1,3,5,7],
+// so `word >> 4i` holds values 2i and 2i+1 at bits [0, 4) and [16, 20); 8-bit: 4 codes a word in
+// [0,2,1,3] byte order, so `word >> 8i` holds values 2i and 2i+1 at bits [0, 8) and [16, 24). One pair,
+// one row, adjacent k: one output register and one scale.
 #pragma once
 
 #include <type_traits>
@@ -46,6 +49,11 @@ template <bool kBf16>
 __device__ __forceinline__ uint32_t e2m1_pair_raw(uint32_t bits) {
   return ((bits & 0x00080008u) << 12) | ((bits & 0x00070007u) << (kBf16 ? 6 : 9));
 }
+// Two E4M3 codes at bits [0, 8) and [16, 24) -> two 16-bit values, each value * 2^-bias.
+template <bool kBf16>
+__device__ __forceinline__ uint32_t e4m3_pair_raw(uint32_t bits) {
+  return ((bits & 0x00800080u) << 8) | ((bits & 0x007F007Fu) << (kBf16 ? 4 : 7));
+}
 
 }  // namespace qlinear_cutlass
 
@@ -69,8 +77,9 @@ struct MixedInputUtils<CollectiveMma<MainloopSm90TmaGmmaRmemAWarpSpecializedMixe
   using ElementScale = typename Collective::ElementScale;
   using SmemCopyAtomScale = typename Collective::SmemCopyAtomScale;
   static_assert(Collective::KernelConversionMode == cutlass::detail::ConversionMode::ConvertAndScale,
-                "FP4 weights take scales and no zero points");
-  static_assert(cute::sizeof_bits_v<typename Collective::SwappedElementA> == 4, "FP4 codes are stored as 4-bit values");
+                "float-code weights take scales and no zero points");
+  static constexpr int kBits = cute::sizeof_bits_v<typename Collective::SwappedElementA>;
+  static_assert(kBits == 4 || kBits == 8, "float codes are E2M1 (4-bit) or E4M3 (8-bit)");
   static constexpr int kBlocks = cute::size<2>(TileShape{}) / 16;  // 16-deep k-blocks per K tile
   static_assert(kBlocks % kSub == 0, "a K tile must hold whole groups of whole k-blocks");
 
@@ -134,7 +143,7 @@ struct MixedInputUtils<CollectiveMma<MainloopSm90TmaGmmaRmemAWarpSpecializedMixe
     }
   }
 
-  // k-block `k_block` of the codes -> the wgmma's 16-bit A fragment: E2M1 placed, times the group's scale.
+  // k-block `k_block` of the codes -> the wgmma's 16-bit A fragment: codes placed, times the group's scale.
   template <class EngineIn, class LayoutIn, class EngineOut, class LayoutOut, class... Ts>
   CUTLASS_DEVICE static void dequantize_A_kblock(cute::Tensor<EngineIn, LayoutIn> const& tCrA_load,
                                                  cute::Tensor<EngineOut, LayoutOut>& tCrA_mma,
@@ -145,31 +154,35 @@ struct MixedInputUtils<CollectiveMma<MainloopSm90TmaGmmaRmemAWarpSpecializedMixe
     constexpr bool kBf16 = is_same_v<Act, cutlass::bfloat16_t>;
     using H = std::conditional_t<kBf16, __nv_bfloat16, __half>;
     using T2 = std::conditional_t<kBf16, __nv_bfloat162, __half2>;
-    using Regs = cutlass::AlignedArray<uint32_t, 4, 16>;
+    constexpr int kPerWord = 32 / kBits;  // codes in one 32-bit register: 8 E2M1, 4 E4M3
+    constexpr int kPairs = kPerWord / 2;  // output registers per word
+    using Regs = cutlass::AlignedArray<uint32_t, kPairs, 4 * kPairs>;
+    // the order CUTLASS's converters expect (w4a16_layout.py): E2M1 [0,2,4,6,1,3,5,7], E4M3 [0,2,1,3]
+    using WordOrder = std::conditional_t<kBits == 4, Layout<Shape<_2, _4>, Stride<_4, _1>>, Layout<Shape<_2, _2>, Stride<_2, _1>>>;
 
     Tensor src = tCrA_load(_, _, k_block);
     Tensor dst = tCrA_mma(_, _, k_block);
     Tensor scales = get<1>(extra)(_, _, k_block);
-    Tensor src_v = group_modes<1, -1>(zipped_divide(src, Int<8>{}));  // (8 codes, words)
-    Tensor dst_v = group_modes<1, -1>(zipped_divide(dst, Int<8>{}));
-    Tensor s_v = group_modes<1, -1>(zipped_divide(scales, Int<8>{}));
+    Tensor src_v = group_modes<1, -1>(zipped_divide(src, Int<kPerWord>{}));  // (codes of a word, words)
+    Tensor dst_v = group_modes<1, -1>(zipped_divide(dst, Int<kPerWord>{}));
+    Tensor s_v = group_modes<1, -1>(zipped_divide(scales, Int<kPerWord>{}));
     const int sub = k_block * kSub / kBlocks;
     CUTLASS_PRAGMA_UNROLL
     for (int i = 0; i < size<1>(dst_v); ++i) {
-      Tensor s8 = coalesce(src_v(_, i));
-      Tensor d8 = coalesce(dst_v(_, i));
-      static_assert(is_same_v<decltype(s8.layout()), Layout<Shape<_2, _4>, Stride<_4, _1>>>,
-                    "codes must be in the [0,2,4,6,1,3,5,7] word order of the re-laid weight");
-      static_assert(is_same_v<decltype(d8.layout()), Layout<_8, _1>>, "the A fragment's 8 values must be contiguous");
-      const uint32_t word = recast<uint32_t>(s8)(0);
-      auto&& r = recast<Regs>(d8)(0);
+      Tensor sw = coalesce(src_v(_, i));
+      Tensor dw = coalesce(dst_v(_, i));
+      static_assert(is_same_v<decltype(sw.layout()), WordOrder>, "codes must be in the re-laid weight's word order");
+      static_assert(is_same_v<decltype(dw.layout()), Layout<Int<kPerWord>, _1>>, "the A fragment's values must be contiguous");
+      const uint32_t word = recast<uint32_t>(sw)(0);
+      auto&& r = recast<Regs>(dw)(0);
       CUTLASS_PRAGMA_UNROLL
-      for (int ii = 0; ii < 4; ++ii) {
+      for (int ii = 0; ii < kPairs; ++ii) {
         const Act s = s_v(2 * ii, i).v[sub];  // values 2ii and 2ii+1: one row, adjacent k
         T2 s2;
         s2.x = reinterpret_cast<H const&>(s);
         s2.y = s2.x;
-        uint32_t raw = qlinear_cutlass::e2m1_pair_raw<kBf16>(word >> (4 * ii));
+        uint32_t raw = kBits == 4 ? qlinear_cutlass::e2m1_pair_raw<kBf16>(word >> (4 * ii))
+                                  : qlinear_cutlass::e4m3_pair_raw<kBf16>(word >> (8 * ii));
         T2 v = __hmul2(reinterpret_cast<T2 const&>(raw), s2);
         r[ii] = reinterpret_cast<uint32_t const&>(v);
       }

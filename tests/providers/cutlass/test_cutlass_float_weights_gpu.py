@@ -1,7 +1,8 @@
-"""GPU tests of the CUTLASS FP4 weight-only kernels (NVFP4, MXFP4 on the W4A16 GEMM; H100/H200 only):
+"""GPU tests of the CUTLASS float-code weight-only kernels (NVFP4, MXFP4 on the W4A16 GEMM, MXFP8 on the
+W8A16 one; H100/H200 only):
 the conformance kit for every default config each accepts, larger layers (several N and K tiles, wide
-layers, N not a multiple of the tile) at M up to 1024, every tile forced, every E2M1 code against the
-emulation's decoder, bad inputs, CUDA-graph replay equal to eager and bit-identical repeats."""
+layers, N not a multiple of the tile) at M up to 1024, every tile forced, every E2M1 / E4M3 code against
+the format's decoder, bad inputs, CUDA-graph replay equal to eager and bit-identical repeats."""
 
 import pytest
 import torch
@@ -9,11 +10,12 @@ import torch
 pytest.importorskip("qlinear_cutlass")
 
 from qlinear import testing  # noqa: E402
-from qlinear.config import MxFp4LinearLayerConfig, NvFp4LinearLayerConfig  # noqa: E402
+from qlinear.config import MxFp4LinearLayerConfig, Mxfp8LinearLayerConfig, NvFp4LinearLayerConfig  # noqa: E402
 from qlinear.layers import make_layer  # noqa: E402
 from qlinear_cutlass import configs  # noqa: E402
-from qlinear_cutlass.fp4 import CutlassMxFp4WeightOnlyLinearKernel as MX  # noqa: E402
-from qlinear_cutlass.fp4 import CutlassNvFp4WeightOnlyLinearKernel as NV  # noqa: E402
+from qlinear_cutlass.float_weights import CutlassMxFp4WeightOnlyLinearKernel as MX  # noqa: E402
+from qlinear_cutlass.float_weights import CutlassMxfp8WeightOnlyLinearKernel as MX8  # noqa: E402
+from qlinear_cutlass.float_weights import CutlassNvFp4WeightOnlyLinearKernel as NV  # noqa: E402
 
 
 def _is_h100_class():
@@ -26,11 +28,13 @@ MS = (1, 3, 16, 33, 64, 127)
 LARGE_MS = (128, 255, 1024)
 LARGER = {NV: [NvFp4LinearLayerConfig((1024, 2048)), NvFp4LinearLayerConfig((1536, 1024), FP),
                NvFp4LinearLayerConfig((400, 1024)), NvFp4LinearLayerConfig((16400, 256), FP)],
-          MX: [MxFp4LinearLayerConfig((1024, 2048)), MxFp4LinearLayerConfig((272, 576)), MxFp4LinearLayerConfig((16384, 512))]}
+          MX: [MxFp4LinearLayerConfig((1024, 2048)), MxFp4LinearLayerConfig((272, 576)), MxFp4LinearLayerConfig((16384, 512))],
+          MX8: [Mxfp8LinearLayerConfig((1024, 2048)), Mxfp8LinearLayerConfig((272, 576)), Mxfp8LinearLayerConfig((16384, 512))]}
+KERNELS = (NV, MX, MX8)
 
 
 def _cases(ms, larger=False, first=None):
-    return [(kc, case) for kc in (NV, MX)
+    return [(kc, case) for kc in KERNELS
             for case in testing.cases_for(kc, ms=ms, configs=LARGER[kc][:first] if larger else None)
             if kc.can_implement(case.config)[0]]
 
@@ -56,7 +60,7 @@ def test_every_tile_config(kc, case, tile, monkeypatch):
     testing.run_case(kc, case, device="cuda")
 
 
-@pytest.mark.parametrize("kc", [NV, MX], ids=_id)
+@pytest.mark.parametrize("kc", KERNELS, ids=_id)
 def test_kit_and_bad_inputs(kc):
     results = testing.check_kernel(kc, device="cuda", min_ran=2)
     accepted = sum(bool(kc.can_implement(c.config)[0]) for c in testing.cases_for(kc))
@@ -95,7 +99,27 @@ def test_every_code_decodes_exactly(dt):
     assert torch.equal(got, want)
 
 
-@pytest.mark.parametrize("kc,c", [(NV, LARGER[NV][0]), (NV, LARGER[NV][1]), (MX, LARGER[MX][0])],
+def test_every_e4m3_code_decodes_exactly():
+    """MXFP8: every finite E4M3 code at many places of the 8-bit words, times power-of-two E8M0 scales,
+    read back exactly through one-hot activations."""
+    from qlinear.formats.codes import e4m3_decode
+
+    n, k = 128, 512
+    c = Mxfp8LinearLayerConfig((n, k))
+    _, _, _, _, params = _layer(MX8, c, 1)
+    finite = torch.tensor([v for v in range(256) if v & 0x7F != 0x7F], device="cuda")
+    idx = (torch.arange(n * k, device="cuda").reshape(n, k) + 7 * torch.arange(n, device="cuda")[:, None]) % finite.numel()
+    codes = finite[idx].to(torch.uint8)
+    scale = torch.randint(124, 131, (n, k // 32), device="cuda", dtype=torch.uint8)  # E8M0: 2^-3 .. 2^3
+    layer = make_layer(c, dict(params, weight=codes.view(torch.float8_e4m3fn), weight_scale=scale))
+    k_ = MX8.create(c)
+    k_.process_weights_after_loading(layer)
+    got = k_.apply(layer, torch.eye(k, device="cuda", dtype=torch.bfloat16)).float().t()
+    want = e4m3_decode(codes) * torch.exp2(scale.float() - 127).repeat_interleave(32, 1)
+    assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("kc,c", [(NV, LARGER[NV][0]), (NV, LARGER[NV][1]), (MX, LARGER[MX][0]), (MX8, LARGER[MX8][0])],
                          ids=lambda p: _id(p) if isinstance(p, type) else p.describe())
 def test_cuda_graph_replay_equals_eager_and_is_deterministic(kc, c):
     k, layer, x, bias, _ = _layer(kc, c, 200)

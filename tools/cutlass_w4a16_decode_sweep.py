@@ -14,6 +14,10 @@ dequantized weight at M = 1, 5, 16, then timed beside bf16 (no extension built).
 
 ``--bits 8``: the same on W8A16 (uint8b128 g128 through ``CutlassW8A16LinearKernel``).
 
+``--format nvfp4|mxfp4|mxfp8``: the float-code decode kernel (csrc/float_decode.cuh) of the weight-only
+NVFP4 / MXFP4 / MXFP8 kernels against their GEMM, marlin's kernel of the format and bf16, bf16
+activations; the decode kernel also with its knobs pinned (4 / 8 warps, 1 / 2 row blocks, no PDL).
+
 Per (shape, M): CUDA-graph time per call over rotated layer copies (no L2 reuse) of bf16, marlin (its
 decode kernel, when the marlin provider is installed), the cutlass GEMM (its M <= 16 tile) and the
 decode kernel with the launcher's choices, without PDL, and with 4 / 8 warps per block. Relative error
@@ -140,6 +144,86 @@ def run_libs(lib_dir: str, ms: list[int], out_path: str) -> None:
         json.dump({"card": card, "torch": torch.__version__, "unit": "us (CUDA graph, per call)", "failed": failed, "rows": rows}, f, indent=1)
 
 
+FLOAT_FORMATS = ("nvfp4", "mxfp4", "mxfp8")
+
+
+def float_sweep(fmt: str, ms: list[int], out_path: str) -> None:
+    """The float-code decode kernel of ``fmt`` against its GEMM, marlin and bf16 on the Llama-3-8B shapes."""
+    from qlinear.config import MxFp4LinearLayerConfig, Mxfp8LinearLayerConfig, NvFp4LinearLayerConfig
+    from qlinear_cutlass import float_weights as fw
+
+    from .harness import make_layers
+
+    config, cutlass = {"nvfp4": (NvFp4LinearLayerConfig, fw.CutlassNvFp4WeightOnlyLinearKernel),
+                       "mxfp4": (MxFp4LinearLayerConfig, fw.CutlassMxFp4WeightOnlyLinearKernel),
+                       "mxfp8": (Mxfp8LinearLayerConfig, fw.CutlassMxfp8WeightOnlyLinearKernel)}[fmt]
+    try:
+        from qlinear_marlin import fp as marlin_fp
+        marlin = {"nvfp4": marlin_fp.MarlinNvFp4LinearKernel, "mxfp4": marlin_fp.MarlinMxFp4LinearKernel,
+                  "mxfp8": marlin_fp.MarlinMxfp8LinearKernel}[fmt]
+    except ImportError:  # marlin provider not installed: its column stays empty
+        marlin = None
+    dev = torch.device("cuda")
+    card = torch.cuda.get_device_name()
+    timer = Timer(dev, max_time=0.05)
+    rows = []
+    for name, (n, k) in MODELS["llama3-8b"].items():
+        c = config((n, k))
+        gen = torch.Generator(device=dev).manual_seed(0)
+        w = torch.randn(n, k, device=dev, generator=gen) * 0.05
+        copies = copies_for(n * k * (8 if fmt == "mxfp8" else 4) // 8 * 5 // 4, dev)
+        calib = torch.randn(64, k, device=dev, generator=gen)  # NVFP4's static input scale wants sample activations
+        _, layers, kerns = make_layers(cutlass, c, w, copies, calib)
+        mlayers = mkerns = None
+        if marlin is not None and marlin.can_implement(c)[0]:
+            _, mlayers, mkerns = make_layers(marlin, c, w, copies, calib)
+        bf = [w.to(torch.bfloat16).clone() for _ in range(copies_for(2 * n * k, dev))]
+        del w
+        kern = kerns[0]
+        for m in ms:
+            x = torch.randn(m, k, device=dev, dtype=torch.bfloat16, generator=gen)
+
+            def decode(splits=0, warps=0, pdl=None, nrows=0):
+                def call(i):
+                    out = torch.empty(m, n, dtype=x.dtype, device=dev)
+                    kerns[i].run_decode(out, x, layers[i], None, splits, warps, pdl, nrows)
+                    return out
+                return call
+
+            def gemm(i):
+                kr = kerns[i]
+                keep, kr._decode_max_m = kr._decode_max_m, 0
+                try:
+                    return kr.apply_weights(layers[i], x)
+                finally:
+                    kr._decode_max_m = keep
+
+            paths = {"bf16": lambda i: F.linear(x, bf[i % len(bf)]), "gemm": gemm, "decode": decode(),
+                     "decode_nopdl": decode(pdl=False), "decode_w4": decode(warps=4), "decode_w8": decode(warps=8),
+                     "decode_r1": decode(nrows=1), "decode_r2": decode(nrows=2)}
+            if mkerns is not None:
+                paths["marlin"] = lambda i: mkerns[i].apply_weights(mlayers[i], x)
+            ref = gemm(0).float()
+            r = dict(shape=name, n=n, k=k, m=m, copies=copies, rule_max_m=kern._decode_max_m)
+            for p, fn in paths.items():
+                r[p + "_err"] = None if p == "bf16" else rel_error(fn(0), ref)
+                r[p + "_us"] = timer(fn, copies if p != "bf16" else len(bf), graph=True)
+            rows.append(r)
+            print(f"{name:8s} M={m:<3d} " + "  ".join(f"{p} {r[p + '_us']:.1f}" for p in paths) +
+                  f"  (decode vs gemm {r['decode_err']:.1e})", flush=True)
+        del layers, kerns, mlayers, mkerns, bf
+        torch.cuda.empty_cache()
+    with open(out_path, "w") as f:
+        json.dump(dict(card=card, torch=torch.__version__, format=fmt, unit="us (CUDA graph, per call)", rows=rows), f, indent=1)
+    print(f"\n{fmt} weight-only bf16 on {card}: graph us per call; the decode kernel's speedup over bf16, the GEMM and marlin")
+    for r in rows:
+        mar = r.get("marlin_us") or 0.0
+        print(f"{r['shape']:8s} M={r['m']:<3d} bf16 {r['bf16_us']:6.1f} marlin {mar:6.1f} gemm {r['gemm_us']:6.1f} "
+              f"decode {r['decode_us']:6.1f} (r1 {r['decode_r1_us']:.1f} r2 {r['decode_r2_us']:.1f}) -> "
+              f"{r['bf16_us'] / r['decode_us']:4.2f}x bf16, {r['gemm_us'] / r['decode_us']:4.2f}x gemm, "
+              f"{mar / r['decode_us']:4.2f}x marlin")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="cutlass_w4a16_decode_sweep.json")
@@ -150,8 +234,11 @@ def main() -> None:
     ap.add_argument("--include-first", default=None, help="--build: a folder holding a changed w4a16_decode.cuh")
     ap.add_argument("--name", default=None, help="--build --include-first: the variant's file name")
     ap.add_argument("--bits", type=int, default=4, choices=(4, 8), help="code width: W4A16 (uint4b8) or W8A16 (uint8b128)")
+    ap.add_argument("--format", default=None, choices=FLOAT_FORMATS, help="the float-code decode kernel of this format instead")
     args = ap.parse_args()
     ms = [int(v) for v in args.ms.split(",")]
+    if args.format:
+        return float_sweep(args.format, ms, args.out)
     if args.build:
         return build_libs(args.build, args.include_first, args.name)
     if args.lib:

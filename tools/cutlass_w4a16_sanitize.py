@@ -70,7 +70,7 @@ for c in [] if GATHER_ONLY else CASES + [MPLinearLayerConfig((1024, 256), (1024,
             k._decode(out, x, layer.weight_packed, layer.weight_scale, zero, bias, ws, cnt, k._group, splits, warps, pdl, rows)
             torch.cuda.synchronize()
             assert torch.isfinite(out).all() and not cnt.any(), (c, m, splits, warps)
-# the act-order gathers (csrc/w4a16_decode.cuh): per element and a block per row, rows up to 56 KB
+# the act-order gathers (csrc/act_order_gather.cuh): per element and a block per row, rows up to 56 KB
 from qlinear_cutlass.build import load  # noqa: E402
 from qlinear_cutlass.w4a16_layout import gather_index  # noqa: E402
 

@@ -168,7 +168,7 @@ float_part() {
   SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   if [ -x "$SAN" ]; then
     timeout 300 "$SAN" --tool memcheck --error-exitcode 9 python3 -m pytest -q -p no:cacheprovider \
-      $T/test_cutlass_float_weights_gpu.py -k "every_tile_config or every_code or every_e4m3" > "$OUT/float-memcheck.log" 2>&1
+      $T/test_cutlass_float_weights_gpu.py -k "every_tile_config or every_code or every_e4m3 or decode_splits" > "$OUT/float-memcheck.log" 2>&1
     echo "-- compute-sanitizer memcheck (float codes): exit $? : $(grep -E "ERROR SUMMARY" "$OUT/float-memcheck.log" | tail -1)"
   fi
   echo "== decode step (8 Llama-3-8B layers, CUDA graph), default regime"

@@ -1,7 +1,7 @@
-// The cutlass provider's act-order gathers (csrc/w4a16_decode.cuh launch_gather: a thread per element,
+// The cutlass provider's act-order gathers (csrc/act_order_gather.cuh launch_gather: a thread per element,
 // or a block per row staged in shared memory) compiled on their own with a C entry point, so
 // `tools.cutlass_w4a16_gather_bench --lib` checks and times them without building the extension.
-#include "w4a16_decode.cuh"
+#include "act_order_gather.cuh"
 
 extern "C" char const* qlc_gather(void* out, void const* x, void const* perm, int m, int k, int64_t lda, int pdl, int staged,
                                   cudaStream_t stream) {

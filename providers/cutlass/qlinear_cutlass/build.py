@@ -14,9 +14,9 @@ The W4A16 mixed-input GEMMs are an extension per activation dtype (``w4a16-bf16`
 ``w4a16_<scale|zero>_<act>_<tile>.cu``,
 ``load_w4a16_extension``), the same GEMMs on int8 codes (W8A16) likewise (``w8a16_binding.cpp``,
 ``w8a16_dispatch_<act>.cu``, ``w8a16_decode_<act>.cu``, ``w8a16_<act>_<tile>.cu``, ``load_w8a16_extension``), FP4 codes
-(NVFP4 / MXFP4 weight-only) likewise (``fp4_binding.cpp``, ``fp4_dispatch_<act>.cu``, ``fp4_<nv|mx>_<act>_<tile>.cu``,
-MXFP4 in bf16 only) and MXFP8 E4M3 codes on the 8-bit order (``mxfp8_binding.cpp``, ``mxfp8_dispatch_bf16.cu``,
-``mxfp8_bf16_<tile>.cu``), and the W4A8 int4 x
+(NVFP4 / MXFP4 weight-only) likewise (``fp4_binding.cpp``, ``fp4_dispatch_<act>.cu``, the float decode kernel
+``fp4_decode_<act>.cu``, ``fp4_<nv|mx>_<act>_<tile>.cu``, MXFP4 in bf16 only) and MXFP8 E4M3 codes on the 8-bit order
+(``mxfp8_binding.cpp``, ``mxfp8_dispatch_bf16.cu``, ``mxfp8_decode_bf16.cu``, ``mxfp8_bf16_<tile>.cu``), and the W4A8 int4 x
 FP8 GEMMs another (``w4a8_binding.cpp``, ``act_quant.cu``, ``w4a8_dispatch.cu``, ``w4a8_<bf16|fp16>_<tile>.cu``,
 ``load_w4a8_extension``), and the SM100 NVFP4 GEMM a fourth, compiled for sm_100a
 (``nvfp4_binding.cpp``, ``nvfp4_quant.cu``, ``nvfp4_sm100_<bf16|fp16>.cu``, ``load_nvfp4_extension``):
@@ -42,17 +42,18 @@ W4A16_BY_ACT = {o: ("w4a16_binding.cpp", f"w4a16_dispatch_{o}.cu", f"w4a16_decod
 W8A16_BY_ACT = {o: ("w8a16_binding.cpp", f"w8a16_dispatch_{o}.cu", f"w8a16_decode_{o}.cu", *(f"w8a16_{o}_{t}.cu" for t in MIXED_TILES))
                 for o in OUTS}
 # FP4 weight-only (NVFP4 group 16, MXFP4 group 32) on the same GEMM; MXFP4's E8M0 scales need bf16
-FP4_BY_ACT = {o: ("fp4_binding.cpp", f"fp4_dispatch_{o}.cu",
+FP4_BY_ACT = {o: ("fp4_binding.cpp", f"fp4_dispatch_{o}.cu", f"fp4_decode_{o}.cu",
                   *(f"fp4_{f}_{o}_{t}.cu" for f in (("nv", "mx") if o == "bf16" else ("nv",)) for t in MIXED_TILES)) for o in OUTS}
 W4A16_SOURCES = tuple(dict.fromkeys(f for o in OUTS for f in W4A16_BY_ACT[o]))  # every W4A16 source, both dtypes
 W8A16_SOURCES = tuple(dict.fromkeys(f for o in OUTS for f in W8A16_BY_ACT[o]))
 FP4_SOURCES = tuple(dict.fromkeys(f for o in OUTS for f in FP4_BY_ACT[o]))
-MXFP8_SOURCES = ("mxfp8_binding.cpp", "mxfp8_dispatch_bf16.cu", *(f"mxfp8_bf16_{t}.cu" for t in MIXED_TILES))  # bf16 only (E8M0)
+MXFP8_SOURCES = ("mxfp8_binding.cpp", "mxfp8_dispatch_bf16.cu", "mxfp8_decode_bf16.cu", *(f"mxfp8_bf16_{t}.cu" for t in MIXED_TILES))  # bf16 only (E8M0)
 NVFP4_SOURCES = ("nvfp4_binding.cpp", "nvfp4_quant.cu", *(f"nvfp4_sm100_{o}.cu" for o in OUTS))
 W4A8_SOURCES = ("w4a8_binding.cpp", "act_quant.cu", "w4a8_dispatch.cu", *(f"w4a8_{o}_{t}.cu" for o in OUTS for t in TILES))
 SHARED_HEADERS = ("torch_binding_util.h", "gemm_run.h")  # in every extension: part of every cache key
 MIXED_INPUT_HEADERS = ("w4a16_api.h", "w4a16_layout.h", "mixed_input_tiles.h", "w4a16.cuh", "mixed_input_float.cuh", "mixed_input_dispatch.h",
-                       "mixed_input_binding.h", "w4a16_decode.cuh", *SHARED_HEADERS)  # the W4A16 and W8A16 extensions'
+                       "mixed_input_binding.h", "w4a16_decode.cuh", "act_order_gather.cuh", "float_decode.cuh", "float_code_bits.h",
+                       *SHARED_HEADERS)  # the mixed-input (integer and float code) extensions'
 NVFP4_HEADERS = ("nvfp4_api.h", "nvfp4_sm100.cuh", *SHARED_HEADERS)
 W4A8_HEADERS = ("w4a8_api.h", "w4a16_layout.h", "mixed_input_tiles.h", "w4a8.cuh", "act_quant.h", *SHARED_HEADERS)
 HEADERS = ("act_quant.h", "scaled_mm_api.h", "scaled_mm_dispatch.h", "scaled_mm.cuh", "block_fp8.cuh", *SHARED_HEADERS)

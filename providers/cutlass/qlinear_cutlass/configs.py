@@ -102,8 +102,24 @@ def w4a16_decode_max_m(n: int, k: int, bits: int = 4) -> int:
     return min(W4A16_DECODE_MAX_M, 8) if large else W4A16_DECODE_MAX_M
 
 
+def float_decode_applies(m: int, n: int, k: int, bits: int) -> bool:
+    """The shapes the float-code decode kernel takes (csrc/w4a16_api.h float_decode_applies, which the
+    binding checks): 1 <= M <= 16, 64-column tiles, whole chunks (any group: 16 or 32)."""
+    return 1 <= m <= 16 and n % DECODE_TILE_N == 0 and k % decode_chunk_k(bits) == 0
+
+
+def float_decode_max_m(n: int, k: int, bits: int) -> int:
+    """Rows up to which a float-code layer (E2M1: bits 4, E4M3: 8) takes the decode kernel
+    (csrc/float_decode.cuh) instead of the GEMM: the integer codes' rule (w4a16_decode_max_m). H200,
+    graph us per call, decode / GEMM (docs/results/gpu/lease14/sweep-nvfp4.json, sweep-mxfp8.json):
+      NVFP4 M=8:  6144x4096 12.9 / 17.5, 4096x4096 9.2 / 15.9, 28672x4096 34.1 / 33.2, 4096x14336 19.1 / 27.0
+      NVFP4 M=16: 6144x4096 15.6 / 17.6, 4096x4096 12.0 / 15.7, 28672x4096 50.2 / 33.2, 4096x14336 27.5 / 26.7
+      MXFP8 M=16: 6144x4096 15.5 / 17.1, 4096x4096 12.7 / 15.7, 28672x4096 55.3 / 41.9, 4096x14336 28.9 / 26.9"""
+    return w4a16_decode_max_m(n, k, bits)
+
+
 # Act-order: from this many rows x's columns are gathered a block per row staged in shared memory
-# (csrc/w4a16_decode.cuh gather_rows_kernel), below a thread per element. H200, graph us per gather
+# (csrc/act_order_gather.cuh gather_rows_kernel), below a thread per element. H200, graph us per gather
 # (twelfth lease, tools.cutlass_w4a16_gather_bench; per element / staged / index_select): K=4096 M=64
 # 2.2 / 1.9 / 4.9, M=256 6.1 / 3.8 / 6.5, M=2048 41.1 / 11.7 / 27.8; K=14336 M=64 6.9 / 4.5 / 7.2,
 # M=256 23.9 / 10.1 / 23.8, M=2048 182.7 / 37.2 / 171.9; at M=16 the per-element kernel 1.2 / 2.7.

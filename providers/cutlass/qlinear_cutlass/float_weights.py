@@ -27,6 +27,8 @@ import torch
 from qlinear import kernel as K
 from qlinear.families import act_dtype, out_dtype
 from qlinear.formats.codes import code_scales, mx_weight_scales, unpack_fp4
+from qlinear.platform import cuda_has_pdl, cuda_sm_count
+from qlinear.streams import split_k_workspace
 
 from . import configs
 from .gates import CutlassKernelMixin
@@ -78,6 +80,27 @@ class _CutlassFloatWeights(CutlassKernelMixin):
         self._alpha = float(factor) * power
         ext = load(f"{self.EXTENSION}-{'bf16' if dt == torch.bfloat16 else 'fp16'}")  # build here, never in apply
         self._mm = getattr(ext, f"{self.EXTENSION}_mm")
+        # the decode kernel up to M = _decode_max_m (0: never), settled here as N and K are fixed
+        self._decode = getattr(ext, f"{self.EXTENSION}_decode", None)
+        takes = self._decode is not None and configs.float_decode_applies(1, n, k, self.BITS)
+        self._decode_max_m = configs.float_decode_max_m(n, k, self.BITS) if takes else 0
+        dev = layer.weight.device
+        self._pdl = bool(configs.PDL) and dev.type == "cuda" and cuda_has_pdl(dev)
+        self._sm_count = cuda_sm_count(dev) if dev.type == "cuda" else 1
+
+    def run_decode(self, out, x2, layer, bias, splits: int = 0, warps: int = 0, pdl: bool | None = None, rows: int = 0) -> None:
+        """out = the decode kernel's result for x2 (M <= 16 rows), with its launch knobs pinned when given
+        (``splits`` 0 = one wave's worth, ``warps`` 0 / 4 / 8, ``rows`` 0 / 1 / 2 eight-row blocks of x a
+        block; sweeps and tests), on the split-K workspace of x2's stream."""
+        n, k = self.config.weight_shape
+        m = x2.shape[0]
+        if not configs.float_decode_applies(m, n, k, self.BITS):
+            raise ValueError(f"x: the decode kernel takes 1 <= M <= 16, N a multiple of {configs.DECODE_TILE_N} and K of "
+                             f"{configs.decode_chunk_k(self.BITS)}; got M={m} N={n} K={k}")
+        planes = configs.w4a16_decode_planes(m, n, k, self._sm_count, self.BITS)
+        ws, counters = split_k_workspace(x2.device, planes * m * n, 2 * n // configs.DECODE_TILE_N)
+        self._decode(out, x2, layer.weight, layer.weight_scale, bias, ws, counters, self.GROUP, splits, warps,
+                     self._pdl if pdl is None else pdl, rows, self._alpha)
 
     def apply_weights(self, layer, x, bias=None):
         c = self.config
@@ -94,9 +117,12 @@ class _CutlassFloatWeights(CutlassKernelMixin):
             x2 = x2.contiguous() if x2.stride(-1) != 1 or x2.stride(0) % 8 else x2.clone()
         if bias is not None:
             bias = bias.to(dt).contiguous()
+        if m <= self._decode_max_m:
+            self.run_decode(out, x2, layer, bias)
+            return out.reshape(*x.shape[:-1], n)
         tile = configs.w4a16_forced()
         self._mm(out, x2, layer.weight, layer.weight_scale, bias, self.GROUP,
-                         configs.w4a16_tile_for(m, n) if tile is None else tile, self._alpha)
+                 configs.w4a16_tile_for(m, n) if tile is None else tile, self._alpha)
         return out.reshape(*x.shape[:-1], n)
 
 

@@ -161,7 +161,7 @@ def act_order_perm(g_idx: torch.Tensor, k: int, group: int) -> torch.Tensor:
     return perm
 
 
-# The act-order gathers (csrc/w4a16_decode.cuh) read the permutation as uint16: a quarter of int64's bytes,
+# The act-order gathers (csrc/act_order_gather.cuh) read the permutation as uint16: a quarter of int64's bytes,
 # which the row-staged kernel reads once per row of x. Longer K keeps int64 and goes through index_select.
 GATHER_INDEX_MAX_K = 65536
 

@@ -81,15 +81,25 @@ def test_light_sources_compile(src, tmp_path):
         assert "F2FP.SATFINITE.E4M3" in sass  # the hardware e4m3 conversion, not a software emulation
 
 
-@pytest.mark.parametrize("src", ["w4a16_decode_bf16.cu", "w4a16_decode_fp16.cu", "w8a16_decode_bf16.cu", "w8a16_decode_fp16.cu"])
+@pytest.mark.parametrize("src", ["w4a16_decode_bf16.cu", "w4a16_decode_fp16.cu", "w8a16_decode_bf16.cu", "w8a16_decode_fp16.cu",
+                                 "fp4_decode_bf16.cu", "fp4_decode_fp16.cu", "mxfp8_decode_bf16.cu"])
 def test_decode_kernel_streams_into_mma_sync(src, tmp_path):
-    """The decode kernel (plain CUDA, seconds to build): m16n8k16 HMMAs of the activation dtype fed by
-    loads that skip L1 (ld.global.nc.L1::no_allocate), no warpgroup MMA, no shared memory in the loop."""
+    """The decode kernels (plain CUDA, seconds to build): m16n8k16 HMMAs of the activation dtype fed by
+    loads that skip L1 (ld.global.nc.L1::no_allocate), no warpgroup MMA, no shared memory in the loop;
+    float codes scaled by HMUL2 in the activation dtype."""
     sass = _sass(_compile(src, tmp_path))
     assert "arch = sm_90a" in sass
     hmma = "HMMA.16816.F32.BF16" if "bf16" in src else "HMMA.16816.F32 "
     assert hmma in sass and "HGMMA" not in sass
-    assert ("LDG.E.NA.CONSTANT" if src.startswith("w4a16") else "LDG.E.NA.64.CONSTANT") in sass  # the weight stream (4 / 8 bytes a lane)
+    wide = src.startswith(("w8a16", "mxfp8"))
+    assert ("LDG.E.NA.64.CONSTANT" if wide else "LDG.E.NA.CONSTANT") in sass  # the weight stream (8 / 4 bytes a lane)
+    if src.startswith(("fp4", "mxfp8")):
+        # (4 / 8 warps) x (one / two 8-row halves of x a block) x the groups the extension holds (bf16 E2M1:
+        # 16 and 32); no act-order gathers
+        groups = 2 if src == "fp4_decode_bf16.cu" else 1
+        assert sass.count("Function : ") == 4 * groups and "gather" not in sass
+        assert ("HMUL2.BF16_V2" if "bf16" in src else "HMUL2 ") in sass
+        return
     # (4 / 8 warps) x (one / two 8-row halves of x a block) x, for int4, (zero terms or not) x (fold per
     # chunk / per half), and act-order's two gathers (a thread per element; a row staged in shared memory
     # through 16-byte cp.async copies)

@@ -118,6 +118,29 @@ class StandInFloat:
     def mxfp8_mm(self, *args):
         self._mm(8, *args)
 
+    def fp4_decode(self, *args):
+        self._decode(4, *args)
+
+    def mxfp8_decode(self, *args):
+        self._decode(8, *args)
+
+    def _decode(self, bits, out, x, w, scale, bias, ws, counters, group, splits, warps, pdl, rows, alpha):
+        """The decode kernel (csrc/float_decode.cuh) replayed as it reads the weight: lane's A fragments
+        placed from its words, times the packet entry of the k block, rounded once; fp32 sums times alpha."""
+        self.calls.append("decode")
+        m, k = x.shape
+        n = out.shape[1]
+        dt = x.dtype
+        assert configs.float_decode_applies(m, n, k, bits) and ws.dtype == torch.float32 and counters.dtype == torch.int32
+        assert counters.numel() >= 2 * n // configs.DECODE_TILE_N and not counters.any() and (splits, warps, rows) == (0, 0, 0)
+        assert isinstance(pdl, bool) and isinstance(alpha, float) and alpha != 0.0
+        assert scale.dtype == dt and scale.shape == (k // 64, n, 64 // group) and w.numel() == n * k * bits // 8
+        deq = fragments_times_scales(bits, w, scale, n, k, group, dt)
+        r = (x.float() @ deq.float().t()) * alpha
+        if bias is not None:
+            r = r + bias.float()
+        out.copy_(r)
+
     def _mm(self, bits, out, x, w, scale, bias, group, config, alpha):
         self.calls.append(config)
         m, k = x.shape
@@ -141,6 +164,30 @@ class StandInFloat:
         out.copy_(r)
 
 
+def fragments_times_scales(bits: int, w: torch.Tensor, scale: torch.Tensor, n: int, k: int, group: int, dt) -> torch.Tensor:
+    """The weight [N, K] in dt as the float decode kernel multiplies it into its mma.sync A fragments,
+    replaying its bit operations on the re-laid atoms (g = lane / 4, t = lane % 4): 4-bit, word ``lane``
+    of an atom, register r = e2m1_pair_raw(word >> 4 r): rows g + 8 (r % 2), k 2t + 8 (r // 2) + (0, 1);
+    8-bit, words 2 lane + e, register (e, h) = e4m3_pair_raw(word >> 8 h): rows g + 8 h, k 2t + 8 e + (0, 1).
+    Each times its row's packet entry (k block % 4) * kSub / 4, rounded once to dt."""
+    lane = torch.arange(32)
+    g, t = lane // 4, lane % 4
+    place = e2m1_pair_raw if bits == 4 else e4m3_pair_raw
+    words = w.view(torch.int32).to(torch.int64).view(k // 16, n // 16, -1) & 0xFFFFFFFF  # [k block, atom, word]
+    if bits == 4:
+        regs = [(words, 4 * r, g + 8 * (r % 2), 2 * t + 8 * (r // 2)) for r in range(4)]
+    else:
+        regs = [(words[:, :, 2 * lane + e], 8 * h, g + 8 * h, 2 * t + 8 * e) for e in range(2) for h in range(2)]
+    placed = torch.full((k // 16, n // 16, 16, 16), float("nan"), dtype=torch.float64)  # [k block, atom, row, k]
+    for wd, shift, rows, cols in regs:
+        lo, hi = _halves(place(wd >> shift, dt == BF), dt)
+        placed[:, :, rows, cols], placed[:, :, rows, cols + 1] = lo, hi
+    placed = placed.permute(1, 2, 0, 3).reshape(n, k)
+    kblock = torch.arange(k) // 16
+    s = scale.double()[kblock // 4, :, (kblock % 4) * (64 // group) // 4].t()  # [N, K]: the entry each k reads
+    return (placed * s).to(dt)
+
+
 @pytest.fixture
 def ext(serve_extensions):
     return serve_extensions(StandInFloat())
@@ -150,7 +197,7 @@ LARGER = {NV: [NvFp4LinearLayerConfig((512, 1024)), NvFp4LinearLayerConfig((256,
           MX: [MxFp4LinearLayerConfig((512, 1024)), MxFp4LinearLayerConfig((16384, 128))],
           MX8: [Mxfp8LinearLayerConfig((512, 1024)), Mxfp8LinearLayerConfig((272, 576))]}
 EXTENSIONS = {NV: "fp4", MX: "fp4", MX8: "mxfp8"}
-CASES = [(kc, c) for kc in (NV, MX, MX8) for c in testing.cases_for(kc, ms=(1, 33)) + testing.cases_for(kc, ms=(65, 200), configs=LARGER[kc])]
+CASES = [(kc, c) for kc in (NV, MX, MX8) for c in testing.cases_for(kc, ms=(1, 16, 33)) + testing.cases_for(kc, ms=(65, 200), configs=LARGER[kc])]
 
 
 @pytest.mark.parametrize("kc, case", CASES, ids=lambda v: v.__name__ if isinstance(v, type) else str(v))
@@ -158,8 +205,10 @@ def test_conformance_through_the_stand_in(ext, kc, case):
     if not kc.can_implement(case.config)[0]:
         pytest.skip("not a layer of this kernel")
     testing.run_case(testing.gate_lifted(kc), case, device="cpu")
-    n = case.config.weight_shape[0]
-    assert ext.calls == [configs.w4a16_tile_for(case.m, n)]
+    n, k = case.config.weight_shape
+    bits = 8 if kc is MX8 else 4
+    decode = case.m <= configs.float_decode_max_m(n, k, bits) and configs.float_decode_applies(case.m, n, k, bits)
+    assert ext.calls == ["decode" if decode else configs.w4a16_tile_for(case.m, n)]
     act = "bf16" if (case.config.act_dtype or BF) == BF else "fp16"
     assert ext.loaded == [f"{EXTENSIONS[kc]}-{act}"]  # this format's and activation dtype's extension only
 
@@ -187,3 +236,28 @@ def test_float_extensions_build_the_formats_they_serve():
     assert "mxfp8-bf16" in build.EXTENSIONS and "mxfp8-fp16" not in build.EXTENSIONS
     for srcs in (build.FP4_BY_ACT["bf16"], build.FP4_BY_ACT["fp16"], build.MXFP8_SOURCES):
         assert all((build.CSRC / s).is_file() for s in srcs)
+
+
+def test_float_decode_rules():
+    ok = configs.float_decode_applies
+    assert ok(1, 4096, 4096, 4) and ok(16, 64, 128, 4) and ok(16, 64, 64, 8)
+    assert not ok(17, 4096, 4096, 4) and not ok(0, 4096, 4096, 4) and not ok(1, 4096 + 16, 4096, 4)
+    assert not ok(1, 4096, 4096 + 64, 4) and ok(1, 4096, 4096 + 64, 8)  # E2M1 chunks are 128 deep, E4M3 64
+    mm = configs.float_decode_max_m
+    assert mm(6144, 4096, 4) == 16 and mm(28672, 4096, 4) == 8 and mm(4096, 14336, 8) == 8 and mm(6144, 4096, 8) == 16
+
+
+def test_run_decode_refuses_rows_it_cannot_take(ext):
+    from qlinear.layers import make_layer
+
+    c = NvFp4LinearLayerConfig((256, 512))
+    params, _, _ = testing.make_case_layer(testing.Case(c, 1), "cpu")
+    layer = make_layer(c, params)
+    k = testing.gate_lifted(NV).create(c)
+    k.process_weights_after_loading(layer)
+    assert k._decode_max_m == 16
+    x = torch.randn(17, 512, dtype=BF)
+    with pytest.raises(ValueError, match="M <= 16"):
+        k.run_decode(torch.empty(17, 256, dtype=BF), x, layer, None)
+    k.run_decode(out := torch.empty(16, 256, dtype=BF), x[:16], layer, None)
+    assert ext.calls == ["decode"] and torch.isfinite(out.float()).all()

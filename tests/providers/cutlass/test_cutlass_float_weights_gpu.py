@@ -76,8 +76,15 @@ def _layer(kc, c, m, seed=0):
     return k, layer, x, bias, params
 
 
+def _one_hot_rows(k_, layer, k, dt, rows):
+    """The layer applied to the K x K identity, ``rows`` rows a call (16 and fewer: the decode kernel)."""
+    eye = torch.eye(k, device="cuda", dtype=dt)
+    return torch.cat([k_.apply(layer, eye[i:i + rows]) for i in range(0, k, rows)])
+
+
+@pytest.mark.parametrize("rows", [256, 16, 5], ids=("gemm", "decode16", "decode5"))
 @pytest.mark.parametrize("dt", [BF, FP], ids=("bf16", "fp16"))
-def test_every_code_decodes_exactly(dt):
+def test_every_code_decodes_exactly(dt, rows):
     """One-hot activations read single weights back: every E2M1 code, in every k-block position and both
     rows of a pair, times its group scale (powers of two, so exact), equals the format's decoder."""
     from qlinear.formats.codes import e2m1_decode, pack_fp4
@@ -93,13 +100,13 @@ def test_every_code_decodes_exactly(dt):
     layer = make_layer(c, params)
     k_ = NV.create(c)
     k_.process_weights_after_loading(layer)
-    eye = torch.eye(k, device="cuda", dtype=dt)
-    got = k_.apply(layer, eye).float().t()  # [N, K]: weight (n, k)
+    got = _one_hot_rows(k_, layer, k, dt, rows).float().t()  # [N, K]: weight (n, k)
     want = e2m1_decode(codes.to(torch.uint8)) * scale.repeat_interleave(16, 1)
     assert torch.equal(got, want)
 
 
-def test_every_e4m3_code_decodes_exactly():
+@pytest.mark.parametrize("rows", [512, 16, 5], ids=("gemm", "decode16", "decode5"))
+def test_every_e4m3_code_decodes_exactly(rows):
     """MXFP8: every finite E4M3 code at many places of the 8-bit words, times power-of-two E8M0 scales,
     read back exactly through one-hot activations."""
     from qlinear.formats.codes import e4m3_decode
@@ -114,7 +121,7 @@ def test_every_e4m3_code_decodes_exactly():
     layer = make_layer(c, dict(params, weight=codes.view(torch.float8_e4m3fn), weight_scale=scale))
     k_ = MX8.create(c)
     k_.process_weights_after_loading(layer)
-    got = k_.apply(layer, torch.eye(k, device="cuda", dtype=torch.bfloat16)).float().t()
+    got = _one_hot_rows(k_, layer, k, torch.bfloat16, rows).float().t()
     want = e4m3_decode(codes) * torch.exp2(scale.float() - 127).repeat_interleave(32, 1)
     assert torch.equal(got, want)
 
@@ -141,3 +148,74 @@ def test_strided_rows_and_leading_dims():
     assert torch.equal(k.apply(layer, wide[:, 32:32 + kk], bias), ref)
     assert torch.equal(k.apply(layer, x.reshape(8, 12, kk), bias).reshape(96, -1), ref)
     testing.check_leading_dims(NV, c, device="cuda")
+
+
+# ---- the decode kernel (csrc/float_decode.cuh): M <= 16 on the GEMM's own weight and packets -----------
+DECODE = [(NV, NvFp4LinearLayerConfig((1024, 2048))), (NV, NvFp4LinearLayerConfig((1536, 1024), FP)),
+          (MX, MxFp4LinearLayerConfig((1024, 2048))), (MX8, Mxfp8LinearLayerConfig((1024, 2048))),
+          (MX8, Mxfp8LinearLayerConfig((16384, 576)))]
+
+
+def _did(p):
+    return _id(p) if isinstance(p, type) else p.describe()
+
+
+@pytest.mark.parametrize("m", [1, 7, 9, 16])
+@pytest.mark.parametrize("kc,c", DECODE, ids=_did)
+def test_decode_against_emulation_and_the_gemm(kc, c, m):
+    """Each M <= 16 goes through the decode kernel (counted), agrees with the emulated reference by the
+    kit's tolerance and with the GEMM on the same layer."""
+    testing.run_case(kc, testing.Case(c, m), device="cuda")
+    k, layer, x, bias, _ = _layer(kc, c, m)
+    calls, inner = [], k._decode
+    k._decode = lambda *a: (calls.append(a[1].shape[0]), inner(*a))[1]
+    got = k.apply(layer, x, bias)
+    if m > k._decode_max_m:  # a wide layer's rows past the rule go to the GEMM
+        assert calls == []
+        return
+    assert calls == [m]
+    k._decode_max_m = 0
+    gemm = k.apply(layer, x, bias)
+    err = ((got.float() - gemm.float()).norm() / gemm.float().norm()).item()
+    assert err < 1e-3, err  # the same products rounded the same way; only the fp32 summation order differs
+
+
+@pytest.mark.parametrize("m", [1, 12])
+@pytest.mark.parametrize("kc,c", [DECODE[0], DECODE[2], DECODE[3]], ids=_did)
+def test_decode_splits_warps_rows_and_pdl_agree_and_repeat_bit_identical(kc, c, m):
+    k, layer, x, bias, _ = _layer(kc, c, m)
+    n = c.weight_shape[0]
+    ref = None
+    for splits in (0, 1, 3):
+        for warps in (0, 4, 8):
+            for rows in (0, 1, 2):
+                for pdl in (True, False):
+                    out = torch.empty(m, n, device="cuda", dtype=x.dtype)
+                    k.run_decode(out, x, layer, bias, splits, warps, pdl, rows)
+                    again = torch.empty_like(out)
+                    k.run_decode(again, x, layer, bias, splits, warps, pdl, rows)
+                    assert torch.equal(out, again), (splits, warps, rows, pdl)
+                    if ref is None:
+                        ref = out
+                    err = ((out.float() - ref.float()).norm() / ref.float().norm()).item()
+                    assert err < 1e-3, (splits, warps, rows, pdl, err)
+
+
+def test_decode_under_a_cuda_graph_equals_eager():
+    kc, c = DECODE[0]
+    k, layer, x, bias, _ = _layer(kc, c, 4)
+    eager = k.apply(layer, x, bias)
+    graph, out = testing.capture_graph(lambda: k.apply(layer, x, bias))
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(out, eager)
+
+
+def test_decode_refuses_what_it_cannot_take():
+    kc, c = DECODE[0]
+    k, layer, x, bias, _ = _layer(kc, c, 17)
+    out = torch.empty(17, c.weight_shape[0], device="cuda", dtype=x.dtype)
+    with pytest.raises(ValueError, match="M <= 16"):
+        k.run_decode(out, x, layer, bias)
+    with pytest.raises(RuntimeError, match="warps"):
+        k.run_decode(out[:2], x[:2], layer, bias, 0, 5)

@@ -237,7 +237,7 @@ class StandInMixed:
 
 
     def w4a16_gather(self, out, x, perm, pdl, staged):
-        """csrc/w4a16_decode.cuh gather_kernel / gather_rows_kernel: out[r][i] = x[r][perm[i]], perm uint16."""
+        """csrc/act_order_gather.cuh gather_kernel / gather_rows_kernel: out[r][i] = x[r][perm[i]], perm uint16."""
         self.calls.append("gather_staged" if staged else "gather")
         assert perm.dtype == torch.int16 and out.is_contiguous() and out.shape == x.shape and x.stride(1) == 1
         out.copy_(x[:, L.gather_index_long(perm)])

@@ -111,7 +111,7 @@ def test_strided_rows_and_leading_dims():
 @pytest.mark.parametrize("dt", (BF, FP), ids=("bf16", "fp16"))
 @pytest.mark.parametrize("k", (512, 14336, 28672, 40000))  # 28672 / 40000: a row past 48 KB (the opt-in), K > 32767
 def test_act_order_gathers_equal_index_select(k, dt):
-    """Both gathers (csrc/w4a16_decode.cuh: a thread per element, a block per row staged in shared
+    """Both gathers (csrc/act_order_gather.cuh: a thread per element, a block per row staged in shared
     memory) move x[:, perm] exactly: contiguous and strided rows, an x the staged kernel cannot take
     (not 16-byte aligned: the per-element kernel runs instead), M 1 / 33 / 300."""
     from qlinear_cutlass.build import load

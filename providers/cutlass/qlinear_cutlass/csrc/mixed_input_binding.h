@@ -87,12 +87,11 @@ inline void launch_mixed_input(W4A16Args p, torch::Tensor const& x, char const* 
 
 // Float codes (mixed_input_float.cuh: fp4_binding.cpp, mxfp8_binding.cpp): w uint8 [N*K*bits/8] in the
 // order of the integer codes of that width (qlinear_cutlass.w4a16_layout); scale [K/64, N, 64/group]
-// packets in x's dtype (sub_scale_table); out = alpha * (x @ dequant(w)^T) + bias. `groups` lists the
-// groups the extension holds (bf16 only for 32: E8M0 scales need bf16's range).
-inline void float_codes_mm(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor scale,
-                           c10::optional<torch::Tensor> bias, int64_t group, int64_t config, double alpha, int bits,
-                           bool takes16, char const* (*mm)(W4A16Args const&, cudaStream_t),
-                           size_t (*workspace)(W4A16Args const&), char const* name) {
+// packets in x's dtype (sub_scale_table); out = alpha * (x @ dequant(w)^T) + bias. `takes16`: the
+// extension holds group 16 (group 32 needs bf16: E8M0 scales need its range).
+inline W4A16Args float_codes_args(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor scale,
+                                  c10::optional<torch::Tensor> bias, int64_t group, int64_t config, double alpha, int bits,
+                                  bool takes16, char const* name) {
   W4A16Args p = activation_args(out, x, bias);
   const int64_t n = p.n, k = p.k;
   TORCH_CHECK((group == 16 && takes16) || (group == 32 && x.scalar_type() == torch::kBFloat16), name,
@@ -106,7 +105,14 @@ inline void float_codes_mm(torch::Tensor out, torch::Tensor x, torch::Tensor w, 
               scale.scalar_type(), " ", scale.sizes());
   TORCH_CHECK(std::isfinite(alpha) && alpha != 0.0, "alpha: expected a finite non-zero factor, got ", alpha);
   p.group = int(group), p.w = w.data_ptr(), p.scale = scale.data_ptr(), p.config = int(config), p.alpha = float(alpha);
-  launch_mixed_input(p, x, mm, workspace, name);
+  return p;
+}
+
+inline void float_codes_mm(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor scale,
+                           c10::optional<torch::Tensor> bias, int64_t group, int64_t config, double alpha, int bits,
+                           bool takes16, char const* (*mm)(W4A16Args const&, cudaStream_t),
+                           size_t (*workspace)(W4A16Args const&), char const* name) {
+  launch_mixed_input(float_codes_args(out, x, w, scale, bias, group, config, alpha, bits, takes16, name), x, mm, workspace, name);
 }
 
 // The GEMM (config: a W4A16Config).
@@ -117,19 +123,16 @@ inline void mixed_input_mm(torch::Tensor out, torch::Tensor x, torch::Tensor w, 
   launch_mixed_input(mixed_input_args(out, x, w, scale, zero, bias, group, config, bits), x, mm, workspace, name);
 }
 
-// The decode kernel (M <= 16, w4a16_decode.cuh) on the GEMM's weight: ws fp32 split-K planes, counters
-// int32 zeroed (left zeroed), splits 0 = one wave's worth, warps 0 = the launcher's rule (4 / 8), rows 0 =
-// the rule (1 / 2 eight-row blocks of x a block). `decode` is the extension's entry (w4a16_ / w8a16_decode).
-inline void mixed_input_decode(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor scale,
-                               c10::optional<torch::Tensor> zero, c10::optional<torch::Tensor> bias, torch::Tensor ws,
-                               torch::Tensor counters, int64_t group, int64_t splits, int64_t warps, bool pdl, int64_t rows,
-                               int bits, char const* (*decode)(W4A16DecodeArgs const&, cudaStream_t), char const* name) {
-  W4A16DecodeArgs a{};
-  a.gemm = mixed_input_args(out, x, w, scale, zero, bias, group, 0, bits);
-  const auto& g = a.gemm;
-  const bool applies = bits == 4 ? w4a16_decode_applies(g.m, g.n, g.k, g.group) : w8a16_decode_applies(g.m, g.n, g.k, g.group);
-  TORCH_CHECK(applies, name, ": takes 1 <= M <= 16, N a multiple of 64, K of ", bits == 4 ? 128 : 64,
-              " and groups of whole 64-k blocks; got M=", g.m, " N=", g.n, " K=", g.k, " group=", g.group);
+// The decode kernels (M <= 16, w4a16_decode.cuh, float_decode.cuh) on the GEMM's weight, `g` its checked
+// arguments: ws fp32 split-K planes, counters int32 zeroed (left zeroed), splits 0 = one wave's worth,
+// warps 0 = the launcher's rule (4 / 8), rows 0 = the rule (1 / 2 eight-row blocks of x a block).
+// `decode` is the extension's entry (w4a16_ / w8a16_ / fp4_ / mxfp8_decode), `applies` its shapes.
+inline void launch_decode(W4A16Args const& g, bool applies, int chunk_k, torch::Tensor const& x, torch::Tensor ws,
+                          torch::Tensor counters, int64_t splits, int64_t warps, bool pdl, int64_t rows,
+                          char const* (*decode)(W4A16DecodeArgs const&, cudaStream_t), char const* name) {
+  TORCH_CHECK(applies, name, ": takes 1 <= M <= 16, N a multiple of 64, K of ", chunk_k,
+              g.group % 64 == 0 || g.group == g.k || g.group < 64 ? "" : " and groups of whole 64-k blocks", "; got M=", g.m, " N=", g.n,
+              " K=", g.k, " group=", g.group);
   TORCH_CHECK(ws.is_cuda() && ws.scalar_type() == torch::kFloat && ws.is_contiguous() && ws.get_device() == g.device,
               "ws: expected a contiguous float32 tensor on x's device");
   TORCH_CHECK(counters.is_cuda() && counters.scalar_type() == torch::kInt && counters.is_contiguous() &&
@@ -137,12 +140,34 @@ inline void mixed_input_decode(torch::Tensor out, torch::Tensor x, torch::Tensor
               "counters: expected a contiguous int32 tensor on x's device");
   TORCH_CHECK(splits >= 0 && (warps == 0 || warps == 4 || warps == 8) && rows >= 0 && rows <= 2,
               "splits: expected >= 0; warps: 0, 4 or 8; rows: 0, 1 or 2");
+  W4A16DecodeArgs a{};
+  a.gemm = g;
   a.ws = ws.data_ptr<float>(), a.ws_floats = ws.numel();
   a.counters = counters.data_ptr<int>(), a.counters_len = counters.numel();
   a.splits = int(splits), a.warps = int(warps), a.pdl = pdl ? 1 : 0, a.rows = int(rows);
   const c10::cuda::CUDAGuard guard(x.device());
   char const* err = decode(a, c10::cuda::getCurrentCUDAStream(g.device).stream());
   TORCH_CHECK(err == nullptr, "cutlass ", name, ": ", err ? err : "");
+}
+
+// Integer codes (w4a16_decode.cuh).
+inline void mixed_input_decode(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor scale,
+                               c10::optional<torch::Tensor> zero, c10::optional<torch::Tensor> bias, torch::Tensor ws,
+                               torch::Tensor counters, int64_t group, int64_t splits, int64_t warps, bool pdl, int64_t rows,
+                               int bits, char const* (*decode)(W4A16DecodeArgs const&, cudaStream_t), char const* name) {
+  const W4A16Args g = mixed_input_args(out, x, w, scale, zero, bias, group, 0, bits);
+  const bool applies = bits == 4 ? w4a16_decode_applies(g.m, g.n, g.k, g.group) : w8a16_decode_applies(g.m, g.n, g.k, g.group);
+  launch_decode(g, applies, bits == 4 ? 128 : 64, x, ws, counters, splits, warps, pdl, rows, decode, name);
+}
+
+// Float codes (float_decode.cuh), the arguments of float_codes_mm.
+inline void float_codes_decode(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor scale,
+                               c10::optional<torch::Tensor> bias, torch::Tensor ws, torch::Tensor counters, int64_t group,
+                               int64_t splits, int64_t warps, bool pdl, int64_t rows, double alpha, int bits, bool takes16,
+                               char const* (*decode)(W4A16DecodeArgs const&, cudaStream_t), char const* name) {
+  const W4A16Args g = float_codes_args(out, x, w, scale, bias, group, 0, alpha, bits, takes16, name);
+  launch_decode(g, float_decode_applies(g.m, g.n, g.k, bits), bits == 4 ? 128 : 64, x, ws, counters, splits, warps, pdl, rows,
+                decode, name);
 }
 
 // Act-order: out [M, K] = x [:, perm], PDL-launched ahead of the decode kernel or the GEMM (both

@@ -12,10 +12,7 @@
 // 16-deep k-block of the wgmma A fragment lies inside one group, so k-block j of a tile takes
 // sub-scale j * kSub / 4 of the row's packet, and the codes are floats, not integers.
 //
-// Float code -> 16-bit without arithmetic: the sign goes to bit 15, exponent|mantissa to the low end of
-// the 16-bit type's exponent field and the top of its mantissa, which reads as value * 2^-bias (bias =
-// the type's exponent bias minus the code's: E2M1 126 for bf16, 14 for fp16; E4M3 120 / 8; subnormal
-// codes land on the type's subnormals, which both keep). The stored scales carry 2^a
+// Float code -> 16-bit without arithmetic (float_code_bits.h): value * 2^-bias. The stored scales carry 2^a
 // (qlinear.formats.codes.code_scales) and the epilogue multiplies by 2^(bias - a) (and NVFP4's 1 /
 // global scale) in fp32, so a weight is value * scale rounded once to the activation type, then exact
 // fp32 sums scaled once.
@@ -36,6 +33,8 @@
 #include "cutlass/detail/collective/mixed_input_utils.hpp"
 #include "cutlass/gemm/collective/collective_builder.hpp"
 
+#include "float_code_bits.h"
+
 namespace qlinear_cutlass {
 
 // The kSub group scales of one (weight row, 64-deep K tile), in the activation type.
@@ -43,17 +42,6 @@ template <class T, int kSub>
 struct alignas(sizeof(T) * kSub) SubScales {
   T v[kSub];
 };
-
-// Two E2M1 codes at bits [0, 4) and [16, 20) -> two 16-bit values, each value * 2^-bias.
-template <bool kBf16>
-__device__ __forceinline__ uint32_t e2m1_pair_raw(uint32_t bits) {
-  return ((bits & 0x00080008u) << 12) | ((bits & 0x00070007u) << (kBf16 ? 6 : 9));
-}
-// Two E4M3 codes at bits [0, 8) and [16, 24) -> two 16-bit values, each value * 2^-bias.
-template <bool kBf16>
-__device__ __forceinline__ uint32_t e4m3_pair_raw(uint32_t bits) {
-  return ((bits & 0x00800080u) << 8) | ((bits & 0x007F007Fu) << (kBf16 ? 4 : 7));
-}
 
 }  // namespace qlinear_cutlass
 

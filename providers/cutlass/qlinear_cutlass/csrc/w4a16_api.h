@@ -47,7 +47,7 @@ size_t fp4_mm_workspace(W4A16Args const& p);
 char const* mxfp8_mm(W4A16Args const& p, cudaStream_t stream);
 size_t mxfp8_mm_workspace(W4A16Args const& p);
 
-// The decode kernel on the same re-laid int4 weight (w4a16_decode.cuh, plain CUDA), for M <= 16: the
+// The decode kernel on the same re-laid weight (w4a16_decode.cuh, float_decode.cuh; plain CUDA), for M <= 16: the
 // GEMM's arguments plus its split-K workspace (fp32 [splits][M][N]) and tile counters (int32, zero;
 // the kernel leaves them zero), a K-slice count (0: as many as fill one wave), warps per block (0:
 // the launcher's rule; 4 or 8), whether to launch as a programmatic dependent (PDL) and rows.
@@ -72,8 +72,16 @@ inline bool w8a16_decode_applies(int m, int n, int k, int group) {
   return m >= 1 && m <= 16 && n % 64 == 0 && k % 64 == 0 && group > 0 && k % group == 0 && group % 64 == 0;
 }
 
+// Float codes (float_decode.cuh, on the float GEMM's weight and scale packets): chunks of 128 k (E2M1) or
+// 64 (E4M3); any group the extension holds (16, 32).
+inline bool float_decode_applies(int m, int n, int k, int bits) {
+  return m >= 1 && m <= 16 && n % 64 == 0 && k % (bits == 4 ? 128 : 64) == 0;
+}
+
 char const* w4a16_decode(W4A16DecodeArgs const& a, cudaStream_t stream);  // this extension's dtype only
 char const* w8a16_decode(W4A16DecodeArgs const& a, cudaStream_t stream);  // (the w8a16 extension's)
+char const* fp4_decode(W4A16DecodeArgs const& a, cudaStream_t stream);    // (the fp4 extensions')
+char const* mxfp8_decode(W4A16DecodeArgs const& a, cudaStream_t stream);  // (the mxfp8 extension's)
 
 // Act-order ahead of the decode kernel or the GEMM: out [M, K] (contiguous) = x [M, K] (row stride lda)
 // with its columns in the weight's sorted order, out[r][i] = x[r][perm[i]] (perm: K <= 65536 uint16);

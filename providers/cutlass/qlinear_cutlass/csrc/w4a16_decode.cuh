@@ -160,6 +160,7 @@ struct Params {
   void* out;
   float* ws;  // [splits][M][N] fp32 partial sums
   int* counters;  // one per (column tile, row block), zero between calls (the last block resets its own)
+  float alpha;  // float codes (float_decode.cuh): the fp32 factor on the sums; unused by integer codes
   int row_blocks;    // blocks along M (8 ROWS rows each): 1, or 2 for M 9..16 with ROWS = 1
   int slice_chunks;  // chunks of a K slice
   int splits;
@@ -400,100 +401,6 @@ __global__ void __launch_bounds__(WARPS * 32, min_blocks<WARPS, ROWS>()) decode_
   block_finish<T, WARPS, ROWS>(p, acc);
 }
 
-// Act-order: x's columns gathered into the weight's sorted K order (out[r][i] = x[r][perm[i]], perm as
-// uint16: K <= 65536, a quarter of int64's bytes), as a programmatic dependent of the kernel before it
-// and letting the kernel after it (decode or GEMM) launch at once: the decode kernel's first weight
-// loads overlap this gather instead of waiting for it (a plain index_select between the two cost ~5 us
-// a layer at M = 1 on the H200, docs/gpu-results.md). Two kernels, the caller picks by M
-// (configs.W4A16_GATHER_STAGED_MIN_M):
-// - gather_kernel, a thread per element (row blockIdx.y): few rows. A thread per column looping over the
-//   rows cost 1.6x the plain layer at M = 16 on 4096x14336.
-// - gather_rows_kernel, a block per row: the row lands in shared memory through 16-byte cp.async copies
-//   (all in flight at once), then is written in order, 8 values (one 16-byte store) a thread. Reading x
-//   scattered, a 32-byte sector per 2-byte value, made the per-element kernel and index_select 2.5-5x
-//   slower from M = 256 up (H200, K = 14336, M = 2048: 174 / 174 against 37 us; twelfth lease).
-template <typename T>
-__global__ void __launch_bounds__(256) gather_kernel(T* __restrict__ out, const T* __restrict__ x, const uint16_t* __restrict__ perm,
-                                                     int k, int64_t lda) {
-  allow_dependent_launch();
-  const int i = blockIdx.x * 256 + threadIdx.x, r = blockIdx.y;
-  const int src = i < k ? __ldg(perm + i) : 0;  // the permutation is constant: read before the wait
-  grid_dependency_wait();
-  if (i < k) out[(size_t)r * k + i] = x[(size_t)r * lda + src];
-}
-
-constexpr int kGatherRowThreads = 256;
-constexpr int kGatherDefaultSmem = 48 * 1024;  // dynamic shared memory a kernel gets without the opt-in
-
-__global__ void __launch_bounds__(kGatherRowThreads) gather_rows_kernel(uint4* __restrict__ out, const uint4* __restrict__ x,
-                                                                        const uint4* __restrict__ perm, int k, int64_t lda8) {
-  extern __shared__ uint4 row[];  // k 16-bit values
-  allow_dependent_launch();
-  const int k8 = k / 8;
-  const uint4* xr = x + (size_t)blockIdx.x * lda8;
-  grid_dependency_wait();
-  for (int i = threadIdx.x; i < k8; i += kGatherRowThreads) {
-    const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(row + i));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(xr + i));
-  }
-  asm volatile("cp.async.wait_all;\n" ::);
-  __syncthreads();
-  const uint16_t* st = reinterpret_cast<const uint16_t*>(row);
-  uint4* outr = out + (size_t)blockIdx.x * k8;
-  for (int i = threadIdx.x; i < k8; i += kGatherRowThreads) {
-    const uint4 p = __ldg(perm + i);  // 8 indices
-    const uint32_t pw[4] = {p.x, p.y, p.z, p.w};
-    uint32_t w[4];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) w[j] = st[pw[j] & 0xFFFF] | (uint32_t)st[pw[j] >> 16] << 16;
-    outr[i] = make_uint4(w[0], w[1], w[2], w[3]);
-  }
-}
-
-// Whether gather_rows_kernel can take this call: x, out and perm aligned for 16-byte copies, K a
-// multiple of 8, a row within the shared memory of a block (K <= ~116k on Hopper with the opt-in).
-inline bool gather_rows_fits(W4A16GatherArgs const& a, int max_smem) {
-  const auto aligned = [](void const* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  return a.k % 8 == 0 && a.lda % 8 == 0 && aligned(a.x) && aligned(a.out) && aligned(a.perm) && 2 * (int64_t)a.k <= max_smem;
-}
-
-// The most dynamic shared memory gather_rows_kernel may take on the current device: past the default
-// 48 KB (K > 24576) only after the opt-in, made once per device. `static`: the opt-in belongs to this
-// extension's copy of the kernel, so the cache must be this extension's too; a static local of an
-// inline function is one object across every extension loaded in the process (a GNU unique symbol),
-// and the fp16 extension then skipped its own opt-in (H200, twelfth lease: its launch failed).
-static inline cudaError_t gather_rows_smem_limit(int& max_smem) {
-  static int opted[64] = {0};
-  int dev = 0;
-  cudaError_t e = cudaGetDevice(&dev);
-  if (e != cudaSuccess || dev < 0 || dev >= 64) return e;  // an unlikely device index keeps the default
-  if (!opted[dev]) {
-    int cap = 0;
-    if ((e = cudaDeviceGetAttribute(&cap, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev)) != cudaSuccess) return e;
-    if ((e = cudaFuncSetAttribute(gather_rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, cap)) != cudaSuccess) return e;
-    opted[dev] = cap;
-  }
-  max_smem = opted[dev];
-  return cudaSuccess;
-}
-
-static inline char const* launch_gather(W4A16GatherArgs const& a, cudaStream_t stream) {
-  using U = unsigned short;  // 16-bit values are moved, not interpreted
-  const int smem = 2 * a.k;
-  int max_smem = kGatherDefaultSmem;
-  if (a.staged && smem > max_smem && gather_rows_smem_limit(max_smem) != cudaSuccess)
-    return "the act-order gather: the shared-memory opt-in failed";
-  const cudaError_t e =
-      a.staged && gather_rows_fits(a, max_smem)
-          ? launch_pdl(gather_rows_kernel, dim3(a.m), dim3(kGatherRowThreads), smem, stream, a.pdl != 0, static_cast<uint4*>(a.out),
-                       static_cast<const uint4*>(a.x), reinterpret_cast<const uint4*>(a.perm), a.k, a.lda / 8)
-          : launch_pdl(gather_kernel<U>, dim3((a.k + 255) / 256, a.m), dim3(256), 0, stream, a.pdl != 0, static_cast<U*>(a.out),
-                       static_cast<const U*>(a.x), a.perm, a.k, a.lda);
-  if (e == cudaSuccess) return nullptr;
-  (void)cudaGetLastError();  // raised as our error; left set, torch's next launch check would report it
-  return "the act-order gather's launch failed";
-}
-
 // Blocks of `Kern` resident on the current device at once (the occupancy calculator), once per device.
 template <auto Kern>
 cudaError_t resident_blocks(int device, int threads, int sm_count, int& resident) {
@@ -524,33 +431,45 @@ inline void choose_splits(Params& p, int resident, int want, int64_t ws_floats, 
   p.splits = (chunks + p.slice_chunks - 1) / p.slice_chunks;
 }
 
-template <typename T, int WARPS, bool ZERO, int FOLD, int BITS, int ROWS>
-char const* launch(Params p, W4A16DecodeArgs const& a, cudaStream_t stream) {
-  constexpr auto kern = decode_kernel<T, WARPS, ZERO, FOLD, BITS, ROWS>;
+// Launch kernel `Kern` (WARPS warps a block, chunks of CH k blocks): K slices for one wave, PDL.
+template <auto Kern, int WARPS, int CH>
+char const* launch_kernel(Params p, W4A16DecodeArgs const& a, cudaStream_t stream) {
   int resident = 1;
-  if (resident_blocks<kern>(a.gemm.device, WARPS * 32, a.gemm.sm_count, resident) != cudaSuccess)
+  if (resident_blocks<Kern>(a.gemm.device, WARPS * 32, a.gemm.sm_count, resident) != cudaSuccess)
     return "the occupancy query of the decode kernel failed";
-  choose_splits(p, resident, a.splits, a.ws_floats, chunk_blocks<BITS>());
-  const cudaError_t e = launch_pdl(kern, dim3(p.n / kTileN * p.row_blocks, p.splits), dim3(WARPS * 32), 0, stream, a.pdl != 0, p);
+  choose_splits(p, resident, a.splits, a.ws_floats, CH);
+  const cudaError_t e = launch_pdl(Kern, dim3(p.n / kTileN * p.row_blocks, p.splits), dim3(WARPS * 32), 0, stream, a.pdl != 0, p);
   if (e == cudaSuccess) return nullptr;
   (void)cudaGetLastError();  // raised as our error, not left for torch's next launch check
   return "the decode kernel's launch failed";
 }
 
-template <typename T, int WARPS, int BITS, int ROWS>
-char const* launch_fold(Params const& p, W4A16DecodeArgs const& a, cudaStream_t stream) {
-  if constexpr (BITS == 8) {  // chunks of 64 k: a fold per chunk whatever the group; no zero points
-    return p.zero ? "the 8-bit decode kernel takes no zero points" : launch<T, WARPS, false, 4, 8, ROWS>(p, a, stream);
-  } else {
-    const bool whole = p.group % (16 * kChunk) == 0;  // per channel: group == K, a multiple of 128
-    if (p.zero) return whole ? launch<T, WARPS, true, 8, 4, ROWS>(p, a, stream) : launch<T, WARPS, true, 4, 4, ROWS>(p, a, stream);
-    return whole ? launch<T, WARPS, false, 8, 4, ROWS>(p, a, stream) : launch<T, WARPS, false, 4, 4, ROWS>(p, a, stream);
-  }
+template <typename T, int WARPS, bool ZERO, int FOLD, int BITS, int ROWS>
+char const* launch(Params p, W4A16DecodeArgs const& a, cudaStream_t stream) {
+  return launch_kernel<decode_kernel<T, WARPS, ZERO, FOLD, BITS, ROWS>, WARPS, chunk_blocks<BITS>()>(p, a, stream);
 }
+
+// Integer codes: the kernel for WARPS warps a block, zero points and fold picked from the call.
+template <typename T, int BITS, int ROWS>
+struct IntCodes {
+  template <int WARPS>
+  static constexpr auto probe = decode_kernel<T, WARPS, false, BITS == 4 ? 8 : 4, BITS, ROWS>;  // what the warps rule queries
+  template <int WARPS>
+  static char const* go(Params const& p, W4A16DecodeArgs const& a, cudaStream_t stream) {
+    if constexpr (BITS == 8) {  // chunks of 64 k: a fold per chunk whatever the group; no zero points
+      return p.zero ? "the 8-bit decode kernel takes no zero points" : launch<T, WARPS, false, 4, 8, ROWS>(p, a, stream);
+    } else {
+      const bool whole = p.group % (16 * kChunk) == 0;  // per channel: group == K, a multiple of 128
+      if (p.zero) return whole ? launch<T, WARPS, true, 8, 4, ROWS>(p, a, stream) : launch<T, WARPS, true, 4, 4, ROWS>(p, a, stream);
+      return whole ? launch<T, WARPS, false, 8, 4, ROWS>(p, a, stream) : launch<T, WARPS, false, 4, 4, ROWS>(p, a, stream);
+    }
+  }
+};
 
 // Warps per block when the caller leaves it (0): 4 when 8-warp blocks over whole K would need more
 // than one wave (many column tiles, e.g. 28672 x 4096), so the grid fills the GPU in finer steps; else 8.
-template <typename T, int BITS, int ROWS>
+// `Codes` names the kernels (IntCodes, or float_decode.cuh's FloatCodes).
+template <int ROWS, class Codes>
 char const* run_rows(Params& p, W4A16DecodeArgs const& a, cudaStream_t stream) {
   W4A16Args const& g = a.gemm;
   p.row_blocks = (g.m + 8 * ROWS - 1) / (8 * ROWS);
@@ -558,15 +477,26 @@ char const* run_rows(Params& p, W4A16DecodeArgs const& a, cudaStream_t stream) {
   int warps = a.warps;
   if (warps == 0) {
     int resident8 = 1;
-    // (this code width's kernel: querying the int4 one would instantiate it in the 8-bit extensions too)
-    if (resident_blocks<decode_kernel<T, 8, false, BITS == 4 ? 8 : 4, BITS, ROWS>>(g.device, 256, g.sm_count, resident8) !=
-        cudaSuccess)
+    // (this code's own kernel: querying another would instantiate it in every extension)
+    if (resident_blocks<Codes::template probe<8>>(g.device, 256, g.sm_count, resident8) != cudaSuccess)
       return "the occupancy query of the decode kernel failed";
     warps = p.n / kTileN * p.row_blocks > resident8 ? 4 : 8;
   }
-  if (warps == 4) return launch_fold<T, 4, BITS, ROWS>(p, a, stream);
-  if (warps == 8) return launch_fold<T, 8, BITS, ROWS>(p, a, stream);
+  if (warps == 4) return Codes::template go<4>(p, a, stream);
+  if (warps == 8) return Codes::template go<8>(p, a, stream);
   return "warps: expected 0, 4 or 8";
+}
+
+// The fields of Params the GEMM's arguments fill.
+inline Params params_of(W4A16DecodeArgs const& a) {
+  W4A16Args const& g = a.gemm;
+  Params p{};
+  p.m = g.m, p.n = g.n, p.k = g.k, p.group = g.group;
+  p.lda = g.lda, p.ldd = g.ldd;
+  p.x = g.x, p.w = g.w, p.scale = g.scale, p.zero = g.zero, p.bias = g.bias, p.out = g.out;
+  p.alpha = g.alpha;
+  p.ws = a.ws, p.counters = a.counters;
+  return p;
 }
 
 // 8-row blocks of x per block (a.rows; 0 = the rule): 2 for M 9..16 (an atom decoded once for all 16
@@ -576,14 +506,10 @@ char const* run(W4A16DecodeArgs const& a, cudaStream_t stream) {
   W4A16Args const& g = a.gemm;
   if (BITS == 4 && !w4a16_decode_applies(g.m, g.n, g.k, g.group)) return "the decode kernel takes M <= 16, N a multiple of 64, K of 128";
   if (BITS == 8 && !w8a16_decode_applies(g.m, g.n, g.k, g.group)) return "the decode kernel takes M <= 16, N a multiple of 64, K of 64";
-  Params p{};
-  p.m = g.m, p.n = g.n, p.k = g.k, p.group = g.group;
-  p.lda = g.lda, p.ldd = g.ldd;
-  p.x = g.x, p.w = g.w, p.scale = g.scale, p.zero = g.zero, p.bias = g.bias, p.out = g.out;
-  p.ws = a.ws, p.counters = a.counters;
+  Params p = params_of(a);
   const int rows = a.rows ? a.rows : (g.m > 8 ? 2 : 1);
-  if (rows == 1) return run_rows<T, BITS, 1>(p, a, stream);
-  if (rows == 2) return run_rows<T, BITS, 2>(p, a, stream);
+  if (rows == 1) return run_rows<1, IntCodes<T, BITS, 1>>(p, a, stream);
+  if (rows == 2) return run_rows<2, IntCodes<T, BITS, 2>>(p, a, stream);
   return "rows: expected 0, 1 or 2";
 }
 

@@ -1,5 +1,5 @@
 // w4a16_decode for bf16 activations: the decode kernel (w4a16_decode.cuh) of the w4a16-bf16 extension.
-#include "w4a16_decode.cuh"
+#include "act_order_gather.cuh"
 
 namespace qlinear_cutlass {
 

@@ -1,5 +1,5 @@
 // w8a16_decode for fp16 activations: the decode kernel (w4a16_decode.cuh, 8-bit codes) of the w8a16-fp16 extension.
-#include "w4a16_decode.cuh"
+#include "act_order_gather.cuh"
 
 namespace qlinear_cutlass {
 

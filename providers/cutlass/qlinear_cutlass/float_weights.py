@@ -97,6 +97,12 @@ class _CutlassFloatWeights(CutlassKernelMixin):
         if not configs.float_decode_applies(m, n, k, self.BITS):
             raise ValueError(f"x: the decode kernel takes 1 <= M <= 16, N a multiple of {configs.DECODE_TILE_N} and K of "
                              f"{configs.decode_chunk_k(self.BITS)}; got M={m} N={n} K={k}")
+        self._launch_decode(out, x2, layer, bias, splits, warps, self._pdl if pdl is None else pdl, rows)
+
+    def _launch_decode(self, out, x2, layer, bias, splits=0, warps=0, pdl=None, rows=0) -> None:
+        """apply's path (the shape settled at load by _decode_max_m): workspace, then the binding."""
+        n, k = self.config.weight_shape
+        m = x2.shape[0]
         planes = configs.w4a16_decode_planes(m, n, k, self._sm_count, self.BITS)
         ws, counters = split_k_workspace(x2.device, planes * m * n, 2 * n // configs.DECODE_TILE_N)
         self._decode(out, x2, layer.weight, layer.weight_scale, bias, ws, counters, self.GROUP, splits, warps,
@@ -118,7 +124,7 @@ class _CutlassFloatWeights(CutlassKernelMixin):
         if bias is not None:
             bias = bias.to(dt).contiguous()
         if m <= self._decode_max_m:
-            self.run_decode(out, x2, layer, bias)
+            self._launch_decode(out, x2, layer, bias)
             return out.reshape(*x.shape[:-1], n)
         tile = configs.w4a16_forced()
         self._mm(out, x2, layer.weight, layer.weight_scale, bias, self.GROUP,

@@ -126,13 +126,13 @@ inline void mixed_input_mm(torch::Tensor out, torch::Tensor x, torch::Tensor w, 
 // The decode kernels (M <= 16, w4a16_decode.cuh, float_decode.cuh) on the GEMM's weight, `g` its checked
 // arguments: ws fp32 split-K planes, counters int32 zeroed (left zeroed), splits 0 = one wave's worth,
 // warps 0 = the launcher's rule (4 / 8), rows 0 = the rule (1 / 2 eight-row blocks of x a block).
-// `decode` is the extension's entry (w4a16_ / w8a16_ / fp4_ / mxfp8_decode), `applies` its shapes.
-inline void launch_decode(W4A16Args const& g, bool applies, int chunk_k, torch::Tensor const& x, torch::Tensor ws,
-                          torch::Tensor counters, int64_t splits, int64_t warps, bool pdl, int64_t rows,
+// `decode` is the extension's entry (w4a16_ / w8a16_ / fp4_ / mxfp8_decode), `applies` its shapes (K a
+// multiple of chunk_k; `whole_groups`: the integer kernels' groups of whole 64-k blocks too).
+inline void launch_decode(W4A16Args const& g, bool applies, int chunk_k, bool whole_groups, torch::Tensor const& x,
+                          torch::Tensor ws, torch::Tensor counters, int64_t splits, int64_t warps, bool pdl, int64_t rows,
                           char const* (*decode)(W4A16DecodeArgs const&, cudaStream_t), char const* name) {
   TORCH_CHECK(applies, name, ": takes 1 <= M <= 16, N a multiple of 64, K of ", chunk_k,
-              g.group % 64 == 0 || g.group == g.k || g.group < 64 ? "" : " and groups of whole 64-k blocks", "; got M=", g.m, " N=", g.n,
-              " K=", g.k, " group=", g.group);
+              whole_groups ? " and groups of whole 64-k blocks" : "", "; got M=", g.m, " N=", g.n, " K=", g.k, " group=", g.group);
   TORCH_CHECK(ws.is_cuda() && ws.scalar_type() == torch::kFloat && ws.is_contiguous() && ws.get_device() == g.device,
               "ws: expected a contiguous float32 tensor on x's device");
   TORCH_CHECK(counters.is_cuda() && counters.scalar_type() == torch::kInt && counters.is_contiguous() &&
@@ -157,7 +157,7 @@ inline void mixed_input_decode(torch::Tensor out, torch::Tensor x, torch::Tensor
                                int bits, char const* (*decode)(W4A16DecodeArgs const&, cudaStream_t), char const* name) {
   const W4A16Args g = mixed_input_args(out, x, w, scale, zero, bias, group, 0, bits);
   const bool applies = bits == 4 ? w4a16_decode_applies(g.m, g.n, g.k, g.group) : w8a16_decode_applies(g.m, g.n, g.k, g.group);
-  launch_decode(g, applies, bits == 4 ? 128 : 64, x, ws, counters, splits, warps, pdl, rows, decode, name);
+  launch_decode(g, applies, bits == 4 ? 128 : 64, true, x, ws, counters, splits, warps, pdl, rows, decode, name);
 }
 
 // Float codes (float_decode.cuh), the arguments of float_codes_mm.
@@ -166,8 +166,8 @@ inline void float_codes_decode(torch::Tensor out, torch::Tensor x, torch::Tensor
                                int64_t splits, int64_t warps, bool pdl, int64_t rows, double alpha, int bits, bool takes16,
                                char const* (*decode)(W4A16DecodeArgs const&, cudaStream_t), char const* name) {
   const W4A16Args g = float_codes_args(out, x, w, scale, bias, group, 0, alpha, bits, takes16, name);
-  launch_decode(g, float_decode_applies(g.m, g.n, g.k, bits), bits == 4 ? 128 : 64, x, ws, counters, splits, warps, pdl, rows,
-                decode, name);
+  launch_decode(g, float_decode_applies(g.m, g.n, g.k, bits), bits == 4 ? 128 : 64, false, x, ws, counters, splits, warps, pdl,
+                rows, decode, name);
 }
 
 // Act-order: out [M, K] = x [:, perm], PDL-launched ahead of the decode kernel or the GEMM (both

@@ -42,10 +42,11 @@ VARIANT_SOURCE = Path(__file__).parent / "cutlass_tiles" / "w4a16_decode_variant
 
 
 def variant_command(out: Path, warps: int = 0, include_first: str | None = None, bits: int = 4, fp16: bool = False,
-                    rows: int = 0) -> list[str]:
+                    rows: int = 0, cluster: bool = True) -> list[str]:
     """The nvcc command building one standalone library of the decode kernel (``bits``-bit codes, bf16 or
-    fp16 activations, ``rows`` 8-row blocks of x a block, 0 = the launcher's rule); ``--lib`` reads the code
-    width and dtype back from the name (``-w8``, ``-fp16``)."""
+    fp16 activations, ``rows`` 8-row blocks of x a block, 0 = the launcher's rule, ``cluster`` False: K
+    slices always added through the workspace); ``--lib`` reads the code width and dtype back from the
+    name (``-w8``, ``-fp16``)."""
     from qlinear.cuda_jit import find_nvcc
     from qlinear_cutlass.build import CSRC, GENCODE
 
@@ -54,7 +55,8 @@ def variant_command(out: Path, warps: int = 0, include_first: str | None = None,
         raise SystemExit("nvcc not found")
     inc = [f"-I{include_first}"] if include_first else []
     return [nvcc, "-O3", "-std=c++17", GENCODE, "-Xcompiler", "-fPIC", "-shared", *inc, f"-I{CSRC}", f"-DQLC_WARPS={warps}",
-            f"-DQLC_FP16={int(fp16)}", f"-DQLC_BITS={bits}", f"-DQLC_ROWS={rows}", str(VARIANT_SOURCE), "-o", str(out)]
+            f"-DQLC_FP16={int(fp16)}", f"-DQLC_BITS={bits}", f"-DQLC_ROWS={rows}", f"-DQLC_NO_CLUSTER={int(not cluster)}",
+            str(VARIANT_SOURCE), "-o", str(out)]
 
 
 def lib_kind(stem: str) -> tuple[int, "torch.dtype"]:
@@ -67,13 +69,16 @@ def build_libs(out_dir: str, include_first: str | None, name: str | None) -> Non
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    # "-rows1": M 9..16 as two 8-row blocks per column tile (the kernel before one block took all 16 rows)
-    todo = [(name or "variant", 0)] if include_first else [("shipped", 0), ("shipped-rows1", 0), ("warps4", 4), ("warps8", 8),
-                                                            ("shipped-w8", 0), ("shipped-w8-rows1", 0), ("shipped-w8-fp16", 0)]
+    # "-rows1": M 9..16 as two 8-row blocks per column tile (the kernel before one block took all 16 rows);
+    # "-nocluster": K slices added through the workspace only (before the cluster reduction)
+    todo = [(name or "variant", 0)] if include_first else [("shipped", 0), ("shipped-rows1", 0), ("shipped-nocluster", 0),
+                                                            ("warps4", 4), ("warps8", 8), ("shipped-w8", 0), ("shipped-w8-rows1", 0),
+                                                            ("shipped-w8-nocluster", 0), ("shipped-w8-fp16", 0)]
     for stem, warps in todo:
         bits, dt = lib_kind(stem)
         rows = 1 if "-rows1" in stem else 0
-        subprocess.run(variant_command(out / f"{stem}.so", warps, include_first, bits, dt == torch.float16, rows), check=True)
+        subprocess.run(variant_command(out / f"{stem}.so", warps, include_first, bits, dt == torch.float16, rows,
+                                       "-nocluster" not in stem), check=True)
         print(f"built {out / stem}.so", flush=True)
 
 

@@ -65,9 +65,12 @@ for c in [] if GATHER_ONLY else CASES + [MPLinearLayerConfig((1024, 256), (1024,
         ref = k.apply(layer, x, bias)
         ws, cnt = decode_workspace(x.device, 8 * m * c.N, 2 * c.N // 64)
         zero = getattr(layer, k.w_zp_name) if k.w_zp_name else None
-        for splits, warps, pdl, rows in ((3, 4, True, 1), (8, 8, False, 2), (1, 8, True, 0), (0, 4, True, 2)):
+        # cluster False: the K slices through the workspace (the rule clusters them when they fit)
+        for splits, warps, pdl, rows, cluster in ((3, 4, True, 1, True), (3, 4, True, 1, False), (8, 8, False, 2, True),
+                                                  (1, 8, True, 0, True), (0, 4, True, 2, True), (0, 8, True, 2, False)):
             out = torch.empty_like(ref)
-            k._decode(out, x, layer.weight_packed, layer.weight_scale, zero, bias, ws, cnt, k._group, splits, warps, pdl, rows)
+            k._decode(out, x, layer.weight_packed, layer.weight_scale, zero, bias, ws, cnt, k._group, splits, warps, pdl, rows,
+                      cluster)
             torch.cuda.synchronize()
             assert torch.isfinite(out).all() and not cnt.any(), (c, m, splits, warps)
 # the act-order gathers (csrc/act_order_gather.cuh): per element and a block per row, rows up to 56 KB

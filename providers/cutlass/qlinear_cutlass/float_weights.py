@@ -88,25 +88,27 @@ class _CutlassFloatWeights(CutlassKernelMixin):
         self._pdl = bool(configs.PDL) and dev.type == "cuda" and cuda_has_pdl(dev)
         self._sm_count = cuda_sm_count(dev) if dev.type == "cuda" else 1
 
-    def run_decode(self, out, x2, layer, bias, splits: int = 0, warps: int = 0, pdl: bool | None = None, rows: int = 0) -> None:
+    def run_decode(self, out, x2, layer, bias, splits: int = 0, warps: int = 0, pdl: bool | None = None, rows: int = 0,
+                   cluster: bool = True) -> None:
         """out = the decode kernel's result for x2 (M <= 16 rows), with its launch knobs pinned when given
         (``splits`` 0 = one wave's worth, ``warps`` 0 / 4 / 8, ``rows`` 0 / 1 / 2 eight-row blocks of x a
-        block; sweeps and tests), on the split-K workspace of x2's stream."""
+        block, ``cluster`` False = K slices always added through the workspace; sweeps and tests), on the
+        split-K workspace of x2's stream."""
         n, k = self.config.weight_shape
         m = x2.shape[0]
         if not configs.float_decode_applies(m, n, k, self.BITS):
             raise ValueError(f"x: the decode kernel takes 1 <= M <= 16, N a multiple of {configs.DECODE_TILE_N} and K of "
                              f"{configs.decode_chunk_k(self.BITS)}; got M={m} N={n} K={k}")
-        self._launch_decode(out, x2, layer, bias, splits, warps, self._pdl if pdl is None else pdl, rows)
+        self._launch_decode(out, x2, layer, bias, splits, warps, self._pdl if pdl is None else pdl, rows, cluster)
 
-    def _launch_decode(self, out, x2, layer, bias, splits=0, warps=0, pdl=None, rows=0) -> None:
+    def _launch_decode(self, out, x2, layer, bias, splits=0, warps=0, pdl=None, rows=0, cluster=True) -> None:
         """apply's path (the shape settled at load by _decode_max_m): workspace, then the binding."""
         n, k = self.config.weight_shape
         m = x2.shape[0]
         planes = configs.w4a16_decode_planes(m, n, k, self._sm_count, self.BITS)
         ws, counters = split_k_workspace(x2.device, planes * m * n, 2 * n // configs.DECODE_TILE_N)
         self._decode(out, x2, layer.weight, layer.weight_scale, bias, ws, counters, self.GROUP, splits, warps,
-                     self._pdl if pdl is None else pdl, rows, self._alpha)
+                     self._pdl if pdl is None else pdl, rows, cluster, self._alpha)
 
     def apply_weights(self, layer, x, bias=None):
         c = self.config

@@ -44,12 +44,12 @@ decode_workspace = split_k_workspace  # the decode kernel's split-K planes and t
 
 
 def checked_decode(raw, out, x, w, scale, zero, bias, ws, counters, group: int, splits: int = 0, warps: int = 0,
-                   pdl: bool = True, rows: int = 0, bits: int = 4) -> None:
+                   pdl: bool = True, rows: int = 0, cluster: bool = True, bits: int = 4) -> None:
     """The decode binding (``w4a16_decode`` / ``w8a16_decode``, ``bits``-bit codes) with its launch knobs
     pinned (``splits`` 0 = one wave's worth, ``warps`` 0 / 4 / 8, ``pdl``, ``rows`` 0 / 1 / 2 eight-row
-    blocks of x a block), for sweeps and tests; what it cannot take is refused here with a ValueError
-    naming the field (a refusal raised inside the extension has taken the whole process down on the H200
-    instead)."""
+    blocks of x a block, ``cluster`` False = K slices always added through the workspace), for sweeps
+    and tests; what it cannot take is refused here with a ValueError naming the field (a refusal raised
+    inside the extension has taken the whole process down on the H200 instead)."""
     m, k = x.shape
     n = out.shape[-1]
     if not configs.w4a16_decode_applies(m, n, k, group, bits):
@@ -64,7 +64,7 @@ def checked_decode(raw, out, x, w, scale, zero, bias, ws, counters, group: int, 
         raise ValueError(f"ws: expected a contiguous float32 tensor on {x.device}, got {ws.dtype} on {ws.device}")
     if counters.dtype != torch.int32 or not counters.is_contiguous() or counters.device != x.device:
         raise ValueError(f"counters: expected a contiguous int32 tensor on {x.device}, got {counters.dtype} on {counters.device}")
-    raw(out, x, w, scale, zero, bias, ws, counters, group, splits, warps, pdl, rows)
+    raw(out, x, w, scale, zero, bias, ws, counters, group, splits, warps, pdl, rows, cluster)
 
 
 class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
@@ -156,7 +156,7 @@ class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
         planes = configs.w4a16_decode_planes(m, n, k, self._sm_count, self.bits)
         ws, counters = decode_workspace(x2.device, planes * m * n, 2 * n // configs.DECODE_TILE_N)
         self._decode_raw(out, x2, getattr(layer, self.w_q_name), getattr(layer, self.w_s_name), zero, bias, ws, counters,
-                         self._group, 0, 0, self._pdl, 0)
+                         self._group, 0, 0, self._pdl, 0, True)
 
     def apply_weights(self, layer, x, bias=None):
         c = self.config

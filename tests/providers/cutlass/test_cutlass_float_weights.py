@@ -124,7 +124,7 @@ class StandInFloat:
     def mxfp8_decode(self, *args):
         self._decode(8, *args)
 
-    def _decode(self, bits, out, x, w, scale, bias, ws, counters, group, splits, warps, pdl, rows, alpha):
+    def _decode(self, bits, out, x, w, scale, bias, ws, counters, group, splits, warps, pdl, rows, cluster, alpha):
         """The decode kernel (csrc/float_decode.cuh) replayed as it reads the weight: lane's A fragments
         placed from its words, times the packet entry of the k block, rounded once; fp32 sums times alpha."""
         self.calls.append("decode")
@@ -132,7 +132,7 @@ class StandInFloat:
         n = out.shape[1]
         dt = x.dtype
         assert configs.float_decode_applies(m, n, k, bits) and ws.dtype == torch.float32 and counters.dtype == torch.int32
-        assert counters.numel() >= 2 * n // configs.DECODE_TILE_N and not counters.any() and (splits, warps, rows) == (0, 0, 0)
+        assert counters.numel() >= 2 * n // configs.DECODE_TILE_N and not counters.any() and (splits, warps, rows, cluster) == (0, 0, 0, True)
         assert isinstance(pdl, bool) and isinstance(alpha, float) and alpha != 0.0
         assert scale.dtype == dt and scale.shape == (k // 64, n, 64 // group) and w.numel() == n * k * bits // 8
         deq = fragments_times_scales(bits, w, scale, n, k, group, dt)

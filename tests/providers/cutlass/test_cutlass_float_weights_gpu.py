@@ -195,6 +195,9 @@ def test_decode_splits_warps_rows_and_pdl_agree_and_repeat_bit_identical(kc, c, 
                     again = torch.empty_like(out)
                     k.run_decode(again, x, layer, bias, splits, warps, pdl, rows)
                     assert torch.equal(out, again), (splits, warps, rows, pdl)
+                    # K slices added in a cluster's shared memory or through the workspace: the same sum, same order
+                    k.run_decode(again, x, layer, bias, splits, warps, pdl, rows, cluster=False)
+                    assert torch.equal(out, again), (splits, warps, rows, pdl, "workspace")
                     if ref is None:
                         ref = out
                     err = ((out.float() - ref.float()).norm() / ref.float().norm()).item()

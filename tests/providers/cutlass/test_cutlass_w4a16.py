@@ -242,10 +242,10 @@ class StandInMixed:
         assert perm.dtype == torch.int16 and out.is_contiguous() and out.shape == x.shape and x.stride(1) == 1
         out.copy_(x[:, L.gather_index_long(perm)])
 
-    def w4a16_decode(self, out, x, w, scale, zero, bias, ws, counters, group, splits, warps, pdl, rows):
+    def w4a16_decode(self, out, x, w, scale, zero, bias, ws, counters, group, splits, warps, pdl, rows, cluster):
         self._decode(4, out, x, w, scale, zero, bias, ws, counters, group, rows)
 
-    def w8a16_decode(self, out, x, w, scale, zero, bias, ws, counters, group, splits, warps, pdl, rows):
+    def w8a16_decode(self, out, x, w, scale, zero, bias, ws, counters, group, splits, warps, pdl, rows, cluster):
         assert zero is None
         self._decode(8, out, x, w, scale, zero, bias, ws, counters, group, rows)
 
@@ -420,8 +420,8 @@ def test_checked_decode_names_what_it_refuses():
     x, out = torch.zeros(1, 256, dtype=BF), torch.zeros(1, 128, dtype=BF)
     ws, cnt = torch.zeros(64), torch.zeros(8, dtype=torch.int32)
     w, s = torch.zeros(128 * 128, dtype=torch.uint8), torch.zeros(2, 128, dtype=BF)
-    checked_decode(lambda *a: calls.append(a[-4:]), out, x, w, s, None, None, ws, cnt, 128, 3, 4, False, 2)
-    assert calls == [(3, 4, False, 2)]
+    checked_decode(lambda *a: calls.append(a[-5:]), out, x, w, s, None, None, ws, cnt, 128, 3, 4, False, 2, False)
+    assert calls == [(3, 4, False, 2, False)]
     bad = [((torch.zeros(17, 256, dtype=BF), torch.zeros(17, 128, dtype=BF), ws, cnt, 128, 0, 0), "M <= 16"),
            ((x, torch.zeros(1, 144, dtype=BF), ws, cnt, 128, 0, 0), "N a multiple of 64"),
            ((x, out, ws, cnt, 32, 0, 0), "groups of whole 64-k"),
@@ -434,12 +434,12 @@ def test_checked_decode_names_what_it_refuses():
             checked_decode(lambda *a: calls.append(a), oo, xx, w, s, None, None, ww, cc, g, sp, wa, True, *rows)
     x64 = torch.zeros(1, 192, dtype=BF)  # 8-bit codes: K a multiple of 64, no zero points
     w8, s8 = torch.zeros(128 * 192, dtype=torch.uint8), torch.zeros(3, 128, dtype=BF)
-    checked_decode(lambda *a: calls.append(a[-4:]), out, x64, w8, s8, None, None, ws, cnt, 64, bits=8)
+    checked_decode(lambda *a: calls.append(a[-5:]), out, x64, w8, s8, None, None, ws, cnt, 64, bits=8)
     with pytest.raises(ValueError, match="K of 128"):
         checked_decode(lambda *a: calls.append(a), out, x64, w8, s8, None, None, ws, cnt, 64)
     with pytest.raises(ValueError, match="zero: the 8-bit"):
         checked_decode(lambda *a: calls.append(a), out, x64, w8, s8, s8, None, ws, cnt, 64, bits=8)
-    assert calls == [(3, 4, False, 2), (0, 0, True, 0)]
+    assert calls == [(3, 4, False, 2, False), (0, 0, True, 0, True)]
 
 
 # ---- the 8-bit decode path (csrc/w4a16_decode.cuh, BITS = 8) -------------------------------------

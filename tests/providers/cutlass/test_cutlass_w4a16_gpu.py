@@ -206,6 +206,9 @@ def test_decode_splits_warps_rows_and_pdl_agree_and_repeat_bit_identical(kc, c, 
                     again = torch.empty_like(out)
                     k._decode(again, *args, splits, warps, pdl, rows)
                     assert torch.equal(out, again), (splits, warps, pdl, rows)  # deterministic
+                    # K slices added in a cluster's shared memory or through the workspace: the same sum, same order
+                    k._decode(again, *args, splits, warps, pdl, rows, False)
+                    assert torch.equal(out, again), (splits, warps, pdl, rows, "workspace")
                     assert not cnt.any()  # the counters are left zeroed
                     outs[splits, warps, pdl, rows] = out.float()
     ref = outs[1, 8, False, 1]

@@ -94,9 +94,9 @@ static inline char const* launch_gather(W4A16GatherArgs const& a, cudaStream_t s
     return "the act-order gather: the shared-memory opt-in failed";
   const cudaError_t e =
       a.staged && gather_rows_fits(a, max_smem)
-          ? launch_pdl(gather_rows_kernel, dim3(a.m), dim3(kGatherRowThreads), smem, stream, a.pdl != 0, static_cast<uint4*>(a.out),
+          ? launch_pdl(gather_rows_kernel, dim3(a.m), dim3(kGatherRowThreads), smem, stream, a.pdl != 0, 1, static_cast<uint4*>(a.out),
                        static_cast<const uint4*>(a.x), reinterpret_cast<const uint4*>(a.perm), a.k, a.lda / 8)
-          : launch_pdl(gather_kernel<U>, dim3((a.k + 255) / 256, a.m), dim3(256), 0, stream, a.pdl != 0, static_cast<U*>(a.out),
+          : launch_pdl(gather_kernel<U>, dim3((a.k + 255) / 256, a.m), dim3(256), 0, stream, a.pdl != 0, 1, static_cast<U*>(a.out),
                        static_cast<const U*>(a.x), a.perm, a.k, a.lda);
   if (e == cudaSuccess) return nullptr;
   (void)cudaGetLastError();  // raised as our error; left set, torch's next launch check would report it

@@ -16,8 +16,8 @@ void fp4_mm(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor s
 // The decode kernel (M <= 16, float_decode.cuh) on the same weight and packets.
 void fp4_decode(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor scale, c10::optional<torch::Tensor> bias,
                 torch::Tensor ws, torch::Tensor counters, int64_t group, int64_t splits, int64_t warps, bool pdl, int64_t rows,
-                double alpha) {
-  qlc::float_codes_decode(out, x, w, scale, bias, ws, counters, group, splits, warps, pdl, rows, alpha, 4, true, qlc::fp4_decode,
+                bool cluster, double alpha) {
+  qlc::float_codes_decode(out, x, w, scale, bias, ws, counters, group, splits, warps, pdl, rows, cluster, alpha, 4, true, qlc::fp4_decode,
                           "fp4_decode");
 }
 

@@ -130,7 +130,7 @@ inline void mixed_input_mm(torch::Tensor out, torch::Tensor x, torch::Tensor w, 
 // multiple of chunk_k; `whole_groups`: the integer kernels' groups of whole 64-k blocks too).
 inline void launch_decode(W4A16Args const& g, bool applies, int chunk_k, bool whole_groups, torch::Tensor const& x,
                           torch::Tensor ws, torch::Tensor counters, int64_t splits, int64_t warps, bool pdl, int64_t rows,
-                          char const* (*decode)(W4A16DecodeArgs const&, cudaStream_t), char const* name) {
+                          bool cluster, char const* (*decode)(W4A16DecodeArgs const&, cudaStream_t), char const* name) {
   TORCH_CHECK(applies, name, ": takes 1 <= M <= 16, N a multiple of 64, K of ", chunk_k,
               whole_groups ? " and groups of whole 64-k blocks" : "", "; got M=", g.m, " N=", g.n, " K=", g.k, " group=", g.group);
   TORCH_CHECK(ws.is_cuda() && ws.scalar_type() == torch::kFloat && ws.is_contiguous() && ws.get_device() == g.device,
@@ -144,7 +144,7 @@ inline void launch_decode(W4A16Args const& g, bool applies, int chunk_k, bool wh
   a.gemm = g;
   a.ws = ws.data_ptr<float>(), a.ws_floats = ws.numel();
   a.counters = counters.data_ptr<int>(), a.counters_len = counters.numel();
-  a.splits = int(splits), a.warps = int(warps), a.pdl = pdl ? 1 : 0, a.rows = int(rows);
+  a.splits = int(splits), a.warps = int(warps), a.pdl = pdl ? 1 : 0, a.rows = int(rows), a.no_cluster = cluster ? 0 : 1;
   const c10::cuda::CUDAGuard guard(x.device());
   char const* err = decode(a, c10::cuda::getCurrentCUDAStream(g.device).stream());
   TORCH_CHECK(err == nullptr, "cutlass ", name, ": ", err ? err : "");
@@ -154,20 +154,20 @@ inline void launch_decode(W4A16Args const& g, bool applies, int chunk_k, bool wh
 inline void mixed_input_decode(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor scale,
                                c10::optional<torch::Tensor> zero, c10::optional<torch::Tensor> bias, torch::Tensor ws,
                                torch::Tensor counters, int64_t group, int64_t splits, int64_t warps, bool pdl, int64_t rows,
-                               int bits, char const* (*decode)(W4A16DecodeArgs const&, cudaStream_t), char const* name) {
+                               bool cluster, int bits, char const* (*decode)(W4A16DecodeArgs const&, cudaStream_t), char const* name) {
   const W4A16Args g = mixed_input_args(out, x, w, scale, zero, bias, group, 0, bits);
   const bool applies = bits == 4 ? w4a16_decode_applies(g.m, g.n, g.k, g.group) : w8a16_decode_applies(g.m, g.n, g.k, g.group);
-  launch_decode(g, applies, bits == 4 ? 128 : 64, true, x, ws, counters, splits, warps, pdl, rows, decode, name);
+  launch_decode(g, applies, bits == 4 ? 128 : 64, true, x, ws, counters, splits, warps, pdl, rows, cluster, decode, name);
 }
 
 // Float codes (float_decode.cuh), the arguments of float_codes_mm.
 inline void float_codes_decode(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor scale,
                                c10::optional<torch::Tensor> bias, torch::Tensor ws, torch::Tensor counters, int64_t group,
-                               int64_t splits, int64_t warps, bool pdl, int64_t rows, double alpha, int bits, bool takes16,
+                               int64_t splits, int64_t warps, bool pdl, int64_t rows, bool cluster, double alpha, int bits, bool takes16,
                                char const* (*decode)(W4A16DecodeArgs const&, cudaStream_t), char const* name) {
   const W4A16Args g = float_codes_args(out, x, w, scale, bias, group, 0, alpha, bits, takes16, name);
   launch_decode(g, float_decode_applies(g.m, g.n, g.k, bits), bits == 4 ? 128 : 64, false, x, ws, counters, splits, warps, pdl,
-                rows, decode, name);
+                rows, cluster, decode, name);
 }
 
 // Act-order: out [M, K] = x [:, perm], PDL-launched ahead of the decode kernel or the GEMM (both

@@ -59,6 +59,7 @@ struct W4A16DecodeArgs {
   int64_t counters_len;
   int splits, warps, pdl;
   int rows;  // 8-row blocks of x a block takes: 0 = the rule (2 for M > 8), 1 or 2
+  int no_cluster;  // 1: K slices always added through ws (0: in thread-block clusters when they are all resident at once)
 };
 
 // The shapes the decode kernel takes (the binding checks it; w4a16.py decode_applies mirrors it):

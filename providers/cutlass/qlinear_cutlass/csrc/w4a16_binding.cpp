@@ -17,8 +17,8 @@ void w4a16_mm(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor
 // The decode kernel (M <= 16) on the same weight (mixed_input_decode).
 void w4a16_decode(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor scale, c10::optional<torch::Tensor> zero,
                   c10::optional<torch::Tensor> bias, torch::Tensor ws, torch::Tensor counters, int64_t group, int64_t splits,
-                  int64_t warps, bool pdl, int64_t rows) {
-  qlc::mixed_input_decode(out, x, w, scale, zero, bias, ws, counters, group, splits, warps, pdl, rows, 4, qlc::w4a16_decode,
+                  int64_t warps, bool pdl, int64_t rows, bool cluster) {
+  qlc::mixed_input_decode(out, x, w, scale, zero, bias, ws, counters, group, splits, warps, pdl, rows, cluster, 4, qlc::w4a16_decode,
                           "w4a16_decode");
 }
 

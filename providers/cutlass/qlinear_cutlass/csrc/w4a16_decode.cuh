@@ -23,8 +23,12 @@
 // chunks (ROWS = 2 for M 9..16: each atom decoded once feeds two mmas, one per 8 rows of x, where two
 // 8-row blocks per column tile decoded every weight twice); its warps take the slice's chunks
 // round-robin and add their sums in shared memory in warp order; K slices (split-K, as many as fill
-// one wave) are added by the last block of the tile in slice order. Deterministic: the same bits on
-// every call.
+// one wave) are added in slice order: through distributed shared memory when the tile's slices run as
+// one thread-block cluster (2-8 slices, every cluster resident at once), else through a workspace plane
+// per slice that the tile's last block adds. Both sum the same values in the same order: deterministic,
+// and the same bits either way. The cluster path saves the workspace's global round trips (store,
+// fence, counter atomic, reload): 1-2 us a layer where split-K is taken (H200, docs/gpu-results.md,
+// fifteenth lease).
 //
 // Launched as a programmatic dependent (PDL, sm_90): the first chunk's weights and scales are loaded
 // before griddepcontrol.wait, activations read and outputs written after it, so at decode sizes (a
@@ -35,6 +39,7 @@
 
 #include <cstdint>
 
+#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -133,19 +138,29 @@ __device__ __forceinline__ void allow_dependent_launch() {
 #endif
 }
 
-// `kern<<<grid, block, smem, stream>>>(args...)`, as a programmatic dependent of the previous kernel when `pdl`.
+// `kern<<<grid, block, smem, stream>>>(args...)`, as a programmatic dependent of the previous kernel when
+// `pdl`, in clusters of `cluster_y` blocks along y when it is above 1.
 template <typename... Args>
-cudaError_t launch_pdl(void (*kern)(Args...), dim3 grid, dim3 block, int smem, cudaStream_t stream, bool pdl, Args... args) {
+cudaError_t launch_pdl(void (*kern)(Args...), dim3 grid, dim3 block, int smem, cudaStream_t stream, bool pdl, int cluster_y,
+                       Args... args) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchAttribute attr[2];
+  int n = 0;
+  if (pdl) {
+    attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[n++].val.programmaticStreamSerializationAllowed = 1;
+  }
+  if (cluster_y > 1) {
+    attr[n].id = cudaLaunchAttributeClusterDimension;
+    attr[n].val.clusterDim.x = 1, attr[n].val.clusterDim.y = cluster_y, attr[n].val.clusterDim.z = 1;
+    ++n;
+  }
   cfg.attrs = attr;
-  cfg.numAttrs = pdl ? 1 : 0;
+  cfg.numAttrs = n;
   return cudaLaunchKernelEx(&cfg, kern, args...);
 }
 
@@ -164,11 +179,13 @@ struct Params {
   int row_blocks;    // blocks along M (8 ROWS rows each): 1, or 2 for M 9..16 with ROWS = 1
   int slice_chunks;  // chunks of a K slice
   int splits;
+  int cluster;       // 1: a tile's K slices are one thread-block cluster, added through distributed shared memory
 };
 
 // The end of a block: each warp's fp32 sums acc[r][j][i] (the mma C fragment: output column n0 + 16 j +
-// g (+8 for i >= 2), row row0 + 8 r + 2 t + i % 2) to shared memory, added in warp order; then, split-K, a plane
-// per K slice in ws, added by the tile's last block in slice order; bias, rounding, store. Deterministic.
+// g (+8 for i >= 2), row row0 + 8 r + 2 t + i % 2) to shared memory, added in warp order; then, split-K, the
+// K slices added in slice order (in the cluster's shared memory, or a plane per slice in ws added by the
+// tile's last block); bias, rounding, store. Deterministic.
 template <typename T, int WARPS, int ROWS>
 __device__ __forceinline__ void block_finish(const Params& p, const float (&acc)[ROWS][kAtoms][4]) {
   using Tr = Traits<T>;
@@ -195,6 +212,25 @@ __device__ __forceinline__ void block_finish(const Params& p, const float (&acc)
   }
   const T* bias = static_cast<const T*>(p.bias);
   T* out = static_cast<T*>(p.out);
+  if (p.splits > 1 && p.cluster) {
+    // The tile's K slices are one cluster (rank = slice): once every slice's sums are in its shared
+    // memory, each block adds its share of the tile's outputs from all of them in slice order (the sum
+    // and order of the workspace path below, so the same bits) and stores it; no global round trips.
+    namespace cg = cooperative_groups;
+    cg::cluster_group cluster = cg::this_cluster();
+    cluster.sync();
+    const int total = rows * kTileN, share = (total + p.splits - 1) / p.splits;
+    const int lo = blockIdx.y * share, hi = min(lo + share, total);
+    for (int i = lo + threadIdx.x; i < hi; i += WARPS * 32) {
+      float v = 0.f;
+      for (int sl = 0; sl < p.splits; ++sl) v += cluster.map_shared_rank(red, sl)[i];
+      const int col = n0 + i % kTileN;
+      if (bias) v += Tr::to_float(reinterpret_cast<const unsigned short*>(bias)[col]);
+      out[(size_t)(row0 + i / kTileN) * p.ldd + col] = Tr::from_float(v);
+    }
+    cluster.sync();  // no block leaves while another may still read its sums
+    return;
+  }
   if (p.splits > 1) {  // K slices: a plane each in ws, the tile's last block adds them in slice order
     const size_t plane = (size_t)p.m * p.n;
     __syncthreads();
@@ -418,6 +454,33 @@ cudaError_t resident_blocks(int device, int threads, int sm_count, int& resident
   return cudaSuccess;
 }
 
+// Clusters of `slices` blocks along y of `Kern` resident on the current device at once, once per (device, slices).
+template <auto Kern>
+cudaError_t resident_clusters(int device, int threads, int slices, int& resident) {
+  static int cached[64][9] = {};
+  if (device >= 0 && device < 64 && slices <= 8 && cached[device][slices]) {
+    resident = cached[device][slices] - 1;
+    return cudaSuccess;
+  }
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(1, slices);
+  cfg.blockDim = dim3(threads);
+  cudaLaunchAttribute attr;
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = 1, attr.val.clusterDim.y = slices, attr.val.clusterDim.z = 1;
+  cfg.attrs = &attr;
+  cfg.numAttrs = 1;
+  const cudaError_t e = cudaOccupancyMaxActiveClusters(&resident, Kern, &cfg);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return e;
+  }
+  if (device >= 0 && device < 64 && slices <= 8) cached[device][slices] = resident + 1;
+  return cudaSuccess;
+}
+
+constexpr int kMaxClusterSlices = 8;  // the portable cluster size
+
 // K slices: as many as fill one wave of resident blocks (at most one per chunk, at most the planes the
 // workspace holds), then evened out so no slice is empty.
 inline void choose_splits(Params& p, int resident, int want, int64_t ws_floats, int chunk_blocks) {
@@ -438,7 +501,19 @@ char const* launch_kernel(Params p, W4A16DecodeArgs const& a, cudaStream_t strea
   if (resident_blocks<Kern>(a.gemm.device, WARPS * 32, a.gemm.sm_count, resident) != cudaSuccess)
     return "the occupancy query of the decode kernel failed";
   choose_splits(p, resident, a.splits, a.ws_floats, CH);
-  const cudaError_t e = launch_pdl(Kern, dim3(p.n / kTileN * p.row_blocks, p.splits), dim3(WARPS * 32), 0, stream, a.pdl != 0, p);
+  const dim3 grid(p.n / kTileN * p.row_blocks, p.splits);
+  // A cluster's blocks share a GPC, so fewer blocks may be resident in clusters than alone: clusters
+  // only when every tile's cluster is resident at once (measured: 4-block clusters over 256 blocks at
+  // two an SM, a second partial wave, cost 1.4-1.5x the workspace path).
+  int clusters = 0;
+  p.cluster = !a.no_cluster && p.splits > 1 && p.splits <= kMaxClusterSlices &&
+              resident_clusters<Kern>(a.gemm.device, WARPS * 32, p.splits, clusters) == cudaSuccess && clusters >= (int)grid.x;
+  cudaError_t e = launch_pdl(Kern, grid, dim3(WARPS * 32), 0, stream, a.pdl != 0, p.cluster ? p.splits : 1, p);
+  if (e != cudaSuccess && p.cluster) {  // clusters refused (e.g. a GPU partition without them): the workspace path
+    (void)cudaGetLastError();
+    p.cluster = 0;
+    e = launch_pdl(Kern, grid, dim3(WARPS * 32), 0, stream, a.pdl != 0, 1, p);
+  }
   if (e == cudaSuccess) return nullptr;
   (void)cudaGetLastError();  // raised as our error, not left for torch's next launch check
   return "the decode kernel's launch failed";

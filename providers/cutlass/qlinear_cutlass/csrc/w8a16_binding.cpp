@@ -17,9 +17,9 @@ void w8a16_mm(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor
 // The decode kernel (M <= 16) on the same int8 weight (mixed_input_decode).
 void w8a16_decode(torch::Tensor out, torch::Tensor x, torch::Tensor w, torch::Tensor scale, c10::optional<torch::Tensor> zero,
                   c10::optional<torch::Tensor> bias, torch::Tensor ws, torch::Tensor counters, int64_t group, int64_t splits,
-                  int64_t warps, bool pdl, int64_t rows) {
+                  int64_t warps, bool pdl, int64_t rows, bool cluster) {
   TORCH_CHECK(!zero, "zero: the W8A16 decode kernel takes symmetric (uint8b128) codes only");
-  qlc::mixed_input_decode(out, x, w, scale, zero, bias, ws, counters, group, splits, warps, pdl, rows, 8, qlc::w8a16_decode,
+  qlc::mixed_input_decode(out, x, w, scale, zero, bias, ws, counters, group, splits, warps, pdl, rows, cluster, 8, qlc::w8a16_decode,
                           "w8a16_decode");
 }
 

@@ -186,6 +186,9 @@ def test_cpu_layer_on_a_gpu_platform_gets_a_cpu_kernel(preset, linear):
     with qlinear.simulate_platform(preset):
         q = QuantLinear.from_linear(linear, "w4a16-g128")
         assert q.selection.platform.kind == "cpu"
+        # ... chosen for this machine's real CPU, not the simulated one (its AMX Xeon flags picked an
+        # AMX kernel on an AMD host, which failed at load)
+        assert q.selection.platform.cpu_flags == qlinear.platform.detect_platform().cpu_flags
         y = q(_x())
     assert torch.isfinite(y).all() and y.shape == (4, N)
     assert q.kernel.backend not in ("triton", "marlin", "fbgemm", "flashinfer"), q.kernel.full_name()

@@ -108,9 +108,13 @@ def platform_for_device(plat: Platform, device: torch.device | str | None) -> Pl
     dev = torch.device(device)
     if dev.type == plat.device_type or dev.type not in ("cpu", "cuda", "xpu"):  # e.g. meta: not placed yet
         return plat
-    if dev.type == "cpu":
-        return dataclasses.replace(plat, kind="cpu", capability=None, device_name="")
     from .platform import current_platform, detect_platform
+
+    if dev.type == "cpu":
+        # the layer's tensors run on this machine's CPU: its real flags, not a simulated machine's
+        # (a simulated sm90 lists an AMX Xeon; built on an AMD host, the AMX kernel failed at load)
+        cpu = detect_platform() if plat.simulated else plat
+        return dataclasses.replace(cpu, kind="cpu", capability=None, device_name="")
 
     real = detect_platform() if current_platform().simulated else current_platform()
     return real if dev.type == real.device_type else plat

@@ -6,8 +6,12 @@ Facts about zentorch 2.13.0.2 this relies on (checked by tests/providers/zentorc
   *, is_weight_prepacked)``; output in the input's dtype.
 - a per-tensor scale of shape [1] is NOT broadcast: it silently yields garbage/NaN, so it is
   expanded to [N] here; any other scale shape is refused with an error naming ``weight_scale``.
-- float16 input silently yields garbage; float16 activations are widened to float32 (exact) and
-  the output narrowed back. bfloat16 and float32 run natively.
+- float16 input silently yields garbage (Intel Xeon with QLINEAR_ZENTORCH_ANY_CPU=1) or raises (AMD
+  EPYC without AVX512-FP16); float16 activations are widened to float32 (exact) and the output
+  narrowed back. bfloat16 and float32 run natively.
+- a row holding NaN / inf comes out finite (AMD EPYC: the op's per-token quantization does not carry
+  it), so such rows are made NaN here (``propagate_non_finite``: one fp64 row sum of x); M = 0 fails
+  inside the op (a null pointer), so an empty batch returns an empty output without calling it.
 - the prepacked weight (``zentorch_weight_prepack_for_dynamic_qlinear`` + ``is_weight_prepacked``)
   gave WRONG results for bf16 activations with K > 2048 in a process that had used other weights
   (relative error 3 at K=2304, 5 at K=4096; Intel Xeon
@@ -20,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from qlinear.config import Int8ScaledMMLinearLayerConfig
-from qlinear.kernel import Int8ScaledMMLinearKernel
+from qlinear.kernel import Int8ScaledMMLinearKernel, propagate_non_finite
 
 from . import gate, weight_cache
 
@@ -73,13 +77,16 @@ class ZentorchInt8ScaledMMLinearKernel(Int8ScaledMMLinearKernel):
             raise ValueError(f"{s_name}: expected contiguous float32 [{n}] after process_weights_after_loading, "
                              f"got {s.dtype} {tuple(s.shape)}")
         lead = x.shape[:-1]
+        out_dtype = self.config.out_dtype or x.dtype
         x2 = x.reshape(-1, k)
-        if x2.dtype == torch.float16:  # zentorch's fp16 path returns garbage; fp32 is exact for fp16 values
+        if x2.shape[0] == 0:  # the op fails on an empty batch
+            return torch.empty(*lead, n, dtype=out_dtype, device=x.device)
+        if x2.dtype == torch.float16:  # zentorch's fp16 path is wrong or refused; fp32 is exact for fp16 values
             x2 = x2.float()
         x2 = x2.contiguous()
         b = None if bias is None else bias.to(x2.dtype)
         out = gate.op("zentorch_dynamic_qlinear")(x2, w, s, b, is_weight_prepacked=False)
-        out_dtype = self.config.out_dtype or x.dtype
+        out = propagate_non_finite(x2, out)  # the op's quantization turns a NaN / inf row finite
         return out.to(out_dtype).reshape(*lead, n)
 
 

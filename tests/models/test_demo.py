@@ -65,3 +65,13 @@ def test_decode_loop_compiled_step_matches():
     ref, _ = demo.decode_loop(model, ids, 4, graph=False, reps=1)
     seq, _ = demo.decode_loop(model, ids, 4, graph=False, compile_step=True, reps=1)
     assert torch.equal(seq, ref), (seq, ref)
+
+
+def test_rates_that_did_not_separate_print_as_not_measured():
+    """generate() returns NaN tokens/s when the best n-token run is not slower than the best 1-token run
+    (a busy machine printed 2.3e10 tokens/s from one noisy pair); the table says n/a, not nan or a ratio."""
+    from qlinear.models import demo
+
+    nan = float("nan")
+    assert demo._rate(nan) == "n/a" and demo._rate(16.25) == "16.2"
+    assert demo._speedup(nan, 16.0) == "n/a" and demo._speedup(20.0, nan) == "n/a" and demo._speedup(20.0, 16.0) == "1.25x"

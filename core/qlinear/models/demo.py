@@ -59,9 +59,20 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def generate(model, ids: torch.Tensor, new: int, static_cache: bool) -> tuple[torch.Tensor, float]:
+def _rate(tps: float) -> str:
+    """tokens/s as printed: 'n/a' where the timing did not separate (``generate``)."""
+    return "n/a" if tps != tps else f"{tps:.1f}"
+
+
+def _speedup(tps: float, ref: float) -> str:
+    return "n/a" if tps != tps or ref != ref else f"{tps / ref:.2f}x"
+
+
+def generate(model, ids: torch.Tensor, new: int, static_cache: bool, reps: int = 3) -> tuple[torch.Tensor, float]:
     """Greedy ``new`` tokens; returns (full sequence, decode tokens/s). Decode time is the time
-    for ``new`` tokens minus the time for one (prefill + first token)."""
+    for ``new`` tokens minus the time for one (prefill + first token), each the best of ``reps`` runs
+    (a single pair on a busy machine gave one token taking longer than ``new``: billions of tokens/s);
+    NaN when even the best runs do not separate (the caller prints it as not measured)."""
     kw = dict(do_sample=False, eos_token_id=None, pad_token_id=0)
     if static_cache:
         kw["cache_implementation"] = "static"
@@ -80,9 +91,12 @@ def generate(model, ids: torch.Tensor, new: int, static_cache: bool) -> tuple[to
         run(new)      # is prefill only, eager, and does not disturb the compiled step)
     else:
         run(2)  # warm up (kernel JIT, caches)
-    _, t1 = run(1)
-    out, tn = run(new)
-    return out, (new - 1) / max(tn - t1, 1e-9)
+    t1 = min(run(1)[1] for _ in range(max(1, reps)))
+    tn = float("inf")
+    for _ in range(max(1, reps)):
+        out, t = run(new)
+        tn = min(tn, t)
+    return out, (new - 1) / (tn - t1) if tn > t1 else float("nan")
 
 
 def decode_loop(model, ids: torch.Tensor, new: int, *, graph: bool, compile_step: bool = False,
@@ -276,17 +290,17 @@ def _run(args) -> int:
     seq, tps_ref = _generate(model, ids, args, report)
     with torch.no_grad():
         ref_logits = model(seq).logits.float()
-    print(f"bf16: {nparams / 1e6:.1f}M parameters, {tps_ref:.1f} tokens/s")
+    print(f"bf16: {nparams / 1e6:.1f}M parameters, {_rate(tps_ref)} tokens/s")
     _report_profile("bf16", report, tps_ref, results)
-    rows = [("bf16", "torch F.linear", f"{tps_ref:.1f}", "1.00x", "100.0%", "0")]
+    rows = [("bf16", "torch F.linear", _rate(tps_ref), "1.00x", "100.0%", "0")]
     if args.fuse:  # what fusing alone gives, so the quantized rows' gain is not mistaken for quantization's
         fuse_projections(model)
         report = {}
         _, tps = _generate(model, ids, args, report)
         top1, diff = agreement(model, seq, ref_logits, 0)
-        print(f"bf16 fused: {tps:.1f} tokens/s")
+        print(f"bf16 fused: {_rate(tps)} tokens/s")
         _report_profile("bf16 fused", report, tps, results)
-        rows.append(("bf16 fused", "torch F.linear", f"{tps:.1f}", f"{tps / tps_ref:.2f}x", f"{100 * top1:.1f}%",
+        rows.append(("bf16 fused", "torch F.linear", _rate(tps), _speedup(tps, tps_ref), f"{100 * top1:.1f}%",
                      f"{diff:.3g}"))
     del model
     gc.collect()
@@ -334,8 +348,8 @@ def _run(args) -> int:
         kern = kernels_by_type(model)
         print(f"{scheme}: {kern}  (prepared in {prep:.1f}s{note})")
         _report_profile(scheme, report, tps, results)
-        rows.append((scheme, kern.split(":")[0] + ("" if kern.count(":") == 1 else " (+more)"), f"{tps:.1f}",
-                     f"{tps / tps_ref:.2f}x", f"{100 * top1:.1f}%", f"{diff:.3g}"))
+        rows.append((scheme, kern.split(":")[0] + ("" if kern.count(":") == 1 else " (+more)"), _rate(tps),
+                     _speedup(tps, tps_ref), f"{100 * top1:.1f}%", f"{diff:.3g}"))
         del model
         gc.collect()
         if device.type == "cuda":

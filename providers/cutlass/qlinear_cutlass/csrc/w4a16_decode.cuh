@@ -138,6 +138,14 @@ __device__ __forceinline__ void allow_dependent_launch() {
 #endif
 }
 
+// The launch attribute of clusters of `y` blocks along y.
+inline cudaLaunchAttribute cluster_along_y(int y) {
+  cudaLaunchAttribute attr;
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = 1, attr.val.clusterDim.y = y, attr.val.clusterDim.z = 1;
+  return attr;
+}
+
 // `kern<<<grid, block, smem, stream>>>(args...)`, as a programmatic dependent of the previous kernel when
 // `pdl`, in clusters of `cluster_y` blocks along y when it is above 1.
 template <typename... Args>
@@ -154,11 +162,7 @@ cudaError_t launch_pdl(void (*kern)(Args...), dim3 grid, dim3 block, int smem, c
     attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[n++].val.programmaticStreamSerializationAllowed = 1;
   }
-  if (cluster_y > 1) {
-    attr[n].id = cudaLaunchAttributeClusterDimension;
-    attr[n].val.clusterDim.x = 1, attr[n].val.clusterDim.y = cluster_y, attr[n].val.clusterDim.z = 1;
-    ++n;
-  }
+  if (cluster_y > 1) attr[n++] = cluster_along_y(cluster_y);
   cfg.attrs = attr;
   cfg.numAttrs = n;
   return cudaLaunchKernelEx(&cfg, kern, args...);
@@ -212,6 +216,11 @@ __device__ __forceinline__ void block_finish(const Params& p, const float (&acc)
   }
   const T* bias = static_cast<const T*>(p.bias);
   T* out = static_cast<T*>(p.out);
+  auto store = [&](int i, float v) {  // output i of the tile (row i / kTileN): bias, rounding, store
+    const int col = n0 + i % kTileN;
+    if (bias) v += Tr::to_float(reinterpret_cast<const unsigned short*>(bias)[col]);
+    out[(size_t)(row0 + i / kTileN) * p.ldd + col] = Tr::from_float(v);
+  };
   if (p.splits > 1 && p.cluster) {
     // The tile's K slices are one cluster (rank = slice): once every slice's sums are in its shared
     // memory, each block adds its share of the tile's outputs from all of them in slice order (the sum
@@ -224,9 +233,7 @@ __device__ __forceinline__ void block_finish(const Params& p, const float (&acc)
     for (int i = lo + threadIdx.x; i < hi; i += WARPS * 32) {
       float v = 0.f;
       for (int sl = 0; sl < p.splits; ++sl) v += cluster.map_shared_rank(red, sl)[i];
-      const int col = n0 + i % kTileN;
-      if (bias) v += Tr::to_float(reinterpret_cast<const unsigned short*>(bias)[col]);
-      out[(size_t)(row0 + i / kTileN) * p.ldd + col] = Tr::from_float(v);
+      store(i, v);
     }
     cluster.sync();  // no block leaves while another may still read its sums
     return;
@@ -251,12 +258,7 @@ __device__ __forceinline__ void block_finish(const Params& p, const float (&acc)
     if (threadIdx.x == 0) p.counters[blockIdx.x] = 0;
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < rows * kTileN; i += WARPS * 32) {
-    const int r = i / kTileN, col = n0 + i % kTileN;
-    float v = red[i];
-    if (bias) v += Tr::to_float(reinterpret_cast<const unsigned short*>(bias)[col]);
-    out[(size_t)(row0 + r) * p.ldd + col] = Tr::from_float(v);
-  }
+  for (int i = threadIdx.x; i < rows * kTileN; i += WARPS * 32) store(i, red[i]);
 }
 
 // Scale-group handling, fixed per instantiation: FOLD = k blocks between folds, 8 when every group is
@@ -465,9 +467,7 @@ cudaError_t resident_clusters(int device, int threads, int slices, int& resident
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(1, slices);
   cfg.blockDim = dim3(threads);
-  cudaLaunchAttribute attr;
-  attr.id = cudaLaunchAttributeClusterDimension;
-  attr.val.clusterDim.x = 1, attr.val.clusterDim.y = slices, attr.val.clusterDim.z = 1;
+  cudaLaunchAttribute attr = cluster_along_y(slices);
   cfg.attrs = &attr;
   cfg.numAttrs = 1;
   const cudaError_t e = cudaOccupancyMaxActiveClusters(&resident, Kern, &cfg);

@@ -185,6 +185,26 @@ def test_decode_variant_library_builds_with_its_entry_points(monkeypatch, tmp_pa
     assert " qlc_w4a16_run" in syms and " qlc_w4a16_workspace" in syms
 
 
+def test_stream_floor_program_builds(tmp_path):
+    """tools/cutlass_tiles/stream_floor.cu (the memory floor of decode-size layers: a read-only streaming
+    kernel and the decode kernels' load pattern alone, timed in CUDA graphs) compiles for sm_90a with nvcc
+    alone and links to a program."""
+    import subprocess
+
+    pytest.importorskip("qlinear_cutlass")
+    from qlinear.cuda_jit import find_nvcc
+    from qlinear_cutlass.build import GENCODE
+
+    nvcc = find_nvcc()
+    if nvcc is None:
+        pytest.skip("nvcc not found")
+    exe = tmp_path / "stream_floor"
+    r = subprocess.run([nvcc, "-O3", "-std=c++17", GENCODE, str(ROOT / "tools" / "cutlass_tiles" / "stream_floor.cu"), "-o", str(exe)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert exe.stat().st_size > 0
+
+
 def test_gather_library_builds_with_its_entry_points(monkeypatch, tmp_path):
     """tools/cutlass_w4a16_gather_bench.py --build: the provider's act-order gathers as one standalone
     library (nvcc only) exporting what --lib calls."""

@@ -1,5 +1,5 @@
 """The cutlass provider's act-order gathers (x's columns in the weight's sorted K order, once per call:
-``csrc/act_order_gather.cuh`` launch_gather, a thread per element or a block per row staged in shared
+``csrc/act_order_gather.cuh`` launch_gather, a thread per element or blocks per row staged in shared
 memory, ``configs.W4A16_GATHER_STAGED_MIN_M`` picks) and ``torch.index_select`` along K, on the
 Llama-3-8B K (4096, 14336) and a long one past the default 48 KB of shared memory (28672), CUDA-graph µs
 per call over rotated inputs; every output checked equal to ``x[:, perm]`` first (a gather moves bits:

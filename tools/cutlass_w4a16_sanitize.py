@@ -73,14 +73,14 @@ for c in [] if GATHER_ONLY else CASES + [MPLinearLayerConfig((1024, 256), (1024,
                       cluster)
             torch.cuda.synchronize()
             assert torch.isfinite(out).all() and not cnt.any(), (c, m, splits, warps)
-# the act-order gathers (csrc/act_order_gather.cuh): per element and a block per row, rows up to 56 KB
+# the act-order gathers (csrc/act_order_gather.cuh): per element and blocks per row, rows up to 56 KB
 from qlinear_cutlass.build import load  # noqa: E402
 from qlinear_cutlass.w4a16_layout import gather_index  # noqa: E402
 
 ext = load("w4a16-bf16")
 for k in (512, 28672):
     perm = torch.randperm(k, device="cuda")
-    for m in (1, 33):
+    for m in (1, 33, 300):  # 33: a row's output split over blocks (K = 28672); 300: the kernel without indices ahead
         wide = torch.randn(m, k + 72, device="cuda", dtype=torch.bfloat16)
         for x in (wide[:, 64:64 + k], wide[:, 1:1 + k]):
             for staged in (False, True):

@@ -118,11 +118,12 @@ def float_decode_max_m(n: int, k: int, bits: int) -> int:
     return w4a16_decode_max_m(n, k, bits)
 
 
-# Act-order: from this many rows x's columns are gathered a block per row staged in shared memory
+# Act-order: from this many rows x's columns are gathered by blocks per row staged in shared memory
 # (csrc/act_order_gather.cuh gather_rows_kernel), below a thread per element. H200, graph us per gather
-# (twelfth lease, tools.cutlass_w4a16_gather_bench; per element / staged / index_select): K=4096 M=64
-# 2.2 / 1.9 / 4.9, M=256 6.1 / 3.8 / 6.5, M=2048 41.1 / 11.7 / 27.8; K=14336 M=64 6.9 / 4.5 / 7.2,
-# M=256 23.9 / 10.1 / 23.8, M=2048 182.7 / 37.2 / 171.9; at M=16 the per-element kernel 1.2 / 2.7.
+# (sixteenth lease, tools.cutlass_w4a16_gather_bench; per element / staged / index_select): K=4096 M=64
+# 2.2 / 1.7 / 4.9, M=256 6.0 / 3.0 / 6.5, M=1024 21.0 / 5.7 / 15.9; K=14336 M=16 2.6 / 2.0 / 5.1, M=64
+# 6.5 / 3.1 / 7.0, M=256 22.7 / 7.4 / 23.8. In the decode step at M=16 the staged kernel was no faster
+# (act-order step 568 against 562 us with the per-element one, which overlaps the decode kernel through PDL).
 W4A16_GATHER_STAGED_MIN_M = 32
 
 

@@ -139,7 +139,7 @@ class CutlassW4A16LinearKernel(CutlassKernelMixin, MPLinearKernel):
     def _gather(self, x2, layer):
         """Act-order: x's columns in the weight's sorted K order through our kernels (csrc/act_order_gather.cuh,
         PDL-launched: at decode sizes the decode kernel's first weight loads overlap the gather): a thread
-        per element for few rows, a block per row staged in shared memory from
+        per element for few rows, blocks per row staged in shared memory from
         configs.W4A16_GATHER_STAGED_MIN_M rows; index_select only past K = 65536 (int64 indices)."""
         perm = getattr(layer, self.w_gidx_name)
         if perm.dtype != torch.int16:

@@ -111,9 +111,10 @@ def test_strided_rows_and_leading_dims():
 @pytest.mark.parametrize("dt", (BF, FP), ids=("bf16", "fp16"))
 @pytest.mark.parametrize("k", (512, 14336, 28672, 40000))  # 28672 / 40000: a row past 48 KB (the opt-in), K > 32767
 def test_act_order_gathers_equal_index_select(k, dt):
-    """Both gathers (csrc/act_order_gather.cuh: a thread per element, a block per row staged in shared
+    """Both gathers (csrc/act_order_gather.cuh: a thread per element, blocks per row staged in shared
     memory) move x[:, perm] exactly: contiguous and strided rows, an x the staged kernel cannot take
-    (not 16-byte aligned: the per-element kernel runs instead), M 1 / 33 / 300."""
+    (not 16-byte aligned: the per-element kernel runs instead), M 1 / 33 / 64 (a row split over 7 / 4
+    blocks from K = 14336), 256 (one block a row, the indices read a batch ahead) and 257 / 300 (without)."""
     from qlinear_cutlass.build import load
     from qlinear_cutlass.w4a16_layout import gather_index
 
@@ -121,7 +122,7 @@ def test_act_order_gathers_equal_index_select(k, dt):
     gen = torch.Generator(device="cuda").manual_seed(k)
     perm = torch.randperm(k, device="cuda", generator=gen)
     index = gather_index(perm)
-    for m in (1, 33, 300):
+    for m in (1, 33, 64, 256, 257, 300):
         wide = torch.randn(m, k + 72, device="cuda", dtype=dt, generator=gen)
         for x in (wide[:, :k].contiguous(), wide[:, 64:64 + k], wide[:, 1:1 + k]):  # contiguous, strided, misaligned
             ref = x[:, perm]

@@ -86,7 +86,7 @@ char const* mxfp8_decode(W4A16DecodeArgs const& a, cudaStream_t stream);  // (th
 
 // Act-order ahead of the decode kernel or the GEMM: out [M, K] (contiguous) = x [M, K] (row stride lda)
 // with its columns in the weight's sorted order, out[r][i] = x[r][perm[i]] (perm: K <= 65536 uint16);
-// PDL-launched like the decode kernel. staged: a block per row through shared memory (many rows) instead
+// PDL-launched like the decode kernel. staged: blocks per row through shared memory (many rows) instead
 // of a thread per element (few rows), where x, out and perm allow 16-byte copies.
 struct W4A16GatherArgs {
   void* out;

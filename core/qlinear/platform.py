@@ -180,7 +180,7 @@ def current_platform() -> Platform:
 _ZEN5 = dict(cpu_vendor="AuthenticAMD", cpu_model="AMD EPYC (Zen 5, simulated)", zen_generation=5,
              cpu_flags=frozenset({"avx2", "avx512f", "avx512_bf16", "avx512_vnni"}))
 _INTEL = dict(cpu_vendor="GenuineIntel", cpu_model="Intel Xeon (simulated)", zen_generation=None,
-              cpu_flags=frozenset({"avx2", "avx512f", "amx_tile", "amx_bf16", "amx_int8"}))
+              cpu_flags=frozenset({"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8"}))
 
 PRESETS: dict[str, dict] = {
     "sm75": dict(kind="cuda", capability=75, device_name="NVIDIA T4", **_INTEL),
@@ -194,6 +194,9 @@ PRESETS: dict[str, dict] = {
     "xpu": dict(kind="xpu", capability=None, device_name="Intel Data Center GPU Max", **_INTEL),
     "zen5": dict(kind="cpu", **_ZEN5),
     "zen4": dict(kind="cpu", **{**_ZEN5, "zen_generation": 4, "cpu_model": "AMD EPYC (Zen 4, simulated)"}),
+    # AVX2 only (EPYC 7003): zentorch's kernels refuse it (qlinear_zentorch.gate)
+    "zen3": dict(kind="cpu", **{**_ZEN5, "zen_generation": 3, "cpu_model": "AMD EPYC (Zen 3, simulated)",
+                                "cpu_flags": frozenset({"avx2"})}),
     "cpu": dict(kind="cpu", **_INTEL),
 }
 

@@ -35,14 +35,25 @@ def missing_ops(names: tuple[str, ...]) -> list[str]:
     return out
 
 
+# zentorch 2.13's int8 (zentorch_dynamic_qlinear) and weight-only (zentorch_woq_linear) kernels need
+# AVX-512: on an AVX2-only AMD EPYC (Zen 3) the int8 op died with SIGILL (float32 and bfloat16 input)
+# or returned values off by 1e35, and the weight-only op returned NaN / 100 % error (tests/providers/
+# zentorch on such a CI host); on a Zen 4 / 5 EPYC both pass the conformance kit.
+AVX512_NEEDED = ("avx512f", "avx512_vnni", "avx512_bf16")
+
+
 def check_platform(p: Platform) -> Verdict:
     if not p.is_cpu():
         return False, f"zentorch kernels run on CPU tensors; this platform is {p.kind}"
+    what = p.cpu_model or p.cpu_vendor or "unknown CPU"
     if p.cpu_flags and "avx2" not in p.cpu_flags:  # ZenDNN's kernels need at least AVX2 (every Zen has it)
-        return False, f"CPU lacks AVX2 ({p.cpu_model or p.cpu_vendor or 'unknown CPU'})"
+        return False, f"CPU lacks AVX2 ({what})"
+    lacking = [f for f in AVX512_NEEDED if p.cpu_flags and f not in p.cpu_flags]
+    if lacking:
+        return False, (f"CPU lacks {', '.join(lacking)} ({what}): zentorch's int8 and weight-only kernels need AVX-512 "
+                       "(Zen 4 and newer); on an AVX2-only Zen 3 they crash or return garbage")
     if not p.is_zen():
         if not get_settings().zentorch_any_cpu:
-            what = p.cpu_model or p.cpu_vendor or "unknown CPU"
             return False, f"not an AMD Zen CPU ({what}); set QLINEAR_ZENTORCH_ANY_CPU=1 to allow"
     return True, None
 

@@ -47,6 +47,26 @@ __device__ __forceinline__ uint32_t ld_word(const uint32_t* p) {
   return v;
 }
 
+// The decode kernels' workspace split-K tail for a block of tile `tile` (of `tiles`), K slice `slice` (of
+// `slices`): threads 0-63 store `v` to the slice's plane, a fence, the tile's counter bumped; the tile's
+// last block adds the planes in slice order and stores, and zeroes the counter.
+__device__ void workspace_tail(float v, int tile, int tiles, int slice, int slices, uint32_t* out, float* ws, int* counters) {
+  __shared__ int is_last;
+  if (threadIdx.x < 64) __stcg(&ws[(size_t)slice * tiles * 64 + tile * 64 + threadIdx.x], v);
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) is_last = atomicAdd(&counters[tile], 1) == slices - 1;
+  __syncthreads();
+  if (!is_last) return;
+  __threadfence();
+  if (threadIdx.x < 64) {
+    float r = 0.f;
+    for (int sl = 0; sl < slices; ++sl) r += __ldcg(&ws[(size_t)sl * tiles * 64 + tile * 64 + threadIdx.x]);
+    out[tile * 64 + threadIdx.x] = __float_as_uint(r);
+  }
+  if (threadIdx.x == 0) counters[tile] = 0;
+}
+
 // Each block reads a contiguous share of the buffer (as a decode block reads its tile's K slice), in rounds
 // of kUnroll loads a thread; one word a block is written after griddepcontrol.wait.
 // `slices` > 1: the blocks are `slices` K slices of gridDim.x / slices column tiles, and each block ends as a
@@ -96,21 +116,8 @@ __global__ void __launch_bounds__(kThreads) stream_kernel(const uint4* __restric
     }
     return;
   }
-  const int tiles = gridDim.x / slices, tile = blockIdx.x % tiles, slice = blockIdx.x / tiles;
-  __shared__ int is_last;
-  if (threadIdx.x < 64) __stcg(&ws[(size_t)slice * tiles * 64 + tile * 64 + threadIdx.x], float(part[threadIdx.x % 8] & 0xff));
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) is_last = atomicAdd(&counters[tile], 1) == slices - 1;
-  __syncthreads();
-  if (!is_last) return;
-  __threadfence();
-  if (threadIdx.x < 64) {
-    float v = 0.f;
-    for (int sl = 0; sl < slices; ++sl) v += __ldcg(&ws[(size_t)sl * tiles * 64 + tile * 64 + threadIdx.x]);
-    out[tile * 64 + threadIdx.x] = __float_as_uint(v);
-  }
-  if (threadIdx.x == 0) counters[tile] = 0;
+  const int tiles = gridDim.x / slices;
+  workspace_tail(float(part[threadIdx.x % 8] & 0xff), blockIdx.x % tiles, tiles, blockIdx.x / tiles, slices, out, ws, counters);
 }
 
 // The decode kernels' own load pattern with nothing else: a block owns a 64-column tile (4 reorder atoms
@@ -160,20 +167,7 @@ __global__ void __launch_bounds__(WARPS * 32) pattern_kernel(const uint32_t* __r
     if (threadIdx.x < 64) out[((size_t)slice * tiles + tile) * 64 + threadIdx.x] = part[threadIdx.x % WARPS];
     return;
   }
-  __shared__ int is_last;
-  if (threadIdx.x < 64) __stcg(&ws[(size_t)slice * tiles * 64 + tile * 64 + threadIdx.x], float(part[threadIdx.x % WARPS] & 0xff));
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) is_last = atomicAdd(&counters[tile], 1) == slices - 1;
-  __syncthreads();
-  if (!is_last) return;
-  __threadfence();
-  if (threadIdx.x < 64) {
-    float r = 0.f;
-    for (int sl = 0; sl < slices; ++sl) r += __ldcg(&ws[(size_t)sl * tiles * 64 + tile * 64 + threadIdx.x]);
-    out[tile * 64 + threadIdx.x] = __float_as_uint(r);
-  }
-  if (threadIdx.x == 0) counters[tile] = 0;
+  workspace_tail(float(part[threadIdx.x % WARPS] & 0xff), tile, tiles, slice, slices, out, ws, counters);
 }
 
 static void launch(const uint4* src, size_t n_vec, uint32_t* out, int blocks, int cap, int slices, float* ws, int* counters,
@@ -189,6 +183,38 @@ static void launch(const uint4* src, size_t n_vec, uint32_t* out, int blocks, in
   cfg.attrs = &attr;
   cfg.numAttrs = pdl ? 1 : 0;
   CHECK(cudaLaunchKernelEx(&cfg, stream_kernel, src, n_vec, out, slices, ws, counters));
+}
+
+// Microseconds per call: `calls` launches (launch_call(c), c = 0 .. calls - 1) captured in one CUDA graph,
+// the median of 15 replays after 3 warm-up replays.
+template <class F>
+static float graph_us_per_call(cudaStream_t s, int calls, F launch_call) {
+  static cudaEvent_t e0 = nullptr, e1 = nullptr;
+  if (e0 == nullptr) {
+    CHECK(cudaEventCreate(&e0));
+    CHECK(cudaEventCreate(&e1));
+  }
+  cudaGraph_t g;
+  cudaGraphExec_t ge;
+  CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  for (int c = 0; c < calls; ++c) launch_call(c);
+  CHECK(cudaStreamEndCapture(s, &g));
+  CHECK(cudaGraphInstantiate(&ge, g, 0));
+  for (int w = 0; w < 3; ++w) CHECK(cudaGraphLaunch(ge, s));
+  std::vector<float> t;
+  for (int r = 0; r < 15; ++r) {
+    CHECK(cudaEventRecord(e0, s));
+    CHECK(cudaGraphLaunch(ge, s));
+    CHECK(cudaEventRecord(e1, s));
+    CHECK(cudaEventSynchronize(e1));
+    float ms = 0;
+    CHECK(cudaEventElapsedTime(&ms, e0, e1));
+    t.push_back(ms * 1000.f / calls);
+  }
+  std::sort(t.begin(), t.end());
+  CHECK(cudaGraphExecDestroy(ge));
+  CHECK(cudaGraphDestroy(g));
+  return t[t.size() / 2];
 }
 
 int main() {
@@ -210,9 +236,6 @@ int main() {
   CHECK(cudaFuncSetAttribute(stream_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kCapSmem));
   cudaStream_t s;
   CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-  cudaEvent_t e0, e1;
-  CHECK(cudaEventCreate(&e0));
-  CHECK(cudaEventCreate(&e1));
   std::printf("# %s, %d SMs; graph of 20 calls over rotated buffers, median of 15 replays\n", prop.name, sms);
   std::printf("%8s %7s %4s %6s %4s %9s %7s\n", "MB", "blocks", "cap", "slices", "pdl", "us/call", "TB/s");
   const double mbs[] = {4.2, 8.65, 13.0, 29.4, 60.6};
@@ -227,31 +250,13 @@ int main() {
     const int grids[][3] = {{sms, 0, 1},     {192, 0, 1}, {192, 2, 1}, {192, 2, 2}, {256, 0, 1}, {256, 2, 1},
                             {256, 0, 4},     {256, 2, 4}, {2 * sms, 0, 1}, {448, 0, 1}, {448, 2, 1}, {4 * sms, 0, 1},
                             {4 * sms, 2, 1}};
-    for (auto [blocks, cap, slices] : grids) {
+    for (const auto& grid : grids) {
+      const int blocks = grid[0], cap = grid[1], slices = grid[2];
       for (int pdl = 0; pdl < 2; ++pdl) {
-        cudaGraph_t g;
-        cudaGraphExec_t ge;
-        CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-        for (int c = 0; c < calls; ++c)
+        const float us = graph_us_per_call(s, calls, [&](int c) {
           launch(reinterpret_cast<const uint4*>(pool + size_t(c % copies) * bytes), bytes / 16, out, blocks, cap, slices, ws, counters, pdl, s);
-        CHECK(cudaStreamEndCapture(s, &g));
-        CHECK(cudaGraphInstantiate(&ge, g, 0));
-        for (int w = 0; w < 3; ++w) CHECK(cudaGraphLaunch(ge, s));
-        std::vector<float> t;
-        for (int r = 0; r < 15; ++r) {
-          CHECK(cudaEventRecord(e0, s));
-          CHECK(cudaGraphLaunch(ge, s));
-          CHECK(cudaEventRecord(e1, s));
-          CHECK(cudaEventSynchronize(e1));
-          float ms = 0;
-          CHECK(cudaEventElapsedTime(&ms, e0, e1));
-          t.push_back(ms * 1000.f / calls);
-        }
-        std::sort(t.begin(), t.end());
-        const float us = t[t.size() / 2];
+        });
         std::printf("%8.2f %7d %4d %6d %4d %9.2f %7.2f\n", bytes / 1e6, blocks, cap, slices, pdl, us, bytes / (us * 1e-6) / 1e12);
-        CHECK(cudaGraphExecDestroy(ge));
-        CHECK(cudaGraphDestroy(g));
       }
     }
   }
@@ -282,34 +287,14 @@ int main() {
         attr.val.programmaticStreamSerializationAllowed = 1;
         cfg.attrs = &attr;
         cfg.numAttrs = 1;
-        cudaGraph_t g;
-        cudaGraphExec_t ge;
-        CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-        for (int c = 0; c < calls; ++c) {
+        const float us = graph_us_per_call(s, calls, [&](int c) {
           const uint32_t* src = reinterpret_cast<const uint32_t*>(pool + size_t(c % copies) * bytes);
           if (sh.warps == 8)
             CHECK(cudaLaunchKernelEx(&cfg, pattern_kernel<8>, src, sh.n, sh.k, slice_chunks, tail, out, ws, counters));
           else
             CHECK(cudaLaunchKernelEx(&cfg, pattern_kernel<4>, src, sh.n, sh.k, slice_chunks, tail, out, ws, counters));
-        }
-        CHECK(cudaStreamEndCapture(s, &g));
-        CHECK(cudaGraphInstantiate(&ge, g, 0));
-        for (int w = 0; w < 3; ++w) CHECK(cudaGraphLaunch(ge, s));
-        std::vector<float> t;
-        for (int r = 0; r < 15; ++r) {
-          CHECK(cudaEventRecord(e0, s));
-          CHECK(cudaGraphLaunch(ge, s));
-          CHECK(cudaEventRecord(e1, s));
-          CHECK(cudaEventSynchronize(e1));
-          float ms = 0;
-          CHECK(cudaEventElapsedTime(&ms, e0, e1));
-          t.push_back(ms * 1000.f / calls);
-        }
-        std::sort(t.begin(), t.end());
-        const float us = t[t.size() / 2];
+        });
         std::printf("%8s %6d %6d %6d %6d %5d %9.2f %7.2f\n", sh.name, tiles, sh.slices, sh.warps, tail, cap, us, bytes / (us * 1e-6) / 1e12);
-        CHECK(cudaGraphExecDestroy(ge));
-        CHECK(cudaGraphDestroy(g));
       }
     }
   }

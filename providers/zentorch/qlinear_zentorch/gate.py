@@ -46,12 +46,13 @@ def check_platform(p: Platform) -> Verdict:
     if not p.is_cpu():
         return False, f"zentorch kernels run on CPU tensors; this platform is {p.kind}"
     what = p.cpu_model or p.cpu_vendor or "unknown CPU"
-    if p.cpu_flags and "avx2" not in p.cpu_flags:  # ZenDNN's kernels need at least AVX2 (every Zen has it)
-        return False, f"CPU lacks AVX2 ({what})"
-    lacking = [f for f in AVX512_NEEDED if p.cpu_flags and f not in p.cpu_flags]
-    if lacking:
-        return False, (f"CPU lacks {', '.join(lacking)} ({what}): zentorch's int8 and weight-only kernels need AVX-512 "
-                       "(Zen 4 and newer); on an AVX2-only Zen 3 they crash or return garbage")
+    if p.cpu_flags:  # checked when known
+        if "avx2" not in p.cpu_flags:  # ZenDNN's kernels need at least AVX2 (every Zen has it)
+            return False, f"CPU lacks AVX2 ({what})"
+        lacking = [f for f in AVX512_NEEDED if f not in p.cpu_flags]
+        if lacking:
+            return False, (f"CPU lacks {', '.join(lacking)} ({what}): zentorch's int8 and weight-only kernels need AVX-512 "
+                           "(Zen 4 and newer); on an AVX2-only Zen 3 they crash or return garbage")
     if not p.is_zen():
         if not get_settings().zentorch_any_cpu:
             return False, f"not an AMD Zen CPU ({what}); set QLINEAR_ZENTORCH_ANY_CPU=1 to allow"

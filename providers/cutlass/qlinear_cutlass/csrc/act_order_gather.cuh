@@ -71,14 +71,12 @@ __global__ void __launch_bounds__(kGatherRowThreads, kAhead ? 1 : 8)
   __syncthreads();
   const uint16_t* st = reinterpret_cast<const uint16_t*>(row);
   uint4* outr = out + (size_t)blockIdx.x * k8;
-  for (bool first = true; i0 < hi; i0 += kGatherBatch * kGatherRowThreads, first = false) {
+  for (; i0 < hi; i0 += kGatherBatch * kGatherRowThreads) {
     uint4 q[kGatherBatch];
-    if constexpr (!kAhead)
-      if (!first) load_indices(i0);
 #pragma unroll
     for (int u = 0; u < kGatherBatch; ++u) q[u] = p[u];
-    if constexpr (kAhead)
-      if (i0 + kGatherBatch * kGatherRowThreads < hi) load_indices(i0 + kGatherBatch * kGatherRowThreads);  // in flight meanwhile
+    const int next = i0 + kGatherBatch * kGatherRowThreads;
+    if (kAhead && next < hi) load_indices(next);  // the next batch in flight while this one is stored
 #pragma unroll
     for (int u = 0; u < kGatherBatch; ++u) {
       const int i = i0 + u * kGatherRowThreads;
@@ -89,6 +87,7 @@ __global__ void __launch_bounds__(kGatherRowThreads, kAhead ? 1 : 8)
       for (int j = 0; j < 4; ++j) w[j] = st[pw[j] & 0xFFFF] | (uint32_t)st[pw[j] >> 16] << 16;
       outr[i] = make_uint4(w[0], w[1], w[2], w[3]);
     }
+    if (!kAhead && next < hi) load_indices(next);
   }
 }
 
